@@ -1,0 +1,44 @@
+# Rescue station service. `make run` and `make test` work on a fresh machine:
+# both create .venv here (Python 3.11) and install the locked dependencies.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(BIN)/uv
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint fmt bench accuracy lock clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(UV) pip sync --python $(BIN)/python requirements.lock
+	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install locked dependencies
+
+run: $(STAMP)  ## serve the API on 127.0.0.1:8000 (SQLite + embedded S3 under ./var)
+	$(BIN)/rescue serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint  ## linters, then the whole suite on real PostgreSQL, Redis and S3
+	$(BIN)/python -m tests.preflight
+	$(BIN)/pytest
+
+lock: $(BIN)/python  ## re-resolve requirements.lock from pyproject.toml
+	$(BIN)/python -m pip install --quiet uv==0.13.8
+	$(UV) pip compile pyproject.toml --group dev --override overrides.txt \
+	  --generate-hashes --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

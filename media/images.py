@@ -1,0 +1,114 @@
+"""Image validation and decoding (Pillow).
+
+Uploads are identified from their bytes, never from the client's filename or
+Content-Type. Accepted: JPEG, PNG, WebP. Decoding applies the EXIF orientation
+so that face boxes refer to the upright picture a person sees.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+__all__ = [
+    "ACCEPTED_MEDIA_TYPES",
+    "ImageInfo",
+    "ImageRejected",
+    "decode_rgb",
+    "inspect_image",
+]
+
+#: Pillow format name -> (media type, file extension).
+ACCEPTED_MEDIA_TYPES: dict[str, tuple[str, str]] = {
+    "JPEG": ("image/jpeg", "jpg"),
+    "PNG": ("image/png", "png"),
+    "WEBP": ("image/webp", "webp"),
+}
+
+# Our own pixel limit (settings.upload.max_pixels) is checked before decoding;
+# Pillow's global guard stays on as a second line.
+Image.MAX_IMAGE_PIXELS = 200_000_000
+
+
+class ImageRejected(ValueError):
+    """The bytes are not an acceptable image. ``reason`` is one of
+    ``not_an_image``, ``unsupported_format``, ``corrupt``, ``too_many_pixels``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    media_type: str
+    extension: str
+    width: int  # pixels, after EXIF orientation
+    height: int
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as exc:
+        raise ImageRejected("not_an_image", "the file is not a recognisable image") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageRejected("too_many_pixels", str(exc)) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected("corrupt", f"the image data is damaged or truncated: {exc}") from exc
+    if image.format not in ACCEPTED_MEDIA_TYPES:
+        raise ImageRejected("unsupported_format", f"image format {image.format} is not accepted")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageRejected(
+            "too_many_pixels",
+            f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
+        )
+    return image
+
+
+def _load_upright(image: Image.Image) -> Image.Image:
+    try:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageRejected("corrupt", f"the image data is damaged or truncated: {exc}") from exc
+    return upright if upright is not None else image
+
+
+def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
+    """Identify and fully decode ``data`` to prove it is a whole, sane image.
+
+    Args:
+        data: the uploaded bytes.
+        max_pixels: largest accepted width × height (decompression-bomb guard).
+
+    Returns:
+        The sniffed media type, extension and upright size in pixels.
+
+    Raises:
+        ImageRejected: not an image, an unaccepted format, truncated/corrupt data,
+            or more than ``max_pixels`` pixels.
+    """
+    image = _open(data, max_pixels)
+    fmt = str(image.format)
+    upright = _load_upright(image)
+    media_type, extension = ACCEPTED_MEDIA_TYPES[fmt]
+    return ImageInfo(media_type, extension, upright.width, upright.height)
+
+
+def decode_rgb(data: bytes, *, max_pixels: int) -> np.ndarray:
+    """Decode to an upright RGB array of shape (height, width, 3), dtype uint8.
+
+    Raises:
+        ImageRejected: as :func:`inspect_image`.
+    """
+    upright = _load_upright(_open(data, max_pixels))
+    return np.asarray(upright.convert("RGB"))

@@ -1,0 +1,101 @@
+"""The Litestar application: ``create_app()`` wires routes, auth, errors and lifecycle."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, get
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from rescue.auth import auth_middleware
+from rescue.cases.controllers import CaseController
+from rescue.errors import exception_handlers
+from rescue.matching.controllers import CandidateController
+from rescue.notices.controllers import NoticeController
+from rescue.photos.controllers import PhotoController
+from rescue.settings import Settings, get_settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("rescue")
+
+
+@get("/health", include_in_schema=False)
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        from piccolo.engine.postgres import PostgresEngine
+
+        from rescue.cases.tables import Case
+        from rescue.runtime import get_store
+
+        engine = Case._meta.db
+        pooled = isinstance(engine, PostgresEngine) and settings.database.pool_max_size > 0
+        if pooled:
+            assert isinstance(engine, PostgresEngine)
+            await engine.start_connection_pool(max_size=settings.database.pool_max_size)  # type: ignore[call-arg]
+        get_store()  # fail fast if the object store is unreachable
+        worker = None
+        if settings.inprocess_worker:
+            worker = await _start_inprocess_worker()
+        try:
+            yield
+        finally:
+            if worker is not None:
+                worker.stop()
+            if pooled:
+                await engine.close_connection_pool()
+
+    return lifespan
+
+
+async def _start_inprocess_worker():  # type: ignore[no-untyped-def]
+    """Embedded mode: run the Dramatiq actors in this process and re-queue photos
+    left pending by a previous run."""
+    import anyio.to_thread
+    from dramatiq import Worker
+
+    from rescue.photos.services import pending_photo_ids
+    from workers.actors import process_photo
+    from workers.broker import broker
+
+    worker = Worker(broker, worker_threads=1)
+    worker.start()
+    for photo_id in await pending_photo_ids():
+        await anyio.to_thread.run_sync(process_photo.send, photo_id)
+    return worker
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    """Build the API. Routes under ``/api`` need a bearer token; docs at ``/schema``."""
+    settings = settings or get_settings()
+    return Litestar(
+        route_handlers=[
+            health,
+            CaseController,
+            NoticeController,
+            PhotoController,
+            CandidateController,
+        ],
+        middleware=[auth_middleware],
+        exception_handlers=exception_handlers,
+        lifespan=[_lifespan(settings)],
+        request_max_body_size=settings.upload.max_bytes * 2,
+        openapi_config=OpenAPIConfig(
+            title="Rescue station: intake, family search and reunion",
+            version="0.1.0",
+            path="/schema",
+            components=Components(
+                security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
+            ),
+            security=[{"BearerToken": []}],
+        ),
+        debug=settings.debug,
+    )

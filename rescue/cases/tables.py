@@ -1,0 +1,85 @@
+"""A case: one person's stay at the station, from admission (入站) to leaving (离站)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from piccolo.columns import (
+    Integer,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Sex(StrEnum):
+    male = "male"
+    female = "female"
+    unknown = "unknown"
+
+
+class CaseStatus(StrEnum):
+    """Case statuses (救助管理机构工作规程 2014; 民发〔2020〕14号). See docs/workflow.md."""
+
+    admitted = "admitted"  # 入站
+    searching = "searching"  # 寻亲中
+    stranded = "stranded"  # 滞留
+    settlement_pending = "settlement_pending"  # 待落户安置
+    settled = "settled"  # 落户安置
+    identified = "identified"  # 身份查明
+    return_planned = "return_planned"  # 返乡计划已定
+    # Leaving outcomes (离站方式), terminal:
+    left_self = "left_self"  # 自行离站
+    handed_to_family = "handed_to_family"  # 亲属接领
+    escorted_home = "escorted_home"  # 护送返乡
+    collected_by_origin = "collected_by_origin"  # 流出地接回
+    placed = "placed"  # 安置
+    transferred_minor = "transferred_minor"  # 转未成年人救助保护机构
+    left_unauthorised = "left_unauthorised"  # 擅自离站
+    terminated = "terminated"  # 终止救助
+    deceased = "deceased"  # 死亡
+
+
+TERMINAL_STATUSES: frozenset[CaseStatus] = frozenset(
+    {
+        CaseStatus.left_self,
+        CaseStatus.handed_to_family,
+        CaseStatus.escorted_home,
+        CaseStatus.collected_by_origin,
+        CaseStatus.placed,
+        CaseStatus.transferred_minor,
+        CaseStatus.left_unauthorised,
+        CaseStatus.terminated,
+        CaseStatus.deceased,
+    }
+)
+#: Statuses of a person still in the station's care (matching pool for new notices).
+IN_CARE_STATUSES: frozenset[CaseStatus] = frozenset(CaseStatus) - TERMINAL_STATUSES
+
+
+class Case(Table, tablename="cases"):
+    """受助人员 (a person in care) and their case file."""
+
+    id: Serial
+    reference = Varchar(length=40, unique=True)  # station number, e.g. 2026-0012
+    reported_name = Varchar(length=100, null=True, default=None)  # self-reported
+    placeholder_name = Varchar(length=40)  # 无名氏-0012, always set
+    sex = Varchar(length=10, choices=Sex, default=Sex.unknown)
+    estimated_age = Integer(null=True, default=None)
+    age_low = Integer(null=True, default=None)
+    age_high = Integer(null=True, default=None)
+    found_at = Timestamptz(null=True, default=None)
+    found_place = Varchar(length=300, default="")
+    brought_by = Varchar(length=300, default="")
+    description = Text(default="")
+    dialect = Varchar(length=100, default="")
+    belongings = Text(default="")
+    station = Varchar(length=100, default="")
+    status = Varchar(length=32, choices=CaseStatus, default=CaseStatus.admitted)
+    admitted_at = Timestamptz(default=TimestamptzNow())
+    created_by = Integer(null=True, default=None)  # users.id
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())

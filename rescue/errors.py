@@ -1,0 +1,133 @@
+"""Domain errors and their one mapping to HTTP.
+
+Services raise these; controllers never build error responses themselves.
+Every error body is JSON: ``{"status_code", "error", "detail", "accepted"?}``,
+where ``detail`` says what was wrong and ``accepted`` (when present) what the
+service accepts instead.
+
+Hierarchy::
+
+    DomainError                 (400)
+    ├── InvalidInput            (400)
+    │   ├── UnsupportedMedia    (415)
+    │   └── PayloadTooLarge     (413)
+    ├── NotAuthenticated        (401)
+    ├── PermissionDenied        (403)
+    ├── NotFound                (404)
+    └── Conflict                (409)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "InvalidInput",
+    "NotAuthenticated",
+    "NotFound",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "UnsupportedMedia",
+    "exception_handlers",
+]
+
+
+class DomainError(Exception):
+    """Base of every error the service reports to a client."""
+
+    status_code = 400
+    error = "bad_request"
+
+    def __init__(self, detail: str, *, accepted: Any = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.accepted = accepted
+        self.extra = extra
+
+    def to_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status_code": self.status_code,
+            "error": self.error,
+            "detail": self.detail,
+        }
+        if self.accepted is not None:
+            body["accepted"] = self.accepted
+        body.update(self.extra)
+        return body
+
+
+class InvalidInput(DomainError):
+    status_code = 400
+    error = "invalid_input"
+
+
+class UnsupportedMedia(InvalidInput):
+    status_code = 415
+    error = "unsupported_media"
+
+
+class PayloadTooLarge(InvalidInput):
+    status_code = 413
+    error = "payload_too_large"
+
+
+class NotAuthenticated(DomainError):
+    status_code = 401
+    error = "not_authenticated"
+
+
+class PermissionDenied(DomainError):
+    status_code = 403
+    error = "forbidden"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    error = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    error = "conflict"
+
+
+def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    return Response(content=exc.to_body(), status_code=exc.status_code)
+
+
+def _http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    body: dict[str, Any] = {
+        "status_code": exc.status_code,
+        "error": "validation_failed" if isinstance(exc, ValidationException) else "http_error",
+        "detail": exc.detail,
+    }
+    if exc.extra:
+        body["problems"] = exc.extra
+    return Response(content=body, status_code=exc.status_code, headers=exc.headers)
+
+
+def _internal_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    import logging
+
+    logging.getLogger("rescue").exception("unhandled error", exc_info=exc)
+    return Response(
+        content={
+            "status_code": 500,
+            "error": "internal_error",
+            "detail": "internal error; it has been logged",
+        },
+        status_code=HTTP_500_INTERNAL_SERVER_ERROR,
+    )
+
+
+exception_handlers: dict[Any, Any] = {
+    DomainError: _domain_handler,
+    HTTPException: _http_handler,
+    HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
+}

@@ -1,0 +1,86 @@
+"""Missing-person notice registration and lookup."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from rescue.errors import InvalidInput, NotFound
+from rescue.notices.schemas import NoticeCreate, NoticeOut
+from rescue.notices.tables import Notice
+from rescue.photos.schemas import PhotoSummary
+from rescue.photos.services import photo_summaries
+from rescue.schemas import Page
+from rescue.users.services import Principal
+
+__all__ = ["create_notice", "get_notice", "list_notices", "require_notice"]
+
+
+def _validate_dates(data: NoticeCreate) -> None:
+    today = date.today()
+    if data.date_of_birth and data.date_of_birth > today:
+        raise InvalidInput("date_of_birth is in the future", accepted="a date on or before today")
+    if data.missing_since and data.missing_since > today:
+        raise InvalidInput("missing_since is in the future", accepted="a date on or before today")
+    if data.date_of_birth and data.missing_since and data.missing_since < data.date_of_birth:
+        raise InvalidInput(
+            "missing_since is before date_of_birth", accepted="date_of_birth <= missing_since"
+        )
+
+
+async def create_notice(*, data: NoticeCreate, by: Principal) -> NoticeOut:
+    """Register a notice. Raises InvalidInput for impossible dates."""
+    _validate_dates(data)
+    now = datetime.now(UTC)
+    rows = await Notice.insert(
+        Notice(
+            name=data.name.strip(),
+            sex=data.sex.value,
+            date_of_birth=data.date_of_birth,
+            age_when_missing=data.age_when_missing,
+            missing_since=data.missing_since,
+            last_seen_place=data.last_seen_place,
+            source=data.source.value,
+            reporter_name=data.reporter_name,
+            reporter_contact=data.reporter_contact,
+            description=data.description,
+            created_by=by.user_id,
+            created_at=now,
+            updated_at=now,
+        )
+    ).returning(Notice.id)
+    return await get_notice(notice_id=int(rows[0]["id"]))
+
+
+async def require_notice(*, notice_id: int) -> dict[str, Any]:
+    """The notice row as a dict. Raises NotFound."""
+    row = await Notice.select().where(Notice.id == notice_id).first()
+    if row is None:
+        raise NotFound(f"notice {notice_id} does not exist")
+    return row
+
+
+def _notice_out(row: dict[str, Any], photos: list[PhotoSummary]) -> NoticeOut:
+    fields = {k: row[k] for k in NoticeOut.__struct_fields__ if k != "photos"}
+    return NoticeOut(**fields, photos=photos)
+
+
+async def get_notice(*, notice_id: int) -> NoticeOut:
+    """One notice with its photos. Raises NotFound."""
+    row = await require_notice(notice_id=notice_id)
+    return _notice_out(row, await photo_summaries(notice_id=notice_id))
+
+
+async def list_notices(*, limit: int, offset: int, status: str | None = None) -> Page[NoticeOut]:
+    """Notices, newest first."""
+    query = Notice.select().order_by(Notice.id, ascending=False).limit(limit).offset(offset)
+    count = Notice.count()
+    if status is not None:
+        query = query.where(Notice.status == status)
+        count = count.where(Notice.status == status)
+    return Page(
+        items=[_notice_out(r, []) for r in await query],
+        total=await count,
+        limit=limit,
+        offset=offset,
+    )

@@ -1,0 +1,97 @@
+"""HTTP routes for photos: upload to a case or notice, and lookup."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import anyio.to_thread
+from litestar import Controller, Request, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, MultipartBody
+
+from rescue.permissions import Action, allow
+from rescue.photos import services
+from rescue.photos.schemas import PhotoOut
+from rescue.runtime import get_store
+from rescue.settings import get_settings
+
+
+@dataclass
+class PhotoUpload:
+    """Multipart form: ``file`` (JPEG, PNG or WebP, ≤ UPLOAD_MAX_BYTES) and optional
+    ``taken_on`` (YYYY-MM-DD, when the photo was taken: notices hold photos at
+    different ages)."""
+
+    file: UploadFile
+    taken_on: date | None = None
+
+
+Form = MultipartBody[PhotoUpload]
+
+
+async def _enqueue(photo_id: int) -> None:
+    from workers.actors import process_photo
+
+    await anyio.to_thread.run_sync(process_photo.send, photo_id)
+
+
+async def _upload(
+    owner: str, owner_id: int, form: PhotoUpload, request: Request[Any, Any, Any]
+) -> PhotoOut:
+    data = await form.file.read()
+    return await services.upload_photo(
+        owner=owner,
+        owner_id=owner_id,
+        data=data,
+        taken_on=form.taken_on,
+        by=request.user,
+        store=get_store(),
+        limits=get_settings().upload,
+        enqueue=_enqueue,
+    )
+
+
+class PhotoController(Controller):
+    path = "/api"
+    tags = ("photos",)
+
+    @post(
+        "/cases/{case_id:int}/photos",
+        status_code=202,
+        summary="Upload a photo of a case",
+        guards=[allow(Action.photo_upload_case)],
+    )
+    async def upload_case_photo(
+        self, case_id: FromPath[int], data: Form, request: Request[Any, Any, Any]
+    ) -> PhotoOut:
+        """Store the original and queue face processing; answers 202 with ``status: pending``.
+
+        Errors: 400 empty/corrupt/truncated or missing ``file``; 404 unknown case;
+        409 same bytes already uploaded; 413 over the byte or pixel limit;
+        415 not a JPEG/PNG/WebP image.
+        """
+        return await _upload("case", case_id, data, request)
+
+    @post(
+        "/notices/{notice_id:int}/photos",
+        status_code=202,
+        summary="Upload a photo of a notice",
+        guards=[allow(Action.photo_upload_notice)],
+    )
+    async def upload_notice_photo(
+        self, notice_id: FromPath[int], data: Form, request: Request[Any, Any, Any]
+    ) -> PhotoOut:
+        """As for case photos; ``taken_on`` records the age the photo shows."""
+        return await _upload("notice", notice_id, data, request)
+
+    @get(
+        "/photos/{photo_id:int}",
+        summary="A photo's processing status, faces and a short-lived URL",
+        guards=[allow(Action.photo_read)],
+    )
+    async def detail(self, photo_id: FromPath[int]) -> PhotoOut:
+        """``status`` is pending, processed, no_face or failed (with ``failure_reason``).
+        ``url`` is presigned for ``url_expires_in`` seconds (≤ 300). 404 if unknown."""
+        return await services.get_photo(photo_id=photo_id, store=get_store())

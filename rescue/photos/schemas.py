@@ -1,0 +1,43 @@
+"""Response bodies for photos."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class PhotoSummary(msgspec.Struct):
+    id: int
+    status: str
+    taken_on: str | None
+    created_at: datetime
+
+
+class FaceBox(msgspec.Struct):
+    """A face's box in pixels of the upright image (never its encoding)."""
+
+    id: int
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+
+class PhotoOut(msgspec.Struct):
+    id: int
+    status: str
+    case_id: int | None
+    notice_id: int | None
+    media_type: str
+    size_bytes: int
+    sha256: str
+    width: int
+    height: int
+    taken_on: str | None
+    created_at: datetime
+    processed_at: datetime | None = None
+    failure_reason: str | None = None
+    faces: list[FaceBox] = msgspec.field(default_factory=list)
+    url: str | None = None
+    url_expires_in: int | None = None

@@ -1,0 +1,40 @@
+"""Users and their API tokens."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from piccolo.columns import Boolean, ForeignKey, Serial, Timestamptz, Varchar
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+
+class Role(StrEnum):
+    """Who a user is to the station (see docs/glossary.md)."""
+
+    station_staff = "station_staff"
+    police_liaison = "police_liaison"
+    reviewer = "reviewer"
+    admin = "admin"
+
+
+class User(Table, tablename="users"):
+    id: Serial
+    username = Varchar(length=100, unique=True)
+    display_name = Varchar(length=200, default="")
+    role = Varchar(length=32, choices=Role)
+    station = Varchar(length=100, default="")
+    active = Boolean(default=True)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ApiToken(Table, tablename="api_tokens"):
+    """A bearer token. Only its SHA-256 digest is stored; the token is shown once."""
+
+    id: Serial
+    user = ForeignKey(references=User)
+    token_hash = Varchar(length=64, unique=True)
+    label = Varchar(length=100, default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    expires_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
