@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "ACCEPTED_MEDIA_TYPES",
@@ -75,6 +75,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _load_upright(image: Image.Image) -> Image.Image:
+    # face_recognition sets this global to True when imported, which would make
+    # Pillow silently accept truncated files; a damaged upload must be refused.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
     try:
         image.load()
         upright = ImageOps.exif_transpose(image)

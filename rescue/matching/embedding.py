@@ -11,6 +11,7 @@ full-resolution image, so encodings keep the original's detail.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import face_recognition
@@ -20,6 +21,11 @@ from PIL import Image
 __all__ = ["MODEL_NAME", "DetectedFace", "detect_and_encode"]
 
 MODEL_NAME = "dlib_face_recognition_resnet_model_v1+hog"
+
+#: face_recognition shares one dlib detector, shape predictor and encoder per
+#: process, and dlib crashes (SIGSEGV, seen in the e2e test) when two threads use
+#: them at once. Calls are serialised here; scale out with worker *processes*.
+_DLIB_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -53,7 +59,8 @@ def detect_and_encode(
         One :class:`DetectedFace` per face, in detector order; empty if none.
     """
     small, scale = _downscaled(rgb, detect_max_side)
-    boxes = face_recognition.face_locations(small, number_of_times_to_upsample=upsample)
+    with _DLIB_LOCK:
+        boxes = face_recognition.face_locations(small, number_of_times_to_upsample=upsample)
     if scale != 1.0:
         height, width = rgb.shape[:2]
         boxes = [
@@ -67,7 +74,8 @@ def detect_and_encode(
         ]
     if not boxes:
         return []
-    encodings = face_recognition.face_encodings(rgb, known_face_locations=boxes)
+    with _DLIB_LOCK:
+        encodings = face_recognition.face_encodings(rgb, known_face_locations=boxes)
     return [
         DetectedFace(top, right, bottom, left, np.asarray(encoding, dtype=np.float64))
         for (top, right, bottom, left), encoding in zip(boxes, encodings, strict=True)

@@ -105,24 +105,50 @@ class GallerySet:
 async def process_photo(
     *, photo_id: int, store: ObjectStore, settings: Settings, galleries: GallerySet
 ) -> str:
-    """Detect and encode the faces of a photo, then match it. Returns the photo's status.
+    """Detect and encode the faces of a photo, match them, and mark the photo done.
 
-    A photo already past ``pending`` is not re-encoded (idempotent); matching is
-    re-run, which changes nothing when nothing changed.
+    Steps, each safe to repeat (Dramatiq delivers at least once):
+    1. unless ``encoded_at`` is set: decode, detect, encode; store the faces and
+       set ``encoded_at`` in one transaction (a concurrent duplicate loses the
+       claim and stores nothing);
+    2. match against the other side (candidate upserts never duplicate);
+    3. set ``status`` to ``processed`` (or ``no_face``/``failed``).
+
+    ``processed`` is therefore only visible once the candidates are.
+
+    Returns:
+        The photo's final status (``missing`` if the photo no longer exists).
     """
     photo = await Photo.select().where(Photo.id == photo_id).first()
     if photo is None:
         log.warning("photo %s no longer exists; nothing to do", photo_id)
         return "missing"
-    status = photo["status"]
-    if status == PhotoStatus.pending.value:
-        status = await _encode(photo, store=store, settings=settings)
-    if status == PhotoStatus.processed.value:
-        await match_photo(photo_id=photo_id, settings=settings, galleries=galleries)
-    return status
+    if photo["status"] in {PhotoStatus.no_face.value, PhotoStatus.failed.value}:
+        return str(photo["status"])
+    if photo["encoded_at"] is None:
+        outcome = await _encode(photo, store=store, settings=settings)
+        if outcome is not None:
+            return outcome
+    await match_photo(photo_id=photo_id, settings=settings, galleries=galleries)
+    await Photo.update(
+        {Photo.status: PhotoStatus.processed.value, Photo.processed_at: datetime.now(UTC)}
+    ).where((Photo.id == photo_id) & (Photo.status == PhotoStatus.pending.value))
+    return PhotoStatus.processed.value
 
 
-async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settings) -> str:
+async def _finish(photo_id: int, status: PhotoStatus, reason: str = "") -> str:
+    await Photo.update(
+        {
+            Photo.status: status.value,
+            Photo.failure_reason: reason,
+            Photo.processed_at: datetime.now(UTC),
+        }
+    ).where((Photo.id == photo_id) & (Photo.status == PhotoStatus.pending.value))
+    return status.value
+
+
+async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settings) -> str | None:
+    """Store the photo's faces. Returns a final status if there is nothing to match."""
     data = await store.aget(photo["object_key"])
     matching = settings.matching
     try:
@@ -130,31 +156,20 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
             lambda: decode_rgb(data, max_pixels=settings.upload.max_pixels)
         )
     except ImageRejected as exc:
-        await Photo.update(
-            {
-                Photo.status: PhotoStatus.failed.value,
-                Photo.failure_reason: exc.detail,
-                Photo.processed_at: datetime.now(UTC),
-            }
-        ).where(Photo.id == photo["id"])
-        return PhotoStatus.failed.value
+        return await _finish(photo["id"], PhotoStatus.failed, exc.detail)
     faces = await anyio.to_thread.run_sync(
         lambda: detect_and_encode(
             rgb, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
         )
     )
-    status = PhotoStatus.processed if faces else PhotoStatus.no_face
+    log.info("photo %s: %d face(s) found", photo["id"], len(faces))
     async with Photo._meta.db.transaction():
-        # Guard against a concurrent duplicate delivery: only one run moves it on.
         claimed = (
-            await Photo.update({Photo.status: status.value, Photo.processed_at: datetime.now(UTC)})
-            .where((Photo.id == photo["id"]) & (Photo.status == PhotoStatus.pending.value))
+            await Photo.update({Photo.encoded_at: datetime.now(UTC)})
+            .where((Photo.id == photo["id"]) & Photo.encoded_at.is_null())
             .returning(Photo.id)
         )
-        if not claimed:
-            current = await Photo.select(Photo.status).where(Photo.id == photo["id"]).first()
-            return str(current["status"]) if current else "missing"
-        if faces:
+        if claimed and faces:
             await Face.insert(
                 *[
                     Face(
@@ -171,7 +186,9 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
                     for f in faces
                 ]
             )
-    return status.value
+    if not faces:
+        return await _finish(photo["id"], PhotoStatus.no_face)
+    return None
 
 
 async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySet) -> list[int]:
@@ -210,6 +227,15 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
             for h in hits
             if h.owner_id in in_care
         ]
+    log.info(
+        "photo %s: %d face(s) vs %d in gallery, %d owner(s) within %.2f, %d eligible",
+        photo_id,
+        len(probes),
+        len(gallery),
+        len(hits),
+        threshold,
+        len(pairs),
+    )
     touched = []
     for case_id, notice_id, case_photo, notice_photo, hit in pairs:
         touched.append(

@@ -45,6 +45,10 @@ class Photo(Table, tablename="photos"):
     failure_reason = Text(default="")
     uploaded_by = Integer(null=True, default=None)  # users.id
     created_at = Timestamptz(default=TimestamptzNow())
+    #: Set when faces were detected and stored (before matching); ``status``
+    #: becomes ``processed`` only after matching, so a client that sees
+    #: ``processed`` also sees the candidates.
+    encoded_at = Timestamptz(null=True, default=None)
     processed_at = Timestamptz(null=True, default=None)
 
 

@@ -1092,6 +1092,27 @@ async def forwards():
     )
 
     manager.add_column(
+        table_class_name="Photo",
+        tablename="photos",
+        column_name="encoded_at",
+        db_column_name="encoded_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
         table_class_name="CaseEvent",
         tablename="case_events",
         column_name="case",

@@ -179,3 +179,18 @@ async def test_case_gets_reference_and_placeholder(client, staff):
     named = await new_case(client, staff, reported_name="王五")
     assert named["display_name"] == "王五"
     assert named["reference"] != case["reference"]
+
+
+async def test_case_and_notice_processed_concurrently_still_match(client, staff):
+    """Both photos in flight at once (two worker threads): the pair is still found."""
+    from tests.conftest import wait_for_photo
+
+    case = await new_case(client, staff)
+    notice = await new_notice(client, staff)
+    a = await upload(client, staff, "case", case["id"], photo(OBAMA_A), wait=False)
+    b = await upload(client, staff, "notice", notice["id"], photo(OBAMA_B), wait=False)
+    for pending in (a, b):
+        assert (await wait_for_photo(client, staff, pending["id"]))["status"] == "processed"
+    assert [c["notice_id"] for c in await candidates(client, staff, "case", case["id"])] == [
+        notice["id"]
+    ]
