@@ -31,6 +31,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """In the child: ask Linux to SIGTERM it when its parent dies (PR_SET_PDEATHSIG),
+    so a killed service never leaves an orphaned S3 server behind."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 def _weed_binary() -> str:
     candidate = Path(sys.prefix) / "bin" / "weed"
     if candidate.exists():
@@ -107,7 +117,11 @@ class EmbeddedS3:
         ]
         self._log = open(self.data_dir / "weed.log", "ab")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            args,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

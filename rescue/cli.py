@@ -49,8 +49,13 @@ def migrate() -> None:
 def serve(host: str | None, port: int | None) -> None:
     """Run the API. Without S3_ENDPOINT an embedded S3 server (SeaweedFS) is
     started under DATA_DIR/s3 and stopped on exit."""
+    import signal
+
     import uvicorn
 
+    # uvicorn re-raises SIGTERM after its graceful shutdown; turn it into SystemExit
+    # so the embedded S3 server below is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
