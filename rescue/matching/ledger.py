@@ -10,6 +10,7 @@ docs/scoring.md.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import secrets
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ __all__ = [
     "candidate_out",
     "get_candidate",
     "list_queue",
+    "loads",
     "pair_key",
     "record_face_evidence",
     "rescore",
@@ -69,6 +71,11 @@ log = logging.getLogger(__name__)
 #: Kinds only police liaison may submit (they come from police systems).
 POLICE_KINDS = frozenset({EvidenceKind.police_dna, EvidenceKind.police_face})
 ATTACHMENT_TYPES = ["application/pdf", "image/jpeg", "image/png", "image/webp"]
+
+
+def loads(value: Any) -> Any:
+    """A JSON column's value (Piccolo returns JSON columns as text unless asked)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def pair_key(case_id: int, notice_id: int) -> str:
@@ -105,7 +112,7 @@ def candidate_out(row: dict[str, Any], *, threshold: float, kinds: list[str]) ->
         notice_id=row["notice"],
         status=row["status"],
         score=row["score"],
-        flags=list(row["flags"] or []),
+        flags=list(loads(row["flags"]) or []),
         re_proposed=row["re_proposed"],
         evidence_kinds=kinds,
         best_distance=row["best_distance"],
@@ -144,7 +151,7 @@ async def breakdown_of(row: dict[str, Any]) -> Breakdown:
         evidence=[
             EvidenceInput(
                 kind=e["kind"],
-                values=dict(e["values"] or {}),
+                values=dict(loads(e["values"]) or {}),
                 distance=e["distance"],
                 threshold=e["threshold"],
             )
@@ -490,8 +497,8 @@ async def get_candidate(
         evidence.append(
             EvidenceOut(
                 id=e["id"],
-                kind=e["kind"],
-                values=dict(e["values"] or {}),
+                kind=EvidenceKind(e["kind"]),
+                values=dict(loads(e["values"]) or {}),
                 submitted_by=e["submitted_by"],
                 submitted_role=e["submitted_role"],
                 created_at=e["created_at"],
@@ -518,7 +525,7 @@ async def get_candidate(
         .where(FamilyConfirmation.candidate == candidate_id)
         .order_by(FamilyConfirmation.id)
     )
-    kinds = sorted({e.kind.value for e in evidence})
+    kinds = sorted({str(e.kind) for e in evidence})
     return CandidateDetail(
         candidate=candidate_out(row, threshold=settings.matching.threshold, kinds=kinds),
         breakdown=breakdown.as_dict(),

@@ -30,6 +30,7 @@ from rescue.matching.embedding import MODEL_NAME, detect_and_encode
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
     candidate_outs,
+    loads,
     pair_key,
     re_propose_if_rejected,
     record_face_evidence,
@@ -313,7 +314,7 @@ async def upsert_face_candidate(
         notice_photo_id=notice_photo_id,
     )
     if row["status"] == CandidateStatus.rejected.value:
-        seen = {int(p) for p in (row["rejected_photo_ids"] or [])}
+        seen = {int(p) for p in (loads(row["rejected_photo_ids"]) or [])}
         new_photos = sorted({case_photo_id, notice_photo_id} - seen)
         if new_photos:
             await re_propose_if_rejected(
