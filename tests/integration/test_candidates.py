@@ -616,3 +616,41 @@ async def _case_events(case_id: int) -> list[dict[str, Any]]:
     from rescue.cases.events import CaseEvent
 
     return list(await CaseEvent.select().where(CaseEvent.case == case_id).order_by(CaseEvent.id))
+
+
+async def test_rematch_cli(client, staff, admin):
+    import re
+    import subprocess
+    import sys
+
+    import anyio.to_thread
+
+    from tests.conftest import ROOT
+
+    await face_pair(client, staff)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "rescue.cli", "rematch", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    now = await anyio.to_thread.run_sync(cli, "--now")
+    assert "done: 2/2 photo(s), 1 candidate(s) touched" in now
+    queued = await anyio.to_thread.run_sync(cli)
+    match = re.search(r"queued rematch run (\d+) over 2 photo", queued)
+    assert match, queued
+    run_id = int(match.group(1))
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        run = (await client.get(f"/api/admin/rematch/{run_id}", headers=admin)).json()
+        if run["status"] == "done":
+            break
+        assert asyncio.get_running_loop().time() < deadline, run
+        await asyncio.sleep(0.25)
+    assert run["done"] == 2
