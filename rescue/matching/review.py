@@ -55,9 +55,7 @@ def _stale(candidate_id: int) -> Conflict:
     )
 
 
-async def _claim(
-    row: dict[str, Any], values: dict[Any, Any], *, by: Principal, reason: str
-) -> None:
+async def _claim(row: dict[str, Any], values: dict[Any, Any]) -> None:
     """Conditional update: applies only if status and version are still those read."""
     updated = (
         await Candidate.update(
@@ -142,9 +140,7 @@ async def decide(
                 current=status,
             )
         async with Candidate._meta.db.transaction():
-            await _claim(
-                row, {Candidate.status: CandidateStatus.under_review.value}, by=by, reason=reason
-            )
+            await _claim(row, {Candidate.status: CandidateStatus.under_review.value})
             await _review(
                 row, by=by, decision="start_review", to=CandidateStatus.under_review, reason=reason
             )
@@ -174,8 +170,6 @@ async def _reject(row: dict[str, Any], *, by: Principal, reason: str) -> None:
                 Candidate.first_confirmed_by: None,
                 Candidate.rejected_photo_ids: await _seen_photo_ids(row),
             },
-            by=by,
-            reason=reason,
         )
         await _review(row, by=by, decision="reject", to=CandidateStatus.rejected, reason=reason)
         data = {"candidate_id": row["id"], "notice_id": row["notice"]}
@@ -215,8 +209,6 @@ async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings:
                         Candidate.status: CandidateStatus.under_review.value,
                         Candidate.first_confirmed_by: by.user_id,
                     },
-                    by=by,
-                    reason=reason,
                 )
                 await _review(
                     row, by=by, decision="confirm", to=CandidateStatus.under_review, reason=reason
@@ -244,8 +236,6 @@ async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings:
                 Candidate.decided_at: now,
                 Candidate.decision_reason: reason,
             },
-            by=by,
-            reason=reason,
         )
         await _review(row, by=by, decision="confirm", to=CandidateStatus.confirmed, reason=reason)
         await transition(
