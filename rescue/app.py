@@ -13,7 +13,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController
 from rescue.errors import exception_handlers
-from rescue.matching.controllers import CandidateController
+from rescue.matching.controllers import (
+    CandidateController,
+    CandidateLedgerController,
+    RematchController,
+)
 from rescue.notices.controllers import NoticeController
 from rescue.photos.controllers import PhotoController
 from rescue.settings import Settings, get_settings
@@ -83,6 +87,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             NoticeController,
             PhotoController,
             CandidateController,
+            CandidateLedgerController,
+            RematchController,
         ],
         middleware=[auth_middleware],
         exception_handlers=exception_handlers,

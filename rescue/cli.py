@@ -4,6 +4,7 @@ rescue serve                      run the API (embedded S3 + in-process worker b
 rescue migrate                    apply database migrations
 rescue users create NAME --role R print a new API token for a new user
 rescue photos requeue             re-queue photos left pending
+rescue rematch [--now]            re-match every processed photo (threshold/model change)
 """
 
 from __future__ import annotations
@@ -138,6 +139,39 @@ def requeue() -> None:
     for photo_id in ids:
         process_photo.send(photo_id)
     click.echo(f"queued {len(ids)} pending photo(s)")
+
+
+@main.command()
+@click.option("--now", is_flag=True, help="run here and wait, instead of queueing for the workers")
+def rematch(now: bool) -> None:
+    """Re-match every processed photo (after MATCH_THRESHOLD or the model changed).
+
+    Queues a run for the Dramatiq workers and prints its id; progress is at
+    GET /api/admin/rematch/{id}. With --now the run happens in this process.
+    """
+    from rescue.matching.rematch import get_rematch, run_rematch, start_rematch
+    from rescue.runtime import get_galleries
+
+    settings = get_settings()
+
+    async def enqueue(run_id: int) -> None:
+        if not now:
+            from workers.actors import rematch as actor
+
+            actor.send(run_id)
+
+    async def run() -> str:
+        started = await start_rematch(by=None, settings=settings, enqueue=enqueue)
+        if not now:
+            return f"queued rematch run {started.id} over {started.total} photo(s)"
+        status = await run_rematch(run_id=started.id, settings=settings, galleries=get_galleries())
+        done = await get_rematch(run_id=started.id)
+        return (
+            f"rematch run {done.id} {status}: {done.done}/{done.total} photo(s), "
+            f"{done.candidates_touched} candidate(s) touched"
+        )
+
+    click.echo(asyncio.run(run()))
 
 
 if __name__ == "__main__":  # pragma: no cover

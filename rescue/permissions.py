@@ -32,6 +32,10 @@ class Action(StrEnum):
     photo_upload_case = "photo_upload_case"
     photo_upload_notice = "photo_upload_notice"
     candidate_read = "candidate_read"
+    candidate_submit = "candidate_submit"
+    candidate_decide = "candidate_decide"
+    family_confirmation_record = "family_confirmation_record"
+    rematch = "rematch"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -51,6 +55,12 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.photo_upload_case: frozenset({_STAFF, _ADMIN}),
     Action.photo_upload_notice: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.candidate_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    # Police kinds (police_dna, police_face) are further limited to police liaison
+    # in rescue.matching.ledger.submit_candidate.
+    Action.candidate_submit: frozenset({_STAFF, _POLICE, _ADMIN}),
+    Action.candidate_decide: frozenset({_REVIEWER}),
+    Action.family_confirmation_record: frozenset({_REVIEWER}),
+    Action.rematch: frozenset({_ADMIN}),
 }
 
 

@@ -6,7 +6,14 @@ from piccolo.conf.apps import AppConfig
 
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
-from rescue.matching.tables import Candidate
+from rescue.matching.tables import (
+    Candidate,
+    CandidateEvidence,
+    CandidateReview,
+    FamilyConfirmation,
+    RematchRun,
+)
+from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
 from rescue.users.tables import ApiToken, User
@@ -16,7 +23,21 @@ CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="rescue",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=[User, ApiToken, Case, CaseEvent, Notice, Photo, Face, Candidate],
+    table_classes=[
+        User,
+        ApiToken,
+        Case,
+        CaseEvent,
+        Notice,
+        Photo,
+        Face,
+        Candidate,
+        NoticeEvent,
+        CandidateEvidence,
+        CandidateReview,
+        FamilyConfirmation,
+        RematchRun,
+    ],
     migration_dependencies=[],
     commands=[],
 )

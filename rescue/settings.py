@@ -109,6 +109,13 @@ class MatchingSettings:
 
 
 @dataclass(frozen=True)
+class ReviewSettings:
+    #: ``REQUIRE_SECOND_REVIEWER``: confirming a candidate needs confirmations by two
+    #: different reviewers (four-eyes principle); default false.
+    require_second_reviewer: bool = False
+
+
+@dataclass(frozen=True)
 class UploadSettings:
     #: Largest accepted upload, bytes (default 20 MB).
     max_bytes: int = 20 * 1024 * 1024
@@ -134,6 +141,7 @@ class Settings:
     port: int
     token_ttl_days: int
     debug: bool = False
+    review: ReviewSettings = field(default_factory=ReviewSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -179,6 +187,9 @@ def load_settings() -> Settings:
         port=_int("PORT", 8000),
         token_ttl_days=_int("TOKEN_TTL_DAYS", 90),
         debug=_bool("DEBUG", False),
+        review=ReviewSettings(
+            require_second_reviewer=_bool("REQUIRE_SECOND_REVIEWER", False),
+        ),
     )
 
 

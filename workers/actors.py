@@ -9,7 +9,7 @@ from rescue.matching import services as matching
 from rescue.runtime import get_galleries, get_store
 from rescue.settings import get_settings
 
-__all__ = ["process_photo"]
+__all__ = ["process_photo", "rematch"]
 
 
 @dramatiq.actor(queue_name="photos", max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
@@ -18,3 +18,11 @@ async def process_photo(photo_id: int) -> None:
     await matching.process_photo(
         photo_id=photo_id, store=get_store(), settings=get_settings(), galleries=get_galleries()
     )
+
+
+@dramatiq.actor(queue_name="rematch", max_retries=0, time_limit=6 * 60 * 60_000)
+async def rematch(run_id: int) -> None:
+    """Re-match every processed photo for rematch run ``run_id`` (progress in the run row)."""
+    from rescue.matching.rematch import run_rematch
+
+    await run_rematch(run_id=run_id, settings=get_settings(), galleries=get_galleries())

@@ -28,6 +28,14 @@ from rescue.cases.tables import IN_CARE_STATUSES, Case
 from rescue.errors import NotFound
 from rescue.matching.embedding import MODEL_NAME, detect_and_encode
 from rescue.matching.gallery import FaceGallery, GalleryHit
+from rescue.matching.ledger import (
+    candidate_outs,
+    loads,
+    pair_key,
+    re_propose_if_rejected,
+    record_face_evidence,
+    rescore,
+)
 from rescue.matching.schemas import CandidateOut
 from rescue.matching.tables import Candidate, CandidateStatus
 from rescue.notices.tables import Notice, NoticeStatus
@@ -245,6 +253,7 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
                 distance=hit.distance,
                 case_photo_id=case_photo,
                 notice_photo_id=notice_photo,
+                threshold=threshold,
             )
         )
     return touched
@@ -275,19 +284,27 @@ async def upsert_face_candidate(
     distance: float,
     case_photo_id: int,
     notice_photo_id: int,
+    threshold: float = 0.6,
+    model: str = MODEL_NAME,
 ) -> int:
-    """Create the pair's candidate, or lower its best distance. Returns its id.
+    """Create the pair's candidate, or lower its best distance; write or refresh its
+    face evidence record (model, threshold, the two photos, distance) and its
+    score. Returns the candidate id.
+
+    A rejected pair stays rejected when the face pair comes from photos that were
+    already processed at rejection (``rejected_photo_ids``); a new photo brings it
+    back as proposed with ``re_proposed`` + 1.
 
     Safe under concurrent workers: ``pair_key`` is unique and the update only
     applies when the new distance is smaller.
     """
-    pair_key = f"{case_id}:{notice_id}"
+    key = pair_key(case_id, notice_id)
     now = datetime.now(UTC)
     await Candidate.insert(
         Candidate(
             case=case_id,
             notice=notice_id,
-            pair_key=pair_key,
+            pair_key=key,
             best_distance=distance,
             case_photo=case_photo_id,
             notice_photo=notice_photo_id,
@@ -304,22 +321,36 @@ async def upsert_face_candidate(
             Candidate.updated_at: now,
         }
     ).where(
-        (Candidate.pair_key == pair_key)
+        (Candidate.pair_key == key)
         & (Candidate.best_distance.is_null() | (Candidate.best_distance > distance))
     )
-    row = await Candidate.select(Candidate.id).where(Candidate.pair_key == pair_key).first()
-    assert row is not None  # inserted above, and candidates are never deleted
-    return int(row["id"])
-
-
-def _explain(distance: float | None, threshold: float) -> str:
-    if distance is None:
-        return "no face comparison"
-    margin = threshold - distance
-    return (
-        f"closest faces are {distance:.3f} apart (Euclidean, dlib 128-d); "
-        f"threshold {threshold:.2f}, margin {margin:+.3f}"
+    row = (
+        await Candidate.select(Candidate.id, Candidate.status, Candidate.rejected_photo_ids)
+        .where(Candidate.pair_key == key)
+        .first()
     )
+    assert row is not None  # inserted above, and candidates are never deleted
+    candidate_id = int(row["id"])
+    await record_face_evidence(
+        candidate_id=candidate_id,
+        distance=distance,
+        threshold=threshold,
+        model=model,
+        case_photo_id=case_photo_id,
+        notice_photo_id=notice_photo_id,
+    )
+    if row["status"] == CandidateStatus.rejected.value:
+        seen = {int(p) for p in (loads(row["rejected_photo_ids"]) or [])}
+        new_photos = sorted({case_photo_id, notice_photo_id} - seen)
+        if new_photos:
+            await re_propose_if_rejected(
+                candidate_id=candidate_id,
+                why="face match from a photo added after the rejection",
+                actor=None,
+                data={"photo_ids": new_photos, "distance": distance},
+            )
+    await rescore(candidate_id=candidate_id)
+    return candidate_id
 
 
 async def list_candidates(
@@ -330,7 +361,8 @@ async def list_candidates(
     limit: int = 50,
     offset: int = 0,
 ) -> Page[CandidateOut]:
-    """Candidates of one case or one notice, best (smallest distance) first.
+    """Candidates of one case or one notice, best first (score descending, then the
+    smallest face distance).
 
     Raises:
         NotFound: the case or notice does not exist.
@@ -346,29 +378,18 @@ async def list_candidates(
     rows = (
         await Candidate.select()
         .where(where)
+        .order_by(Candidate.score, ascending=False)
         .order_by(Candidate.best_distance)
         .order_by(Candidate.id)
         .limit(limit)
         .offset(offset)
     )
-    threshold = settings.matching.threshold
-    items = [
-        CandidateOut(
-            id=r["id"],
-            case_id=r["case"],
-            notice_id=r["notice"],
-            status=r["status"],
-            best_distance=r["best_distance"],
-            threshold=threshold,
-            case_photo_id=r["case_photo"],
-            notice_photo_id=r["notice_photo"],
-            explanation=_explain(r["best_distance"], threshold),
-            created_at=r["created_at"],
-            updated_at=r["updated_at"],
-        )
-        for r in rows
-    ]
-    return Page(items=items, total=await Candidate.count().where(where), limit=limit, offset=offset)
+    return Page(
+        items=await candidate_outs(rows, threshold=settings.matching.threshold),
+        total=await Candidate.count().where(where),
+        limit=limit,
+        offset=offset,
+    )
 
 
 __all__ += ["GalleryHit", "upsert_face_candidate"]

@@ -59,3 +59,58 @@ async def candidates(
     response = await client.get(f"/api/{owner}s/{owner_id}/candidates", headers=headers)
     assert response.status_code == 200, response.text
     return list(response.json()["items"])
+
+
+async def submit_candidate(
+    client: Any,
+    headers: dict[str, str],
+    *,
+    kind: str,
+    values: dict[str, Any],
+    attachment: tuple[str, bytes] | None = None,
+    expect: int | tuple[int, ...] = (200, 201),
+    **fields: Any,
+) -> dict[str, Any]:
+    """POST /api/candidates (multipart); ``fields``: case_id, notice_id, notice (dict), …"""
+    import json
+
+    form = {"kind": kind, "values": json.dumps(values)}
+    for name, value in fields.items():
+        form[name] = json.dumps(value) if isinstance(value, dict) else str(value)
+    # Every field as a multipart part (a filename of None makes a plain field), so the
+    # body is multipart/form-data with or without an attachment.
+    parts: list[tuple[str, tuple[str | None, Any, str | None]]] = [
+        (name, (None, value, None)) for name, value in form.items()
+    ]
+    if attachment is not None:
+        parts.append(("attachment", (attachment[0], attachment[1], "application/octet-stream")))
+    response = await client.post("/api/candidates", files=parts, headers=headers)
+    codes = expect if isinstance(expect, tuple) else (expect,)
+    assert response.status_code in codes, response.text
+    return dict(response.json())
+
+
+async def decide(
+    client: Any, headers: dict[str, str], candidate_id: int, decision: str, reason: str = "ok"
+) -> Any:
+    return await client.post(
+        f"/api/candidates/{candidate_id}/decision",
+        json={"decision": decision, "reason": reason},
+        headers=headers,
+    )
+
+
+async def family_confirmation(
+    client: Any, headers: dict[str, str], candidate_id: int, **fields: Any
+) -> dict[str, Any]:
+    body = {
+        "confirmer_name": "李大妈",
+        "relationship": "mother",
+        "method": "video_call",
+        **fields,
+    }
+    response = await client.post(
+        f"/api/candidates/{candidate_id}/family-confirmations", json=body, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())

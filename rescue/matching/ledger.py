@@ -1,0 +1,568 @@
+"""The candidate ledger: evidence records, scores, police-submitted candidates, reads.
+
+One candidate per (case, notice) pair (``pair_key``), whatever its sources;
+each source is a :class:`~rescue.matching.tables.CandidateEvidence` record. The
+candidate's ``score`` and ``flags`` are recomputed (:func:`rescore`) whenever
+its evidence changes; the formula is in rescue.matching.scoring and
+docs/scoring.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+import msgspec
+
+from media.images import ImageRejected, inspect_image
+from media.storage import ObjectStore, new_object_key
+from rescue.cases.events import record_event
+from rescue.cases.tables import Case
+from rescue.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    UnsupportedMedia,
+)
+from rescue.matching.schemas import (
+    VALUE_TYPES,
+    CandidateDetail,
+    CandidateOut,
+    EvidenceOut,
+    FamilyConfirmationOut,
+    ReviewOut,
+)
+from rescue.matching.scoring import Breakdown, EvidenceInput, compute_score
+from rescue.matching.tables import (
+    Candidate,
+    CandidateEvidence,
+    CandidateReview,
+    CandidateStatus,
+    EvidenceKind,
+    FamilyConfirmation,
+)
+from rescue.notices.schemas import NoticeCreate
+from rescue.notices.services import create_notice
+from rescue.notices.tables import Notice
+from rescue.schemas import Page
+from rescue.settings import Settings, UploadSettings
+from rescue.users.services import Principal
+from rescue.users.tables import Role
+
+__all__ = [
+    "candidate_out",
+    "get_candidate",
+    "list_queue",
+    "loads",
+    "pair_key",
+    "record_face_evidence",
+    "rescore",
+    "submit_candidate",
+]
+
+log = logging.getLogger(__name__)
+
+#: Kinds only police liaison may submit (they come from police systems).
+POLICE_KINDS = frozenset({EvidenceKind.police_dna, EvidenceKind.police_face})
+ATTACHMENT_TYPES = ["application/pdf", "image/jpeg", "image/png", "image/webp"]
+
+
+def loads(value: Any) -> Any:
+    """A JSON column's value (Piccolo returns JSON columns as text unless asked)."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def pair_key(case_id: int, notice_id: int) -> str:
+    return f"{case_id}:{notice_id}"
+
+
+def _explain(distance: float | None, threshold: float) -> str:
+    if distance is None:
+        return "no face comparison"
+    margin = threshold - distance
+    return (
+        f"closest faces are {distance:.3f} apart (Euclidean, dlib 128-d); "
+        f"threshold {threshold:.2f}, margin {margin:+.3f}"
+    )
+
+
+async def _evidence_kinds(candidate_ids: list[int]) -> dict[int, list[str]]:
+    if not candidate_ids:
+        return {}
+    rows = await CandidateEvidence.select(
+        CandidateEvidence.candidate, CandidateEvidence.kind
+    ).where(CandidateEvidence.candidate.is_in(candidate_ids))
+    kinds: dict[int, set[str]] = {}
+    for r in rows:
+        kinds.setdefault(int(r["candidate"]), set()).add(r["kind"])
+    return {k: sorted(v) for k, v in kinds.items()}
+
+
+def candidate_out(row: dict[str, Any], *, threshold: float, kinds: list[str]) -> CandidateOut:
+    """A candidate row as its API body."""
+    return CandidateOut(
+        id=row["id"],
+        case_id=row["case"],
+        notice_id=row["notice"],
+        status=row["status"],
+        score=row["score"],
+        flags=list(loads(row["flags"]) or []),
+        re_proposed=row["re_proposed"],
+        evidence_kinds=kinds,
+        best_distance=row["best_distance"],
+        threshold=threshold,
+        case_photo_id=row["case_photo"],
+        notice_photo_id=row["notice_photo"],
+        explanation=_explain(row["best_distance"], threshold),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        person_description=row["person_description"],
+        version=row["version"],
+    )
+
+
+async def candidate_outs(rows: list[dict[str, Any]], *, threshold: float) -> list[CandidateOut]:
+    kinds = await _evidence_kinds([int(r["id"]) for r in rows])
+    return [candidate_out(r, threshold=threshold, kinds=kinds.get(r["id"], [])) for r in rows]
+
+
+# --- scoring ----------------------------------------------------------------
+async def breakdown_of(row: dict[str, Any]) -> Breakdown:
+    """Score breakdown of a candidate row, from its case, notice and evidence."""
+    case = None
+    if row["case"] is not None:
+        case = await Case.select().where(Case.id == row["case"]).first()
+    notice = await Notice.select().where(Notice.id == row["notice"]).first()
+    evidence = await CandidateEvidence.select(
+        CandidateEvidence.kind,
+        CandidateEvidence.values,
+        CandidateEvidence.distance,
+        CandidateEvidence.threshold,
+    ).where(CandidateEvidence.candidate == row["id"])
+    return compute_score(
+        case=case,
+        notice=notice or {},
+        evidence=[
+            EvidenceInput(
+                kind=e["kind"],
+                values=dict(loads(e["values"]) or {}),
+                distance=e["distance"],
+                threshold=e["threshold"],
+            )
+            for e in evidence
+        ],
+    )
+
+
+async def rescore(*, candidate_id: int) -> Breakdown:
+    """Recompute and store a candidate's ``score`` and ``flags``. Raises NotFound."""
+    row = await Candidate.select().where(Candidate.id == candidate_id).first()
+    if row is None:
+        raise NotFound(f"candidate {candidate_id} does not exist")
+    breakdown = await breakdown_of(row)
+    await Candidate.update(
+        {Candidate.score: breakdown.score, Candidate.flags: breakdown.flags}
+    ).where(Candidate.id == candidate_id)
+    return breakdown
+
+
+# --- evidence ---------------------------------------------------------------
+async def record_face_evidence(
+    *,
+    candidate_id: int,
+    distance: float,
+    threshold: float,
+    model: str,
+    case_photo_id: int,
+    notice_photo_id: int,
+) -> int:
+    """Write or refresh the candidate's face evidence for ``model``; returns its id.
+
+    One record per (candidate, model). It keeps the best (smallest) distance
+    seen, with the two photos that gave it and the threshold in force then.
+    """
+    key = f"{candidate_id}:face:{model}"
+    now = datetime.now(UTC)
+    values = {
+        "distance": distance,
+        "threshold": threshold,
+        "model": model,
+        "case_photo_id": case_photo_id,
+        "notice_photo_id": notice_photo_id,
+    }
+    await CandidateEvidence.insert(
+        CandidateEvidence(
+            candidate=candidate_id,
+            kind=EvidenceKind.face.value,
+            values=values,
+            face_key=key,
+            model=model,
+            threshold=threshold,
+            distance=distance,
+            case_photo=case_photo_id,
+            notice_photo=notice_photo_id,
+            submitted_by=None,
+            submitted_role="system",
+            created_at=now,
+            updated_at=now,
+        )
+    ).on_conflict(target=CandidateEvidence.face_key, action="DO NOTHING")
+    await CandidateEvidence.update(
+        {
+            CandidateEvidence.values: values,
+            CandidateEvidence.threshold: threshold,
+            CandidateEvidence.distance: distance,
+            CandidateEvidence.case_photo: case_photo_id,
+            CandidateEvidence.notice_photo: notice_photo_id,
+            CandidateEvidence.updated_at: now,
+        }
+    ).where((CandidateEvidence.face_key == key) & (CandidateEvidence.distance > distance))
+    row = (
+        await CandidateEvidence.select(CandidateEvidence.id)
+        .where(CandidateEvidence.face_key == key)
+        .first()
+    )
+    assert row is not None
+    return int(row["id"])
+
+
+async def re_propose_if_rejected(
+    *, candidate_id: int, why: str, actor: Principal | None, data: dict[str, Any]
+) -> bool:
+    """Bring a rejected candidate back to ``proposed`` (``re_proposed`` + 1).
+
+    Returns True if it was rejected and is now proposed; writes a
+    ``candidate_re_proposed`` event on the case timeline.
+    """
+    row = (
+        await Candidate.select(Candidate.case, Candidate.re_proposed, Candidate.version)
+        .where(
+            (Candidate.id == candidate_id) & (Candidate.status == CandidateStatus.rejected.value)
+        )
+        .first()
+    )
+    if row is None:
+        return False
+    updated = (
+        await Candidate.update(
+            {
+                Candidate.status: CandidateStatus.proposed.value,
+                Candidate.re_proposed: row["re_proposed"] + 1,
+                Candidate.version: row["version"] + 1,
+                Candidate.updated_at: datetime.now(UTC),
+            }
+        )
+        .where(
+            (Candidate.id == candidate_id)
+            & (Candidate.status == CandidateStatus.rejected.value)
+            & (Candidate.version == row["version"])
+        )
+        .returning(Candidate.id)
+    )
+    if not updated:
+        return False
+    if row["case"] is not None:
+        await record_event(
+            case_id=row["case"],
+            kind="candidate_re_proposed",
+            actor_id=actor.user_id if actor else None,
+            actor_role=actor.role.value if actor else "system",
+            reason=why,
+            data={"candidate_id": candidate_id, **data},
+        )
+    return True
+
+
+def _sniff_attachment(data: bytes, limits: UploadSettings) -> tuple[str, str]:
+    """(media type, extension) of a police report from its bytes: PDF or JPEG/PNG/WebP."""
+    accepted = {"media_types": ATTACHMENT_TYPES, "max_bytes": limits.max_bytes}
+    if not data:
+        raise InvalidInput("the attachment is empty", accepted=accepted)
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"the attachment is {len(data)} bytes; the limit is {limits.max_bytes}",
+            accepted=accepted,
+        )
+    if data.startswith(b"%PDF-"):
+        return "application/pdf", "pdf"
+    try:
+        info = inspect_image(data, max_pixels=limits.max_pixels)
+    except ImageRejected as exc:
+        raise UnsupportedMedia(
+            f"the attachment is neither a PDF nor an accepted image: {exc.detail}",
+            accepted=accepted,
+        ) from exc
+    return info.media_type, info.extension
+
+
+async def submit_candidate(
+    *,
+    kind: EvidenceKind,
+    values: Any,
+    by: Principal,
+    store: ObjectStore,
+    limits: UploadSettings,
+    settings: Settings,
+    case_id: int | None = None,
+    person_description: str = "",
+    notice_id: int | None = None,
+    notice: NoticeCreate | None = None,
+    note: str = "",
+    attachment: bytes | None = None,
+) -> tuple[CandidateDetail, bool]:
+    """Add a lead with its evidence (police liaison, staff): joins the reviewer queue.
+
+    The person is ``case_id`` or, when not registered in the service,
+    ``person_description`` (a lead without a case: listed and reviewable, never
+    confirmable). The notice is ``notice_id`` or ``notice`` (its details; a new
+    notice is created). The same (case, notice) pair always yields the same
+    candidate, with one more evidence record; a rejected pair comes back as
+    proposed (``re_proposed`` + 1).
+
+    Args:
+        kind: police_dna, police_face (police liaison only), announcement_clue, staff.
+        values: the kind's values (rescue.matching.schemas.VALUE_TYPES).
+        attachment: the police report (PDF, JPEG, PNG or WebP, ≤ UPLOAD_MAX_BYTES).
+
+    Returns:
+        (the candidate's detail, True if the candidate was new).
+
+    Raises:
+        InvalidInput: missing/duplicate person or notice, bad values, ``face`` kind.
+        PermissionDenied: a police kind from someone other than police liaison.
+        NotFound: unknown case or notice.
+        UnsupportedMedia, PayloadTooLarge: the attachment.
+    """
+    if kind == EvidenceKind.face:
+        raise InvalidInput(
+            "face evidence comes from the service's own matching; upload photos instead",
+            accepted=[k.value for k in VALUE_TYPES],
+        )
+    if kind in POLICE_KINDS and by.role != Role.police_liaison:
+        raise PermissionDenied(
+            f"{kind.value} evidence comes from the police; only police liaison may submit it",
+            accepted=[Role.police_liaison.value],
+        )
+    try:
+        clean_values = msgspec.to_builtins(msgspec.convert(values, type=VALUE_TYPES[kind]))
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(
+            f"values for {kind.value}: {exc}",
+            accepted=msgspec.json.schema(VALUE_TYPES[kind]),
+        ) from exc
+    description = person_description.strip()
+    if (case_id is None) == (not description):
+        raise InvalidInput(
+            "give either case_id or person_description (a person not registered as a case)",
+            accepted=["case_id", "person_description"],
+        )
+    if (notice_id is None) == (notice is None):
+        raise InvalidInput(
+            "give either notice_id or notice (the notice's details, to create it)",
+            accepted=["notice_id", "notice"],
+        )
+    if case_id is not None and not await Case.exists().where(Case.id == case_id):
+        raise NotFound(f"case {case_id} does not exist")
+    if notice_id is not None and not await Notice.exists().where(Notice.id == notice_id):
+        raise NotFound(f"notice {notice_id} does not exist")
+
+    key = media_type = digest = None
+    if attachment is not None:
+        media_type, extension = await anyio.to_thread.run_sync(
+            _sniff_attachment, attachment, limits
+        )
+        digest = hashlib.sha256(attachment).hexdigest()
+        key = new_object_key("evidence", extension)
+        await store.aput(key, attachment, media_type)
+    now = datetime.now(UTC)
+    try:
+        async with Candidate._meta.db.transaction():
+            if notice is not None:
+                notice_id = (await create_notice(data=notice, by=by)).id
+            assert notice_id is not None
+            if case_id is not None:
+                pk = pair_key(case_id, notice_id)
+                inserted = (
+                    await Candidate.insert(
+                        Candidate(
+                            case=case_id,
+                            notice=notice_id,
+                            pair_key=pk,
+                            status=CandidateStatus.proposed.value,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    .on_conflict(target=Candidate.pair_key, action="DO NOTHING")
+                    .returning(Candidate.id)
+                )
+            else:
+                pk = f"lead:{secrets.token_hex(16)}"
+                inserted = await Candidate.insert(
+                    Candidate(
+                        case=None,
+                        notice=notice_id,
+                        pair_key=pk,
+                        person_description=description,
+                        status=CandidateStatus.proposed.value,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                ).returning(Candidate.id)
+            row = await Candidate.select(Candidate.id).where(Candidate.pair_key == pk).first()
+            assert row is not None
+            candidate_id = int(row["id"])
+            rows = await CandidateEvidence.insert(
+                CandidateEvidence(
+                    candidate=candidate_id,
+                    kind=kind.value,
+                    values=clean_values,
+                    note=note,
+                    attachment_key=key,
+                    attachment_media_type=media_type,
+                    attachment_sha256=digest,
+                    attachment_size=len(attachment) if attachment is not None else None,
+                    submitted_by=by.user_id,
+                    submitted_role=by.role.value,
+                    created_at=now,
+                    updated_at=now,
+                )
+            ).returning(CandidateEvidence.id)
+            evidence_id = int(rows[0]["id"])
+            await re_propose_if_rejected(
+                candidate_id=candidate_id,
+                why=f"new {kind.value} evidence",
+                actor=by,
+                data={"evidence_id": evidence_id},
+            )
+            if case_id is not None:
+                await record_event(
+                    case_id=case_id,
+                    kind="candidate_evidence_added",
+                    actor_id=by.user_id,
+                    actor_role=by.role.value,
+                    reason=note,
+                    data={
+                        "candidate_id": candidate_id,
+                        "notice_id": notice_id,
+                        "evidence_id": evidence_id,
+                        "evidence_kind": kind.value,
+                    },
+                )
+            await rescore(candidate_id=candidate_id)
+    except BaseException:
+        if key is not None:  # never leave an object the database does not know about
+            await store.aremove(key)
+        raise
+    detail = await get_candidate(candidate_id=candidate_id, settings=settings, store=store)
+    return detail, bool(inserted)
+
+
+# --- reads ------------------------------------------------------------------
+async def require_candidate(*, candidate_id: int) -> dict[str, Any]:
+    """The candidate row. Raises NotFound."""
+    row = await Candidate.select().where(Candidate.id == candidate_id).first()
+    if row is None:
+        raise NotFound(f"candidate {candidate_id} does not exist")
+    return row
+
+
+async def get_candidate(
+    *, candidate_id: int, settings: Settings, store: ObjectStore | None = None
+) -> CandidateDetail:
+    """A candidate with its evidence (attachment URLs with ``store``), live score
+    breakdown, reviews and family confirmations. Never returns face encodings.
+
+    Raises:
+        NotFound: no such candidate.
+    """
+    row = await require_candidate(candidate_id=candidate_id)
+    breakdown = await breakdown_of(row)
+    evidence_rows = (
+        await CandidateEvidence.select()
+        .where(CandidateEvidence.candidate == candidate_id)
+        .order_by(CandidateEvidence.id)
+    )
+    evidence = []
+    for e in evidence_rows:
+        url = None
+        if store is not None and e["attachment_key"]:
+            url = await anyio.to_thread.run_sync(store.presigned_url, e["attachment_key"])
+        evidence.append(
+            EvidenceOut(
+                id=e["id"],
+                kind=EvidenceKind(e["kind"]),
+                values=dict(loads(e["values"]) or {}),
+                submitted_by=e["submitted_by"],
+                submitted_role=e["submitted_role"],
+                created_at=e["created_at"],
+                updated_at=e["updated_at"],
+                note=e["note"],
+                model=e["model"],
+                threshold=e["threshold"],
+                distance=e["distance"],
+                case_photo_id=e["case_photo"],
+                notice_photo_id=e["notice_photo"],
+                attachment_media_type=e["attachment_media_type"],
+                attachment_sha256=e["attachment_sha256"],
+                attachment_url=url,
+                attachment_url_expires_in=store.presign_seconds if url and store else None,
+            )
+        )
+    reviews = (
+        await CandidateReview.select()
+        .where(CandidateReview.candidate == candidate_id)
+        .order_by(CandidateReview.id)
+    )
+    confirmations = (
+        await FamilyConfirmation.select()
+        .where(FamilyConfirmation.candidate == candidate_id)
+        .order_by(FamilyConfirmation.id)
+    )
+    kinds = sorted({str(e.kind) for e in evidence})
+    return CandidateDetail(
+        candidate=candidate_out(row, threshold=settings.matching.threshold, kinds=kinds),
+        breakdown=breakdown.as_dict(),
+        evidence=evidence,
+        reviews=[ReviewOut(**{k: r[k] for k in ReviewOut.__struct_fields__}) for r in reviews],
+        family_confirmations=[
+            FamilyConfirmationOut(**{k: c[k] for k in FamilyConfirmationOut.__struct_fields__})
+            for c in confirmations
+        ],
+        awaiting_second_reviewer=(
+            row["first_confirmed_by"] is not None
+            and row["status"] == CandidateStatus.under_review.value
+        ),
+        first_confirmed_by=row["first_confirmed_by"],
+    )
+
+
+async def list_queue(
+    *, settings: Settings, status: CandidateStatus | None, limit: int, offset: int
+) -> Page[CandidateOut]:
+    """Candidates (all, or of one status), best first: score descending, then the
+    smallest face distance, then the oldest. ``status=proposed`` is the reviewer queue."""
+    query = Candidate.select()
+    count = Candidate.count()
+    if status is not None:
+        query = query.where(Candidate.status == status.value)
+        count = count.where(Candidate.status == status.value)
+    rows = (
+        await query.order_by(Candidate.score, ascending=False)
+        .order_by(Candidate.best_distance)
+        .order_by(Candidate.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return Page(
+        items=await candidate_outs(rows, threshold=settings.matching.threshold),
+        total=await count,
+        limit=limit,
+        offset=offset,
+    )

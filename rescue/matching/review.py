@@ -1,0 +1,339 @@
+"""Review of candidates: reviewer decisions and family confirmations.
+
+States (docs/scoring.md, "Review")::
+
+    proposed ──start_review──▶ under_review ──confirm──▶ confirmed
+        │                          │
+        └──────confirm/reject──────┴──reject──▶ rejected (reason required)
+    proposed/under_review ──▶ superseded   (another candidate of the same case
+                                            or notice was confirmed)
+
+A decision is a conditional update on (status, version): of two concurrent
+decisions on one candidate the first wins and the second gets 409 (no lost
+update). Confirming needs at least one family confirmation (亲属确认) and, with
+``REQUIRE_SECOND_REVIEWER``, confirmations by two different reviewers. It moves
+the case to ``identified`` (rescue.cases.flows.transition, by the reviewer), the
+notice to ``found``, supersedes the other open candidates of the case and of the
+notice, and writes ``candidate_confirmed`` on the case timeline and the notice
+log — all in one transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rescue.cases.events import record_event
+from rescue.cases.flows import transition
+from rescue.cases.tables import CaseStatus
+from rescue.errors import Conflict, InvalidInput, PermissionDenied
+from rescue.matching.ledger import get_candidate, require_candidate
+from rescue.matching.schemas import CandidateDetail, DecisionIn, FamilyConfirmationIn
+from rescue.matching.tables import (
+    OPEN_CANDIDATE_STATUSES,
+    Candidate,
+    CandidateReview,
+    CandidateStatus,
+    FamilyConfirmation,
+)
+from rescue.notices.events import record_notice_event
+from rescue.notices.tables import Notice, NoticeStatus
+from rescue.photos.tables import Photo, PhotoStatus
+from rescue.settings import Settings
+from rescue.users.services import Principal
+from rescue.users.tables import Role
+
+__all__ = ["add_family_confirmation", "decide"]
+
+_OPEN = {s.value for s in OPEN_CANDIDATE_STATUSES}
+
+
+def _stale(candidate_id: int) -> Conflict:
+    return Conflict(
+        f"candidate {candidate_id} was decided or changed meanwhile; reload it and retry",
+        reason="concurrent_decision",
+    )
+
+
+async def _claim(row: dict[str, Any], values: dict[Any, Any]) -> None:
+    """Conditional update: applies only if status and version are still those read."""
+    updated = (
+        await Candidate.update(
+            {
+                **values,
+                Candidate.version: row["version"] + 1,
+                Candidate.updated_at: datetime.now(UTC),
+            }
+        )
+        .where(
+            (Candidate.id == row["id"])
+            & (Candidate.status == row["status"])
+            & (Candidate.version == row["version"])
+        )
+        .returning(Candidate.id)
+    )
+    if not updated:
+        raise _stale(row["id"])
+
+
+async def _review(
+    row: dict[str, Any], *, by: Principal, decision: str, to: str, reason: str
+) -> None:
+    await CandidateReview.insert(
+        CandidateReview(
+            candidate=row["id"],
+            reviewer_id=by.user_id,
+            decision=decision,
+            from_status=row["status"],
+            to_status=to,
+            reason=reason,
+        )
+    )
+
+
+async def _seen_photo_ids(row: dict[str, Any]) -> list[int]:
+    """Processed photos of both sides (the evidence a rejection was based on)."""
+    owner = Photo.notice == row["notice"]
+    if row["case"] is not None:
+        owner = owner | (Photo.case == row["case"])
+    rows = await Photo.select(Photo.id).where(owner & (Photo.status == PhotoStatus.processed.value))
+    return sorted(int(r["id"]) for r in rows)
+
+
+async def decide(
+    *,
+    candidate_id: int,
+    data: DecisionIn,
+    by: Principal,
+    settings: Settings,
+) -> CandidateDetail:
+    """Record a reviewer's decision on a candidate (see the module docstring).
+
+    Returns:
+        The candidate's detail after the decision (``awaiting_second_reviewer``
+        when a first confirmation waits for a second reviewer).
+
+    Raises:
+        NotFound: no such candidate.
+        PermissionDenied: the caller is not a reviewer.
+        InvalidInput: blank reason.
+        Conflict (409): not open for this decision; decided meanwhile
+            (``reason: concurrent_decision``) or ``expected_version`` stale; no
+            family confirmation yet; the same reviewer confirming twice when a
+            second reviewer is required; a lead without a case; the case cannot
+            become identified or the notice is no longer open.
+    """
+    if by.role != Role.reviewer:
+        raise PermissionDenied("only reviewers decide candidates", accepted=[Role.reviewer.value])
+    reason = data.reason.strip()
+    if not reason:
+        raise InvalidInput("a reason is required", accepted="a non-blank reason")
+    row = await require_candidate(candidate_id=candidate_id)
+    if data.expected_version is not None and data.expected_version != row["version"]:
+        raise _stale(candidate_id)
+    status = row["status"]
+    if data.decision == "start_review":
+        if status != CandidateStatus.proposed.value:
+            raise Conflict(
+                f"candidate {candidate_id} is {status}; only a proposed candidate can go "
+                "under review",
+                current=status,
+            )
+        async with Candidate._meta.db.transaction():
+            await _claim(row, {Candidate.status: CandidateStatus.under_review.value})
+            await _review(
+                row, by=by, decision="start_review", to=CandidateStatus.under_review, reason=reason
+            )
+    elif status not in _OPEN:
+        raise Conflict(
+            f"candidate {candidate_id} is {status}; it can no longer be decided",
+            current=status,
+            accepted=sorted(_OPEN),
+        )
+    elif data.decision == "reject":
+        await _reject(row, by=by, reason=reason)
+    else:
+        await _confirm(row, by=by, reason=reason, settings=settings)
+    return await get_candidate(candidate_id=candidate_id, settings=settings)
+
+
+async def _reject(row: dict[str, Any], *, by: Principal, reason: str) -> None:
+    now = datetime.now(UTC)
+    async with Candidate._meta.db.transaction():
+        await _claim(
+            row,
+            {
+                Candidate.status: CandidateStatus.rejected.value,
+                Candidate.decided_by: by.user_id,
+                Candidate.decided_at: now,
+                Candidate.decision_reason: reason,
+                Candidate.first_confirmed_by: None,
+                Candidate.rejected_photo_ids: await _seen_photo_ids(row),
+            },
+        )
+        await _review(row, by=by, decision="reject", to=CandidateStatus.rejected, reason=reason)
+        data = {"candidate_id": row["id"], "notice_id": row["notice"]}
+        if row["case"] is not None:
+            await record_event(
+                case_id=row["case"],
+                kind="candidate_rejected",
+                actor_id=by.user_id,
+                actor_role=by.role.value,
+                reason=reason,
+                data=data,
+            )
+
+
+async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings: Settings) -> None:
+    candidate_id = row["id"]
+    if row["case"] is None:
+        raise Conflict(
+            f"candidate {candidate_id} is a lead without a case; register the person as a "
+            "case and submit the evidence for that case first",
+            reason="no_case",
+        )
+    if not await FamilyConfirmation.exists().where(FamilyConfirmation.candidate == candidate_id):
+        raise Conflict(
+            f"candidate {candidate_id} has no family confirmation; record at least one "
+            f"(POST /api/candidates/{candidate_id}/family-confirmations) before confirming",
+            reason="family_confirmation_required",
+        )
+    now = datetime.now(UTC)
+    if settings.review.require_second_reviewer:
+        first = row["first_confirmed_by"]
+        if first is None:
+            async with Candidate._meta.db.transaction():
+                await _claim(
+                    row,
+                    {
+                        Candidate.status: CandidateStatus.under_review.value,
+                        Candidate.first_confirmed_by: by.user_id,
+                    },
+                )
+                await _review(
+                    row, by=by, decision="confirm", to=CandidateStatus.under_review, reason=reason
+                )
+            return
+        if first == by.user_id:
+            raise Conflict(
+                f"candidate {candidate_id} needs a second, different reviewer to confirm "
+                "(REQUIRE_SECOND_REVIEWER)",
+                reason="second_reviewer_required",
+                first_confirmed_by=first,
+            )
+    data = {
+        "candidate_id": candidate_id,
+        "notice_id": row["notice"],
+        "case_id": row["case"],
+        "first_confirmed_by": row["first_confirmed_by"],
+    }
+    async with Candidate._meta.db.transaction():
+        await _claim(
+            row,
+            {
+                Candidate.status: CandidateStatus.confirmed.value,
+                Candidate.decided_by: by.user_id,
+                Candidate.decided_at: now,
+                Candidate.decision_reason: reason,
+            },
+        )
+        await _review(row, by=by, decision="confirm", to=CandidateStatus.confirmed, reason=reason)
+        await transition(
+            case_id=row["case"], to=CaseStatus.identified, by=by, reason=reason, data=data
+        )
+        found = (
+            await Notice.update({Notice.status: NoticeStatus.found.value, Notice.updated_at: now})
+            .where((Notice.id == row["notice"]) & (Notice.status == NoticeStatus.open.value))
+            .returning(Notice.id)
+        )
+        if not found:
+            current = await Notice.select(Notice.status).where(Notice.id == row["notice"]).first()
+            raise Conflict(
+                f"notice {row['notice']} is {current['status'] if current else 'gone'}, not open; "
+                "it cannot be matched to this case",
+                reason="notice_not_open",
+            )
+        superseded = (
+            await Candidate.update(
+                {
+                    Candidate.status: CandidateStatus.superseded.value,
+                    Candidate.version: Candidate.version + 1,
+                    Candidate.updated_at: now,
+                }
+            )
+            .where(
+                ((Candidate.case == row["case"]) | (Candidate.notice == row["notice"]))
+                & (Candidate.id != candidate_id)
+                & Candidate.status.is_in(sorted(_OPEN))
+            )
+            .returning(Candidate.id)
+        )
+        data["superseded"] = sorted(int(r["id"]) for r in superseded)
+        await record_event(
+            case_id=row["case"],
+            kind="candidate_confirmed",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=reason,
+            data=data,
+        )
+        await record_notice_event(
+            notice_id=row["notice"],
+            kind="candidate_confirmed",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=reason,
+            from_status=NoticeStatus.open.value,
+            to_status=NoticeStatus.found.value,
+            data=data,
+        )
+
+
+async def add_family_confirmation(
+    *, candidate_id: int, data: FamilyConfirmationIn, by: Principal, settings: Settings
+) -> CandidateDetail:
+    """Record a family confirmation (亲属确认) on an open or confirmed candidate.
+
+    Several may be recorded (e.g. a video call, then the visit). Writes a
+    ``family_confirmation_recorded`` event on the case timeline.
+
+    Raises:
+        NotFound: no such candidate.
+        Conflict: the candidate is rejected or superseded.
+    """
+    row = await require_candidate(candidate_id=candidate_id)
+    if row["status"] not in _OPEN | {CandidateStatus.confirmed.value}:
+        raise Conflict(
+            f"candidate {candidate_id} is {row['status']}; family confirmations are recorded "
+            "on proposed, under_review or confirmed candidates",
+            current=row["status"],
+        )
+    confirmed_at = data.confirmed_at or datetime.now(UTC)
+    if confirmed_at.tzinfo is None:
+        raise InvalidInput(
+            "confirmed_at needs a time zone", accepted="ISO 8601 with offset, e.g. +08:00"
+        )
+    if confirmed_at > datetime.now(UTC):
+        raise InvalidInput("confirmed_at is in the future", accepted="a time up to now")
+    async with Candidate._meta.db.transaction():
+        rows = await FamilyConfirmation.insert(
+            FamilyConfirmation(
+                candidate=candidate_id,
+                confirmer_name=data.confirmer_name.strip(),
+                relationship=data.relationship.strip(),
+                method=data.method.value,
+                confirmed_at=confirmed_at,
+                notes=data.notes,
+                recorded_by=by.user_id,
+            )
+        ).returning(FamilyConfirmation.id)
+        if row["case"] is not None:
+            await record_event(
+                case_id=row["case"],
+                kind="family_confirmation_recorded",
+                actor_id=by.user_id,
+                actor_role=by.role.value,
+                reason=f"{data.relationship} by {data.method.value}",
+                data={"candidate_id": candidate_id, "confirmation_id": int(rows[0]["id"])},
+            )
+    return await get_candidate(candidate_id=candidate_id, settings=settings)
