@@ -185,15 +185,6 @@ async def admin() -> dict[str, str]:
     return {"Authorization": f"Bearer {await make_token('admin')}"}
 
 
-async def _photos_settled(deadline: float) -> None:
-    import anyio.to_thread
-
-    from workers.broker import broker
-
-    timeout_ms = max(1000, int((deadline - time.monotonic()) * 1000))
-    await anyio.to_thread.run_sync(lambda: broker.join("photos", timeout=timeout_ms))
-
-
 async def wait_for_photo(
     client: Any, headers: dict[str, str], photo_id: int, within: float = 90
 ) -> dict[str, Any]:
@@ -204,9 +195,6 @@ async def wait_for_photo(
         assert response.status_code == 200, response.text
         body = response.json()
         if body["status"] != "pending":
-            # The photo leaves `pending` before its matching has run: wait until the
-            # worker has finished every queued photo job.
-            await _photos_settled(deadline)
             return body
         if time.monotonic() > deadline or not worker_alive():
             raise AssertionError(
