@@ -4,19 +4,33 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from rescue.announcements.tables import Announcement
+from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
 from rescue.matching.tables import Candidate
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
-from rescue.users.tables import ApiToken, User
+from rescue.users.tables import ApiToken, LoginThrottle, User
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
 APP_CONFIG = AppConfig(
     app_name="rescue",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=[User, ApiToken, Case, CaseEvent, Notice, Photo, Face, Candidate],
+    table_classes=[
+        User,
+        ApiToken,
+        Case,
+        CaseEvent,
+        Notice,
+        Photo,
+        Face,
+        Candidate,
+        LoginThrottle,
+        AuditRecord,
+        Announcement,
+    ],
     migration_dependencies=[],
     commands=[],
 )

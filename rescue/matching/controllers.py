@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
+from typing import Any
+
+from litestar import Controller, Request, get
 from litestar.params import FromPath
 
 from rescue.matching import services
@@ -40,10 +42,16 @@ class CandidateController(Controller):
     async def of_notice(
         self,
         notice_id: FromPath[int],
+        request: Request[Any, Any, Any],
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[CandidateOut]:
-        """Ordered by best face distance (smallest first). 404 if the notice does not exist."""
+        """Ordered by best face distance (smallest first); only people of the stations
+        the caller sees. 404 if the notice does not exist."""
         return await services.list_candidates(
-            settings=get_settings(), notice_id=notice_id, limit=limit, offset=offset
+            settings=get_settings(),
+            notice_id=notice_id,
+            limit=limit,
+            offset=offset,
+            stations=request.user.visible_stations(),
         )

@@ -303,8 +303,10 @@ async def list_candidates(
     notice_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    stations: list[str] | None = None,
 ) -> Page[CandidateOut]:
-    """Candidates of one case or one notice, best (smallest distance) first.
+    """Candidates of one case or one notice, best (smallest distance) first;
+    only those whose case belongs to ``stations`` (None: all).
 
     Raises:
         NotFound: the case or notice does not exist.
@@ -317,6 +319,8 @@ async def list_candidates(
         if not await Notice.exists().where(Notice.id == notice_id):
             raise NotFound(f"notice {notice_id} does not exist")
         where = Candidate.notice == notice_id
+    if stations is not None:
+        where = where & Candidate.case.station.is_in(stations or [""])
     rows = (
         await Candidate.select()
         .where(where)
