@@ -148,9 +148,7 @@ def retention_run() -> None:
     from rescue.retention import run_retention
     from rescue.runtime import get_store
 
-    report = asyncio.run(
-        run_retention(settings=get_settings().retention, store=get_store())
-    )
+    report = asyncio.run(run_retention(settings=get_settings().retention, store=get_store()))
     click.echo(
         f"deleted {report.faces_deleted} face encoding(s) and "
         f"{report.photos_deleted} photo(s) of {len(report.cases)} case(s)"

@@ -41,7 +41,7 @@ class Action(StrEnum):
     photo_upload_case = "photo_upload_case"
     photo_upload_notice = "photo_upload_notice"
     candidate_read = "candidate_read"
-    token_manage = "token_manage"
+    token_manage = "token_manage"  # noqa: S105 - an action's name
     user_admin = "user_admin"
     audit_read = "audit_read"
     case_audit_read = "case_audit_read"
@@ -97,7 +97,6 @@ async def _case_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
         return None
     row = await Case.select(Case.station).where(Case.id == case_id).first()
     return None if row is None else (what, str(row["station"]))
-
 
 
 def allow(action: Action):  # type: ignore[no-untyped-def]

@@ -60,9 +60,7 @@ async def closed_cases() -> dict[int, tuple[datetime, str]]:
     for e in events:
         if e["case"] not in closed_at or e["at"] > closed_at[e["case"]]:
             closed_at[e["case"]] = e["at"]
-    return {
-        c["id"]: (closed_at.get(c["id"], c["updated_at"]), str(c["station"])) for c in cases
-    }
+    return {c["id"]: (closed_at.get(c["id"], c["updated_at"]), str(c["station"])) for c in cases}
 
 
 async def run_retention(

@@ -20,7 +20,10 @@ class AnnouncementController(Controller):
 
     @post("/", summary="Publish the case's 寻亲公告", guards=[allow(Action.announcement_publish)])
     async def publish(
-        self, case_id: FromPath[int], data: JSONBody[AnnouncementIn], request: Request[Any, Any, Any]
+        self,
+        case_id: FromPath[int],
+        data: JSONBody[AnnouncementIn],
+        request: Request[Any, Any, Any],
     ) -> AnnouncementOut:
         """201 with every field and ``public_url``. 400 photo not of this case or no
         found place; 404 unknown case; 409 case identified or closed."""
@@ -38,7 +41,7 @@ class PublicAnnouncementController(Controller):
 
     path = "/public/announcements"
     tags = ("public",)
-    security = [{}]
+    security = [{}]  # noqa: RUF012 - Litestar's layer attribute: no token
 
     @get("/", summary="Published family-search announcements")
     async def index(self, limit: Limit = 50, offset: Offset = 0) -> Page[dict[str, Any]]:
@@ -55,6 +58,4 @@ class PublicAnnouncementController(Controller):
         data, media_type = await services.public_photo(
             announcement_id=announcement_id, store=get_store()
         )
-        return Response(
-            content=data, media_type=media_type, headers={"Cache-Control": "no-store"}
-        )
+        return Response(content=data, media_type=media_type, headers={"Cache-Control": "no-store"})

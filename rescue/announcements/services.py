@@ -215,9 +215,11 @@ async def public_photo(*, announcement_id: int, store: ObjectStore) -> tuple[byt
     fields = _loads(row["fields"])
     if row["photo"] is None or not fields.get("photo") or "photo" in _loads(row["internal"]):
         raise NotFound(f"announcement {announcement_id} publishes no photo")
-    photo = await Photo.select(Photo.object_key, Photo.media_type).where(
-        Photo.id == row["photo"]
-    ).first()
+    photo = (
+        await Photo.select(Photo.object_key, Photo.media_type)
+        .where(Photo.id == row["photo"])
+        .first()
+    )
     if photo is None:
         raise NotFound(f"announcement {announcement_id} publishes no photo")
     return await store.aget(photo["object_key"]), str(photo["media_type"])

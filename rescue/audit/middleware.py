@@ -48,7 +48,7 @@ class AuditMiddleware:
         if kind is None:
             await self.app(scope, receive, send)
             return
-        held: dict[str, Any] = {}
+        held: dict[str, Any] = {}  # the response start, held back until recorded
         state = {"recorded": False, "failed": False}
 
         async def record(start: Message, body: bytes) -> bool:
@@ -62,7 +62,7 @@ class AuditMiddleware:
                     path_params=dict(scope.get("path_params") or {}),
                     principal=scope.get("user"),
                     client=client[0] if client else "unknown",
-                    status_code=int(start["status"]),
+                    status_code=int(start["status"]),  # type: ignore[typeddict-item]
                     body=body,
                 )
             except Exception:
@@ -83,7 +83,7 @@ class AuditMiddleware:
                 if not await record(start, b"" if more else bytes(message.get("body", b""))):
                     state["failed"] = True
                     await send(
-                        {
+                        {  # type: ignore[arg-type]
                             "type": "http.response.start",
                             "status": 500,
                             "headers": [
@@ -92,7 +92,7 @@ class AuditMiddleware:
                             ],
                         }
                     )
-                    await send({"type": "http.response.body", "body": _FAILED_BODY})
+                    await send({"type": "http.response.body", "body": _FAILED_BODY})  # type: ignore[arg-type]
                     return
                 await send(start)
             await send(message)

@@ -320,7 +320,7 @@ async def list_candidates(
             raise NotFound(f"notice {notice_id} does not exist")
         where = Candidate.notice == notice_id
     if stations is not None:
-        where = where & Candidate.case.station.is_in(stations or [""])
+        where = where & Candidate.case.station.is_in(stations or [""])  # type: ignore[assignment]
     rows = (
         await Candidate.select()
         .where(where)

@@ -57,7 +57,11 @@ class TokenController(Controller):
     path = "/api/tokens"
     tags = ("auth",)
 
-    @get("/", summary="Your tokens (admin: everyone's with all=true)", guards=[allow(Action.token_manage)])
+    @get(
+        "/",
+        summary="Your tokens (admin: everyone's with all=true)",
+        guards=[allow(Action.token_manage)],
+    )
     async def index(
         self, request: Request[Any, Any, Any], all: FromQuery[bool] = False
     ) -> list[TokenOut]:

@@ -22,7 +22,7 @@ class LoginOut(msgspec.Struct):
 
     token: str
     expires_at: datetime
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - the scheme's name
 
 
 class TokenOut(msgspec.Struct):

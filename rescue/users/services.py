@@ -193,9 +193,11 @@ async def _record_failure(keys: list[str], now: datetime, settings: AuthSettings
         await LoginThrottle.insert(LoginThrottle(key=key, failures=0)).on_conflict(
             target=LoginThrottle.key, action="DO NOTHING"
         )
-        row = await LoginThrottle.select(LoginThrottle.failures).where(
-            LoginThrottle.key == key
-        ).first()
+        row = (
+            await LoginThrottle.select(LoginThrottle.failures)
+            .where(LoginThrottle.key == key)
+            .first()
+        )
         failures = int(row["failures"] if row else 0) + 1
         over = failures - settings.login_free_attempts
         blocked = (
@@ -329,7 +331,7 @@ async def revoke_token(*, token_id: int, by: Principal) -> None:
     Raises:
         NotFound: no such token, or (for a non-admin) not one of theirs.
     """
-    where = ApiToken.id == token_id
+    where: Any = ApiToken.id == token_id
     if by.role != Role.admin:
         where = where & (ApiToken.user == by.user_id)
     if not await ApiToken.exists().where(where):
