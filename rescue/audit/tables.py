@@ -12,7 +12,7 @@ from piccolo.table import Table
 class AuditRecord(Table, tablename="audit_records"):
     """One audited request.
 
-    ``route`` is the path template (e.g. ``/api/photos/{photo_id:int}``) and
+    ``route`` is the path template (e.g. ``/api/photos/{photo_id}``) and
     ``resource_type``/``resource_id`` the object its last path parameter names
     (``photo``/``17``); ``created_id`` is the ``id`` a write answered with (a new
     case, photo, notice, token…). ``case_id`` is the case concerned, when there is

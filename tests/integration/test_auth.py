@@ -29,7 +29,8 @@ async def test_tokens_are_stored_hashed_listed_and_revoked(client, admin):
 
     listed = (await client.get("/api/tokens", headers=mine)).json()
     assert len(listed) == 1
-    assert token not in str(listed) and "hash" not in str(listed)
+    assert token not in str(listed)
+    assert "hash" not in str(listed)
     assert listed[0]["expires_at"] is not None  # TOKEN_TTL_DAYS
     # Only admins list everyone's.
     assert (await client.get("/api/tokens?all=true", headers=mine)).status_code == 403
@@ -119,7 +120,8 @@ async def test_deactivated_user_cannot_log_in_or_use_tokens(client, admin):
     )
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["scope"] == "*" and body["has_password"] is False
+    assert body["scope"] == "*"
+    assert body["has_password"] is False
     token = body["token"]
     assert (await client.get("/api/cases", headers=_bearer(token))).status_code == 200
 
@@ -128,7 +130,8 @@ async def test_deactivated_user_cannot_log_in_or_use_tokens(client, admin):
         json={"username": "sun", "role": "reviewer", "password": PASSWORD},
         headers=admin,
     )
-    assert with_pw.status_code == 201 and with_pw.json()["token"] is None
+    assert with_pw.status_code == 201
+    assert with_pw.json()["token"] is None
     assert PASSWORD not in with_pw.text
     short = await client.post(
         "/api/admin/users",
@@ -146,7 +149,8 @@ async def test_deactivated_user_cannot_log_in_or_use_tokens(client, admin):
     assert "argon2" not in str(listed)
 
     off = await client.post(f"/api/admin/users/{body['id']}/deactivate", headers=admin)
-    assert off.status_code == 200 and off.json()["active"] is False
+    assert off.status_code == 200
+    assert off.json()["active"] is False
     assert (await client.get("/api/cases", headers=_bearer(token))).status_code == 401
     sun = with_pw.json()["id"]
     await client.post(f"/api/admin/users/{sun}/deactivate", headers=admin)
