@@ -100,7 +100,12 @@ def users() -> None:
     type=click.Choice(["station_staff", "police_liaison", "reviewer", "admin"]),
 )
 @click.option("--station", default="", help="the station the user belongs to")
-def create_user(name: str, role: str, station: str) -> None:
+@click.option(
+    "--scope",
+    default="",
+    help="reviewers, police liaison: stations covered besides their own (a,b or *)",
+)
+def create_user(name: str, role: str, station: str, scope: str) -> None:
     """Create user NAME and print a new API token (shown once)."""
     from rescue.errors import DomainError
     from rescue.users.services import create_user as create
@@ -109,7 +114,7 @@ def create_user(name: str, role: str, station: str) -> None:
     _migrate()
 
     async def run() -> str:
-        user_id = await create(username=name, role=role, station=station)
+        user_id = await create(username=name, role=role, station=station, scope=scope)
         return await issue_token(
             user_id=user_id, ttl_days=get_settings().token_ttl_days, label="cli"
         )

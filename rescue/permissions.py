@@ -117,6 +117,8 @@ def allow(action: Action):  # type: ignore[no-untyped-def]
                 f"{getattr(getattr(principal, 'role', None), 'value', 'anonymous')}",
                 accepted=sorted(r.value for r in roles),
             )
+        if principal.visible_stations() is None:  # admin, or scope "*"
+            return
         # A missing case/photo/candidate passes here; the handler answers 404.
         target = await _case_station(connection.path_params)
         if target is not None and not principal.sees_station(target[1]):

@@ -29,6 +29,11 @@ class AnnouncementController(Controller):
         found place; 404 unknown case; 409 case identified or closed."""
         return await services.publish(case_id=case_id, data=data, by=request.user)
 
+    @get("/", summary="The case's 寻亲公告, every field", guards=[allow(Action.case_read)])
+    async def detail(self, case_id: FromPath[int]) -> AnnouncementOut:
+        """Including internal fields and whether it is published; 404 if none."""
+        return await services.get_for_staff(case_id=case_id)
+
     @delete("/", summary="Unpublish the 寻亲公告", guards=[allow(Action.announcement_publish)])
     async def unpublish(self, case_id: FromPath[int]) -> None:
         """204 (idempotent); 404 if the case has no announcement."""

@@ -31,6 +31,8 @@ def audit_kind(method: str, route: str) -> str | None:
     """``"write"``, ``"read"`` or None (not audited) for a request's method and route template."""
     if not (route.startswith("/api") or route.startswith("/auth")):
         return None
+    if method.upper() == "OPTIONS":  # CORS pre-flight: no data
+        return None
     if method.upper() not in _SAFE:
         return "write"
     if any(word in route for word in SENSITIVE_READS):

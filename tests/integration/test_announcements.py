@@ -135,6 +135,10 @@ async def test_staff_unpublish_and_unpublished_never_served(client, staff):
     public_id = published.json()["id"]
     response = await client.delete(f"/api/cases/{case['id']}/announcement", headers=staff)
     assert response.status_code == 204
+    staff_view = (await client.get(f"/api/cases/{case['id']}/announcement", headers=staff)).json()
+    assert staff_view["published"] is False
+    assert staff_view["unpublish_reason"] == "unpublished by staff"
+    assert staff_view["public_url"] is None
     assert (await client.get(f"/public/announcements/{public_id}")).status_code == 404
     assert (await client.get("/public/announcements")).json()["total"] == 0
     # Other cases never appear: the public side only knows announcements.

@@ -46,6 +46,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/admin/users/{user_id:int}/deactivate"): frozenset({A}),
     ("GET", "/api/audit"): frozenset({A}),
     ("GET", "/api/cases/{case_id:int}/audit"): frozenset({S, A}),
+    ("GET", "/api/cases/{case_id:int}/announcement"): ALL,
     ("POST", "/api/cases/{case_id:int}/announcement"): frozenset({S, A}),
     ("DELETE", "/api/cases/{case_id:int}/announcement"): frozenset({S, A}),
 }
