@@ -8,6 +8,8 @@
   (``PHOTO_RETENTION_DAYS``, per station ``PHOTO_RETENTION_DAYS_BY_STATION``;
   0 keeps them), objects first, then their rows; candidates keep their record
   with the photo reference cleared.
+- Failed-login counters (usernames, client addresses) are deleted a day after
+  their last failure.
 - Settled people (落户安置) are not closed: their search continues, so they keep
   both.
 
@@ -30,6 +32,7 @@ from rescue.cases.tables import TERMINAL_STATUSES, Case
 from rescue.matching.tables import Candidate
 from rescue.photos.tables import Face, Photo
 from rescue.settings import RetentionSettings
+from rescue.users.tables import LoginThrottle
 
 __all__ = ["RetentionReport", "closed_cases", "run_retention"]
 
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 class RetentionReport:
     faces_deleted: int = 0
     photos_deleted: int = 0
+    login_counters_deleted: int = 0
     cases: list[int] = field(default_factory=list)
 
 
@@ -119,6 +123,12 @@ async def run_retention(
                 touched = True
         if touched:
             report.cases.append(case_id)
+    stale = (
+        await LoginThrottle.delete()
+        .where(LoginThrottle.last_failed_at < now - timedelta(days=1))
+        .returning(LoginThrottle.id)
+    )
+    report.login_counters_deleted = len(stale)
     log.info(
         "retention: %s face encodings and %s photos deleted (%s cases)",
         report.faces_deleted,

@@ -81,6 +81,24 @@ async def test_faces_of_closed_cases_deleted_after_the_period_and_galleries_foll
     assert again.faces_deleted == 0
 
 
+async def test_stale_login_counters_are_dropped(client):
+    from rescue.retention import run_retention
+    from rescue.runtime import get_store
+    from rescue.settings import RetentionSettings
+    from rescue.users.tables import LoginThrottle
+
+    await client.post("/auth/login", json={"username": "ghost", "password": "x" * 12})
+    assert await LoginThrottle.count() == 2  # the username and the address
+    settings = RetentionSettings()
+    await run_retention(settings=settings, store=get_store())
+    assert await LoginThrottle.count() == 2  # recent: kept for the backoff
+    report = await run_retention(
+        settings=settings, store=get_store(), now=datetime.now(UTC) + timedelta(days=2)
+    )
+    assert report.login_counters_deleted == 2
+    assert await LoginThrottle.count() == 0
+
+
 async def test_photos_follow_the_station_setting(client, staff):
     from rescue.matching.tables import Candidate
     from rescue.photos.tables import Face, Photo
