@@ -10,6 +10,9 @@ from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from rescue.announcements.controllers import AnnouncementController, PublicAnnouncementController
+from rescue.audit.controllers import AuditController
+from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController
 from rescue.errors import exception_handlers
@@ -21,6 +24,7 @@ from rescue.matching.controllers import (
 from rescue.notices.controllers import NoticeController
 from rescue.photos.controllers import PhotoController
 from rescue.settings import Settings, get_settings
+from rescue.users.controllers import AdminUserController, LoginController, TokenController
 
 __all__ = ["create_app"]
 
@@ -46,12 +50,18 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
             assert isinstance(engine, PostgresEngine)
             await engine.start_connection_pool(max_size=settings.database.pool_max_size)  # type: ignore[call-arg]
         get_store()  # fail fast if the object store is unreachable
-        worker = None
+        worker = scheduler = None
         if settings.inprocess_worker:
+            from rescue.scheduler import build_scheduler
+
             worker = await _start_inprocess_worker()
+            scheduler = build_scheduler(blocking=False)  # embedded: daily retention
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             if worker is not None:
                 worker.stop()
             if pooled:
@@ -89,8 +99,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CandidateController,
             CandidateLedgerController,
             RematchController,
+            LoginController,
+            TokenController,
+            AdminUserController,
+            AuditController,
+            AnnouncementController,
+            PublicAnnouncementController,
         ],
-        middleware=[auth_middleware],
+        # Order matters: authentication first, then the audit trail (which needs the caller).
+        middleware=[auth_middleware, audit_middleware],
         exception_handlers=exception_handlers,
         lifespan=[_lifespan(settings)],
         request_max_body_size=settings.upload.max_bytes * 2,

@@ -35,5 +35,5 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
 
 
 auth_middleware = DefineMiddleware(
-    BearerTokenMiddleware, exclude=["^/schema", "^/health", "^/public"]
+    BearerTokenMiddleware, exclude=["^/schema", "^/health", "^/public", "^/auth/login"]
 )

@@ -3,8 +3,11 @@
 rescue serve                      run the API (embedded S3 + in-process worker by default)
 rescue migrate                    apply database migrations
 rescue users create NAME --role R print a new API token for a new user
+rescue users set-password NAME    set a password (prompted, or read from stdin)
 rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
+rescue retention run              delete face data and photos past retention now
+rescue retention schedule         run the daily retention scheduler (blocking)
 """
 
 from __future__ import annotations
@@ -103,7 +106,12 @@ def users() -> None:
     type=click.Choice(["station_staff", "police_liaison", "reviewer", "admin"]),
 )
 @click.option("--station", default="", help="the station the user belongs to")
-def create_user(name: str, role: str, station: str) -> None:
+@click.option(
+    "--scope",
+    default="",
+    help="reviewers, police liaison: stations covered besides their own (a,b or *)",
+)
+def create_user(name: str, role: str, station: str, scope: str) -> None:
     """Create user NAME and print a new API token (shown once)."""
     from rescue.errors import DomainError
     from rescue.users.services import create_user as create
@@ -112,7 +120,7 @@ def create_user(name: str, role: str, station: str) -> None:
     _migrate()
 
     async def run() -> str:
-        user_id = await create(username=name, role=role, station=station)
+        user_id = await create(username=name, role=role, station=station, scope=scope)
         return await issue_token(
             user_id=user_id, ttl_days=get_settings().token_ttl_days, label="cli"
         )
@@ -122,6 +130,49 @@ def create_user(name: str, role: str, station: str) -> None:
     except DomainError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(token)
+
+
+@users.command("set-password")
+@click.argument("name")
+@click.password_option("--password", prompt="Password", help="read from the prompt or stdin")
+def set_password(name: str, password: str) -> None:
+    """Set user NAME's password (Argon2id-hashed; at least 12 characters)."""
+    from rescue.errors import DomainError
+    from rescue.users.services import set_password as set_pw
+
+    _migrate()
+    try:
+        asyncio.run(set_pw(username=name, password=password))
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.detail} ({exc.accepted})") from exc
+    click.echo(f"password of {name} set; log in with POST /auth/login")
+
+
+@main.group()
+def retention() -> None:
+    """Deletion of face data and photos of closed cases (docs/privacy.md)."""
+
+
+@retention.command("run")
+def retention_run() -> None:
+    """Delete now what is past retention (idempotent; safe from cron)."""
+    from rescue.retention import run_retention
+    from rescue.runtime import get_store
+
+    report = asyncio.run(run_retention(settings=get_settings().retention, store=get_store()))
+    click.echo(
+        f"deleted {report.faces_deleted} face encoding(s) and "
+        f"{report.photos_deleted} photo(s) of {len(report.cases)} case(s)"
+    )
+
+
+@retention.command("schedule")
+def retention_schedule() -> None:
+    """Run the scheduler that sends the retention job daily (blocking)."""
+    from rescue.scheduler import RETENTION_CRON, build_scheduler
+
+    click.echo(f"retention scheduled daily at {RETENTION_CRON}; Ctrl-C to stop")
+    build_scheduler(blocking=True).start()
 
 
 @main.group()

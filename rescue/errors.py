@@ -14,7 +14,8 @@ Hierarchy::
     ├── NotAuthenticated        (401)
     ├── PermissionDenied        (403)
     ├── NotFound                (404)
-    └── Conflict                (409)
+    ├── Conflict                (409)
+    └── TooManyRequests         (429)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "TooManyRequests",
     "UnsupportedMedia",
     "exception_handlers",
 ]
@@ -97,8 +99,16 @@ class Conflict(DomainError):
     error = "conflict"
 
 
+class TooManyRequests(DomainError):
+    status_code = 429
+    error = "too_many_requests"
+
+
 def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
-    return Response(content=exc.to_body(), status_code=exc.status_code)
+    headers = None
+    if isinstance(exc, TooManyRequests) and "retry_after" in exc.extra:
+        headers = {"Retry-After": str(exc.extra["retry_after"])}
+    return Response(content=exc.to_body(), status_code=exc.status_code, headers=headers)
 
 
 def _http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -7,6 +7,15 @@ Each route declares ``guards=[allow(Action.X)]``. Roles (see docs/glossary.md):
   candidates with evidence; never changes case records or decides candidates.
 - ``reviewer``: decides candidates, records family confirmations.
 - ``admin``: users, tokens, settings, re-matching.
+
+Station scoping (the second half of every guard): a route whose path names a
+``case_id``, ``photo_id`` or ``candidate_id`` is refused with 403 when that case
+(the photo's case, the candidate's case) belongs to a station the caller does
+not see (:meth:`rescue.users.services.Principal.sees_station`). Notices and
+notice photos are not scoped: they come from families and police to be matched
+everywhere. Because this is done in :func:`allow`, new routes that follow the
+path-parameter names are scoped without further code. List routes filter by
+:meth:`~rescue.users.services.Principal.visible_stations` in their services.
 """
 
 from __future__ import annotations
@@ -36,6 +45,11 @@ class Action(StrEnum):
     candidate_decide = "candidate_decide"
     family_confirmation_record = "family_confirmation_record"
     rematch = "rematch"
+    token_manage = "token_manage"  # noqa: S105 - an action's name
+    user_admin = "user_admin"
+    audit_read = "audit_read"
+    case_audit_read = "case_audit_read"
+    announcement_publish = "announcement_publish"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -61,24 +75,66 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.candidate_decide: frozenset({_REVIEWER}),
     Action.family_confirmation_record: frozenset({_REVIEWER}),
     Action.rematch: frozenset({_ADMIN}),
+    Action.token_manage: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.user_admin: frozenset({_ADMIN}),
+    Action.audit_read: frozenset({_ADMIN}),
+    Action.case_audit_read: frozenset({_STAFF, _ADMIN}),
+    Action.announcement_publish: frozenset({_STAFF, _ADMIN}),
 }
 
 
+async def _case_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
+    """(what, station) of the case a route's path points at, or None if unscoped/unknown."""
+    from rescue.cases.tables import Case
+    from rescue.matching.tables import Candidate
+    from rescue.photos.tables import Photo
+
+    case_id: Any = None
+    what = ""
+    if "case_id" in path_params:
+        case_id, what = path_params["case_id"], f"case {path_params['case_id']}"
+    elif "photo_id" in path_params:
+        row = await Photo.select(Photo.case).where(Photo.id == path_params["photo_id"]).first()
+        case_id, what = (row or {}).get("case"), f"photo {path_params['photo_id']}"
+    elif "candidate_id" in path_params:
+        row = (
+            await Candidate.select(Candidate.case)
+            .where(Candidate.id == path_params["candidate_id"])
+            .first()
+        )
+        case_id, what = (row or {}).get("case"), f"candidate {path_params['candidate_id']}"
+    if case_id is None:
+        return None
+    row = await Case.select(Case.station).where(Case.id == case_id).first()
+    return None if row is None else (what, str(row["station"]))
+
+
 def allow(action: Action):  # type: ignore[no-untyped-def]
-    """A Litestar guard admitting the roles that :data:`PERMISSIONS` lists for ``action``.
+    """A Litestar guard admitting the roles that :data:`PERMISSIONS` lists for ``action``,
+    then checking the station scope of the case the path points at.
 
     Raises:
-        PermissionDenied: (403) naming the roles that may.
+        PermissionDenied: (403) naming the roles that may, or the stations the
+            caller sees.
     """
     roles = PERMISSIONS[action]
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = connection.user
         if principal is None or principal.role not in roles:
             raise PermissionDenied(
                 f"{action.value} is not allowed for role "
                 f"{getattr(getattr(principal, 'role', None), 'value', 'anonymous')}",
                 accepted=sorted(r.value for r in roles),
+            )
+        if principal.visible_stations() is None:  # admin, or scope "*"
+            return
+        # A missing case/photo/candidate passes here; the handler answers 404.
+        target = await _case_station(connection.path_params)
+        if target is not None and not principal.sees_station(target[1]):
+            raise PermissionDenied(
+                f"{target[0]} belongs to station {target[1]!r}, outside your stations",
+                accepted=principal.visible_stations(),
             )
 
     guard.__name__ = f"allow_{action.value}"

@@ -4,6 +4,8 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from rescue.announcements.tables import Announcement
+from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
 from rescue.matching.tables import (
@@ -16,7 +18,7 @@ from rescue.matching.tables import (
 from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
-from rescue.users.tables import ApiToken, User
+from rescue.users.tables import ApiToken, LoginThrottle, User
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,6 +39,9 @@ APP_CONFIG = AppConfig(
         CandidateReview,
         FamilyConfirmation,
         RematchRun,
+        LoginThrottle,
+        AuditRecord,
+        Announcement,
     ],
     migration_dependencies=[],
     commands=[],

@@ -125,6 +125,48 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
+class AuthSettings:
+    """Password login and its backoff (README "Roles and login")."""
+
+    #: Lifetime of tokens issued by ``POST /auth/login``, hours (default 12: one shift).
+    login_token_ttl_hours: int = 12
+    #: Failed logins per username or per client address before backoff starts.
+    login_free_attempts: int = 5
+    #: Backoff after the free attempts: 2^(n - free) seconds, capped at this (seconds).
+    #: OWASP Authentication Cheat Sheet, "Login Throttling".
+    login_max_delay_seconds: int = 900
+
+
+def _station_days(raw: str | None) -> dict[str, int]:
+    result: dict[str, int] = {}
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        name, sep, days = part.partition("=")
+        if not sep or not days.strip().isdigit():
+            raise SettingsError(
+                f"PHOTO_RETENTION_DAYS_BY_STATION must look like 'north=365,south=180', got {raw!r}"
+            )
+        result[name.strip()] = int(days)
+    return result
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long data of a closed case is kept (docs/privacy.md; PIPL art. 19, 47)."""
+
+    #: Days after a case closes (terminal status) before its face encodings are deleted.
+    face_days: int = 30
+    #: Days after a case closes before its photos are deleted; 0 keeps them.
+    photo_days: int = 0
+    #: Per-station override of ``photo_days`` (``PHOTO_RETENTION_DAYS_BY_STATION``).
+    photo_days_by_station: dict[str, int] = field(default_factory=dict)
+
+    def photo_days_for(self, station: str) -> int:
+        return self.photo_days_by_station.get(station, self.photo_days)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database: DatabaseSettings
@@ -142,6 +184,8 @@ class Settings:
     token_ttl_days: int
     debug: bool = False
     review: ReviewSettings = field(default_factory=ReviewSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -189,6 +233,16 @@ def load_settings() -> Settings:
         debug=_bool("DEBUG", False),
         review=ReviewSettings(
             require_second_reviewer=_bool("REQUIRE_SECOND_REVIEWER", False),
+        ),
+        auth=AuthSettings(
+            login_token_ttl_hours=_int("LOGIN_TOKEN_TTL_HOURS", 12),
+            login_free_attempts=_int("LOGIN_FREE_ATTEMPTS", 5),
+            login_max_delay_seconds=_int("LOGIN_MAX_DELAY_SECONDS", 900),
+        ),
+        retention=RetentionSettings(
+            face_days=_int("FACE_RETENTION_DAYS", 30),
+            photo_days=_int("PHOTO_RETENTION_DAYS", 0),
+            photo_days_by_station=_station_days(_env("PHOTO_RETENTION_DAYS_BY_STATION")),
         ),
     )
 

@@ -9,7 +9,7 @@ from rescue.matching import services as matching
 from rescue.runtime import get_galleries, get_store
 from rescue.settings import get_settings
 
-__all__ = ["process_photo", "rematch"]
+__all__ = ["apply_retention", "process_photo", "rematch"]
 
 
 @dramatiq.actor(queue_name="photos", max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
@@ -26,3 +26,11 @@ async def rematch(run_id: int) -> None:
     from rescue.matching.rematch import run_rematch
 
     await run_rematch(run_id=run_id, settings=get_settings(), galleries=get_galleries())
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=60 * 60_000)
+async def apply_retention() -> None:
+    """Delete face encodings and photos past retention (rescue.retention; idempotent)."""
+    from rescue.retention import run_retention
+
+    await run_retention(settings=get_settings().retention, store=get_store())

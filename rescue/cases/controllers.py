@@ -36,10 +36,15 @@ class CaseController(Controller):
     @get("/", summary="Cases, newest first (paged)", guards=[allow(Action.case_read)])
     async def index(
         self,
+        request: Request[Any, Any, Any],
         limit: Limit = 50,
         offset: Offset = 0,
         status: FromQuery[CaseStatus | None] = None,
     ) -> Page[CaseOut]:
+        """Only cases of the stations the caller sees (docs/privacy.md)."""
         return await services.list_cases(
-            limit=limit, offset=offset, status=status.value if status else None
+            limit=limit,
+            offset=offset,
+            status=status.value if status else None,
+            stations=request.user.visible_stations(),
         )

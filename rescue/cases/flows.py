@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from rescue.announcements.services import unpublish_for_status
 from rescue.cases.events import record_event
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.errors import Conflict, NotFound, PermissionDenied
@@ -133,4 +134,5 @@ async def transition(
             to_status=to.value,
             data=dict(data or {}),
         )
+        await unpublish_for_status(case_id=case_id, status=to)  # 寻亲公告 ends (issue 5)
     return current

@@ -124,10 +124,15 @@ async def get_case(*, case_id: int) -> CaseOut:
     return _case_out(row, await photo_summaries(case_id=case_id))
 
 
-async def list_cases(*, limit: int, offset: int, status: str | None = None) -> Page[CaseOut]:
-    """Cases, newest admission first."""
+async def list_cases(
+    *, limit: int, offset: int, status: str | None = None, stations: list[str] | None = None
+) -> Page[CaseOut]:
+    """Cases, newest admission first; only those of ``stations`` (None: all)."""
     query = Case.select().order_by(Case.id, ascending=False).limit(limit).offset(offset)
     count = Case.count()
+    if stations is not None:
+        query = query.where(Case.station.is_in(stations or [""]))
+        count = count.where(Case.station.is_in(stations or [""]))
     if status is not None:
         query = query.where(Case.status == status)
         count = count.where(Case.status == status)

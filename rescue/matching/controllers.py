@@ -60,13 +60,18 @@ class CandidateController(Controller):
     async def of_notice(
         self,
         notice_id: FromPath[int],
+        request: Request[Any, Any, Any],
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[CandidateOut]:
-        """Ordered by score (docs/scoring.md), then face distance. 404 if the notice
-        does not exist."""
+        """Ordered by score (docs/scoring.md), then face distance; only people of the
+        stations the caller sees. 404 if the notice does not exist."""
         return await services.list_candidates(
-            settings=get_settings(), notice_id=notice_id, limit=limit, offset=offset
+            settings=get_settings(),
+            notice_id=notice_id,
+            limit=limit,
+            offset=offset,
+            stations=request.user.visible_stations(),
         )
 
 

@@ -360,9 +360,10 @@ async def list_candidates(
     notice_id: int | None = None,
     limit: int = 50,
     offset: int = 0,
+    stations: list[str] | None = None,
 ) -> Page[CandidateOut]:
     """Candidates of one case or one notice, best first (score descending, then the
-    smallest face distance).
+    smallest face distance); only those whose case belongs to ``stations`` (None: all).
 
     Raises:
         NotFound: the case or notice does not exist.
@@ -375,6 +376,8 @@ async def list_candidates(
         if not await Notice.exists().where(Notice.id == notice_id):
             raise NotFound(f"notice {notice_id} does not exist")
         where = Candidate.notice == notice_id
+    if stations is not None:
+        where = where & Candidate.case.station.is_in(stations or [""])  # type: ignore[assignment]
     rows = (
         await Candidate.select()
         .where(where)

@@ -1,8 +1,14 @@
-"""Users and bearer tokens.
+"""Users, bearer tokens and password login.
 
 API tokens are 32 random bytes (URL-safe base64). Only their SHA-256 digest is
 stored: a token is high-entropy, so a fast hash suffices (no password hashing
 needed), and a database leak reveals no usable token.
+
+Passwords are hashed with Argon2id (argon2-cffi's defaults, RFC 9106 "second
+recommended" parameters). Failed logins are counted per username and per client
+address in the ``login_throttle`` table; after ``LOGIN_FREE_ATTEMPTS`` failures
+each further attempt must wait 2^(n - free) seconds (capped), answered 429 with
+``Retry-After`` (OWASP Authentication Cheat Sheet, "Login Throttling").
 """
 
 from __future__ import annotations
@@ -11,21 +17,80 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from rescue.errors import Conflict, InvalidInput, NotAuthenticated
-from rescue.users.tables import ApiToken, Role, User
+import anyio.to_thread
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 
-__all__ = ["Principal", "authenticate", "create_user", "issue_token"]
+from rescue.errors import (
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    TooManyRequests,
+)
+from rescue.settings import AuthSettings
+from rescue.users.tables import ApiToken, LoginThrottle, Role, User
+
+__all__ = [
+    "MIN_PASSWORD_LENGTH",
+    "Principal",
+    "authenticate",
+    "create_user",
+    "deactivate_user",
+    "issue_token",
+    "list_tokens",
+    "list_users",
+    "login",
+    "revoke_token",
+    "set_password",
+]
+
+#: NIST SP 800-63B §5.1.1.2: memorised secrets of at least 8 characters; we ask 12.
+MIN_PASSWORD_LENGTH = 12
+
+_hasher = PasswordHasher()
+#: Verified against when the username is unknown, so timing does not reveal it.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The authenticated caller of a request."""
+    """The authenticated caller of a request.
+
+    Station scoping (docs/privacy.md "Who sees what"):
+
+    - ``admin`` sees every station;
+    - ``station_staff`` see only their own ``station``;
+    - ``reviewer`` and ``police_liaison`` see their own station plus ``scope``:
+      station names, or ``"*"`` for every station (their assignment).
+    """
 
     user_id: int
     username: str
     role: Role
     station: str
+    scope: tuple[str, ...] = ()
+
+    def visible_stations(self) -> list[str] | None:
+        """Stations whose cases this caller may see; ``None`` means all."""
+        if self.role == Role.admin:
+            return None
+        if self.role == Role.station_staff:
+            return [self.station]
+        if "*" in self.scope:
+            return None
+        return sorted({self.station, *self.scope})
+
+    def sees_station(self, station: str) -> bool:
+        visible = self.visible_stations()
+        return visible is None or station in visible
+
+
+def parse_scope(raw: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
 
 
 def _digest(token: str) -> str:
@@ -33,12 +98,23 @@ def _digest(token: str) -> str:
 
 
 async def create_user(
-    *, username: str, role: str, station: str = "", display_name: str = ""
+    *,
+    username: str,
+    role: str,
+    station: str = "",
+    display_name: str = "",
+    scope: str = "",
+    password: str | None = None,
 ) -> int:
     """Create a user; returns its id.
 
+    Args:
+        scope: for reviewers and police liaison, the stations they cover besides
+            their own (comma-separated, or ``*`` for all); ignored for other roles.
+        password: optional; enables ``POST /auth/login`` (≥ 12 characters).
+
     Raises:
-        InvalidInput: unknown role or empty username.
+        InvalidInput: unknown role, empty username or too short a password.
         Conflict: the username exists.
     """
     try:
@@ -49,15 +125,129 @@ async def create_user(
         raise InvalidInput("username must not be empty")
     if await User.exists().where(User.username == username):
         raise Conflict(f"user {username!r} already exists")
+    password_hash = await _hash_password(password) if password is not None else None
     rows = await User.insert(
         User(
             username=username,
             role=role_value.value,
             station=station,
+            scope=",".join(parse_scope(scope))
+            if role_value in (Role.reviewer, Role.police_liaison)
+            else "",
             display_name=display_name or username,
+            password_hash=password_hash,
         )
     ).returning(User.id)
     return int(rows[0]["id"])
+
+
+async def _hash_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(
+            f"the password has {len(password)} characters",
+            accepted=f"at least {MIN_PASSWORD_LENGTH} characters",
+        )
+    return await anyio.to_thread.run_sync(_hasher.hash, password)
+
+
+async def set_password(*, username: str, password: str) -> None:
+    """Set (or replace) a user's password.
+
+    Raises:
+        NotFound: no such user.
+        InvalidInput: shorter than :data:`MIN_PASSWORD_LENGTH`.
+    """
+    hashed = await _hash_password(password)
+    updated = (
+        await User.update({User.password_hash: hashed})
+        .where(User.username == username)
+        .returning(User.id)
+    )
+    if not updated:
+        raise NotFound(f"user {username!r} does not exist")
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+async def _check_throttle(keys: list[str], now: datetime) -> None:
+    rows = await LoginThrottle.select(LoginThrottle.blocked_until).where(
+        LoginThrottle.key.is_in(keys)
+    )
+    waits = [r["blocked_until"] for r in rows if r["blocked_until"] and r["blocked_until"] > now]
+    if waits:
+        retry = int((max(waits) - now).total_seconds()) + 1
+        raise TooManyRequests(
+            f"too many failed logins; try again in {retry} s",
+            accepted="wait for Retry-After seconds",
+            retry_after=retry,
+        )
+
+
+async def _record_failure(keys: list[str], now: datetime, settings: AuthSettings) -> None:
+    for key in keys:
+        await LoginThrottle.insert(LoginThrottle(key=key, failures=0)).on_conflict(
+            target=LoginThrottle.key, action="DO NOTHING"
+        )
+        row = (
+            await LoginThrottle.select(LoginThrottle.failures)
+            .where(LoginThrottle.key == key)
+            .first()
+        )
+        failures = int(row["failures"] if row else 0) + 1
+        over = failures - settings.login_free_attempts
+        blocked = (
+            now + timedelta(seconds=min(2 ** min(over, 30), settings.login_max_delay_seconds))
+            if over > 0
+            else None
+        )
+        await LoginThrottle.update(
+            {
+                LoginThrottle.failures: failures,
+                LoginThrottle.last_failed_at: now,
+                LoginThrottle.blocked_until: blocked,
+            }
+        ).where(LoginThrottle.key == key)
+
+
+async def login(
+    *, username: str, password: str, client: str, settings: AuthSettings
+) -> tuple[str, datetime]:
+    """Check a password and issue a short-lived token; returns (token, expires_at).
+
+    Raises:
+        TooManyRequests: (429) this username or address is backing off.
+        NotAuthenticated: (401) wrong username or password, no password set, or
+            user deactivated (one message for all, so usernames are not revealed).
+    """
+    now = datetime.now(UTC)
+    keys = [f"user:{username}"[:200], f"addr:{client}"[:200]]
+    await _check_throttle(keys, now)
+    row = (
+        await User.select(User.id, User.password_hash, User.active)
+        .where(User.username == username)
+        .first()
+    )
+    stored = row["password_hash"] if row else None
+    ok = await anyio.to_thread.run_sync(_verify, stored, password)
+    if not ok or row is None or not row["active"]:
+        await _record_failure(keys, now, settings)
+        raise NotAuthenticated(
+            "wrong username or password",
+            accepted="the username and password of an active user who has a password",
+        )
+    await LoginThrottle.delete().where(LoginThrottle.key.is_in(keys))
+    ttl = timedelta(hours=settings.login_token_ttl_hours)
+    token = secrets.token_urlsafe(32)
+    expires = now + ttl
+    await ApiToken.insert(
+        ApiToken(user=row["id"], token_hash=_digest(token), label="login", expires_at=expires)
+    )
+    return token, expires
 
 
 async def issue_token(*, user_id: int, ttl_days: int, label: str = "") -> str:
@@ -84,6 +274,7 @@ async def authenticate(token: str) -> Principal:
             ApiToken.user.username,
             ApiToken.user.role,
             ApiToken.user.station,
+            ApiToken.user.scope,
             ApiToken.user.active,
         )
         .where(ApiToken.token_hash == _digest(token))
@@ -103,4 +294,105 @@ async def authenticate(token: str) -> Principal:
         username=row["user.username"],
         role=Role(row["user.role"]),
         station=row["user.station"],
+        scope=parse_scope(row["user.scope"] or ""),
     )
+
+
+_TOKEN_FIELDS = (
+    ApiToken.id,
+    ApiToken.user.id,
+    ApiToken.user.username,
+    ApiToken.label,
+    ApiToken.created_at,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+)
+
+
+async def list_tokens(*, by: Principal, all_users: bool = False) -> list[dict[str, Any]]:
+    """Tokens (never their secret or hash): the caller's own, or with ``all_users``
+    (admin only) everyone's. Newest first.
+
+    Raises:
+        PermissionDenied: ``all_users`` by a non-admin.
+    """
+    query = ApiToken.select(*_TOKEN_FIELDS).order_by(ApiToken.id, ascending=False)
+    if all_users:
+        if by.role != Role.admin:
+            raise PermissionDenied("only an admin may list every user's tokens")
+    else:
+        query = query.where(ApiToken.user == by.user_id)
+    return list(await query)
+
+
+async def revoke_token(*, token_id: int, by: Principal) -> None:
+    """Revoke a token (idempotent). Users revoke their own; an admin any.
+
+    Raises:
+        NotFound: no such token, or (for a non-admin) not one of theirs.
+    """
+    where: Any = ApiToken.id == token_id
+    if by.role != Role.admin:
+        where = where & (ApiToken.user == by.user_id)
+    if not await ApiToken.exists().where(where):
+        raise NotFound(f"token {token_id} does not exist or is not yours")
+    await ApiToken.update({ApiToken.revoked_at: datetime.now(UTC)}).where(
+        where & ApiToken.revoked_at.is_null()
+    )
+
+
+_USER_FIELDS = (
+    User.id,
+    User.username,
+    User.display_name,
+    User.role,
+    User.station,
+    User.scope,
+    User.active,
+    User.created_at,
+)
+
+
+async def list_users(*, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Users (never password hashes), by id; returns (rows, total)."""
+    rows = await User.select(*_USER_FIELDS).order_by(User.id).limit(limit).offset(offset)
+    rows = [{**r, "has_password": False} for r in rows]
+    with_pw = {
+        r["id"]
+        for r in await User.select(User.id).where(
+            User.id.is_in([r["id"] for r in rows] or [0]) & User.password_hash.is_not_null()
+        )
+    }
+    for r in rows:
+        r["has_password"] = r["id"] in with_pw
+    return rows, await User.count()
+
+
+async def get_user(*, user_id: int) -> dict[str, Any]:
+    """One user (no password hash). Raises NotFound."""
+    row = await User.select(*_USER_FIELDS).where(User.id == user_id).first()
+    if row is None:
+        raise NotFound(f"user {user_id} does not exist")
+    row["has_password"] = await User.exists().where(
+        (User.id == user_id) & User.password_hash.is_not_null()
+    )
+    return row
+
+
+async def deactivate_user(*, user_id: int, by: Principal) -> dict[str, Any]:
+    """Deactivate a user and revoke all their tokens (idempotent).
+
+    Raises:
+        NotFound: no such user.
+        Conflict: an admin deactivating themselves (would lock the station out).
+    """
+    await get_user(user_id=user_id)
+    if user_id == by.user_id:
+        raise Conflict("you cannot deactivate yourself", accepted="another user's id")
+    now = datetime.now(UTC)
+    async with User._meta.db.transaction():
+        await User.update({User.active: False}).where(User.id == user_id)
+        await ApiToken.update({ApiToken.revoked_at: now}).where(
+            (ApiToken.user == user_id) & ApiToken.revoked_at.is_null()
+        )
+    return await get_user(user_id=user_id)

@@ -1,0 +1,44 @@
+"""HTTP routes for reading the audit trail (there is none for changing it)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from litestar import Controller, get
+from litestar.params import FromPath, FromQuery
+
+from rescue.audit import services
+from rescue.audit.schemas import AuditOut
+from rescue.permissions import Action, allow
+from rescue.schemas import Limit, Offset, Page
+
+
+class AuditController(Controller):
+    path = "/api"
+    tags = ("audit",)
+
+    @get("/audit", summary="The audit trail, newest first", guards=[allow(Action.audit_read)])
+    async def index(
+        self,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        user_id: FromQuery[int | None] = None,
+        case_id: FromQuery[int | None] = None,
+        since: FromQuery[datetime | None] = None,
+        until: FromQuery[datetime | None] = None,
+    ) -> Page[AuditOut]:
+        """Filter by ``user_id``, ``case_id`` and time (``since`` ≤ at < ``until``, ISO 8601)."""
+        return await services.list_records(
+            limit=limit, offset=offset, user_id=user_id, case_id=case_id, since=since, until=until
+        )
+
+    @get(
+        "/cases/{case_id:int}/audit",
+        summary="Who did or saw what on one case",
+        guards=[allow(Action.case_audit_read)],
+    )
+    async def of_case(
+        self, case_id: FromPath[int], limit: Limit = 50, offset: Offset = 0
+    ) -> Page[AuditOut]:
+        """Records whose case is this one (directly, or through its photos and candidates)."""
+        return await services.list_records(limit=limit, offset=offset, case_id=case_id)

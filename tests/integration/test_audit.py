@@ -1,0 +1,151 @@
+"""The audit trail: a record per audited call, append-only, and failing closed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.conftest import make_token
+from tests.integration.helpers import new_case, new_notice, upload, upload_file
+from tests.support import OBAMA_A, OBAMA_B, no_face_jpeg
+
+
+async def test_scripted_session_leaves_one_record_per_audited_call(client, staff, admin):
+    from rescue.audit.tables import AuditRecord
+
+    calls: list[tuple[str, str, int, bool]] = []  # method, path, status, audited
+
+    async def call(method: str, path: str, audited: bool, **kwargs):
+        response = await client.request(method, path, headers=staff, **kwargs)
+        calls.append((method, path, response.status_code, audited))
+        return response
+
+    case = (await call("POST", "/api/cases", True, json={"sex": "male"})).json()
+    notice = (
+        await call("POST", "/api/notices", True, json={"name": "李四", "source": "family"})
+    ).json()
+    files = {"file": ("a.jpg", no_face_jpeg())}
+    photo = (await call("POST", f"/api/cases/{case['id']}/photos", True, files=files)).json()
+    await call("GET", f"/api/photos/{photo['id']}", True)
+    await call("GET", f"/api/cases/{case['id']}/candidates", True)
+    await call("GET", f"/api/notices/{notice['id']}/candidates", True)
+    await call("GET", f"/api/cases/{case['id']}", False)
+    await call("GET", "/api/cases", False)
+    await call("GET", f"/api/notices/{notice['id']}", False)
+    await call("GET", "/api/photos/987654321", True)  # a failed read is recorded too
+    await call("POST", "/api/cases", True, json={"estimated_age": 500})  # so is a refused write
+    await call(
+        "POST",
+        f"/api/cases/{case['id']}/announcement",
+        True,
+        json={"found_place": "城西", "photo_id": photo["id"]},
+    )
+
+    records = (
+        await AuditRecord.select()
+        .where(AuditRecord.role == "station_staff")
+        .order_by(AuditRecord.id)
+    )
+    audited = [(m, p, s) for m, p, s, a in calls if a]
+    assert [(r["method"], r["path"], r["status_code"]) for r in records] == audited
+    staff_user = records[0]["user_id"]
+    assert all(
+        r["user_id"] == staff_user and r["username"].startswith("station_staff") for r in records
+    )
+    assert all(r["client"] == "testclient" for r in records)
+    first = records[0]
+    assert (first["kind"], first["resource_type"], first["created_id"], first["case_id"]) == (
+        "write",
+        "case",
+        str(case["id"]),
+        case["id"],
+    )
+    upload_record = records[2]
+    assert upload_record["route"] == "/api/cases/{case_id}/photos"
+    assert upload_record["created_id"] == str(photo["id"])
+    assert upload_record["case_id"] == case["id"]
+    read = records[3]
+    assert (read["kind"], read["resource_type"], read["resource_id"], read["case_id"]) == (
+        "read",
+        "photo",
+        str(photo["id"]),
+        case["id"],
+    )
+    assert records[-3]["status_code"] == 404
+    assert records[-2]["status_code"] == 400
+
+    # Filters: by user, by case, by time; and the per-case trail.
+    by_user = (await client.get(f"/api/audit?user_id={staff_user}&limit=200", headers=admin)).json()
+    assert by_user["total"] == len(audited)
+    by_case = (await client.get(f"/api/audit?case_id={case['id']}", headers=admin)).json()
+    assert {r["case_id"] for r in by_case["items"]} == {case["id"]}
+    per_case = (await client.get(f"/api/cases/{case['id']}/audit", headers=staff)).json()
+    assert [r["id"] for r in per_case["items"]] == [r["id"] for r in by_case["items"]]
+    assert per_case["total"] == 5  # create, upload, photo read, candidates read, announcement
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    later = await client.get("/api/audit", params={"since": future}, headers=admin)
+    assert later.json()["total"] == 0
+    earlier = await client.get("/api/audit", params={"until": future}, headers=admin)
+    assert earlier.json()["total"] >= len(audited)
+
+
+async def test_audit_trail_is_append_only_in_the_database():
+    from rescue.audit.tables import AuditRecord
+
+    await AuditRecord.insert(
+        AuditRecord(kind="read", method="GET", route="/api/x", path="/api/x", status_code=200)
+    )
+    with pytest.raises(Exception, match="append-only"):
+        await AuditRecord.update({AuditRecord.status_code: 500}).where(AuditRecord.id > 0)
+    with pytest.raises(Exception, match="append-only"):
+        await AuditRecord.delete().where(AuditRecord.id > 0)
+    assert await AuditRecord.count() == 1
+
+
+async def test_a_request_fails_when_its_record_cannot_be_written(client, staff):
+    from rescue.audit.tables import AuditRecord
+
+    db = AuditRecord._meta.db
+    await db.run_ddl("ALTER TABLE audit_records RENAME TO audit_records_away")
+    try:
+        response = await client.post("/api/cases", json={"sex": "female"}, headers=staff)
+        read = await client.get("/api/photos/1", headers=staff)
+        plain = await client.get("/api/cases", headers=staff)  # not audited: unaffected
+    finally:
+        await db.run_ddl("ALTER TABLE audit_records_away RENAME TO audit_records")
+    assert response.status_code == 500
+    assert response.json()["error"] == "audit_failed"
+    assert "id" not in response.json()
+    assert read.status_code == 500
+    assert plain.status_code == 200
+
+
+async def test_login_attempts_are_audited(client):
+    from rescue.audit.tables import AuditRecord
+
+    await client.post("/auth/login", json={"username": "ghost", "password": "x" * 12})
+    row = await AuditRecord.select().where(AuditRecord.route == "/auth/login").first()
+    assert row is not None
+    assert (row["status_code"], row["user_id"], row["kind"]) == (401, None, "write")
+
+
+async def test_audit_is_admin_only_but_per_case_for_staff(client, staff):
+    police = {"Authorization": f"Bearer {await make_token('police_liaison')}"}
+    case = await new_case(client, staff)
+    assert (await client.get("/api/audit", headers=staff)).status_code == 403
+    assert (await client.get(f"/api/cases/{case['id']}/audit", headers=police)).status_code == 403
+
+
+async def test_matching_session_records_candidate_reads(client, staff, admin):
+    """With a real match, reading candidates from both sides is on the case's trail."""
+    notice = await new_notice(client, staff)
+    await upload_file(client, staff, "notice", notice["id"], OBAMA_B)
+    case = await new_case(client, staff)
+    await upload_file(client, staff, "case", case["id"], OBAMA_A)
+    await client.get(f"/api/cases/{case['id']}/candidates", headers=staff)
+    trail = (await client.get(f"/api/cases/{case['id']}/audit?limit=200", headers=admin)).json()
+    routes = {r["route"] for r in trail["items"]}
+    assert "/api/cases/{case_id}/candidates" in routes
+    assert "/api/photos/{photo_id}" in routes  # polled while the worker processed it
+    _ = upload

@@ -1,0 +1,185 @@
+"""Tokens (list, revoke, expiry), password login with backoff, user administration."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+from click.testing import CliRunner
+
+from tests.conftest import make_token
+
+PASSWORD = "correct horse battery"
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_tokens_are_stored_hashed_listed_and_revoked(client, admin):
+    from rescue.users.tables import ApiToken
+
+    token = await make_token("station_staff")
+    mine = _bearer(token)
+    second = await client.post("/auth/login", json={"username": "nobody", "password": "x" * 12})
+    assert second.status_code == 401
+    rows = await ApiToken.select(ApiToken.token_hash)
+    assert token not in str(rows)
+    assert hashlib.sha256(token.encode()).hexdigest() in {r["token_hash"] for r in rows}
+
+    listed = (await client.get("/api/tokens", headers=mine)).json()
+    assert len(listed) == 1
+    assert token not in str(listed)
+    assert "hash" not in str(listed)
+    assert listed[0]["expires_at"] is not None  # TOKEN_TTL_DAYS
+    # Only admins list everyone's.
+    assert (await client.get("/api/tokens?all=true", headers=mine)).status_code == 403
+    everyone = (await client.get("/api/tokens?all=true", headers=admin)).json()
+    assert {t["id"] for t in listed} < {t["id"] for t in everyone}
+
+    # Someone else's token is not yours to revoke.
+    other = (await client.get("/api/tokens", headers=admin)).json()[0]["id"]
+    assert (await client.delete(f"/api/tokens/{other}", headers=mine)).status_code == 404
+    assert (await client.delete(f"/api/tokens/{listed[0]['id']}", headers=mine)).status_code == 204
+    assert (await client.get("/api/tokens", headers=mine)).status_code == 401
+    # An admin revokes anyone's.
+    victim = await make_token("reviewer")
+    victim_id = (await client.get("/api/tokens", headers=_bearer(victim))).json()[0]["id"]
+    assert (await client.delete(f"/api/tokens/{victim_id}", headers=admin)).status_code == 204
+    response = await client.get("/api/cases", headers=_bearer(victim))
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+async def test_expired_token_is_refused(client):
+    from rescue.users.tables import ApiToken
+
+    token = await make_token("station_staff")
+    await ApiToken.update({ApiToken.expires_at: datetime.now(UTC) - timedelta(minutes=1)}).where(
+        ApiToken.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    )
+    response = await client.get("/api/cases", headers=_bearer(token))
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+async def test_login_gives_short_lived_token(client):
+    from rescue.users.services import create_user
+    from rescue.users.tables import User
+
+    await create_user(username="li.ming", role="station_staff", station="north", password=PASSWORD)
+    stored = await User.select(User.password_hash).where(User.username == "li.ming").first()
+    assert stored["password_hash"].startswith("$argon2id$")
+    assert PASSWORD not in stored["password_hash"]
+
+    response = await client.post("/auth/login", json={"username": "li.ming", "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    body = response.json()
+    expires = datetime.fromisoformat(body["expires_at"])
+    assert timedelta(hours=11) < expires - datetime.now(UTC) <= timedelta(hours=12)
+    assert (await client.get("/api/cases", headers=_bearer(body["token"]))).status_code == 200
+
+    wrong = await client.post("/auth/login", json={"username": "li.ming", "password": "nope"})
+    unknown = await client.post("/auth/login", json={"username": "ghost", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json()["detail"] == unknown.json()["detail"]  # usernames are not revealed
+
+
+async def test_repeated_failed_logins_are_slowed(client):
+    from rescue.settings import get_settings
+    from rescue.users.services import create_user
+    from rescue.users.tables import LoginThrottle
+
+    await create_user(username="wang", role="reviewer", password=PASSWORD)
+    free = get_settings().auth.login_free_attempts
+    for _ in range(free):
+        response = await client.post("/auth/login", json={"username": "wang", "password": "bad"})
+        assert response.status_code == 401
+    response = await client.post("/auth/login", json={"username": "wang", "password": "bad"})
+    assert response.status_code == 401  # this failure starts the backoff…
+    blocked = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
+    assert blocked.status_code == 429  # …so even the right password waits
+    assert int(blocked.headers["retry-after"]) >= 1
+    # Per address too: another username from the same client is slowed.
+    other = await client.post("/auth/login", json={"username": "zhao", "password": PASSWORD})
+    assert other.status_code == 429
+    # After the wait, the right password works and clears the counters.
+    await LoginThrottle.update({LoginThrottle.blocked_until: datetime.now(UTC)}).where(
+        LoginThrottle.id > 0
+    )
+    ok = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
+    assert ok.status_code == 201
+    assert await LoginThrottle.count() == 0
+
+
+async def test_deactivated_user_cannot_log_in_or_use_tokens(client, admin):
+    created = await client.post(
+        "/api/admin/users",
+        json={"username": "chen", "role": "police_liaison", "station": "north", "scope": "*"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["scope"] == "*"
+    assert body["has_password"] is False
+    token = body["token"]
+    assert (await client.get("/api/cases", headers=_bearer(token))).status_code == 200
+
+    with_pw = await client.post(
+        "/api/admin/users",
+        json={"username": "sun", "role": "reviewer", "password": PASSWORD},
+        headers=admin,
+    )
+    assert with_pw.status_code == 201
+    assert with_pw.json()["token"] is None
+    assert PASSWORD not in with_pw.text
+    short = await client.post(
+        "/api/admin/users",
+        json={"username": "x", "role": "admin", "password": "short"},
+        headers=admin,
+    )
+    assert short.status_code == 400
+    dup = await client.post(
+        "/api/admin/users", json={"username": "sun", "role": "admin"}, headers=admin
+    )
+    assert dup.status_code == 409
+
+    listed = (await client.get("/api/admin/users", headers=admin)).json()
+    assert {"chen", "sun"} <= {u["username"] for u in listed["items"]}
+    assert "argon2" not in str(listed)
+
+    off = await client.post(f"/api/admin/users/{body['id']}/deactivate", headers=admin)
+    assert off.status_code == 200
+    assert off.json()["active"] is False
+    assert (await client.get("/api/cases", headers=_bearer(token))).status_code == 401
+    sun = with_pw.json()["id"]
+    await client.post(f"/api/admin/users/{sun}/deactivate", headers=admin)
+    login = await client.post("/auth/login", json={"username": "sun", "password": PASSWORD})
+    assert login.status_code == 401
+
+
+async def test_cli_set_password_reads_stdin(client):
+    from rescue.cli import main
+    from rescue.users.services import create_user
+    from rescue.users.tables import User
+
+    await create_user(username="zhou", role="station_staff")
+    runner = CliRunner()
+    # click runs asyncio.run(); do it off this test's event loop.
+    import anyio.to_thread
+
+    result = await anyio.to_thread.run_sync(
+        lambda: runner.invoke(
+            main, ["users", "set-password", "zhou"], input=f"{PASSWORD}\n{PASSWORD}\n"
+        )
+    )
+    assert result.exit_code == 0, result.output
+    row = await User.select(User.password_hash).where(User.username == "zhou").first()
+    assert row["password_hash"].startswith("$argon2id$")
+    response = await client.post("/auth/login", json={"username": "zhou", "password": PASSWORD})
+    assert response.status_code == 201
+    short = await anyio.to_thread.run_sync(
+        lambda: runner.invoke(main, ["users", "set-password", "zhou"], input="short\nshort\n")
+    )
+    assert short.exit_code != 0
+    assert "12 characters" in short.output
