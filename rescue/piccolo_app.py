@@ -6,9 +6,12 @@ from piccolo.conf.apps import AppConfig
 
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
+from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
 from rescue.matching.tables import Candidate
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
+from rescue.placements.tables import Placement, PlacementDocument
+from rescue.searches.tables import SearchAction
 from rescue.users.tables import ApiToken, User
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
@@ -16,7 +19,22 @@ CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="rescue",
     migrations_folder_path=os.path.join(CURRENT_DIRECTORY, "piccolo_migrations"),
-    table_classes=[User, ApiToken, Case, CaseEvent, Notice, Photo, Face, Candidate],
+    table_classes=[
+        User,
+        ApiToken,
+        Case,
+        CaseEvent,
+        Notice,
+        Photo,
+        Face,
+        Candidate,
+        Placement,
+        PlacementDocument,
+        SearchAction,
+        ReturnPlan,
+        Handover,
+        LiaisonTask,
+    ],
     migration_dependencies=[],
     commands=[],
 )
