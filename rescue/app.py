@@ -10,12 +10,16 @@ from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from rescue.alerts.controllers import AlertController
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController
 from rescue.errors import exception_handlers
+from rescue.escorts.controllers import EscortController
 from rescue.matching.controllers import CandidateController
 from rescue.notices.controllers import NoticeController
 from rescue.photos.controllers import PhotoController
+from rescue.placements.controllers import PlacementController
+from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, get_settings
 
 __all__ = ["create_app"]
@@ -83,6 +87,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             NoticeController,
             PhotoController,
             CandidateController,
+            PlacementController,
+            SearchController,
+            EscortController,
+            AlertController,
         ],
         middleware=[auth_middleware],
         exception_handlers=exception_handlers,

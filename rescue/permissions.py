@@ -4,7 +4,9 @@ Each route declares ``guards=[allow(Action.X)]``. Roles (see docs/glossary.md):
 
 - ``station_staff``: cases, photos, placements, search actions, escort.
 - ``police_liaison``: read cases, notices, candidates; create notices and
-  candidates with evidence; never changes case records or decides candidates.
+  candidates with evidence; records police checks and DNA results (police work)
+  and completes liaison tasks (集体户口注销); never changes case status,
+  placements or decides candidates.
 - ``reviewer``: decides candidates, records family confirmations.
 - ``admin``: users, tokens, settings, re-matching.
 """
@@ -32,6 +34,16 @@ class Action(StrEnum):
     photo_upload_case = "photo_upload_case"
     photo_upload_notice = "photo_upload_notice"
     candidate_read = "candidate_read"
+    case_transition = "case_transition"
+    placement_write = "placement_write"
+    document_read = "document_read"
+    search_write = "search_write"
+    police_record = "police_record"
+    escort_write = "escort_write"
+    handover_read = "handover_read"
+    alert_read = "alert_read"
+    task_read = "task_read"
+    task_complete = "task_complete"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -51,6 +63,17 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.photo_upload_case: frozenset({_STAFF, _ADMIN}),
     Action.photo_upload_notice: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.candidate_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    # Workflow (issue 3). Each transition's own roles are in rescue.cases.flows.
+    Action.case_transition: frozenset({_STAFF, _ADMIN}),
+    Action.placement_write: frozenset({_STAFF, _ADMIN}),
+    Action.document_read: frozenset({_STAFF, _ADMIN}),
+    Action.search_write: frozenset({_STAFF, _ADMIN}),
+    Action.police_record: frozenset({_STAFF, _POLICE, _ADMIN}),
+    Action.escort_write: frozenset({_STAFF, _ADMIN}),
+    Action.handover_read: frozenset({_STAFF, _POLICE, _ADMIN}),
+    Action.alert_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.task_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.task_complete: frozenset({_POLICE, _ADMIN}),
 }
 
 
