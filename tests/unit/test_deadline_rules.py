@@ -142,7 +142,8 @@ def test_fresh_case_has_every_admission_deadline_soonest_first():
 def test_overdue_items_clear_only_by_their_action():
     now = cst(2025, 10, 20)
     overdue = _kinds(case_alerts(_facts(), DEFAULT_RULES, now))
-    assert overdue[AlertKind.announcement] and overdue[AlertKind.dna_request]
+    assert overdue[AlertKind.announcement]
+    assert overdue[AlertKind.dna_request]
     done = _facts(
         announcements=[date(2025, 10, 1)],
         dna=[DnaFact(7, date(2025, 10, 9), None)],
@@ -150,15 +151,18 @@ def test_overdue_items_clear_only_by_their_action():
     )
     after = case_alerts(done, DEFAULT_RULES, now)
     kinds = _kinds(after)
-    assert AlertKind.announcement not in kinds and AlertKind.dna_request not in kinds
-    assert AlertKind.care_decision not in kinds and AlertKind.extension_filing not in kinds
+    assert AlertKind.announcement not in kinds
+    assert AlertKind.dna_request not in kinds
+    assert AlertKind.care_decision not in kinds
+    assert AlertKind.extension_filing not in kinds
     assert kinds[AlertKind.dna_result] is False  # due 11-09
     assert kinds[AlertKind.announcement_update] is False  # due 11-01
     assert next(a for a in after if a.kind == AlertKind.dna_result).subject_id == 7
     # Identification after they were overdue does not make them disappear…
     identified = _facts(status=CaseStatus.identified, search_ended_at=cst(2025, 10, 15))
     still = _kinds(case_alerts(identified, DEFAULT_RULES, now))
-    assert still[AlertKind.announcement] and still[AlertKind.dna_request]
+    assert still[AlertKind.announcement]
+    assert still[AlertKind.dna_request]
     # …but items not yet due when the search ended lapse.
     assert AlertKind.settlement_eligible not in still
     assert AlertKind.stranded not in still  # satisfied by leaving admitted/searching
