@@ -40,7 +40,11 @@ __all__ = [
 
 
 async def _case_in_care(case_id: int) -> dict[str, Any]:
-    row = await Case.select(Case.id, Case.status, Case.station).where(Case.id == case_id).first()
+    row = (
+        await Case.select(Case.id, Case.status, Case.station, Case.admitted_at)
+        .where(Case.id == case_id)
+        .first()
+    )
     if row is None:
         raise NotFound(f"case {case_id} does not exist")
     if CaseStatus(row["status"]) in TERMINAL_STATUSES:
@@ -104,7 +108,7 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
     Raises:
         NotFound: no such case.
         InvalidInput: ``ended_at`` not after ``started_at``; ``outsourced_care``
-            without ``contract_reference``; a start in the future.
+            without ``contract_reference``; a start in the future or before admission.
         Conflict: the case is closed, or the period overlaps another (409, naming
             the overlapping placement).
     """
@@ -123,7 +127,12 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
             accepted="contract_reference: the care agreement's number",
         )
     async with Case._meta.db.transaction():
-        await _case_in_care(case_id)
+        case = await _case_in_care(case_id)
+        if start < case["admitted_at"]:
+            raise InvalidInput(
+                f"started_at is before the admission ({case['admitted_at'].isoformat()})",
+                accepted="a start at or after admission",
+            )
         existing = await Placement.select().where(Placement.case == case_id)
         moved: dict[str, Any] | None = None
         for p in existing:
