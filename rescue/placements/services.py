@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
+from piccolo.engine.sqlite import SQLiteEngine
 
 from media.storage import ObjectStore
 from rescue.cases.events import record_event
@@ -39,12 +40,16 @@ __all__ = [
 ]
 
 
-async def _case_in_care(case_id: int) -> dict[str, Any]:
-    row = (
-        await Case.select(Case.id, Case.status, Case.station, Case.admitted_at)
-        .where(Case.id == case_id)
-        .first()
+async def _case_in_care(case_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """The case row; with ``lock`` (inside a transaction, PostgreSQL) it is locked
+    FOR UPDATE so concurrent placement writes for one case run one after the other
+    (SQLite serialises writers by itself and has no row locks)."""
+    query = Case.select(Case.id, Case.status, Case.station, Case.admitted_at).where(
+        Case.id == case_id
     )
+    if lock and not isinstance(Case._meta.db, SQLiteEngine):
+        query = query.lock_rows()
+    row = await query.first()
     if row is None:
         raise NotFound(f"case {case_id} does not exist")
     if CaseStatus(row["status"]) in TERMINAL_STATUSES:
@@ -127,7 +132,7 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
             accepted="contract_reference: the care agreement's number",
         )
     async with Case._meta.db.transaction():
-        case = await _case_in_care(case_id)
+        case = await _case_in_care(case_id, lock=True)
         if start < case["admitted_at"]:
             raise InvalidInput(
                 f"started_at is before the admission ({case['admitted_at'].isoformat()})",
