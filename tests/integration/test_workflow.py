@@ -494,3 +494,25 @@ async def test_deadlines_actor_on_the_real_worker(client, staff):
     assert (await client.get(f"/api/cases/{case['id']}", headers=staff)).json()[
         "status"
     ] == "stranded"
+
+
+async def test_stored_document_removed_when_recording_fails():
+    import pytest
+
+    from rescue.documents import stored_document
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+
+    store = get_store()
+    keys: list[str] = []
+
+    async def record_fails() -> None:
+        async with stored_document(data=PDF, store=store, limits=get_settings().upload) as doc:
+            keys.append(doc.object_key)
+            assert await store.aexists(doc.object_key)
+            raise RuntimeError("database down")
+
+    with pytest.raises(RuntimeError, match="database down"):
+        await record_fails()
+    assert keys
+    assert not await store.aexists(keys[0])
