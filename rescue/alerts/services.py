@@ -72,7 +72,9 @@ def case_alerts(facts: CaseFacts, rules: dict[AlertKind, Rule], now: datetime) -
     out: list[AlertOut] = []
     ended = facts.search_ended_at
 
-    def add(kind: AlertKind, due: datetime, *, lapses: bool = True, subject: int | None = None):  # type: ignore[no-untyped-def]
+    def add(
+        kind: AlertKind, due: datetime, *, lapses: bool = True, subject: int | None = None
+    ) -> None:
         if lapses and ended is not None and due > ended:
             return  # the search ended before this fell due: nothing outstanding
         rule = rules[kind]

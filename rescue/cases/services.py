@@ -253,7 +253,12 @@ async def request_transition(
         raise Conflict(
             "a case becomes return_planned by recording its return plan",
             current=row["status"],
-            allowed=[s.value for s in flows.allowed_next(CaseStatus(row["status"]))],
+            allowed=[
+                s.value
+                for s in flows.allowed_next(
+                    CaseStatus(row["status"]), custody=flows.custody_only(row)
+                )
+            ],
             requires=f"POST /api/cases/{case_id}/return-plan",
         )
     previous = await flows.transition(

@@ -48,10 +48,52 @@ VERSION = "1.38.0"
 DESCRIPTION = ""
 
 
+async def _timeline_append_only():
+    """The case timeline is append-only: the database refuses UPDATE and DELETE
+    on case_events (issue 3: events are never edited or deleted)."""
+    from piccolo.engine.finder import engine_finder
+    from piccolo.engine.sqlite import SQLiteEngine
+
+    engine = engine_finder()
+    assert engine is not None
+    if isinstance(engine, SQLiteEngine):
+        for op in ("UPDATE", "DELETE"):
+            await engine.run_ddl(
+                f"CREATE TRIGGER case_events_no_{op.lower()} BEFORE {op} ON case_events "
+                "BEGIN SELECT RAISE(ABORT, 'case_events is append-only'); END"
+            )
+        return
+    await engine.run_ddl(
+        "CREATE OR REPLACE FUNCTION case_events_append_only() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN "
+        "RAISE EXCEPTION 'case_events is append-only (%)', TG_OP; END $$"
+    )
+    await engine.run_ddl(
+        "CREATE TRIGGER case_events_append_only BEFORE UPDATE OR DELETE ON case_events "
+        "FOR EACH ROW EXECUTE FUNCTION case_events_append_only()"
+    )
+
+
+async def _timeline_append_only_backwards():
+    from piccolo.engine.finder import engine_finder
+    from piccolo.engine.sqlite import SQLiteEngine
+
+    engine = engine_finder()
+    assert engine is not None
+    if isinstance(engine, SQLiteEngine):
+        for op in ("update", "delete"):
+            await engine.run_ddl(f"DROP TRIGGER IF EXISTS case_events_no_{op}")
+        return
+    await engine.run_ddl("DROP TRIGGER IF EXISTS case_events_append_only ON case_events")
+    await engine.run_ddl("DROP FUNCTION IF EXISTS case_events_append_only()")
+
+
 async def forwards():
     manager = MigrationManager(
         migration_id=ID, app_name="rescue", description=DESCRIPTION
     )
+    manager.add_raw(_timeline_append_only)
+    manager.add_raw_backwards(_timeline_append_only_backwards)
 
     manager.add_table(
         class_name="SearchAction",

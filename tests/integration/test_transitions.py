@@ -194,3 +194,14 @@ async def test_system_may_only_strand():
         .first()
     )
     assert (event["actor_id"], event["actor_role"]) == (None, "system")
+
+
+async def test_timeline_events_cannot_be_edited_or_deleted():
+    import asyncpg
+
+    case_id = await case_in(CaseStatus.admitted)
+    with pytest.raises(asyncpg.exceptions.RaiseError, match="append-only"):
+        await CaseEvent.update({CaseEvent.reason: "rewritten"}).where(CaseEvent.case == case_id)
+    with pytest.raises(asyncpg.exceptions.RaiseError, match="append-only"):
+        await CaseEvent.delete().where(CaseEvent.case == case_id)
+    assert await CaseEvent.count().where(CaseEvent.case == case_id) == 1
