@@ -40,6 +40,10 @@ __all__ = [
 
 
 def _validate_ages(data: CaseCreate) -> None:
+    if data.birth_date_estimate is not None and data.birth_date_estimate > datetime.now(UTC).date():
+        raise InvalidInput(
+            "birth_date_estimate is in the future", accepted="a past date (estimated)"
+        )
     low, high, est = data.age_low, data.age_high, data.estimated_age
     if low is not None and high is not None and low > high:
         raise InvalidInput(
@@ -60,7 +64,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
     (used whenever no name is reported; see docs/glossary.md).
 
     Raises:
-        InvalidInput: inconsistent ages.
+        InvalidInput: inconsistent ages, or an estimated birth date in the future.
     """
     _validate_ages(data)
     now = datetime.now(UTC)

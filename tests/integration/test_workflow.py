@@ -516,3 +516,16 @@ async def test_stored_document_removed_when_recording_fails():
         await record_fails()
     assert keys
     assert not await store.aexists(keys[0])
+
+
+async def test_future_birth_date_refused(client, staff):
+    future = (date.today() + timedelta(days=30)).isoformat()
+    response = await client.post("/api/cases", json={"birth_date_estimate": future}, headers=staff)
+    assert response.status_code == 400
+    case = await new_case(client, staff)
+    response = await client.patch(
+        f"/api/cases/{case['id']}", json={"birth_date_estimate": future}, headers=staff
+    )
+    assert response.status_code == 400
+    response = await client.patch(f"/api/cases/{case['id']}", json={}, headers=staff)
+    assert response.status_code == 400
