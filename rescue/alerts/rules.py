@@ -9,12 +9,14 @@ Sources (see docs/workflow.md for what each text says and how sure we are):
   within 7 working days of admission; the police collect and compare DNA within
   one month of the request; persons over 10 days in care and unidentified are
   stranded persons (滞留人员) to be cared for and placed.
-- 2014 规程: 《救助管理机构工作规程》(民政部 2014): assistance normally lasts up to
-  10 days; a longer stay is filed (备案) with the civil-affairs department.
+- Extension filing (备案) beyond 10 days: to our knowledge from the 2003
+  《城市生活无着的流浪乞讨人员救助管理办法实施细则》, carried into the
+  《救助管理机构工作规程》(民政部 2014); the 规程's wording is not checked.
 - The one-month announcement update and the three-month settlement eligibility
-  are the issue's defaults (issue 3); we could not verify their article numbers.
-  The 3-month figure appears in the 2015 意见's settlement provisions and in
-  民发〔2020〕14号 practice; treat it as configurable.
+  are per the issue's defaults (issue 3); we have not verified them against the
+  texts (press summaries of a later national special-action notice mention
+  updating announcements for persons stranded over a month). Both are
+  configurable per jurisdiction.
 
 Working days follow the Chinese public-holiday calendar including make-up working
 days (调休), from the maintained ``chinese-calendar`` package (pinned in
@@ -178,7 +180,7 @@ DEFAULT_RULES: dict[AlertKind, Rule] = {
             Period(10, Unit.days),
             "admission",
             "the case leaving admitted/searching (stranded, identified or left)",
-            f"{_2015} and {_2014}: over 10 days in care and unidentified = 滞留",
+            f"{_2015}: over 10 days in care and unidentified = 滞留",
         ),
         Rule(
             AlertKind.care_decision,
@@ -192,21 +194,21 @@ DEFAULT_RULES: dict[AlertKind, Rule] = {
             Period(10, Unit.days),
             "admission",
             "an extension-filing record",
-            f"{_2014}: assistance over 10 days is filed (备案) with civil affairs",
+            f"2003 实施细则 / {_2014}: assistance over 10 days is filed (备案)",
         ),
         Rule(
             AlertKind.announcement_update,
             Period(1, Unit.months),
             "the latest announcement",
             "a later announcement record",
-            "issue 3 default (announcement update after one month)",
+            "issue 3 default (announcement update after one month); not verified",
         ),
         Rule(
             AlertKind.settlement_eligible,
             Period(3, Unit.months),
             "admission (station, hospital and outsourced care all count)",
             "the case becoming settlement_pending or settled, or identified",
-            "issue 3 default (3 months in care; 2015 意见 / 民发〔2020〕14号 settlement)",
+            "issue 3 default (3 months in care); not verified against 2015 意见 / 民发〔2020〕14号",
         ),
     ]
 }

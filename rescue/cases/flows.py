@@ -13,8 +13,8 @@ case timeline, in the same transaction as the status update.
 Rules checked in the same transaction (409 with ``current``/``allowed``/``requires``):
 
 - A person under 16 or flagged as lacking capacity leaves only into custody:
-  never ``left_self`` or ``terminated`` (2014 规程: minors and persons with mental
-  or intellectual disabilities are handed over, escorted or transferred).
+  never ``left_self`` or ``terminated`` (our reading of the 2014 规程's leaving
+  provisions; the threshold 16 is the issue's default).
 - ``escorted_home``, ``handed_to_family`` and ``collected_by_origin`` require a
   handover record (交接) with the receiver's identity document checked; family for
   ``handed_to_family``, the origin's station for ``collected_by_origin``.
