@@ -10,12 +10,14 @@ from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
+from rescue.alerts.controllers import AlertController
 from rescue.announcements.controllers import AnnouncementController, PublicAnnouncementController
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController
 from rescue.errors import exception_handlers
+from rescue.escorts.controllers import EscortController
 from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
@@ -23,6 +25,8 @@ from rescue.matching.controllers import (
 )
 from rescue.notices.controllers import NoticeController
 from rescue.photos.controllers import PhotoController
+from rescue.placements.controllers import PlacementController
+from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, get_settings
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 
@@ -105,6 +109,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AuditController,
             AnnouncementController,
             PublicAnnouncementController,
+            PlacementController,
+            SearchController,
+            EscortController,
+            AlertController,
         ],
         # Order matters: authentication first, then the audit trail (which needs the caller).
         middleware=[auth_middleware, audit_middleware],

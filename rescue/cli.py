@@ -8,6 +8,8 @@ rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
 rescue retention run              delete face data and photos past retention now
 rescue retention schedule         run the daily retention scheduler (blocking)
+rescue deadlines apply            move cases over 10 days unidentified to stranded
+rescue deadlines list [--overdue] print due and overdue deadline items
 """
 
 from __future__ import annotations
@@ -223,6 +225,35 @@ def rematch(now: bool) -> None:
         )
 
     click.echo(asyncio.run(run()))
+
+
+@main.group()
+def deadlines() -> None:
+    """Deadlines (see docs/workflow.md)."""
+
+
+@deadlines.command("apply")
+def deadlines_apply() -> None:
+    """Move every admitted/searching case past its stranded deadline (10 days in care,
+    unidentified, per the 2015 意见) to stranded, with a system timeline event.
+    Idempotent: run it daily (cron) or send the ``apply_deadlines`` actor."""
+    from rescue.alerts.services import apply_stranded
+
+    moved = asyncio.run(apply_stranded())
+    click.echo(f"moved {len(moved)} case(s) to stranded" + (f": {moved}" if moved else ""))
+
+
+@deadlines.command("list")
+@click.option("--station", default=None)
+@click.option("--overdue", is_flag=True, help="only overdue items")
+def deadlines_list(station: str | None, overdue: bool) -> None:
+    """Print due and overdue items, soonest first."""
+    from rescue.alerts.services import list_alerts
+
+    page = asyncio.run(list_alerts(station=station, overdue_only=overdue, limit=10_000))
+    for a in page.items:
+        flag = "OVERDUE" if a.overdue else "due    "
+        click.echo(f"{flag} {a.due_at.isoformat()} {a.case_reference} {a.kind.value}")
 
 
 if __name__ == "__main__":  # pragma: no cover

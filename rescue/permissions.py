@@ -4,12 +4,15 @@ Each route declares ``guards=[allow(Action.X)]``. Roles (see docs/glossary.md):
 
 - ``station_staff``: cases, photos, placements, search actions, escort.
 - ``police_liaison``: read cases, notices, candidates; create notices and
-  candidates with evidence; never changes case records or decides candidates.
+  candidates with evidence; records police checks and DNA results (police work)
+  and completes liaison tasks (集体户口注销); never changes case status,
+  placements or decides candidates.
 - ``reviewer``: decides candidates, records family confirmations.
 - ``admin``: users, tokens, settings, re-matching.
 
 Station scoping (the second half of every guard): a route whose path names a
-``case_id``, ``photo_id`` or ``candidate_id`` is refused with 403 when that case
+``case_id`` (or an id of something belonging to a case: photo, candidate,
+placement, document, search action, handover, task) is refused with 403 when that case
 (the photo's case, the candidate's case) belongs to a station the caller does
 not see (:meth:`rescue.users.services.Principal.sees_station`). Notices and
 notice photos are not scoped: they come from families and police to be matched
@@ -50,6 +53,16 @@ class Action(StrEnum):
     audit_read = "audit_read"
     case_audit_read = "case_audit_read"
     announcement_publish = "announcement_publish"
+    case_transition = "case_transition"
+    placement_write = "placement_write"
+    document_read = "document_read"
+    search_write = "search_write"
+    police_record = "police_record"
+    escort_write = "escort_write"
+    handover_read = "handover_read"
+    alert_read = "alert_read"
+    task_read = "task_read"
+    task_complete = "task_complete"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -80,29 +93,68 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.audit_read: frozenset({_ADMIN}),
     Action.case_audit_read: frozenset({_STAFF, _ADMIN}),
     Action.announcement_publish: frozenset({_STAFF, _ADMIN}),
+    # Workflow (issue 3). Each transition's own roles are in rescue.cases.flows.
+    Action.case_transition: frozenset({_STAFF, _ADMIN}),
+    Action.placement_write: frozenset({_STAFF, _ADMIN}),
+    Action.document_read: frozenset({_STAFF, _ADMIN}),
+    Action.search_write: frozenset({_STAFF, _ADMIN}),
+    Action.police_record: frozenset({_STAFF, _POLICE, _ADMIN}),
+    Action.escort_write: frozenset({_STAFF, _ADMIN}),
+    Action.handover_read: frozenset({_STAFF, _POLICE, _ADMIN}),
+    Action.alert_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.task_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.task_complete: frozenset({_POLICE, _ADMIN}),
 }
 
 
-async def _case_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
-    """(what, station) of the case a route's path points at, or None if unscoped/unknown."""
-    from rescue.cases.tables import Case
+def _case_of() -> dict[str, Any]:
+    """Path parameter → the column holding its case id (for station scoping)."""
+    from rescue.escorts.tables import Handover, LiaisonTask
     from rescue.matching.tables import Candidate
     from rescue.photos.tables import Photo
+    from rescue.placements.tables import Placement, PlacementDocument
+    from rescue.searches.tables import SearchAction
+
+    return {
+        "photo_id": Photo.case,
+        "candidate_id": Candidate.case,
+        "placement_id": Placement.case,
+        "document_id": PlacementDocument.placement.case,
+        "action_id": SearchAction.case,
+        "handover_id": Handover.case,
+        "task_id": LiaisonTask.case,
+    }
+
+
+async def _case_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
+    """(what, station) of the case a route's path points at, or None if unscoped/unknown.
+
+    ``case_id`` names the case directly; other ids (photo, candidate, placement,
+    placement document, search action, handover, liaison task) through their case.
+    """
+    from rescue.cases.tables import Case
 
     case_id: Any = None
     what = ""
     if "case_id" in path_params:
         case_id, what = path_params["case_id"], f"case {path_params['case_id']}"
-    elif "photo_id" in path_params:
-        row = await Photo.select(Photo.case).where(Photo.id == path_params["photo_id"]).first()
-        case_id, what = (row or {}).get("case"), f"photo {path_params['photo_id']}"
-    elif "candidate_id" in path_params:
-        row = (
-            await Candidate.select(Candidate.case)
-            .where(Candidate.id == path_params["candidate_id"])
-            .first()
-        )
-        case_id, what = (row or {}).get("case"), f"candidate {path_params['candidate_id']}"
+    else:
+        for param, column in _case_of().items():
+            if param not in path_params:
+                continue
+            table = (
+                column._meta.table
+                if not column._meta.call_chain
+                else (column._meta.call_chain[0]._meta.table)
+            )
+            row = (
+                await table.select(column.as_alias("case_id"))
+                .where(table.id == path_params[param])
+                .first()
+            )
+            case_id = (row or {}).get("case_id")
+            what = f"{param.removesuffix('_id')} {path_params[param]}"
+            break
     if case_id is None:
         return None
     row = await Case.select(Case.station).where(Case.id == case_id).first()

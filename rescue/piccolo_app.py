@@ -8,6 +8,7 @@ from rescue.announcements.tables import Announcement
 from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
+from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
 from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
@@ -18,6 +19,8 @@ from rescue.matching.tables import (
 from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
+from rescue.placements.tables import Placement, PlacementDocument
+from rescue.searches.tables import SearchAction
 from rescue.users.tables import ApiToken, LoginThrottle, User
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
@@ -42,6 +45,12 @@ APP_CONFIG = AppConfig(
         LoginThrottle,
         AuditRecord,
         Announcement,
+        Placement,
+        PlacementDocument,
+        SearchAction,
+        ReturnPlan,
+        Handover,
+        LiaisonTask,
     ],
     migration_dependencies=[],
     commands=[],

@@ -167,12 +167,44 @@ class RetentionSettings:
 
 
 @dataclass(frozen=True)
+class DeadlineSettings:
+    """``DEADLINE_OVERRIDES``: per-jurisdiction changes to the deadline rule table
+    (rescue.alerts.rules.DEFAULT_RULES), as JSON keyed by station then rule kind,
+    each value ``"<amount> <unit>"`` with unit hours, days, working_days or months::
+
+        {"north": {"dna_request": "5 working_days", "announcement_update": "14 days"}}
+
+    A station not listed uses the national defaults.
+    """
+
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _json_overrides(name: str) -> dict[str, dict[str, str]]:
+    import json
+
+    raw = _env(name)
+    if raw is None:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be JSON, got {raw!r}") from exc
+    if not isinstance(value, dict) or not all(
+        isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in value.values()
+    ):
+        raise SettingsError(f'{name} must look like {{"station": {{"rule": "7 working_days"}}}}')
+    return {str(k): {str(r): str(p) for r, p in v.items()} for k, v in value.items()}
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path
     database: DatabaseSettings
     storage: StorageSettings
     matching: MatchingSettings
     upload: UploadSettings
+    deadlines: DeadlineSettings
     #: ``redis://host:port/db``; unset means the in-process broker (embedded mode).
     redis_url: str | None
     #: Redis key namespace for Dramatiq queues (lets test runs share one Redis).
@@ -224,6 +256,7 @@ def load_settings() -> Settings:
             max_bytes=_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
             max_pixels=_int("UPLOAD_MAX_PIXELS", 50_000_000),
         ),
+        deadlines=DeadlineSettings(overrides=_json_overrides("DEADLINE_OVERRIDES")),
         redis_url=redis_url,
         broker_namespace=_env("BROKER_NAMESPACE", "rescue") or "rescue",
         inprocess_worker=_bool("INPROCESS_WORKER", redis_url is None),

@@ -9,7 +9,7 @@ from rescue.matching import services as matching
 from rescue.runtime import get_galleries, get_store
 from rescue.settings import get_settings
 
-__all__ = ["apply_retention", "process_photo", "rematch"]
+__all__ = ["apply_deadlines", "apply_retention", "process_photo", "rematch"]
 
 
 @dramatiq.actor(queue_name="photos", max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
@@ -34,3 +34,11 @@ async def apply_retention() -> None:
     from rescue.retention import run_retention
 
     await run_retention(settings=get_settings().retention, store=get_store())
+
+
+@dramatiq.actor(queue_name="deadlines", max_retries=3, time_limit=10 * 60_000)
+async def apply_deadlines() -> None:
+    """Move cases over 10 days unidentified to ``stranded`` (idempotent; schedule daily)."""
+    from rescue.alerts.services import apply_stranded
+
+    await apply_stranded()

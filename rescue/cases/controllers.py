@@ -1,14 +1,23 @@
-"""HTTP routes for cases (受助人员)."""
+"""HTTP routes for cases (受助人员): registration, detail, workflow, timeline."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, patch, post
 from litestar.params import FromPath, FromQuery, JSONBody
 
+from rescue.alerts.schemas import AlertOut
+from rescue.alerts.services import alerts_for_case
 from rescue.cases import services
-from rescue.cases.schemas import CaseCreate, CaseOut
+from rescue.cases.schemas import (
+    CaseCreate,
+    CaseOut,
+    CaseUpdate,
+    TimelineEvent,
+    TransitionOut,
+    TransitionRequest,
+)
 from rescue.cases.tables import CaseStatus
 from rescue.permissions import Action, allow
 from rescue.schemas import Limit, Offset, Page
@@ -23,15 +32,32 @@ class CaseController(Controller):
         self, data: JSONBody[CaseCreate], request: Request[Any, Any, Any]
     ) -> CaseOut:
         """Create a case. Answers 201 with the case, its reference and placeholder name.
+        The person starts placed in the station (an ``in_station`` placement).
 
         400 when ages are inconsistent or a field is malformed.
         """
         return await services.create_case(data=data, by=request.user)
 
-    @get("/{case_id:int}", summary="One case with its photos", guards=[allow(Action.case_read)])
+    @get(
+        "/{case_id:int}",
+        summary="One case: photos, current placement, allowed next statuses, alerts",
+        guards=[allow(Action.case_read)],
+    )
     async def detail(self, case_id: FromPath[int]) -> CaseOut:
-        """404 if the case does not exist."""
+        """``alerts`` lists the case's due and overdue deadline items, soonest first
+        (same items as ``GET /api/cases/{id}/alerts``). 404 if the case does not exist."""
         return await services.get_case(case_id=case_id)
+
+    @patch(
+        "/{case_id:int}",
+        summary="Update date-of-birth estimate, capacity flag, height",
+        guards=[allow(Action.case_write)],
+    )
+    async def update(
+        self, case_id: FromPath[int], data: JSONBody[CaseUpdate], request: Request[Any, Any, Any]
+    ) -> CaseOut:
+        """Changes go on the timeline (``case_updated``). 400 nothing to change; 404."""
+        return await services.update_case(case_id=case_id, data=data, by=request.user)
 
     @get("/", summary="Cases, newest first (paged)", guards=[allow(Action.case_read)])
     async def index(
@@ -48,3 +74,41 @@ class CaseController(Controller):
             status=status.value if status else None,
             stations=request.user.visible_stations(),
         )
+
+    @post(
+        "/{case_id:int}/transitions",
+        status_code=200,
+        summary="Move a case to another status (workflow)",
+        guards=[allow(Action.case_transition)],
+    )
+    async def move(
+        self,
+        case_id: FromPath[int],
+        data: JSONBody[TransitionRequest],
+        request: Request[Any, Any, Any],
+    ) -> TransitionOut:
+        """Body ``{to, reason, data?}``. The allowed moves and their roles are in
+        docs/workflow.md. 409 (body ``current``, ``allowed``, and ``requires`` for a
+        rule) when the move is not allowed now: e.g. ``identified`` (confirm a
+        candidate instead), ``return_planned`` (record a return plan), ``left_self``
+        for a minor or a person lacking capacity, closing without a handover record,
+        ``settled`` without a welfare-home placement. 403 role; 404 case."""
+        return await services.request_transition(case_id=case_id, data=data, by=request.user)
+
+    @get(
+        "/{case_id:int}/timeline",
+        summary="The case's timeline (who, when, what, why), oldest first",
+        guards=[allow(Action.case_read)],
+    )
+    async def timeline(self, case_id: FromPath[int]) -> list[TimelineEvent]:
+        """Append-only: events are never edited or deleted. 404 if unknown."""
+        return await services.timeline(case_id=case_id)
+
+    @get(
+        "/{case_id:int}/alerts",
+        summary="The case's due and overdue deadline items, soonest first",
+        guards=[allow(Action.alert_read)],
+    )
+    async def alerts(self, case_id: FromPath[int]) -> list[AlertOut]:
+        """See docs/workflow.md for the rule table and sources. 404 if unknown."""
+        return await alerts_for_case(case_id=case_id)

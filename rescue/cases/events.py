@@ -14,7 +14,8 @@ __all__ = ["CaseEvent", "record_event"]
 
 
 class CaseEvent(Table, tablename="case_events"):
-    """One timeline entry (who, when, what, why). Never updated or deleted."""
+    """One timeline entry (who, when, what, why). Never updated or deleted: a
+    database trigger refuses UPDATE and DELETE (migration 2026-11-29T12:12:03)."""
 
     id: Serial
     case = ForeignKey(references=Case)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated
+from datetime import date, datetime
+from typing import Annotated, Any
 
 import msgspec
 
+from rescue.alerts.schemas import AlertOut
 from rescue.cases.tables import CaseStatus, Sex
 from rescue.photos.schemas import PhotoSummary
 
@@ -30,6 +31,63 @@ class CaseCreate(msgspec.Struct, forbid_unknown_fields=True):
     dialect: Annotated[str, msgspec.Meta(max_length=100)] = ""
     belongings: LongText = ""
     station: Annotated[str, msgspec.Meta(max_length=100)] | None = None
+    #: Estimated date of birth; under 16 means leaving only into custody.
+    birth_date_estimate: date | None = None
+    #: Lacking capacity (mental or intellectual disability): leaving only into custody.
+    lacks_capacity: bool = False
+    height_cm: Annotated[int, msgspec.Meta(ge=30, le=250)] | None = None
+
+
+class CaseUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Change the assessment fields of a case; omitted fields stay as they are."""
+
+    birth_date_estimate: date | msgspec.UnsetType | None = msgspec.UNSET
+    lacks_capacity: bool | msgspec.UnsetType = msgspec.UNSET
+    height_cm: Annotated[int, msgspec.Meta(ge=30, le=250)] | msgspec.UnsetType | None = (
+        msgspec.UNSET
+    )
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class CurrentPlacement(msgspec.Struct):
+    """Where the person is now (the open placement)."""
+
+    id: int
+    kind: str
+    facility: str
+    responsible_contact: str
+    started_at: datetime
+
+
+class TransitionRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Move a case to ``to`` with a reason; ``data`` holds outcome details kept on
+    the timeline (e.g. the ticket for left_self). ``identified`` is not accepted
+    here: it happens by a reviewer confirming a candidate."""
+
+    to: CaseStatus
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class TransitionOut(msgspec.Struct):
+    case_id: int
+    previous: CaseStatus
+    status: CaseStatus
+    allowed_next: list[CaseStatus]
+
+
+class TimelineEvent(msgspec.Struct):
+    """One timeline entry: who (actor, None = the system), when, what, why."""
+
+    id: int
+    at: datetime
+    actor_id: int | None
+    actor_role: str
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    reason: str
+    data: dict[str, Any]
 
 
 class CaseOut(msgspec.Struct):
@@ -53,4 +111,15 @@ class CaseOut(msgspec.Struct):
     admitted_at: datetime
     created_at: datetime
     updated_at: datetime
+    birth_date_estimate: date | None = None
+    lacks_capacity: bool = False
+    height_cm: int | None = None
+    #: Under 16 or lacking capacity: may leave only into custody.
+    custody_only: bool = False
     photos: list[PhotoSummary] = msgspec.field(default_factory=list)
+    #: Detail only: statuses reachable now.
+    allowed_next: list[CaseStatus] = msgspec.field(default_factory=list)
+    #: Detail only: where the person is now.
+    current_placement: CurrentPlacement | None = None
+    #: Detail only: the case's due and overdue deadline items, soonest first.
+    alerts: list[AlertOut] = msgspec.field(default_factory=list)

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from rescue.cases.events import record_event
-from rescue.cases.schemas import CaseCreate, CaseOut
+import msgspec
+
+from rescue.cases import flows
+from rescue.cases.events import CaseEvent, record_event
+from rescue.cases.schemas import (
+    CaseCreate,
+    CaseOut,
+    CaseUpdate,
+    CurrentPlacement,
+    TimelineEvent,
+    TransitionOut,
+    TransitionRequest,
+)
 from rescue.cases.tables import Case, CaseStatus
-from rescue.errors import InvalidInput, NotFound
+from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.photos.schemas import PhotoSummary
 from rescue.photos.services import photo_summaries
+from rescue.placements.services import start_in_station
 from rescue.schemas import Page
 from rescue.users.services import Principal
 
-__all__ = ["create_case", "get_case", "list_cases", "require_case"]
+__all__ = [
+    "create_case",
+    "get_case",
+    "list_cases",
+    "request_transition",
+    "require_case",
+    "timeline",
+    "update_case",
+]
 
 
 def _validate_ages(data: CaseCreate) -> None:
+    if data.birth_date_estimate is not None and data.birth_date_estimate > datetime.now(UTC).date():
+        raise InvalidInput(
+            "birth_date_estimate is in the future", accepted="a past date (estimated)"
+        )
     low, high, est = data.age_low, data.age_high, data.estimated_age
     if low is not None and high is not None and low > high:
         raise InvalidInput(
@@ -39,8 +64,15 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
     (used whenever no name is reported; see docs/glossary.md).
 
     Raises:
-        InvalidInput: inconsistent ages.
+        InvalidInput: inconsistent ages, or an estimated birth date in the future.
+        PermissionDenied: the station is not one the caller sees.
     """
+    station = data.station if data.station is not None else by.station
+    if not by.sees_station(station):
+        raise PermissionDenied(
+            f"you may not register a case for station {station!r}",
+            accepted=by.visible_stations(),
+        )
     _validate_ages(data)
     now = datetime.now(UTC)
     async with Case._meta.db.transaction():
@@ -59,7 +91,10 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
                 description=data.description,
                 dialect=data.dialect,
                 belongings=data.belongings,
-                station=data.station if data.station is not None else by.station,
+                station=station,
+                birth_date_estimate=data.birth_date_estimate,
+                lacks_capacity=data.lacks_capacity,
+                height_cm=data.height_cm,
                 created_by=by.user_id,
                 admitted_at=now,
                 created_at=now,
@@ -81,6 +116,8 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
             to_status=CaseStatus.admitted.value,
             reason=f"brought by {data.brought_by}" if data.brought_by else "",
         )
+        station = data.station if data.station is not None else by.station
+        await start_in_station(case_id=case_id, station=station, at=now, by=by)
     return await get_case(case_id=case_id)
 
 
@@ -114,14 +151,157 @@ def _case_out(row: dict[str, Any], photos: list[PhotoSummary]) -> CaseOut:
         admitted_at=row["admitted_at"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        birth_date_estimate=row["birth_date_estimate"],
+        lacks_capacity=row["lacks_capacity"],
+        height_cm=row["height_cm"],
+        custody_only=flows.custody_only(row),
         photos=photos,
     )
 
 
 async def get_case(*, case_id: int) -> CaseOut:
-    """One case with its photos. Raises NotFound."""
+    """One case with its photos, allowed next statuses, current placement and its
+    due/overdue deadline items (``alerts``, soonest first). Raises NotFound."""
+    from rescue.alerts.services import alerts_for_case
+    from rescue.placements.tables import Placement
+
     row = await require_case(case_id=case_id)
-    return _case_out(row, await photo_summaries(case_id=case_id))
+    out = _case_out(row, await photo_summaries(case_id=case_id))
+    out.allowed_next = [
+        s
+        for s in flows.allowed_next(CaseStatus(row["status"]), custody=out.custody_only)
+        if s != CaseStatus.identified
+    ]
+    placement = (
+        await Placement.select()
+        .where((Placement.case == case_id) & Placement.ended_at.is_null())
+        .first()
+    )
+    if placement is not None:
+        out.current_placement = CurrentPlacement(
+            id=placement["id"],
+            kind=placement["kind"],
+            facility=placement["facility"],
+            responsible_contact=placement["responsible_contact"],
+            started_at=placement["started_at"],
+        )
+    out.alerts = await alerts_for_case(case_id=case_id)
+    return out
+
+
+async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseOut:
+    """Change date-of-birth estimate, capacity flag or height; the change (old and
+    new values) goes on the timeline as ``case_updated``.
+
+    Raises:
+        NotFound: no such case.
+        InvalidInput: nothing to change, or a birth date in the future.
+    """
+    fields = {
+        name: getattr(data, name)
+        for name in ("birth_date_estimate", "lacks_capacity", "height_cm")
+        if getattr(data, name) is not msgspec.UNSET
+    }
+    if not fields:
+        raise InvalidInput(
+            "nothing to change", accepted=["birth_date_estimate", "lacks_capacity", "height_cm"]
+        )
+    birth = fields.get("birth_date_estimate")
+    if birth is not None and birth > datetime.now(UTC).date():
+        raise InvalidInput("birth_date_estimate is in the future")
+    async with Case._meta.db.transaction():
+        row = await require_case(case_id=case_id)
+        changes = {
+            name: {"from": _jsonable(row[name]), "to": _jsonable(value)}
+            for name, value in fields.items()
+            if row[name] != value
+        }
+        await Case.update(
+            {**{getattr(Case, n): v for n, v in fields.items()}, Case.updated_at: datetime.now(UTC)}
+        ).where(Case.id == case_id)
+        await record_event(
+            case_id=case_id,
+            kind="case_updated",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason,
+            data=changes,
+        )
+    return await get_case(case_id=case_id)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+async def request_transition(
+    *, case_id: int, data: TransitionRequest, by: Principal
+) -> TransitionOut:
+    """Move a case through the workflow (rescue.cases.flows.transition).
+
+    Raises:
+        Conflict: ``identified`` (it happens by confirming a candidate), or the
+            transition or one of its rules is refused (409 with current/allowed).
+        PermissionDenied: the role may not trigger this transition.
+        NotFound: no such case.
+    """
+    if data.to == CaseStatus.identified:
+        row = await require_case(case_id=case_id)
+        raise Conflict(
+            "a case becomes identified only when a reviewer confirms a match candidate",
+            current=row["status"],
+            allowed=[
+                s.value
+                for s in flows.allowed_next(
+                    CaseStatus(row["status"]), custody=flows.custody_only(row)
+                )
+                if s != CaseStatus.identified
+            ],
+            requires="confirm a candidate (reviewer)",
+        )
+    if data.to == CaseStatus.return_planned:
+        row = await require_case(case_id=case_id)
+        raise Conflict(
+            "a case becomes return_planned by recording its return plan",
+            current=row["status"],
+            allowed=[
+                s.value
+                for s in flows.allowed_next(
+                    CaseStatus(row["status"]), custody=flows.custody_only(row)
+                )
+            ],
+            requires=f"POST /api/cases/{case_id}/return-plan",
+        )
+    previous = await flows.transition(
+        case_id=case_id, to=data.to, by=by, reason=data.reason, data=data.data
+    )
+    row = await require_case(case_id=case_id)
+    return TransitionOut(
+        case_id=case_id,
+        previous=previous,
+        status=CaseStatus(row["status"]),
+        allowed_next=flows.allowed_next(data.to, custody=flows.custody_only(row)),
+    )
+
+
+async def timeline(*, case_id: int) -> list[TimelineEvent]:
+    """The case's timeline, oldest first (append-only). Raises NotFound."""
+    await require_case(case_id=case_id)
+    rows = await CaseEvent.select().where(CaseEvent.case == case_id).order_by(CaseEvent.id)
+    return [
+        TimelineEvent(
+            id=r["id"],
+            at=r["at"],
+            actor_id=r["actor_id"],
+            actor_role=r["actor_role"],
+            kind=r["kind"],
+            from_status=r["from_status"],
+            to_status=r["to_status"],
+            reason=r["reason"],
+            data=json.loads(r["data"]) if isinstance(r["data"], str) else r["data"],
+        )
+        for r in rows
+    ]
 
 
 async def list_cases(

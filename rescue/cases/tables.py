@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 from piccolo.columns import (
+    Boolean,
+    Date,
     Integer,
     Serial,
     Text,
@@ -78,6 +80,12 @@ class Case(Table, tablename="cases"):
     dialect = Varchar(length=100, default="")
     belongings = Text(default="")
     station = Varchar(length=100, default="")
+    #: Estimated date of birth (出生日期, estimated when unknown); decides "under 16".
+    birth_date_estimate = Date(null=True, default=None)
+    #: Flagged as lacking capacity (mental or intellectual disability, 精神/智力障碍):
+    #: may leave only into someone's custody, like a minor.
+    lacks_capacity = Boolean(default=False)
+    height_cm = Integer(null=True, default=None)
     status = Varchar(length=32, choices=CaseStatus, default=CaseStatus.admitted)
     admitted_at = Timestamptz(default=TimestamptzNow())
     created_by = Integer(null=True, default=None)  # users.id

@@ -407,13 +407,17 @@ async def test_seed_case_settled_years_ago_identified_by_police_face_comparison(
         description="speaks little, Sichuan accent",
     )
     clerk = await principal("station_staff")
-    for to in (
-        CaseStatus.searching,
-        CaseStatus.stranded,
-        CaseStatus.settlement_pending,
-        CaseStatus.settled,
-    ):
+    for to in (CaseStatus.searching, CaseStatus.stranded, CaseStatus.settlement_pending):
         await transition(case_id=case["id"], to=to, by=clerk, reason="seed case history")
+    placed = await client.post(
+        f"/api/cases/{case['id']}/placements",
+        json={"kind": "welfare_home", "facility": "区社会福利院"},
+        headers=staff,
+    )
+    assert placed.status_code == 201, placed.text
+    await transition(
+        case_id=case["id"], to=CaseStatus.settled, by=clerk, reason="落户安置 at the welfare home"
+    )
     notice = await new_notice(
         client,
         police,
@@ -459,13 +463,22 @@ async def test_seed_case_settled_years_ago_identified_by_police_face_comparison(
     assert (await client.get(f"/api/notices/{notice['id']}", headers=staff)).json()[
         "status"
     ] == "found"
-    # Then escort home (issue 3 builds that workflow; its transitions exist already).
-    await transition(
-        case_id=case["id"], to=CaseStatus.return_planned, by=clerk, reason="escort planned"
+    # Then the return plan (the escort and handover are followed to the end in
+    # tests/integration/test_workflow.py::test_seed_case_admission_to_escorted_home).
+    plan = await client.post(
+        f"/api/cases/{case['id']}/return-plan",
+        json={
+            "destination": "四川省某县救助管理站",
+            "transport": "station car, 100 km",
+            "escort_staff": ["王", "李"],
+            "planned_on": "2026-12-01",
+        },
+        headers=staff,
     )
-    await transition(
-        case_id=case["id"], to=CaseStatus.escorted_home, by=clerk, reason="handed over"
-    )
+    assert plan.status_code == 201, plan.text
+    assert (await client.get(f"/api/cases/{case['id']}", headers=staff)).json()[
+        "status"
+    ] == "return_planned"
 
 
 @pytest.mark.parametrize("second", ["confirm", "reject"])

@@ -58,6 +58,30 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/candidates/{candidate_id:int}/family-confirmations"): frozenset({R}),
     ("POST", "/api/admin/rematch"): frozenset({A}),
     ("GET", "/api/admin/rematch/{run_id:int}"): frozenset({A}),
+    # Workflow: placements, identity search, deadlines, escort home (issue 3)
+    ("PATCH", "/api/cases/{case_id:int}"): frozenset({S, A}),
+    ("POST", "/api/cases/{case_id:int}/transitions"): frozenset({S, A}),
+    ("GET", "/api/cases/{case_id:int}/timeline"): ALL,
+    ("GET", "/api/cases/{case_id:int}/alerts"): ALL,
+    ("GET", "/api/alerts"): ALL,
+    ("POST", "/api/cases/{case_id:int}/placements"): frozenset({S, A}),
+    ("GET", "/api/cases/{case_id:int}/placements"): ALL,
+    ("POST", "/api/placements/{placement_id:int}/end"): frozenset({S, A}),
+    ("POST", "/api/placements/{placement_id:int}/documents"): frozenset({S, A}),
+    ("GET", "/api/placement-documents/{document_id:int}"): frozenset({S, A}),
+    ("POST", "/api/cases/{case_id:int}/announcements"): frozenset({S, A}),
+    ("POST", "/api/cases/{case_id:int}/dna-requests"): frozenset({S, A}),
+    ("POST", "/api/dna-requests/{action_id:int}/result"): frozenset({S, P, A}),
+    ("POST", "/api/cases/{case_id:int}/police-checks"): frozenset({S, P, A}),
+    ("POST", "/api/cases/{case_id:int}/interviews"): frozenset({S, A}),
+    ("POST", "/api/cases/{case_id:int}/filings"): frozenset({S, A}),
+    ("GET", "/api/cases/{case_id:int}/search-actions"): ALL,
+    ("POST", "/api/cases/{case_id:int}/return-plan"): frozenset({S, A}),
+    ("POST", "/api/cases/{case_id:int}/handover"): frozenset({S, A}),
+    ("GET", "/api/cases/{case_id:int}/handovers"): frozenset({S, P, A}),
+    ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
+    ("GET", "/api/tasks"): ALL,
+    ("POST", "/api/tasks/{task_id:int}/done"): frozenset({P, A}),
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).
@@ -233,6 +257,27 @@ async def test_station_staff_see_only_their_station(client):
     assert response.status_code == 403
     # The unknown case is still 404, not 403 (the guard only scopes existing cases).
     assert (await client.get(f"/api/cases/{MISSING_ID}", headers=south)).status_code == 404
+
+
+async def test_station_scope_covers_things_that_belong_to_a_case(client):
+    """Placements (and other ids resolved through their case) are scoped too."""
+    north = {"Authorization": f"Bearer {await make_token(S, station='north')}"}
+    south = {"Authorization": f"Bearer {await make_token(S, station='south')}"}
+    north_case = await new_case(client, north)
+    placements = (
+        await client.get(f"/api/cases/{north_case['id']}/placements", headers=north)
+    ).json()
+    items = placements["items"] if isinstance(placements, dict) else placements
+    placement_id = items[0]["id"]
+    refused = await client.post(
+        f"/api/placements/{placement_id}/end", json={"reason": "x"}, headers=south
+    )
+    assert refused.status_code == 403, refused.text
+    assert "north" in refused.json()["detail"]
+    allowed = await client.post(
+        f"/api/placements/{placement_id}/end", json={"reason": "moved"}, headers=north
+    )
+    assert allowed.status_code not in {401, 403}, allowed.text
 
 
 @pytest.mark.parametrize("role", [R, P])

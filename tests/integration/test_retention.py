@@ -18,6 +18,19 @@ async def _close(case_id: int, status: str, by) -> None:  # type: ignore[no-unty
     await transition(case_id=case_id, to=CaseStatus(status), by=by, reason="test")
 
 
+async def _welfare_home(case_id: int, by) -> None:  # type: ignore[no-untyped-def]
+    """Settlement needs a current welfare-home placement (rescue.cases.flows)."""
+    from rescue.placements.schemas import PlacementCreate
+    from rescue.placements.services import create_placement
+    from rescue.placements.tables import PlacementKind
+
+    await create_placement(
+        case_id=case_id,
+        data=PlacementCreate(kind=PlacementKind.welfare_home, facility="区福利院"),
+        by=by,
+    )
+
+
 async def _principal():  # type: ignore[no-untyped-def]
     from rescue.users.services import Principal, create_user
     from rescue.users.tables import Role
@@ -44,9 +57,11 @@ async def test_faces_of_closed_cases_deleted_after_the_period_and_galleries_foll
     await upload_file(client, staff, "case", settled["id"], TWO_PEOPLE)
     open_case = await new_case(client, staff)
     await upload_file(client, staff, "case", open_case["id"], OBAMA_A)
-    await _close(closed["id"], CaseStatus.handed_to_family.value, by)
-    for step in ("stranded", "settlement_pending", "settled"):
+    await _close(closed["id"], CaseStatus.deceased.value, by)
+    for step in ("stranded", "settlement_pending"):
         await _close(settled["id"], step, by)
+    await _welfare_home(settled["id"], by)
+    await _close(settled["id"], "settled", by)
 
     galleries = GallerySet()
     assert len(await galleries.cases.refresh()) == 4

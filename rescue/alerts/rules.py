@@ -1,0 +1,233 @@
+"""The deadline rule table and the arithmetic of due dates (pure functions, no I/O).
+
+Each rule has a period, what it counts from, what satisfies it, and its source.
+Sources (see docs/workflow.md for what each text says and how sure we are):
+
+- 2015 意见: 民政部·公安部《关于加强生活无着的流浪乞讨人员身份查询和照料安置工作的
+  意见》(民发〔2015〕158号): announcement within 24 hours of admission for persons
+  not identified by the quick check; DNA collection requested from the police
+  within 7 working days of admission; the police collect and compare DNA within
+  one month of the request; persons over 10 days in care and unidentified are
+  stranded persons (滞留人员) to be cared for and placed.
+- Extension filing (备案) beyond 10 days: to our knowledge from the 2003
+  《城市生活无着的流浪乞讨人员救助管理办法实施细则》, carried into the
+  《救助管理机构工作规程》(民政部 2014); the 规程's wording is not checked.
+- The one-month announcement update and the three-month settlement eligibility
+  are per the issue's defaults (issue 3); we have not verified them against the
+  texts (press summaries of a later national special-action notice mention
+  updating announcements for persons stranded over a month). Both are
+  configurable per jurisdiction.
+
+Working days follow the Chinese public-holiday calendar including make-up working
+days (调休), from the maintained ``chinese-calendar`` package (pinned in
+pyproject.toml; it covers the years the State Council has published; a date
+outside them raises, which we report instead of guessing).
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta, timezone
+from enum import StrEnum
+
+import chinese_calendar
+
+from rescue.errors import InvalidInput
+
+__all__ = [
+    "CHINA_TZ",
+    "DEFAULT_RULES",
+    "AlertKind",
+    "Period",
+    "Rule",
+    "Unit",
+    "add_working_days",
+    "rules_for",
+]
+
+#: China Standard Time (UTC+8, no daylight saving): day boundaries of deadlines.
+CHINA_TZ = timezone(timedelta(hours=8), "CST")
+
+
+class Unit(StrEnum):
+    hours = "hours"
+    days = "days"  # calendar days, exact (N × 24 h)
+    working_days = "working_days"  # Chinese working days, ends at midnight local time
+    months = "months"  # calendar months, same clock time (day clamped to month end)
+
+
+class AlertKind(StrEnum):
+    announcement = "announcement"  # first family-search announcement 寻亲公告
+    dna_request = "dna_request"  # request DNA collection from the police
+    dna_result = "dna_result"  # police DNA result due (per request)
+    stranded = "stranded"  # becomes a stranded person 滞留人员
+    care_decision = "care_decision"  # care / placement decision for a stranded person
+    extension_filing = "extension_filing"  # 延长救助期限备案
+    announcement_update = "announcement_update"  # 更新寻亲公告
+    settlement_eligible = "settlement_eligible"  # 落户安置 may be proposed
+
+
+def add_working_days(start: date, count: int) -> date:
+    """The ``count``-th Chinese working day after ``start`` (``start`` itself not counted).
+
+    Weekends are rest days unless they are make-up working days (调休上班); public
+    holidays are rest days. Example: from Fri 2025-09-26, 7 working days end on
+    Mon 2025-10-13 (Sun 09-28 and Sat 10-11 are make-up working days, 10-01..10-08
+    are National Day / Mid-autumn holidays).
+
+    Raises:
+        InvalidInput: a date outside the years ``chinese-calendar`` knows.
+    """
+    day, found = start, 0
+    while found < count:
+        day += timedelta(days=1)
+        try:
+            working = chinese_calendar.is_workday(day)
+        except NotImplementedError as exc:
+            raise InvalidInput(
+                f"the holiday calendar has no data for {day.year}",
+                accepted="dates within chinese-calendar's published years",
+            ) from exc
+        if working:
+            found += 1
+    return day
+
+
+def _add_months(moment: datetime, months: int) -> datetime:
+    month0 = moment.month - 1 + months
+    year, month = moment.year + month0 // 12, month0 % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+@dataclass(frozen=True)
+class Period:
+    amount: int
+    unit: Unit
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        """``"7 working_days"`` → Period(7, working_days). Raises InvalidInput."""
+        amount, _, unit = text.strip().partition(" ")
+        try:
+            return cls(int(amount), Unit(unit.strip()))
+        except ValueError as exc:
+            raise InvalidInput(
+                f"bad deadline period {text!r}",
+                accepted=f"'<amount> <unit>', unit one of {[u.value for u in Unit]}",
+            ) from exc
+
+    def after(self, start: datetime) -> datetime:
+        """The deadline: the moment ``start + period``; overdue from then on.
+
+        Hours and days are exact durations; months keep the local clock time;
+        working days end at midnight (China time) after the last working day.
+        """
+        local = start.astimezone(CHINA_TZ)
+        if self.unit == Unit.hours:
+            return local + timedelta(hours=self.amount)
+        if self.unit == Unit.days:
+            return local + timedelta(days=self.amount)
+        if self.unit == Unit.months:
+            return _add_months(local, self.amount)
+        last = add_working_days(local.date(), self.amount)
+        return datetime.combine(last + timedelta(days=1), time(0), tzinfo=CHINA_TZ)
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit.value}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: AlertKind
+    period: Period
+    counts_from: str
+    satisfied_by: str
+    source: str
+
+
+_2015 = "民政部·公安部《关于加强生活无着的流浪乞讨人员身份查询和照料安置工作的意见》(2015)"
+_2014 = "《救助管理机构工作规程》(民政部 2014)"
+
+#: National defaults. Override per station with ``DEADLINE_OVERRIDES`` (settings).
+DEFAULT_RULES: dict[AlertKind, Rule] = {
+    r.kind: r
+    for r in [
+        Rule(
+            AlertKind.announcement,
+            Period(24, Unit.hours),
+            "admission",
+            "an announcement record",
+            f"{_2015}: announcement within 24 hours of admission",
+        ),
+        Rule(
+            AlertKind.dna_request,
+            Period(7, Unit.working_days),
+            "admission",
+            "a DNA request record",
+            f"{_2015}: DNA collection requested within 7 working days of admission",
+        ),
+        Rule(
+            AlertKind.dna_result,
+            Period(1, Unit.months),
+            "the DNA request date",
+            "the request's result",
+            f"{_2015}: police collect and compare DNA within one month of the request",
+        ),
+        Rule(
+            AlertKind.stranded,
+            Period(10, Unit.days),
+            "admission",
+            "the case leaving admitted/searching (stranded, identified or left)",
+            f"{_2015}: over 10 days in care and unidentified = 滞留",
+        ),
+        Rule(
+            AlertKind.care_decision,
+            Period(10, Unit.days),
+            "admission",
+            "a care-decision record",
+            f"{_2015}: stranded persons are cared for and placed (照料安置)",
+        ),
+        Rule(
+            AlertKind.extension_filing,
+            Period(10, Unit.days),
+            "admission",
+            "an extension-filing record",
+            f"2003 实施细则 / {_2014}: assistance over 10 days is filed (备案)",
+        ),
+        Rule(
+            AlertKind.announcement_update,
+            Period(1, Unit.months),
+            "the latest announcement",
+            "a later announcement record",
+            "issue 3 default (announcement update after one month); not verified",
+        ),
+        Rule(
+            AlertKind.settlement_eligible,
+            Period(3, Unit.months),
+            "admission (station, hospital and outsourced care all count)",
+            "the case becoming settlement_pending or settled, or identified",
+            "issue 3 default (3 months in care); not verified against 2015 意见 / 民发〔2020〕14号",
+        ),
+    ]
+}
+
+
+def rules_for(station: str, overrides: dict[str, dict[str, str]]) -> dict[AlertKind, Rule]:
+    """The rule table for one station (jurisdiction): defaults with its overrides.
+
+    Raises:
+        InvalidInput: an override names an unknown rule or a malformed period.
+    """
+    table = dict(DEFAULT_RULES)
+    for name, text in overrides.get(station, {}).items():
+        try:
+            kind = AlertKind(name)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"DEADLINE_OVERRIDES names unknown rule {name!r}",
+                accepted=[k.value for k in AlertKind],
+            ) from exc
+        table[kind] = replace(table[kind], period=Period.parse(text))
+    return table

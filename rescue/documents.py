@@ -1,0 +1,67 @@
+"""Storing scanned documents in the object store, shared by placements and escorts.
+
+Validation first (type sniffed from the bytes, size limit), then the object is
+stored; the caller records it in the database inside :func:`stored_document` and
+the object is removed again if that fails (never an object the database does not
+know about).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio.to_thread
+
+from media.documents import ACCEPTED_DOCUMENT_TYPES, DocumentRejected, inspect_document
+from media.storage import ObjectStore, new_object_key
+from rescue.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from rescue.settings import UploadSettings
+
+__all__ = ["StoredDocument", "stored_document"]
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    object_key: str
+    media_type: str
+    size_bytes: int
+    sha256: str
+
+
+@asynccontextmanager
+async def stored_document(
+    *, data: bytes, store: ObjectStore, limits: UploadSettings
+) -> AsyncIterator[StoredDocument]:
+    """Validate and store ``data``; yields its key. If the ``with`` body raises, the
+    object is removed and the error propagates.
+
+    Raises:
+        InvalidInput: empty or damaged file (400).
+        UnsupportedMedia: not a PDF, JPEG, PNG or WebP (415).
+        PayloadTooLarge: over ``limits.max_bytes`` or the pixel limit (413).
+    """
+    accepted = {"media_types": ACCEPTED_DOCUMENT_TYPES, "max_bytes": limits.max_bytes}
+    if len(data) > limits.max_bytes:
+        raise PayloadTooLarge(
+            f"the file is {len(data)} bytes; the limit is {limits.max_bytes}", accepted=accepted
+        )
+    try:
+        info = await anyio.to_thread.run_sync(
+            lambda: inspect_document(data, max_pixels=limits.max_pixels)
+        )
+    except DocumentRejected as exc:
+        if exc.reason == "unsupported_format":
+            raise UnsupportedMedia(exc.detail, accepted=accepted, reason=exc.reason) from exc
+        if exc.reason == "too_many_pixels":
+            raise PayloadTooLarge(exc.detail, accepted=accepted, reason=exc.reason) from exc
+        raise InvalidInput(exc.detail, accepted=accepted, reason=exc.reason) from exc
+    key = new_object_key("documents", info.extension)
+    await store.aput(key, data, info.media_type)
+    try:
+        yield StoredDocument(key, info.media_type, len(data), hashlib.sha256(data).hexdigest())
+    except BaseException:
+        await store.aremove(key)
+        raise

@@ -1,0 +1,104 @@
+"""HTTP routes for escort home: return plan, handover, police-liaison tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get, post
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+
+from rescue.escorts import services
+from rescue.escorts.schemas import (
+    HandoverForm,
+    HandoverOut,
+    ReturnPlanCreate,
+    ReturnPlanOut,
+    TaskOut,
+)
+from rescue.permissions import Action, allow
+from rescue.runtime import get_store
+from rescue.settings import get_settings
+
+
+class EscortController(Controller):
+    path = "/api"
+    tags = ("escort home",)
+
+    @post(
+        "/cases/{case_id:int}/return-plan",
+        summary="Record the return plan; the case becomes return_planned",
+        guards=[allow(Action.escort_write)],
+    )
+    async def return_plan(
+        self,
+        case_id: FromPath[int],
+        data: JSONBody[ReturnPlanCreate],
+        request: Request[Any, Any, Any],
+    ) -> ReturnPlanOut:
+        """Destination, transport, escorting staff, date. 201; 409 case not identified
+        (body ``current``/``allowed``); 404 case."""
+        return await services.record_return_plan(case_id=case_id, data=data, by=request.user)
+
+    @post(
+        "/cases/{case_id:int}/handover",
+        summary="Record the handover (交接) with the signed sheet",
+        guards=[allow(Action.escort_write)],
+    )
+    async def handover(
+        self,
+        case_id: FromPath[int],
+        data: MultipartBody[HandoverForm],
+        request: Request[Any, Any, Any],
+    ) -> HandoverOut:
+        """Multipart: ``sheet`` file plus the receiver's details (see HandoverForm).
+        Closing as escorted_home / handed_to_family / collected_by_origin requires it.
+        201; 400 identity document not checked or bad field; 413/415 sheet; 409 case
+        closed; 404 case."""
+        return await services.record_handover(
+            case_id=case_id,
+            form=data,
+            sheet=await data.sheet.read(),
+            by=request.user,
+            store=get_store(),
+            limits=get_settings().upload,
+        )
+
+    @get(
+        "/handovers/{handover_id:int}",
+        summary="A handover record with a short-lived URL of its sheet",
+        guards=[allow(Action.handover_read)],
+    )
+    async def handover_detail(self, handover_id: FromPath[int]) -> HandoverOut:
+        """404 if unknown."""
+        return await services.get_handover(handover_id=handover_id, store=get_store())
+
+    @get(
+        "/cases/{case_id:int}/handovers",
+        summary="A case's handover records",
+        guards=[allow(Action.handover_read)],
+    )
+    async def handovers(self, case_id: FromPath[int]) -> list[HandoverOut]:
+        return await services.list_handovers(case_id=case_id)
+
+    @get("/tasks", summary="Police-liaison tasks", guards=[allow(Action.task_read)])
+    async def tasks(
+        self,
+        request: Request[Any, Any, Any],
+        open_only: FromQuery[bool] = True,
+        case_id: FromQuery[int | None] = None,
+    ) -> list[TaskOut]:
+        """E.g. cancel the collective household registration (集体户口注销); only
+        tasks of cases of the stations the caller sees."""
+        return await services.list_tasks(
+            open_only=open_only, case_id=case_id, stations=request.user.visible_stations()
+        )
+
+    @post(
+        "/tasks/{task_id:int}/done",
+        status_code=200,
+        summary="Mark a liaison task done",
+        guards=[allow(Action.task_complete)],
+    )
+    async def task_done(self, task_id: FromPath[int], request: Request[Any, Any, Any]) -> TaskOut:
+        """409 already done; 404 unknown."""
+        return await services.complete_task(task_id=task_id, by=request.user)

@@ -1,0 +1,85 @@
+"""Request and response bodies for escort home (护送返乡) and handover (交接)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Annotated
+
+import msgspec
+from litestar.datastructures import UploadFile
+
+from rescue.escorts.tables import ReceivingParty, TaskKind
+
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class ReturnPlanCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """How an identified person goes home; recording it moves the case to
+    ``return_planned``."""
+
+    destination: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    transport: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    escort_staff: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    planned_on: date
+    reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class ReturnPlanOut(msgspec.Struct):
+    id: int
+    case_id: int
+    destination: str
+    transport: str
+    escort_staff: list[str]
+    planned_on: date
+    created_at: datetime
+
+
+@dataclass
+class HandoverForm:
+    """Multipart form of a handover record (交接单).
+
+    ``sheet``: the scanned, signed handover sheet (PDF/JPEG/PNG/WebP).
+    ``receiving_party``: family or origin_station. ``id_document_checked`` must be
+    true: the receiver's identity document was seen and checked.
+    ``handed_over_at``: ISO 8601 with offset.
+    """
+
+    sheet: UploadFile
+    receiving_party: ReceivingParty
+    receiver_name: str
+    id_document_type: str
+    id_document_number: str
+    id_document_checked: bool
+    handed_over_at: datetime
+    place: str
+    relationship: str = ""
+
+
+class HandoverOut(msgspec.Struct):
+    id: int
+    case_id: int
+    receiving_party: ReceivingParty
+    receiver_name: str
+    relationship: str
+    id_document_type: str
+    id_document_number: str
+    id_document_checked: bool
+    handed_over_at: datetime
+    place: str
+    sheet_media_type: str
+    sheet_sha256: str
+    created_at: datetime
+    sheet_url: str | None = None
+    sheet_url_expires_in: int | None = None
+
+
+class TaskOut(msgspec.Struct):
+    id: int
+    case_id: int
+    kind: TaskKind
+    assigned_role: str
+    note: str
+    created_at: datetime
+    done_at: datetime | None
+    done_by: int | None

@@ -1,0 +1,77 @@
+"""Escort home (护送返乡): return plans, handover records (交接), police-liaison tasks."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from piccolo.columns import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.table import Table
+
+from rescue.cases.tables import Case
+
+
+class ReturnPlan(Table, tablename="return_plans"):
+    """How an identified person goes home (one per case; a new plan replaces the row)."""
+
+    id: Serial
+    case = ForeignKey(references=Case, unique=True)
+    destination = Varchar(length=300)
+    transport = Varchar(length=200)
+    escort_staff = JSON(default="[]")  # list of names
+    planned_on = Date()
+    created_by = Integer(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class ReceivingParty(StrEnum):
+    family = "family"  # 亲属
+    origin_station = "origin_station"  # 流出地救助管理站 / 政府
+
+
+class Handover(Table, tablename="handovers"):
+    """The handover (交接) of a person, with the signed sheet in the object store."""
+
+    id: Serial
+    case = ForeignKey(references=Case)
+    receiving_party = Varchar(length=32, choices=ReceivingParty)
+    receiver_name = Varchar(length=200)
+    relationship = Varchar(length=100, default="")
+    id_document_type = Varchar(length=50)  # e.g. 居民身份证
+    id_document_number = Varchar(length=50)
+    id_document_checked = Boolean(default=False)
+    handed_over_at = Timestamptz()
+    place = Varchar(length=300)
+    sheet_object_key = Varchar(length=200, unique=True)
+    sheet_media_type = Varchar(length=40)
+    sheet_sha256 = Varchar(length=64)
+    recorded_by = Integer(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class TaskKind(StrEnum):
+    cancel_collective_household = "cancel_collective_household"  # 集体户口注销
+
+
+class LiaisonTask(Table, tablename="liaison_tasks"):
+    """A task for the police liaison, e.g. cancelling the collective household
+    registration of a settled person whose identity has been confirmed."""
+
+    id: Serial
+    case = ForeignKey(references=Case)
+    kind = Varchar(length=48, choices=TaskKind)
+    assigned_role = Varchar(length=32, default="police_liaison")
+    note = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    done_at = Timestamptz(null=True, default=None)
+    done_by = Integer(null=True, default=None)

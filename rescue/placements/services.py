@@ -1,0 +1,314 @@
+"""Placements: periods at a facility that never overlap; the current one is the open one.
+
+Sources: 2015 意见 (照料安置: in-station care, designated hospitals for the sick and
+for mental disorders, outsourced care 站外托养 under contract, welfare homes for
+settlement). A hospital stay does not change the case status; settlement
+(``settled``) requires a current welfare-home placement (rescue.cases.flows).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import anyio.to_thread
+from piccolo.engine.sqlite import SQLiteEngine
+
+from media.storage import ObjectStore
+from rescue.cases.events import record_event
+from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
+from rescue.documents import stored_document
+from rescue.errors import Conflict, InvalidInput, NotFound
+from rescue.placements.schemas import (
+    DocumentOut,
+    PlacementCreate,
+    PlacementEnd,
+    PlacementList,
+    PlacementOut,
+)
+from rescue.placements.tables import Placement, PlacementDocument, PlacementKind
+from rescue.settings import UploadSettings
+from rescue.users.services import Principal
+
+__all__ = [
+    "add_document",
+    "create_placement",
+    "end_placement",
+    "get_document",
+    "list_placements",
+    "start_in_station",
+]
+
+
+async def _case_in_care(case_id: int, *, lock: bool = False) -> dict[str, Any]:
+    """The case row; with ``lock`` (inside a transaction, PostgreSQL) it is locked
+    FOR UPDATE so concurrent placement writes for one case run one after the other
+    (SQLite serialises writers by itself and has no row locks)."""
+    query = Case.select(Case.id, Case.status, Case.station, Case.admitted_at).where(
+        Case.id == case_id
+    )
+    if lock and not isinstance(Case._meta.db, SQLiteEngine):
+        query = query.lock_rows()
+    row = await query.first()
+    if row is None:
+        raise NotFound(f"case {case_id} does not exist")
+    if CaseStatus(row["status"]) in TERMINAL_STATUSES:
+        raise Conflict(
+            f"case {case_id} is closed ({row['status']}); placements cannot change",
+            current=row["status"],
+        )
+    return row
+
+
+def _doc_out(d: dict[str, Any]) -> DocumentOut:
+    return DocumentOut(
+        id=d["id"],
+        placement_id=d["placement"],
+        title=d["title"],
+        media_type=d["media_type"],
+        size_bytes=d["size_bytes"],
+        sha256=d["sha256"],
+        created_at=d["created_at"],
+    )
+
+
+def _out(p: dict[str, Any], docs: list[DocumentOut]) -> PlacementOut:
+    return PlacementOut(
+        id=p["id"],
+        case_id=p["case"],
+        kind=p["kind"],
+        facility=p["facility"],
+        reason=p["reason"],
+        responsible_contact=p["responsible_contact"],
+        contract_reference=p["contract_reference"],
+        started_at=p["started_at"],
+        ended_at=p["ended_at"],
+        current=p["ended_at"] is None,
+        documents=docs,
+    )
+
+
+async def start_in_station(*, case_id: int, station: str, at: datetime, by: Principal) -> None:
+    """The first placement of a new case: in the station itself (站内照料).
+    Called inside the admission transaction."""
+    await Placement.insert(
+        Placement(
+            case=case_id,
+            kind=PlacementKind.in_station.value,
+            facility=station or "station",
+            reason="admission",
+            started_at=at,
+            created_by=by.user_id,
+        )
+    )
+
+
+async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal) -> PlacementOut:
+    """Record a placement period.
+
+    A new open-ended placement starting after the current one's start ends the
+    current one at its start (a move, recorded on the timeline). Any other
+    overlap with an existing period is refused.
+
+    Raises:
+        NotFound: no such case.
+        InvalidInput: ``ended_at`` not after ``started_at``; ``outsourced_care``
+            without ``contract_reference``; a start in the future or before admission.
+        Conflict: the case is closed, or the period overlaps another (409, naming
+            the overlapping placement).
+    """
+    now = datetime.now(UTC)
+    start = data.started_at or now
+    end = data.ended_at
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
+        raise InvalidInput("started_at and ended_at need a UTC offset", accepted="ISO 8601")
+    if end is not None and end <= start:
+        raise InvalidInput("ended_at must be after started_at")
+    if start > now:
+        raise InvalidInput("started_at is in the future", accepted="a moment up to now")
+    if data.kind == PlacementKind.outsourced_care and not data.contract_reference.strip():
+        raise InvalidInput(
+            "outsourced care (站外托养) needs the contract reference",
+            accepted="contract_reference: the care agreement's number",
+        )
+    async with Case._meta.db.transaction():
+        case = await _case_in_care(case_id, lock=True)
+        if start < case["admitted_at"]:
+            raise InvalidInput(
+                f"started_at is before the admission ({case['admitted_at'].isoformat()})",
+                accepted="a start at or after admission",
+            )
+        existing = await Placement.select().where(Placement.case == case_id)
+        moved: dict[str, Any] | None = None
+        for p in existing:
+            p_end = p["ended_at"]
+            if p_end is None and end is None and p["started_at"] < start:
+                moved = p  # ends when the new one starts
+                continue
+            if p["started_at"] < (end or datetime.max.replace(tzinfo=UTC)) and (
+                p_end is None or p_end > start
+            ):
+                raise Conflict(
+                    f"the period overlaps placement {p['id']} ({p['kind']} at "
+                    f"{p['facility']}, {p['started_at'].isoformat()} – "
+                    f"{p_end.isoformat() if p_end else 'now'})",
+                    placement_id=p["id"],
+                    accepted="a period that overlaps no other placement of the case",
+                )
+        if moved is not None:
+            await Placement.update({Placement.ended_at: start}).where(Placement.id == moved["id"])
+            await record_event(
+                case_id=case_id,
+                kind="placement_ended",
+                actor_id=by.user_id,
+                actor_role=by.role.value,
+                reason=f"moved to {data.kind.value} at {data.facility}",
+                data={"placement_id": moved["id"], "ended_at": start.isoformat()},
+            )
+        rows = await Placement.insert(
+            Placement(
+                case=case_id,
+                kind=data.kind.value,
+                facility=data.facility,
+                reason=data.reason,
+                responsible_contact=data.responsible_contact,
+                contract_reference=data.contract_reference,
+                started_at=start,
+                ended_at=end,
+                created_by=by.user_id,
+            )
+        ).returning(Placement.id)
+        placement_id = int(rows[0]["id"])
+        await record_event(
+            case_id=case_id,
+            kind="placement_started",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason,
+            data={
+                "placement_id": placement_id,
+                "kind": data.kind.value,
+                "facility": data.facility,
+                "started_at": start.isoformat(),
+                "ended_at": end.isoformat() if end else None,
+            },
+        )
+    return await get_placement(placement_id=placement_id)
+
+
+async def end_placement(*, placement_id: int, data: PlacementEnd, by: Principal) -> PlacementOut:
+    """End the current placement (e.g. discharged and back in the station is a new
+    ``in_station`` placement instead; this is for a stay that just ends).
+
+    Raises:
+        NotFound: no such placement.
+        Conflict: already ended.
+        InvalidInput: ``ended_at`` not after the start, or in the future.
+    """
+    row = await Placement.select().where(Placement.id == placement_id).first()
+    if row is None:
+        raise NotFound(f"placement {placement_id} does not exist")
+    if row["ended_at"] is not None:
+        raise Conflict(f"placement {placement_id} already ended at {row['ended_at'].isoformat()}")
+    end = data.ended_at or datetime.now(UTC)
+    if end.tzinfo is None or end <= row["started_at"] or end > datetime.now(UTC):
+        raise InvalidInput(
+            "ended_at must be after the placement's start and not in the future",
+            accepted="ISO 8601 with offset",
+        )
+    async with Placement._meta.db.transaction():
+        await Placement.update({Placement.ended_at: end}).where(Placement.id == placement_id)
+        await record_event(
+            case_id=row["case"],
+            kind="placement_ended",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason,
+            data={"placement_id": placement_id, "ended_at": end.isoformat()},
+        )
+    return await get_placement(placement_id=placement_id)
+
+
+async def get_placement(*, placement_id: int) -> PlacementOut:
+    """One placement with its documents. Raises NotFound."""
+    row = await Placement.select().where(Placement.id == placement_id).first()
+    if row is None:
+        raise NotFound(f"placement {placement_id} does not exist")
+    docs = (
+        await PlacementDocument.select()
+        .where(PlacementDocument.placement == placement_id)
+        .order_by(PlacementDocument.id)
+    )
+    return _out(row, [_doc_out(d) for d in docs])
+
+
+async def list_placements(*, case_id: int) -> PlacementList:
+    """A case's placements, oldest first. Raises NotFound."""
+    if not await Case.exists().where(Case.id == case_id):
+        raise NotFound(f"case {case_id} does not exist")
+    rows = await Placement.select().where(Placement.case == case_id).order_by(Placement.started_at)
+    docs = (
+        await PlacementDocument.select()
+        .where(PlacementDocument.placement.is_in([r["id"] for r in rows] or [0]))
+        .order_by(PlacementDocument.id)
+    )
+    items = [_out(r, [_doc_out(d) for d in docs if d["placement"] == r["id"]]) for r in rows]
+    return PlacementList(current=next((p for p in items if p.current), None), items=items)
+
+
+async def add_document(
+    *,
+    placement_id: int,
+    title: str,
+    data: bytes,
+    by: Principal,
+    store: ObjectStore,
+    limits: UploadSettings,
+) -> DocumentOut:
+    """Attach a scanned document (PDF, JPEG, PNG or WebP; type sniffed from the bytes)
+    to a placement, e.g. a discharge certificate (出院证明).
+
+    Raises:
+        NotFound: no such placement.
+        InvalidInput / UnsupportedMedia / PayloadTooLarge: see rescue.documents.
+    """
+    row = await Placement.select(Placement.case).where(Placement.id == placement_id).first()
+    if row is None:
+        raise NotFound(f"placement {placement_id} does not exist")
+    title = title.strip() or "document"
+    async with (
+        stored_document(data=data, store=store, limits=limits) as doc,
+        PlacementDocument._meta.db.transaction(),
+    ):
+        rows = await PlacementDocument.insert(
+            PlacementDocument(
+                placement=placement_id,
+                title=title[:200],
+                object_key=doc.object_key,
+                media_type=doc.media_type,
+                size_bytes=doc.size_bytes,
+                sha256=doc.sha256,
+                uploaded_by=by.user_id,
+            )
+        ).returning(PlacementDocument.id)
+        await record_event(
+            case_id=row["case"],
+            kind="placement_document_added",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=title,
+            data={"placement_id": placement_id, "document_id": rows[0]["id"]},
+        )
+    return await get_document(document_id=int(rows[0]["id"]))
+
+
+async def get_document(*, document_id: int, store: ObjectStore | None = None) -> DocumentOut:
+    """A document's record and (with ``store``) a presigned URL. Raises NotFound."""
+    row = await PlacementDocument.select().where(PlacementDocument.id == document_id).first()
+    if row is None:
+        raise NotFound(f"document {document_id} does not exist")
+    out = _doc_out(row)
+    if store is not None:
+        out.url = await anyio.to_thread.run_sync(store.presigned_url, row["object_key"])
+        out.url_expires_in = store.presign_seconds
+    return out

@@ -1,0 +1,232 @@
+"""Identity-search actions: announcements, DNA requests and results, police checks,
+interviews, and the stranded person's care decision and extension filing.
+
+Each is a structured record with its date, and an event on the case timeline.
+They satisfy deadlines (rescue.alerts): 2015 意见 — announcement within 24 h,
+DNA request within 7 working days, DNA result within a month of the request;
+2014 规程 — extension of assistance over 10 days filed (备案).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from typing import Any
+
+import msgspec
+
+from rescue.cases.events import record_event
+from rescue.cases.tables import Case
+from rescue.errors import Conflict, InvalidInput, NotFound
+from rescue.searches.schemas import (
+    AnnouncementCreate,
+    DnaRequestCreate,
+    DnaResultCreate,
+    FilingCreate,
+    InterviewCreate,
+    PoliceCheckCreate,
+    SearchActionOut,
+)
+from rescue.searches.tables import SearchAction, SearchKind
+from rescue.users.services import Principal
+
+__all__ = [
+    "list_actions",
+    "record_announcement",
+    "record_dna_request",
+    "record_dna_result",
+    "record_filing",
+    "record_interview",
+    "record_police_check",
+]
+
+
+def _out(r: dict[str, Any]) -> SearchActionOut:
+    clues = r["clues"]
+    if isinstance(clues, str):
+        clues = json.loads(clues or "{}")
+    return SearchActionOut(
+        id=r["id"],
+        case_id=r["case"],
+        kind=r["kind"],
+        on_date=r["on_date"],
+        channel=r["channel"],
+        reference=r["reference"],
+        police_unit=r["police_unit"],
+        sample_id=r["sample_id"],
+        check_type=r["check_type"],
+        result_on=r["result_on"],
+        result=r["result"],
+        clues=clues,
+        notes=r["notes"],
+        recorded_by=r["recorded_by"],
+        created_at=r["created_at"],
+    )
+
+
+def _not_future(day: date, name: str) -> None:
+    if day > datetime.now(UTC).date():
+        raise InvalidInput(f"{name} {day.isoformat()} is in the future", accepted="a past date")
+
+
+async def _record(
+    *, case_id: int, kind: SearchKind, by: Principal, summary: str, **columns: Any
+) -> SearchActionOut:
+    async with Case._meta.db.transaction():
+        if not await Case.exists().where(Case.id == case_id):
+            raise NotFound(f"case {case_id} does not exist")
+        rows = await SearchAction.insert(
+            SearchAction(case=case_id, kind=kind.value, recorded_by=by.user_id, **columns)
+        ).returning(SearchAction.id)
+        action_id = int(rows[0]["id"])
+        await record_event(
+            case_id=case_id,
+            kind=kind.value,
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=summary,
+            data={"search_action_id": action_id},
+        )
+    row = await SearchAction.select().where(SearchAction.id == action_id).first()
+    assert row is not None
+    return _out(row)
+
+
+async def record_announcement(
+    *, case_id: int, data: AnnouncementCreate, by: Principal
+) -> SearchActionOut:
+    """Record a published family-search announcement. Raises NotFound, InvalidInput."""
+    _not_future(data.published_on, "published_on")
+    return await _record(
+        case_id=case_id,
+        kind=SearchKind.announcement,
+        by=by,
+        summary=f"announcement on {data.channel.value} {data.reference}".strip(),
+        on_date=data.published_on,
+        channel=data.channel.value,
+        reference=data.reference,
+        notes=data.notes,
+    )
+
+
+async def record_dna_request(
+    *, case_id: int, data: DnaRequestCreate, by: Principal
+) -> SearchActionOut:
+    """Record a DNA request to the police. Raises NotFound, InvalidInput."""
+    _not_future(data.requested_on, "requested_on")
+    return await _record(
+        case_id=case_id,
+        kind=SearchKind.dna_request,
+        by=by,
+        summary=f"DNA requested from {data.police_unit}",
+        on_date=data.requested_on,
+        police_unit=data.police_unit,
+        sample_id=data.sample_id,
+        notes=data.notes,
+    )
+
+
+async def record_dna_result(
+    *, action_id: int, data: DnaResultCreate, by: Principal
+) -> SearchActionOut:
+    """Record the result of DNA request ``action_id`` (clears its ``dna_result`` item).
+
+    Raises:
+        NotFound: no such DNA request.
+        Conflict: a result is already recorded (results are never overwritten).
+        InvalidInput: result date before the request or in the future.
+    """
+    row = await SearchAction.select().where(SearchAction.id == action_id).first()
+    if row is None or row["kind"] != SearchKind.dna_request:
+        raise NotFound(f"DNA request {action_id} does not exist")
+    if row["result_on"] is not None:
+        raise Conflict(f"DNA request {action_id} already has a result ({row['result_on']})")
+    _not_future(data.result_on, "result_on")
+    if data.result_on < row["on_date"]:
+        raise InvalidInput("result_on is before the request date")
+    values: dict[Any, Any] = {
+        SearchAction.result_on: data.result_on,
+        SearchAction.result: data.result,
+    }
+    if data.sample_id is not None:
+        values[SearchAction.sample_id] = data.sample_id
+    async with SearchAction._meta.db.transaction():
+        await SearchAction.update(values).where(SearchAction.id == action_id)
+        await record_event(
+            case_id=row["case"],
+            kind="dna_result",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.result,
+            data={"search_action_id": action_id, "result_on": data.result_on.isoformat()},
+        )
+    updated = await SearchAction.select().where(SearchAction.id == action_id).first()
+    assert updated is not None
+    return _out(updated)
+
+
+async def record_police_check(
+    *, case_id: int, data: PoliceCheckCreate, by: Principal
+) -> SearchActionOut:
+    """Record a fingerprint or face-comparison check. Raises NotFound, InvalidInput."""
+    _not_future(data.checked_on, "checked_on")
+    return await _record(
+        case_id=case_id,
+        kind=SearchKind.police_check,
+        by=by,
+        summary=f"{data.check_type.value}: {data.result}".strip(": "),
+        on_date=data.checked_on,
+        check_type=data.check_type.value,
+        police_unit=data.police_unit,
+        result=data.result,
+    )
+
+
+async def record_interview(
+    *, case_id: int, data: InterviewCreate, by: Principal
+) -> SearchActionOut:
+    """Record an interview and its clues. Raises NotFound, InvalidInput."""
+    _not_future(data.held_on, "held_on")
+    return await _record(
+        case_id=case_id,
+        kind=SearchKind.interview,
+        by=by,
+        summary="interview",
+        on_date=data.held_on,
+        clues=msgspec.to_builtins(data.clues),
+        notes=data.notes,
+    )
+
+
+async def record_filing(*, case_id: int, data: FilingCreate, by: Principal) -> SearchActionOut:
+    """Record a care decision or an extension filing (备案) for a stranded person.
+
+    Raises:
+        InvalidInput: ``kind`` is not care_decision or extension_filing; future date.
+        NotFound: no such case.
+    """
+    if data.kind not in (SearchKind.care_decision, SearchKind.extension_filing):
+        raise InvalidInput(
+            f"kind {data.kind.value} is not a filing",
+            accepted=[SearchKind.care_decision.value, SearchKind.extension_filing.value],
+        )
+    _not_future(data.on_date, "on_date")
+    return await _record(
+        case_id=case_id,
+        kind=data.kind,
+        by=by,
+        summary=f"{data.kind.value} {data.reference}".strip(),
+        on_date=data.on_date,
+        reference=data.reference,
+        notes=data.notes,
+    )
+
+
+async def list_actions(*, case_id: int, kind: SearchKind | None = None) -> list[SearchActionOut]:
+    """A case's actions, oldest first. Raises NotFound."""
+    if not await Case.exists().where(Case.id == case_id):
+        raise NotFound(f"case {case_id} does not exist")
+    query = SearchAction.select().where(SearchAction.case == case_id)
+    if kind is not None:
+        query = query.where(SearchAction.kind == kind.value)
+    return [_out(r) for r in await query.order_by(SearchAction.on_date, SearchAction.id)]
