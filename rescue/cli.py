@@ -7,7 +7,7 @@ rescue users set-password NAME    set a password (prompted, or read from stdin)
 rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
 rescue retention run              delete face data and photos past retention now
-rescue retention schedule         run the daily retention scheduler (blocking)
+rescue retention schedule         run the scheduler: retention daily, deadlines hourly (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
 """

@@ -227,6 +227,11 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
             reason=data.reason,
             data=changes,
         )
+    if "birth_date_estimate" in changes:
+        # The age plausibility of this case's candidates depends on it.
+        from rescue.matching.ledger import rescore_case
+
+        await rescore_case(case_id=case_id)
     return await get_case(case_id=case_id)
 
 

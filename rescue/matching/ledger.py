@@ -172,6 +172,14 @@ async def rescore(*, candidate_id: int) -> Breakdown:
     return breakdown
 
 
+async def rescore_case(*, case_id: int) -> int:
+    """Rescore every candidate of a case (after its facts changed). Returns how many."""
+    rows = await Candidate.select(Candidate.id).where(Candidate.case == case_id)
+    for row in rows:
+        await rescore(candidate_id=int(row["id"]))
+    return len(rows)
+
+
 # --- evidence ---------------------------------------------------------------
 async def record_face_evidence(
     *,

@@ -20,7 +20,8 @@ independent sources corroborate each other): ``E = 1 − Π_k (1 − s_k)`` with
 candidate still appears, lower in the queue, with its flag):
 
 - ``S`` sex: 0.5 and flag ``sex_mismatch`` when both are known and differ.
-- ``A`` age: the case's age range now (``age_low..age_high``, else
+- ``A`` age: the case's age range now (from ``birth_date_estimate`` ± 1 year when
+  staff have recorded one, else ``age_low..age_high``, else
   ``estimated_age ± 5`` years, the typical error of visual age estimation by
   adults: mean absolute error 5–8 years, Voelkle et al. 2012, Psychology and
   Aging 27(2)) against the notice person's expected age now: from
@@ -108,7 +109,12 @@ def _years_between(earlier: date, later: date) -> float:
 
 
 def _case_age_now(case: dict[str, Any], today: date) -> tuple[float, float] | None:
-    """The case's age range today: the admission estimate plus the years since."""
+    """The case's age range today: from a recorded birth-date estimate, else the
+    admission estimate plus the years since."""
+    birth: date | None = case.get("birth_date_estimate")
+    if birth is not None:
+        age = _years_between(birth, today)
+        return age - 1, age + 1
     low, high, est = case.get("age_low"), case.get("age_high"), case.get("estimated_age")
     if low is None and high is None and est is None:
         return None

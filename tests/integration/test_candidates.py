@@ -667,3 +667,21 @@ async def test_rematch_cli(client, staff, admin):
         assert asyncio.get_running_loop().time() < deadline, run
         await asyncio.sleep(0.25)
     assert run["done"] == 2
+
+
+async def test_recording_a_birth_date_estimate_rescores_the_case_candidates(client, staff):
+    """Notice: 45 when missing in 2015 (about 56 now). Case estimated at 20 on
+    admission: impossible. Staff later record a birth-date estimate from documents
+    found with him: the age flag goes away."""
+    case, _notice, *_, face = await face_pair(client, staff, estimated_age=20)
+    before = await detail(client, staff, face["id"])
+    assert "age_impossible" in before["candidate"]["flags"]
+    response = await client.patch(
+        f"/api/cases/{case['id']}",
+        json={"birth_date_estimate": "1970-01-01", "reason": "身份证复印件"},
+        headers=staff,
+    )
+    assert response.status_code == 200, response.text
+    after = await detail(client, staff, face["id"])
+    assert "age_impossible" not in after["candidate"]["flags"]
+    assert after["candidate"]["score"] > before["candidate"]["score"]

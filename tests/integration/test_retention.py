@@ -180,6 +180,10 @@ def test_scheduler_has_the_daily_retention_job():
     job = scheduler.get_job("retention")
     assert job is not None
     assert "hour='3'" in str(job.trigger)
+    deadlines = scheduler.get_job("deadlines")
+    assert deadlines is not None
+    assert "minute='5'" in str(deadlines.trigger)
+    assert "hour" not in str(deadlines.trigger)
 
 
 async def test_retention_actor_runs_in_the_real_worker():
