@@ -106,5 +106,10 @@ class ObjectStore:
     async def aremove(self, key: str) -> None:
         await anyio.to_thread.run_sync(self.remove, key)
 
+    async def apresigned_url(self, key: str) -> str:
+        """:meth:`presigned_url` off the event loop (signing is local, but the SDK
+        may look up the bucket's region over the network)."""
+        return await anyio.to_thread.run_sync(self.presigned_url, key)
+
     async def aexists(self, key: str) -> bool:
         return await anyio.to_thread.run_sync(self.exists, key)

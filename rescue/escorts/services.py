@@ -12,8 +12,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
-
 from media.storage import ObjectStore
 from rescue.cases import flows
 from rescue.cases.events import record_event
@@ -201,7 +199,7 @@ async def get_handover(*, handover_id: int, store: ObjectStore | None = None) ->
         raise NotFound(f"handover {handover_id} does not exist")
     out = _handover_out(row)
     if store is not None:
-        out.sheet_url = await anyio.to_thread.run_sync(store.presigned_url, row["sheet_object_key"])
+        out.sheet_url = await store.apresigned_url(row["sheet_object_key"])
         out.sheet_url_expires_in = store.presign_seconds
     return out
 

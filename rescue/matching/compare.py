@@ -13,8 +13,6 @@ import html
 import json
 from typing import Any
 
-import anyio.to_thread
-
 from media.storage import ObjectStore
 from rescue.cases.tables import Case
 from rescue.matching.ledger import breakdown_of, require_candidate
@@ -58,7 +56,7 @@ async def _best_photo(photo_id: int | None, column: Any, owner_id: int | None) -
 async def _side_html(title: str, photo: dict[str, Any] | None, store: ObjectStore) -> str:
     if photo is None:
         return f'<div class="side"><h2>{_e(title)}</h2><p class="none">no photo</p></div>'
-    url = await anyio.to_thread.run_sync(store.presigned_url, photo["object_key"])
+    url = await store.apresigned_url(photo["object_key"])
     faces = await Face.select(Face.top, Face.right, Face.bottom, Face.left).where(
         Face.photo == photo["id"]
     )

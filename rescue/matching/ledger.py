@@ -501,7 +501,7 @@ async def get_candidate(
     for e in evidence_rows:
         url = None
         if store is not None and e["attachment_key"]:
-            url = await anyio.to_thread.run_sync(store.presigned_url, e["attachment_key"])
+            url = await store.apresigned_url(e["attachment_key"])
         evidence.append(
             EvidenceOut(
                 id=e["id"],

@@ -150,7 +150,7 @@ async def get_photo(*, photo_id: int, store: ObjectStore | None = None) -> Photo
     )
     url = None
     if store is not None:
-        url = await anyio.to_thread.run_sync(store.presigned_url, row["object_key"])
+        url = await store.apresigned_url(row["object_key"])
     return PhotoOut(
         id=row["id"],
         status=row["status"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 from piccolo.engine.sqlite import SQLiteEngine
 
 from media.storage import ObjectStore
@@ -309,6 +308,6 @@ async def get_document(*, document_id: int, store: ObjectStore | None = None) ->
         raise NotFound(f"document {document_id} does not exist")
     out = _doc_out(row)
     if store is not None:
-        out.url = await anyio.to_thread.run_sync(store.presigned_url, row["object_key"])
+        out.url = await store.apresigned_url(row["object_key"])
         out.url_expires_in = store.presign_seconds
     return out
