@@ -98,9 +98,12 @@ class StorageSettings:
 @dataclass(frozen=True)
 class MatchingSettings:
     #: Euclidean distance between 128-d dlib encodings under which a (case, notice)
-    #: pair becomes a candidate. 0.6 is face_recognition's documented default
-    #: (dlib model card: 99.38% on LFW pairs); docs/accuracy.md measures it.
-    threshold: float = 0.6
+    #: pair becomes a candidate. 0.53 is the largest 0.01 step with a false-accept
+    #: rate ≤ 0.1 % per pair on LFW impostor pairs (docs/accuracy.md, `make accuracy`:
+    #: 0.09 % per pair, 88.5 % true accepts, ~9 false candidates per search of 10,000
+    #: notices). face_recognition's customary 0.6 measured 0.73 % false accepts per
+    #: pair (~73 false candidates per search of 10,000 notices) for 98.1 % true accepts.
+    threshold: float = 0.53
     #: Longest image side (px) on which faces are *detected*; encodings are always
     #: computed on the full-resolution original. Measured in bench/embedding.py.
     detect_max_side: int = 1600
@@ -164,7 +167,7 @@ def load_settings() -> Settings:
             presign_seconds=min(_int("PHOTO_URL_TTL_SECONDS", 300), 300),
         ),
         matching=MatchingSettings(
-            threshold=_float("MATCH_THRESHOLD", 0.6),
+            threshold=_float("MATCH_THRESHOLD", MatchingSettings.threshold),
             detect_max_side=_int("DETECT_MAX_SIDE", 1600),
             detect_upsample=_int("DETECT_UPSAMPLE", 1),
         ),
