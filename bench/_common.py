@@ -108,6 +108,21 @@ def machine() -> dict[str, Any]:
     }
 
 
+def others_busy(seconds: float = 1.0) -> float:
+    """Share of all CPUs busy over ``seconds`` while this process sleeps (other load)."""
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            values = [int(v) for v in fh.readline().split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values) - idle, sum(values)
+
+    busy0, total0 = sample()
+    time.sleep(seconds)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
 @dataclass
 class Row:
     what: str
@@ -127,6 +142,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     sections: list[tuple[str, list[Row]]] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    #: Share of the CPUs other processes kept busy just before this benchmark began.
+    others_busy_at_start: float = field(default_factory=others_busy)
 
     def section(self, heading: str) -> None:
         self.sections.append((heading, []))
@@ -176,7 +193,16 @@ class Report:
         path = OUT / f"{self.name}.md"
         path.write_text(self.markdown())
         (OUT / f"{self.name}.json").write_text(
-            json.dumps({"machine": machine(), "data": self.data}, indent=2, default=str)
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "scale": scale(),
+                    "others_busy_at_start": self.others_busy_at_start,
+                    "data": self.data,
+                },
+                indent=2,
+                default=str,
+            )
         )
         print(f"\n(saved {path.relative_to(ROOT)})", flush=True)
         return path

@@ -4,7 +4,7 @@ The service's path is :func:`media.images.decode_rgb` (EXIF orientation) then
 :func:`rescue.matching.embedding.detect_and_encode` with the settings' detector
 options. For single-face photos the largest detected face is kept (a
 background face can be detected too). Cached in ``var/bench-cache`` (gitignored),
-keyed by the model, the detector options and labels.csv, so ``make accuracy``
+keyed by the model, the detector options, the embedding code and labels.csv, so ``make accuracy``
 only encodes once.
 """
 
@@ -13,11 +13,13 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from bench._common import CACHE, FACES_DIR, labels
 from media.images import decode_rgb
+from rescue.matching import embedding
 from rescue.matching.embedding import MODEL_NAME, detect_and_encode
 from rescue.settings import get_settings
 
@@ -53,6 +55,7 @@ def encode_labelled(processes: int = 2) -> Encoded:
     key = hashlib.sha256(
         f"{MODEL_NAME}|{matching.detect_max_side}|{matching.detect_upsample}|".encode()
         + (FACES_DIR / "labels.csv").read_bytes()
+        + Path(embedding.__file__).read_bytes()
     ).hexdigest()[:16]
     path = CACHE / f"encodings-{key}.npz"
     paths = [r["path"] for r in rows]

@@ -29,8 +29,8 @@ class Candidate(Table, tablename="candidates"):
     """
 
     id: Serial
-    case = ForeignKey(references=Case)
-    notice = ForeignKey(references=Notice)
+    case = ForeignKey(references=Case, index=True)
+    notice = ForeignKey(references=Notice, index=True)
     pair_key = Varchar(length=40, unique=True)
     best_distance = DoublePrecision(null=True, default=None)
     case_photo = ForeignKey(references=Photo, null=True, default=None)
