@@ -33,6 +33,22 @@ How to read the targets:
   serialisation) with a bare Litestar route returning the same bytes from memory,
   both under uvicorn with one process, on loopback, with the load generator on the
   same cores.
+
+What these measurements changed in the code:
+- `FaceGallery` (rescue/matching/gallery.py) kept a Python dict from face id to row
+  (~100 bytes per face) and grew by 25 %: up to 1.3 × the raw matrix. The dict is
+  gone (ids are looked up in the ids column, vectorised), a worker's first load
+  reserves the exact size, growth is 1/16 of the capacity at a time.
+- Search ran one SGEMM over the whole gallery with an N × q float32 temporary
+  (400 MB at 1 M faces × 100 probes) and an argpartition over all of it; it now
+  runs block by block (the block's d² stays in cache) with a running k-th-best
+  bound, then re-measures every row that could be in the top k in float64, so the
+  answer equals a float64 brute force. Blocks of 8192 rows made one probe 3× slower
+  than a bare scan (BLAS thread hand-off per call), hence blocks of 1 Mi values.
+- The worker loads its gallery in pages of 20 000 faces (bounded memory while loading).
+- Foreign keys of photos, faces and candidates are indexed (migration
+  2026-11-29T12:33:30): matching read a photo's faces, and the API a notice's
+  photos, by sequential scans of tables that grow with the gallery.
 """
 
 
