@@ -46,6 +46,8 @@ from tests import preflight
 
 PERSON_NOTICE = "face_recognition_repo/examples/knn_examples/train/obama/obama2.jpg"
 PERSON_CASE = "face_recognition_repo/examples/knn_examples/train/obama/obama.jpg"
+#: Dramatiq reads its idle-queue poll interval (ms) from this environment variable.
+IDLE_POLL_100MS = {"dramatiq_worker_timeout": "100"}
 
 
 async def bulk_notice_faces(database_url: str, faces: int) -> int:
@@ -237,13 +239,15 @@ def scale_out(report: Report, services: DevServices, api: Api, jobs: int) -> Non
     rates: dict[int, float] = {}
     for processes in (1, 2):
         worker = services.start_worker(processes, 1, log_name=f"worker-{processes}.log")
-        case_id = api.case()
-        warm = [api.upload("case", case_id, p) for p in photos[: 2 * processes]]
+        warm = [api.upload("case", api.case(), p) for p in photos[: 2 * processes]]
         for photo_id in warm:  # every process has loaded its gallery
             api.wait_photo(photo_id)
-        case_id = api.case()
+        cases = [api.case() for _ in range(jobs)]  # one photo per case: no duplicates
         t0 = time.perf_counter()
-        ids = [api.upload("case", case_id, photos[(i + 5) % len(photos)]) for i in range(jobs)]
+        ids = [
+            api.upload("case", case_id, photos[(i + 5) % len(photos)])
+            for i, case_id in enumerate(cases)
+        ]
         for photo_id in ids:
             api.wait_photo(photo_id)
         rates[processes] = jobs / (time.perf_counter() - t0)
@@ -284,12 +288,6 @@ def main() -> int:
         api = Api(base, token)
 
         # 1. upload → candidates, one worker process
-        worker = services.start_worker(1, 1)
-        notice_id = api.notice()
-        assert api.wait_photo(api.upload("notice", notice_id, PERSON_NOTICE)) == "processed"
-        first = upload_to_candidates(api, notice_id)
-        times = [upload_to_candidates(api, notice_id) for _ in range(uploads)]
-        stop_process(worker)
         from media.images import decode_rgb
         from rescue.matching.embedding import detect_and_encode
 
@@ -299,26 +297,40 @@ def main() -> int:
             for _ in range(3)
         )
         report.section(f"upload → candidates listed ({gallery_faces:,} notice faces, 1 worker)")
-        p50, p95 = percentile(times, 50), percentile(times, 95)
-        report.row(
-            f"p50 of {uploads} uploads",
-            fmt_seconds(p50),
-            f"face processing alone {fmt_seconds(encode_only)}",
-            f"+{fmt_seconds(p50 - encode_only)}",
+        notice_id = 0
+        for label, worker_env in (
+            ("dramatiq defaults (idle queue polled every ≤ 1 s)", {}),
+            ("dramatiq_worker_timeout=100 (polled every ≤ 0.1 s)", IDLE_POLL_100MS),
+        ):
+            worker = services.start_worker(1, 1, extra_env=worker_env)
+            if not notice_id:
+                notice_id = api.notice()
+                photo_id = api.upload("notice", notice_id, PERSON_NOTICE)
+                assert api.wait_photo(photo_id) == "processed"
+            first = upload_to_candidates(api, notice_id)
+            times = [upload_to_candidates(api, notice_id) for _ in range(uploads)]
+            stop_process(worker)
+            p50, p95 = percentile(times, 50), percentile(times, 95)
+            for name, value in (("p50", p50), ("p95", p95)):
+                report.row(
+                    f"{name} of {uploads} uploads, {label}",
+                    fmt_seconds(value),
+                    f"face processing alone {fmt_seconds(encode_only)}",
+                    f"+{fmt_seconds(value - encode_only)}",
+                )
+            report.row(
+                f"first upload after worker start (loads the gallery), {label}",
+                fmt_seconds(first),
+                f"p50 {fmt_seconds(p50)}",
+                f"+{fmt_seconds(first - p50)}",
+            )
+            report.data[f"upload {label}"] = {"times": times, "first": first}
+        report.data["encode_only"] = encode_only
+        report.note(
+            "a Dramatiq worker whose queue is empty polls Redis with a backoff up to "
+            "`dramatiq_worker_timeout` (default 1000 ms), which adds up to a second to a "
+            "photo uploaded to an idle worker; the second series sets it to 100 ms"
         )
-        report.row(
-            f"p95 of {uploads} uploads",
-            fmt_seconds(p95),
-            f"face processing alone {fmt_seconds(encode_only)}",
-            f"+{fmt_seconds(p95 - encode_only)}",
-        )
-        report.row(
-            "first upload after worker start (loads the gallery)",
-            fmt_seconds(first),
-            f"p50 {fmt_seconds(p50)}",
-            f"+{fmt_seconds(first - p50)}",
-        )
-        report.data["upload"] = {"times": times, "first": first, "encode_only": encode_only}
 
         # 2. API throughput against a bare route
         seconds = max(3, int(10 * scale()))

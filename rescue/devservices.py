@@ -113,13 +113,16 @@ class DevServices:
         )
         return self.env
 
-    def spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
-        """Run ``args`` in the service environment, output to ``tmp/log_name``."""
+    def spawn(
+        self, args: list[str], log_name: str, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Run ``args`` in the service environment (plus ``extra_env``), output to
+        ``tmp/log_name``."""
         log = open(self.tmp / log_name, "ab")  # noqa: SIM115 - closed in stop()
         process = subprocess.Popen(
             args,
             cwd=ROOT,
-            env={**os.environ, **self.env},
+            env={**os.environ, **self.env, **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -128,7 +131,11 @@ class DevServices:
         return process
 
     def start_worker(
-        self, processes: int = 1, threads: int = 2, log_name: str = "worker.log"
+        self,
+        processes: int = 1,
+        threads: int = 2,
+        log_name: str = "worker.log",
+        extra_env: dict[str, str] | None = None,
     ) -> subprocess.Popen[bytes]:
         """A real ``dramatiq workers.broker workers.actors`` worker."""
         dramatiq = str(Path(sys.executable).with_name("dramatiq"))
@@ -143,6 +150,7 @@ class DevServices:
                 str(threads),
             ],
             log_name,
+            extra_env,
         )
 
     def log(self, log_name: str = "worker.log", tail: int = 5000) -> str:

@@ -3,8 +3,8 @@
 A worker keeps one gallery per side (faces of notices, faces of cases) and
 refreshes it incrementally (:meth:`FaceGallery.add` / :meth:`FaceGallery.remove`)
 instead of reloading per job. Vectors are held as one contiguous float32 matrix
-(N × 128, 512 bytes per face) plus their squared norms, so a search is one
-SGEMM: ``d² = |p|² + |g|² − 2 p·gᵀ``. Faces within reach of the threshold are
+(N × 128, 512 bytes per face) plus their squared norms, so a search is SGEMM
+over blocks of rows: ``d² = |p|² + |g|² − 2 p·gᵀ``. Faces within reach of the threshold are
 then re-measured exactly (float64 difference of the stored vectors), so the
 accept decision matches ``face_recognition.face_distance`` to ~1e-7.
 
