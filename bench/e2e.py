@@ -367,6 +367,14 @@ def main() -> int:
                 p99 <= 0.1,
             )
             report.data[name] = {"rps": rps, "p99": p99, "bare_rps": bare_rps, "errors": errors}
+        db_rps, db_p99, _ = wrk(f"{bare}/get-db", None, seconds)
+        report.row(
+            "bare route + one `SELECT 1` (asyncpg pool): requests/s",
+            f"{db_rps:,.0f}/s",
+            f"bare Litestar route {bare_rps:,.0f}/s",
+            f"{db_rps / bare_rps:.0%} of bare",
+            f"p99 {fmt_seconds(db_p99)}",
+        )
         report.note(
             f"load generator, API and PostgreSQL share the same {os.cpu_count()} cores; the "
             "bare route is measured under the same conditions, so the ratio is the figure"
