@@ -106,13 +106,19 @@ async def admin() -> dict[str, str]:
 async def wait_for_photo(
     client: Any, headers: dict[str, str], photo_id: int, within: float = 90
 ) -> dict[str, Any]:
-    """Poll GET /api/photos/{id} until it leaves ``pending`` (the real worker processes it)."""
+    """Poll GET /api/photos/{id} until it leaves ``pending`` (the real worker processes it),
+    then wait until the worker has finished its jobs: the photo's status is committed
+    before its matching runs, so candidates can appear a moment after it."""
     deadline = time.monotonic() + within
     while True:
         response = await client.get(f"/api/photos/{photo_id}", headers=headers)
         assert response.status_code == 200, response.text
         body = response.json()
         if body["status"] != "pending":
+            from workers.broker import broker
+
+            left_ms = max(1000, int((deadline - time.monotonic()) * 1000))
+            await asyncio.to_thread(broker.join, "photos", timeout=left_ms)
             return body
         if time.monotonic() > deadline or not worker_alive():
             raise AssertionError(
