@@ -35,6 +35,16 @@ test: lint  ## linters, then the whole suite on real PostgreSQL, Redis and S3
 	$(BIN)/python -m tests.preflight
 	$(BIN)/pytest
 
+bench: $(STAMP)  ## benchmarks, each figure next to its same-run baseline -> docs/performance.md
+	$(BIN)/python -m tests.preflight
+	$(BIN)/python -m bench.search
+	$(BIN)/python -m bench.embedding
+	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.report
+
+accuracy: $(STAMP)  ## matching accuracy on ../shared/faces -> docs/accuracy.md
+	$(BIN)/python -m bench.accuracy
+
 lock: $(BIN)/python  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/python -m pip install --quiet uv==0.13.8
 	$(UV) pip compile pyproject.toml --group dev --override overrides.txt \

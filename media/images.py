@@ -20,6 +20,7 @@ __all__ = [
     "ImageRejected",
     "decode_rgb",
     "inspect_image",
+    "public_copy",
 ]
 
 #: Pillow format name -> (media type, file extension).
@@ -115,3 +116,23 @@ def decode_rgb(data: bytes, *, max_pixels: int) -> np.ndarray:
     """
     upright = _load_upright(_open(data, max_pixels))
     return np.asarray(upright.convert("RGB"))
+
+
+def public_copy(data: bytes, *, max_pixels: int, max_side: int = 1024) -> bytes:
+    """A copy fit for publication: upright, at most ``max_side`` pixels on its
+    longest side, re-encoded as JPEG (quality 85) with **no metadata** — EXIF
+    (GPS position, capture time, camera serial), XMP and ICC are all dropped.
+
+    PIPL art. 28–29: a public 寻亲公告 shows the face, never where or when a
+    phone took the picture.
+
+    Raises:
+        ImageRejected: as :func:`inspect_image`.
+    """
+    upright = _load_upright(_open(data, max_pixels)).convert("RGB")
+    upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
+    clean = Image.new("RGB", upright.size)
+    clean.paste(upright)  # a fresh image carries no info dict from the original
+    buf = io.BytesIO()
+    clean.save(buf, format="JPEG", quality=85, optimize=True)
+    return buf.getvalue()

@@ -24,6 +24,15 @@ from typing import Any
 __all__ = ["EmbeddedS3", "free_port"]
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -75,6 +84,11 @@ class EmbeddedS3:
         Raises:
             RuntimeError: it exited or did not answer within ``timeout`` seconds.
         """
+        if not _port_free(self.s3_port):
+            raise RuntimeError(
+                f"port {self.s3_port} on 127.0.0.1 is already in use; set S3_EMBEDDED_PORT "
+                "to a free port (or S3_ENDPOINT to a running MinIO)"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         identities = self.data_dir / "identities.json"
         identities.write_text(
@@ -108,6 +122,10 @@ class EmbeddedS3:
             f"-filer.port.grpc={free_port()}",
             f"-filer.localSocket={self.data_dir / 'filer.sock'}",
             "-master.volumeSizeLimitMB=256",
+            # Each bucket is a collection that takes 7 volumes at once; the default
+            # cap of 8 volumes ran out at the second bucket (uploads then failed with
+            # 500). 0 sizes the cap from the free disk space.
+            "-volume.max=0",
             "-s3",
             f"-s3.port={self.s3_port}",
             f"-s3.port.grpc={free_port()}",
@@ -130,8 +148,9 @@ class EmbeddedS3:
                     f"weed exited with {self.process.returncode}; see {self.data_dir / 'weed.log'}"
                 )
             try:
-                urllib.request.urlopen(f"http://{self.endpoint}/", timeout=1)
-            except urllib.error.HTTPError:
+                urllib.request.urlopen(f"http://{self.endpoint}/", timeout=1).close()
+            except urllib.error.HTTPError as answer:  # 403: up, and enforcing keys
+                answer.close()
                 if self._writable():
                     return
             except OSError:

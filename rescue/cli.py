@@ -78,7 +78,10 @@ def serve(host: str | None, port: int | None) -> None:
             s3_port=settings.storage.embedded_port,
         )
         click.echo(f"starting embedded S3 server on {s3.endpoint} (data in {s3.data_dir}) …")
-        s3.start()
+        try:
+            s3.start()
+        except RuntimeError as exc:
+            raise click.ClickException(str(exc)) from exc
         os.environ["S3_ENDPOINT"] = s3.endpoint
         get_settings.cache_clear()
     try:
@@ -86,7 +89,7 @@ def serve(host: str | None, port: int | None) -> None:
             f"\n  API:    http://{host}:{port}/api\n"
             f"  Docs:   http://{host}:{port}/schema\n"
             f"  Data:   {settings.data_dir}  (database: {settings.database.url.split('@')[-1]})\n"
-            "  Token:  .venv/bin/rescue users create NAME --role station_staff\n"
+            "  Token:  .venv/bin/rescue users create NAME --role station_staff --station STATION\n"
             "          then send 'Authorization: Bearer <token>'\n"
         )
         uvicorn.run("rescue.app:create_app", factory=True, host=host, port=port, log_level="info")
@@ -107,7 +110,9 @@ def users() -> None:
     required=True,
     type=click.Choice(["station_staff", "police_liaison", "reviewer", "admin"]),
 )
-@click.option("--station", default="", help="the station the user belongs to")
+@click.option(
+    "--station", default="", help="the station the user belongs to (required for station staff)"
+)
 @click.option(
     "--scope",
     default="",
@@ -115,6 +120,8 @@ def users() -> None:
 )
 def create_user(name: str, role: str, station: str, scope: str) -> None:
     """Create user NAME and print a new API token (shown once)."""
+    if role == "station_staff" and not station.strip():
+        raise click.UsageError("station staff belong to a station: add --station NAME")
     from rescue.errors import DomainError
     from rescue.users.services import create_user as create
     from rescue.users.services import issue_token

@@ -98,11 +98,19 @@ class StorageSettings:
 @dataclass(frozen=True)
 class MatchingSettings:
     #: Euclidean distance between 128-d dlib encodings under which a (case, notice)
-    #: pair becomes a candidate. 0.6 is face_recognition's documented default
-    #: (dlib model card: 99.38% on LFW pairs); docs/accuracy.md measures it.
-    threshold: float = 0.6
+    #: pair becomes a candidate. 0.53 is the largest 0.01 step with a false-accept
+    #: rate ≤ 0.1 % per pair on LFW impostor pairs (docs/accuracy.md, `make accuracy`:
+    #: 0.09 % per pair, 88.5 % true accepts, ~9 false candidates per search of 10,000
+    #: notices). face_recognition's customary 0.6 measured 0.73 % false accepts per
+    #: pair (~73 false candidates per search of 10,000 notices) for 98.1 % true accepts.
+    threshold: float = 0.53
     #: Longest image side (px) on which faces are *detected*; encodings are always
-    #: computed on the full-resolution original. Measured in bench/embedding.py.
+    #: computed on the full-resolution original. Measured in bench/embedding.py
+    #: (docs/performance.md): on a 4000×3000 photo, 1600 finds faces down to 80 px
+    #: wide at ~4-6× the speed of full-resolution detection; 1280 reaches ~8× but
+    #: loses faces of 80-100 px, which still match well (LFW faces in
+    #: ../shared/faces are ~62 px wide and identify at rank-1 95 %). On every photo of
+    #: ../shared/faces, 1600 finds the same faces as full resolution.
     detect_max_side: int = 1600
     #: HOG upsampling passes for detection (face_recognition's default is 1).
     detect_upsample: int = 1
@@ -227,7 +235,10 @@ def load_settings() -> Settings:
     Raises:
         SettingsError: a variable is malformed.
     """
-    data_dir = Path(_env("DATA_DIR", "./var") or "./var").resolve()
+    # Default: var/ of this checkout, wherever the command is run from (a CLI run
+    # from another folder must not quietly create a second, empty database).
+    default_dir = Path(__file__).resolve().parents[1] / "var"
+    data_dir = Path(_env("DATA_DIR") or default_dir).resolve()
     db_url = _env("DATABASE_URL") or f"sqlite:///{data_dir / 'rescue.db'}"
     if not (db_url.startswith("sqlite:///") or db_url.startswith("postgres")):
         raise SettingsError(
@@ -248,7 +259,7 @@ def load_settings() -> Settings:
             presign_seconds=min(_int("PHOTO_URL_TTL_SECONDS", 300), 300),
         ),
         matching=MatchingSettings(
-            threshold=_float("MATCH_THRESHOLD", 0.6),
+            threshold=_float("MATCH_THRESHOLD", MatchingSettings.threshold),
             detect_max_side=_int("DETECT_MAX_SIDE", 1600),
             detect_upsample=_int("DETECT_UPSAMPLE", 1),
         ),

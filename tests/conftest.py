@@ -13,120 +13,38 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse, urlunparse
 
 import pytest
 
 from tests import preflight
 
-ROOT = Path(__file__).resolve().parents[1]
 _state: dict[str, Any] = {}
-
-
-def _with_db(url: str, name: str) -> str:
-    return urlunparse(urlparse(url)._replace(path=f"/{name}"))
-
-
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(preflight.pg_url())
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:
     issues = preflight.problems()
     if issues:
         raise pytest.UsageError("\n".join(issues))
-    run_id = secrets.token_hex(4)
-    tmp = Path(tempfile.mkdtemp(prefix=f"rescue-test-{run_id}-"))
-    db_name = f"rescue_test_{run_id}"
-    asyncio.run(_admin(f'CREATE DATABASE "{db_name}"'))
-    _state.update(tmp=tmp, db_name=db_name)
+    from rescue.devservices import DevServices
 
-    from media.s3server import EmbeddedS3, free_port
-
-    s3 = EmbeddedS3(
-        data_dir=tmp / "s3",
-        access_key=f"test-{run_id}",
-        secret_key=secrets.token_hex(16),
-        s3_port=free_port(),
-    )
-    s3.start()
-    _state["s3"] = s3
-    os.environ.update(
-        {
-            "DATA_DIR": str(tmp / "data"),
-            "DATABASE_URL": _with_db(preflight.pg_url(), db_name),
-            "S3_ENDPOINT": s3.endpoint,
-            "S3_ACCESS_KEY": s3.access_key,
-            "S3_SECRET_KEY": s3.secret_key,
-            "S3_BUCKET": "rescue-test",
-            "REDIS_URL": preflight.redis_url(),
-            "BROKER_NAMESPACE": f"rescue-test-{run_id}",
-            "INPROCESS_WORKER": "false",
-            # The test client runs the app on its own event loop; a pool would be
-            # bound to it. The e2e tests run the real server with a pool.
-            "DB_POOL_MAX": "0",
-        }
-    )
-    subprocess.run(
-        [sys.executable, "-m", "rescue.cli", "migrate"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-    )
-    log = open(tmp / "worker.log", "wb")  # noqa: SIM115 - closed in unconfigure
-    worker = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("dramatiq")),
-            "workers.broker",
-            "workers.actors",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    _state.update(worker=worker, worker_log=log)
+    services = DevServices(pg_admin_url=preflight.pg_url(), redis_url=preflight.redis_url())
+    _state["services"] = services
+    # The test client runs the app on its own event loop; a pool would be bound to
+    # it. The e2e tests run the real server with a pool.
+    os.environ.update(services.start(DB_POOL_MAX="0"))
+    _state["worker"] = services.start_worker(processes=1, threads=2)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    worker = _state.get("worker")
-    if worker is not None:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        _state["worker_log"].close()
-    if "s3" in _state:
-        _state["s3"].stop()
-    if "db_name" in _state:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{_state["db_name"]}" WITH (FORCE)'))
-    if "tmp" in _state:
-        import shutil
-
-        shutil.rmtree(_state["tmp"], ignore_errors=True)
+    if "services" in _state:
+        _state["services"].stop()
 
 
 def worker_log() -> str:
-    path = _state["tmp"] / "worker.log"
-    return path.read_text(errors="replace")[-5000:] if path.exists() else ""
+    return str(_state["services"].log())
 
 
 def worker_alive() -> bool:
@@ -188,7 +106,9 @@ async def admin() -> dict[str, str]:
 async def wait_for_photo(
     client: Any, headers: dict[str, str], photo_id: int, within: float = 90
 ) -> dict[str, Any]:
-    """Poll GET /api/photos/{id} until it leaves ``pending`` (the real worker processes it)."""
+    """Poll GET /api/photos/{id} until it leaves ``pending`` (the real worker processes it).
+    A photo becomes ``processed`` only after its matching, so its candidates are
+    listed by then (rescue.matching.services.process_photo)."""
     deadline = time.monotonic() + within
     while True:
         response = await client.get(f"/api/photos/{photo_id}", headers=headers)

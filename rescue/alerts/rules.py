@@ -13,7 +13,7 @@ Sources (see docs/workflow.md for what each text says and how sure we are):
   《城市生活无着的流浪乞讨人员救助管理办法实施细则》, carried into the
   《救助管理机构工作规程》(民政部 2014); the 规程's wording is not checked.
 - The one-month announcement update and the three-month settlement eligibility
-  are per the issue's defaults (issue 3); we have not verified them against the
+  are the service's defaults (from the project's brief); we have not verified them against the
   texts (press summaries of a later national special-action notice mention
   updating announcements for persons stranded over a month). Both are
   configurable per jurisdiction.
@@ -201,14 +201,16 @@ DEFAULT_RULES: dict[AlertKind, Rule] = {
             Period(1, Unit.months),
             "the latest announcement",
             "a later announcement record",
-            "issue 3 default (announcement update after one month); not verified",
+            "service default: update the announcement monthly (national text not cited; "
+            "set per station in DEADLINE_OVERRIDES)",
         ),
         Rule(
             AlertKind.settlement_eligible,
             Period(3, Unit.months),
             "admission (station, hospital and outsourced care all count)",
             "the case becoming settlement_pending or settled, or identified",
-            "issue 3 default (3 months in care); not verified against 2015 意见 / 民发〔2020〕14号",
+            "service default: settlement considered after 3 months in care (2015 意见 / "
+            "民发〔2020〕14号 direction; period not cited; set per station in DEADLINE_OVERRIDES)",
         ),
     ]
 }

@@ -13,6 +13,9 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio.to_thread
+
+from media.images import public_copy
 from media.storage import ObjectStore
 from rescue.announcements.schemas import AnnouncedField, AnnouncementIn, AnnouncementOut
 from rescue.announcements.tables import Announcement
@@ -20,6 +23,7 @@ from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.errors import Conflict, InvalidInput, NotFound
 from rescue.photos.tables import Photo
 from rescue.schemas import Page
+from rescue.settings import get_settings
 from rescue.users.services import Principal
 
 __all__ = [
@@ -206,7 +210,9 @@ async def public_list(*, limit: int, offset: int) -> Page[dict[str, Any]]:
 
 
 async def public_photo(*, announcement_id: int, store: ObjectStore) -> tuple[bytes, str]:
-    """(bytes, media type) of a published announcement's photo.
+    """(bytes, media type) of a published announcement's photo: a clean JPEG copy
+    (upright, ≤ 1024 px, no EXIF/GPS or other metadata; media.images.public_copy),
+    never the original file.
 
     Raises:
         NotFound: not published, no photo, or the photo is internal.
@@ -222,4 +228,7 @@ async def public_photo(*, announcement_id: int, store: ObjectStore) -> tuple[byt
     )
     if photo is None:
         raise NotFound(f"announcement {announcement_id} publishes no photo")
-    return await store.aget(photo["object_key"]), str(photo["media_type"])
+    original = await store.aget(photo["object_key"])
+    limit = get_settings().upload.max_pixels
+    clean = await anyio.to_thread.run_sync(lambda: public_copy(original, max_pixels=limit))
+    return clean, "image/jpeg"

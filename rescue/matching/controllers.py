@@ -122,15 +122,22 @@ class CandidateLedgerController(Controller):
     )
     async def queue(
         self,
+        request: Request[Any, Any, Any],
         limit: Limit = 50,
         offset: Offset = 0,
         status: FromQuery[CandidateStatus | None] = None,
     ) -> Page[CandidateOut]:
         """``?status=proposed`` is the reviewer queue. Ordered by score descending
         (docs/scoring.md), then smallest face distance. Flagged candidates (sex
-        mismatch, impossible age…) are listed too, with their ``flags``."""
+        mismatch, impossible age…) are listed too, with their ``flags``. Only
+        candidates whose case belongs to a station the caller sees, and police
+        leads not yet tied to a case."""
         return await ledger.list_queue(
-            settings=get_settings(), status=status, limit=limit, offset=offset
+            settings=get_settings(),
+            status=status,
+            limit=limit,
+            offset=offset,
+            stations=request.user.visible_stations(),
         )
 
     @post(

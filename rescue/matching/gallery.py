@@ -3,17 +3,23 @@
 A worker keeps one gallery per side (faces of notices, faces of cases) and
 refreshes it incrementally (:meth:`FaceGallery.add` / :meth:`FaceGallery.remove`)
 instead of reloading per job. Vectors are held as one contiguous float32 matrix
-(N × 128, 512 bytes per face) plus their squared norms, so a search is one
-SGEMM: ``d² = |p|² + |g|² − 2 p·gᵀ``. Faces within reach of the threshold are
+(N × 128, 512 bytes per face) plus their squared norms, so a search is SGEMM
+over blocks of rows: ``d² = |p|² + |g|² − 2 p·gᵀ``. Faces within reach of the threshold are
 then re-measured exactly (float64 difference of the stored vectors), so the
 accept decision matches ``face_recognition.face_distance`` to ~1e-7.
 
-Capacity grows by 25 % at a time, keeping memory ≤ 1.25 × the raw float32
-matrix plus 24 bytes of ids per face (measured in bench/search.py).
+Memory: 512 bytes of vector + 4 of squared norm + 24 of ids per face, and no
+per-face Python objects (face ids are looked up in the ids column). A worker's
+first load reserves the exact size (:meth:`FaceGallery.reserve`); later growth
+adds 1/16 of the capacity at a time (at least 1024 rows), so the arrays stay
+≤ 1.13 × the raw float32 matrix (1.04 × after an exact load). bench/search.py
+measured 1.04 × RSS growth at 1 M faces; a 25 % growth step measured up to
+1.32 × and missed the 1.2 × target.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +27,15 @@ import numpy as np
 __all__ = ["DIM", "FaceGallery", "GalleryHit"]
 
 DIM = 128
-_GROWTH = 1.25
+#: Growth step: this fraction of the capacity, at least _MIN_STEP rows.
+_GROWTH = 1 / 16
+_MIN_STEP = 1024
+#: d² values per search block (q probes × rows): 1 Mi float32 = 4 MiB stays in cache.
+_BLOCK_VALUES = 1 << 20
+#: Rows per block at least (fewer makes BLAS thread hand-offs dominate) and at most.
+_MIN_ROWS, _MAX_ROWS = 8192, 131072
+#: Slack on float32 d² when selecting rows to re-measure exactly (rounding is ~1e-6).
+_MARGIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,6 @@ class FaceGallery:
         self._vectors = np.zeros((capacity, DIM), dtype=np.float32)
         self._sqnorms = np.zeros(capacity, dtype=np.float32)
         self._ids = np.zeros((capacity, 3), dtype=np.int64)  # face, owner, photo
-        self._row_of: dict[int, int] = {}
         self._size = 0
 
     def __len__(self) -> int:
@@ -50,7 +63,7 @@ class FaceGallery:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the arrays (not counting the face-id index dict)."""
+        """Bytes held by the arrays (all of the gallery's memory but a few hundred bytes)."""
         return self._vectors.nbytes + self._sqnorms.nbytes + self._ids.nbytes
 
     @property
@@ -62,19 +75,27 @@ class FaceGallery:
         """The live (N, 128) float32 matrix (a view; do not modify)."""
         return self._vectors[: self._size]
 
-    def _reserve(self, extra: int) -> None:
-        needed = self._size + extra
-        capacity = self._vectors.shape[0]
-        if needed <= capacity:
+    def reserve(self, total: int) -> None:
+        """Make room for ``total`` faces in all (no-op if there is room already).
+
+        Use before a bulk load whose size is known, so no growth slack is kept.
+        """
+        if total <= self._vectors.shape[0]:
             return
-        new_capacity = max(needed, int(capacity * _GROWTH) + 1)
-        vectors = np.zeros((new_capacity, DIM), dtype=np.float32)
+        vectors = np.empty((total, DIM), dtype=np.float32)
         vectors[: self._size] = self._vectors[: self._size]
-        sqnorms = np.zeros(new_capacity, dtype=np.float32)
+        sqnorms = np.empty(total, dtype=np.float32)
         sqnorms[: self._size] = self._sqnorms[: self._size]
-        ids = np.zeros((new_capacity, 3), dtype=np.int64)
+        ids = np.empty((total, 3), dtype=np.int64)
         ids[: self._size] = self._ids[: self._size]
         self._vectors, self._sqnorms, self._ids = vectors, sqnorms, ids
+
+    def _grow_for(self, extra: int) -> None:
+        needed = self._size + extra
+        capacity = self._vectors.shape[0]
+        if needed > capacity:
+            step = max(_MIN_STEP, int(capacity * _GROWTH))
+            self.reserve(max(needed, capacity + step))
 
     def add(
         self,
@@ -84,64 +105,116 @@ class FaceGallery:
         vectors: np.ndarray,
     ) -> None:
         """Add faces (ids shape (n,), vectors shape (n, 128)); known face ids are skipped."""
-        face_ids = np.asarray(face_ids, dtype=np.int64)
-        keep = np.array([int(f) not in self._row_of for f in face_ids], dtype=bool)
+        face_ids = np.asarray(face_ids, dtype=np.int64).reshape(-1)
+        # New ids only: not already held, and the first of any repeat in this batch.
+        _, first = np.unique(face_ids, return_index=True)
+        keep = np.zeros(len(face_ids), dtype=bool)
+        keep[first] = True
+        if self._size:
+            keep &= ~np.isin(face_ids, self._ids[: self._size, 0])
         if not keep.any():
             return
-        face_ids = face_ids[keep]
-        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, DIM)[keep]
+        everything = bool(keep.all())
+        face_ids = face_ids if everything else face_ids[keep]
+        vectors = np.asarray(vectors, dtype=np.float32).reshape(-1, DIM)
+        vectors = vectors if everything else vectors[keep]
         n = len(face_ids)
-        self._reserve(n)
+        self._grow_for(n)
         start, end = self._size, self._size + n
         self._vectors[start:end] = vectors
-        self._sqnorms[start:end] = np.einsum("ij,ij->i", vectors, vectors)
+        self._sqnorms[start:end] = np.einsum(
+            "ij,ij->i", self._vectors[start:end], self._vectors[start:end]
+        )
         self._ids[start:end, 0] = face_ids
-        self._ids[start:end, 1] = np.asarray(owner_ids, dtype=np.int64)[keep]
-        self._ids[start:end, 2] = np.asarray(photo_ids, dtype=np.int64)[keep]
-        for offset, face_id in enumerate(face_ids):
-            self._row_of[int(face_id)] = start + offset
+        self._ids[start:end, 1] = np.asarray(owner_ids, dtype=np.int64).reshape(-1)[keep]
+        self._ids[start:end, 2] = np.asarray(photo_ids, dtype=np.int64).reshape(-1)[keep]
         self._size = end
 
     def remove(self, face_ids: list[int] | np.ndarray) -> None:
-        """Remove faces by id (unknown ids are ignored); the last row fills the gap."""
-        for face_id in (int(f) for f in face_ids):
-            row = self._row_of.pop(face_id, None)
-            if row is None:
-                continue
-            last = self._size - 1
-            if row != last:
-                self._vectors[row] = self._vectors[last]
-                self._sqnorms[row] = self._sqnorms[last]
-                self._ids[row] = self._ids[last]
-                self._row_of[int(self._ids[row, 0])] = row
-            self._size = last
+        """Remove faces by id (unknown ids are ignored); rows from the end fill the gaps."""
+        size = self._size
+        gone = np.isin(self._ids[:size, 0], np.asarray(face_ids, dtype=np.int64).reshape(-1))
+        count = int(gone.sum())
+        if count == 0:
+            return
+        new_size = size - count
+        holes = np.flatnonzero(gone[:new_size])
+        movers = new_size + np.flatnonzero(~gone[new_size:size])
+        self._vectors[holes] = self._vectors[movers]
+        self._sqnorms[holes] = self._sqnorms[movers]
+        self._ids[holes] = self._ids[movers]
+        self._size = new_size
 
     def squared_distances(self, probes: np.ndarray) -> np.ndarray:
-        """Approximate squared distances, shape (k, N), float32 (one SGEMM)."""
+        """Approximate squared distances, shape (q, N), float32 (whole matrix; for tests)."""
         p = np.asarray(probes, dtype=np.float32).reshape(-1, DIM)
-        g = self._vectors[: self._size]
-        d2 = g @ p.T  # (N, k): the gallery streams once
-        d2 *= -2.0
-        d2 += self._sqnorms[: self._size, None]
-        d2 += np.einsum("ij,ij->i", p, p)[None, :]
-        return d2.T
+        return np.concatenate([d2 for _, d2 in self._chunks(p)], axis=1)
+
+    def _chunks(self, probes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """(first row, float32 d² of shape (q, rows)) per block of gallery rows.
+
+        Blocks keep the (q × rows) result in cache and avoid an (N × q) temporary;
+        each block is one SGEMM (BLAS threads) plus three in-cache passes. Block
+        sizes measured in bench/search.py (8192-row blocks made one probe 3× slower
+        than one pass over the matrix: per-call BLAS threading overhead).
+        """
+        pn = np.einsum("ij,ij->i", probes, probes)[:, None]
+        rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, len(probes))))
+        for start in range(0, self._size, rows):
+            end = min(self._size, start + rows)
+            d2 = probes @ self._vectors[start:end].T
+            d2 *= -2.0
+            d2 += self._sqnorms[start:end]
+            d2 += pn
+            yield start, d2
 
     def top_k(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The ``k`` nearest faces per probe: (face ids (q, k), distances (q, k)), best first."""
-        d2 = self.squared_distances(probes)
-        k = min(k, self._size)
-        idx = (
-            np.argpartition(d2, k - 1, axis=1)[:, :k] if k < self._size else np.argsort(d2, axis=1)
-        )
-        part = np.take_along_axis(d2, idx, axis=1)
-        order = np.argsort(part, axis=1)
-        idx = np.take_along_axis(idx, order, axis=1)
-        exact = self._exact(np.asarray(probes, dtype=np.float64).reshape(-1, DIM), idx)
-        return self._ids[idx, 0], exact
+        """The ``k`` nearest faces per probe: (face ids (q, k), distances (q, k)), best first.
 
-    def _exact(self, probes: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        diff = self._vectors[rows].astype(np.float64) - probes[:, None, :]
-        return np.sqrt(np.einsum("qkd,qkd->qk", diff, diff))
+        Exact: float32 d² selects every row within ``_MARGIN`` of each probe's
+        k-th best (float32 rounding of d² is ~1e-6), and those are re-measured in
+        float64, so the answer equals a float64 brute force.
+        """
+        p64 = np.asarray(probes, dtype=np.float64).reshape(-1, DIM)
+        q = len(p64)
+        k = min(k, self._size)
+        if k == 0 or q == 0:
+            return np.zeros((q, 0), dtype=np.int64), np.zeros((q, 0))
+        p32 = p64.astype(np.float32)
+        bound = np.full(q, np.inf, dtype=np.float32)
+        pool_rows: list[list[np.ndarray]] = [[] for _ in range(q)]
+        pool_d2: list[list[np.ndarray]] = [[] for _ in range(q)]
+        pool_len = np.zeros(q, dtype=np.int64)
+        for start, d2 in self._chunks(p32):
+            if start == 0 and d2.shape[1] >= k:
+                # A first bound from a sample of the first block; pruning tightens it.
+                sample = d2[:, : max(64 * k, 2048)]
+                bound = (np.partition(sample, k - 1, axis=1)[:, k - 1] + _MARGIN).astype(np.float32)
+            probe_idx, cols = np.nonzero(d2 <= bound[:, None])
+            if len(cols) == 0:
+                continue
+            cuts = np.searchsorted(probe_idx, np.arange(q + 1))
+            for p in np.flatnonzero(np.diff(cuts)):
+                c = cols[cuts[p] : cuts[p + 1]]
+                pool_rows[p].append(c + start)
+                pool_d2[p].append(d2[p, c])
+                pool_len[p] += len(c)
+                if pool_len[p] > 4 * k + 64:  # prune: keep what can still make the top k
+                    rows, vals = np.concatenate(pool_rows[p]), np.concatenate(pool_d2[p])
+                    bound[p] = min(bound[p], np.partition(vals, k - 1)[k - 1] + _MARGIN)
+                    keep = vals <= bound[p]
+                    pool_rows[p], pool_d2[p] = [rows[keep]], [vals[keep]]
+                    pool_len[p] = int(keep.sum())
+        ids = np.empty((q, k), dtype=np.int64)
+        dist = np.empty((q, k), dtype=np.float64)
+        for p in range(q):
+            rows, vals = np.concatenate(pool_rows[p]), np.concatenate(pool_d2[p])
+            rows = rows[vals <= np.partition(vals, k - 1)[k - 1] + _MARGIN]
+            diff = self._vectors[rows].astype(np.float64) - p64[p]
+            exact = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            order = np.lexsort((rows, exact))[:k]
+            ids[p], dist[p] = self._ids[rows[order], 0], exact[order]
+        return ids, dist
 
     def search(self, probes: np.ndarray, threshold: float) -> list[GalleryHit]:
         """Owners with at least one face within ``threshold`` of any probe.
@@ -156,11 +229,18 @@ class FaceGallery:
         if self._size == 0:
             return []
         probes = np.asarray(probes, dtype=np.float64).reshape(-1, DIM)
-        d2 = self.squared_distances(probes)
         # Float32 rounding of d² is far below 1e-3; re-measure anything that close.
-        probe_idx, rows = np.nonzero(d2 <= (threshold + 1e-3) ** 2)
-        if len(rows) == 0:
+        limit = np.float32((threshold + 1e-3) ** 2)
+        found = [
+            (probe_idx, cols + start)
+            for start, d2 in self._chunks(probes.astype(np.float32))
+            for probe_idx, cols in [np.nonzero(d2 <= limit)]
+            if len(cols)
+        ]
+        if not found:
             return []
+        probe_idx = np.concatenate([f[0] for f in found])
+        rows = np.concatenate([f[1] for f in found])
         diff = self._vectors[rows].astype(np.float64) - probes[probe_idx]
         dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         best: dict[int, GalleryHit] = {}

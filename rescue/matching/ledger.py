@@ -552,12 +552,25 @@ async def get_candidate(
 
 
 async def list_queue(
-    *, settings: Settings, status: CandidateStatus | None, limit: int, offset: int
+    *,
+    settings: Settings,
+    status: CandidateStatus | None,
+    limit: int,
+    offset: int,
+    stations: list[str] | None = None,
 ) -> Page[CandidateOut]:
     """Candidates (all, or of one status), best first: score descending, then the
-    smallest face distance, then the oldest. ``status=proposed`` is the reviewer queue."""
+    smallest face distance, then the oldest. ``status=proposed`` is the reviewer queue.
+
+    ``stations``: only candidates whose case belongs to one of these stations, plus
+    leads without a case (None: all).
+    """
     query = Candidate.select()
     count = Candidate.count()
+    if stations is not None:
+        visible = Candidate.case.is_null() | Candidate.case.station.is_in(stations or [""])
+        query = query.where(visible)
+        count = count.where(visible)
     if status is not None:
         query = query.where(Candidate.status == status.value)
         count = count.where(Candidate.status == status.value)

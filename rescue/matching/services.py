@@ -52,6 +52,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Faces fetched per query when a worker loads its gallery (~1 KB each in flight).
+_LOAD_BATCH = 20_000
+
 
 @dataclass
 class SideGallery:
@@ -67,28 +70,47 @@ class SideGallery:
         return Face.case if self.side == "case" else Face.notice
 
     async def _load_since(self, face_id: int) -> None:
+        """Add faces with id > ``face_id``, ``_LOAD_BATCH`` rows per query (bounded memory)."""
         owner = self.owner_column
-        rows = (
-            await Face.select(Face.id, owner, Face.photo, Face.encoding)
-            .where(owner.is_not_null() & (Face.id > face_id))
-            .order_by(Face.id)
-        )
-        if not rows:
-            return
-        self.gallery.add(
-            np.array([r["id"] for r in rows]),
-            np.array([r[self.side] for r in rows]),
-            np.array([r["photo"] for r in rows]),
-            np.stack([np.frombuffer(r["encoding"], dtype="<f8") for r in rows]),
-        )
-        self.last_face_id = max(self.last_face_id, int(rows[-1]["id"]))
+        while True:
+            rows = (
+                await Face.select(Face.id, owner, Face.photo, Face.encoding)
+                .where(owner.is_not_null() & (Face.id > face_id))
+                .order_by(Face.id)
+                .limit(_LOAD_BATCH)
+            )
+            if not rows:
+                return
+            self.gallery.add(
+                np.array([r["id"] for r in rows]),
+                np.array([r[self.side] for r in rows]),
+                np.array([r["photo"] for r in rows]),
+                np.stack([np.frombuffer(r["encoding"], dtype="<f8") for r in rows]),
+            )
+            face_id = int(rows[-1]["id"])
+            self.last_face_id = max(self.last_face_id, face_id)
+            if len(rows) < _LOAD_BATCH:
+                return
+
+    async def _reload(self) -> None:
+        """Load the whole side into a new gallery sized exactly (no growth slack)."""
+        total = await Face.count().where(self.owner_column.is_not_null())
+        self.gallery, self.last_face_id = FaceGallery(capacity=max(1, total)), 0
+        await self._load_since(0)
 
     async def refresh(self) -> FaceGallery:
-        """Load faces added since the last refresh; reload fully if any were removed."""
+        """Load faces added since the last refresh; reload fully if any were removed.
+
+        The first call loads everything at the exact size; later calls add only
+        faces with a larger id than any seen.
+        """
         if self.lock is None:
             self.lock = asyncio.Lock()
         async with self.lock:
-            await self._load_since(self.last_face_id)
+            if self.last_face_id == 0 and len(self.gallery) == 0:
+                await self._reload()
+            else:
+                await self._load_since(self.last_face_id)
             total = await Face.count().where(self.owner_column.is_not_null())
             if total != len(self.gallery):
                 log.info(
@@ -97,8 +119,7 @@ class SideGallery:
                     total,
                     len(self.gallery),
                 )
-                self.gallery, self.last_face_id = FaceGallery(), 0
-                await self._load_since(0)
+                await self._reload()
             return self.gallery
 
 

@@ -66,8 +66,8 @@ class Candidate(Table, tablename="candidates"):
     """
 
     id: Serial
-    case = ForeignKey(references=Case, null=True, default=None)
-    notice = ForeignKey(references=Notice)
+    case = ForeignKey(references=Case, null=True, default=None, index=True)
+    notice = ForeignKey(references=Notice, index=True)
     pair_key = Varchar(length=40, unique=True)
     person_description = Text(default="")
     best_distance = DoublePrecision(null=True, default=None)

@@ -32,8 +32,8 @@ class Photo(Table, tablename="photos"):
     """A photo of a case or of a notice (exactly one of the two is set)."""
 
     id: Serial
-    case = ForeignKey(references=Case, null=True, default=None)
-    notice = ForeignKey(references=Notice, null=True, default=None)
+    case = ForeignKey(references=Case, null=True, default=None, index=True)
+    notice = ForeignKey(references=Notice, null=True, default=None, index=True)
     object_key = Varchar(length=200, unique=True)
     sha256 = Varchar(length=64)
     size_bytes = Integer()
@@ -62,9 +62,9 @@ class Face(Table, tablename="faces"):
     """
 
     id: Serial
-    photo = ForeignKey(references=Photo)
-    case = ForeignKey(references=Case, null=True, default=None)
-    notice = ForeignKey(references=Notice, null=True, default=None)
+    photo = ForeignKey(references=Photo, index=True)
+    case = ForeignKey(references=Case, null=True, default=None, index=True)
+    notice = ForeignKey(references=Notice, null=True, default=None, index=True)
     top = Integer()
     right = Integer()
     bottom = Integer()

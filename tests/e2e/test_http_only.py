@@ -54,7 +54,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 def _token(env: dict[str, str], name: str, role: str = "station_staff") -> str:
     out = subprocess.run(
-        [str(BIN / "rescue"), "users", "create", name, "--role", role],
+        [str(BIN / "rescue"), "users", "create", name, "--role", role, "--station", "north"],
         env=env,
         cwd=ROOT,
         check=True,

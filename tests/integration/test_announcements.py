@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from tests.integration.helpers import new_case, upload_file
+import io
+
+from PIL import Image
+
+from tests.integration.helpers import new_case, upload, upload_file
 from tests.support import BIDEN, OBAMA_A, photo
 
 SECRET_PLACE = "幸福路 18 号 3 单元 502"  # an exact address: never served
@@ -65,8 +69,34 @@ async def test_public_view_shows_exactly_the_published_fields(client, staff):
 
     image = await client.get(f"/public/announcements/{public_id}/photo")
     assert image.status_code == 200
-    assert image.content == photo(OBAMA_A)
     assert image.headers["content-type"] == "image/jpeg"
+    assert image.content != photo(OBAMA_A)  # a clean copy, never the original file
+    assert Image.open(io.BytesIO(image.content)).size == (820, 1024)  # 910x1137, ≤ 1024
+
+
+async def test_public_photo_carries_no_metadata(client, staff):
+    """A phone photo's EXIF (GPS position, time, orientation) never reaches the public."""
+    case = await new_case(client, staff)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90° to display
+    exif[0x9003] = "2026:11:01 08:15:00"  # DateTimeOriginal
+    exif[0x8825] = {1: "N", 2: (31.0, 14.0, 5.0), 3: "E", 4: (121.0, 28.0, 9.0)}  # GPS
+    buf = io.BytesIO()
+    Image.open(io.BytesIO(photo(OBAMA_A))).save(buf, format="JPEG", exif=exif.tobytes())
+    uploaded = await upload(client, staff, "case", case["id"], buf.getvalue())
+    response = await client.post(
+        f"/api/cases/{case['id']}/announcement",
+        json={"found_place": "城西", "photo_id": uploaded["id"]},
+        headers=staff,
+    )
+    assert response.status_code in (200, 201), response.text
+    public_id = response.json()["id"]
+    image = await client.get(f"/public/announcements/{public_id}/photo")
+    served = Image.open(io.BytesIO(image.content))
+    assert dict(served.getexif()) == {}
+    assert served.info.get("exif") is None
+    assert b"Exif" not in image.content[:4096]
+    assert served.size[0] > served.size[1]  # turned upright (the original is portrait)
 
 
 async def test_photo_can_be_internal_and_must_be_the_cases(client, staff):

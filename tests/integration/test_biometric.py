@@ -98,7 +98,7 @@ async def test_no_response_or_log_line_contains_an_encoding(client, staff, admin
     assert _leaks(base64.b64encode(encodings[0]).decode(), encodings)
 
     await asyncio.sleep(0.5)  # let the worker flush its log
-    worker_log = (_state["tmp"] / "worker.log").read_text(errors="replace")
+    worker_log = _state["services"].log(tail=10**9)
     logs = "\n".join(r.getMessage() for r in caplog.records) + "\n" + caplog.text
     for name, text in [("responses", "\n".join(bodies)), ("logs", logs), ("worker", worker_log)]:
         assert _leaks(text, encodings) == [], name

@@ -70,7 +70,9 @@ async def test_police_dna_and_face_match_make_one_candidate(client, staff, polic
     assert kinds == ["face", "police_dna"]
     face_ev, dna = body["evidence"]
     assert face_ev["model"] == MODEL_NAME
-    assert face_ev["threshold"] == pytest.approx(0.6)
+    from rescue.settings import get_settings
+
+    assert face_ev["threshold"] == pytest.approx(get_settings().matching.threshold)
     assert face_ev["case_photo_id"] == case_photo["id"]
     assert face_ev["notice_photo_id"] == notice_photo["id"]
     assert face_ev["distance"] == pytest.approx(face["best_distance"])
@@ -638,7 +640,7 @@ async def test_rematch_cli(client, staff, admin):
 
     import anyio.to_thread
 
-    from tests.conftest import ROOT
+    from rescue.devservices import ROOT
 
     await face_pair(client, staff)
 

@@ -6,6 +6,7 @@ import hashlib
 
 import pytest
 
+from rescue.settings import get_settings
 from tests.integration.helpers import candidates, new_case, new_notice, upload, upload_file
 from tests.support import BIDEN, OBAMA_A, OBAMA_B, TWO_PEOPLE, no_face_jpeg, photo
 
@@ -27,8 +28,9 @@ async def test_case_photo_matches_earlier_notice_of_same_person(client, staff):
     candidate = found[0]
     assert candidate["case_photo_id"] == case_photo["id"]
     assert candidate["notice_photo_id"] == notice_photo["id"]
-    assert 0 < candidate["best_distance"] <= 0.6
-    assert "threshold 0.60" in candidate["explanation"]
+    threshold = get_settings().matching.threshold
+    assert 0 < candidate["best_distance"] <= threshold
+    assert f"threshold {threshold:.2f}" in candidate["explanation"]
     assert "encoding" not in str(found)
     # The same candidate seen from the notice's side.
     assert [c["id"] for c in await candidates(client, staff, "notice", notice["id"])] == [

@@ -317,3 +317,28 @@ async def test_admin_sees_every_station(client, admin):
     south = {"Authorization": f"Bearer {await make_token(S, station='south')}"}
     case = await new_case(client, south)
     assert (await client.get(f"/api/cases/{case['id']}", headers=admin)).status_code == 200
+
+
+async def test_reviewer_queue_shows_only_visible_stations(client):
+    from tests.integration.helpers import submit_candidate
+
+    north = {"Authorization": f"Bearer {await make_token(S, station='north')}"}
+    south_reviewer = {"Authorization": f"Bearer {await make_token(R, station='south')}"}
+    north_reviewer = {"Authorization": f"Bearer {await make_token(R, station='north')}"}
+    case = await new_case(client, north)
+    notice = await new_notice(client, north)
+    lead = await submit_candidate(
+        client,
+        north,
+        kind="staff",
+        values={"summary": "口音与寻人启事一致"},
+        case_id=case["id"],
+        notice_id=notice["id"],
+    )
+    candidate_id = lead["candidate"]["id"]
+    for query in ("", "?status=proposed"):
+        seen_south = (await client.get(f"/api/candidates{query}", headers=south_reviewer)).json()
+        assert seen_south["items"] == []
+        assert seen_south["total"] == 0
+        seen_north = (await client.get(f"/api/candidates{query}", headers=north_reviewer)).json()
+        assert [c["id"] for c in seen_north["items"]] == [candidate_id]

@@ -10,7 +10,8 @@ from typing import Any
 import anyio
 
 from rescue.cases.tables import Case
-from tests.conftest import ROOT, make_token
+from rescue.devservices import ROOT
+from tests.conftest import make_token
 from tests.integration.helpers import (
     decide,
     family_confirmation,

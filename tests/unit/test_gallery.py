@@ -1,95 +1,100 @@
-"""FaceGallery against face_recognition's own distance, on random and real encodings."""
+"""FaceGallery: exact answers against brute force, incremental add/remove, memory bound."""
 
 from __future__ import annotations
 
-import face_recognition
 import numpy as np
 import pytest
 
-from rescue.matching.gallery import FaceGallery
+from rescue.matching.gallery import DIM, FaceGallery
 
 
-def _vectors(n: int, seed: int = 0) -> np.ndarray:
+def _faces(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    v = rng.normal(0, 0.09, size=(n, 128))  # dlib encodings: components ~N(0, 0.09)
-    return v
+    return (rng.standard_normal((n, DIM)) * 0.05 + 0.1).astype(np.float32)
 
 
-def _gallery(vectors: np.ndarray, owners: np.ndarray | None = None) -> FaceGallery:
-    g = FaceGallery(capacity=4)
-    n = len(vectors)
-    ids = np.arange(1, n + 1)
-    g.add(ids, owners if owners is not None else ids * 10, ids * 100, vectors)
-    return g
+def _brute(vectors: np.ndarray, probes: np.ndarray) -> np.ndarray:
+    diff = vectors.astype(np.float64)[None, :, :] - probes[:, None, :]
+    return np.sqrt((diff**2).sum(-1))
 
 
-def test_top_k_equals_exact_face_distance():
-    vectors = _vectors(2000)
-    probes = _vectors(5, seed=1)
-    g = _gallery(vectors)
-    ids, dist = g.top_k(probes, 10)
-    for p in range(len(probes)):
-        exact = face_recognition.face_distance(vectors, probes[p])
-        order = np.argsort(exact)[:10]
-        assert list(ids[p]) == list(order + 1)
-        np.testing.assert_allclose(dist[p], exact[order], atol=1e-6)
+def _gallery(vectors: np.ndarray, first_id: int = 1) -> tuple[FaceGallery, np.ndarray]:
+    ids = np.arange(first_id, first_id + len(vectors))
+    gallery = FaceGallery(capacity=16)
+    gallery.add(ids, ids // 3, ids * 10, vectors)
+    return gallery, ids
 
 
-def test_search_returns_best_face_per_owner_within_threshold():
-    vectors = _vectors(300)
-    owners = np.repeat(np.arange(1, 101), 3)  # 3 faces per owner
-    g = _gallery(vectors, owners)
-    probe = vectors[7] + 0.01  # near face 8 (owner 3)
-    threshold = 0.5
-    hits = g.search(probe[None, :], threshold)
-    exact = face_recognition.face_distance(vectors, probe)
-    expected = {}
-    for i, d in enumerate(exact):
-        if d <= threshold:
-            o = int(owners[i])
-            expected[o] = min(expected.get(o, 9.0), d)
-    assert {h.owner_id: h.distance for h in hits}.keys() == expected.keys()
-    for h in hits:
-        assert h.distance == pytest.approx(expected[h.owner_id], abs=1e-6)
-    assert hits[0].owner_id == 3
-    assert hits[0].face_id == 8
+@pytest.mark.parametrize("n", [5, 3000, 40_000])
+def test_top_k_equals_float64_brute_force(n):
+    vectors = _faces(n)
+    gallery, ids = _gallery(vectors)
+    rng = np.random.default_rng(1)
+    near = vectors[: min(7, n)]
+    probes = np.vstack([near + rng.normal(0, 0.01, near.shape), _faces(5, seed=2)])
+    got_ids, got_dist = gallery.top_k(probes, 10)
+    want = _brute(vectors, probes)
+    order = np.argsort(want, axis=1, kind="stable")[:, : min(10, n)]
+    assert np.array_equal(got_ids, ids[order])
+    np.testing.assert_allclose(got_dist, np.take_along_axis(want, order, axis=1), atol=1e-12)
+
+
+def test_search_returns_every_owner_within_threshold_and_its_best_face():
+    vectors = _faces(20_000)
+    gallery, ids = _gallery(vectors)
+    probes = vectors[[3, 500]].astype(np.float64) + 0.003
+    dist = _brute(vectors, probes)
+    threshold = float(np.sort(dist[0])[40])  # ~40 faces inside
+    hits = gallery.search(probes, threshold)
+    inside = dist <= threshold
+    want_owners = set((ids[np.nonzero(inside)[1]] // 3).tolist())
+    assert {h.owner_id for h in hits} == want_owners
+    for hit in hits:
+        rows = np.flatnonzero(ids // 3 == hit.owner_id)
+        assert hit.distance == pytest.approx(dist[:, rows].min(), abs=1e-12)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
 
 
-def test_threshold_edge_is_exact():
-    """A face just inside and one just outside the threshold are told apart."""
-    base = np.zeros(128)
-    inside = base.copy()
-    inside[0] = 0.6 - 1e-7
-    outside = base.copy()
-    outside[0] = 0.6 + 1e-6
-    g = _gallery(np.stack([inside, outside]), np.array([1, 2]))
-    hits = g.search(base[None, :], 0.6)
-    assert [h.owner_id for h in hits] == [1]
+def test_add_skips_known_and_repeated_ids():
+    vectors = _faces(10)
+    gallery, ids = _gallery(vectors)
+    gallery.add(np.array([3, 99, 99]), np.array([1, 2, 2]), np.array([1, 2, 2]), _faces(3, 5))
+    assert len(gallery) == 11
+    assert sorted(gallery.face_ids.tolist()) == [*ids.tolist(), 99]
+    np.testing.assert_array_equal(gallery.vectors[2], vectors[2])  # id 3 kept its vector
 
 
-def test_add_is_idempotent_and_remove_keeps_others():
-    vectors = _vectors(50)
-    g = _gallery(vectors)
-    g.add(np.arange(1, 51), np.arange(1, 51) * 10, np.arange(1, 51), vectors)
-    assert len(g) == 50
-    g.remove([1, 25, 999])
-    assert len(g) == 48
-    assert set(g.face_ids.tolist()) == set(range(1, 51)) - {1, 25}
-    ids, _ = g.top_k(vectors[49][None, :], 1)
-    assert ids[0, 0] == 50
-    hits = g.search(vectors[0][None, :], 1e-9)
-    assert hits == []
+def test_remove_then_search_sees_only_remaining_faces():
+    vectors = _faces(5000)
+    gallery, ids = _gallery(vectors)
+    gone = np.array([1, 2, 2500, 4999, 5000, 123456])  # an unknown id is ignored
+    gallery.remove(gone)
+    assert len(gallery) == 5000 - 5
+    kept = ~np.isin(ids, gone)
+    probes = vectors[[0, 10, 2499]].astype(np.float64)
+    got_ids, _ = gallery.top_k(probes, 5)
+    want = _brute(vectors[kept], probes)
+    assert np.array_equal(got_ids, ids[kept][np.argsort(want, axis=1, kind="stable")[:, :5]])
+    row_of = {int(f): r for r, f in enumerate(gallery.face_ids)}
+    for face_id in (3, 2499, 4998):
+        np.testing.assert_array_equal(gallery.vectors[row_of[face_id]], vectors[face_id - 1])
 
 
-def test_empty_gallery_finds_nothing():
-    assert FaceGallery().search(_vectors(1), 0.6) == []
+def test_memory_stays_within_1_2x_of_raw_matrix_while_growing_one_job_at_a_time():
+    gallery = FaceGallery(capacity=50_000)
+    vectors = _faces(50_000)
+    ids = np.arange(1, 50_001)
+    gallery.add(ids, ids, ids, vectors)
+    assert gallery.nbytes <= 1.06 * len(gallery) * DIM * 4  # exact-size bulk load
+    for start in range(50_001, 60_001, 3):
+        new = np.arange(start, start + 3)
+        gallery.add(new, new, new, vectors[:3])
+        assert gallery.nbytes <= 1.2 * len(gallery) * DIM * 4
 
 
-def test_memory_stays_near_raw_matrix():
-    g = FaceGallery(capacity=1)
-    for start in range(0, 10_000, 100):
-        ids = np.arange(start + 1, start + 101)
-        g.add(ids, ids, ids, _vectors(100, seed=start))
-    raw = len(g) * 128 * 4
-    assert g.nbytes <= 1.25 * (raw + len(g) * (4 + 24)) + 1024
+def test_empty_gallery_answers_nothing():
+    gallery = FaceGallery()
+    assert gallery.search(_faces(1), 0.6) == []
+    ids, dist = gallery.top_k(_faces(2), 3)
+    assert ids.shape == (2, 0)
+    assert dist.shape == (2, 0)
