@@ -25,7 +25,10 @@ __all__ = ["EmbeddedS3", "free_port"]
 
 
 def _port_free(port: int) -> bool:
+    """True unless something listens on the port (connections still in TIME_WAIT
+    from a previous run do not count: the server binds with SO_REUSEADDR too)."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -82,10 +82,10 @@ def test_sex_mismatch_flags_and_lowers():
     ("notice_fields", "result"),
     [
         ({"date_of_birth": date(1976, 6, 1)}, "plausible"),  # 50 now
-        ({"date_of_birth": date(1969, 1, 1)}, "stretch"),  # 57.9 ± 1 vs 45..55
-        ({"date_of_birth": date(1965, 1, 1)}, "unlikely"),
+        ({"date_of_birth": date(1962, 6, 1)}, "stretch"),  # 64.5 ± 1 vs 40..60
+        ({"date_of_birth": date(1958, 1, 1)}, "unlikely"),  # 68.9 ± 1: gap 7.9
         ({"date_of_birth": date(2010, 1, 1)}, "impossible"),  # a teenager now
-        ({"age_when_missing": 70}, "impossible"),  # already older when missing
+        ({"age_when_missing": 75}, "impossible"),  # already older when missing
         ({"age_when_missing": 30, "missing_since": date(2006, 1, 1)}, "plausible"),
     ],
 )
@@ -106,7 +106,8 @@ def test_case_ages_since_admission():
         evidence=[face(0.3)],
         today=TODAY,
     )
-    assert scored.components["age"]["case_age_now"][0] == pytest.approx(45, abs=0.1)
+    # 40 ± 10 (VISUAL_AGE_ERROR_YEARS) at admission, ten years ago.
+    assert scored.components["age"]["case_age_now"][0] == pytest.approx(40, abs=0.1)
     assert scored.components["age"]["result"] == "plausible"
 
 
