@@ -20,6 +20,8 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
   ``handed_to_family``, the origin's station for ``collected_by_origin``.
 - ``return_planned`` requires a return plan; ``settled`` requires a current
   welfare-home placement (落户安置 is at a 福利院).
+- ``left_self`` (自行离站) requires ``data.ticket``: the ticket or travel voucher
+  the station gave (救助管理机构工作规程: 自行离站 with 乘车凭证); 400 without it.
 - Leaving (any terminal status) ends the current placement.
 - ``identified`` reached from ``settled`` creates a task for the police liaison to
   cancel the collective household registration (集体户口注销).
@@ -34,7 +36,7 @@ from typing import Any
 from rescue.announcements.services import unpublish_for_status
 from rescue.cases.events import record_event
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
-from rescue.errors import Conflict, NotFound, PermissionDenied
+from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.escorts.tables import Handover, LiaisonTask, ReceivingParty, ReturnPlan, TaskKind
 from rescue.placements.tables import Placement, PlacementKind
 from rescue.users.services import Principal
@@ -281,6 +283,12 @@ async def transition(
                 accepted=sorted(r.value for r in rule.roles),
             )
         await _check_rules(row, current, to)
+        if to == S.left_self and not str((data or {}).get("ticket") or "").strip():
+            raise InvalidInput(
+                f"case {case_id} can leave on their own only with the ticket or travel "
+                "voucher the station gave (自行离站, 发放车票)",
+                accepted={"data": {"ticket": "ticket number and destination"}},
+            )
         now = datetime.now(UTC)
         updated = (
             await Case.update({Case.status: to.value, Case.updated_at: now})

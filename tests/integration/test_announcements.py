@@ -145,7 +145,8 @@ async def test_unpublished_when_identified_closed_or_dead(client, staff, reviewe
         public_id = published.json()["id"]
         await transition(case_id=case["id"], to=CaseStatus.searching, by=by, reason="t")
         assert (await client.get(f"/public/announcements/{public_id}")).status_code == 200
-        await transition(case_id=case["id"], to=status, by=who, reason="t")
+        data = {"ticket": "K1234 to 成都"} if status == CaseStatus.left_self else None
+        await transition(case_id=case["id"], to=status, by=who, reason="t", data=data)
         gone = await client.get(f"/public/announcements/{public_id}")
         assert gone.status_code == 404, status
         assert public_id not in [

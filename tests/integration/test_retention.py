@@ -156,7 +156,7 @@ async def test_retention_cli_and_actor(client, staff, monkeypatch):
     by = await _principal()
     case = await new_case(client, staff)
     await upload_file(client, staff, "case", case["id"], OBAMA_A)
-    await _close(case["id"], "left_self", by)
+    await _close(case["id"], "deceased", by)
     monkeypatch.setenv("FACE_RETENTION_DAYS", "0")
     from rescue.settings import get_settings
 

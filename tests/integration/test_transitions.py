@@ -87,7 +87,10 @@ async def test_allowed_transition(rule):
     await satisfy_rules(case_id, rule.target)
     role = sorted(rule.roles)[0]
     by = await principal(role)
-    previous = await flows.transition(case_id=case_id, to=rule.target, by=by, reason="test")
+    data = {"ticket": "K1234 to 成都"} if rule.target == CaseStatus.left_self else None
+    previous = await flows.transition(
+        case_id=case_id, to=rule.target, by=by, reason="test", data=data
+    )
     assert previous == rule.source
     row = await Case.select(Case.status).where(Case.id == case_id).first()
     assert row["status"] == rule.target
@@ -157,7 +160,13 @@ async def test_adult_may_leave_self():
     staff = await principal(Role.station_staff)
     case = await create_case(data=CaseCreate(estimated_age=40), by=staff)
     assert not case.custody_only
-    await flows.transition(case_id=case.id, to=CaseStatus.left_self, by=staff, reason="ticket")
+    await flows.transition(
+        case_id=case.id,
+        to=CaseStatus.left_self,
+        by=staff,
+        reason="ticket",
+        data={"ticket": "K1234 to 成都"},
+    )
 
 
 async def test_closing_without_handover_is_refused():
@@ -205,3 +214,30 @@ async def test_timeline_events_cannot_be_edited_or_deleted():
     with pytest.raises(asyncpg.exceptions.RaiseError, match="append-only"):
         await CaseEvent.delete().where(CaseEvent.case == case_id)
     assert await CaseEvent.count().where(CaseEvent.case == case_id) == 1
+
+
+async def test_left_self_needs_the_ticket(client, staff):
+    from tests.integration.helpers import new_case
+
+    case = await new_case(client, staff)
+    for data in (None, {}, {"ticket": "  "}):
+        response = await client.post(
+            f"/api/cases/{case['id']}/transitions",
+            json={
+                "to": "left_self",
+                "reason": "identity known",
+                **({"data": data} if data else {}),
+            },
+            headers=staff,
+        )
+        assert response.status_code == 400, response.text
+        assert "ticket" in response.json()["detail"]
+    assert (await client.get(f"/api/cases/{case['id']}", headers=staff)).json()[
+        "status"
+    ] == "admitted"
+    ok = await client.post(
+        f"/api/cases/{case['id']}/transitions",
+        json={"to": "left_self", "reason": "identity known", "data": {"ticket": "K1234 to 成都"}},
+        headers=staff,
+    )
+    assert ok.status_code == 200, ok.text
