@@ -111,7 +111,32 @@ def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any
     return Response(content=exc.to_body(), status_code=exc.status_code, headers=headers)
 
 
-def _http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+def _accepted_values(request: Request[Any, Any, Any], problems: Any) -> dict[str, list[str]]:
+    """For body fields that take one of fixed values (enums), the values accepted,
+    keyed by field name: ``{"sex": ["male", "female", "unknown"]}``."""
+    import re
+    import typing
+    from enum import Enum
+
+    try:
+        data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    except Exception:  # noqa: BLE001 - no handler or no body: nothing to add
+        return {}
+    model = getattr(data, "annotation", None)
+    hints = typing.get_type_hints(model) if isinstance(model, type) else {}
+    accepted: dict[str, list[str]] = {}
+    for problem in problems if isinstance(problems, list) else []:
+        match = re.search(r"`\$\.(\w+)`", str(problem.get("message", "")))
+        name = str(problem.get("key") or (match.group(1) if match else ""))
+        if name not in hints:
+            continue
+        for arg in (hints[name], *typing.get_args(hints[name])):
+            if isinstance(arg, type) and issubclass(arg, Enum):
+                accepted[name] = [str(member.value) for member in arg]
+    return accepted
+
+
+def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     body: dict[str, Any] = {
         "status_code": exc.status_code,
         "error": "validation_failed" if isinstance(exc, ValidationException) else "http_error",
@@ -119,6 +144,10 @@ def _http_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any
     }
     if exc.extra:
         body["problems"] = exc.extra
+        if accepted := _accepted_values(request, exc.extra):
+            body["accepted"] = accepted
+    if exc.detail == "Input data was truncated":  # msgspec's word for a broken JSON body
+        body["detail"] = "the request body is not valid JSON (it ends too early)"
     return Response(content=body, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -260,3 +260,24 @@ async def test_notice_photo_bad_input_is_rejected_too(client, staff):
         headers=staff,
     )
     assert response.status_code == 415
+
+
+async def test_bad_enum_value_lists_the_accepted_values(client, staff):
+    response = await client.post("/api/cases", json={"sex": "robot"}, headers=staff)
+    assert response.status_code == 400
+    assert response.json()["accepted"] == {"sex": ["male", "female", "unknown"]}
+    response = await client.post(
+        "/api/notices", json={"name": "x", "source": "rumour"}, headers=staff
+    )
+    assert response.status_code == 400
+    assert response.json()["accepted"] == {"source": ["family", "police", "station"]}
+
+
+async def test_malformed_json_says_so(client, staff):
+    response = await client.post(
+        "/api/cases",
+        content=b'{"sex": "male", "estimated_age": 4',
+        headers={**staff, "content-type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["detail"]
