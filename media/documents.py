@@ -51,6 +51,9 @@ def inspect_document(data: bytes, *, max_pixels: int) -> DocumentInfo:
     try:
         info = inspect_image(data, max_pixels=max_pixels)
     except ImageRejected as exc:
-        reason = "unsupported_format" if exc.reason == "not_an_image" else exc.reason
-        raise DocumentRejected(reason, exc.detail) from exc
+        if exc.reason in {"not_an_image", "unsupported_format"}:
+            raise DocumentRejected(
+                "unsupported_format", "the file is neither a PDF nor a JPEG, PNG or WebP image"
+            ) from exc
+        raise DocumentRejected(exc.reason, exc.detail) from exc
     return DocumentInfo(info.media_type, info.extension)

@@ -1,4 +1,5 @@
-"""Storing scanned documents in the object store, shared by placements and escorts.
+"""Storing scanned documents in the object store, shared by placements, escorts
+and police evidence attachments.
 
 Validation first (type sniffed from the bytes, size limit), then the object is
 stored; the caller records it in the database inside :func:`stored_document` and
@@ -33,10 +34,10 @@ class StoredDocument:
 
 @asynccontextmanager
 async def stored_document(
-    *, data: bytes, store: ObjectStore, limits: UploadSettings
+    *, data: bytes, store: ObjectStore, limits: UploadSettings, prefix: str = "documents"
 ) -> AsyncIterator[StoredDocument]:
-    """Validate and store ``data``; yields its key. If the ``with`` body raises, the
-    object is removed and the error propagates.
+    """Validate and store ``data`` under ``prefix/``; yields its key. If the ``with``
+    body raises, the object is removed and the error propagates.
 
     Raises:
         InvalidInput: empty or damaged file (400).
@@ -58,7 +59,7 @@ async def stored_document(
         if exc.reason == "too_many_pixels":
             raise PayloadTooLarge(exc.detail, accepted=accepted, reason=exc.reason) from exc
         raise InvalidInput(exc.detail, accepted=accepted, reason=exc.reason) from exc
-    key = new_object_key("documents", info.extension)
+    key = new_object_key(prefix, info.extension)
     await store.aput(key, data, info.media_type)
     try:
         yield StoredDocument(key, info.media_type, len(data), hashlib.sha256(data).hexdigest())

@@ -9,26 +9,23 @@ docs/scoring.md.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-import anyio.to_thread
 import msgspec
 
-from media.images import ImageRejected, inspect_image
-from media.storage import ObjectStore, new_object_key
+from media.storage import ObjectStore
 from rescue.cases.events import record_event
 from rescue.cases.tables import Case
+from rescue.documents import StoredDocument, stored_document
 from rescue.errors import (
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     PermissionDenied,
-    UnsupportedMedia,
 )
 from rescue.matching.schemas import (
     VALUE_TYPES,
@@ -70,7 +67,6 @@ log = logging.getLogger(__name__)
 
 #: Kinds only police liaison may submit (they come from police systems).
 POLICE_KINDS = frozenset({EvidenceKind.police_dna, EvidenceKind.police_face})
-ATTACHMENT_TYPES = ["application/pdf", "image/jpeg", "image/png", "image/webp"]
 
 
 def loads(value: Any) -> Any:
@@ -287,28 +283,6 @@ async def re_propose_if_rejected(
     return True
 
 
-def _sniff_attachment(data: bytes, limits: UploadSettings) -> tuple[str, str]:
-    """(media type, extension) of a police report from its bytes: PDF or JPEG/PNG/WebP."""
-    accepted = {"media_types": ATTACHMENT_TYPES, "max_bytes": limits.max_bytes}
-    if not data:
-        raise InvalidInput("the attachment is empty", accepted=accepted)
-    if len(data) > limits.max_bytes:
-        raise PayloadTooLarge(
-            f"the attachment is {len(data)} bytes; the limit is {limits.max_bytes}",
-            accepted=accepted,
-        )
-    if data.startswith(b"%PDF-"):
-        return "application/pdf", "pdf"
-    try:
-        info = inspect_image(data, max_pixels=limits.max_pixels)
-    except ImageRejected as exc:
-        raise UnsupportedMedia(
-            f"the attachment is neither a PDF nor an accepted image: {exc.detail}",
-            accepted=accepted,
-        ) from exc
-    return info.media_type, info.extension
-
-
 async def submit_candidate(
     *,
     kind: EvidenceKind,
@@ -380,96 +354,120 @@ async def submit_candidate(
     if notice_id is not None and not await Notice.exists().where(Notice.id == notice_id):
         raise NotFound(f"notice {notice_id} does not exist")
 
-    key = media_type = digest = None
-    if attachment is not None:
-        media_type, extension = await anyio.to_thread.run_sync(
-            _sniff_attachment, attachment, limits
+    async with contextlib.AsyncExitStack() as stack:
+        # A report is validated and stored first; if anything below fails, the
+        # stored object is removed again (rescue.documents.stored_document).
+        doc = (
+            await stack.enter_async_context(
+                stored_document(data=attachment, store=store, limits=limits, prefix="evidence")
+            )
+            if attachment is not None
+            else None
         )
-        digest = hashlib.sha256(attachment).hexdigest()
-        key = new_object_key("evidence", extension)
-        await store.aput(key, attachment, media_type)
+        candidate_id, inserted = await _record_submission(
+            kind=kind,
+            values=clean_values,
+            by=by,
+            case_id=case_id,
+            description=description,
+            notice_id=notice_id,
+            notice=notice,
+            note=note,
+            doc=doc,
+        )
+    detail = await get_candidate(candidate_id=candidate_id, settings=settings, store=store)
+    return detail, inserted
+
+
+async def _record_submission(
+    *,
+    kind: EvidenceKind,
+    values: Any,
+    by: Principal,
+    case_id: int | None,
+    description: str,
+    notice_id: int | None,
+    notice: NoticeCreate | None,
+    note: str,
+    doc: StoredDocument | None,
+) -> tuple[int, bool]:
+    """The database half of :func:`submit_candidate`, in one transaction."""
     now = datetime.now(UTC)
-    try:
-        async with Candidate._meta.db.transaction():
-            if notice is not None:
-                notice_id = (await create_notice(data=notice, by=by)).id
-            assert notice_id is not None
-            if case_id is not None:
-                pk = pair_key(case_id, notice_id)
-                inserted = (
-                    await Candidate.insert(
-                        Candidate(
-                            case=case_id,
-                            notice=notice_id,
-                            pair_key=pk,
-                            status=CandidateStatus.proposed.value,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    .on_conflict(target=Candidate.pair_key, action="DO NOTHING")
-                    .returning(Candidate.id)
-                )
-            else:
-                pk = f"lead:{secrets.token_hex(16)}"
-                inserted = await Candidate.insert(
+    async with Candidate._meta.db.transaction():
+        if notice is not None:
+            notice_id = (await create_notice(data=notice, by=by)).id
+        assert notice_id is not None
+        if case_id is not None:
+            pk = pair_key(case_id, notice_id)
+            inserted = (
+                await Candidate.insert(
                     Candidate(
-                        case=None,
+                        case=case_id,
                         notice=notice_id,
                         pair_key=pk,
-                        person_description=description,
                         status=CandidateStatus.proposed.value,
                         created_at=now,
                         updated_at=now,
                     )
-                ).returning(Candidate.id)
-            row = await Candidate.select(Candidate.id).where(Candidate.pair_key == pk).first()
-            assert row is not None
-            candidate_id = int(row["id"])
-            rows = await CandidateEvidence.insert(
-                CandidateEvidence(
-                    candidate=candidate_id,
-                    kind=kind.value,
-                    values=clean_values,
-                    note=note,
-                    attachment_key=key,
-                    attachment_media_type=media_type,
-                    attachment_sha256=digest,
-                    attachment_size=len(attachment) if attachment is not None else None,
-                    submitted_by=by.user_id,
-                    submitted_role=by.role.value,
+                )
+                .on_conflict(target=Candidate.pair_key, action="DO NOTHING")
+                .returning(Candidate.id)
+            )
+        else:
+            pk = f"lead:{secrets.token_hex(16)}"
+            inserted = await Candidate.insert(
+                Candidate(
+                    case=None,
+                    notice=notice_id,
+                    pair_key=pk,
+                    person_description=description,
+                    status=CandidateStatus.proposed.value,
                     created_at=now,
                     updated_at=now,
                 )
-            ).returning(CandidateEvidence.id)
-            evidence_id = int(rows[0]["id"])
-            await re_propose_if_rejected(
-                candidate_id=candidate_id,
-                why=f"new {kind.value} evidence",
-                actor=by,
-                data={"evidence_id": evidence_id},
+            ).returning(Candidate.id)
+        row = await Candidate.select(Candidate.id).where(Candidate.pair_key == pk).first()
+        assert row is not None
+        candidate_id = int(row["id"])
+        rows = await CandidateEvidence.insert(
+            CandidateEvidence(
+                candidate=candidate_id,
+                kind=kind.value,
+                values=values,
+                note=note,
+                attachment_key=doc.object_key if doc else None,
+                attachment_media_type=doc.media_type if doc else None,
+                attachment_sha256=doc.sha256 if doc else None,
+                attachment_size=doc.size_bytes if doc else None,
+                submitted_by=by.user_id,
+                submitted_role=by.role.value,
+                created_at=now,
+                updated_at=now,
             )
-            if case_id is not None:
-                await record_event(
-                    case_id=case_id,
-                    kind="candidate_evidence_added",
-                    actor_id=by.user_id,
-                    actor_role=by.role.value,
-                    reason=note,
-                    data={
-                        "candidate_id": candidate_id,
-                        "notice_id": notice_id,
-                        "evidence_id": evidence_id,
-                        "evidence_kind": kind.value,
-                    },
-                )
-            await rescore(candidate_id=candidate_id)
-    except BaseException:
-        if key is not None:  # never leave an object the database does not know about
-            await store.aremove(key)
-        raise
-    detail = await get_candidate(candidate_id=candidate_id, settings=settings, store=store)
-    return detail, bool(inserted)
+        ).returning(CandidateEvidence.id)
+        evidence_id = int(rows[0]["id"])
+        await re_propose_if_rejected(
+            candidate_id=candidate_id,
+            why=f"new {kind.value} evidence",
+            actor=by,
+            data={"evidence_id": evidence_id},
+        )
+        if case_id is not None:
+            await record_event(
+                case_id=case_id,
+                kind="candidate_evidence_added",
+                actor_id=by.user_id,
+                actor_role=by.role.value,
+                reason=note,
+                data={
+                    "candidate_id": candidate_id,
+                    "notice_id": notice_id,
+                    "evidence_id": evidence_id,
+                    "evidence_kind": kind.value,
+                },
+            )
+        await rescore(candidate_id=candidate_id)
+    return candidate_id, bool(inserted)
 
 
 # --- reads ------------------------------------------------------------------
