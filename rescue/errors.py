@@ -146,8 +146,15 @@ def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         body["problems"] = exc.extra
         if accepted := _accepted_values(request, exc.extra):
             body["accepted"] = accepted
-    if exc.detail == "Input data was truncated":  # msgspec's word for a broken JSON body
-        body["detail"] = "the request body is not valid JSON (it ends too early)"
+    detail = str(exc.detail)
+    if detail == "Input data was truncated" or detail.startswith("JSON is malformed"):
+        # msgspec's words for a broken JSON body
+        reason = "it ends too early" if "truncated" in detail else detail
+        body.update(
+            error="invalid_json",
+            detail=f"the request body is not valid JSON ({reason})",
+            accepted="a JSON object as documented at /schema",
+        )
     return Response(content=body, status_code=exc.status_code, headers=exc.headers)
 
 

@@ -281,3 +281,11 @@ async def test_malformed_json_says_so(client, staff):
     )
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["detail"]
+    assert response.json()["error"] == "invalid_json"
+    bad_byte = await client.post(
+        "/api/cases",
+        content=b'{"sex": male}',
+        headers={**staff, "content-type": "application/json"},
+    )
+    assert bad_byte.status_code == 400
+    assert bad_byte.json()["error"] == "invalid_json"
