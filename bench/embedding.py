@@ -1,7 +1,9 @@
 """Photo to embeddings: the service's path against face_recognition on the full image.
 
-Service path: ``decode_rgb`` (EXIF orientation) then ``detect_and_encode``, which
-detects on a copy downscaled to ``DETECT_MAX_SIDE`` and encodes on the original.
+Service path: ``decode_for_detection`` (EXIF orientation; JPEG decoded at a reduced
+scale no smaller than ``DETECT_MAX_SIDE``) then ``detect_and_encode``, which detects
+on a grayscale copy downscaled to ``DETECT_MAX_SIDE`` and encodes each face from a
+crop (of the original where the face is small).
 Baseline: the same decoded image given to ``face_recognition.face_locations`` +
 ``face_encodings`` at full resolution (face_recognition's documented use).
 
@@ -39,7 +41,7 @@ import numpy as np
 from PIL import Image
 
 from bench._common import CACHE, FACES_DIR, Report, fmt_seconds, labels, scale, timed
-from media.images import decode_rgb
+from media.images import decode_for_detection, decode_rgb
 from rescue.matching.embedding import detect_and_encode
 from rescue.settings import get_settings
 
@@ -54,8 +56,8 @@ def baseline(rgb: np.ndarray, upsample: int) -> list[tuple[Box, np.ndarray]]:
 
 
 def service(data: bytes, max_side: int, upsample: int) -> list[tuple[Box, np.ndarray]]:
-    rgb = decode_rgb(data, max_pixels=MAX_PIXELS)
-    faces = detect_and_encode(rgb, detect_max_side=max_side, upsample=upsample)
+    decoded = decode_for_detection(data, max_pixels=MAX_PIXELS, min_side=max_side)
+    faces = detect_and_encode(decoded, detect_max_side=max_side, upsample=upsample)
     return [((f.top, f.right, f.bottom, f.left), f.encoding) for f in faces]
 
 
@@ -76,6 +78,28 @@ def iou(a: Box, b: Box) -> float:
     inter = max(0, right - left) * max(0, bottom - top)
     area = (a[1] - a[3]) * (a[2] - a[0]) + (b[1] - b[3]) * (b[2] - b[0])
     return inter / (area - inter) if inter else 0.0
+
+
+def compare(
+    ours: list[tuple[Box, np.ndarray]], theirs: list[tuple[Box, np.ndarray]], labelled_one: bool
+) -> tuple[bool, list[Box], list[Box]]:
+    """(same faces?, baseline boxes the service lacks, of which labelled non-faces).
+
+    Same faces: equal count and every baseline box has a service box with IoU ≥ 0.5.
+    Where labels.csv says the photo shows one face, a baseline box the service
+    lacks is a false detection of the baseline when the service found exactly one
+    face and it is one of the baseline's: no face is lost then.
+    """
+    unmatched = [b for b, _ in theirs if max((iou(b, o) for o, _ in ours), default=0) < 0.5]
+    if len(ours) == len(theirs) and not unmatched:
+        return True, [], []
+    extra_ok = (
+        labelled_one
+        and len(ours) == 1
+        and any(iou(ours[0][0], b) >= 0.5 for b, _ in theirs)
+        and len(theirs) - len(unmatched) == 1
+    )
+    return extra_ok, unmatched, unmatched if extra_ok else []
 
 
 def jpeg(image: Image.Image, folder: Path, name: str) -> bytes:
@@ -105,10 +129,8 @@ def speed(report: Report, folder: Path, max_side: int, upsample: int) -> None:
         theirs_faces = baseline(rgb, upsample)
         theirs = time.perf_counter() - t0 + decode
         ours_faces = service(data, max_side, upsample)
-        unmatched = [
-            b for b, _ in theirs_faces if max((iou(b, o) for o, _ in ours_faces), default=0) < 0.5
-        ]
-        same = len(ours_faces) == len(theirs_faces) and not unmatched
+        # both source photos are labelled "one" face in labels.csv
+        same, unmatched, not_faces = compare(ours_faces, theirs_faces, labelled_one=True)
         report.row(
             f"{label}: {len(ours_faces)}/{len(theirs_faces)} faces",
             fmt_seconds(ours),
@@ -119,10 +141,15 @@ def speed(report: Report, folder: Path, max_side: int, upsample: int) -> None:
         )
         smallest = 40 * max(image.size) / max_side if max(image.size) > max_side else 40
         for top, right, bottom, left in unmatched:
+            verdict = (
+                "labels.csv says the photo shows one face, so it is a false detection"
+                if (top, right, bottom, left) in not_faces
+                else "a face lost"
+            )
             report.note(
                 f"{label}: full resolution also found a {right - left}×{bottom - top} px "
-                f"face at ({left}, {top}) that the service did not (the service detects faces "
-                f"from ~{smallest:.0f} px wide on this photo)"
+                f"'face' at ({left}, {top}) that the service did not ({verdict}; the service "
+                f"detects faces from ~{smallest:.0f} px wide on this photo)"
             )
         if big:
             ours_nd = ours - decode
@@ -142,6 +169,7 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
     if scale() < 1:
         rows = rows[:: max(1, round(1 / scale()))]
     mismatches: list[str] = []
+    false_detections: list[str] = []
     worst_iou, faces_total, downscaled = 1.0, 0, 0
     deltas: list[float] = []
     ours_vectors: list[np.ndarray] = []
@@ -154,14 +182,20 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
         ours = service(data, max_side, upsample)
         theirs = cached_baseline(data, upsample)
         faces_total += len(theirs)
-        ok = len(ours) == len(theirs)
+        ok, _, not_faces = compare(ours, theirs, labelled_one=row["faces"] == "one")
         for box, enc in theirs:
+            if box in not_faces:
+                continue
             pairs = [(iou(box, o), float(np.linalg.norm(e - enc))) for o, e in ours]
             best = max(pairs, default=(0.0, 9.0))
             worst_iou = min(worst_iou, best[0])
             deltas.append(best[1])
-            ok = ok and best[0] >= 0.5
-        if not ok:
+        if not_faces:
+            false_detections.append(
+                f"{row['path']}: full resolution found {len(theirs)} faces, the service "
+                f"{len(ours)}; labels.csv says one face"
+            )
+        elif not ok:
             mismatches.append(f"{row['path']} ({len(ours)} vs {len(theirs)} faces)")
         if row["faces"] == "one" and ours and theirs:
             ours_vectors.append(max(ours, key=lambda f: _area(f[0]))[1])
@@ -172,11 +206,13 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
         f"{len(rows) - len(mismatches)}/{len(rows)} same",
         "full-resolution face_recognition",
         f"box IoU ≥ {worst_iou:.2f}",
-        "same count, every box IoU ≥ 0.5",
+        "same count, every box IoU ≥ 0.5 (labelled non-faces aside)",
         not mismatches,
     )
     for m in mismatches:
         report.note(f"different faces: {m}")
+    for m in false_detections:
+        report.note(f"a false detection of full resolution, not found by the service: {m}")
     report.note(
         f"encodings of the same face, service vs full resolution: median "
         f"{np.median(deltas):.3f}, max {max(deltas):.3f} apart; the same photo saved at "
@@ -209,7 +245,11 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
         f"{100 * (a['far'] - b['far']):+.2f} points",
         "",
     )
-    report.data["same_faces"] = {"photos": len(rows), "mismatches": mismatches}
+    report.data["same_faces"] = {
+        "photos": len(rows),
+        "mismatches": mismatches,
+        "baseline_false_detections": false_detections,
+    }
 
 
 def _area(box: Box) -> int:
@@ -238,7 +278,7 @@ def small_faces(report: Report, folder: Path, upsample: int) -> int:
         placed.append((w, (y + p, x + p + w, y + p + round((bottom - top) * factor), x + p)))
     data = jpeg(canvas, folder, "canvas.jpg")
     results: dict[int, tuple[float, list[int]]] = {}
-    for side in (1024, 1280, 1600, 2048, 2560, 4000):
+    for side in (1024, 1280, 1440, 1600, 2048, 2560, 4000):
         t0 = time.perf_counter()
         found = service(data, side, upsample)
         elapsed = time.perf_counter() - t0
@@ -255,6 +295,23 @@ def small_faces(report: Report, folder: Path, upsample: int) -> int:
             f"found {len(hit)}/{len(sizes)}, smallest {smallest}",
         )
     report.data["small_faces"] = {str(k): v for k, v in results.items()}
+    # A photo whose only face is small: found by the retry at twice the side.
+    chosen = get_settings().matching.detect_max_side
+    lone = Image.new("RGB", (4000, 3000), (118, 128, 120))
+    w = 64
+    factor = w / width
+    lone.paste(crop.resize((round(crop.width * factor), round(crop.height * factor))), (2000, 1400))
+    data = jpeg(lone, folder, "lone.jpg")
+    t0 = time.perf_counter()
+    found = service(data, chosen, upsample)
+    elapsed = time.perf_counter() - t0
+    report.row(
+        f"DETECT_MAX_SIDE {chosen}, the photo's only face {w} px wide (retried at 2×)",
+        fmt_seconds(elapsed),
+        f"full resolution {fmt_seconds(full_time)}",
+        f"{full_time / elapsed:.1f}× faster",
+        f"found {len(found)}/1",
+    )
     report.note(
         "faces of widths "
         + ", ".join(f"{w}" for w in sizes)

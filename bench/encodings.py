@@ -1,6 +1,6 @@
 """Encodings of every labelled photo through the service's path, cached on disk.
 
-The service's path is :func:`media.images.decode_rgb` (EXIF orientation) then
+The service's path is :func:`media.images.decode_for_detection` (EXIF orientation) then
 :func:`rescue.matching.embedding.detect_and_encode` with the settings' detector
 options. For single-face photos the largest detected face is kept (a
 background face can be detected too). Cached in ``var/bench-cache`` (gitignored),
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bench._common import CACHE, FACES_DIR, labels
-from media.images import decode_rgb
+from media import images
+from media.images import decode_for_detection
 from rescue.matching import embedding
 from rescue.matching.embedding import MODEL_NAME, detect_and_encode
 from rescue.settings import get_settings
@@ -38,9 +39,11 @@ class Encoded:
 
 def _encode_one(path: str) -> tuple[int, np.ndarray | None]:
     matching = get_settings().matching
-    rgb = decode_rgb((FACES_DIR / path).read_bytes(), max_pixels=200_000_000)
+    decoded = decode_for_detection(
+        (FACES_DIR / path).read_bytes(), max_pixels=200_000_000, min_side=matching.detect_max_side
+    )
     faces = detect_and_encode(
-        rgb, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
+        decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
     )
     if not faces:
         return 0, None
@@ -56,6 +59,7 @@ def encode_labelled(processes: int = 2) -> Encoded:
         f"{MODEL_NAME}|{matching.detect_max_side}|{matching.detect_upsample}|".encode()
         + (FACES_DIR / "labels.csv").read_bytes()
         + Path(embedding.__file__).read_bytes()
+        + Path(images.__file__).read_bytes()
     ).hexdigest()[:16]
     path = CACHE / f"encodings-{key}.npz"
     paths = [r["path"] for r in rows]

@@ -104,14 +104,15 @@ class MatchingSettings:
     #: notices). face_recognition's customary 0.6 measured 0.73 % false accepts per
     #: pair (~73 false candidates per search of 10,000 notices) for 98.1 % true accepts.
     threshold: float = 0.53
-    #: Longest image side (px) on which faces are *detected*; encodings are always
-    #: computed on the full-resolution original. Measured in bench/embedding.py
-    #: (docs/performance.md): on a 4000×3000 photo, 1600 finds faces down to 80 px
-    #: wide at ~4-6× the speed of full-resolution detection; 1280 reaches ~8× but
-    #: loses faces of 80-100 px, which still match well (LFW faces in
-    #: ../shared/faces are ~62 px wide and identify at rank-1 95 %). On every photo of
-    #: ../shared/faces, 1600 finds the same faces as full resolution.
-    detect_max_side: int = 1600
+    #: Longest image side (px) on which faces are *detected*; each face is then
+    #: encoded at a resolution where its 150 px chip loses nothing. Measured in
+    #: bench/embedding.py (docs/performance.md): at 1280 a 12 MP photo is processed
+    #: ≥ 8× faster than full-resolution face_recognition, with the same faces on
+    #: every photo of ../shared/faces; faces narrower than ~1/32 of the photo's
+    #: longest side (~100 px in a 4000×3000 photo) are not found, unless the photo
+    #: has no larger face (then detection is retried at twice this side). 1600
+    #: finds faces from 80 px at ~6-7×. Raise it where group photos are common.
+    detect_max_side: int = 1280
     #: HOG upsampling passes for detection (face_recognition's default is 1).
     detect_upsample: int = 1
 
@@ -260,7 +261,7 @@ def load_settings() -> Settings:
         ),
         matching=MatchingSettings(
             threshold=_float("MATCH_THRESHOLD", MatchingSettings.threshold),
-            detect_max_side=_int("DETECT_MAX_SIDE", 1600),
+            detect_max_side=_int("DETECT_MAX_SIDE", 1280),
             detect_upsample=_int("DETECT_UPSAMPLE", 1),
         ),
         upload=UploadSettings(

@@ -22,11 +22,11 @@ from typing import Any
 import anyio.to_thread
 import numpy as np
 
-from media.images import ImageRejected, decode_rgb
+from media.images import ImageRejected, decode_for_detection
 from media.storage import ObjectStore
 from rescue.cases.tables import IN_CARE_STATUSES, Case
 from rescue.errors import NotFound
-from rescue.matching.embedding import MODEL_NAME, detect_and_encode
+from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encode
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
     candidate_outs,
@@ -180,17 +180,19 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
     """Store the photo's faces. Returns a final status if there is nothing to match."""
     data = await store.aget(photo["object_key"])
     matching = settings.matching
-    try:
-        rgb = await anyio.to_thread.run_sync(
-            lambda: decode_rgb(data, max_pixels=settings.upload.max_pixels)
+
+    def detect() -> list[DetectedFace]:
+        decoded = decode_for_detection(
+            data, max_pixels=settings.upload.max_pixels, min_side=matching.detect_max_side
         )
+        return detect_and_encode(
+            decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
+        )
+
+    try:
+        faces = await anyio.to_thread.run_sync(detect)
     except ImageRejected as exc:
         return await _finish(photo["id"], PhotoStatus.failed, exc.detail)
-    faces = await anyio.to_thread.run_sync(
-        lambda: detect_and_encode(
-            rgb, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
-        )
-    )
     log.info("photo %s: %d face(s) found", photo["id"], len(faces))
     async with Photo._meta.db.transaction():
         claimed = (
