@@ -16,6 +16,7 @@ from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController
+from rescue.changes import feed, local_writes_middleware
 from rescue.errors import exception_handlers
 from rescue.escorts.controllers import EscortController
 from rescue.matching.controllers import (
@@ -26,6 +27,7 @@ from rescue.matching.controllers import (
 from rescue.notices.controllers import NoticeController
 from rescue.photos.controllers import PhotoController
 from rescue.placements.controllers import PlacementController
+from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, get_settings
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
@@ -53,6 +55,10 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         if pooled:
             assert isinstance(engine, PostgresEngine)
             await engine.start_connection_pool(max_size=settings.database.pool_max_size)  # type: ignore[call-arg]
+        if isinstance(engine, PostgresEngine) and settings.database.read_cache:
+            from rescue.db import postgres_config
+
+            await feed.start(postgres_config(settings.database.url))
         get_store()  # fail fast if the object store is unreachable
         worker = scheduler = None
         if settings.inprocess_worker:
@@ -68,6 +74,7 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
                 scheduler.shutdown(wait=False)
             if worker is not None:
                 worker.stop()
+            await feed.stop()
             if pooled:
                 await engine.close_connection_pool()
 
@@ -114,8 +121,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EscortController,
             AlertController,
         ],
-        # Order matters: authentication first, then the audit trail (which needs the caller).
-        middleware=[auth_middleware, audit_middleware],
+        # Order matters: a write advances the read caches' versions before its
+        # answer leaves; authentication, then the audit trail (which needs the caller).
+        middleware=[local_writes_middleware, auth_middleware, audit_middleware],
+        stores={STORE_NAME: ReadCacheStore(settings.database.read_cache_entries)},
+        response_cache_config=response_cache_config(),
         exception_handlers=exception_handlers,
         lifespan=[_lifespan(settings)],
         request_max_body_size=settings.upload.max_bytes * 2,

@@ -65,10 +65,18 @@ class DatabaseSettings:
 
     ``DB_POOL_MAX``: PostgreSQL connection-pool size of the API process (0: no pool,
     one connection per query).
+
+    ``READ_CACHE`` (default true): each API process keeps the callers of recent
+    tokens and recent notice reads in memory, dropped the moment PostgreSQL
+    reports a committed write to the tables they came from (``rescue.changes``).
+    Off on SQLite (no change notifications), and off while the notification
+    connection is down. ``READ_CACHE_ENTRIES``: most responses kept per process.
     """
 
     url: str
     pool_max_size: int = 10
+    read_cache: bool = True
+    read_cache_entries: int = 10_000
 
     @property
     def is_sqlite(self) -> bool:
@@ -248,7 +256,12 @@ def load_settings() -> Settings:
     redis_url = _env("REDIS_URL")
     return Settings(
         data_dir=data_dir,
-        database=DatabaseSettings(url=db_url, pool_max_size=_int("DB_POOL_MAX", 10)),
+        database=DatabaseSettings(
+            url=db_url,
+            pool_max_size=_int("DB_POOL_MAX", 10),
+            read_cache=_bool("READ_CACHE", True),
+            read_cache_entries=_int("READ_CACHE_ENTRIES", 10_000),
+        ),
         storage=StorageSettings(
             endpoint=_env("S3_ENDPOINT"),
             access_key=_env("S3_ACCESS_KEY", "rescue-dev") or "",

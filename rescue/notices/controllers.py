@@ -11,6 +11,7 @@ from rescue.notices import services
 from rescue.notices.schemas import NoticeCreate, NoticeOut
 from rescue.notices.tables import NoticeStatus
 from rescue.permissions import Action, allow
+from rescue.read_cache import cached_read
 from rescue.schemas import Limit, Offset, Page
 
 
@@ -26,13 +27,21 @@ class NoticeController(Controller):
         return await services.create_notice(data=data, by=request.user)
 
     @get(
-        "/{notice_id:int}", summary="One notice with its photos", guards=[allow(Action.notice_read)]
+        "/{notice_id:int}",
+        summary="One notice with its photos",
+        guards=[allow(Action.notice_read)],
+        **cached_read("notices", "photos"),
     )
     async def detail(self, notice_id: FromPath[int]) -> NoticeOut:
         """404 if the notice does not exist."""
         return await services.get_notice(notice_id=notice_id)
 
-    @get("/", summary="Notices, newest first (paged)", guards=[allow(Action.notice_read)])
+    @get(
+        "/",
+        summary="Notices, newest first (paged)",
+        guards=[allow(Action.notice_read)],
+        **cached_read("notices", "photos"),
+    )
     async def index(
         self,
         limit: Limit = 50,

@@ -23,6 +23,7 @@ import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from rescue.changes import feed
 from rescue.errors import (
     Conflict,
     InvalidInput,
@@ -260,12 +261,40 @@ async def issue_token(*, user_id: int, ttl_days: int, label: str = "") -> str:
     return token
 
 
+#: Tables a cached caller depends on (their writes drop the cache, see rescue.changes).
+_AUTH_TABLES = ("users", "api_tokens")
+#: Most callers cached per process; beyond it the cache starts over.
+_CACHED_CALLERS_MAX = 10_000
+#: token digest -> (table versions when read, caller, token expiry)
+_callers: dict[str, tuple[tuple[int, ...], Principal, datetime | None]] = {}
+
+
 async def authenticate(token: str) -> Principal:
     """Resolve a bearer token to its user.
+
+    A valid token's caller is kept in this process's memory (keyed by the token's
+    SHA-256, never the token) until a write to ``users`` or ``api_tokens`` is
+    notified (:mod:`rescue.changes`) or the token expires, so a revocation or
+    deactivation takes effect at once. Failed lookups are never cached.
 
     Raises:
         NotAuthenticated: unknown, revoked or expired token, or inactive user.
     """
+    digest = _digest(token)
+    stamp = feed.stamp(_AUTH_TABLES)
+    if stamp is not None and (hit := _callers.get(digest)) is not None:
+        read_under, principal, expires_at = hit
+        if read_under == stamp and (expires_at is None or expires_at > datetime.now(UTC)):
+            return principal
+    principal, expires_at = await _lookup(digest)
+    if stamp is not None:
+        if len(_callers) >= _CACHED_CALLERS_MAX:
+            _callers.clear()
+        _callers[digest] = (stamp, principal, expires_at)
+    return principal
+
+
+async def _lookup(digest: str) -> tuple[Principal, datetime | None]:
     row = (
         await ApiToken.select(
             ApiToken.expires_at,
@@ -277,7 +306,7 @@ async def authenticate(token: str) -> Principal:
             ApiToken.user.scope,
             ApiToken.user.active,
         )
-        .where(ApiToken.token_hash == _digest(token))
+        .where(ApiToken.token_hash == digest)
         .first()
     )
     if row is None:
@@ -289,13 +318,14 @@ async def authenticate(token: str) -> Principal:
         raise NotAuthenticated("token has expired")
     if not row["user.active"]:
         raise NotAuthenticated("user is deactivated")
-    return Principal(
+    principal = Principal(
         user_id=int(row["user.id"]),
         username=row["user.username"],
         role=Role(row["user.role"]),
         station=row["user.station"],
         scope=parse_scope(row["user.scope"] or ""),
     )
+    return principal, expires
 
 
 _TOKEN_FIELDS = (
