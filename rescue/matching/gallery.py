@@ -148,25 +148,35 @@ class FaceGallery:
     def squared_distances(self, probes: np.ndarray) -> np.ndarray:
         """Approximate squared distances, shape (q, N), float32 (whole matrix; for tests)."""
         p = np.asarray(probes, dtype=np.float32).reshape(-1, DIM)
-        return np.concatenate([d2 for _, d2 in self._chunks(p)], axis=1)
+        pn = np.einsum("ij,ij->i", p, p)[:, None]
+        return np.concatenate([s + pn for _, s in self._chunks(p)], axis=1)
 
     def _chunks(self, probes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
-        """(first row, float32 d² of shape (q, rows)) per block of gallery rows.
+        """(first row, ``s``) per block of gallery rows, where ``s = |g|² − 2 p·g``
+        (float32, shape (q, rows)) is the squared distance less the probe's own
+        ``|p|²``: a constant per probe, so callers shift their bounds by it instead
+        of adding it to every value.
 
-        Blocks keep the (q × rows) result in cache and avoid an (N × q) temporary;
-        each block is one SGEMM (BLAS threads) plus three in-cache passes. Block
-        sizes measured in bench/search.py (8192-row blocks made one probe 3× slower
-        than one pass over the matrix: per-call BLAS threading overhead).
+        Blocks keep ``s`` in cache and avoid an (N × q) temporary; each block is one
+        SGEMM on ``−2p`` (BLAS threads) plus one in-cache pass. Block sizes measured
+        in bench/search.py (8192-row blocks made one probe 3× slower than one pass
+        over the matrix: per-call BLAS threading overhead).
         """
-        pn = np.einsum("ij,ij->i", probes, probes)[:, None]
+        minus_2p = probes * np.float32(-2.0)
         rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, len(probes))))
         for start in range(0, self._size, rows):
             end = min(self._size, start + rows)
-            d2 = probes @ self._vectors[start:end].T
-            d2 *= -2.0
-            d2 += self._sqnorms[start:end]
-            d2 += pn
-            yield start, d2
+            s = minus_2p @ self._vectors[start:end].T
+            s += self._sqnorms[start:end]
+            yield start, s
+
+    @staticmethod
+    def _within(s: np.ndarray, bound: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """(probe, columns) of ``s`` at or under each probe's ``bound``, probes with
+        none skipped by a row minimum (one fast pass) instead of a 2-D ``nonzero``
+        (3× slower over a block where almost nothing passes)."""
+        for p in np.flatnonzero(s.min(axis=1) <= bound):
+            yield int(p), np.flatnonzero(s[p] <= bound[p])
 
     def top_k(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest faces per probe: (face ids (q, k), distances (q, k)), best first.
@@ -181,34 +191,30 @@ class FaceGallery:
         if k == 0 or q == 0:
             return np.zeros((q, 0), dtype=np.int64), np.zeros((q, 0))
         p32 = p64.astype(np.float32)
+        # Bounds are on s = d² − |p|² (see _chunks).
         bound = np.full(q, np.inf, dtype=np.float32)
         pool_rows: list[list[np.ndarray]] = [[] for _ in range(q)]
-        pool_d2: list[list[np.ndarray]] = [[] for _ in range(q)]
+        pool_s: list[list[np.ndarray]] = [[] for _ in range(q)]
         pool_len = np.zeros(q, dtype=np.int64)
-        for start, d2 in self._chunks(p32):
-            if start == 0 and d2.shape[1] >= k:
+        for start, s in self._chunks(p32):
+            if start == 0 and s.shape[1] >= k:
                 # A first bound from a sample of the first block; pruning tightens it.
-                sample = d2[:, : max(64 * k, 2048)]
+                sample = s[:, : max(64 * k, 2048)]
                 bound = (np.partition(sample, k - 1, axis=1)[:, k - 1] + _MARGIN).astype(np.float32)
-            probe_idx, cols = np.nonzero(d2 <= bound[:, None])
-            if len(cols) == 0:
-                continue
-            cuts = np.searchsorted(probe_idx, np.arange(q + 1))
-            for p in np.flatnonzero(np.diff(cuts)):
-                c = cols[cuts[p] : cuts[p + 1]]
+            for p, c in self._within(s, bound):
                 pool_rows[p].append(c + start)
-                pool_d2[p].append(d2[p, c])
+                pool_s[p].append(s[p, c])
                 pool_len[p] += len(c)
                 if pool_len[p] > 4 * k + 64:  # prune: keep what can still make the top k
-                    rows, vals = np.concatenate(pool_rows[p]), np.concatenate(pool_d2[p])
+                    rows, vals = np.concatenate(pool_rows[p]), np.concatenate(pool_s[p])
                     bound[p] = min(bound[p], np.partition(vals, k - 1)[k - 1] + _MARGIN)
                     keep = vals <= bound[p]
-                    pool_rows[p], pool_d2[p] = [rows[keep]], [vals[keep]]
+                    pool_rows[p], pool_s[p] = [rows[keep]], [vals[keep]]
                     pool_len[p] = int(keep.sum())
         ids = np.empty((q, k), dtype=np.int64)
         dist = np.empty((q, k), dtype=np.float64)
         for p in range(q):
-            rows, vals = np.concatenate(pool_rows[p]), np.concatenate(pool_d2[p])
+            rows, vals = np.concatenate(pool_rows[p]), np.concatenate(pool_s[p])
             rows = rows[vals <= np.partition(vals, k - 1)[k - 1] + _MARGIN]
             diff = self._vectors[rows].astype(np.float64) - p64[p]
             exact = np.sqrt(np.einsum("ij,ij->i", diff, diff))
@@ -229,12 +235,14 @@ class FaceGallery:
         if self._size == 0:
             return []
         probes = np.asarray(probes, dtype=np.float64).reshape(-1, DIM)
+        p32 = probes.astype(np.float32)
         # Float32 rounding of d² is far below 1e-3; re-measure anything that close.
-        limit = np.float32((threshold + 1e-3) ** 2)
+        # The limit is on s = d² − |p|² (see _chunks).
+        limit = np.float32((threshold + 1e-3) ** 2) - np.einsum("ij,ij->i", p32, p32)
         found = [
-            (probe_idx, cols + start)
-            for start, d2 in self._chunks(probes.astype(np.float32))
-            for probe_idx, cols in [np.nonzero(d2 <= limit)]
+            (np.full(len(cols), p), cols + start)
+            for start, s in self._chunks(p32)
+            for p, cols in self._within(s, limit)
             if len(cols)
         ]
         if not found:

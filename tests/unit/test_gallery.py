@@ -14,8 +14,8 @@ def _faces(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _brute(vectors: np.ndarray, probes: np.ndarray) -> np.ndarray:
-    diff = vectors.astype(np.float64)[None, :, :] - probes[:, None, :]
-    return np.sqrt((diff**2).sum(-1))
+    gallery = vectors.astype(np.float64)
+    return np.array([np.sqrt(((gallery - p) ** 2).sum(-1)) for p in probes])
 
 
 def _gallery(vectors: np.ndarray, first_id: int = 1) -> tuple[FaceGallery, np.ndarray]:
@@ -53,6 +53,22 @@ def test_search_returns_every_owner_within_threshold_and_its_best_face():
         rows = np.flatnonzero(ids // 3 == hit.owner_id)
         assert hit.distance == pytest.approx(dist[:, rows].min(), abs=1e-12)
     assert [h.distance for h in hits] == sorted(h.distance for h in hits)
+
+
+def test_batch_top_k_across_many_blocks_equals_brute_force():
+    # 200 probes: blocks of 8192 rows, so 40,000 faces span 5 blocks with pruning
+    vectors = _faces(40_000)
+    gallery, ids = _gallery(vectors)
+    rng = np.random.default_rng(3)
+    probes = np.vstack([vectors[::400] + rng.normal(0, 0.01, (100, 128)), _faces(100, seed=4)])
+    got_ids, got_dist = gallery.top_k(probes, 10)
+    want = _brute(vectors, probes)
+    order = np.argsort(want, axis=1, kind="stable")[:, :10]
+    assert np.array_equal(got_ids, ids[order])
+    np.testing.assert_allclose(got_dist, np.take_along_axis(want, order, axis=1), atol=1e-12)
+    hits = gallery.search(probes, 0.3)
+    inside = want <= 0.3
+    assert {h.owner_id for h in hits} == set((ids[np.nonzero(inside)[1]] // 3).tolist())
 
 
 def test_add_skips_known_and_repeated_ids():
