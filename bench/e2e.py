@@ -277,7 +277,16 @@ def main() -> int:
         )
         rescue_cli = str(Path(sys.executable).with_name("rescue"))
         token = subprocess.run(
-            [rescue_cli, "users", "create", "bench", "--role", "station_staff"],
+            [
+                rescue_cli,
+                "users",
+                "create",
+                "bench",
+                "--role",
+                "station_staff",
+                "--station",
+                "bench",
+            ],
             env={**os.environ, **env},
             capture_output=True,
             text=True,

@@ -34,6 +34,7 @@ import pickle
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import face_recognition
@@ -80,26 +81,38 @@ def iou(a: Box, b: Box) -> float:
     return inter / (area - inter) if inter else 0.0
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """The service's faces against full resolution's on one photo."""
+
+    identical: bool  # same count, every baseline box matched at IoU ≥ 0.5
+    lost: list[Box]  # faces full resolution found and the service did not
+    baseline_false: list[Box]  # extra boxes of full resolution on a one-face photo
+    service_false: list[Box]  # extra boxes of the service on a one-face photo
+
+    @property
+    def ok(self) -> bool:
+        """No face lost, and every other difference a labelled false detection."""
+        return self.identical or (not self.lost and bool(self.baseline_false or self.service_false))
+
+
 def compare(
     ours: list[tuple[Box, np.ndarray]], theirs: list[tuple[Box, np.ndarray]], labelled_one: bool
-) -> tuple[bool, list[Box], list[Box]]:
-    """(same faces?, baseline boxes the service lacks, of which labelled non-faces).
+) -> Comparison:
+    """Compare boxes. Where labels.csv says the photo shows one face and both paths
+    found it (IoU ≥ 0.5), every further box of either path is a false detection of
+    that path (there is no second face to find), not a lost face."""
 
-    Same faces: equal count and every baseline box has a service box with IoU ≥ 0.5.
-    Where labels.csv says the photo shows one face, a baseline box the service
-    lacks is a false detection of the baseline when the service found exactly one
-    face and it is one of the baseline's: no face is lost then.
-    """
-    unmatched = [b for b, _ in theirs if max((iou(b, o) for o, _ in ours), default=0) < 0.5]
-    if len(ours) == len(theirs) and not unmatched:
-        return True, [], []
-    extra_ok = (
-        labelled_one
-        and len(ours) == 1
-        and any(iou(ours[0][0], b) >= 0.5 for b, _ in theirs)
-        and len(theirs) - len(unmatched) == 1
-    )
-    return extra_ok, unmatched, unmatched if extra_ok else []
+    def unmatched(a: list[tuple[Box, np.ndarray]], b: list[tuple[Box, np.ndarray]]) -> list[Box]:
+        return [x for x, _ in a if max((iou(x, y) for y, _ in b), default=0) < 0.5]
+
+    lost, extra = unmatched(theirs, ours), unmatched(ours, theirs)
+    if len(ours) == len(theirs) and not lost:
+        return Comparison(True, [], [], [])
+    both_found_it = len(theirs) - len(lost) >= 1 and len(ours) - len(extra) >= 1
+    if labelled_one and both_found_it:
+        return Comparison(False, [], lost, extra)
+    return Comparison(False, lost, [], [])
 
 
 def jpeg(image: Image.Image, folder: Path, name: str) -> bytes:
@@ -130,7 +143,8 @@ def speed(report: Report, folder: Path, max_side: int, upsample: int) -> None:
         theirs = time.perf_counter() - t0 + decode
         ours_faces = service(data, max_side, upsample)
         # both source photos are labelled "one" face in labels.csv
-        same, unmatched, not_faces = compare(ours_faces, theirs_faces, labelled_one=True)
+        comparison = compare(ours_faces, theirs_faces, labelled_one=True)
+        same = comparison.ok
         report.row(
             f"{label}: {len(ours_faces)}/{len(theirs_faces)} faces",
             fmt_seconds(ours),
@@ -140,17 +154,18 @@ def speed(report: Report, folder: Path, max_side: int, upsample: int) -> None:
             (theirs / ours >= 8 if big else True) and same,
         )
         smallest = 40 * max(image.size) / max_side if max(image.size) > max_side else 40
-        for top, right, bottom, left in unmatched:
-            verdict = (
-                "labels.csv says the photo shows one face, so it is a false detection"
-                if (top, right, bottom, left) in not_faces
-                else "a face lost"
-            )
-            report.note(
-                f"{label}: full resolution also found a {right - left}×{bottom - top} px "
-                f"'face' at ({left}, {top}) that the service did not ({verdict}; the service "
-                f"detects faces from ~{smallest:.0f} px wide on this photo)"
-            )
+        for who, other, verdict, boxes in (
+            ("full resolution", "the service", "a face lost", comparison.lost),
+            ("full resolution", "the service", "a false detection", comparison.baseline_false),
+            ("the service", "full resolution", "a false detection", comparison.service_false),
+        ):
+            for top, right, bottom, left in boxes:
+                report.note(
+                    f"{label}: {who} also found a {right - left}×{bottom - top} px 'face' at "
+                    f"({left}, {top}) that {other} did not ({verdict}: labels.csv says the "
+                    f"photo shows one face; the service detects faces from ~{smallest:.0f} px "
+                    "wide on this photo)"
+                )
         if big:
             ours_nd = ours - decode
             report.row(
@@ -170,7 +185,7 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
         rows = rows[:: max(1, round(1 / scale()))]
     mismatches: list[str] = []
     false_detections: list[str] = []
-    worst_iou, faces_total, downscaled = 1.0, 0, 0
+    worst_iou, faces_total, downscaled, identical = 1.0, 0, 0, 0
     deltas: list[float] = []
     ours_vectors: list[np.ndarray] = []
     theirs_vectors: list[np.ndarray] = []
@@ -182,20 +197,25 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
         ours = service(data, max_side, upsample)
         theirs = cached_baseline(data, upsample)
         faces_total += len(theirs)
-        ok, _, not_faces = compare(ours, theirs, labelled_one=row["faces"] == "one")
+        comparison = compare(ours, theirs, labelled_one=row["faces"] == "one")
+        identical += comparison.identical
         for box, enc in theirs:
-            if box in not_faces:
+            if box in comparison.baseline_false:
                 continue
             pairs = [(iou(box, o), float(np.linalg.norm(e - enc))) for o, e in ours]
             best = max(pairs, default=(0.0, 9.0))
             worst_iou = min(worst_iou, best[0])
             deltas.append(best[1])
-        if not_faces:
-            false_detections.append(
-                f"{row['path']}: full resolution found {len(theirs)} faces, the service "
-                f"{len(ours)}; labels.csv says one face"
-            )
-        elif not ok:
+        for who, boxes in (
+            ("full resolution", comparison.baseline_false),
+            ("the service", comparison.service_false),
+        ):
+            for top, right, _, left in boxes:
+                false_detections.append(
+                    f"{row['path']}: {who} also found a {right - left} px 'face' at "
+                    f"({left}, {top}); labels.csv says the photo shows one face, which both found"
+                )
+        if not comparison.ok:
             mismatches.append(f"{row['path']} ({len(ours)} vs {len(theirs)} faces)")
         if row["faces"] == "one" and ours and theirs:
             ours_vectors.append(max(ours, key=lambda f: _area(f[0]))[1])
@@ -203,16 +223,16 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
             identities.append(row["identity"])
     report.row(
         f"{len(rows)} photos ({downscaled} downscaled), {faces_total} faces",
-        f"{len(rows) - len(mismatches)}/{len(rows)} same",
+        f"{identical}/{len(rows)} identical, {len(mismatches)} with a face lost",
         "full-resolution face_recognition",
         f"box IoU ≥ {worst_iou:.2f}",
-        "same count, every box IoU ≥ 0.5 (labelled non-faces aside)",
+        "same faces: every box IoU ≥ 0.5, differences only labelled false detections",
         not mismatches,
     )
     for m in mismatches:
         report.note(f"different faces: {m}")
     for m in false_detections:
-        report.note(f"a false detection of full resolution, not found by the service: {m}")
+        report.note(f"a false detection (not a face): {m}")
     report.note(
         f"encodings of the same face, service vs full resolution: median "
         f"{np.median(deltas):.3f}, max {max(deltas):.3f} apart; the same photo saved at "
@@ -248,7 +268,8 @@ def same_faces(report: Report, max_side: int, upsample: int) -> None:
     report.data["same_faces"] = {
         "photos": len(rows),
         "mismatches": mismatches,
-        "baseline_false_detections": false_detections,
+        "identical": identical,
+        "false_detections": false_detections,
     }
 
 

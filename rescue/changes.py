@@ -81,9 +81,10 @@ class ChangeFeed:
                 await self._task
             self._task = None
         if self._connection is not None:
+            connection, self._connection = self._connection, None
+            connection.remove_termination_listener(self._on_terminated)  # not a loss
             with contextlib.suppress(Exception):
-                await self._connection.close()
-            self._connection = None
+                await connection.close()
 
     async def _connect(self) -> None:
         import asyncpg
