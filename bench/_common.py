@@ -59,7 +59,14 @@ def rss_bytes() -> int:
     return 0
 
 
+def fmt_signed(seconds: float) -> str:
+    """A difference of times: ``+1.2 ms`` or ``-124.4 ms``."""
+    return ("+" if seconds >= 0 else "") + fmt_seconds(seconds)
+
+
 def fmt_seconds(seconds: float) -> str:
+    if seconds < 0:
+        return "-" + fmt_seconds(-seconds)
     if seconds >= 1:
         return f"{seconds:.2f} s"
     if seconds >= 1e-3:

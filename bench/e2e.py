@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench._common import FACES_DIR, Report, fmt_seconds, labels, scale
+from bench._common import FACES_DIR, Report, fmt_seconds, fmt_signed, labels, scale
 from bench.search import encoding_shape, synthetic
 from media.s3server import free_port
 from rescue.devservices import DevServices, stop_process
@@ -325,13 +325,13 @@ def main() -> int:
                     f"{name} of {uploads} uploads, {label}",
                     fmt_seconds(value),
                     f"face processing alone {fmt_seconds(encode_only)}",
-                    f"+{fmt_seconds(value - encode_only)}",
+                    fmt_signed(value - encode_only),
                 )
             report.row(
                 f"first upload after worker start (loads the gallery), {label}",
                 fmt_seconds(first),
                 f"p50 {fmt_seconds(p50)}",
-                f"+{fmt_seconds(first - p50)}",
+                fmt_signed(first - p50),
             )
             report.data[f"upload {label}"] = {"times": times, "first": first}
         report.data["encode_only"] = encode_only

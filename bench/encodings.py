@@ -35,6 +35,7 @@ class Encoded:
     faces: np.ndarray  # faces detected per photo
     found: np.ndarray  # bool
     vectors: np.ndarray  # (n, 128) float64; zeros where nothing was found
+    from_cache: bool = False  # read from var/bench-cache rather than encoded now
 
 
 def _encode_one(path: str) -> tuple[int, np.ndarray | None]:
@@ -63,7 +64,8 @@ def encode_labelled(processes: int = 2) -> Encoded:
     ).hexdigest()[:16]
     path = CACHE / f"encodings-{key}.npz"
     paths = [r["path"] for r in rows]
-    if path.exists():
+    from_cache = path.exists()
+    if from_cache:
         data = np.load(path)
         faces, found, vectors = data["faces"], data["found"], data["vectors"]
     else:
@@ -82,4 +84,5 @@ def encode_labelled(processes: int = 2) -> Encoded:
         faces=faces,
         found=found,
         vectors=vectors,
+        from_cache=from_cache,
     )

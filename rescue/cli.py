@@ -95,7 +95,9 @@ def serve(host: str | None, port: int | None) -> None:
         uvicorn.run("rescue.app:create_app", factory=True, host=host, port=port, log_level="info")
     finally:
         if s3 is not None:
+            click.echo("stopping the embedded S3 server (it takes up to ~15 s) …")
             s3.stop()
+            click.echo("stopped")
 
 
 @main.group()

@@ -173,4 +173,19 @@ class DevServices:
             asyncio.run(
                 _admin(self.pg_admin_url, f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
             )
+        self._drop_broker_keys()
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _drop_broker_keys(self) -> None:
+        """Delete this run's Dramatiq keys (queues, heartbeats) from Redis."""
+        import redis
+
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            keys = list(client.scan_iter(match=f"{self.prefix}-{self.run_id}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        except redis.RedisError:
+            pass  # best effort: the keys are namespaced and harmless
+        finally:
+            client.close()
