@@ -50,6 +50,49 @@ def timed(fn: Callable[[], Any], *, repeat: int = 5, min_seconds: float = 0.0) -
     return statistics.median(times)
 
 
+@dataclass(frozen=True)
+class Paired:
+    """Times of a measured path and its baseline taken in alternation, and their ratio."""
+
+    value: float  # median seconds of the measured path
+    baseline: float  # median seconds of the baseline
+    ratio: float  # median of the per-round ratios value / baseline
+    low: float  # smallest per-round ratio
+    high: float  # largest per-round ratio
+    rounds: int
+
+    def spread(self) -> str:
+        return f"{self.low:.2f}–{self.high:.2f} over {self.rounds} alternating pairs"
+
+
+def paired(fn: Callable[[], Any], baseline: Callable[[], Any], *, rounds: int) -> Paired:
+    """Time ``fn`` and ``baseline`` one after the other ``rounds`` times (after one
+    warm-up each). On a shared machine the load drifts between two separate series;
+    alternating puts each pair under the same load, and the median ratio of the pairs
+    is what stays put from run to run."""
+    fn()
+    baseline()
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        t1 = time.perf_counter()
+        baseline()
+        t2 = time.perf_counter()
+        ours.append(t1 - t0)
+        theirs.append(t2 - t1)
+    ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return Paired(
+        statistics.median(ours),
+        statistics.median(theirs),
+        statistics.median(ratios),
+        min(ratios),
+        max(ratios),
+        rounds,
+    )
+
+
 def rss_bytes() -> int:
     """Resident set size of this process (bytes), from /proc/self/status."""
     with open("/proc/self/status") as fh:
