@@ -213,7 +213,6 @@ async def async_load(url: str, token: str | None, seconds: int) -> tuple[float, 
 
 def serve(services: DevServices, app: str, log_name: str, **env: str) -> tuple[str, Any]:
     port = free_port()
-    services.env.update(env)
     process = services.spawn(
         [
             str(Path(sys.executable).with_name("uvicorn")),
@@ -228,6 +227,7 @@ def serve(services: DevServices, app: str, log_name: str, **env: str) -> tuple[s
             "--no-access-log",
         ],
         log_name,
+        extra_env=env,
     )
     base = f"http://127.0.0.1:{port}"
     return base, process

@@ -142,7 +142,7 @@ class DecodedImage:
     def from_array(cls, rgb: np.ndarray) -> DecodedImage:
         """Wrap an already decoded full-resolution array."""
         height, width = rgb.shape[:2]
-        return cls(rgb=rgb, full_size=(width, height), _full=rgb)
+        return cls(rgb=rgb, full_size=(width, height))
 
     @property
     def scale(self) -> tuple[float, float]:
@@ -151,7 +151,7 @@ class DecodedImage:
 
     @property
     def reduced(self) -> bool:
-        return self._full is None and self.scale != (1.0, 1.0)
+        return self.scale != (1.0, 1.0)
 
     def full_rgb(self) -> np.ndarray:
         """The original at full resolution, shape (full height, full width, 3).
@@ -159,12 +159,10 @@ class DecodedImage:
         Raises:
             ImageRejected: as :func:`inspect_image`.
         """
+        if not self.reduced:
+            return self.rgb
         if self._full is None:
-            self._full = (
-                self.rgb
-                if self.scale == (1.0, 1.0)
-                else decode_rgb(self.data, max_pixels=self.max_pixels)
-            )
+            self._full = decode_rgb(self.data, max_pixels=self.max_pixels)
         return self._full
 
 
@@ -193,10 +191,7 @@ def decode_for_detection(data: bytes, *, max_pixels: int, min_side: int) -> Deco
     swapped = upright.size != reduced_raw
     full_size = (raw_height, raw_width) if swapped else (raw_width, raw_height)
     rgb = np.asarray(upright.convert("RGB"))
-    decoded = DecodedImage(rgb=rgb, full_size=full_size, data=data, max_pixels=max_pixels)
-    if reduced_raw == (raw_width, raw_height):
-        decoded._full = rgb
-    return decoded
+    return DecodedImage(rgb=rgb, full_size=full_size, data=data, max_pixels=max_pixels)
 
 
 def public_copy(data: bytes, *, max_pixels: int, max_side: int = 1024) -> bytes:

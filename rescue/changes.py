@@ -28,6 +28,8 @@ from typing import Any
 from litestar.middleware.base import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from rescue.audit.services import SAFE_METHODS
+
 __all__ = ["CHANNEL", "ChangeFeed", "feed", "local_writes_middleware"]
 
 log = logging.getLogger("rescue.changes")
@@ -122,9 +124,6 @@ class ChangeFeed:
 feed = ChangeFeed()
 
 
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
 class LocalWritesMiddleware:
     """Advances the feed when this process answers a write request, before the
     answer leaves: the client's next read cannot be served from before its write."""
@@ -133,7 +132,7 @@ class LocalWritesMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method", "GET") in _SAFE:
+        if scope["type"] != "http" or scope.get("method", "GET") in SAFE_METHODS:
             await self.app(scope, receive, send)
             return
 

@@ -46,8 +46,9 @@ class ReadCacheStore(Store):
     """A bounded in-memory store (oldest entry dropped first); the empty key means
     "do not cache" and is never stored or found.
 
-    Litestar's ``MemoryStore`` takes an anyio lock on every call; the event loop's
-    single thread makes each dict operation here atomic without one.
+    Litestar's ``MemoryStore`` has no size bound (expired entries stay until read),
+    and what is cached here is personal data that must stay bounded. No lock is
+    needed: the event loop's single thread makes each dict operation atomic.
     """
 
     def __init__(self, max_entries: int) -> None:

@@ -20,9 +20,10 @@ from rescue.audit.schemas import AuditOut
 from rescue.audit.tables import AuditRecord
 from rescue.schemas import Page
 
-__all__ = ["audit_kind", "describe", "list_records", "write_record"]
+__all__ = ["SAFE_METHODS", "audit_kind", "describe", "list_records", "write_record"]
 
-_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Route words whose reads are audited (sensitive data: photos, faces, candidates).
 SENSITIVE_READS = ("photo", "face", "candidate")
 
@@ -33,7 +34,7 @@ def audit_kind(method: str, route: str) -> str | None:
         return None
     if method.upper() == "OPTIONS":  # CORS pre-flight: no data
         return None
-    if method.upper() not in _SAFE:
+    if method.upper() not in SAFE_METHODS:
         return "write"
     if any(word in route for word in SENSITIVE_READS):
         return "read"
