@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt bench accuracy lock clean
+.PHONY: install run test lint fmt bench accuracy lock clean messages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -44,6 +44,9 @@ bench: $(STAMP)  ## benchmarks, each figure next to its same-run baseline -> doc
 
 accuracy: $(STAMP)  ## matching accuracy on ../shared/faces -> docs/accuracy.md
 	$(BIN)/python -m bench.accuracy
+
+messages: $(STAMP)  ## add new msgids to rescue/i18n/locale/*/messages.po (then translate them)
+	$(BIN)/python -m rescue.i18n.extract
 
 lock: $(BIN)/python  ## re-resolve requirements.lock from pyproject.toml
 	$(BIN)/python -m pip install --quiet uv==0.13.8

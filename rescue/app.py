@@ -19,6 +19,7 @@ from rescue.cases.controllers import CaseController
 from rescue.changes import feed, local_writes_middleware
 from rescue.errors import exception_handlers
 from rescue.escorts.controllers import EscortController
+from rescue.i18n.middleware import locale_middleware
 from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
@@ -121,9 +122,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EscortController,
             AlertController,
         ],
-        # Order matters: a write advances the read caches' versions before its
-        # answer leaves; authentication, then the audit trail (which needs the caller).
-        middleware=[local_writes_middleware, auth_middleware, audit_middleware],
+        # Order matters: the request's language first (messages of every layer);
+        # a write advances the read caches' versions before its answer leaves;
+        # authentication, then the audit trail (which needs the caller).
+        middleware=[locale_middleware, local_writes_middleware, auth_middleware, audit_middleware],
         stores={STORE_NAME: ReadCacheStore(settings.database.read_cache_entries)},
         response_cache_config=response_cache_config(),
         exception_handlers=exception_handlers,

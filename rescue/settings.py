@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["Settings", "SettingsError", "get_settings"]
+__all__ = ["LOCALES", "Settings", "SettingsError", "get_settings"]
 
 
 class SettingsError(RuntimeError):
@@ -214,6 +214,30 @@ def _json_overrides(name: str) -> dict[str, dict[str, str]]:
     return {str(k): {str(r): str(p) for r, p in v.items()} for k, v in value.items()}
 
 
+def _timezone(name: str, default: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    raw = _env(name, default) or default
+    try:
+        ZoneInfo(raw)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f"{name} must be an IANA timezone such as Asia/Shanghai, got {raw!r}"
+        ) from exc
+    return raw
+
+
+#: Locales with a message catalogue (rescue/i18n/locale), first is the default.
+LOCALES = ("zh_CN", "en")
+
+
+def _locale(name: str, default: str) -> str:
+    raw = (_env(name, default) or default).replace("-", "_")
+    if raw not in LOCALES:
+        raise SettingsError(f"{name} must be one of {', '.join(LOCALES)}, got {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -232,6 +256,12 @@ class Settings:
     port: int
     token_ttl_days: int
     debug: bool = False
+    #: ``STATION_TIMEZONE``: the IANA zone whose calendar dates are the station's
+    #: "today" and whose midnight ends working-day deadlines (rescue.clock).
+    station_timezone: str = "Asia/Shanghai"
+    #: ``DEFAULT_LOCALE``: language of pages, messages and documents when the
+    #: request names none it supports (rescue.i18n): ``zh_CN`` or ``en``.
+    default_locale: str = "zh_CN"
     review: ReviewSettings = field(default_factory=ReviewSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
@@ -289,6 +319,8 @@ def load_settings() -> Settings:
         port=_int("PORT", 8000),
         token_ttl_days=_int("TOKEN_TTL_DAYS", 90),
         debug=_bool("DEBUG", False),
+        station_timezone=_timezone("STATION_TIMEZONE", "Asia/Shanghai"),
+        default_locale=_locale("DEFAULT_LOCALE", "zh_CN"),
         review=ReviewSettings(
             require_second_reviewer=_bool("REQUIRE_SECOND_REVIEWER", False),
         ),

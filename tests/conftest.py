@@ -69,6 +69,9 @@ async def client() -> AsyncIterator[Any]:
     from rescue.app import create_app
 
     async with AsyncTestClient(app=create_app()) as test_client:
+        # A machine client that reads English messages; tests of the default
+        # (zh_CN) language send their own Accept-Language.
+        test_client.headers["Accept-Language"] = "en"
         yield test_client
 
 
