@@ -193,14 +193,15 @@ def photos() -> None:
 
 @photos.command("requeue")
 def requeue() -> None:
-    """Queue face processing again for every photo still pending."""
-    from rescue.photos.services import pending_photo_ids
-    from workers.actors import process_photo
+    """Queue face processing again for every photo still pending (the recovery
+    sweep does this by itself for photos pending past PHOTO_REQUEUE_AFTER_SECONDS)."""
+    from rescue.photos.services import pending_photo_ids, queue_photos
+    from workers.actors import send_photo
 
-    ids = asyncio.run(pending_photo_ids())
-    for photo_id in ids:
-        process_photo.send(photo_id)
-    click.echo(f"queued {len(ids)} pending photo(s)")
+    async def run() -> int:
+        return await queue_photos(photo_ids=await pending_photo_ids(), send=send_photo)
+
+    click.echo(f"queued {asyncio.run(run())} pending photo(s)")
 
 
 @main.command()
