@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import anyio.to_thread
@@ -161,8 +161,8 @@ async def upload_photo(
                 uploaded_by=by.user_id,
                 queued_at=clock.now(),
             )
-        ).returning(Photo.id)
-        photo_id = int(rows[0]["id"])
+        ).returning(Photo.id, Photo.created_at)
+        photo_id, created_at = int(rows[0]["id"]), rows[0]["created_at"]
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             found = await _photo_with_key(key)
@@ -188,25 +188,40 @@ async def upload_photo(
                     stored=False,
                 ) from exc
             raise
-        log.warning("photo %s was stored although recording it raised %r", found, exc)
-        photo_id = int(found)
-    queue = await _enqueue(photo_id, enqueue)
-    out = await get_photo(photo_id=photo_id)
-    out.queue = queue
-    return out
+        log.warning("photo %s was stored although recording it raised %r", found[0], exc)
+        photo_id, created_at = found
+    # The photo is stored: from here on nothing may turn the answer into a failure.
+    return PhotoOut(
+        id=photo_id,
+        status=PhotoStatus.pending.value,
+        case_id=owner_id if owner == "case" else None,
+        notice_id=owner_id if owner == "notice" else None,
+        media_type=info.media_type,
+        size_bytes=len(data),
+        sha256=digest,
+        width=info.width,
+        height=info.height,
+        taken_on=taken_on.isoformat() if taken_on else None,
+        created_at=created_at,
+        queue=await _enqueue(photo_id, enqueue),
+    )
 
 
-async def _photo_with_key(key: str) -> int | bool | None:
-    """The id of the photo row whose object is ``key``; False if there is none;
-    None if the database could not be asked (after a few tries over ~4 s)."""
+async def _photo_with_key(key: str) -> tuple[int, datetime] | Literal[False] | None:
+    """(id, created_at) of the photo row whose object is ``key``; False if there is
+    none; None if the database could not be asked (after a few tries over ~4 s)."""
     for wait in _DECIDE_WAITS:
         await anyio.sleep(wait)
         try:
-            row = await Photo.select(Photo.id).where(Photo.object_key == key).first()
+            row = (
+                await Photo.select(Photo.id, Photo.created_at)
+                .where(Photo.object_key == key)
+                .first()
+            )
         except Exception as exc:  # noqa: BLE001 - any failure: ask again
             log.warning("cannot look up the photo of a stored object yet: %r", exc)
             continue
-        return int(row["id"]) if row is not None else False
+        return (int(row["id"]), row["created_at"]) if row is not None else False
     return None
 
 
