@@ -55,7 +55,9 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         pooled = isinstance(engine, PostgresEngine) and settings.database.pool_max_size > 0
         if pooled:
             assert isinstance(engine, PostgresEngine)
-            await engine.start_connection_pool(max_size=settings.database.pool_max_size)  # type: ignore[call-arg]
+            size = settings.database.pool_max_size
+            # asyncpg opens min_size (default 10) at once and refuses min > max.
+            await engine.start_connection_pool(min_size=min(size, 10), max_size=size)  # type: ignore[call-arg]
         if isinstance(engine, PostgresEngine) and settings.database.read_cache:
             from rescue.db import postgres_config
 
