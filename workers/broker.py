@@ -25,12 +25,13 @@ from dramatiq.middleware import AsyncIO
 
 from rescue.settings import Settings, get_settings
 
-__all__ = ["broker", "broker_reachable"]
+__all__ = ["broker", "broker_reachable", "redis_broker"]
 
 _settings = get_settings()
 
 
-def _redis_broker(settings: Settings) -> RedisBroker:
+def redis_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker with the timeouts and dead-worker bound of ``settings``."""
     recovery = settings.recovery
     client = redis.Redis.from_url(
         str(settings.redis_url),
@@ -45,18 +46,19 @@ def _redis_broker(settings: Settings) -> RedisBroker:
     )
 
 
-broker: dramatiq.Broker = _redis_broker(_settings) if _settings.redis_url else StubBroker()
+broker: dramatiq.Broker = redis_broker(_settings) if _settings.redis_url else StubBroker()
 broker.add_middleware(AsyncIO())
 dramatiq.set_broker(broker)
 
 
-def broker_reachable() -> bool:
-    """True if the broker answers a PING within ``BROKER_TIMEOUT_SECONDS``
-    (always true for the in-process broker of embedded mode). Blocking: call it
-    in a thread from async code. For the readiness check."""
-    if not isinstance(broker, RedisBroker):
+def broker_reachable(of: dramatiq.Broker | None = None) -> bool:
+    """True if the broker (``of``, default this process's) answers a PING within
+    ``BROKER_TIMEOUT_SECONDS``; always true for the in-process broker of embedded
+    mode. Blocking: call it in a thread from async code. For the readiness check."""
+    target = of or broker
+    if not isinstance(target, RedisBroker):
         return True
     try:
-        return bool(broker.client.ping())
+        return bool(target.client.ping())
     except redis.RedisError:
         return False
