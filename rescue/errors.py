@@ -172,7 +172,7 @@ def _unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Res
     return _domain_handler(
         request,
         ServiceUnavailable(
-            _("the object store is unavailable; nothing was changed; try again later")
+            _("the object store is unavailable; try again later")
             if isinstance(exc, StorageUnavailable)
             else _("the database is unavailable; try again later"),
             retry_after=_retry_after(),
