@@ -10,10 +10,10 @@ worker as the ``recover`` actor) does two things, both safe to repeat:
    more than ``PHOTO_REQUEUE_AFTER_SECONDS`` ago (the message was lost with
    Redis, or its worker died), is queued again. Face processing is idempotent
    (rescue.matching.services.process_photo), so a duplicate costs time only.
-2. **Orphan objects.** An object under ``photos/`` older than
-   ``ORPHAN_GRACE_SECONDS`` that no photo row refers to (an upload whose
-   outcome could not be decided, or a write the store finished after the client
-   was told it failed) is removed.
+2. **Orphan objects.** An object under ``photos/``, ``documents/`` or
+   ``evidence/`` older than ``ORPHAN_GRACE_SECONDS`` that no row refers to
+   (:func:`object_references`: an upload whose outcome could not be decided, or
+   a write the store finished after the client was told it failed) is removed.
 
 :func:`status` gives what a readiness check needs: whether the broker answers
 and the pending-photo backlog with its oldest age.
@@ -25,6 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import anyio.to_thread
 
@@ -38,10 +39,31 @@ __all__ = ["RecoveryStatus", "SweepReport", "remove_orphan_objects", "run_sweep"
 
 log = logging.getLogger(__name__)
 
-#: Object-key prefix of photos (media.storage.new_object_key("photos", …)).
-PHOTO_PREFIX = "photos"
 #: Keys looked up per query when matching objects to rows.
 _KEY_BATCH = 500
+
+
+def object_references() -> dict[str, list[Any]]:
+    """Object-key prefix → the columns whose rows refer to objects under it
+    (every ``new_object_key(prefix, …)`` of the service)."""
+    from rescue.escorts.tables import Handover
+    from rescue.matching.tables import CandidateEvidence
+    from rescue.placements.tables import PlacementDocument
+
+    return {
+        "photos": [Photo.object_key],
+        "documents": [PlacementDocument.object_key, Handover.sheet_object_key],
+        "evidence": [CandidateEvidence.attachment_key],
+    }
+
+
+async def _referenced(columns: list[Any], keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for column in columns:
+        table = column._meta.table
+        rows = await table.select(column).where(column.is_in(keys))
+        found |= {r[column._meta.name] for r in rows}
+    return found
 
 
 @dataclass
@@ -66,23 +88,21 @@ async def requeue_stale_photos(
 
 
 async def remove_orphan_objects(*, settings: RecoverySettings, store: ObjectStore) -> int:
-    """Remove objects under ``photos/`` older than ``ORPHAN_GRACE_SECONDS`` that
-    no photo row refers to. Returns how many were removed."""
+    """Remove objects older than ``ORPHAN_GRACE_SECONDS`` that no row refers to
+    (:func:`object_references`). Returns how many were removed."""
     before = clock.now() - timedelta(seconds=settings.orphan_grace_seconds)
-    keys = await store.akeys_older_than(PHOTO_PREFIX, before)
     removed = 0
-    for start in range(0, len(keys), _KEY_BATCH):
-        batch = keys[start : start + _KEY_BATCH]
-        rows = await Photo.select(Photo.object_key).where(Photo.object_key.is_in(batch))
-        known = {r["object_key"] for r in rows}
-        for key in batch:
-            if key in known:
-                continue
-            # Ask again just before removing: an upload may have recorded it since.
-            if await Photo.exists().where(Photo.object_key == key):
-                continue
-            await store.aremove(key)
-            removed += 1
+    for prefix, columns in object_references().items():
+        keys = await store.akeys_older_than(prefix, before)
+        for start in range(0, len(keys), _KEY_BATCH):
+            batch = keys[start : start + _KEY_BATCH]
+            known = await _referenced(columns, batch)
+            for key in batch:
+                # Ask again just before removing: an upload may have recorded it since.
+                if key in known or await _referenced(columns, [key]):
+                    continue
+                await store.aremove(key)
+                removed += 1
     if removed:
         log.warning("recovery: removed %d object(s) no photo refers to", removed)
     return removed
