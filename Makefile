@@ -15,6 +15,10 @@ $(STAMP): $(BIN)/python requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(UV) pip sync --python $(BIN)/python requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	@# tests/faults starts (and kills) its own redis-server: Debian package redis-server
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	  && apt-get install -y -qq redis-server; } \
+	  || echo "make install: install redis-server (apt-get install redis-server) for tests/faults"
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install locked dependencies
