@@ -18,7 +18,7 @@ from typing import Any
 
 from rescue.audit.schemas import AuditOut
 from rescue.audit.tables import AuditRecord
-from rescue.schemas import Page
+from rescue.schemas import Page, stored_id
 
 __all__ = ["SAFE_METHODS", "audit_kind", "describe", "list_records", "write_record"]
 
@@ -65,19 +65,15 @@ async def _case_of(path_params: dict[str, Any], route: str, created_id: str | No
     from rescue.photos.tables import Photo
 
     if "case_id" in path_params:
-        return int(path_params["case_id"])
-    if "photo_id" in path_params:
-        row = await Photo.select(Photo.case).where(Photo.id == path_params["photo_id"]).first()
+        return stored_id(path_params["case_id"])
+    if (photo_id := stored_id(path_params.get("photo_id"))) is not None:
+        row = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
         return row["case"] if row else None
-    if "candidate_id" in path_params:
-        row = (
-            await Candidate.select(Candidate.case)
-            .where(Candidate.id == path_params["candidate_id"])
-            .first()
-        )
+    if (candidate_id := stored_id(path_params.get("candidate_id"))) is not None:
+        row = await Candidate.select(Candidate.case).where(Candidate.id == candidate_id).first()
         return row["case"] if row else None
     if route.rstrip("/") == "/api/cases" and created_id is not None:
-        return int(created_id)
+        return stored_id(created_id)
     return None
 
 
@@ -116,7 +112,7 @@ async def write_record(
             route=route[:300],
             path=path[:500],
             resource_type=resource_type[:40],
-            resource_id=resource_id,
+            resource_id=None if resource_id is None else resource_id[:40],
             created_id=created,
             case_id=await _case_of(path_params, route, created),
             client=client[:100],
