@@ -53,6 +53,7 @@ __all__ = [
     "UnsupportedMedia",
     "clean_quote",
     "exception_handlers",
+    "is_unique_violation",
     "too_deep",
 ]
 
@@ -188,15 +189,19 @@ def _unique_column(exc: Exception) -> str:
     return ""
 
 
+def is_unique_violation(exc: BaseException) -> bool:
+    """True for a unique-constraint violation, on PostgreSQL or SQLite."""
+    return isinstance(exc, pg.UniqueViolationError) or (
+        isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)
+    )
+
+
 def _integrity_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A unique violation (concurrent creation of the same thing) is 409 on both
     databases; other integrity errors are the service's own bugs (500)."""
     from rescue.i18n import _
 
-    unique = isinstance(exc, pg.UniqueViolationError) or (
-        isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)
-    )
-    if not unique:
+    if not is_unique_violation(exc):
         return _internal_handler(request, exc)
     column = _unique_column(exc)
     return _domain_handler(
