@@ -30,7 +30,7 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 
 from rescue.settings import DatabaseSettings, get_settings
 
-__all__ = ["StationSQLiteEngine", "make_engine", "postgres_config"]
+__all__ = ["StationSQLiteEngine", "lock_rows", "make_engine", "postgres_config"]
 
 
 def _locked(exc: BaseException) -> bool:
@@ -107,6 +107,26 @@ class StationSQLiteEngine(SQLiteEngine):
                 if loop.time() >= deadline:
                     raise _busy(self.busy_timeout) from exc
                 await asyncio.sleep(0.05)
+
+
+async def lock_rows(table: Any, ids: Any, *, strength: str = "NO KEY UPDATE") -> None:
+    """Inside a transaction: lock ``table``'s rows with these ids, in id order.
+
+    Writers that touch several rows (a case, its notice, its candidates) take
+    their locks through this, parents first and each table's rows in id order,
+    so two of them never wait on each other in a circle: the second waits, then
+    finds the state changed and answers 409, instead of a PostgreSQL deadlock
+    (issue 11 item 9). ``NO KEY UPDATE`` (what an UPDATE of non-key columns
+    takes) still lets other transactions insert rows that refer to these.
+    On SQLite a write transaction already holds the whole database
+    (``BEGIN IMMEDIATE``): nothing to do.
+    """
+    wanted = sorted({int(i) for i in ids if i is not None})
+    if not wanted or not isinstance(table._meta.db, PostgresEngine):
+        return
+    await (
+        table.select(table.id).where(table.id.is_in(wanted)).order_by(table.id).lock_rows(strength)  # type: ignore[arg-type]
+    )
 
 
 def postgres_config(url: str) -> dict[str, object]:

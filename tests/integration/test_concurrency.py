@@ -173,3 +173,67 @@ async def test_sqlite_writer_waits_for_a_long_transaction(sqlite_app):
         assert created.status_code == 201, created.text
     finally:
         holder.join()
+
+
+async def test_parallel_reviewers_confirm_two_candidates_of_one_case(pg_app):
+    """Two reviewers confirm different candidates of one case at the same moment,
+    repeated: one 200, one 409 each time, never a deadlock 500 (issue 11 item 9)."""
+    from tests.conftest import make_token
+    from tests.integration.helpers import (
+        family_confirmation,
+        new_case,
+        new_notice,
+        submit_candidate,
+    )
+
+    served = {
+        **pg_app,
+        "staff": await make_token("station_staff"),
+        "r1": await make_token("reviewer"),
+        "r2": await make_token("reviewer"),
+    }
+    async with (
+        _client(served, "staff") as staff_api,
+        _client(served, "r1") as first,
+        _client(served, "r2") as second,
+    ):
+        outcomes = []
+        for attempt in range(8):
+            case = await new_case(staff_api, {})
+            pair = []
+            for n in range(2):
+                notice = await new_notice(staff_api, {}, name=f"寻人{attempt}-{n}")
+                candidate = await submit_candidate(
+                    staff_api,
+                    {},
+                    kind="staff",
+                    values={"summary": f"looks alike {n}"},
+                    case_id=case["id"],
+                    notice_id=notice["id"],
+                )
+                cid = candidate["candidate"]["id"] if "candidate" in candidate else candidate["id"]
+                await family_confirmation(first, {}, cid)
+                pair.append(cid)
+            answers = await asyncio.gather(
+                first.post(
+                    f"/api/candidates/{pair[0]}/decision",
+                    json={"decision": "confirm", "reason": "same person"},
+                ),
+                second.post(
+                    f"/api/candidates/{pair[1]}/decision",
+                    json={"decision": "confirm", "reason": "same person"},
+                ),
+            )
+            codes = sorted(a.status_code for a in answers)
+            assert codes == [200, 409], [a.text for a in answers]
+            outcomes.append(codes)
+            statuses = sorted(
+                [
+                    (await first.get(f"/api/candidates/{cid}")).json()["candidate"]["status"]
+                    for cid in pair
+                ]
+            )
+            assert statuses == ["confirmed", "superseded"]
+            case_now = (await staff_api.get(f"/api/cases/{case['id']}")).json()
+            assert case_now["status"] == "identified"
+        assert len(outcomes) == 8
