@@ -40,5 +40,7 @@ class AuditController(Controller):
     async def of_case(
         self, case_id: PathId, limit: Limit = 50, offset: Offset = 0
     ) -> Page[AuditOut]:
-        """Records whose case is this one (directly, or through its photos and candidates)."""
-        return await services.list_records(limit=limit, offset=offset, case_id=case_id)
+        """Records whose case is this one (directly, or through its photos and
+        candidates), newest first. Requests that named the id before the case
+        existed are not among them. 404 unknown case."""
+        return await services.list_case_records(case_id=case_id, limit=limit, offset=offset)

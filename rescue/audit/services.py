@@ -20,7 +20,14 @@ from rescue.audit.schemas import AuditOut
 from rescue.audit.tables import AuditRecord
 from rescue.schemas import Page, stored_id
 
-__all__ = ["SAFE_METHODS", "audit_kind", "describe", "list_records", "write_record"]
+__all__ = [
+    "SAFE_METHODS",
+    "audit_kind",
+    "describe",
+    "list_case_records",
+    "list_records",
+    "write_record",
+]
 
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -61,11 +68,18 @@ def describe(route: str, path_params: dict[str, Any]) -> tuple[str, str | None]:
 
 
 async def _case_of(path_params: dict[str, Any], route: str, created_id: str | None) -> int | None:
+    from rescue.cases.tables import Case
     from rescue.matching.tables import Candidate
     from rescue.photos.tables import Photo
 
     if "case_id" in path_params:
-        return stored_id(path_params["case_id"])
+        # Only a case that exists: a request naming an id that names nothing
+        # (404) is not about any case, and must not appear in the trail of a
+        # case created later under that id, maybe at another station.
+        case_id = stored_id(path_params["case_id"])
+        if case_id is None or not await Case.exists().where(Case.id == case_id):
+            return None
+        return case_id
     if (photo_id := stored_id(path_params.get("photo_id"))) is not None:
         row = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
         return row["case"] if row else None
@@ -120,6 +134,21 @@ async def write_record(
         )
     ).returning(AuditRecord.id)
     return int(rows[0]["id"])
+
+
+async def list_case_records(*, case_id: int, limit: int, offset: int) -> Page[AuditOut]:
+    """The trail of one case, newest first.
+
+    Raises:
+        NotFound: no such case.
+    """
+    from rescue.cases.tables import Case
+    from rescue.errors import NotFound
+    from rescue.i18n import _
+
+    if not await Case.exists().where(Case.id == case_id):
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
+    return await list_records(limit=limit, offset=offset, case_id=case_id)
 
 
 async def list_records(
