@@ -27,6 +27,7 @@ from rescue.matching.controllers import (
     RematchController,
 )
 from rescue.notices.controllers import NoticeController
+from rescue.openapi import document_errors, operation_id
 from rescue.photos.controllers import PhotoController
 from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
@@ -103,7 +104,7 @@ async def _start_inprocess_worker():  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API. Routes under ``/api`` need a bearer token; docs at ``/schema``."""
     settings = settings or get_settings()
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             CaseController,
@@ -148,6 +149,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
             security=[{"BearerToken": []}],
+            use_handler_docstrings=True,
+            operation_id_creator=operation_id,
         ),
         debug=settings.debug,
     )
+    document_errors(app)
+    return app

@@ -50,6 +50,8 @@ class PublicAnnouncementController(Controller):
 
     @get("/", summary="Published family-search announcements")
     async def index(self, limit: Limit = 50, offset: Offset = 0) -> Page[dict[str, Any]]:
+        """Published announcements, newest first, with only their public fields; paged.
+        No token needed."""
         return await services.public_list(limit=limit, offset=offset)
 
     @get("/{announcement_id:int}", summary="One published announcement")

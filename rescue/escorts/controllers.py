@@ -79,6 +79,7 @@ class EscortController(Controller):
         guards=[allow(Action.handover_read)],
     )
     async def handovers(self, case_id: PathId) -> list[HandoverOut]:
+        """The case's handover records (交接单), oldest first. 404 unknown case."""
         return await services.list_handovers(case_id=case_id)
 
     @get("/tasks", summary="Police-liaison tasks", guards=[allow(Action.task_read)])

@@ -48,6 +48,7 @@ class NoticeController(Controller):
         offset: Offset = 0,
         status: FromQuery[NoticeStatus | None] = None,
     ) -> Page[NoticeOut]:
+        """Missing-person notices, newest first, optionally of one ``status``; paged."""
         return await services.list_notices(
             limit=limit, offset=offset, status=status.value if status else None
         )

@@ -105,6 +105,7 @@ class AdminUserController(Controller):
 
     @get("/", summary="Users (paged)", guards=[allow(Action.user_admin)])
     async def index(self, limit: Limit = 50, offset: Offset = 0) -> Page[UserOut]:
+        """Users by id, never password hashes; ``has_password`` says who can log in."""
         rows, total = await services.list_users(limit=limit, offset=offset)
         return Page(items=[UserOut(**r) for r in rows], total=total, limit=limit, offset=offset)
 
