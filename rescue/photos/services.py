@@ -36,7 +36,7 @@ __all__ = ["get_photo", "photo_summaries", "upload_photo"]
 log = logging.getLogger(__name__)
 
 ACCEPTED = {
-    "media_types": sorted(media for media, _ in ACCEPTED_MEDIA_TYPES.values()),
+    "media_types": sorted({media for media, _ in ACCEPTED_MEDIA_TYPES.values()}),
 }
 
 
