@@ -24,6 +24,12 @@ same thing at once) is answered like :class:`Conflict` on SQLite and PostgreSQL
 alike. Error bodies quote client input only cleaned and capped
 (:func:`clean_quote`): no control or bidirectional-formatting characters, at most
 :data:`QUOTE_MAX` characters per text (issue 11 item 12).
+
+A backing service that fails while a request is served (the object store
+unreachable or timing out, the PostgreSQL connection lost) is answered like
+:class:`ServiceUnavailable`: 503 with ``Retry-After`` and ``error:
+"service_unavailable"``, never 500 (:func:`is_unavailable` says which failures
+count).
 """
 
 from __future__ import annotations
@@ -37,8 +43,11 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from media.storage import StorageUnavailable
+
 __all__ = [
     "QUOTE_MAX",
+    "UNAVAILABLE_TYPES",
     "Conflict",
     "DomainError",
     "InvalidInput",
@@ -53,6 +62,7 @@ __all__ = [
     "UnsupportedMedia",
     "clean_quote",
     "exception_handlers",
+    "is_unavailable",
     "is_unique_violation",
     "too_deep",
 ]
@@ -168,6 +178,32 @@ def _clean(value: Any, depth: int = 0) -> Any:
     return value
 
 
+#: Failures of a backing service (see :func:`is_unavailable`).
+UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+    StorageUnavailable,
+    pg.PostgresConnectionError,  # class 08: connection lost or refused
+    pg.OperatorInterventionError,  # class 57: terminated by an administrator, shutting down
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True if ``exc`` is a backing service being unreachable, cut off or too slow:
+    transient, so the same work may succeed later (the API answers 503; a worker
+    retries). asyncpg reports a connection closed under it as ``InterfaceError``
+    "connection is closed"."""
+    if isinstance(exc, UNAVAILABLE_TYPES):
+        return True
+    return isinstance(exc, pg.InterfaceError) and "closed" in str(exc)
+
+
+def _retry_after() -> int:
+    from rescue.settings import get_settings
+
+    return get_settings().recovery.retry_after_seconds
+
+
 def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     headers = None
     if isinstance(exc, TooManyRequests | ServiceUnavailable) and "retry_after" in exc.extra:
@@ -211,6 +247,27 @@ def _integrity_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
             if column
             else _("this record already exists"),
             accepted=_("a value not used yet"),
+        ),
+    )
+
+
+def _unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    import logging
+
+    from rescue.i18n import _
+
+    if not is_unavailable(exc):
+        return _internal_handler(request, exc)
+    logging.getLogger("rescue").warning(
+        "backing service unavailable: %s: %s", type(exc).__name__, exc
+    )
+    return _domain_handler(
+        request,
+        ServiceUnavailable(
+            _("the object store is unavailable; try again later")
+            if isinstance(exc, StorageUnavailable)
+            else _("the database is unavailable; try again later"),
+            retry_after=_retry_after(),
         ),
     )
 
@@ -333,6 +390,8 @@ exception_handlers: dict[Any, Any] = {
     DomainError: _domain_handler,
     pg.IntegrityConstraintViolationError: _integrity_handler,
     sqlite3.IntegrityError: _integrity_handler,
+    **dict.fromkeys(UNAVAILABLE_TYPES, _unavailable_handler),
+    pg.InterfaceError: _unavailable_handler,
     HTTPException: _http_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }

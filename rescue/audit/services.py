@@ -6,6 +6,13 @@ What is audited (:func:`audit_kind`), for every route under ``/api`` and ``/auth
 - every read of a photo, of face data or of a candidate (a GET whose route
   template names ``photo``, ``face`` or ``candidate``).
 
+A write's record is written *before* the write runs (:func:`begin_record`,
+``status_code`` 0: in progress) and completed once with its outcome
+(:func:`complete_record`); the database allows exactly that one update. So no
+write is ever applied without its record: if the record cannot be written, the
+write is not attempted. A read's record is written after the read, before its
+answer is sent (:func:`write_record`).
+
 PIPL art. 51 (security measures) and art. 55–56 (impact assessment of processing
 sensitive personal information) call for a record of who processed it.
 """
@@ -21,13 +28,19 @@ from rescue.audit.tables import AuditRecord
 from rescue.schemas import Page, stored_id
 
 __all__ = [
+    "IN_PROGRESS",
     "SAFE_METHODS",
     "audit_kind",
+    "begin_record",
+    "complete_record",
     "describe",
     "list_case_records",
     "list_records",
     "write_record",
 ]
+
+#: ``status_code`` of a write's record until its outcome is recorded.
+IN_PROGRESS = 0
 
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -113,7 +126,8 @@ async def write_record(
     status_code: int,
     body: bytes,
 ) -> int:
-    """Append one record; returns its id. Any failure propagates (the request must fail)."""
+    """Append one complete record; returns its id. Any failure propagates (the
+    request must fail)."""
     resource_type, resource_id = describe(route, path_params)
     created = _created_id(body) if method != "GET" and 200 <= status_code < 300 else None
     rows = await AuditRecord.insert(
@@ -149,6 +163,51 @@ async def list_case_records(*, case_id: int, limit: int, offset: int) -> Page[Au
     if not await Case.exists().where(Case.id == case_id):
         raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     return await list_records(limit=limit, offset=offset, case_id=case_id)
+
+
+async def begin_record(
+    *,
+    method: str,
+    route: str,
+    path: str,
+    path_params: dict[str, Any],
+    principal: Any,
+    client: str,
+) -> int:
+    """Append the record of a write about to run (``status_code`` 0); returns its id.
+
+    Raises:
+        Exception: the record could not be written; the write must not run.
+    """
+    return await write_record(
+        kind="write",
+        method=method,
+        route=route,
+        path=path,
+        path_params=path_params,
+        principal=principal,
+        client=client,
+        status_code=IN_PROGRESS,
+        body=b"",
+    )
+
+
+async def complete_record(*, record_id: int, route: str, status_code: int, body: bytes) -> None:
+    """Record the outcome of a write begun with :func:`begin_record` (once): its
+    status, and the id it created (``created_id``, and ``case_id`` for a new case).
+
+    Raises:
+        Exception: the outcome could not be recorded (the record stays "in progress").
+    """
+    created = _created_id(body) if 200 <= status_code < 300 else None
+    values: dict[Any, Any] = {AuditRecord.status_code: status_code}
+    if created is not None:
+        values[AuditRecord.created_id] = created
+        if route.rstrip("/") == "/api/cases" and (case_id := stored_id(created)) is not None:
+            values[AuditRecord.case_id] = case_id
+    await AuditRecord.update(values).where(
+        (AuditRecord.id == record_id) & (AuditRecord.status_code == IN_PROGRESS)
+    )
 
 
 async def list_records(
