@@ -17,8 +17,9 @@ from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController
 from rescue.changes import feed, local_writes_middleware
-from rescue.errors import exception_handlers
+from rescue.errors import StationRequest, exception_handlers
 from rescue.escorts.controllers import EscortController
+from rescue.forms import form_middleware
 from rescue.i18n.middleware import locale_middleware
 from rescue.matching.controllers import (
     CandidateController,
@@ -26,6 +27,7 @@ from rescue.matching.controllers import (
     RematchController,
 )
 from rescue.notices.controllers import NoticeController
+from rescue.openapi import document_errors, operation_id
 from rescue.photos.controllers import PhotoController
 from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
@@ -102,7 +104,7 @@ async def _start_inprocess_worker():  # type: ignore[no-untyped-def]
 def create_app(settings: Settings | None = None) -> Litestar:
     """Build the API. Routes under ``/api`` need a bearer token; docs at ``/schema``."""
     settings = settings or get_settings()
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             health,
             CaseController,
@@ -124,11 +126,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;
-        # authentication, then the audit trail (which needs the caller).
-        middleware=[locale_middleware, local_writes_middleware, auth_middleware, audit_middleware],
+        # authentication, then the audit trail (which needs the caller); a
+        # multipart body is read last, by the one reader that answers 400s.
+        middleware=[
+            locale_middleware,
+            local_writes_middleware,
+            auth_middleware,
+            audit_middleware,
+            form_middleware,
+        ],
         stores={STORE_NAME: ReadCacheStore(settings.database.read_cache_entries)},
         response_cache_config=response_cache_config(),
         exception_handlers=exception_handlers,
+        request_class=StationRequest,
         lifespan=[_lifespan(settings)],
         request_max_body_size=settings.upload.max_bytes * 2,
         openapi_config=OpenAPIConfig(
@@ -139,6 +149,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
             security=[{"BearerToken": []}],
+            use_handler_docstrings=True,
+            operation_id_creator=operation_id,
         ),
         debug=settings.debug,
     )
+    document_errors(app)
+    return app

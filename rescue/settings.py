@@ -71,12 +71,17 @@ class DatabaseSettings:
     reports a committed write to the tables they came from (``rescue.changes``).
     Off on SQLite (no change notifications), and off while the notification
     connection is down. ``READ_CACHE_ENTRIES``: most responses kept per process.
+
+    ``SQLITE_BUSY_TIMEOUT_SECONDS`` (default 15): on SQLite, how long a write
+    waits for another writer to finish before the request is answered 503
+    (rescue.db.StationSQLiteEngine).
     """
 
     url: str
     pool_max_size: int = 10
     read_cache: bool = True
     read_cache_entries: int = 10_000
+    sqlite_busy_timeout: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -334,6 +339,7 @@ def load_settings() -> Settings:
             pool_max_size=_int("DB_POOL_MAX", 10),
             read_cache=_bool("READ_CACHE", True),
             read_cache_entries=_int("READ_CACHE_ENTRIES", 10_000),
+            sqlite_busy_timeout=_float("SQLITE_BUSY_TIMEOUT_SECONDS", 15.0),
         ),
         storage=StorageSettings(
             endpoint=_env("S3_ENDPOINT"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.params import FromQuery, JSONBody, MultipartBody
 
 from rescue.escorts import services
 from rescue.escorts.schemas import (
@@ -17,6 +17,7 @@ from rescue.escorts.schemas import (
 )
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
+from rescue.schemas import PathId, QueryId
 from rescue.settings import get_settings
 
 
@@ -31,7 +32,7 @@ class EscortController(Controller):
     )
     async def return_plan(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[ReturnPlanCreate],
         request: Request[Any, Any, Any],
     ) -> ReturnPlanOut:
@@ -46,7 +47,7 @@ class EscortController(Controller):
     )
     async def handover(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: MultipartBody[HandoverForm],
         request: Request[Any, Any, Any],
     ) -> HandoverOut:
@@ -68,7 +69,7 @@ class EscortController(Controller):
         summary="A handover record with a short-lived URL of its sheet",
         guards=[allow(Action.handover_read)],
     )
-    async def handover_detail(self, handover_id: FromPath[int]) -> HandoverOut:
+    async def handover_detail(self, handover_id: PathId) -> HandoverOut:
         """404 if unknown."""
         return await services.get_handover(handover_id=handover_id, store=get_store())
 
@@ -77,7 +78,8 @@ class EscortController(Controller):
         summary="A case's handover records",
         guards=[allow(Action.handover_read)],
     )
-    async def handovers(self, case_id: FromPath[int]) -> list[HandoverOut]:
+    async def handovers(self, case_id: PathId) -> list[HandoverOut]:
+        """The case's handover records (交接单), oldest first. 404 unknown case."""
         return await services.list_handovers(case_id=case_id)
 
     @get("/tasks", summary="Police-liaison tasks", guards=[allow(Action.task_read)])
@@ -85,7 +87,7 @@ class EscortController(Controller):
         self,
         request: Request[Any, Any, Any],
         open_only: FromQuery[bool] = True,
-        case_id: FromQuery[int | None] = None,
+        case_id: QueryId = None,
     ) -> list[TaskOut]:
         """E.g. cancel the collective household registration (集体户口注销); only
         tasks of cases of the stations the caller sees."""
@@ -99,6 +101,6 @@ class EscortController(Controller):
         summary="Mark a liaison task done",
         guards=[allow(Action.task_complete)],
     )
-    async def task_done(self, task_id: FromPath[int], request: Request[Any, Any, Any]) -> TaskOut:
+    async def task_done(self, task_id: PathId, request: Request[Any, Any, Any]) -> TaskOut:
         """409 already done; 404 unknown."""
         return await services.complete_task(task_id=task_id, by=request.user)

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from rescue.matching.tables import EvidenceKind, FamilyConfirmationMethod
+from rescue.schemas import MAX_ID
 
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
@@ -144,7 +145,7 @@ class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
 
     decision: Literal["start_review", "confirm", "reject"]
     reason: Reason
-    expected_version: int | None = None
+    expected_version: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] | None = None
 
 
 class FamilyConfirmationIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from rescue.permissions import Action, allow
+from rescue.schemas import PathId
 from rescue.searches import services
 from rescue.searches.schemas import (
     AnnouncementCreate,
@@ -32,7 +33,7 @@ class SearchController(Controller):
     )
     async def announcement(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[AnnouncementCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -46,7 +47,7 @@ class SearchController(Controller):
     )
     async def dna_request(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[DnaRequestCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -61,7 +62,7 @@ class SearchController(Controller):
     )
     async def dna_result(
         self,
-        action_id: FromPath[int],
+        action_id: PathId,
         data: JSONBody[DnaResultCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -75,7 +76,7 @@ class SearchController(Controller):
     )
     async def police_check(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[PoliceCheckCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -89,7 +90,7 @@ class SearchController(Controller):
     )
     async def interview(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[InterviewCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -103,7 +104,7 @@ class SearchController(Controller):
     )
     async def filing(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[FilingCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -116,7 +117,7 @@ class SearchController(Controller):
         guards=[allow(Action.case_read)],
     )
     async def index(
-        self, case_id: FromPath[int], kind: FromQuery[SearchKind | None] = None
+        self, case_id: PathId, kind: FromQuery[SearchKind | None] = None
     ) -> list[SearchActionOut]:
         """404 case."""
         return await services.list_actions(case_id=case_id, kind=kind)
