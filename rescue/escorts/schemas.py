@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from litestar.datastructures import UploadFile
 
-from rescue.escorts.tables import ReceivingParty, TaskKind
+from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
@@ -40,9 +40,15 @@ class HandoverForm:
     """Multipart form of a handover record (交接单).
 
     ``sheet``: the scanned, signed handover sheet (PDF/JPEG/PNG/WebP).
-    ``receiving_party``: family or origin_station. ``id_document_checked`` must be
-    true: the receiver's identity document was seen and checked.
-    ``handed_over_at``: ISO 8601 with offset.
+    ``receiving_party``: family, origin_station, police or minors_institution.
+    ``id_document_checked`` must be true: the receiver's identity document was
+    seen and checked. ``handed_over_at``: ISO 8601 with offset.
+    ``relationship_basis`` and ``proof``: how the receiver's relationship was
+    established (family). For a person who may leave only into custody a handover
+    to family needs ``confirmed_candidate`` (a confirmed match candidate on the
+    case) or ``household_register``/``police_certificate``/``dna_result`` with the
+    ``proof`` document, and then a second staff member's approval
+    (``POST /api/handovers/{id}/approve``).
     """
 
     sheet: UploadFile
@@ -54,6 +60,14 @@ class HandoverForm:
     handed_over_at: datetime
     place: str
     relationship: str = ""
+    relationship_basis: RelationshipBasis | None = None
+    proof: UploadFile | None = None
+
+
+class HandoverApproval(msgspec.Struct, forbid_unknown_fields=True):
+    """A second staff member's approval of a handover (custody)."""
+
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
 class HandoverOut(msgspec.Struct):
@@ -72,6 +86,13 @@ class HandoverOut(msgspec.Struct):
     created_at: datetime
     sheet_url: str | None = None
     sheet_url_expires_in: int | None = None
+    relationship_basis: RelationshipBasis | None = None
+    proof_media_type: str | None = None
+    proof_sha256: str | None = None
+    proof_url: str | None = None
+    recorded_by: int | None = None
+    approved_by: int | None = None
+    approved_at: datetime | None = None
 
 
 class TaskOut(msgspec.Struct):

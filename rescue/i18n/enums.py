@@ -18,7 +18,7 @@ def visible_enums() -> list[type[Enum]]:
     from rescue.alerts.rules import AlertKind, Unit
     from rescue.announcements.schemas import AnnouncedField
     from rescue.cases.tables import CaseStatus, Sex
-    from rescue.escorts.tables import ReceivingParty, TaskKind
+    from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
     from rescue.matching.tables import CandidateStatus, EvidenceKind, FamilyConfirmationMethod
     from rescue.notices.tables import NoticeSource, NoticeStatus
     from rescue.photos.tables import PhotoStatus
@@ -40,6 +40,7 @@ def visible_enums() -> list[type[Enum]]:
         PlacementKind,
         PoliceCheckType,
         ReceivingParty,
+        RelationshipBasis,
         Role,
         SearchKind,
         Sex,

@@ -80,6 +80,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/cases/{case_id:int}/handover"): frozenset({S, A}),
     ("GET", "/api/cases/{case_id:int}/handovers"): frozenset({S, P, A}),
     ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
+    ("POST", "/api/handovers/{handover_id:int}/approve"): frozenset({S, A}),
     ("GET", "/api/tasks"): ALL,
     ("POST", "/api/tasks/{task_id:int}/done"): frozenset({P, A}),
 }

@@ -415,11 +415,19 @@ async def test_minor_leaves_only_into_custody_over_http(client, staff):
     assert unchecked.status_code == 400
     response = await client.post(
         f"/api/cases/{cid}/handover",
-        files={"sheet": ("s.pdf", PDF, "application/pdf")},
-        data=handover_form(relationship="father"),
+        files={
+            "sheet": ("s.pdf", PDF, "application/pdf"),
+            "proof": ("派出所证明.pdf", PDF, "application/pdf"),
+        },
+        data=handover_form(relationship="father", relationship_basis="police_certificate"),
         headers=staff,
     )
     assert response.status_code == 201, response.text
+    second = {"Authorization": f"Bearer {await make_token('station_staff')}"}
+    approved = await client.post(
+        f"/api/handovers/{response.json()['id']}/approve", json={}, headers=second
+    )
+    assert approved.status_code == 200, approved.text
     await move(client, staff, cid, "handed_to_family", reason="父亲来接")
     events = await timeline(client, staff, cid)
     handover = next(e for e in events if e["kind"] == "handover_recorded")
