@@ -19,7 +19,7 @@ from rescue.matching.tables import (
 from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
-from rescue.placements.tables import Placement, PlacementDocument
+from rescue.placements.tables import Placement, PlacementDocument, SettlementApproval
 from rescue.searches.tables import SearchAction
 from rescue.users.tables import ApiToken, LoginThrottle, User
 
@@ -47,6 +47,7 @@ APP_CONFIG = AppConfig(
         Announcement,
         Placement,
         PlacementDocument,
+        SettlementApproval,
         SearchAction,
         ReturnPlan,
         Handover,

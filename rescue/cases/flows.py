@@ -26,6 +26,11 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
   ``handed_to_family``, the origin's station for ``collected_by_origin``.
 - ``return_planned`` requires a return plan; ``settled`` requires a current
   welfare-home placement (落户安置 is at a 福利院).
+- ``stranded`` requires the stay to be over the normal term (10 days, the
+  ``stranded`` rule of the station's deadline table; 2015 意见, 2003 细则).
+- ``settled`` requires the eligibility period to be over (3 months, the
+  ``settlement_eligible`` rule) or a recorded settlement approval with its
+  document (``POST /api/cases/{id}/settlement-approvals``).
 - ``left_self`` (自行离站) requires ``data.ticket``: the ticket or travel voucher
   the station gave (救助管理机构工作规程: 自行离站 with 乘车凭证); 400 without it.
 - Leaving (any terminal status) ends the current placement.
@@ -256,6 +261,34 @@ async def _check_rules(case: dict[str, Any], current: CaseStatus, to: CaseStatus
             _("case {case_id} has no return plan", case_id=case_id),
             f"POST /api/cases/{case_id}/return-plan (it moves the case itself)",
         )
+    if to in (S.stranded, S.settled):
+        from rescue.alerts.rules import AlertKind, rules_for
+        from rescue.placements.tables import SettlementApproval
+
+        kind = AlertKind.stranded if to == S.stranded else AlertKind.settlement_eligible
+        rule = rules_for(case["station"], get_settings().deadlines.overrides)[kind]
+        due = rule.period.after(case["admitted_at"])
+        approved = to == S.settled and await SettlementApproval.exists().where(
+            SettlementApproval.case == case_id
+        )
+        if due > clock.now() and not approved:
+            raise refuse(
+                _(
+                    "case {case_id} can become {status} only after {period} in care "
+                    "(from {due}); admitted {admitted}",
+                    case_id=case_id,
+                    status=label(to),
+                    period=str(rule.period),
+                    due=clock.local(due).isoformat(timespec="minutes"),
+                    admitted=clock.local(case["admitted_at"]).isoformat(timespec="minutes"),
+                ),
+                f"wait until {due.isoformat()}"
+                + (
+                    f", or POST /api/cases/{case_id}/settlement-approvals (approval document)"
+                    if to == S.settled
+                    else ""
+                ),
+            )
     if to == S.settled:
         current_placement = (
             await Placement.select(Placement.kind)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
@@ -65,3 +65,17 @@ class PlacementList(msgspec.Struct):
 
     current: PlacementOut | None
     items: list[PlacementOut]
+
+
+class SettlementApprovalOut(msgspec.Struct):
+    """A recorded approval of settlement (落户安置审批) with its document."""
+
+    id: int
+    case_id: int
+    authority: str
+    reference: str
+    approved_on: date
+    media_type: str
+    sha256: str
+    recorded_by: int | None
+    created_at: datetime

@@ -8,24 +8,32 @@ settlement). A hospital stay does not change the case status; settlement
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from piccolo.engine.sqlite import SQLiteEngine
 
 from media.storage import ObjectStore
+from rescue import clock
 from rescue.cases.events import record_event
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.documents import stored_document
 from rescue.errors import Conflict, InvalidInput, NotFound
+from rescue.i18n import _
 from rescue.placements.schemas import (
     DocumentOut,
     PlacementCreate,
     PlacementEnd,
     PlacementList,
     PlacementOut,
+    SettlementApprovalOut,
 )
-from rescue.placements.tables import Placement, PlacementDocument, PlacementKind
+from rescue.placements.tables import (
+    Placement,
+    PlacementDocument,
+    PlacementKind,
+    SettlementApproval,
+)
 from rescue.settings import UploadSettings
 from rescue.users.services import Principal
 
@@ -35,6 +43,7 @@ __all__ = [
     "end_placement",
     "get_document",
     "list_placements",
+    "record_settlement_approval",
     "start_in_station",
 ]
 
@@ -311,3 +320,80 @@ async def get_document(*, document_id: int, store: ObjectStore | None = None) ->
         out.url = await store.apresigned_url(row["object_key"])
         out.url_expires_in = store.presign_seconds
     return out
+
+
+async def record_settlement_approval(
+    *,
+    case_id: int,
+    authority: str,
+    reference: str,
+    approved_on: date,
+    document: bytes,
+    by: Principal,
+    store: ObjectStore,
+    limits: UploadSettings,
+) -> SettlementApprovalOut:
+    """Record an approval of settlement (落户安置审批) with its scanned document: it
+    lets a case become ``settled`` before the eligibility period (3 months by
+    default, ``settlement_eligible`` in DEADLINE_OVERRIDES) is over
+    (rescue.cases.flows). A ``settlement_approved`` event goes on the timeline.
+
+    Raises:
+        NotFound: no such case.
+        Conflict: the case is closed.
+        InvalidInput: empty authority or reference, a date in the future or
+            before admission; bad document (also 413/415, see rescue.documents).
+    """
+    case = await _case_in_care(case_id)
+    authority, reference = authority.strip(), reference.strip()
+    if not authority or not reference or len(authority) > 200 or len(reference) > 100:
+        raise InvalidInput(
+            _("authority (1..200 characters) and reference (1..100) are required"),
+            accepted={"authority": "e.g. 市民政局", "reference": "文号"},
+        )
+    if approved_on > clock.today() or approved_on < clock.local_date(case["admitted_at"]):
+        raise InvalidInput(
+            _("approved_on must lie between the admission and today"),
+            accepted="a date in the case's stay, station's local date",
+        )
+    async with (
+        stored_document(data=document, store=store, limits=limits) as doc,
+        SettlementApproval._meta.db.transaction(),
+    ):
+        rows = await SettlementApproval.insert(
+            SettlementApproval(
+                case=case_id,
+                authority=authority,
+                reference=reference,
+                approved_on=approved_on,
+                object_key=doc.object_key,
+                media_type=doc.media_type,
+                sha256=doc.sha256,
+                recorded_by=by.user_id,
+            )
+        ).returning(SettlementApproval.id)
+        await record_event(
+            case_id=case_id,
+            kind="settlement_approved",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=f"{authority} {reference}",
+            data={
+                "settlement_approval_id": rows[0]["id"],
+                "approved_on": approved_on.isoformat(),
+                "sha256": doc.sha256,
+            },
+        )
+    row = await SettlementApproval.select().where(SettlementApproval.id == rows[0]["id"]).first()
+    assert row is not None
+    return SettlementApprovalOut(
+        id=row["id"],
+        case_id=row["case"],
+        authority=row["authority"],
+        reference=row["reference"],
+        approved_on=row["approved_on"],
+        media_type=row["media_type"],
+        sha256=row["sha256"],
+        recorded_by=row["recorded_by"],
+        created_at=row["created_at"],
+    )

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from tests.integration.helpers import (
+    admitted_days_ago,
     decide,
     family_confirmation,
     new_case,
@@ -409,6 +410,7 @@ async def test_seed_case_settled_years_ago_identified_by_police_face_comparison(
         description="speaks little, Sichuan accent",
     )
     clerk = await principal("station_staff")
+    await admitted_days_ago(case["id"], 100)
     for to in (CaseStatus.searching, CaseStatus.stranded, CaseStatus.settlement_pending):
         await transition(case_id=case["id"], to=to, by=clerk, reason="seed case history")
     placed = await client.post(

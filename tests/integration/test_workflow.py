@@ -13,6 +13,7 @@ from rescue.cases.tables import Case
 from rescue.devservices import ROOT
 from tests.conftest import make_token
 from tests.integration.helpers import (
+    admitted_days_ago,
     decide,
     family_confirmation,
     new_case,
@@ -74,6 +75,13 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     # Admission: placed in the station, deadlines start.
     case = await new_case(client, staff, estimated_age=62, station="north", height_cm=165)
     cid = case["id"]
+    # Stranded too early is refused: the normal term is 10 days (2015 意见).
+    response = await client.post(
+        f"/api/cases/{cid}/transitions", json={"to": "stranded", "reason": "x"}, headers=staff
+    )
+    assert response.status_code == 409
+    assert "10 days" in response.json()["detail"]
+    await admitted_days_ago(cid, 11)  # test set-up: eleven days in care
     events = await timeline(client, staff, cid)
     assert [e["kind"] for e in events] == ["admitted"]
     detail = (await client.get(f"/api/cases/{cid}", headers=staff)).json()
@@ -168,10 +176,28 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     assert refused.status_code == 409
     assert refused.json()["current"] == "settlement_pending"
     await place(client, staff, cid, "welfare_home", facility="市社会福利院")
+    # Before the 3-month eligibility period settlement needs a recorded approval.
+    refused = await client.post(
+        f"/api/cases/{cid}/transitions", json={"to": "settled", "reason": "x"}, headers=staff
+    )
+    assert refused.status_code == 409
+    assert "3 months" in refused.json()["detail"]
+    assert "settlement-approvals" in refused.json()["requires"]
+    response = await client.post(
+        f"/api/cases/{cid}/settlement-approvals",
+        files={"document": ("批复.pdf", PDF, "application/pdf")},
+        data={
+            "authority": "市民政局",
+            "reference": "民批〔2026〕7号",
+            "approved_on": date.today().isoformat(),
+        },
+        headers=staff,
+    )
+    assert response.status_code == 201, response.text
     await move(client, staff, cid, "settled", reason="落户福利院")
     events = await timeline(client, staff, cid)
     assert events[-1]["to_status"] == "settled"
-    assert events[-2]["kind"] == "placement_started"
+    assert events[-2]["kind"] == "settlement_approved"
 
     # Years later a police face comparison matches a missing-person record from
     # another county; the family confirm it more than once; a reviewer confirms.
