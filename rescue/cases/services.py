@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
+from rescue import clock
 from rescue.cases import flows
 from rescue.cases.events import CaseEvent, record_event
 from rescue.cases.schemas import (
@@ -22,6 +22,7 @@ from rescue.cases.schemas import (
 )
 from rescue.cases.tables import Case, CaseStatus
 from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from rescue.i18n import _
 from rescue.photos.schemas import PhotoSummary
 from rescue.photos.services import photo_summaries
 from rescue.placements.services import start_in_station
@@ -40,9 +41,14 @@ __all__ = [
 
 
 def _validate_ages(data: CaseCreate) -> None:
-    if data.birth_date_estimate is not None and data.birth_date_estimate > datetime.now(UTC).date():
+    if data.birth_date_estimate is not None and data.birth_date_estimate > clock.today():
         raise InvalidInput(
-            "birth_date_estimate is in the future", accepted="a past date (estimated)"
+            _("birth_date_estimate is in the future"), accepted="a past date (estimated)"
+        )
+    if data.found_at is not None and data.found_at > clock.now():
+        raise InvalidInput(
+            _("found_at is in the future; the person is found before admission"),
+            accepted="a moment up to now, with its timezone offset",
         )
     low, high, est = data.age_low, data.age_high, data.estimated_age
     if low is not None and high is not None and low > high:
@@ -74,7 +80,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
             accepted=by.visible_stations(),
         )
     _validate_ages(data)
-    now = datetime.now(UTC)
+    now = clock.now()
     async with Case._meta.db.transaction():
         rows = await Case.insert(
             Case(
@@ -125,7 +131,7 @@ async def require_case(*, case_id: int) -> dict[str, Any]:
     """The case row as a dict. Raises NotFound."""
     row = await Case.select().where(Case.id == case_id).first()
     if row is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     return row
 
 
@@ -207,8 +213,8 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
             "nothing to change", accepted=["birth_date_estimate", "lacks_capacity", "height_cm"]
         )
     birth = fields.get("birth_date_estimate")
-    if birth is not None and birth > datetime.now(UTC).date():
-        raise InvalidInput("birth_date_estimate is in the future")
+    if birth is not None and birth > clock.today():
+        raise InvalidInput(_("birth_date_estimate is in the future"))
     async with Case._meta.db.transaction():
         row = await require_case(case_id=case_id)
         changes = {
@@ -217,7 +223,7 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
             if row[name] != value
         }
         await Case.update(
-            {**{getattr(Case, n): v for n, v in fields.items()}, Case.updated_at: datetime.now(UTC)}
+            {**{getattr(Case, n): v for n, v in fields.items()}, Case.updated_at: clock.now()}
         ).where(Case.id == case_id)
         await record_event(
             case_id=case_id,

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
 from typing import Any
 
 from media.storage import ObjectStore
 from rescue import clock
 from rescue.cases import flows
 from rescue.cases.events import record_event
+from rescue.cases.stay import stay_of
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.documents import stored_document
 from rescue.errors import Conflict, InvalidInput, NotFound
@@ -75,12 +75,21 @@ async def record_return_plan(
     async with Case._meta.db.transaction():
         row = await Case.select(Case.status).where(Case.id == case_id).first()
         if row is None:
-            raise NotFound(f"case {case_id} does not exist")
+            raise NotFound(_("case {case_id} does not exist", case_id=case_id))
         if row["status"] != CaseStatus.identified:
             raise Conflict(
-                f"case {case_id} is {row['status']}; a return plan needs an identified case",
+                _(
+                    "case {case_id} is {status}; a return plan needs an identified case",
+                    case_id=case_id,
+                    status=label(CaseStatus(row["status"])),
+                ),
                 current=row["status"],
                 allowed=[s.value for s in flows.allowed_next(CaseStatus(row["status"]))],
+            )
+        stay = await stay_of(case_id=case_id)
+        if stay.identified_at is not None:
+            stay.check_after(
+                data.planned_on, "planned_on", stay.identified_at, _("the identification")
             )
         await ReturnPlan.delete().where(ReturnPlan.case == case_id)
         staff = list(data.escort_staff)
@@ -229,6 +238,13 @@ async def record_handover(
             _("handed_over_at needs a UTC offset and must not be in the future"),
             accepted="ISO 8601 with offset",
         )
+    stay = await stay_of(case_id=case_id)
+    stay.check_moment(at, "handed_over_at")
+    if stay.identified_at is not None:
+        stay.check_after(at, "handed_over_at", stay.identified_at, _("the identification"))
+    plan = await ReturnPlan.select(ReturnPlan.planned_on).where(ReturnPlan.case == case_id).first()
+    if plan is not None:
+        stay.check_after(at, "handed_over_at", plan["planned_on"], _("the return plan's date"))
     basis = form.relationship_basis
     if form.receiving_party != ReceivingParty.family:
         basis = None
@@ -406,11 +422,17 @@ async def complete_task(*, task_id: int, by: Principal, note: str = "") -> TaskO
     async with LiaisonTask._meta.db.transaction():
         row = await LiaisonTask.select().where(LiaisonTask.id == task_id).first()
         if row is None:
-            raise NotFound(f"task {task_id} does not exist")
+            raise NotFound(_("task {task_id} does not exist", task_id=task_id))
         if row["done_at"] is not None:
-            raise Conflict(f"task {task_id} was already done at {row['done_at'].isoformat()}")
+            raise Conflict(
+                _(
+                    "task {task_id} was already done at {done_at}",
+                    task_id=task_id,
+                    done_at=row["done_at"].isoformat(),
+                )
+            )
         await LiaisonTask.update(
-            {LiaisonTask.done_at: datetime.now(UTC), LiaisonTask.done_by: by.user_id}
+            {LiaisonTask.done_at: clock.now(), LiaisonTask.done_by: by.user_id}
         ).where(LiaisonTask.id == task_id)
         await record_event(
             case_id=row["case"],

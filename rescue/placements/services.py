@@ -125,7 +125,7 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
         Conflict: the case is closed, or the period overlaps another (409, naming
             the overlapping placement).
     """
-    now = datetime.now(UTC)
+    now = clock.now()
     start = data.started_at or now
     end = data.ended_at
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
@@ -218,8 +218,8 @@ async def end_placement(*, placement_id: int, data: PlacementEnd, by: Principal)
         raise NotFound(f"placement {placement_id} does not exist")
     if row["ended_at"] is not None:
         raise Conflict(f"placement {placement_id} already ended at {row['ended_at'].isoformat()}")
-    end = data.ended_at or datetime.now(UTC)
-    if end.tzinfo is None or end <= row["started_at"] or end > datetime.now(UTC):
+    end = data.ended_at or clock.now()
+    if end.tzinfo is None or end <= row["started_at"] or end > clock.now():
         raise InvalidInput(
             "ended_at must be after the placement's start and not in the future",
             accepted="ISO 8601 with offset",

@@ -10,14 +10,17 @@ DNA request within 7 working days, DNA result within a month of the request;
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import msgspec
 
+from rescue import clock
 from rescue.cases.events import record_event
+from rescue.cases.stay import Stay, stay_of
 from rescue.cases.tables import Case
 from rescue.errors import Conflict, InvalidInput, NotFound
+from rescue.i18n import _
 from rescue.searches.schemas import (
     AnnouncementCreate,
     DnaRequestCreate,
@@ -39,6 +42,17 @@ __all__ = [
     "record_interview",
     "record_police_check",
 ]
+
+
+#: The request field holding each kind's date (for messages).
+_date_names = {
+    SearchKind.announcement: "published_on",
+    SearchKind.dna_request: "requested_on",
+    SearchKind.police_check: "checked_on",
+    SearchKind.interview: "held_on",
+    SearchKind.care_decision: "on_date",
+    SearchKind.extension_filing: "on_date",
+}
 
 
 def _out(r: dict[str, Any]) -> SearchActionOut:
@@ -65,16 +79,21 @@ def _out(r: dict[str, Any]) -> SearchActionOut:
 
 
 def _not_future(day: date, name: str) -> None:
-    if day > datetime.now(UTC).date():
-        raise InvalidInput(f"{name} {day.isoformat()} is in the future", accepted="a past date")
+    """Refuse a date after the station's today (rescue.clock.today: between 00:00
+    and 08:00 China time, UTC's date is still yesterday)."""
+    if day > clock.today():
+        raise InvalidInput(
+            _("{name} {day} is in the future", name=name, day=day.isoformat()),
+            accepted=_("a date up to today ({today}, station's date)", today=clock.today()),
+        )
 
 
 async def _record(
     *, case_id: int, kind: SearchKind, by: Principal, summary: str, **columns: Any
 ) -> SearchActionOut:
     async with Case._meta.db.transaction():
-        if not await Case.exists().where(Case.id == case_id):
-            raise NotFound(f"case {case_id} does not exist")
+        stay = await stay_of(case_id=case_id)
+        stay.check_day(columns["on_date"], _date_names[kind])
         rows = await SearchAction.insert(
             SearchAction(case=case_id, kind=kind.value, recorded_by=by.user_id, **columns)
         ).returning(SearchAction.id)
@@ -138,12 +157,18 @@ async def record_dna_result(
     """
     row = await SearchAction.select().where(SearchAction.id == action_id).first()
     if row is None or row["kind"] != SearchKind.dna_request:
-        raise NotFound(f"DNA request {action_id} does not exist")
+        raise NotFound(_("DNA request {action_id} does not exist", action_id=action_id))
     if row["result_on"] is not None:
-        raise Conflict(f"DNA request {action_id} already has a result ({row['result_on']})")
+        raise Conflict(
+            _(
+                "DNA request {action_id} already has a result ({result_on})",
+                action_id=action_id,
+                result_on=row["result_on"],
+            )
+        )
     _not_future(data.result_on, "result_on")
-    if data.result_on < row["on_date"]:
-        raise InvalidInput("result_on is before the request date")
+    # A result may come after the person left: it is bounded by its request only.
+    Stay.check_after(data.result_on, "result_on", row["on_date"], _("the request date"))
     values: dict[Any, Any] = {
         SearchAction.result_on: data.result_on,
         SearchAction.result: data.result,
@@ -225,7 +250,7 @@ async def record_filing(*, case_id: int, data: FilingCreate, by: Principal) -> S
 async def list_actions(*, case_id: int, kind: SearchKind | None = None) -> list[SearchActionOut]:
     """A case's actions, oldest first. Raises NotFound."""
     if not await Case.exists().where(Case.id == case_id):
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     query = SearchAction.select().where(SearchAction.case == case_id)
     if kind is not None:
         query = query.where(SearchAction.kind == kind.value)

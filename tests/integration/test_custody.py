@@ -5,9 +5,9 @@ otherwise only to the police, the origin's station or a minors' institution."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+from rescue import clock
 from rescue.cases import flows
 from rescue.settings import CustodySettings
 from tests.conftest import make_token
@@ -30,7 +30,7 @@ def form(**overrides: str) -> dict[str, str]:
         "id_document_type": "居民身份证",
         "id_document_number": "510802197001011234",
         "id_document_checked": "true",
-        "handed_over_at": datetime.now(UTC).isoformat(),
+        "handed_over_at": clock.now().isoformat(),
         "place": "站内",
         **overrides,
     }

@@ -4,11 +4,12 @@ home, placements, identity-search actions, alerts, handover, timeline."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 
+from rescue import clock
 from rescue.cases.tables import Case
 from rescue.devservices import ROOT
 from tests.conftest import make_token
@@ -63,7 +64,7 @@ def handover_form(**overrides: str) -> dict[str, str]:
         "id_document_type": "居民身份证",
         "id_document_number": "510802197001011234",
         "id_document_checked": "true",
-        "handed_over_at": datetime.now(UTC).isoformat(),
+        "handed_over_at": clock.now().isoformat(),
         "place": "广元市救助管理站",
         **overrides,
     }
@@ -94,13 +95,13 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     assert (await timeline(client, staff, cid))[-1]["to_status"] == "searching"
     response = await client.post(
         f"/api/cases/{cid}/announcements",
-        json={"channel": "全国救助寻亲网", "published_on": date.today().isoformat()},
+        json={"channel": "全国救助寻亲网", "published_on": clock.today().isoformat()},
         headers=staff,
     )
     assert response.status_code == 201, response.text
     response = await client.post(
         f"/api/cases/{cid}/dna-requests",
-        json={"requested_on": date.today().isoformat(), "police_unit": "城北派出所"},
+        json={"requested_on": clock.today().isoformat(), "police_unit": "城北派出所"},
         headers=staff,
     )
     assert response.status_code == 201, response.text
@@ -114,7 +115,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     # The police liaison records the DNA result; the dna_result item clears.
     response = await client.post(
         f"/api/dna-requests/{dna_id}/result",
-        json={"result_on": date.today().isoformat(), "result": "no match in 打拐DNA库"},
+        json={"result_on": clock.today().isoformat(), "result": "no match in 打拐DNA库"},
         headers=police,
     )
     assert response.status_code == 200, response.text
@@ -165,7 +166,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     for kind in ("care_decision", "extension_filing"):
         response = await client.post(
             f"/api/cases/{cid}/filings",
-            json={"kind": kind, "on_date": date.today().isoformat(), "reference": "民字12号"},
+            json={"kind": kind, "on_date": clock.today().isoformat(), "reference": "民字12号"},
             headers=staff,
         )
         assert response.status_code == 201, response.text
@@ -189,7 +190,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
         data={
             "authority": "市民政局",
             "reference": "民批〔2026〕7号",
-            "approved_on": date.today().isoformat(),
+            "approved_on": clock.today().isoformat(),
         },
         headers=staff,
     )
@@ -248,7 +249,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
             "destination": "四川省广元市利州区",
             "transport": "train K1234",
             "escort_staff": ["王芳", "刘强"],
-            "planned_on": date.today().isoformat(),
+            "planned_on": clock.today().isoformat(),
         },
         headers=staff,
     )
@@ -516,7 +517,7 @@ async def test_alerts_list_filters_and_order(client, staff, admin):
     # The announcement clears only when recorded.
     response = await client.post(
         f"/api/cases/{south['id']}/announcements",
-        json={"channel": "头条", "published_on": date.today().isoformat(), "reference": "t.cn/x"},
+        json={"channel": "头条", "published_on": clock.today().isoformat(), "reference": "t.cn/x"},
         headers=south_staff,
     )
     assert response.status_code == 201
@@ -594,7 +595,7 @@ async def test_stored_document_removed_when_recording_fails():
 
 
 async def test_future_birth_date_refused(client, staff):
-    future = (date.today() + timedelta(days=30)).isoformat()
+    future = (clock.today() + timedelta(days=30)).isoformat()
     response = await client.post("/api/cases", json={"birth_date_estimate": future}, headers=staff)
     assert response.status_code == 400
     case = await new_case(client, staff)
