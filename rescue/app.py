@@ -10,7 +10,7 @@ from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from rescue.alerts.controllers import AlertController
+from rescue.alerts.controllers import AlertController, CalendarController
 from rescue.announcements.controllers import AnnouncementController, PublicAnnouncementController
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
@@ -121,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SearchController,
             EscortController,
             AlertController,
+            CalendarController,
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;

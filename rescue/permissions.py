@@ -62,6 +62,7 @@ class Action(StrEnum):
     escort_write = "escort_write"
     handover_read = "handover_read"
     alert_read = "alert_read"
+    calendar_load = "calendar_load"
     task_read = "task_read"
     task_complete = "task_complete"
 
@@ -103,6 +104,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.escort_write: frozenset({_STAFF, _ADMIN}),
     Action.handover_read: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.alert_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.calendar_load: frozenset({_ADMIN}),
     Action.task_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.task_complete: frozenset({_POLICE, _ADMIN}),
 }

@@ -4,6 +4,7 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from rescue.alerts.tables import HolidaySchedule
 from rescue.announcements.tables import Announcement
 from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
@@ -48,6 +49,7 @@ APP_CONFIG = AppConfig(
         Placement,
         PlacementDocument,
         SettlementApproval,
+        HolidaySchedule,
         SearchAction,
         ReturnPlan,
         Handover,

@@ -81,6 +81,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/cases/{case_id:int}/handovers"): frozenset({S, P, A}),
     ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
     ("POST", "/api/handovers/{handover_id:int}/approve"): frozenset({S, A}),
+    ("GET", "/api/calendar"): frozenset({S, P, R, A}),
+    ("PUT", "/api/calendar/{year:int}"): frozenset({A}),
     ("POST", "/api/cases/{case_id:int}/settlement-approvals"): frozenset({S, A}),
     ("GET", "/api/tasks"): ALL,
     ("POST", "/api/tasks/{task_id:int}/done"): frozenset({P, A}),
