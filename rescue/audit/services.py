@@ -18,7 +18,7 @@ from typing import Any
 
 from rescue.audit.schemas import AuditOut
 from rescue.audit.tables import AuditRecord
-from rescue.schemas import Page
+from rescue.schemas import Page, require_timezone
 
 __all__ = ["SAFE_METHODS", "audit_kind", "describe", "list_records", "write_record"]
 
@@ -135,7 +135,13 @@ async def list_records(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Page[AuditOut]:
-    """Records, newest first, filtered by user, case and time (``since`` ≤ at < ``until``)."""
+    """Records, newest first, filtered by user, case and time (``since`` ≤ at < ``until``).
+
+    Raises:
+        InvalidInput: ``since`` or ``until`` without a timezone offset.
+    """
+    require_timezone(since, "since")
+    require_timezone(until, "until")
     where: Any = AuditRecord.id > 0
     if user_id is not None:
         where = where & (AuditRecord.user_id == user_id)

@@ -10,6 +10,7 @@ import msgspec
 from rescue.alerts.schemas import AlertOut
 from rescue.cases.tables import CaseStatus, Sex
 from rescue.photos.schemas import PhotoSummary
+from rescue.schemas import AwareDatetime
 
 Age = Annotated[int, msgspec.Meta(ge=0, le=120, description="years")]
 ShortText = Annotated[str, msgspec.Meta(max_length=300)]
@@ -24,7 +25,7 @@ class CaseCreate(msgspec.Struct, forbid_unknown_fields=True):
     estimated_age: Age | None = None
     age_low: Age | None = None
     age_high: Age | None = None
-    found_at: datetime | None = None
+    found_at: AwareDatetime | None = None
     found_place: ShortText = ""
     brought_by: ShortText = ""
     description: LongText = ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -242,6 +243,8 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return clock.iso_utc(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 

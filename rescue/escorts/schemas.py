@@ -10,6 +10,7 @@ import msgspec
 from litestar.datastructures import UploadFile
 
 from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
+from rescue.schemas import AwareDatetime
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
@@ -57,7 +58,7 @@ class HandoverForm:
     id_document_type: str
     id_document_number: str
     id_document_checked: bool
-    handed_over_at: datetime
+    handed_over_at: AwareDatetime
     place: str
     relationship: str = ""
     relationship_basis: RelationshipBasis | None = None
@@ -79,7 +80,7 @@ class HandoverOut(msgspec.Struct):
     id_document_type: str
     id_document_number: str
     id_document_checked: bool
-    handed_over_at: datetime
+    handed_over_at: AwareDatetime
     place: str
     sheet_media_type: str
     sheet_sha256: str

@@ -300,7 +300,7 @@ async def record_handover(
                 "receiving_party": form.receiving_party.value,
                 "receiver_name": form.receiver_name.strip(),
                 "id_document_type": form.id_document_type.strip(),
-                "handed_over_at": at.isoformat(),
+                "handed_over_at": clock.iso_utc(at),
                 "relationship_basis": basis.value if basis else None,
                 "proof_sha256": proof_doc.sha256 if proof_doc else None,
             },

@@ -8,6 +8,7 @@ from typing import Annotated
 import msgspec
 
 from rescue.placements.tables import PlacementKind
+from rescue.schemas import AwareDatetime
 
 Text300 = Annotated[str, msgspec.Meta(max_length=300)]
 
@@ -22,14 +23,14 @@ class PlacementCreate(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     responsible_contact: Text300 = ""
     contract_reference: Annotated[str, msgspec.Meta(max_length=100)] = ""
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
 
 
 class PlacementEnd(msgspec.Struct, forbid_unknown_fields=True):
     """End the placement at ``ended_at`` (default now)."""
 
-    ended_at: datetime | None = None
+    ended_at: AwareDatetime | None = None
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 

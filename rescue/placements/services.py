@@ -171,7 +171,7 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
                 actor_id=by.user_id,
                 actor_role=by.role.value,
                 reason=f"moved to {data.kind.value} at {data.facility}",
-                data={"placement_id": moved["id"], "ended_at": start.isoformat()},
+                data={"placement_id": moved["id"], "ended_at": clock.iso_utc(start)},
             )
         rows = await Placement.insert(
             Placement(
@@ -197,8 +197,8 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
                 "placement_id": placement_id,
                 "kind": data.kind.value,
                 "facility": data.facility,
-                "started_at": start.isoformat(),
-                "ended_at": end.isoformat() if end else None,
+                "started_at": clock.iso_utc(start),
+                "ended_at": clock.iso_utc(end) if end else None,
             },
         )
     return await get_placement(placement_id=placement_id)
@@ -232,7 +232,7 @@ async def end_placement(*, placement_id: int, data: PlacementEnd, by: Principal)
             actor_id=by.user_id,
             actor_role=by.role.value,
             reason=data.reason,
-            data={"placement_id": placement_id, "ended_at": end.isoformat()},
+            data={"placement_id": placement_id, "ended_at": clock.iso_utc(end)},
         )
     return await get_placement(placement_id=placement_id)
 

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from rescue import clock
 from tests.integration.helpers import (
     admitted_days_ago,
     decide,
@@ -475,7 +476,7 @@ async def test_seed_case_settled_years_ago_identified_by_police_face_comparison(
             "destination": "四川省某县救助管理站",
             "transport": "station car, 100 km",
             "escort_staff": ["王", "李"],
-            "planned_on": "2026-12-01",
+            "planned_on": clock.today().isoformat(),
         },
         headers=staff,
     )
