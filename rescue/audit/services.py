@@ -3,8 +3,10 @@
 What is audited (:func:`audit_kind`), for every route under ``/api`` and ``/auth``:
 
 - every write (any method but GET, HEAD, OPTIONS), whatever its outcome;
-- every read of a photo, of face data or of a candidate (a GET whose route
-  template names ``photo``, ``face`` or ``candidate``).
+- every read of a photo, of face data, of a candidate, of a case's identity
+  (身份证号), of a handover (the receiver's ID number) or of a placement document
+  (a GET whose route template names ``photo``, ``face``, ``candidate``,
+  ``identity``, ``handover`` or ``document``).
 
 PIPL art. 51 (security measures) and art. 55–56 (impact assessment of processing
 sensitive personal information) call for a record of who processed it.
@@ -25,7 +27,7 @@ __all__ = ["SAFE_METHODS", "audit_kind", "describe", "list_records", "write_reco
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Route words whose reads are audited (sensitive data: photos, faces, candidates).
-SENSITIVE_READS = ("photo", "face", "candidate")
+SENSITIVE_READS = ("photo", "face", "candidate", "identity", "handover", "document")
 
 
 def audit_kind(method: str, route: str) -> str | None:

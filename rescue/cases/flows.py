@@ -34,6 +34,8 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
 - ``left_self`` (自行离站) requires ``data.ticket``: the ticket or travel voucher
   the station gave (救助管理机构工作规程: 自行离站 with 乘车凭证); 400 without it.
 - Leaving (any terminal status) ends the current placement.
+- ``identified`` by confirming a notice fills the identity found (confirmed
+  name, relatives' contact) from that notice (an ``identity_updated`` event).
 - ``identified`` reached from ``settled`` creates a task for the police liaison to
   cancel the collective household registration (集体户口注销).
 """
@@ -306,7 +308,12 @@ async def _check_rules(case: dict[str, Any], current: CaseStatus, to: CaseStatus
 
 
 async def _after(
-    case_id: int, current: CaseStatus, to: CaseStatus, by: Principal | None, now: datetime
+    case_id: int,
+    current: CaseStatus,
+    to: CaseStatus,
+    by: Principal | None,
+    now: datetime,
+    data: dict[str, object],
 ) -> None:
     actor_id = by.user_id if by else None
     actor_role = by.role.value if by else "system"
@@ -325,6 +332,11 @@ async def _after(
                 reason=_("case closed as {status}", status=label(to)),
                 data={"placement_id": row["id"]},
             )
+    notice_id = data.get("notice_id")
+    if to == S.identified and isinstance(notice_id, int):
+        from rescue.cases.services import fill_identity_from_notice
+
+        await fill_identity_from_notice(case_id=case_id, notice_id=notice_id, by=by)
     if current == S.settled and to == S.identified:
         note = _(
             "identity confirmed for a settled person: cancel the collective household "
@@ -420,5 +432,5 @@ async def transition(
             data=dict(data or {}),
         )
         await unpublish_for_status(case_id=case_id, status=to)  # 寻亲公告 ends (issue 5)
-        await _after(case_id, current, to, by, now)
+        await _after(case_id, current, to, by, now, dict(data or {}))
     return current

@@ -77,6 +77,41 @@ class TransitionOut(msgspec.Struct):
     allowed_next: list[CaseStatus]
 
 
+#: 公民身份号码 (GB 11643-1999): 17 digits and a check digit (0-9 or X).
+IdNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{17}[0-9Xx]$")]
+Name100 = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Text300 = Annotated[str, msgspec.Meta(max_length=300)]
+
+
+class IdentityUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Change the identity found; omitted fields stay. ``reason`` goes on the timeline."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    confirmed_name: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    id_number: IdNumber | msgspec.UnsetType | None = msgspec.UNSET
+    household_registration: Annotated[str, msgspec.Meta(max_length=300)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    relatives_contact: Annotated[str, msgspec.Meta(max_length=300)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+
+
+class IdentityOut(msgspec.Struct):
+    """The identity found: confirmed name, 身份证号 (masked for roles that do not
+    need it), 户籍地, relatives' contact, and the notice it came from."""
+
+    case_id: int
+    confirmed_name: str | None
+    id_number: str | None
+    id_number_masked: bool
+    household_registration: str
+    relatives_contact: str
+    notice_id: int | None
+
+
 class TimelineEvent(msgspec.Struct):
     """One timeline entry: who (actor, None = the system), when, what, why."""
 
@@ -115,8 +150,10 @@ class CaseOut(msgspec.Struct):
     birth_date_estimate: date | None = None
     lacks_capacity: bool = False
     height_cm: int | None = None
-    #: Under 16 or lacking capacity: may leave only into custody.
+    #: Possibly under the custody age or lacking capacity: leaves only into custody.
     custody_only: bool = False
+    #: The name confirmed at identification (the ID number: GET …/identity).
+    confirmed_name: str | None = None
     photos: list[PhotoSummary] = msgspec.field(default_factory=list)
     #: Detail only: statuses reachable now.
     allowed_next: list[CaseStatus] = msgspec.field(default_factory=list)

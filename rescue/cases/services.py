@@ -17,6 +17,8 @@ from rescue.cases.schemas import (
     CaseOut,
     CaseUpdate,
     CurrentPlacement,
+    IdentityOut,
+    IdentityUpdate,
     TimelineEvent,
     TransitionOut,
     TransitionRequest,
@@ -32,12 +34,16 @@ from rescue.users.services import Principal
 
 __all__ = [
     "create_case",
+    "fill_identity_from_notice",
     "get_case",
+    "get_identity",
     "list_cases",
+    "mask_id_number",
     "request_transition",
     "require_case",
     "timeline",
     "update_case",
+    "update_identity",
 ]
 
 
@@ -140,7 +146,7 @@ def _case_out(row: dict[str, Any], photos: list[PhotoSummary]) -> CaseOut:
     return CaseOut(
         id=row["id"],
         reference=row["reference"],
-        display_name=row["reported_name"] or row["placeholder_name"],
+        display_name=row["confirmed_name"] or row["reported_name"] or row["placeholder_name"],
         reported_name=row["reported_name"],
         placeholder_name=row["placeholder_name"],
         sex=row["sex"],
@@ -162,6 +168,7 @@ def _case_out(row: dict[str, Any], photos: list[PhotoSummary]) -> CaseOut:
         lacks_capacity=row["lacks_capacity"],
         height_cm=row["height_cm"],
         custody_only=flows.custody_only(row),
+        confirmed_name=row["confirmed_name"],
         photos=photos,
     )
 
@@ -211,7 +218,7 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
     }
     if not fields:
         raise InvalidInput(
-            "nothing to change", accepted=["birth_date_estimate", "lacks_capacity", "height_cm"]
+            _("nothing to change"), accepted=["birth_date_estimate", "lacks_capacity", "height_cm"]
         )
     birth = fields.get("birth_date_estimate")
     if birth is not None and birth > clock.today():
@@ -333,4 +340,112 @@ async def list_cases(
     rows = await query
     return Page(
         items=[_case_out(r, []) for r in rows], total=await count, limit=limit, offset=offset
+    )
+
+
+_IDENTITY_FIELDS = ("confirmed_name", "id_number", "household_registration", "relatives_contact")
+
+
+def mask_id_number(number: str | None) -> str | None:
+    """``510802197001011234`` → ``5108**********1234`` (region prefix and last four
+    kept, as printed on forms for people without the right to see it)."""
+    if not number:
+        return number
+    return number[:4] + "*" * max(len(number) - 8, 0) + number[-4:]
+
+
+def _identity_out(row: dict[str, Any], by: Principal) -> IdentityOut:
+    from rescue.permissions import PERMISSIONS, Action
+
+    full = by.role in PERMISSIONS[Action.id_number_read]
+    number = row["id_number"]
+    return IdentityOut(
+        case_id=row["id"],
+        confirmed_name=row["confirmed_name"],
+        id_number=number if full else mask_id_number(number),
+        id_number_masked=bool(number) and not full,
+        household_registration=row["household_registration"],
+        relatives_contact=row["relatives_contact"],
+        notice_id=row["identity_notice"],
+    )
+
+
+async def get_identity(*, case_id: int, by: Principal) -> IdentityOut:
+    """The identity found (身份查明) of a case. The 身份证号 is masked unless the
+    caller's role needs it (``Action.id_number_read``: staff, police liaison,
+    admin); every read is audited (the route names ``identity``). Raises NotFound."""
+    return _identity_out(await require_case(case_id=case_id), by)
+
+
+def _masked_changes(row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """Changed fields for the timeline; the ID number only masked (PIPL art. 28)."""
+    changes = {}
+    for name, value in fields.items():
+        if row[name] == value:
+            continue
+        if name == "id_number":
+            changes[name] = {"from": mask_id_number(row[name]), "to": mask_id_number(value)}
+        else:
+            changes[name] = {"from": row[name], "to": value}
+    return changes
+
+
+async def update_identity(*, case_id: int, data: IdentityUpdate, by: Principal) -> IdentityOut:
+    """Record or correct the identity found; each change (ID number masked) is an
+    ``identity_updated`` event with the reason.
+
+    Raises:
+        NotFound: no such case.
+        InvalidInput: nothing to change.
+    """
+    fields = {
+        name: getattr(data, name)
+        for name in _IDENTITY_FIELDS
+        if getattr(data, name) is not msgspec.UNSET
+    }
+    if fields.get("id_number"):
+        fields["id_number"] = fields["id_number"].upper()
+    if not fields:
+        raise InvalidInput(_("nothing to change"), accepted=list(_IDENTITY_FIELDS))
+    async with Case._meta.db.transaction():
+        row = await require_case(case_id=case_id)
+        changes = _masked_changes(row, fields)
+        await Case.update(
+            {**{getattr(Case, n): v for n, v in fields.items()}, Case.updated_at: clock.now()}
+        ).where(Case.id == case_id)
+        await record_event(
+            case_id=case_id,
+            kind="identity_updated",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason,
+            data=changes,
+        )
+    return await get_identity(case_id=case_id, by=by)
+
+
+async def fill_identity_from_notice(*, case_id: int, notice_id: int, by: Principal | None) -> None:
+    """At identification: the confirmed notice's name becomes the case's confirmed
+    name and (a family notice) its reporter's contact the relatives' contact, unless
+    staff already recorded them; an ``identity_updated`` event says so."""
+    from rescue.notices.tables import Notice
+
+    notice = await Notice.select().where(Notice.id == notice_id).first()
+    row = await require_case(case_id=case_id)
+    if notice is None:
+        return
+    fields: dict[str, Any] = {"identity_notice": notice_id}
+    if not row["confirmed_name"]:
+        fields["confirmed_name"] = notice["name"]
+    if not row["relatives_contact"] and notice["source"] == "family":
+        fields["relatives_contact"] = notice["reporter_contact"]
+    changes = _masked_changes(row, {k: v for k, v in fields.items() if k != "identity_notice"})
+    await Case.update({getattr(Case, n): v for n, v in fields.items()}).where(Case.id == case_id)
+    await record_event(
+        case_id=case_id,
+        kind="identity_updated",
+        actor_id=by.user_id if by else None,
+        actor_role=by.role.value if by else "system",
+        reason=_("identity from the confirmed notice {notice_id}", notice_id=notice_id),
+        data={**changes, "notice_id": notice_id},
     )

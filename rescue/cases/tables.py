@@ -91,3 +91,12 @@ class Case(Table, tablename="cases"):
     created_by = Integer(null=True, default=None)  # users.id
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # The identity found (身份查明): filled from the confirmed notice, edited by
+    # staff; every change is an ``identity_updated`` event. ``id_number`` is
+    # sensitive (PIPL art. 28): shown only by GET /api/cases/{id}/identity
+    # (audited) to the roles that need it.
+    confirmed_name = Varchar(length=100, null=True, default=None)
+    id_number = Varchar(length=18, null=True, default=None)  # 公民身份号码
+    household_registration = Varchar(length=300, default="")  # 户籍地
+    relatives_contact = Varchar(length=300, default="")  # 亲属联系方式
+    identity_notice = Integer(null=True, default=None)  # notices.id it came from

@@ -26,6 +26,16 @@ class ReturnPlanCreate(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
+class PersonOut(msgspec.Struct):
+    """Who is going home: the identity found (身份查明) on the case."""
+
+    display_name: str
+    confirmed_name: str | None
+    id_number: str | None
+    household_registration: str
+    relatives_contact: str
+
+
 class ReturnPlanOut(msgspec.Struct):
     id: int
     case_id: int
@@ -34,6 +44,7 @@ class ReturnPlanOut(msgspec.Struct):
     escort_staff: list[str]
     planned_on: date
     created_at: datetime
+    person: PersonOut | None = None
 
 
 @dataclass
@@ -94,6 +105,8 @@ class HandoverOut(msgspec.Struct):
     recorded_by: int | None = None
     approved_by: int | None = None
     approved_at: datetime | None = None
+    #: The person handed over (identity found; read audited).
+    person: PersonOut | None = None
 
 
 class TaskOut(msgspec.Struct):
@@ -105,3 +118,5 @@ class TaskOut(msgspec.Struct):
     created_at: datetime
     done_at: datetime | None
     done_by: int | None
+    #: The person concerned (name and 户籍地; the ID number: GET …/identity).
+    person: PersonOut | None = None

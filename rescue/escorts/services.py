@@ -23,6 +23,7 @@ from rescue.errors import Conflict, InvalidInput, NotFound
 from rescue.escorts.schemas import (
     HandoverForm,
     HandoverOut,
+    PersonOut,
     ReturnPlanCreate,
     ReturnPlanOut,
     TaskOut,
@@ -46,6 +47,20 @@ __all__ = [
     "record_handover",
     "record_return_plan",
 ]
+
+
+async def _person(case_id: int, *, with_id_number: bool) -> PersonOut | None:
+    """The identity found of ``case_id`` (ID number only ``with_id_number``)."""
+    row = await Case.select().where(Case.id == case_id).first()
+    if row is None:
+        return None
+    return PersonOut(
+        display_name=row["confirmed_name"] or row["reported_name"] or row["placeholder_name"],
+        confirmed_name=row["confirmed_name"],
+        id_number=row["id_number"] if with_id_number else None,
+        household_registration=row["household_registration"],
+        relatives_contact=row["relatives_contact"],
+    )
 
 
 def _plan_out(r: dict[str, Any]) -> ReturnPlanOut:
@@ -118,7 +133,9 @@ async def record_return_plan(
         )
     plan = await ReturnPlan.select().where(ReturnPlan.case == case_id).first()
     assert plan is not None
-    return _plan_out(plan)
+    out = _plan_out(plan)
+    out.person = await _person(case_id, with_id_number=True)  # staff: escort_write
+    return out
 
 
 def _handover_out(r: dict[str, Any]) -> HandoverOut:
@@ -371,6 +388,7 @@ async def get_handover(*, handover_id: int, store: ObjectStore | None = None) ->
     if row is None:
         raise NotFound(_("handover {handover_id} does not exist", handover_id=handover_id))
     out = _handover_out(row)
+    out.person = await _person(row["case"], with_id_number=True)  # handover_read roles
     if store is not None:
         out.sheet_url = await store.apresigned_url(row["sheet_object_key"])
         out.sheet_url_expires_in = store.presign_seconds
@@ -382,7 +400,11 @@ async def get_handover(*, handover_id: int, store: ObjectStore | None = None) ->
 async def list_handovers(*, case_id: int) -> list[HandoverOut]:
     """A case's handover records, oldest first."""
     rows = await Handover.select().where(Handover.case == case_id).order_by(Handover.id)
-    return [_handover_out(r) for r in rows]
+    person = await _person(case_id, with_id_number=True)
+    outs = [_handover_out(r) for r in rows]
+    for out in outs:
+        out.person = person
+    return outs
 
 
 def _task_out(r: dict[str, Any]) -> TaskOut:
@@ -409,7 +431,10 @@ async def list_tasks(
         query = query.where(LiaisonTask.done_at.is_null())
     if case_id is not None:
         query = query.where(LiaisonTask.case == case_id)
-    return [_task_out(r) for r in await query.order_by(LiaisonTask.id)]
+    outs = [_task_out(r) for r in await query.order_by(LiaisonTask.id)]
+    for out in outs:
+        out.person = await _person(out.case_id, with_id_number=False)
+    return outs
 
 
 async def complete_task(*, task_id: int, by: Principal, note: str = "") -> TaskOut:
