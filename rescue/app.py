@@ -15,7 +15,7 @@ from rescue.announcements.controllers import AnnouncementController, PublicAnnou
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
-from rescue.cases.controllers import CaseController
+from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
 from rescue.errors import exception_handlers
 from rescue.escorts.controllers import EscortController
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             health,
             CaseController,
+            ReportController,
             NoticeController,
             PhotoController,
             CandidateController,

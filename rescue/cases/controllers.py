@@ -16,6 +16,7 @@ from rescue.cases.schemas import (
     CaseUpdate,
     IdentityOut,
     IdentityUpdate,
+    LeavingReport,
     TimelineEvent,
     TransitionOut,
     TransitionRequest,
@@ -141,3 +142,20 @@ class CaseController(Controller):
     async def alerts(self, case_id: FromPath[int]) -> list[AlertOut]:
         """See docs/workflow.md for the rule table and sources. 404 if unknown."""
         return await alerts_for_case(case_id=case_id)
+
+
+class ReportController(Controller):
+    path = "/api/reports"
+    tags = ("cases",)
+
+    @get(
+        "/leavings",
+        summary="Leavings of a month by MCA 离站方式 category",
+        guards=[allow(Action.case_read)],
+    )
+    async def leavings(
+        self, request: Request[Any, Any, Any], month: FromQuery[str]
+    ) -> LeavingReport:
+        """``month`` ``YYYY-MM`` (station's calendar); only the caller's stations.
+        400 malformed month."""
+        return await services.leaving_report(month=month, stations=request.user.visible_stations())

@@ -49,7 +49,7 @@ from typing import Any
 from rescue import clock
 from rescue.announcements.services import unpublish_for_status
 from rescue.cases.events import record_event
-from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
+from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus, LeavingCategory
 from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.escorts.tables import Handover, LiaisonTask, ReceivingParty, ReturnPlan, TaskKind
 from rescue.i18n import _, label
@@ -61,6 +61,7 @@ from rescue.users.tables import Role
 __all__ = [
     "CUSTODY_REFUSED",
     "HANDOVER_REQUIRED",
+    "LEAVING_CATEGORY",
     "TRANSITIONS",
     "Transition",
     "allowed_next",
@@ -128,6 +129,22 @@ def _build() -> dict[tuple[CaseStatus, CaseStatus], Transition]:
 
 TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], Transition] = _build()
 
+
+#: Each leaving status in the MCA statistical 离站方式 categories (民政部救助管理
+#: 统计报表): monthly reports count leavings by these. 流出地接回 counts as 接领
+#: (collected by the origin's station); a minor transferred to a minors' protection
+#: institution (未成年人救助保护机构) is 其他 in the station's own statistics.
+LEAVING_CATEGORY: dict[CaseStatus, LeavingCategory] = {
+    S.placed: LeavingCategory.placement,
+    S.left_self: LeavingCategory.ticket_self_return,
+    S.terminated: LeavingCategory.terminated,
+    S.left_unauthorised: LeavingCategory.left_unauthorised,
+    S.escorted_home: LeavingCategory.escorted_return,
+    S.handed_to_family: LeavingCategory.collected_return,
+    S.collected_by_origin: LeavingCategory.collected_return,
+    S.deceased: LeavingCategory.deceased,
+    S.transferred_minor: LeavingCategory.other,
+}
 
 #: Leaving outcomes refused to a person who may leave only into custody.
 CUSTODY_REFUSED = frozenset({S.left_self, S.terminated})

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from rescue.alerts.schemas import AlertOut
-from rescue.cases.tables import CaseStatus, Sex
+from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
 from rescue.photos.schemas import PhotoSummary
 from rescue.schemas import AwareDatetime
 
@@ -154,6 +154,8 @@ class CaseOut(msgspec.Struct):
     custody_only: bool = False
     #: The name confirmed at identification (the ID number: GET …/identity).
     confirmed_name: str | None = None
+    #: For a closed case: its MCA 离站方式 category (rescue.cases.flows.LEAVING_CATEGORY).
+    leaving_category: LeavingCategory | None = None
     photos: list[PhotoSummary] = msgspec.field(default_factory=list)
     #: Detail only: statuses reachable now.
     allowed_next: list[CaseStatus] = msgspec.field(default_factory=list)
@@ -161,3 +163,22 @@ class CaseOut(msgspec.Struct):
     current_placement: CurrentPlacement | None = None
     #: Detail only: the case's due and overdue deadline items, soonest first.
     alerts: list[AlertOut] = msgspec.field(default_factory=list)
+
+
+class LeavingCount(msgspec.Struct):
+    category: LeavingCategory
+    label: str
+    count: int
+    #: How many of them crossed a province (data.cross_province on the closing
+    #: transition); the MCA report splits 护送返乡 and 接领返乡 by it.
+    cross_province: int
+
+
+class LeavingReport(msgspec.Struct):
+    """Leavings (离站) of one month by MCA 离站方式 category, counted by the date
+    (station's timezone) of the closing transition."""
+
+    month: str
+    stations: list[str] | None
+    total: int
+    categories: list[LeavingCount]

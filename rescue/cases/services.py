@@ -19,11 +19,13 @@ from rescue.cases.schemas import (
     CurrentPlacement,
     IdentityOut,
     IdentityUpdate,
+    LeavingCount,
+    LeavingReport,
     TimelineEvent,
     TransitionOut,
     TransitionRequest,
 )
-from rescue.cases.tables import Case, CaseStatus
+from rescue.cases.tables import Case, CaseStatus, LeavingCategory
 from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.i18n import _
 from rescue.photos.schemas import PhotoSummary
@@ -169,6 +171,7 @@ def _case_out(row: dict[str, Any], photos: list[PhotoSummary]) -> CaseOut:
         height_cm=row["height_cm"],
         custody_only=flows.custody_only(row),
         confirmed_name=row["confirmed_name"],
+        leaving_category=flows.LEAVING_CATEGORY.get(CaseStatus(row["status"])),
         photos=photos,
     )
 
@@ -448,4 +451,56 @@ async def fill_identity_from_notice(*, case_id: int, notice_id: int, by: Princip
         actor_role=by.role.value if by else "system",
         reason=_("identity from the confirmed notice {notice_id}", notice_id=notice_id),
         data={**changes, "notice_id": notice_id},
+    )
+
+
+async def leaving_report(*, month: str, stations: list[str] | None) -> LeavingReport:
+    """Leavings of ``month`` (``YYYY-MM``, the station's calendar) by MCA 离站方式
+    category: each case counted once, by its first closing transition in the
+    month; ``cross_province`` from the transition's ``data.cross_province``.
+
+    Raises:
+        InvalidInput: ``month`` is not ``YYYY-MM``.
+    """
+    from datetime import date, timedelta
+
+    from rescue.i18n import label
+
+    try:
+        first = date.fromisoformat(f"{month}-01")
+    except ValueError as exc:
+        raise InvalidInput(
+            _("month {month} is not YYYY-MM", month=month), accepted="e.g. 2026-12"
+        ) from exc
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    start, end = clock.start_of_local_day(first), clock.start_of_local_day(following)
+    terminal = [s.value for s in flows.LEAVING_CATEGORY]
+    query = CaseEvent.select(
+        CaseEvent.case, CaseEvent.to_status, CaseEvent.data, CaseEvent.case.station
+    ).where(
+        (CaseEvent.kind == "status_changed")
+        & CaseEvent.to_status.is_in(terminal)
+        & (CaseEvent.at >= start)
+        & (CaseEvent.at < end)
+    )
+    if stations is not None:
+        query = query.where(CaseEvent.case.station.is_in(stations or [""]))
+    counts = {c: [0, 0] for c in LeavingCategory}
+    seen: set[int] = set()
+    for row in await query.order_by(CaseEvent.id):
+        if row["case"] in seen:
+            continue
+        seen.add(row["case"])
+        data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]
+        category = flows.LEAVING_CATEGORY[CaseStatus(row["to_status"])]
+        counts[category][0] += 1
+        counts[category][1] += 1 if (data or {}).get("cross_province") is True else 0
+    return LeavingReport(
+        month=month,
+        stations=stations,
+        total=len(seen),
+        categories=[
+            LeavingCount(category=c, label=label(c), count=n, cross_province=x)
+            for c, (n, x) in counts.items()
+        ],
     )

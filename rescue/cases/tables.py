@@ -45,6 +45,19 @@ class CaseStatus(StrEnum):
     deceased = "deceased"  # 死亡
 
 
+class LeavingCategory(StrEnum):
+    """民政部救助管理统计 离站方式 (the categories monthly reports count)."""
+
+    placement = "placement"  # 安置
+    ticket_self_return = "ticket_self_return"  # 提供乘车凭证/自行返乡
+    terminated = "terminated"  # 终止救助
+    left_unauthorised = "left_unauthorised"  # 擅自离站
+    escorted_return = "escorted_return"  # 护送返乡 (跨省)
+    collected_return = "collected_return"  # 接领返乡 (跨省)
+    deceased = "deceased"  # 死亡
+    other = "other"  # 其他
+
+
 TERMINAL_STATUSES: frozenset[CaseStatus] = frozenset(
     {
         CaseStatus.left_self,
