@@ -148,7 +148,7 @@ async def _facts(case_rows: list[dict[str, Any]]) -> list[CaseFacts]:
         SearchAction.kind,
         SearchAction.on_date,
         SearchAction.result_on,
-    ).where(SearchAction.case.is_in(ids))
+    ).where(SearchAction.case.is_in(ids) & SearchAction.voided_at.is_null())
     for a in actions:
         f = facts[a["case"]]
         kind = SearchKind(a["kind"])

@@ -29,6 +29,7 @@ from rescue.searches.schemas import (
     InterviewCreate,
     PoliceCheckCreate,
     SearchActionOut,
+    VoidRequest,
 )
 from rescue.searches.tables import SearchAction, SearchKind
 from rescue.users.services import Principal
@@ -41,6 +42,7 @@ __all__ = [
     "record_filing",
     "record_interview",
     "record_police_check",
+    "void_action",
 ]
 
 
@@ -75,6 +77,10 @@ def _out(r: dict[str, Any]) -> SearchActionOut:
         notes=r["notes"],
         recorded_by=r["recorded_by"],
         created_at=r["created_at"],
+        voided_at=r["voided_at"],
+        voided_by=r["voided_by"],
+        void_reason=r["void_reason"],
+        replaced_by=r["replaced_by"],
     )
 
 
@@ -158,6 +164,10 @@ async def record_dna_result(
     row = await SearchAction.select().where(SearchAction.id == action_id).first()
     if row is None or row["kind"] != SearchKind.dna_request:
         raise NotFound(_("DNA request {action_id} does not exist", action_id=action_id))
+    if row["voided_at"] is not None:
+        raise Conflict(
+            _("search action {action_id} is already voided", action_id=action_id)
+        )
     if row["result_on"] is not None:
         raise Conflict(
             _(
@@ -255,3 +265,64 @@ async def list_actions(*, case_id: int, kind: SearchKind | None = None) -> list[
     if kind is not None:
         query = query.where(SearchAction.kind == kind.value)
     return [_out(r) for r in await query.order_by(SearchAction.on_date, SearchAction.id)]
+
+
+async def void_action(*, action_id: int, data: VoidRequest, by: Principal) -> SearchActionOut:
+    """Void (作废) a wrong search action with a reason. The record stays (append-only)
+    and is listed as voided; it no longer satisfies a deadline. Staff enter the
+    right one as a new record (optionally named in ``replaced_by``). Both appear on
+    the timeline: the new record's event and an ``entry_voided`` event.
+
+    Raises:
+        NotFound: no such action.
+        Conflict: already voided.
+        InvalidInput: ``replaced_by`` is not another live action of the same case
+            and kind.
+    """
+    async with SearchAction._meta.db.transaction():
+        row = await SearchAction.select().where(SearchAction.id == action_id).first()
+        if row is None:
+            raise NotFound(_("search action {action_id} does not exist", action_id=action_id))
+        if row["voided_at"] is not None:
+            raise Conflict(_("search action {action_id} is already voided", action_id=action_id))
+        if data.replaced_by is not None:
+            other = await SearchAction.select().where(SearchAction.id == data.replaced_by).first()
+            if (
+                other is None
+                or other["id"] == action_id
+                or other["case"] != row["case"]
+                or other["kind"] != row["kind"]
+                or other["voided_at"] is not None
+            ):
+                raise InvalidInput(
+                    _(
+                        "replaced_by {other} is not another valid {kind} of this case",
+                        other=data.replaced_by,
+                        kind=row["kind"],
+                    ),
+                    accepted="the id of the corrected entry (same case and kind)",
+                )
+        await SearchAction.update(
+            {
+                SearchAction.voided_at: clock.now(),
+                SearchAction.voided_by: by.user_id,
+                SearchAction.void_reason: data.reason,
+                SearchAction.replaced_by: data.replaced_by,
+            }
+        ).where(SearchAction.id == action_id)
+        await record_event(
+            case_id=row["case"],
+            kind="entry_voided",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason,
+            data={
+                "search_action_id": action_id,
+                "entry_kind": row["kind"],
+                "on_date": row["on_date"].isoformat(),
+                "replaced_by": data.replaced_by,
+            },
+        )
+    updated = await SearchAction.select().where(SearchAction.id == action_id).first()
+    assert updated is not None
+    return _out(updated)

@@ -59,3 +59,10 @@ class SearchAction(Table, tablename="search_actions"):
     notes = Text(default="")
     recorded_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    #: Voided (作废) with a reason: kept, shown, but it satisfies no deadline.
+    #: Records stay append-only; the right entry is recorded anew.
+    voided_at = Timestamptz(null=True, default=None)
+    voided_by = Integer(null=True, default=None)
+    void_reason = Text(default="")
+    #: The entry that replaces it, if one was named.
+    replaced_by = Integer(null=True, default=None)

@@ -82,6 +82,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
     ("POST", "/api/handovers/{handover_id:int}/approve"): frozenset({S, A}),
     ("GET", "/api/calendar"): frozenset({S, P, R, A}),
+    ("POST", "/api/search-actions/{action_id:int}/void"): frozenset({S, A}),
     ("GET", "/api/reports/leavings"): frozenset({S, P, R, A}),
     ("GET", "/api/cases/{case_id:int}/identity"): frozenset({S, P, R, A}),
     ("PATCH", "/api/cases/{case_id:int}/identity"): frozenset({S, A}),
