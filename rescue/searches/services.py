@@ -165,9 +165,7 @@ async def record_dna_result(
     if row is None or row["kind"] != SearchKind.dna_request:
         raise NotFound(_("DNA request {action_id} does not exist", action_id=action_id))
     if row["voided_at"] is not None:
-        raise Conflict(
-            _("search action {action_id} is already voided", action_id=action_id)
-        )
+        raise Conflict(_("search action {action_id} is already voided", action_id=action_id))
     if row["result_on"] is not None:
         raise Conflict(
             _(
