@@ -107,7 +107,34 @@ async def _case_of(path_params: dict[str, Any], route: str, created_id: str | No
         return row["case"] if row else None
     if route.rstrip("/") == "/api/cases" and created_id is not None:
         return _id(created_id)
+    # Other ids through their case (DNA results, search actions, placements,
+    # documents, handovers, tasks): the one map of rescue.permissions.
+    from rescue.permissions import _case_of as case_columns
+
+    for param, column in case_columns().items():
+        if (value := _id(path_params.get(param))) is not None:
+            chain = column._meta.call_chain
+            table = chain[0]._meta.table if chain else column._meta.table
+            row = await table.select(column.as_alias("case")).where(table.id == value).first()
+            return _id(row["case"]) if row else None
     return None
+
+
+def _body_case_id(body: bytes) -> int | None:
+    """The case a write's answer names (``case_id``, or ``candidate.case_id`` of a
+    candidate submission): links writes on routes without a case in the path."""
+    if not body or not body.startswith(b"{"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    nested = value.get("candidate")
+    if "case_id" not in value and isinstance(nested, dict):
+        value = nested
+    return _id(value.get("case_id"))
 
 
 def _created_id(body: bytes) -> str | None:
@@ -196,6 +223,17 @@ async def complete_record(*, record_id: int, route: str, status_code: int, body:
         values[AuditRecord.created_id] = created
         if route.rstrip("/") == "/api/cases" and (case_id := _id(created)) is not None:
             values[AuditRecord.case_id] = case_id
+    if (
+        200 <= status_code < 300
+        and AuditRecord.case_id not in values
+        and (case_id := _body_case_id(body)) is not None
+        and await AuditRecord.exists().where(
+            (AuditRecord.id == record_id) & AuditRecord.case_id.is_null()
+        )
+    ):
+        # A route without a case in its path (a candidate submission): the case
+        # the answer names (the one completing UPDATE may fill an empty case_id).
+        values[AuditRecord.case_id] = case_id
     await AuditRecord.update(values).where(
         (AuditRecord.id == record_id) & (AuditRecord.status_code == IN_PROGRESS)
     )
