@@ -93,6 +93,7 @@ class SearchActionOut(msgspec.Struct):
     voided_by: int | None = None
     void_reason: str = ""
     replaced_by: int | None = None
+    announcement_id: int | None = None
 
 
 class VoidRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -31,7 +31,7 @@ from rescue.searches.schemas import (
     SearchActionOut,
     VoidRequest,
 )
-from rescue.searches.tables import SearchAction, SearchKind
+from rescue.searches.tables import AnnouncementChannel, SearchAction, SearchKind
 from rescue.users.services import Principal
 
 __all__ = [
@@ -81,6 +81,7 @@ def _out(r: dict[str, Any]) -> SearchActionOut:
         voided_by=r["voided_by"],
         void_reason=r["void_reason"],
         replaced_by=r["replaced_by"],
+        announcement_id=r["announcement"],
     )
 
 
@@ -120,9 +121,27 @@ async def _record(
 async def record_announcement(
     *, case_id: int, data: AnnouncementCreate, by: Principal
 ) -> SearchActionOut:
-    """Record a published family-search announcement. Raises NotFound, InvalidInput."""
+    """Record a family-search announcement published on another channel
+    (全国救助寻亲网, 头条, newspaper, tv): it is recorded against the case's
+    寻亲公告 (``announcement_id``) when one exists. Publishing the 寻亲公告 here
+    records its own entry (rescue.announcements.services.publish).
+
+    Raises:
+        NotFound: no such case.
+        InvalidInput: a future date or outside the stay; channel 本站寻亲公告
+            (recorded by publishing, not by hand).
+    """
+    from rescue.announcements.tables import Announcement
+
+    if data.channel == AnnouncementChannel.this_service:
+        raise InvalidInput(
+            _("the announcement here is recorded by publishing it, not by hand"),
+            accepted=f"POST /api/cases/{case_id}/announcement (publish)",
+        )
     _not_future(data.published_on, "published_on")
+    own = await Announcement.select(Announcement.id).where(Announcement.case == case_id).first()
     return await _record(
+        announcement=own["id"] if own else None,
         case_id=case_id,
         kind=SearchKind.announcement,
         by=by,

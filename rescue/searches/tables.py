@@ -21,6 +21,7 @@ class SearchKind(StrEnum):
 
 
 class AnnouncementChannel(StrEnum):
+    this_service = "本站寻亲公告"  # published here (rescue.announcements), recorded by it
     national_site = "全国救助寻亲网"
     toutiao = "头条"
     newspaper = "newspaper"
@@ -66,3 +67,6 @@ class SearchAction(Table, tablename="search_actions"):
     void_reason = Text(default="")
     #: The entry that replaces it, if one was named.
     replaced_by = Integer(null=True, default=None)
+    #: announcements.id: the case's 寻亲公告 this publication belongs to (one
+    #: announcement, published here and on other channels).
+    announcement = Integer(null=True, default=None)
