@@ -10,12 +10,12 @@ from litestar import Litestar, get
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from rescue.alerts.controllers import AlertController
+from rescue.alerts.controllers import AlertController, CalendarController
 from rescue.announcements.controllers import AnnouncementController, PublicAnnouncementController
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
-from rescue.cases.controllers import CaseController
+from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
 from rescue.errors import StationRequest, exception_handlers
 from rescue.escorts.controllers import EscortController
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[
             health,
             CaseController,
+            ReportController,
             NoticeController,
             PhotoController,
             CandidateController,
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SearchController,
             EscortController,
             AlertController,
+            CalendarController,
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;

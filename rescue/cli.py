@@ -10,6 +10,8 @@ rescue retention run              delete face data and photos past retention now
 rescue retention schedule         run the scheduler: retention, deadlines, recovery sweep (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
+rescue calendar load FILE         load a year's official holiday schedule (JSON)
+rescue calendar list              years the working-day calendar knows
 """
 
 from __future__ import annotations
@@ -268,6 +270,54 @@ def deadlines_list(station: str | None, overdue: bool) -> None:
     for a in page.items:
         flag = "OVERDUE" if a.overdue else "due    "
         click.echo(f"{flag} {a.due_at.isoformat()} {a.case_reference} {a.kind.value}")
+
+
+@main.group("calendar")
+def calendar_group() -> None:
+    """The working-day calendar (State Council holiday schedules)."""
+
+
+@calendar_group.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def calendar_load(path: str) -> None:
+    """Load a year's official schedule from a JSON file::
+
+        {"year": 2027, "source": "国务院办公厅关于2027年部分节假日安排的通知",
+         "holidays": ["2027-01-01", ...], "workdays": ["2027-02-07", ...]}
+
+    It replaces a loaded schedule of that year; deadlines use it at once.
+    """
+    import json
+    from pathlib import Path
+
+    import msgspec
+
+    from rescue.alerts.calendar import load_schedule
+    from rescue.alerts.schemas import HolidayScheduleIn
+    from rescue.errors import InvalidInput
+
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("year"), int):
+        raise click.ClickException('the file must be a JSON object with an integer "year"')
+    year = raw.pop("year")
+    try:
+        data = msgspec.convert(raw, HolidayScheduleIn)
+        out = asyncio.run(load_schedule(year=year, data=data, by_user_id=None))
+    except (msgspec.ValidationError, InvalidInput) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"loaded {out.year}: {len(out.holidays)} holidays, {len(out.workdays)} make-up working days"
+    )
+
+
+@calendar_group.command("list")
+def calendar_list() -> None:
+    """Print each year the calendar knows and its source."""
+    from rescue.alerts.calendar import calendar_years
+
+    for y in asyncio.run(calendar_years()):
+        mark = " (estimated: weekends only)" if y.estimated else ""
+        click.echo(f"{y.year} {y.source}{mark} {y.notice}".rstrip())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,6 +4,7 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from rescue.alerts.tables import HolidaySchedule
 from rescue.announcements.tables import Announcement
 from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
@@ -19,7 +20,7 @@ from rescue.matching.tables import (
 from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
-from rescue.placements.tables import Placement, PlacementDocument
+from rescue.placements.tables import Placement, PlacementDocument, SettlementApproval
 from rescue.searches.tables import SearchAction
 from rescue.users.tables import ApiToken, LoginThrottle, User
 
@@ -47,6 +48,8 @@ APP_CONFIG = AppConfig(
         Announcement,
         Placement,
         PlacementDocument,
+        SettlementApproval,
+        HolidaySchedule,
         SearchAction,
         ReturnPlan,
         Handover,

@@ -201,16 +201,14 @@ class AuthSettings:
     login_max_delay_seconds: int = 900
 
 
-def _station_days(raw: str | None) -> dict[str, int]:
+def _station_days(raw: str | None, name: str = "PHOTO_RETENTION_DAYS_BY_STATION") -> dict[str, int]:
     result: dict[str, int] = {}
     for part in (raw or "").split(","):
         if not part.strip():
             continue
         name, sep, days = part.partition("=")
         if not sep or not days.strip().isdigit():
-            raise SettingsError(
-                f"PHOTO_RETENTION_DAYS_BY_STATION must look like 'north=365,south=180', got {raw!r}"
-            )
+            raise SettingsError(f"{name} must look like 'north=365,south=180', got {raw!r}")
         result[name.strip()] = int(days)
     return result
 
@@ -228,6 +226,23 @@ class RetentionSettings:
 
     def photo_days_for(self, station: str) -> int:
         return self.photo_days_by_station.get(station, self.photo_days)
+
+
+@dataclass(frozen=True)
+class CustodySettings:
+    """Who may leave only into custody (rescue.cases.flows.custody_only).
+
+    ``CUSTODY_AGE`` (default 18): a person possibly younger leaves only into
+    custody. Source: 《中华人民共和国未成年人保护法》(2020) art. 2, minors are
+    citizens under 18 (未满十八周岁). ``CUSTODY_AGE_BY_STATION`` changes it per
+    jurisdiction (``north=16,south=18``) where local rules say otherwise.
+    """
+
+    age: int = 18
+    age_by_station: dict[str, int] = field(default_factory=dict)
+
+    def age_for(self, station: str) -> int:
+        return self.age_by_station.get(station, self.age)
 
 
 @dataclass(frozen=True)
@@ -312,6 +327,7 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    custody: CustodySettings = field(default_factory=CustodySettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -384,6 +400,10 @@ def load_settings() -> Settings:
             face_days=_int("FACE_RETENTION_DAYS", 30),
             photo_days=_int("PHOTO_RETENTION_DAYS", 0),
             photo_days_by_station=_station_days(_env("PHOTO_RETENTION_DAYS_BY_STATION")),
+        ),
+        custody=CustodySettings(
+            age=_int("CUSTODY_AGE", 18),
+            age_by_station=_station_days(_env("CUSTODY_AGE_BY_STATION"), "CUSTODY_AGE_BY_STATION"),
         ),
         recovery=RecoverySettings(
             broker_timeout_seconds=_float("BROKER_TIMEOUT_SECONDS", 5.0),

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from rescue.matching.tables import EvidenceKind, FamilyConfirmationMethod
-from rescue.schemas import MAX_ID
+from rescue.schemas import MAX_ID, AwareDatetime
 
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
@@ -154,7 +154,7 @@ class FamilyConfirmationIn(msgspec.Struct, forbid_unknown_fields=True):
     confirmer_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     relationship: Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
     method: FamilyConfirmationMethod
-    confirmed_at: datetime | None = None
+    confirmed_at: AwareDatetime | None = None
     notes: Annotated[str, msgspec.Meta(max_length=5000)] = ""
 
 

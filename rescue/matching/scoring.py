@@ -175,7 +175,10 @@ def compute_score(
     Returns:
         A :class:`Breakdown`; ``score`` in 0..1, higher is better.
     """
-    today = today or date.today()
+    if today is None:
+        from rescue import clock  # the station's date
+
+        today = clock.today()
     components: dict[str, dict[str, Any]] = {}
     flags: list[str] = []
 
