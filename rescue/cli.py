@@ -10,6 +10,7 @@ rescue retention run              delete face data and photos past retention now
 rescue retention schedule         run the scheduler: retention daily, deadlines hourly (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
+rescue doctor                     check every setting and backing service, say how to fix
 """
 
 from __future__ import annotations
@@ -20,9 +21,32 @@ import sys
 
 import click
 
-from rescue.settings import get_settings
+from rescue.settings import SettingsError, get_settings
 
 __all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A malformed setting ends any command with one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            settings = get_settings()
+        except SettingsError as exc:
+            if ctx.protected_args[:1] == ["doctor"]:
+                return super().invoke(ctx)
+            from rescue.doctor import exit_with
+
+            exit_with(exc)
+        from rescue.logs import configure_logging
+
+        configure_logging(settings.ops)
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            from rescue.doctor import exit_with
+
+            exit_with(exc)
 
 
 def _migrate() -> None:
@@ -37,7 +61,7 @@ def _migrate() -> None:
         raise click.ClickException(f"migrations failed: {result.message}")
 
 
-@click.group()
+@click.group(cls=_Group)
 def main() -> None:
     """Rescue station service: intake, family search, matching, reunion."""
 
@@ -234,6 +258,20 @@ def rematch(now: bool) -> None:
         )
 
     click.echo(asyncio.run(run()))
+
+
+@main.command()
+def doctor() -> None:
+    """Check every setting and backing service; print what is wrong and how to fix it."""
+    from rescue.doctor import diagnose
+
+    findings = diagnose()
+    for f in findings:
+        click.echo(f"{'ok     ' if f.ok else 'PROBLEM'} {f.what}: {f.detail}")
+        if not f.ok and f.fix:
+            click.echo(f"        fix: {f.fix}")
+    if not all(f.ok for f in findings):
+        raise SystemExit(1)
 
 
 @main.group()
