@@ -11,6 +11,7 @@ rescue retention schedule         run the scheduler: retention daily, deadlines 
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
 rescue doctor                     check every setting and backing service, say how to fix
+rescue worker [--processes N]     run Dramatiq workers (production; logs in the one format)
 """
 
 from __future__ import annotations
@@ -122,6 +123,30 @@ def serve(host: str | None, port: int | None) -> None:
             click.echo("stopping the embedded S3 server (it takes up to ~15 s) …")
             s3.stop()
             click.echo("stopped")
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("dramatiq_args", nargs=-1, type=click.UNPROCESSED)
+def worker(dramatiq_args: tuple[str, ...]) -> None:
+    """Run the Dramatiq workers: ``dramatiq workers.broker workers.actors`` with the
+    given options (e.g. ``--processes 2 --threads 2``; ``rescue worker --help``).
+
+    The same as calling ``dramatiq`` directly, except that the supervising process
+    logs in the service's one format too, and Dramatiq's own shutdown wait is
+    ``WORKER_STOP_SECONDS`` (workers.lifecycle enforces it either way).
+    """
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    stop_ms = int(get_settings().ops.worker_stop_seconds * 1000)
+    args = make_argument_parser().parse_args(
+        ["workers.broker", "workers.actors", "--worker-shutdown-timeout", str(stop_ms)]
+        + list(dramatiq_args)
+    )
+    sys.exit(dramatiq_main(args))
 
 
 @main.group()

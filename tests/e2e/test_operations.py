@@ -308,15 +308,7 @@ def test_worker_stops_within_the_bound_on_sigterm_to_its_group(tmp_path):
         "LOG_FORMAT": "json",
     }
     worker = services.spawn(
-        [
-            str(BIN / "dramatiq"),
-            "workers.broker",
-            "workers.actors",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-        ],
+        [str(BIN / "rescue"), "worker", "--processes", "1", "--threads", "2"],
         "stop-worker.log",
         extra,
     )
@@ -334,28 +326,33 @@ def test_worker_stops_within_the_bound_on_sigterm_to_its_group(tmp_path):
     assert not _group_alive(worker.pid), "a process of the worker's group is still running"
 
     # Whatever was not done is handed back, and a second worker does it.
+    metrics_port = free_port()
     second = services.spawn(
-        [
-            str(BIN / "dramatiq"),
-            "workers.broker",
-            "workers.actors",
-            "--processes",
-            "1",
-            "--threads",
-            "2",
-        ],
+        [str(BIN / "rescue"), "worker", "--processes", "1", "--threads", "2"],
         "stop-worker-2.log",
-        {**extra, "WORKER_METRICS_PORT": str(free_port())},
+        {**extra, "WORKER_METRICS_PORT": str(metrics_port)},
     )
     deadline = time.monotonic() + 240
     while asyncio.run(_pending_count(photo_ids)):
         assert second.poll() is None, services.log("stop-worker-2.log")
         assert time.monotonic() < deadline, services.log("stop-worker.log")
         time.sleep(0.5)
+    # Jobs by actor and outcome with durations, from the worker's own endpoint.
+    job_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    assert re.search(
+        r'dramatiq_messages_total\{actor_name="process_photo",queue_name="photos"\} [1-9]',
+        job_metrics,
+    ), job_metrics[:2000]
+    assert "dramatiq_message_duration_milliseconds_bucket" in job_metrics
     os.killpg(second.pid, signal.SIGTERM)
     second.wait(timeout=bound + 30)
     log = services.log("stop-worker.log", tail=100_000)
     assert "worker stopping" in log, log[-6000:]
+    # Every line is JSON; the job's own lines carry its id and actor.
+    records = [json.loads(line) for line in services.log("stop-worker-2.log", 100_000).splitlines()]
+    jobs = [r for r in records if "face(s) found" in r["event"]]
+    assert jobs, records[-20:]
+    assert all(r.get("job_id") and r.get("actor") == "process_photo" for r in jobs)
 
 
 def _group_alive(pgid: int) -> bool:
