@@ -143,8 +143,13 @@ def worker(dramatiq_args: tuple[str, ...]) -> None:
 
     stop_ms = int(get_settings().ops.worker_stop_seconds * 1000)
     args = make_argument_parser().parse_args(
-        ["workers.broker", "workers.actors", "--worker-shutdown-timeout", str(stop_ms)]
-        + list(dramatiq_args)
+        [
+            "workers.broker",
+            "workers.actors",
+            "--worker-shutdown-timeout",
+            str(stop_ms),
+            *list(dramatiq_args),
+        ]
     )
     sys.exit(dramatiq_main(args))
 
