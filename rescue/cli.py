@@ -101,6 +101,7 @@ def serve(host: str | None, port: int | None) -> None:
             access_key=settings.storage.access_key,
             secret_key=settings.storage.secret_key,
             s3_port=settings.storage.embedded_port,
+            bind=settings.storage.embedded_host,
         )
         click.echo(f"starting embedded S3 server on {s3.endpoint} (data in {s3.data_dir}) …")
         try:
