@@ -98,7 +98,11 @@ def make_formatter(settings: OpsSettings) -> logging.Formatter:
             else structlog.processors.StackInfoRenderer(),
             structlog.processors.JSONRenderer(ensure_ascii=False)
             if json_lines
-            else structlog.dev.ConsoleRenderer(colors=False),
+            # Plain tracebacks: the default (rich) one prints local variables,
+            # which can hold personal data.
+            else structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
         ],
     )
 
