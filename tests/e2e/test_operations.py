@@ -87,6 +87,21 @@ def production(
         "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
     }
     log = tmp_path / "uvicorn.log"
+    # Two more worker processes on the same queues, as the README starts them.
+    workers_log = tmp_path / "workers.log"
+    with open(workers_log, "wb") as out:
+        workers = subprocess.Popen(
+            [str(BIN / "rescue"), "worker", "--processes", "2", "--threads", "1"],
+            env={
+                **env,
+                "WORKER_METRICS_PORT": str(free_port()),
+                "dramatiq_prom_db": str(tmp_path / "worker-prometheus"),
+            },
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [
@@ -101,6 +116,8 @@ def production(
                 "2",
                 "--log-config",
                 "rescue/logging.json",
+                "--timeout-worker-healthcheck",
+                "30",
             ],
             env=env,
             cwd=ROOT,
@@ -111,6 +128,11 @@ def production(
             yield f"http://127.0.0.1:{port}", env, proc, log
         finally:
             _stop(proc)
+            if workers.poll() is None:
+                os.killpg(workers.pid, signal.SIGTERM)
+                workers.wait(60)
+            text = workers_log.read_text()
+            assert text.count("Worker process is ready for action.") == 2, text[-3000:]
 
 
 def test_production_command_serves_with_two_workers_metrics_and_clean_logs(production):
@@ -183,7 +205,7 @@ def test_production_command_serves_with_two_workers_metrics_and_clean_logs(produ
     assert mine[0]["route"] == "/api/cases"
     assert mine[0].get("user_id")
     # Nothing personal or secret, in the API's log nor the worker's.
-    everything = text + worker_log()
+    everything = text + worker_log() + (log.parent / "workers.log").read_text()
     for forbidden in ("赵六", "钱七", "交警", password, token, "obama", "encoding"):
         assert forbidden not in everything, forbidden
 
