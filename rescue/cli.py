@@ -141,7 +141,15 @@ def serve(host: str | None, port: int | None) -> None:
             "  Token:  .venv/bin/rescue users create NAME --role station_staff --station STATION\n"
             "          then send 'Authorization: Bearer <token>'\n"
         )
-        uvicorn.run("rescue.app:create_app", factory=True, host=host, port=port, log_level="info")
+        # Logging is already set up (rescue.logs); uvicorn must not install its own.
+        uvicorn.run(
+            "rescue.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
     finally:
         if s3 is not None:
             click.echo("stopping the embedded S3 server (it takes up to ~15 s) …")

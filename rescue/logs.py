@@ -127,7 +127,9 @@ def configure_logging(settings: OpsSettings, *, stream: IO[str] | None = None) -
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(make_formatter(settings))
     root = logging.getLogger()
-    root.handlers = [handler]
+    # Replace console handlers (ours, basicConfig's, Dramatiq's pipe to its parent);
+    # keep any other (a file handler, a test runner's capture).
+    root.handlers = [h for h in root.handlers if type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(settings.log_level)
     for name in ("uvicorn", "uvicorn.error", "dramatiq", "apscheduler"):
         logger = logging.getLogger(name)

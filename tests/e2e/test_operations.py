@@ -170,6 +170,21 @@ def test_production_command_serves_with_two_workers_metrics_and_clean_logs(produ
     login = httpx.post(f"{base}/auth/login", json={"username": "ops-staff", "password": password})
     assert login.status_code == 201, login.text
     _chain(base, token)
+    staff = {"Authorization": f"Bearer {token}"}
+    contact = httpx.post(
+        f"{base}/api/notices",
+        headers=staff,
+        json={
+            "name": "孙八",
+            "source": "family",
+            "reporter_name": "孙九",
+            "reporter_contact": "13912345678",
+            "description": "身份证 110101199003071234",
+        },
+    )
+    assert contact.status_code == 201, contact.text
+    found = httpx.get(f"{base}/api/notices", params={"name": "孙八"}, headers=staff)
+    assert found.status_code == 200
     answer = httpx.get(f"{base}/api/cases", headers={"Authorization": f"Bearer {token}"})
     request_id = answer.headers["x-request-id"]
 
@@ -206,7 +221,19 @@ def test_production_command_serves_with_two_workers_metrics_and_clean_logs(produ
     assert mine[0].get("user_id")
     # Nothing personal or secret, in the API's log nor the worker's.
     everything = text + worker_log() + (log.parent / "workers.log").read_text()
-    for forbidden in ("赵六", "钱七", "交警", password, token, "obama", "encoding"):
+    for forbidden in (
+        "赵六",
+        "钱七",
+        "孙八",
+        "孙九",
+        "交警",
+        "13912345678",
+        "110101199003071234",
+        password,
+        token,
+        "obama",
+        "encoding",
+    ):
         assert forbidden not in everything, forbidden
 
 
