@@ -131,6 +131,8 @@ def configure_logging(settings: OpsSettings, *, stream: IO[str] | None = None) -
     # keep any other (a file handler, a test runner's capture).
     root.handlers = [h for h in root.handlers if type(h) is not logging.StreamHandler] + [handler]
     root.setLevel(settings.log_level)
+    # Piccolo announces its engine version on every start at INFO: noise.
+    logging.getLogger("piccolo").setLevel(max(root.level, logging.WARNING))
     for name in ("uvicorn", "uvicorn.error", "dramatiq", "apscheduler"):
         logger = logging.getLogger(name)
         logger.handlers = []

@@ -32,6 +32,7 @@ personal data.
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 from typing import Any
 
@@ -44,6 +45,8 @@ from rescue.errors import NotAuthenticated, PermissionDenied
 from rescue.settings import get_settings
 
 __all__ = ["LOGIN_FAILURES", "login_failed", "metrics", "prometheus_config"]
+
+log = logging.getLogger(__name__)
 
 LOGIN_FAILURES = Counter(
     "rescue_login_failures_total",
@@ -114,7 +117,7 @@ def _allowed(request: Request[Any, Any, Any]) -> None:
             )
         return
     client = request.client.host if request.client else ""
-    if client not in {"127.0.0.1", "::1", "localhost", "testclient"}:
+    if client not in {"127.0.0.1", "::1"}:
         raise PermissionDenied(
             "metrics are served to this machine only; set METRICS_TOKEN to scrape from elsewhere"
         )
@@ -129,7 +132,20 @@ async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    try:
+        families = await _state_metrics()
+        up = 1.0
+    except Exception:  # the database is down: still serve the request metrics
+        log.exception("state metrics could not be read")
+        families, up = [], 0.0
+    families.append(
+        GaugeMetricFamily(
+            "rescue_state_metrics_up",
+            "1 when the gauges read from the database are present in this scrape.",
+            value=up,
+        )
+    )
     state = CollectorRegistry(auto_describe=False)
-    state.register(_Families(await _state_metrics()))  # type: ignore[arg-type]
+    state.register(_Families(families))  # type: ignore[arg-type]
     body = generate_latest(registry) + generate_latest(state)
     return Response(body, status_code=200, media_type=CONTENT_TYPE_LATEST)

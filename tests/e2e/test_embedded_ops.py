@@ -102,9 +102,11 @@ def test_embedded_one_instance_jobs_backup_and_restore(tmp_path):
         listed = _cli(env, "rematch", "list")
         assert " done " in listed.stdout
         run_id = listed.stdout.split()[0]
-        refused = _cli(env, "rematch", "cancel", run_id)
+        refused = _cli({**env, "DEFAULT_LOCALE": "en"}, "rematch", "cancel", run_id)
         assert refused.returncode == 1
         assert "already done" in refused.stderr
+        in_chinese = _cli(env, "rematch", "cancel", run_id)  # the default language
+        assert "已是 done 状态" in in_chinese.stderr
 
         # Back up the running instance.
         backup = _cli(env, "backup", str(tmp_path / "backup"))

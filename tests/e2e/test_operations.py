@@ -244,6 +244,7 @@ def test_ready_is_503_when_the_broker_is_down_and_doctor_says_how_to_fix(tmp_pat
         "REDIS_URL": f"redis://127.0.0.1:{dead}/0",
         "HEALTH_TIMEOUT_SECONDS": "1",
         "DB_POOL_MAX": "0",
+        "METRICS_TOKEN": "scrape-" + secrets.token_hex(8),
     }
     log = tmp_path / "uvicorn.log"
     with open(log, "wb") as out:
@@ -274,6 +275,14 @@ def test_ready_is_503_when_the_broker_is_down_and_doctor_says_how_to_fix(tmp_pat
         assert body["checks"]["broker"]["error"]
         assert body["checks"]["database"]["ok"] is True
         assert body["checks"]["object_store"]["ok"] is True
+        # With METRICS_TOKEN set, /metrics wants it (Prometheus' bearer credentials).
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        wrong = {"Authorization": "Bearer not-the-token"}
+        assert httpx.get(f"{base}/metrics", headers=wrong).status_code == 401
+        scrape = {"Authorization": f"Bearer {env['METRICS_TOKEN']}"}
+        metrics = httpx.get(f"{base}/metrics", headers=scrape)
+        assert metrics.status_code == 200
+        assert "rescue_photos_pending" in metrics.text
     finally:
         _stop(proc)
 
