@@ -75,7 +75,8 @@ def _settings_findings() -> tuple[Settings | None, list[Finding]]:
 async def _service_findings(settings: Settings) -> list[Finding]:
     from rescue.health import backlog, check_broker, check_database, check_store
 
-    timeout = max(settings.ops.health_timeout_seconds, 5.0)
+    # Interactive: a slow answer is worth waiting for (a loaded host took > 5 s).
+    timeout = max(settings.ops.health_timeout_seconds, 15.0)
     found: list[Finding] = []
     db = await check_database(timeout)
     where = redact_url(settings.database.url)
