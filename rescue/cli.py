@@ -7,7 +7,7 @@ rescue users set-password NAME    set a password (prompted, or read from stdin)
 rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
 rescue retention run              delete face data and photos past retention now
-rescue retention schedule         run the scheduler: retention daily, deadlines hourly (blocking)
+rescue retention schedule         run the scheduler: retention, deadlines, recovery sweep (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
 rescue doctor                     check every setting and backing service, say how to fix
@@ -266,10 +266,14 @@ def retention_run() -> None:
 
 @retention.command("schedule")
 def retention_schedule() -> None:
-    """Run the scheduler that sends the retention job daily (blocking)."""
+    """Run the scheduler that sends the retention job daily, the deadline job
+    hourly and the recovery sweep every RECOVERY_SWEEP_SECONDS (blocking)."""
     from rescue.scheduler import RETENTION_CRON, build_scheduler
 
-    click.echo(f"retention scheduled daily at {RETENTION_CRON}; Ctrl-C to stop")
+    click.echo(
+        f"retention scheduled daily at {RETENTION_CRON}, recovery sweep every "
+        f"{get_settings().recovery.sweep_seconds} s; Ctrl-C to stop"
+    )
     build_scheduler(blocking=True).start()
 
 
@@ -304,21 +308,24 @@ def _use_running_store() -> None:
 
 @photos.command("requeue")
 def requeue() -> None:
-    """Process again every photo still pending.
+    """Process again every photo still pending (the recovery sweep does this by
+    itself for photos pending past PHOTO_REQUEUE_AFTER_SECONDS).
 
     With workers (REDIS_URL) the photos are queued for them; in the embedded
     set-up this command processes them itself, with a progress bar.
     """
     from rescue.photos.services import pending_photo_ids
 
-    ids = asyncio.run(pending_photo_ids())
     if not _embedded():
-        from workers.actors import process_photo
+        from rescue.photos.services import queue_photos
+        from workers.actors import send_photo
 
-        for photo_id in ids:
-            process_photo.send(photo_id)
-        click.echo(f"queued {len(ids)} pending photo(s) for the workers")
+        async def send_all() -> int:
+            return await queue_photos(photo_ids=await pending_photo_ids(), send=send_photo)
+
+        click.echo(f"queued {asyncio.run(send_all())} pending photo(s) for the workers")
         return
+    ids = asyncio.run(pending_photo_ids())
     _use_running_store()
     from rescue.matching import services as matching
     from rescue.runtime import get_galleries, get_store

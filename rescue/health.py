@@ -79,30 +79,17 @@ async def check_store(settings: Settings, within: float) -> Check:
     return await _timed("object_store", within, probe)
 
 
-def broker_reachable(redis_url: str, timeout: float) -> None:
-    """PING the Dramatiq broker's Redis (blocking). Raises on failure.
-
-    Kept small so it can be merged with the recovery sweep's own check.
-    """
-    import redis
-
-    client = redis.Redis.from_url(redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-    try:
-        client.ping()
-    finally:
-        client.close()
-
-
 async def check_broker(settings: Settings, within: float) -> Check:
     """Redis answers PING; in embedded mode (no ``REDIS_URL``) the in-process
     broker is always there."""
-    redis_url = settings.redis_url
 
     async def probe() -> None:
-        if redis_url:
-            await anyio.to_thread.run_sync(
-                broker_reachable, redis_url, within, abandon_on_cancel=True
-            )
+        if settings.redis_url:
+            # The broker's own client (bounded by BROKER_TIMEOUT_SECONDS).
+            from workers.broker import broker_reachable
+
+            if not await anyio.to_thread.run_sync(broker_reachable, abandon_on_cancel=True):
+                raise ConnectionError("Redis did not answer PING")
 
     return await _timed("broker", within, probe)
 
