@@ -56,9 +56,7 @@ class CaseController(Controller):
         summary="The identity found: confirmed name, 身份证号, 户籍地, relatives' contact",
         guards=[allow(Action.case_read)],
     )
-    async def identity(
-        self, case_id: PathId, request: Request[Any, Any, Any]
-    ) -> IdentityOut:
+    async def identity(self, case_id: PathId, request: Request[Any, Any, Any]) -> IdentityOut:
         """The ID number is masked for roles that do not need it (reviewers); every
         read is audited. 404 if the case does not exist."""
         return await services.get_identity(case_id=case_id, by=request.user)

@@ -156,7 +156,7 @@ class RematchRun(Table, tablename="rematch_runs"):
     """A re-matching of every processed photo (after a threshold or model change)."""
 
     id: Serial
-    status = Varchar(length=16, default="queued")  # queued, running, done, failed
+    status = Varchar(length=16, default="queued")  # queued, running, done, failed, cancelled
     total = Integer(default=0)
     done = Integer(default=0)
     candidates_touched = Integer(default=0)
