@@ -13,7 +13,9 @@ from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
     CandidateReview,
+    FaceDeletion,
     FamilyConfirmation,
+    MatchCalibration,
     RematchRun,
 )
 from rescue.notices.events import NoticeEvent
@@ -42,6 +44,8 @@ APP_CONFIG = AppConfig(
         CandidateReview,
         FamilyConfirmation,
         RematchRun,
+        MatchCalibration,
+        FaceDeletion,
         LoginThrottle,
         AuditRecord,
         Announcement,

@@ -24,6 +24,7 @@ import numpy as np
 
 from media.images import ImageRejected, decode_for_detection
 from media.storage import ObjectStore
+from rescue import clock
 from rescue.cases.tables import IN_CARE_STATUSES, Case
 from rescue.errors import NotFound
 from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encode
@@ -37,7 +38,7 @@ from rescue.matching.ledger import (
     rescore,
 )
 from rescue.matching.schemas import CandidateOut
-from rescue.matching.tables import Candidate, CandidateStatus
+from rescue.matching.tables import Candidate, CandidateStatus, FaceDeletion
 from rescue.notices.tables import Notice, NoticeStatus
 from rescue.photos.tables import Face, Photo, PhotoStatus
 from rescue.schemas import Page
@@ -54,24 +55,57 @@ log = logging.getLogger(__name__)
 
 #: Faces fetched per query when a worker loads its gallery (~1 KB each in flight).
 _LOAD_BATCH = 20_000
+#: Seconds a face id missing under the largest id seen is looked up again: an
+#: insert by another worker commits within milliseconds of taking its id; after
+#: this the id is taken to be rolled back.
+GAP_SECONDS = 120.0
+#: Gaps are looked for only among this many ids under the largest one loaded.
+GAP_WINDOW = 10_000
 
 
 @dataclass
 class SideGallery:
-    """The gallery of one side (``case`` or ``notice``), kept in step with the faces table."""
+    """The gallery of one side (``case`` or ``notice``), kept in step with the faces table.
+
+    Per job it reads only what changed, never the whole table:
+
+    - new faces: ids above the largest seen (index range scan);
+    - deleted faces: the deletion log ``face_deletions`` (a trigger on ``faces``)
+      after the last entry read;
+    - late commits: a face id under the largest seen that was not visible yet
+      (another worker's insert still uncommitted, or rolled back) is a *gap*; gaps
+      are looked up again by id on each refresh for :data:`GAP_SECONDS` (inserts
+      commit within milliseconds), then forgotten (rolled back).
+
+    Only the first load counts the side's faces, to size the gallery exactly.
+    """
 
     side: str
     gallery: FaceGallery = field(default_factory=FaceGallery)
     last_face_id: int = 0
+    last_deletion_id: int = 0
+    #: Face ids not visible when a larger one was loaded → first seen (rescue.clock.monotonic).
+    gaps: dict[int, float] = field(default_factory=dict)
     lock: asyncio.Lock | None = None
 
     @property
     def owner_column(self) -> Any:
         return Face.case if self.side == "case" else Face.notice
 
+    def _add_rows(self, rows: list[dict[str, Any]]) -> None:
+        mine = [r for r in rows if r[self.side] is not None]
+        if mine:
+            self.gallery.add(
+                np.array([r["id"] for r in mine]),
+                np.array([r[self.side] for r in mine]),
+                np.array([r["photo"] for r in mine]),
+                np.stack([np.frombuffer(r["encoding"], dtype="<f8") for r in mine]),
+            )
+
     async def _load_since(self, face_id: int) -> None:
         """Add faces with id > ``face_id``, ``_LOAD_BATCH`` rows per query (bounded memory)."""
         owner = self.owner_column
+        start = face_id
         while True:
             rows = (
                 await Face.select(Face.id, owner, Face.photo, Face.encoding)
@@ -79,30 +113,74 @@ class SideGallery:
                 .order_by(Face.id)
                 .limit(_LOAD_BATCH)
             )
-            if not rows:
-                return
-            self.gallery.add(
-                np.array([r["id"] for r in rows]),
-                np.array([r[self.side] for r in rows]),
-                np.array([r["photo"] for r in rows]),
-                np.stack([np.frombuffer(r["encoding"], dtype="<f8") for r in rows]),
-            )
-            face_id = int(rows[-1]["id"])
-            self.last_face_id = max(self.last_face_id, face_id)
+            if rows:
+                self._add_rows(rows)
+                face_id = int(rows[-1]["id"])
+                self.last_face_id = max(self.last_face_id, face_id)
             if len(rows) < _LOAD_BATCH:
-                return
+                break
+        if self.last_face_id > start:
+            await self._note_gaps(start, self.last_face_id)
+
+    async def _note_gaps(self, after: int, upto: int) -> None:
+        """Remember ids in (``after``, ``upto``] that no face has (on either side) now;
+        only the top :data:`GAP_WINDOW` ids (in-flight inserts hold the newest ids;
+        older holes are deleted faces)."""
+        after = max(after, upto - GAP_WINDOW)
+        present = np.array(
+            [
+                int(r["id"])
+                for r in await Face.select(Face.id).where((Face.id > after) & (Face.id <= upto))
+            ],
+            dtype=np.int64,
+        )
+        missing = np.setdiff1d(np.arange(after + 1, upto + 1, dtype=np.int64), present)
+        first_seen = clock.monotonic()
+        for face_id in missing.tolist():
+            self.gaps.setdefault(int(face_id), first_seen)
+
+    async def _fill_gaps(self) -> None:
+        """Load faces that appeared under ids noted as gaps; forget old gaps."""
+        if not self.gaps:
+            return
+        rows = await Face.select(Face.id, self.owner_column, Face.photo, Face.encoding).where(
+            Face.id.is_in(list(self.gaps))
+        )
+        self._add_rows(rows)
+        for r in rows:
+            self.gaps.pop(int(r["id"]), None)
+        cutoff = clock.monotonic() - GAP_SECONDS
+        self.gaps = {k: v for k, v in self.gaps.items() if v >= cutoff}
+
+    async def _apply_deletions(self) -> None:
+        rows = (
+            await FaceDeletion.select(FaceDeletion.id, FaceDeletion.face_id)
+            .where(FaceDeletion.id > self.last_deletion_id)
+            .order_by(FaceDeletion.id)
+        )
+        if rows:
+            self.gallery.remove([int(r["face_id"]) for r in rows])
+            self.last_deletion_id = int(rows[-1]["id"])
 
     async def _reload(self) -> None:
         """Load the whole side into a new gallery sized exactly (no growth slack)."""
+        # The log position first: a deletion during the load is applied next time
+        # (removing a face not held is a no-op).
+        last = (
+            await FaceDeletion.select(FaceDeletion.id)
+            .order_by(FaceDeletion.id, ascending=False)
+            .first()
+        )
+        self.last_deletion_id = int(last["id"]) if last else 0
         total = await Face.count().where(self.owner_column.is_not_null())
-        self.gallery, self.last_face_id = FaceGallery(capacity=max(1, total)), 0
+        self.gallery, self.last_face_id, self.gaps = FaceGallery(capacity=max(1, total)), 0, {}
         await self._load_since(0)
 
     async def refresh(self) -> FaceGallery:
-        """Load faces added since the last refresh; reload fully if any were removed.
+        """Bring the gallery up to date (see the class docstring); returns it.
 
-        The first call loads everything at the exact size; later calls add only
-        faces with a larger id than any seen.
+        The first call loads everything at the exact size; later calls apply the
+        deletion log, look up gaps, and add faces with a larger id than any seen.
         """
         if self.lock is None:
             self.lock = asyncio.Lock()
@@ -110,16 +188,9 @@ class SideGallery:
             if self.last_face_id == 0 and len(self.gallery) == 0:
                 await self._reload()
             else:
+                await self._apply_deletions()
+                await self._fill_gaps()
                 await self._load_since(self.last_face_id)
-            total = await Face.count().where(self.owner_column.is_not_null())
-            if total != len(self.gallery):
-                log.info(
-                    "%s gallery out of step (%s in db, %s in memory): reloading",
-                    self.side,
-                    total,
-                    len(self.gallery),
-                )
-                await self._reload()
             return self.gallery
 
 
