@@ -21,6 +21,7 @@ one more function.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -31,6 +32,14 @@ import numpy as np
 
 from bench._common import ROOT, machine
 from bench.encodings import Encoded, encode_labelled
+from rescue.matching.calibration import (
+    DEFAULT_FILE,
+    DEFAULT_WARNING,
+    Calibration,
+    calibrate,
+    pair_distances,
+)
+from rescue.matching.embedding import MODEL_NAME
 from rescue.settings import get_settings
 
 Scorer = Callable[[Encoded, np.ndarray, np.ndarray], np.ndarray]
@@ -274,7 +283,33 @@ def high_res_check(enc: Encoded, scorer: Scorer, threshold: float) -> list[str]:
     ]
 
 
+def lfw_rows(enc: Encoded) -> np.ndarray:
+    """Rows of every lfw_subset photo with a face (gallery_probe and singletons)."""
+    return np.array(
+        [i for i, p in enumerate(enc.paths) if p.startswith("lfw_subset/") and enc.found[i]]
+    )
+
+
+def write_default(enc: Encoded) -> Calibration:
+    """Measure the shipped default calibration on every lfw_subset photo with a face
+    and write it to rescue/matching/default_calibration.json."""
+    rows = lfw_rows(enc)
+    genuine, impostor = pair_distances(enc.vectors[rows], [enc.identities[i] for i in rows])
+    calibration = calibrate(
+        genuine=genuine,
+        impostor=impostor,
+        model=MODEL_NAME,
+        source=f"LFW subset of ../shared/faces ({len(rows)} photos), shipped default",
+        warning=DEFAULT_WARNING,
+    )
+    DEFAULT_FILE.write_text(json.dumps(calibration.to_dict(), indent=1) + "\n")
+    return calibration
+
+
 def main() -> int:
+    if "--write-default" in sys.argv:
+        print(write_default(encode_labelled()).report())
+        return 0
     started = time.monotonic()
     enc = encode_labelled()
     info = machine()

@@ -7,8 +7,9 @@ only ever lowers a candidate's best distance (at-least-once delivery safe).
 Matching runs both ways:
 - a case photo is compared with the faces of every *open* notice;
 - a notice photo is compared with the faces of every case *still in care*.
-A pair whose best face distance is within the threshold becomes (or updates)
-its single candidate.
+The owner of the photo is searched as one identity (all its faces), and only
+its best few pairs by the full score, within a loose distance bound, become (or
+update) their single candidates (:func:`match_photo`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from media.storage import ObjectStore
 from rescue import clock
 from rescue.cases.tables import IN_CARE_STATUSES, Case
 from rescue.errors import NotFound
+from rescue.matching.calibration import calibration_for
 from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encode
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
@@ -38,6 +40,7 @@ from rescue.matching.ledger import (
     rescore,
 )
 from rescue.matching.schemas import CandidateOut
+from rescue.matching.scoring import EvidenceInput, compute_score, excluded_by
 from rescue.matching.tables import Candidate, CandidateStatus, FaceDeletion
 from rescue.notices.tables import Notice, NoticeStatus
 from rescue.photos.tables import Face, Photo, PhotoStatus
@@ -61,6 +64,10 @@ _LOAD_BATCH = 20_000
 GAP_SECONDS = 120.0
 #: Gaps are looked for only among this many ids under the largest one loaded.
 GAP_WINDOW = 10_000
+#: People looked at per candidate kept: the nearest POOL_PER_CANDIDATE × MATCH_CANDIDATES
+#: within the loose bound are scored, so a filtered or implausible near one
+#: still leaves enough to choose from, and a crowded bound stays cheap.
+POOL_PER_CANDIDATE = 20
 
 
 @dataclass
@@ -294,81 +301,126 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
 
 
 async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySet) -> list[int]:
-    """Match every face of one photo against the other side. Returns candidate ids touched."""
+    """Match the owner of one photo against the other side; returns candidate ids touched.
+
+    The owner (a case, or a notice) is searched as one identity: every face of all
+    its photos, so photos at several ages each get their chance and the best
+    photo pair decides (the candidate names it). Steps:
+
+    1. every person of the other side with a face within the loose bound
+       (``MATCH_LOOSE_BOUND``, else the model's calibration), their best face pair;
+    2. only those still eligible (open notices; cases in care), nearest
+       :data:`POOL_PER_CANDIDATE` × ``MATCH_CANDIDATES`` first;
+    3. filters of a sure difference (sex; docs/scoring.md) remove pairs;
+    4. the rest ranked by the full score (rescue.matching.scoring), then distance;
+       the best ``MATCH_CANDIDATES`` become (or update) candidates, each with the
+       gallery's size in people for its confidence band.
+
+    The ledger keeps one row per pair, its reviews and exclusions
+    (:func:`upsert_face_candidate`); a pair outside the best few is not removed
+    if it was proposed before.
+    """
     photo = (
         await Photo.select(Photo.id, Photo.case, Photo.notice).where(Photo.id == photo_id).first()
     )
     if photo is None:
         return []
-    faces = await Face.select(Face.encoding).where(Face.photo == photo_id).order_by(Face.id)
-    if not faces:
+    if not await Face.exists().where(Face.photo == photo_id):
         return []
-    probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
-    threshold = settings.matching.threshold
-    if photo["case"] is not None:
-        case = await Case.select(Case.status).where(Case.id == photo["case"]).first()
-        if case is None or case["status"] not in {s.value for s in IN_CARE_STATUSES}:
+    matching = settings.matching
+    is_case = photo["case"] is not None
+    owner_id = int(photo["case"] if is_case else photo["notice"])
+    if is_case:
+        own = await Case.select().where(Case.id == owner_id).first()
+        if own is None or own["status"] not in {s.value for s in IN_CARE_STATUSES}:
             return []
-        gallery = await galleries.notices.refresh()
-        hits = await anyio.to_thread.run_sync(gallery.search, probes, threshold)
-        open_ids = await _open_notice_ids([h.owner_id for h in hits])
-        pairs = [
-            (photo["case"], h.owner_id, photo_id, h.photo_id, h)
-            for h in hits
-            if h.owner_id in open_ids
-        ]
+        side = galleries.notices
     else:
-        notice = await Notice.select(Notice.status).where(Notice.id == photo["notice"]).first()
-        if notice is None or notice["status"] != NoticeStatus.open.value:
+        own = await Notice.select().where(Notice.id == owner_id).first()
+        if own is None or own["status"] != NoticeStatus.open.value:
             return []
-        gallery = await galleries.cases.refresh()
-        hits = await anyio.to_thread.run_sync(gallery.search, probes, threshold)
-        in_care = await _in_care_case_ids([h.owner_id for h in hits])
-        pairs = [
-            (h.owner_id, photo["notice"], h.photo_id, photo_id, h)
-            for h in hits
-            if h.owner_id in in_care
-        ]
+        side = galleries.cases
+    owner_column = Face.case if is_case else Face.notice
+    faces = (
+        await Face.select(Face.photo, Face.encoding)
+        .where(owner_column == owner_id)
+        .order_by(Face.id)
+    )
+    probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
+    probe_photos = [int(f["photo"]) for f in faces]
+    calibration = await calibration_for(MODEL_NAME)
+    bound = matching.loose_bound or (calibration.loose_bound if calibration else matching.threshold)
+    gallery = await side.refresh()
+    hits = await anyio.to_thread.run_sync(gallery.search, probes, bound)
+    hits = hits[: POOL_PER_CANDIDATE * matching.candidates]
+    others = await _eligible_rows(is_case=is_case, ids=[h.owner_id for h in hits])
+    ranked: list[tuple[float, float, GalleryHit]] = []
+    filtered = 0
+    for hit in hits:
+        other = others.get(hit.owner_id)
+        if other is None:
+            continue
+        case_row, notice_row = (own, other) if is_case else (other, own)
+        if excluded_by(case_row, notice_row, filter_sex=matching.filter_sex):
+            filtered += 1
+            continue
+        score = compute_score(
+            case=case_row,
+            notice=notice_row,
+            evidence=[
+                EvidenceInput(
+                    kind="face", values={}, distance=hit.distance, threshold=matching.threshold
+                )
+            ],
+        ).score
+        ranked.append((-score, hit.distance, hit))
+    ranked.sort(key=lambda r: (r[0], r[1], r[2].owner_id))
+    chosen = [hit for _score, _distance, hit in ranked[: matching.candidates]]
+    people = gallery.owner_count
     log.info(
-        "photo %s: %d face(s) vs %d in gallery, %d owner(s) within %.2f, %d eligible",
+        "photo %s: %d face(s) of its owner vs %d people (%d faces); %d within %.2f, "
+        "%d eligible, %d filtered, %d kept",
         photo_id,
         len(probes),
+        people,
         len(gallery),
         len(hits),
-        threshold,
-        len(pairs),
+        bound,
+        len(others),
+        filtered,
+        len(chosen),
     )
     touched = []
-    for case_id, notice_id, case_photo, notice_photo, hit in pairs:
+    for hit in chosen:
+        own_photo = probe_photos[hit.probe_index]
         touched.append(
             await upsert_face_candidate(
-                case_id=case_id,
-                notice_id=notice_id,
+                case_id=owner_id if is_case else hit.owner_id,
+                notice_id=hit.owner_id if is_case else owner_id,
                 distance=hit.distance,
-                case_photo_id=case_photo,
-                notice_photo_id=notice_photo,
-                threshold=threshold,
+                case_photo_id=own_photo if is_case else hit.photo_id,
+                notice_photo_id=hit.photo_id if is_case else own_photo,
+                threshold=matching.threshold,
+                gallery_size=people,
             )
         )
     return touched
 
 
-async def _open_notice_ids(ids: list[int]) -> set[int]:
+async def _eligible_rows(*, is_case: bool, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Rows of the other side still matchable: open notices (for a case's photo) or
+    cases in care (for a notice's photo), by id."""
     if not ids:
-        return set()
-    rows = await Notice.select(Notice.id).where(
-        Notice.id.is_in(ids) & (Notice.status == NoticeStatus.open.value)
-    )
-    return {int(r["id"]) for r in rows}
-
-
-async def _in_care_case_ids(ids: list[int]) -> set[int]:
-    if not ids:
-        return set()
-    rows = await Case.select(Case.id).where(
-        Case.id.is_in(ids) & Case.status.is_in([s.value for s in IN_CARE_STATUSES])
-    )
-    return {int(r["id"]) for r in rows}
+        return {}
+    if is_case:
+        rows = await Notice.select().where(
+            Notice.id.is_in(ids) & (Notice.status == NoticeStatus.open.value)
+        )
+    else:
+        rows = await Case.select().where(
+            Case.id.is_in(ids) & Case.status.is_in([s.value for s in IN_CARE_STATUSES])
+        )
+    return {int(r["id"]): r for r in rows}
 
 
 async def upsert_face_candidate(
@@ -380,6 +432,7 @@ async def upsert_face_candidate(
     notice_photo_id: int,
     threshold: float = 0.6,
     model: str = MODEL_NAME,
+    gallery_size: int | None = None,
 ) -> int:
     """Create the pair's candidate, or lower its best distance; write or refresh its
     face evidence record (model, threshold, the two photos, distance) and its
@@ -432,6 +485,7 @@ async def upsert_face_candidate(
         model=model,
         case_photo_id=case_photo_id,
         notice_photo_id=notice_photo_id,
+        gallery_size=gallery_size,
     )
     if row["status"] == CandidateStatus.rejected.value:
         seen = {int(p) for p in (loads(row["rejected_photo_ids"]) or [])}

@@ -37,6 +37,14 @@ OPEN_CANDIDATE_STATUSES: frozenset[CandidateStatus] = frozenset(
 )
 
 
+class ConfidenceBand(StrEnum):
+    """What a face distance means at the gallery's size (rescue.matching.calibration)."""
+
+    strong = "strong"  # a non-matching person scores this well in ≤ 1 % of searches
+    possible = "possible"  # ≤ 10 %
+    weak = "weak"  # more often
+
+
 class EvidenceKind(StrEnum):
     face = "face"  # the service's own face matching
     police_dna = "police_dna"  # 公安 DNA 比中
