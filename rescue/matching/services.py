@@ -78,7 +78,7 @@ class SideGallery:
 
     - new faces: ids above the largest seen (index range scan);
     - deleted faces: the deletion log ``face_deletions`` (a trigger on ``faces``)
-      after the last entry read;
+      after the last entry read (face id 0: the table was truncated, reload);
     - late commits: a face id under the largest seen that was not visible yet
       (another worker's insert still uncommitted, or rolled back) is a *gap*; gaps
       are looked up again by id on each refresh for :data:`GAP_SECONDS` (inserts
@@ -165,9 +165,14 @@ class SideGallery:
             .where(FaceDeletion.id > self.last_deletion_id)
             .order_by(FaceDeletion.id)
         )
-        if rows:
-            self.gallery.remove([int(r["face_id"]) for r in rows])
-            self.last_deletion_id = int(rows[-1]["id"])
+        if not rows:
+            return
+        if any(int(r["face_id"]) == 0 for r in rows):  # the table was truncated
+            log.info("%s gallery: faces table truncated, reloading", self.side)
+            await self._reload()
+            return
+        self.gallery.remove([int(r["face_id"]) for r in rows])
+        self.last_deletion_id = int(rows[-1]["id"])
 
     async def _reload(self) -> None:
         """Load the whole side into a new gallery sized exactly (no growth slack)."""

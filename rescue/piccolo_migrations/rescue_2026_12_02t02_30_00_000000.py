@@ -20,6 +20,19 @@ _PG_TRIGGER = (
     "CREATE TRIGGER faces_log_deletion AFTER DELETE ON faces "
     "FOR EACH ROW EXECUTE FUNCTION rescue_log_face_deletion()"
 )
+# TRUNCATE fires no row trigger: it logs face id 0, which makes galleries reload.
+_PG_TRUNCATE_FUNCTION = """
+CREATE OR REPLACE FUNCTION rescue_log_faces_truncate() RETURNS trigger AS $$
+BEGIN
+    INSERT INTO face_deletions (face_id) VALUES (0);
+    RETURN NULL;
+END;
+$$ LANGUAGE plpgsql
+"""
+_PG_TRUNCATE_TRIGGER = (
+    "CREATE TRIGGER faces_log_truncate AFTER TRUNCATE ON faces "
+    "FOR EACH STATEMENT EXECUTE FUNCTION rescue_log_faces_truncate()"
+)
 _SQLITE_TRIGGER = (
     "CREATE TRIGGER IF NOT EXISTS faces_log_deletion AFTER DELETE ON faces "
     "BEGIN INSERT INTO face_deletions (face_id) VALUES (OLD.id); END"
@@ -35,6 +48,8 @@ async def _deletion_log() -> None:
     if isinstance(engine, PostgresEngine):
         await engine.run_ddl(_PG_FUNCTION)
         await engine.run_ddl(_PG_TRIGGER)
+        await engine.run_ddl(_PG_TRUNCATE_FUNCTION)
+        await engine.run_ddl(_PG_TRUNCATE_TRIGGER)
     else:
         await engine.run_ddl(_SQLITE_TRIGGER)
 

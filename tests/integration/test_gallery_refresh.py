@@ -7,7 +7,7 @@ import secrets
 import numpy as np
 
 from rescue.matching import services
-from rescue.matching.gallery import DIM
+from rescue.matching.gallery import DIM, FaceGallery
 from rescue.matching.services import SideGallery
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
@@ -47,8 +47,8 @@ async def _notice_faces(count: int, rng: np.random.Generator) -> dict[int, np.nd
     return {int(r["id"]): v for r, v in zip(inserted, vectors, strict=True)}
 
 
-def _held(side: SideGallery) -> dict[int, np.ndarray]:
-    gallery = side.gallery
+def _held(side: SideGallery | FaceGallery) -> dict[int, np.ndarray]:
+    gallery = side.gallery if isinstance(side, SideGallery) else side
     return {int(f): gallery.vectors[i] for i, f in enumerate(gallery.face_ids)}
 
 
@@ -111,3 +111,13 @@ async def test_a_face_committed_late_under_a_larger_id_is_still_loaded(monkeypat
     clock.advance(services.GAP_SECONDS + 1)
     await side.refresh()
     assert 10**9 not in side.gaps
+
+
+async def test_truncating_the_faces_table_empties_the_gallery():
+    rng = np.random.default_rng(2)
+    await _notice_faces(3, rng)
+    side = SideGallery("notice")
+    assert len(await side.refresh()) == 3
+    await Face._meta.db.run_ddl("TRUNCATE faces")
+    faces = await _notice_faces(1, rng)
+    assert _held(await side.refresh()).keys() == faces.keys()
