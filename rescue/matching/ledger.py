@@ -128,6 +128,7 @@ def confidence_out(value: Any) -> ConfidenceOut | None:
         model=str(data.get("model", "")),
         calibration=str(data.get("calibration", "")),
         warning=_(data["warning"]) if data.get("warning") else "",
+        face_quality=dict(data.get("face_quality") or {}),
     )
 
 
@@ -247,6 +248,7 @@ async def record_face_evidence(
     case_photo_id: int,
     notice_photo_id: int,
     gallery_size: int | None = None,
+    face_quality: dict[str, Any] | None = None,
 ) -> int:
     """Write or refresh the candidate's face evidence for ``model``; returns its id.
 
@@ -266,6 +268,8 @@ async def record_face_evidence(
     }
     if gallery_size is not None:
         values["gallery_size"] = gallery_size
+    if face_quality is not None:
+        values["face_quality"] = face_quality
     await CandidateEvidence.insert(
         CandidateEvidence(
             candidate=candidate_id,

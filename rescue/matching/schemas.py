@@ -91,6 +91,9 @@ class ConfidenceOut(msgspec.Struct):
     model: str
     calibration: str
     warning: str = ""
+    #: Quality of the two faces that gave the distance (``case``, ``notice``:
+    #: ``width_px``, ``sharpness``, ``yaw``, ``retake``; rescue.matching.quality).
+    face_quality: dict[str, Any] = {}
 
 
 class CandidateOut(msgspec.Struct):

@@ -224,7 +224,9 @@ def confidence_of(
         return None
     top = min(faces, key=lambda e: e.distance or 0.0)
     assert top.distance is not None
-    return calibration.confidence(top.distance, int(top.values["gallery_size"]))
+    confidence = calibration.confidence(top.distance, int(top.values["gallery_size"]))
+    confidence["face_quality"] = top.values.get("face_quality") or {}
+    return confidence
 
 
 def compute_score(

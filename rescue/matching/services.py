@@ -39,6 +39,8 @@ from rescue.matching.ledger import (
     record_face_evidence,
     rescore,
 )
+from rescue.matching.quality import FaceQuality
+from rescue.matching.quality import of_detected as face_quality
 from rescue.matching.schemas import CandidateOut
 from rescue.matching.scoring import EvidenceInput, compute_score, excluded_by
 from rescue.matching.tables import Candidate, CandidateStatus, FaceDeletion
@@ -100,7 +102,7 @@ class SideGallery:
         return Face.case if self.side == "case" else Face.notice
 
     def _add_rows(self, rows: list[dict[str, Any]]) -> None:
-        mine = [r for r in rows if r[self.side] is not None]
+        mine = [r for r in rows if r[self.side] is not None and not r["retake"]]
         if mine:
             self.gallery.add(
                 np.array([r["id"] for r in mine]),
@@ -115,7 +117,7 @@ class SideGallery:
         start = face_id
         while True:
             rows = (
-                await Face.select(Face.id, owner, Face.photo, Face.encoding)
+                await Face.select(Face.id, owner, Face.photo, Face.encoding, Face.retake)
                 .where(owner.is_not_null() & (Face.id > face_id))
                 .order_by(Face.id)
                 .limit(_LOAD_BATCH)
@@ -150,9 +152,9 @@ class SideGallery:
         """Load faces that appeared under ids noted as gaps; forget old gaps."""
         if not self.gaps:
             return
-        rows = await Face.select(Face.id, self.owner_column, Face.photo, Face.encoding).where(
-            Face.id.is_in(list(self.gaps))
-        )
+        rows = await Face.select(
+            Face.id, self.owner_column, Face.photo, Face.encoding, Face.retake
+        ).where(Face.id.is_in(list(self.gaps)))
         self._add_rows(rows)
         for r in rows:
             self.gaps.pop(int(r["id"]), None)
@@ -264,16 +266,17 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
     data = await store.aget(photo["object_key"])
     matching = settings.matching
 
-    def detect() -> list[DetectedFace]:
+    def detect() -> tuple[list[DetectedFace], list[FaceQuality]]:
         decoded = decode_for_detection(
             data, max_pixels=settings.upload.max_pixels, min_side=matching.detect_max_side
         )
-        return detect_and_encode(
+        found = detect_and_encode(
             decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
         )
+        return found, [face_quality(decoded, (f.top, f.right, f.bottom, f.left)) for f in found]
 
     try:
-        faces = await anyio.to_thread.run_sync(detect)
+        faces, qualities = await anyio.to_thread.run_sync(detect)
     except ImageRejected as exc:
         return await _finish(photo["id"], PhotoStatus.failed, exc.detail)
     log.info("photo %s: %d face(s) found", photo["id"], len(faces))
@@ -296,8 +299,10 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
                         left=f.left,
                         encoding=np.asarray(f.encoding, dtype="<f8").tobytes(),
                         model=MODEL_NAME,
+                        quality=q.as_dict(),
+                        retake=bool(q.retake),
                     )
-                    for f in faces
+                    for f, q in zip(faces, qualities, strict=True)
                 ]
             )
     if not faces:
@@ -330,7 +335,18 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
     )
     if photo is None:
         return []
-    if not await Face.exists().where(Face.photo == photo_id):
+    own_faces = await Face.select(Face.retake, Face.quality).where(Face.photo == photo_id)
+    if not own_faces:
+        return []
+    if all(f["retake"] for f in own_faces):
+        # Too poor to match: say so instead of matching it silently.
+        reasons = sorted(
+            {r for f in own_faces for r in (loads(f["quality"]) or {}).get("retake", [])}
+        )
+        await Photo.update({Photo.failure_reason: "retake: " + ", ".join(reasons)}).where(
+            Photo.id == photo_id
+        )
+        log.info("photo %s: every face too poor to match (%s)", photo_id, reasons)
         return []
     matching = settings.matching
     is_case = photo["case"] is not None
@@ -347,12 +363,13 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
         side = galleries.cases
     owner_column = Face.case if is_case else Face.notice
     faces = (
-        await Face.select(Face.photo, Face.encoding)
-        .where(owner_column == owner_id)
+        await Face.select(Face.photo, Face.encoding, Face.quality)
+        .where((owner_column == owner_id) & (Face.retake == False))  # noqa: E712
         .order_by(Face.id)
     )
     probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
     probe_photos = [int(f["photo"]) for f in faces]
+    probe_quality = [loads(f["quality"]) or {} for f in faces]
     calibration = await calibration_for(MODEL_NAME)
     bound = matching.loose_bound or (calibration.loose_bound if calibration else matching.threshold)
     gallery = await side.refresh()
@@ -395,9 +412,16 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
         filtered,
         len(chosen),
     )
+    qualities = {
+        int(r["id"]): loads(r["quality"]) or {}
+        for r in await Face.select(Face.id, Face.quality).where(
+            Face.id.is_in([h.face_id for h in chosen] or [0])
+        )
+    }
     touched = []
     for hit in chosen:
         own_photo = probe_photos[hit.probe_index]
+        own_q, other_q = probe_quality[hit.probe_index], qualities.get(hit.face_id, {})
         touched.append(
             await upsert_face_candidate(
                 case_id=owner_id if is_case else hit.owner_id,
@@ -407,6 +431,10 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
                 notice_photo_id=hit.photo_id if is_case else own_photo,
                 threshold=matching.threshold,
                 gallery_size=people,
+                face_quality={
+                    "case": own_q if is_case else other_q,
+                    "notice": other_q if is_case else own_q,
+                },
             )
         )
     return touched
@@ -438,6 +466,7 @@ async def upsert_face_candidate(
     threshold: float = 0.6,
     model: str = MODEL_NAME,
     gallery_size: int | None = None,
+    face_quality: dict[str, Any] | None = None,
 ) -> int:
     """Create the pair's candidate, or lower its best distance; write or refresh its
     face evidence record (model, threshold, the two photos, distance) and its
@@ -491,6 +520,7 @@ async def upsert_face_candidate(
         case_photo_id=case_photo_id,
         notice_photo_id=notice_photo_id,
         gallery_size=gallery_size,
+        face_quality=face_quality,
     )
     if row["status"] == CandidateStatus.rejected.value:
         seen = {int(p) for p in (loads(row["rejected_photo_ids"]) or [])}

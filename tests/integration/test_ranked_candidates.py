@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.integration.helpers import candidates, new_case, new_notice, upload_file
+from tests.integration.helpers import candidates, new_case, new_notice, upload, upload_file
 from tests.support import BIDEN, OBAMA_A, OBAMA_B
 
 
@@ -65,3 +65,30 @@ async def test_several_photos_match_as_one_identity_and_name_the_pair(client, st
     face = detail["breakdown"]["components"]["face"]
     assert (face["case_photo_id"], face["notice_photo_id"]) == (case_photo["id"], same_face["id"])
     assert detail["breakdown"]["components"]["confidence"]["gallery_size"] == 1
+
+
+async def test_a_face_too_poor_to_match_is_flagged_for_a_retake_not_matched(client, staff):
+    import io
+
+    from PIL import Image, ImageFilter
+
+    from tests.support import FACES_DIR
+
+    image = Image.open(FACES_DIR / OBAMA_B).convert("RGB")
+    out = io.BytesIO()
+    image.filter(ImageFilter.GaussianBlur(0.018 * image.width)).save(out, format="JPEG")
+    case = await new_case(client, staff)
+    await upload_file(client, staff, "case", case["id"], OBAMA_A)
+    notice = await new_notice(client, staff, missing_since="2015-03-01", age_when_missing=45)
+    blurred = await upload(client, staff, "notice", notice["id"], out.getvalue())
+    assert blurred["status"] == "processed"
+    assert blurred["failure_reason"] == "retake: blurred"
+    assert await candidates(client, staff, "case", case["id"]) == []
+
+    await upload_file(client, staff, "notice", notice["id"], OBAMA_B)
+    (candidate,) = await candidates(client, staff, "case", case["id"])
+    quality = candidate["confidence"]["face_quality"]
+    assert quality["case"]["retake"] == []
+    assert quality["notice"]["retake"] == []
+    assert quality["notice"]["width_px"] > 100
+    assert quality["case"]["sharpness"] > 100
