@@ -37,6 +37,14 @@ _BLOCK_VALUES = 1 << 20
 _MIN_ROWS, _MAX_ROWS = 8192, 131072
 #: Slack on float32 d² when selecting rows to re-measure exactly (rounding is ~1e-6).
 _MARGIN = 1e-3
+#: Up to this many probes (a photo with several faces; an owner's faces searched as
+#: one identity) are computed as one GEMV per probe over sub-blocks of _SUB_ROWS rows
+#: (1 MiB of float32, read from memory once and from cache by the other probes):
+#: OpenBLAS's SGEMM with 2-8 rows took 3.4× one probe's GEMV (issue 16; 26.7 vs
+#: 7.9 ms at 300,000 faces), the sub-block GEMVs 1.5-2.3× (medians of 7 alternating
+#: runs on the shared 2-core VM, busy; not yet a bench/search.py row).
+_GEMV_MAX_PROBES = 8
+_SUB_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -196,10 +204,20 @@ class FaceGallery:
         over the matrix: per-call BLAS threading overhead).
         """
         minus_2p = probes * np.float32(-2.0)
-        rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, len(probes))))
+        q = len(probes)
+        rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, q)))
+        few = 1 < q <= _GEMV_MAX_PROBES
         for start in range(0, self._size, rows):
             end = min(self._size, start + rows)
-            s = minus_2p @ self._vectors[start:end].T
+            if few:
+                s = np.empty((q, end - start), dtype=np.float32)
+                for sub in range(start, end, _SUB_ROWS):
+                    block = self._vectors[sub : min(end, sub + _SUB_ROWS)]
+                    at = sub - start
+                    for k in range(q):
+                        np.matmul(block, minus_2p[k], out=s[k, at : at + len(block)])
+            else:
+                s = minus_2p @ self._vectors[start:end].T
             s += self._sqnorms[start:end]
             yield start, s
 

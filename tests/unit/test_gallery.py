@@ -39,10 +39,13 @@ def test_top_k_equals_float64_brute_force(n):
     np.testing.assert_allclose(got_dist, np.take_along_axis(want, order, axis=1), atol=1e-12)
 
 
-def test_search_returns_every_owner_within_threshold_and_its_best_face():
-    vectors = _faces(20_000)
+@pytest.mark.parametrize("picked", [[3], [3, 500], [3, 500, 19_999, 7, 8_192]])
+def test_search_returns_every_owner_within_threshold_and_its_best_face(picked):
+    # One probe: GEMV; 2-8 probes (a multi-face photo): per-probe GEMV on sub-blocks,
+    # 20,001 rows so the last sub-block is partial.
+    vectors = _faces(20_001)
     gallery, ids = _gallery(vectors)
-    probes = vectors[[3, 500]].astype(np.float64) + 0.003
+    probes = vectors[picked].astype(np.float64) + 0.003
     dist = _brute(vectors, probes)
     threshold = float(np.sort(dist[0])[40])  # ~40 faces inside
     hits = gallery.search(probes, threshold)
