@@ -40,9 +40,11 @@ _MARGIN = 1e-3
 #: Up to this many probes (a photo with several faces; an owner's faces searched as
 #: one identity) are computed as one GEMV per probe over sub-blocks of _SUB_ROWS rows
 #: (1 MiB of float32, read from memory once and from cache by the other probes):
-#: OpenBLAS's SGEMM with 2-8 rows took 3.4× one probe's GEMV (issue 16; 26.7 vs
-#: 7.9 ms at 300,000 faces), the sub-block GEMVs 1.5-2.3× (medians of 7 alternating
-#: runs on the shared 2-core VM, busy; not yet a bench/search.py row).
+#: OpenBLAS's SGEMM with 2-8 rows took 3.4× one probe's GEMV (issue 16). Whole
+#: ``search`` at 1 M faces, medians of 9 alternating runs on the shared 2-core VM
+#: under load ~15 (absolute times inflated, not yet a bench/search.py row): one
+#: probe 236-272 ms; 2 / 3 / 5 probes 791 / 718 / 842 ms before, 290 / 314 / 416 ms
+#: with sub-block GEMVs (1.1-1.2× one probe for 2-3, 1.6× for 5).
 _GEMV_MAX_PROBES = 8
 _SUB_ROWS = 2048
 
