@@ -120,7 +120,7 @@ def confidence_out(value: Any) -> ConfidenceOut | None:
             "{rate} of searches of {size} people",
             band=label(band),
             rate=_rate(rate),
-            size=f"{size:,}",
+            size=format(size, ","),
         ),
         false_match_rate=rate,
         pair_rate=float(data["pair_rate"]),
