@@ -6,6 +6,7 @@ rescue users create NAME --role R print a new API token for a new user
 rescue users set-password NAME    set a password (prompted, or read from stdin)
 rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
+rescue calibrate FOLDER           measure face-distance bands on a labelled folder, use them
 rescue retention run              delete face data and photos past retention now
 rescue retention schedule         run the scheduler: retention, deadlines, recovery sweep (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
@@ -530,6 +531,77 @@ def doctor() -> None:
             click.echo(f"        fix: {f.fix}")
     if not all(f.ok for f in findings):
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--only-set", default=None, help="use only the rows of labels.csv with this set")
+@click.option("--source", default=None, help="where the photos come from (kept with the bands)")
+@click.option("--dry-run", is_flag=True, help="print the report; store nothing")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the calibration to this JSON file",
+)
+def calibrate(
+    folder: Path, only_set: str | None, source: str | None, dry_run: bool, json_path: Path | None
+) -> None:
+    """Calibrate the face model on labelled photos of people like your own.
+
+    FOLDER holds labels.csv (columns path, identity[, set, faces]; the layout of
+    ../shared/faces/labels.csv) and the photos, gathered with consent. Every pair
+    of photos gives a same-person or a different-person distance; from them come
+    the confidence bands (strong / possible / weak at each gallery size) and the
+    loose bound the matcher then uses for this model, a report of the false-match
+    and miss rates they imply, and a rescore of every face candidate.
+    """
+    from rescue.matching.calibration import (
+        calibrate as measure,
+    )
+    from rescue.matching.calibration import (
+        encode_folder,
+        pair_distances,
+        save_calibration,
+    )
+    from rescue.matching.embedding import MODEL_NAME
+    from rescue.matching.ledger import rescore_all
+
+    settings = get_settings()
+    try:
+        faces = encode_folder(
+            folder,
+            detect_max_side=settings.matching.detect_max_side,
+            upsample=settings.matching.detect_upsample,
+            max_pixels=settings.upload.max_pixels,
+            only_set=only_set,
+        )
+        genuine, impostor = pair_distances(faces.vectors, faces.identities)
+        result = measure(
+            genuine=genuine,
+            impostor=impostor,
+            model=MODEL_NAME,
+            source=source
+            or f"{folder.name}: {len(faces.paths)} photos of {len(set(faces.identities))} people",
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.report())
+    if faces.without_face:
+        click.echo(f"no face found in {len(faces.without_face)} photo(s): left out")
+    if json_path is not None:
+        import json
+
+        json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    if dry_run:
+        return
+
+    async def store() -> tuple[int, int]:
+        return await save_calibration(result), await rescore_all()
+
+    row_id, rescored = asyncio.run(store())
+    click.echo(f"stored as calibration {row_id} for {MODEL_NAME}; {rescored} candidate(s) rescored")
 
 
 @main.group()

@@ -168,6 +168,19 @@ class MatchingSettings:
     detect_max_side: int = 1280
     #: HOG upsampling passes for detection (face_recognition's default is 1).
     detect_upsample: int = 1
+    #: ``MATCH_CANDIDATES``: at most this many candidates on the other side per new
+    #: photo (its owner's faces searched as one identity), the best by the full score.
+    #: On LFW the true person is in the top 5 by distance for 97-99 % of enrolled
+    #: probes (docs/accuracy.md), while a fixed threshold gives dozens of false
+    #: candidates per search at national gallery sizes (issue 16).
+    candidates: int = 5
+    #: ``MATCH_LOOSE_BOUND``: the face distance within which candidates are looked
+    #: for at all; unset: the loose bound of the model's calibration (genuine 99th
+    #: percentile: 0.62 on LFW; rescue calibrate writes a deployment's own).
+    loose_bound: float | None = None
+    #: ``MATCH_FILTER_SEX``: drop pairs whose recorded sexes differ before ranking
+    #: (a sure difference; docs/scoring.md). false: keep them, flagged.
+    filter_sex: bool = True
 
 
 @dataclass(frozen=True)
@@ -469,6 +482,9 @@ def load_settings() -> Settings:
             threshold=_float("MATCH_THRESHOLD", MatchingSettings.threshold),
             detect_max_side=_int("DETECT_MAX_SIDE", 1280),
             detect_upsample=_int("DETECT_UPSAMPLE", 1),
+            candidates=max(1, _int("MATCH_CANDIDATES", 5)),
+            loose_bound=_float("MATCH_LOOSE_BOUND", 0.0) or None,
+            filter_sex=_bool("MATCH_FILTER_SEX", True),
         ),
         upload=UploadSettings(
             max_bytes=_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
