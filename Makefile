@@ -11,10 +11,20 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python requirements.lock pyproject.toml
+# Debian packages the pages need: chromium (browser tests, never a downloaded
+# browser), the CJK font (pages and PDFs in Chinese), poppler-utils (PDF checks).
+DEBS := chromium fonts-noto-cjk poppler-utils
+
+$(STAMP): $(BIN)/python requirements.lock pyproject.toml package-lock.json
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(UV) pip sync --python $(BIN)/python requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	npm ci --no-audit --no-fund --ignore-scripts  # htmx, swagger-ui (served by the app)
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && apt-get install -y -qq $$missing; \
+	fi
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install locked dependencies
@@ -54,4 +64,4 @@ lock: $(BIN)/python  ## re-resolve requirements.lock from pyproject.toml
 	  --generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache node_modules

@@ -32,6 +32,8 @@ from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, get_settings
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
+from rescue.web import app as web
+from rescue.web.templating import template_config
 
 __all__ = ["create_app"]
 
@@ -100,7 +102,8 @@ async def _start_inprocess_worker():  # type: ignore[no-untyped-def]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the API. Routes under ``/api`` need a bearer token; docs at ``/schema``."""
+    """Build the app. Routes under ``/api`` need a bearer token; pages (rescue.web) a
+    session; docs at ``/schema``."""
     settings = settings or get_settings()
     return Litestar(
         route_handlers=[
@@ -121,12 +124,21 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SearchController,
             EscortController,
             AlertController,
+            web.page_router(),
+            *web.static_routers(settings),
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;
         # authentication, then the audit trail (which needs the caller).
         middleware=[locale_middleware, local_writes_middleware, auth_middleware, audit_middleware],
-        stores={STORE_NAME: ReadCacheStore(settings.database.read_cache_entries)},
+        stores={
+            STORE_NAME: ReadCacheStore(settings.database.read_cache_entries),
+            **web.web_stores(),
+        },
+        # Pages: templates, session login (its middleware runs first), CSRF on forms.
+        template_config=template_config(),
+        on_app_init=[web.session_auth(settings).on_app_init],
+        csrf_config=web.csrf_config(settings),
         response_cache_config=response_cache_config(),
         exception_handlers=exception_handlers,
         lifespan=[_lifespan(settings)],
@@ -139,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
             security=[{"BearerToken": []}],
+            render_plugins=web.schema_render_plugins(),
         ),
         debug=settings.debug,
     )

@@ -96,7 +96,10 @@ async def run_retention(
         if photo_days > 0 and closed <= now - timedelta(days=photo_days):
             photos = await Photo.select(Photo.id, Photo.object_key).where(Photo.case == case_id)
             if photos:
+                from rescue.photos.thumbnails import thumb_key
+
                 for p in photos:  # objects first: a failure leaves rows to retry with
+                    await store.aremove(thumb_key(p["object_key"]))  # pages' thumbnail
                     await store.aremove(p["object_key"])
                 ids = [p["id"] for p in photos]
                 async with Photo._meta.db.transaction():
