@@ -1,7 +1,7 @@
 """Writing and reading the audit trail.
 
 What is audited (:func:`audit_kind`), for every route of the API and of the
-pages (not static files, /schema, /health, /metrics):
+pages (not static files, /schema, /health, /metrics, /public):
 
 - every write (any method but GET, HEAD, OPTIONS), whatever its outcome;
 - every read of a photo, of face data or of a candidate (a GET whose route
@@ -26,7 +26,7 @@ __all__ = ["SAFE_METHODS", "audit_kind", "describe", "list_records", "write_reco
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Routes never audited (no personal data).
-_NOT_AUDITED = ("/static", "/schema", "/health", "/metrics")
+_NOT_AUDITED = ("/static", "/schema", "/health", "/metrics", "/public")
 #: Route words whose reads are audited (sensitive data: photos, faces, candidates).
 SENSITIVE_READS = ("photo", "face", "candidate")
 

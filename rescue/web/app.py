@@ -55,12 +55,13 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 
 
 def _controllers() -> list[Any]:
+    from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
     from rescue.photos.pages import PhotoPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
 
-    return [LoginPages, AccountPages, HomePages, CasePages, PhotoPages]
+    return [LoginPages, AccountPages, HomePages, CasePages, PhotoPages, AnnouncementPages]
 
 
 #: Page controllers (filled at first use; extend _controllers()).
