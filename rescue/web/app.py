@@ -57,11 +57,21 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
+    from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.photos.pages import PhotoPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
 
-    return [LoginPages, AccountPages, HomePages, CasePages, PhotoPages, AnnouncementPages]
+    return [
+        LoginPages,
+        AccountPages,
+        HomePages,
+        CasePages,
+        PhotoPages,
+        AnnouncementPages,
+        ReviewPages,
+        LeadPages,
+    ]
 
 
 #: Page controllers (filled at first use; extend _controllers()).
