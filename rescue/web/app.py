@@ -57,8 +57,10 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
+    from rescue.escorts.pages import EscortPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.photos.pages import PhotoPages
+    from rescue.placements.pages import PlacementPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
 
@@ -71,6 +73,8 @@ def _controllers() -> list[Any]:
         AnnouncementPages,
         ReviewPages,
         LeadPages,
+        PlacementPages,
+        EscortPages,
     ]
 
 
