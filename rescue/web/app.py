@@ -61,6 +61,7 @@ def _controllers() -> list[Any]:
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
+    from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
 
@@ -75,6 +76,7 @@ def _controllers() -> list[Any]:
         LeadPages,
         PlacementPages,
         EscortPages,
+        AdminPages,
     ]
 
 
