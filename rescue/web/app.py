@@ -123,7 +123,7 @@ def schema_render_plugins() -> list[Any]:
     base = "/static/vendor/swagger-ui"
     return [
         SwaggerRenderPlugin(
-            path="/",
+            path=["/", "/swagger"],
             js_url=f"{base}/swagger-ui-bundle.js",
             css_url=f"{base}/swagger-ui.css",
             standalone_preset_js_url=f"{base}/swagger-ui-standalone-preset.js",
