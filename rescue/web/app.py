@@ -59,6 +59,7 @@ def _controllers() -> list[Any]:
     from rescue.cases.pages import CasePages
     from rescue.escorts.pages import EscortPages
     from rescue.matching.pages import LeadPages, ReviewPages
+    from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
     from rescue.users.admin_pages import AdminPages
@@ -77,6 +78,7 @@ def _controllers() -> list[Any]:
         PlacementPages,
         EscortPages,
         AdminPages,
+        NoticePages,
     ]
 
 
