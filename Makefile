@@ -11,14 +11,21 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python requirements.lock pyproject.toml
+# Debian packages the pages need: chromium (browser tests, never a downloaded
+# browser), the CJK font (pages and PDFs in Chinese), poppler-utils (PDF checks),
+# redis-server (tests/faults starts and kills a private one).
+DEBS := chromium fonts-noto-cjk poppler-utils redis-server
+
+$(STAMP): $(BIN)/python requirements.lock pyproject.toml package-lock.json
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(UV) pip sync --python $(BIN)/python requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
-	@# tests/faults starts (and kills) its own redis-server: Debian package redis-server
-	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
-	  && apt-get install -y -qq redis-server; } \
-	  || echo "make install: install redis-server (apt-get install redis-server) for tests/faults"
+	npm ci --no-audit --no-fund --ignore-scripts  # htmx, swagger-ui (served by the app)
+	@missing=$$(for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 	touch $(STAMP)
 
 install: $(STAMP) system-packages  ## create .venv and install locked dependencies
@@ -70,4 +77,4 @@ lock: $(BIN)/python  ## re-resolve requirements.lock from pyproject.toml
 	  --generate-hashes --python-version 3.11 -o requirements.lock
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache node_modules

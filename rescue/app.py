@@ -37,6 +37,8 @@ from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, SettingsError, get_settings
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
+from rescue.web import app as web
+from rescue.web.templating import template_config
 
 __all__ = ["create_app"]
 
@@ -100,7 +102,8 @@ async def _start_inprocess_worker():  # type: ignore[no-untyped-def]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the API. Routes under ``/api`` need a bearer token; docs at ``/schema``.
+    """Build the app. Routes under ``/api`` need a bearer token; pages (rescue.web) a
+    session; docs at ``/schema``.
 
     A malformed setting ends the process with one line on stderr (exit status 2),
     never a traceback (rescue.doctor). Face detection is never imported here: only
@@ -136,6 +139,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EscortController,
             AlertController,
             CalendarController,
+            web.page_router(),
+            *web.static_routers(settings),
         ],
         # Order matters: the request id and metrics see every answer; the request's
         # language (messages of every layer); a write advances the read caches'
@@ -152,7 +157,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             audit_middleware,
             form_middleware,
         ],
-        stores={STORE_NAME: ReadCacheStore(settings.database.read_cache_entries)},
+        stores={
+            STORE_NAME: ReadCacheStore(settings.database.read_cache_entries),
+            **web.web_stores(),
+        },
+        # Pages: templates, session login (its middleware runs first), CSRF on forms.
+        template_config=template_config(),
+        on_app_init=[web.session_auth(settings).on_app_init],
+        csrf_config=web.csrf_config(settings),
         response_cache_config=response_cache_config(),
         exception_handlers=exception_handlers,
         request_class=StationRequest,
@@ -168,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             security=[{"BearerToken": []}],
             use_handler_docstrings=True,
             operation_id_creator=operation_id,
+            render_plugins=web.schema_render_plugins(),
         ),
         debug=settings.debug,
         # Logging is rescue.logs' one format; Litestar must not install its own.

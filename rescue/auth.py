@@ -1,4 +1,5 @@
-"""Bearer-token authentication for ``/api`` routes (Litestar middleware)."""
+"""Bearer-token authentication for ``/api`` routes (Litestar middleware); pages
+authenticate with a session instead (rescue.web.sessions)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
+from litestar.types import Receive, Scope, Send
 
 from rescue.errors import NotAuthenticated
 from rescue.users.services import Principal, authenticate
@@ -15,7 +17,16 @@ __all__ = ["Principal", "auth_middleware"]
 
 
 class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
-    """Sets ``request.user`` to a :class:`Principal` or answers 401."""
+    """Sets ``request.user`` to a :class:`Principal` or answers 401.
+
+    Only for ``/api``: pages authenticate with a session (rescue.web.sessions)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if path != "/api" and not path.startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]

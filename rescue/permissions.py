@@ -68,6 +68,7 @@ class Action(StrEnum):
     id_number_read = "id_number_read"
     task_read = "task_read"
     task_complete = "task_complete"
+    workbench = "workbench"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -114,6 +115,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.id_number_read: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.task_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.task_complete: frozenset({_POLICE, _ADMIN}),
+    # Pages (rescue.web): today's work and one's own account, for every signed-in role.
+    Action.workbench: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
 }
 
 

@@ -25,6 +25,7 @@ from rescue.photos.tables import Face, Photo
 from rescue.placements.tables import Placement, PlacementDocument, SettlementApproval
 from rescue.searches.tables import SearchAction
 from rescue.users.tables import ApiToken, LoginThrottle, User
+from rescue.web.tables import FormSubmission, WebSession
 
 CURRENT_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
 
@@ -58,6 +59,8 @@ APP_CONFIG = AppConfig(
         ReturnPlan,
         Handover,
         LiaisonTask,
+        WebSession,
+        FormSubmission,
     ],
     migration_dependencies=[],
     commands=[],

@@ -245,6 +245,26 @@ class AuthSettings:
     login_max_delay_seconds: int = 900
 
 
+@dataclass(frozen=True)
+class WebSettings:
+    """The station workbench (pages): sessions, cookies, browser assets (rescue.web).
+
+    ``SESSION_IDLE_SECONDS`` (default 7200: two hours): a page session ends after
+    this long without a request; the next page asks for the password again and
+    returns to where the user was. ``SECURE_COOKIES`` (default false): mark the
+    session and CSRF cookies ``Secure``; set it true whenever the service is
+    reached over HTTPS. ``SECRET_KEY``: signs the CSRF tokens; every API process
+    of one station must share it (unset: one is created in ``DATA_DIR/secret_key``).
+    ``WEB_ASSETS_DIR``: where ``make install`` put the npm packages (htmx,
+    swagger-ui); default ``node_modules`` of this checkout.
+    """
+
+    session_idle_seconds: int = 7200
+    secure_cookies: bool = False
+    secret_key: str | None = None
+    assets_dir: Path | None = None
+
+
 def _station_days(raw: str | None, name: str = "PHOTO_RETENTION_DAYS_BY_STATION") -> dict[str, int]:
     result: dict[str, int] = {}
     for part in (raw or "").split(","):
@@ -433,6 +453,7 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     custody: CustodySettings = field(default_factory=CustodySettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -507,6 +528,14 @@ def load_settings() -> Settings:
             login_token_ttl_hours=_int("LOGIN_TOKEN_TTL_HOURS", 12),
             login_free_attempts=_int("LOGIN_FREE_ATTEMPTS", 5),
             login_max_delay_seconds=_int("LOGIN_MAX_DELAY_SECONDS", 900),
+        ),
+        web=WebSettings(
+            session_idle_seconds=_int("SESSION_IDLE_SECONDS", 7200),
+            secure_cookies=_bool("SECURE_COOKIES", False),
+            secret_key=_env("SECRET_KEY"),
+            assets_dir=Path(
+                _env("WEB_ASSETS_DIR") or default_dir.parent / "node_modules"
+            ).resolve(),
         ),
         retention=RetentionSettings(
             face_days=_int("FACE_RETENTION_DAYS", 30),

@@ -1,6 +1,7 @@
 """Writing and reading the audit trail.
 
-What is audited (:func:`audit_kind`), for every route under ``/api`` and ``/auth``:
+What is audited (:func:`audit_kind`), for every route of the API and of the
+pages (not static files, /schema, /health, /metrics, /public):
 
 - every write (any method but GET, HEAD, OPTIONS), whatever its outcome;
 - every read of a photo, of face data, of a candidate, of a case's identity
@@ -46,13 +47,15 @@ IN_PROGRESS = 0
 
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Routes never audited (no personal data).
+_NOT_AUDITED = ("/static", "/schema", "/health", "/metrics", "/public")
 #: Route words whose reads are audited (sensitive data: photos, faces, candidates).
 SENSITIVE_READS = ("photo", "face", "candidate", "identity", "handover", "document")
 
 
 def audit_kind(method: str, route: str) -> str | None:
     """``"write"``, ``"read"`` or None (not audited) for a request's method and route template."""
-    if not (route.startswith("/api") or route.startswith("/auth")):
+    if not route or route.startswith(_NOT_AUDITED):
         return None
     if method.upper() == "OPTIONS":  # CORS pre-flight: no data
         return None

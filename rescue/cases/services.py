@@ -329,20 +329,53 @@ async def timeline(*, case_id: int) -> list[TimelineEvent]:
 
 
 async def list_cases(
-    *, limit: int, offset: int, status: str | None = None, stations: list[str] | None = None
+    *,
+    limit: int,
+    offset: int,
+    status: str | None = None,
+    stations: list[str] | None = None,
+    text: str | None = None,
+    station: str | None = None,
+    admitted_from: datetime | None = None,
+    admitted_before: datetime | None = None,
 ) -> Page[CaseOut]:
-    """Cases, newest admission first; only those of ``stations`` (None: all)."""
-    query = Case.select().order_by(Case.id, ascending=False).limit(limit).offset(offset)
-    count = Case.count()
+    """Cases, newest admission first; only those of ``stations`` (None: all).
+
+    Args:
+        text: part of the reference, placeholder name or reported name.
+        station: only this station (within ``stations``).
+        admitted_from, admitted_before: admission time window (from ≤ t < before).
+    """
+    where: Any = Case.id > 0
     if stations is not None:
-        query = query.where(Case.station.is_in(stations or [""]))
-        count = count.where(Case.station.is_in(stations or [""]))
+        where = where & Case.station.is_in(stations or [""])
     if status is not None:
-        query = query.where(Case.status == status)
-        count = count.where(Case.status == status)
-    rows = await query
+        where = where & (Case.status == status)
+    if station:
+        where = where & (Case.station == station)
+    if text and text.strip():
+        pattern = f"%{text.strip()}%"
+        where = where & (
+            Case.reference.ilike(pattern)
+            | Case.placeholder_name.ilike(pattern)
+            | Case.reported_name.ilike(pattern)
+        )
+    if admitted_from is not None:
+        where = where & (Case.admitted_at >= admitted_from)
+    if admitted_before is not None:
+        where = where & (Case.admitted_at < admitted_before)
+    rows = (
+        await Case.select()
+        .where(where)
+        .order_by(Case.id, ascending=False)
+        .limit(limit)
+        .offset(offset)
+    )
     return Page(
-        items=[_case_out(r, []) for r in rows], total=await count, limit=limit, offset=offset
+        items=[_case_out(r, []) for r in rows],
+        total=await Case.count().where(where),
+        limit=limit,
+        offset=offset,
     )
 
 

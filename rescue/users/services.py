@@ -44,6 +44,7 @@ __all__ = [
     "MIN_PASSWORD_LENGTH",
     "Principal",
     "authenticate",
+    "check_password",
     "create_user",
     "deactivate_user",
     "issue_token",
@@ -297,10 +298,13 @@ async def _record_failure(keys: list[str], now: datetime, settings: AuthSettings
         ).where(LoginThrottle.key == key)
 
 
-async def login(
+async def check_password(
     *, username: str, password: str, client: str, settings: AuthSettings
-) -> tuple[str, datetime]:
-    """Check a password and issue a short-lived token; returns (token, expires_at).
+) -> int:
+    """Check a user's password under the login back-off; returns the user's id.
+
+    Used by ``POST /auth/login`` (token) and the login page (session) alike.
+    Times are :func:`rescue.clock.now` (tests move them).
 
     The username is compared normalised (:func:`normalise_username`). A
     failure's back-off is counted from when the failure is recorded, after the
@@ -333,11 +337,22 @@ async def login(
             accepted=_("the username and password of an active user who has a password"),
         )
     await LoginThrottle.delete().where(LoginThrottle.key.is_in(keys))
+    return int(row["id"])
+
+
+async def login(
+    *, username: str, password: str, client: str, settings: AuthSettings
+) -> tuple[str, datetime]:
+    """Check a password (:func:`check_password`) and issue a short-lived token;
+    returns (token, expires_at). Raises as :func:`check_password`."""
+    user_id = await check_password(
+        username=username, password=password, client=client, settings=settings
+    )
     ttl = timedelta(hours=settings.login_token_ttl_hours)
     token = secrets.token_urlsafe(32)
     expires = clock.now() + ttl
     await ApiToken.insert(
-        ApiToken(user=row["id"], token_hash=_digest(token), label="login", expires_at=expires)
+        ApiToken(user=user_id, token_hash=_digest(token), label="login", expires_at=expires)
     )
     return token, expires
 
@@ -520,3 +535,31 @@ async def deactivate_user(*, user_id: int, by: Principal) -> dict[str, Any]:
             (ApiToken.user == user_id) & ApiToken.revoked_at.is_null()
         )
     return await get_user(user_id=user_id)
+
+
+async def set_locale(*, user_id: int, locale: str) -> None:
+    """Set a user's page language: ``zh_CN``, ``en`` or ``""`` (the browser's).
+
+    Raises:
+        InvalidInput: another value.
+    """
+    from rescue.settings import LOCALES
+
+    if locale not in ("", *LOCALES):
+        raise InvalidInput(f"unknown language {locale!r}", accepted=["", *LOCALES])
+    await User.update({User.locale: locale}).where(User.id == user_id)
+
+
+async def change_own_password(
+    *, by: Principal, current: str, new: str, client: str, settings: AuthSettings
+) -> None:
+    """Replace the caller's password after checking the current one (under the
+    same back-off as login).
+
+    Raises:
+        NotAuthenticated: the current password is wrong.
+        TooManyRequests: backing off after failures.
+        InvalidInput: the new password is too short.
+    """
+    await check_password(username=by.username, password=current, client=client, settings=settings)
+    await set_password(username=by.username, password=new)

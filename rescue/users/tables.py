@@ -31,6 +31,9 @@ class User(Table, tablename="users"):
     password_hash = Varchar(length=200, null=True, default=None)
     active = Boolean(default=True)
     created_at = Timestamptz(default=TimestamptzNow())
+    #: Language of the user's pages (``zh_CN`` or ``en``); empty: the browser's
+    #: Accept-Language, else DEFAULT_LOCALE.
+    locale = Varchar(length=10, default="")
 
 
 class ApiToken(Table, tablename="api_tokens"):

@@ -1,0 +1,310 @@
+"""Review pages: the reviewer queue and the comparison page of one candidate.
+
+The comparison page shows the two photos side by side with their face boxes
+(served by the app, rescue.photos.pages), every evidence item, the score put
+into words (:func:`explain`, from the breakdown of rescue.matching.scoring), the
+family confirmations, and the reviewer's forms: record a family confirmation,
+confirm, reject with a reason (rescue.matching.review: same rules as the API).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, MediaType, Request, get, post
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+
+from rescue.errors import Conflict, InvalidInput, PermissionDenied
+from rescue.i18n import N_, _, label
+from rescue.matching.ledger import get_candidate, list_queue
+from rescue.matching.review import add_family_confirmation, decide
+from rescue.matching.schemas import DecisionIn, FamilyConfirmationIn
+from rescue.matching.tables import CandidateStatus, FamilyConfirmationMethod
+from rescue.permissions import Action, allow
+from rescue.settings import get_settings
+from rescue.users.tables import Role
+from rescue.web.forms import parse, read_form
+
+__all__ = ["ReviewPages", "explain"]
+
+_FLAGS = {
+    "sex_mismatch": N_("The recorded sexes differ (score halved)."),
+    "age_stretch": N_("The ages are up to 5 years apart (score × 0.8)."),
+    "age_unlikely": N_("The ages are 5 to 10 years apart (score × 0.6)."),
+    "age_impossible": N_("The ages are more than 10 years apart (score × 0.3)."),
+    "found_before_missing": N_(
+        "The person was found before the date they went missing (score halved)."
+    ),
+}
+
+
+def explain(breakdown: dict[str, Any]) -> list[str]:
+    """The score of a candidate in sentences of the page's language."""
+    lines: list[str] = []
+    components = breakdown.get("components", {})
+    face = components.get("face")
+    if face and face.get("distance") is not None:
+        distance, threshold = float(face["distance"]), float(face.get("threshold") or 0.6)
+        lines.append(
+            _(
+                "The two closest faces are {distance} apart; the matching threshold is "
+                "{threshold}. Below the threshold means alike: the smaller, the more alike.",
+                distance=f"{distance:.3f}",
+                threshold=f"{threshold:.2f}",
+            )
+        )
+        lines.append(
+            _("Face evidence strength: {strength} of 1.", strength=f"{face.get('strength', 0):.2f}")
+        )
+    evidence = components.get("evidence", {})
+    for kind, strength in (evidence.get("by_kind") or {}).items():
+        if kind != "face":
+            lines.append(
+                _(
+                    "Evidence of kind {kind}: strength {strength} of 1.",
+                    kind=_label_kind(kind),
+                    strength=f"{strength:.2f}",
+                )
+            )
+    for flag in breakdown.get("flags", []):
+        if flag in _FLAGS:
+            lines.append(_(_FLAGS[flag]))
+    if components.get("case", {}).get("note"):
+        lines.append(_("A lead without a case: sex, age and dates were not compared."))
+    lines.append(
+        _(
+            "Score {score} = evidence {evidence} × the plausibility of sex, age and dates.",
+            score=f"{breakdown.get('score', 0):.2f}",
+            evidence=f"{breakdown.get('evidence', 0):.2f}",
+        )
+    )
+    return lines
+
+
+def _label_kind(kind: str) -> str:
+    from rescue.matching.tables import EvidenceKind
+
+    try:
+        return label(EvidenceKind(kind))
+    except ValueError:
+        return kind
+
+
+async def _photo(photo_id: int | None) -> Any:
+    if photo_id is None:
+        return None
+    from rescue.photos.services import get_photo
+
+    return await get_photo(photo_id=photo_id)
+
+
+async def _compare_page(
+    candidate_id: int,
+    request: Request[Any, Any, Any],
+    *,
+    errors: dict[str, dict[str, str]] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    detail = await get_candidate(candidate_id=candidate_id, settings=get_settings())
+    candidate = detail.candidate
+    return Template(
+        template_name="matching/compare.html",
+        context={
+            "detail": detail,
+            "c": candidate,
+            "case_photo": await _photo(candidate.case_photo_id),
+            "notice_photo": await _photo(candidate.notice_photo_id),
+            "explanation": explain(detail.breakdown),
+            "is_reviewer": request.user.role == Role.reviewer,
+            "open": candidate.status
+            in (CandidateStatus.proposed.value, CandidateStatus.under_review.value),
+            "methods": [(m.value, label(m)) for m in FamilyConfirmationMethod],
+            "errors": errors or {},
+            "values": values or {},
+        },
+        status_code=status,
+    )
+
+
+class ReviewPages(Controller):
+    include_in_schema = False
+
+    @get("/review", guards=[allow(Action.candidate_read)])
+    async def queue(self, request: Request[Any, Any, Any], page: FromQuery[int] = 1) -> Template:
+        """Candidates waiting (proposed, then under review), best first."""
+        settings = get_settings()
+        page = max(page, 1)
+        stations = request.user.visible_stations()
+        proposed = await list_queue(
+            settings=settings,
+            status=CandidateStatus.proposed,
+            limit=50,
+            offset=(page - 1) * 50,
+            stations=stations,
+        )
+        in_review = await list_queue(
+            settings=settings,
+            status=CandidateStatus.under_review,
+            limit=50,
+            offset=0,
+            stations=stations,
+        )
+        return Template(
+            template_name="matching/queue.html",
+            context={"proposed": proposed, "in_review": in_review, "page": page},
+        )
+
+    @get("/candidates/{candidate_id:int}", guards=[allow(Action.candidate_read)])
+    async def compare(
+        self, candidate_id: FromPath[int], request: Request[Any, Any, Any]
+    ) -> Template:
+        """Two photos side by side, evidence, score in words, confirmations, decisions."""
+        return await _compare_page(candidate_id, request)
+
+    @post(
+        "/candidates/{candidate_id:int}/decision",
+        guards=[allow(Action.candidate_decide)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def decision(self, candidate_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+        """Confirm or reject (reason required); 409s are shown on the page."""
+        values, _files = await read_form(request)
+        data, errors = parse(DecisionIn, values)
+        if data is None:
+            return await _compare_page(
+                candidate_id, request, errors={"decision": errors}, values=values, status=400
+            )
+        try:
+            await decide(
+                candidate_id=candidate_id, data=data, by=request.user, settings=get_settings()
+            )
+        except (Conflict, InvalidInput, PermissionDenied) as exc:
+            return await _compare_page(
+                candidate_id,
+                request,
+                errors={"decision": {"__all__": exc.detail}},
+                values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/candidates/{candidate_id}", status_code=303)
+
+    @post(
+        "/candidates/{candidate_id:int}/family-confirmations",
+        guards=[allow(Action.family_confirmation_record)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def family_confirmation(
+        self, candidate_id: FromPath[int], request: Request[Any, Any, Any]
+    ) -> Any:
+        """Record who in the family confirmed, how and when (亲属确认)."""
+        values, _files = await read_form(request)
+        data, errors = parse(FamilyConfirmationIn, values)
+        if data is None:
+            return await _compare_page(
+                candidate_id, request, errors={"family": errors}, values=values, status=400
+            )
+        try:
+            await add_family_confirmation(
+                candidate_id=candidate_id, data=data, by=request.user, settings=get_settings()
+            )
+        except (Conflict, InvalidInput) as exc:
+            return await _compare_page(
+                candidate_id,
+                request,
+                errors={"family": {"__all__": exc.detail}},
+                values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/candidates/{candidate_id}#family", status_code=303)
+
+
+def _lead_form(values: dict[str, str], errors: dict[str, str], status: int = 200) -> Template:
+    from rescue.matching.tables import EvidenceKind
+
+    return Template(
+        template_name="matching/lead.html",
+        context={
+            "values": values,
+            "errors": errors,
+            "kinds": [(k.value, label(k)) for k in EvidenceKind if k != EvidenceKind.face],
+        },
+        status_code=status,
+    )
+
+
+#: Form fields of each lead kind's values (rescue.matching.schemas.VALUE_TYPES).
+LEAD_VALUE_FIELDS = {
+    "police_face": ("score", "system", "report_number"),
+    "police_dna": ("likelihood_ratio", "relationship_tested", "lab", "report_number"),
+    "announcement_clue": ("summary",),
+    "staff": ("summary",),
+}
+
+
+class LeadPages(Controller):
+    """A police liaison officer (or staff) submits a lead with its evidence report."""
+
+    path = "/leads"
+    include_in_schema = False
+
+    @get("/new", guards=[allow(Action.candidate_submit)])
+    async def new(self, case_id: FromQuery[str] = "", notice_id: FromQuery[str] = "") -> Template:
+        return _lead_form({"case_id": case_id, "notice_id": notice_id, "kind": "police_face"}, {})
+
+    @post("/", guards=[allow(Action.candidate_submit)], status_code=303, media_type=MediaType.HTML)
+    async def submit(self, request: Request[Any, Any, Any]) -> Any:
+        """Same checks as ``POST /api/candidates`` (values per kind, the report file)."""
+        from rescue.matching.ledger import submit_candidate
+        from rescue.matching.schemas import VALUE_TYPES
+        from rescue.matching.tables import EvidenceKind
+        from rescue.runtime import get_store
+
+        values, files = await read_form(request)
+        errors: dict[str, str] = {}
+        try:
+            kind = EvidenceKind(values.get("kind", ""))
+            if kind == EvidenceKind.face:
+                raise ValueError(kind)
+        except ValueError:
+            return _lead_form(values, {"kind": _("Choose one of the listed values.")}, 400)
+        lead_values, errors = parse(
+            VALUE_TYPES[kind],
+            {n: values.get(n, "") for n in LEAD_VALUE_FIELDS.get(kind.value, ())},
+        )
+        ids: dict[str, int | None] = {}
+        for name in ("case_id", "notice_id"):
+            raw = values.get(name, "").strip()
+            if raw and not raw.isdigit():
+                errors[name] = _("Enter a whole number.")
+            ids[name] = int(raw) if raw.isdigit() else None
+        if ids["notice_id"] is None:
+            errors.setdefault("notice_id", _("This field is required."))
+        if lead_values is None or errors:
+            return _lead_form(values, errors, 400)
+        report = files.get("report")
+        try:
+            detail, _new = await submit_candidate(
+                kind=kind,
+                values={k: v for k, v in _struct_dict(lead_values).items() if v not in ("", None)},
+                by=request.user,
+                store=get_store(),
+                limits=get_settings().upload,
+                settings=get_settings(),
+                case_id=ids["case_id"],
+                notice_id=ids["notice_id"],
+                note=values.get("note", ""),
+                attachment=await report.read() if report is not None else None,
+            )
+        except (InvalidInput, Conflict, PermissionDenied) as exc:
+            return _lead_form(values, {"__all__": exc.detail}, exc.status_code)
+        return Redirect(path=f"/candidates/{detail.candidate.id}", status_code=303)
+
+
+def _struct_dict(value: Any) -> dict[str, Any]:
+    import msgspec
+
+    return dict(msgspec.to_builtins(value))

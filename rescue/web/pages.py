@@ -1,0 +1,97 @@
+"""工作台: today's work for the signed-in user's role.
+
+Each list comes from the same service the API uses, scoped to the stations the
+user sees, and each entry links to where it is dealt with:
+
+- deadlines due and overdue (rescue.alerts.services.list_alerts) → the case;
+- candidates waiting for review (rescue.matching.ledger.list_queue) → the case's
+  candidates;
+- police-liaison tasks (rescue.escorts.services.list_tasks) → the case;
+- photos where no face was found (retake) → the case's photos;
+- people in care by status → the filtered list of people.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.response import Template
+
+from rescue.alerts.services import list_alerts
+from rescue.cases.tables import IN_CARE_STATUSES, Case, CaseStatus
+from rescue.escorts.services import list_tasks
+from rescue.matching.ledger import list_queue
+from rescue.matching.tables import CandidateStatus
+from rescue.permissions import Action, allow
+from rescue.photos.tables import Photo, PhotoStatus
+from rescue.settings import get_settings
+from rescue.users.tables import Role
+
+__all__ = ["HomePages", "no_face_photos"]
+
+#: Which lists each role's 工作台 shows.
+SECTIONS: dict[Role, tuple[str, ...]] = {
+    Role.station_staff: ("alerts", "no_face", "in_care", "candidates", "tasks"),
+    Role.admin: ("alerts", "candidates", "tasks", "no_face", "in_care"),
+    Role.reviewer: ("candidates", "in_care"),
+    Role.police_liaison: ("tasks", "alerts", "candidates"),
+}
+
+
+async def no_face_photos(*, stations: list[str] | None, limit: int = 50) -> list[dict[str, Any]]:
+    """Photos of people in care where no face was found (to retake), newest first."""
+    query = (
+        Photo.select(Photo.id, Photo.case, Photo.case.reference, Photo.created_at)
+        .where(
+            (Photo.status == PhotoStatus.no_face.value)
+            & Photo.case.status.is_in([s.value for s in IN_CARE_STATUSES])
+        )
+        .order_by(Photo.id, ascending=False)
+        .limit(limit)
+    )
+    if stations is not None:
+        query = query.where(Photo.case.station.is_in(stations or [""]))
+    return list(await query)
+
+
+async def in_care_counts(*, stations: list[str] | None) -> list[tuple[CaseStatus, int]]:
+    """(status, people) for each status of people still in care, in workflow order."""
+    counts = []
+    for status in CaseStatus:
+        if status not in IN_CARE_STATUSES:
+            continue
+        query = Case.count().where(Case.status == status.value)
+        if stations is not None:
+            query = query.where(Case.station.is_in(stations or [""]))
+        counts.append((status, await query))
+    return counts
+
+
+class HomePages(Controller):
+    include_in_schema = False
+
+    @get("/", name="home", guards=[allow(Action.workbench)])
+    async def home(self, request: Request[Any, Any, Any]) -> Template:
+        """The 工作台 of the user's role."""
+        user = request.user
+        stations = user.visible_stations()
+        sections = SECTIONS[user.role]
+        context: dict[str, Any] = {"sections": sections}
+        if "alerts" in sections:
+            context["alerts"] = await list_alerts(stations=stations, limit=100)
+        if "candidates" in sections:
+            context["candidates"] = await list_queue(
+                settings=get_settings(),
+                status=CandidateStatus.proposed,
+                limit=50,
+                offset=0,
+                stations=stations,
+            )
+        if "tasks" in sections:
+            context["tasks"] = await list_tasks(stations=stations)
+        if "no_face" in sections:
+            context["no_face"] = await no_face_photos(stations=stations)
+        if "in_care" in sections:
+            context["in_care"] = await in_care_counts(stations=stations)
+        return Template(template_name="web/home.html", context=context)
