@@ -19,6 +19,7 @@ from rescue.cases.controllers import CaseController
 from rescue.changes import feed, local_writes_middleware
 from rescue.errors import exception_handlers
 from rescue.escorts.controllers import EscortController
+from rescue.family_requests.controllers import FamilyRequestController
 from rescue.i18n.middleware import locale_middleware
 from rescue.matching.controllers import (
     CandidateController,
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SearchController,
             EscortController,
             AlertController,
+            FamilyRequestController,
             web.page_router(),
             *web.static_routers(settings),
         ],

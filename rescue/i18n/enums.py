@@ -19,6 +19,8 @@ def visible_enums() -> list[type[Enum]]:
     from rescue.announcements.schemas import AnnouncedField
     from rescue.cases.tables import CaseStatus, Sex
     from rescue.escorts.tables import ReceivingParty, TaskKind
+    from rescue.family_requests.schemas import Decision
+    from rescue.family_requests.tables import RequestStatus
     from rescue.matching.tables import CandidateStatus, EvidenceKind, FamilyConfirmationMethod
     from rescue.notices.tables import NoticeSource, NoticeStatus
     from rescue.photos.tables import PhotoStatus
@@ -32,6 +34,7 @@ def visible_enums() -> list[type[Enum]]:
         AnnouncementChannel,
         CandidateStatus,
         CaseStatus,
+        Decision,
         EvidenceKind,
         FamilyConfirmationMethod,
         NoticeSource,
@@ -40,6 +43,7 @@ def visible_enums() -> list[type[Enum]]:
         PlacementKind,
         PoliceCheckType,
         ReceivingParty,
+        RequestStatus,
         Role,
         SearchKind,
         Sex,

@@ -57,6 +57,7 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
+    from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.photos.pages import PhotoPages
     from rescue.users.pages import AccountPages, LoginPages
@@ -71,6 +72,8 @@ def _controllers() -> list[Any]:
         AnnouncementPages,
         ReviewPages,
         LeadPages,
+        PublicPages,
+        SearchRequestPages,
     ]
 
 

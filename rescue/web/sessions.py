@@ -54,6 +54,7 @@ PAGE_EXCLUDE = [
     "^/schema",
     "^/health",
     "^/public",
+    "^/family(/|$)",
     "^/metrics",
 ]
 #: Paths where the session cookie is neither read nor written (no store access).
