@@ -8,6 +8,7 @@ from typing import Any
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.response import Redirect
 
 from rescue.announcements import services
 from rescue.announcements.schemas import AnnouncementIn, AnnouncementOut, PublicFilter
@@ -85,9 +86,14 @@ class PublicAnnouncementController(Controller):
         return await services.public_list(limit=limit, offset=offset, where=where)
 
     @get("/{announcement_id:int}", summary="One published announcement", cache_control=PUBLIC_CACHE)
-    async def detail(self, announcement_id: FromPath[int]) -> dict[str, Any]:
-        """404 if unknown or no longer published."""
-        return await services.public_get(announcement_id=announcement_id)
+    async def detail(self, announcement_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+        """404 if unknown or no longer published. A browser (asking for HTML first,
+        e.g. a phone that scanned the poster's QR code) is sent to the page
+        ``/family/announcements/{id}``, which shows the same public view."""
+        view = await services.public_get(announcement_id=announcement_id)
+        if request.accept.best_match(["application/json", "text/html"]) == "text/html":
+            return Redirect(path=f"/family/announcements/{announcement_id}", status_code=303)
+        return view
 
     @get("/{announcement_id:int}/photo", summary="Its photo (served by the service)")
     async def photo(

@@ -129,6 +129,10 @@ async def test_family_finds_an_announcement_by_filters_and_opens_it(phone, live_
     # Fits the phone's width; no horizontal scrolling.
     width = await phone.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"]
+    # The poster's QR code holds the API address: a phone is sent to the page.
+    announcement = phone.url.split("/family/announcements/")[1].split("?")[0]
+    await phone.goto(f"/public/announcements/{announcement}")
+    assert phone.url.endswith(f"/family/announcements/{announcement}")
     await phone.goto("/family?lang=en")
     assert "Family-search announcements" in await phone.inner_text("h1")
 
