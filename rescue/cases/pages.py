@@ -17,15 +17,17 @@ from litestar.response import Redirect, Template
 from rescue import clock
 from rescue.cases import services
 from rescue.cases.schemas import CaseCreate, TransitionRequest
-from rescue.cases.tables import CaseStatus, Sex
+from rescue.cases.tables import TERMINAL_STATUSES, CaseStatus, Sex
 from rescue.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from rescue.escorts.tables import ReceivingParty
 from rescue.i18n import N_, _, label
 from rescue.permissions import Action, allow
+from rescue.placements.tables import PlacementKind
 from rescue.runtime import get_store
 from rescue.settings import get_settings
 from rescue.web.forms import form_key_input, once, parse, read_form
 
-__all__ = ["MOVE_FIELDS", "CasePages"]
+__all__ = ["MOVE_FIELDS", "CasePages", "case_page"]
 
 PAGE_SIZE = 25
 
@@ -164,7 +166,7 @@ class CasePages(Controller):
     @get("/{case_id:int}", name="case", guards=[allow(Action.case_read)])
     async def detail(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Template:
         """Everything the API holds about the case; moves allowed now (rescue.cases.flows)."""
-        return await _case_page(case_id, request)
+        return await case_page(case_id, request)
 
     @post(
         "/{case_id:int}/photos",
@@ -177,13 +179,13 @@ class CasePages(Controller):
         _values, files = await read_form(request)
         photo = files.get("photo")
         if photo is None:
-            return await _case_page(
+            return await case_page(
                 case_id, request, errors={"photo": _("Choose or take a photo.")}, status=400
             )
         try:
             await _upload_photo(case_id, photo, request)
         except (InvalidInput, Conflict) as exc:
-            return await _case_page(case_id, request, errors={"photo": exc.detail}, status=400)
+            return await case_page(case_id, request, errors={"photo": exc.detail}, status=400)
         return Redirect(path=f"/cases/{case_id}#photos", status_code=303)
 
     @post(
@@ -205,7 +207,7 @@ class CasePages(Controller):
             TransitionRequest, {"to": to, "reason": values.get("reason", "")}, data=extra
         )
         if data is None:
-            return await _case_page(
+            return await case_page(
                 case_id, request, move_errors={to: errors}, move_values=values, status=400
             )
         try:
@@ -214,7 +216,7 @@ class CasePages(Controller):
             detail = exc.detail
             if exc.extra.get("requires"):
                 detail = f"{detail} ({exc.extra['requires']})"
-            return await _case_page(
+            return await case_page(
                 case_id,
                 request,
                 move_errors={to: {"__all__": detail}},
@@ -247,15 +249,19 @@ async def _candidates(case_id: int) -> list[Any]:
     return list(page.items)
 
 
-async def _case_page(
+async def case_page(
     case_id: int,
     request: Request[Any, Any, Any],
     *,
     errors: dict[str, str] | None = None,
     move_errors: dict[str, dict[str, str]] | None = None,
     move_values: dict[str, str] | None = None,
+    form_errors: dict[str, dict[str, str]] | None = None,
+    form_values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Template:
+    """The case page (also re-shown with the errors of one of its forms:
+    ``form_errors[form name]`` and what was typed in ``form_values``)."""
     from rescue.announcements.services import get_for_staff
     from rescue.escorts.services import list_handovers, list_tasks
     from rescue.placements.services import list_placements
@@ -290,7 +296,14 @@ async def _case_page(
             "move_errors": move_errors or {},
             "move_values": move_values or {},
             "errors": errors or {},
+            "form_errors": form_errors or {},
+            "form_values": form_values or {},
+            "form_key": form_key_input((form_values or {}).get("_form_key")),
+            "placement_kinds": [(k.value, label(k)) for k in PlacementKind],
+            "receiving_parties": [(p.value, label(p)) for p in ReceivingParty],
             "flash_error": flash,
+            "terminal": {s.value for s in TERMINAL_STATUSES},
+            "status_value": CaseStatus(case.status).value,
             "can_write": user.role.value in ("station_staff", "admin"),
         },
         status_code=status,

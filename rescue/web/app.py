@@ -57,9 +57,12 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
+    from rescue.escorts.pages import EscortPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.photos.pages import PhotoPages
+    from rescue.placements.pages import PlacementPages
+    from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
 
@@ -72,6 +75,9 @@ def _controllers() -> list[Any]:
         AnnouncementPages,
         ReviewPages,
         LeadPages,
+        PlacementPages,
+        EscortPages,
+        AdminPages,
         PublicPages,
         SearchRequestPages,
     ]
@@ -120,7 +126,7 @@ def schema_render_plugins() -> list[Any]:
     base = "/static/vendor/swagger-ui"
     return [
         SwaggerRenderPlugin(
-            path="/",
+            path=["/", "/swagger"],
             js_url=f"{base}/swagger-ui-bundle.js",
             css_url=f"{base}/swagger-ui.css",
             standalone_preset_js_url=f"{base}/swagger-ui-standalone-preset.js",

@@ -90,3 +90,32 @@ async def test_police_lead_then_review_and_confirm(page, browser, live_server):
         await reviewer_context.close()
     await CasePage(page).open(case_id)
     assert await CasePage(page).status() == "身份查明"
+
+    # Staff plan the escort home, print and upload the handover sheet, close the case.
+    case = CasePage(page)
+    await page.fill("#f-destination", "四川省成都市")
+    await page.fill("#f-transport", "火车")
+    await page.fill("#f-escort_staff", "王站员\n李站员")
+    await page.fill("#f-planned_on", "2026-12-03")
+    async with page.expect_navigation():
+        await page.click("#return-plan-form button[type=submit]")
+    assert await case.status() == "返乡计划已定"
+    sheet = await page.request.get(await page.get_attribute("#print-handover", "href"))
+    assert sheet.status == 200
+    assert sheet.headers["content-type"] == "application/pdf"
+    signed = ARTIFACTS / "handover-sheet.pdf"
+    signed.write_bytes(await sheet.body())
+    await page.select_option("#f-receiving_party", "family")
+    await page.fill("#f-receiver_name", "李大妈")
+    await page.fill("#f-relationship", "母亲")
+    await page.fill("#f-id_document_type", "居民身份证")
+    await page.fill("#f-id_document_number", "510100195001010000")
+    await page.check("input[name=id_document_checked]")
+    await page.fill("#f-handed_over_at", "2026-12-02T09:30")
+    await page.fill("#f-place", "成都市救助站")
+    await page.set_input_files("#f-sheet", str(signed))  # the printed sheet, "signed"
+    async with page.expect_navigation():
+        await page.click("#handover-form button[type=submit]")
+    assert "李大妈" in await page.inner_text("#handovers")
+    await case.move("handed_to_family", reason="亲属接领")
+    assert await case.status() == "亲属接领"

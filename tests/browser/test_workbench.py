@@ -166,3 +166,25 @@ async def test_schema_renders_offline(page):
     await page.goto("/schema")
     await page.wait_for_selector(".swagger-ui .information-container", timeout=30_000)
     assert outside == []
+
+
+async def test_psychiatric_placement_with_its_document(page):
+    await _logged_in(page)
+    await (await (await IntakePage(page).open()).fill(estimated_age="35")).submit()
+    await page.click("#placement-new summary")
+    await page.select_option("#f-kind", "psychiatric_hospital")
+    await page.fill("#f-facility", "市第三人民医院")
+    await page.fill("#f-reason", "精神症状，需住院治疗")
+    await page.fill("#f-document_title", "入院证明")
+    from tests.support import OBAMA_B
+
+    await page.set_input_files("#f-document", str(FACES_DIR / OBAMA_B))
+    async with page.expect_navigation():
+        await page.click("#placement-form button[type=submit]")
+    placements = await page.inner_text("#placements")
+    assert "精神病医院" in placements
+    assert "市第三人民医院" in placements
+    link = page.locator("#placements a", has_text="入院证明")
+    document = await page.request.get(await link.get_attribute("href"))
+    assert document.status == 200
+    assert document.headers["content-type"] == "image/jpeg"

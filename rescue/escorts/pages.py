@@ -1,0 +1,155 @@
+"""Escort home pages: the return plan, the handover (交接) with its signed sheet,
+and the printable 交接单 (handover sheet) to be signed at the handover."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.params import FromPath
+from litestar.response import Redirect
+
+from rescue import clock
+from rescue.errors import Conflict, InvalidInput
+from rescue.escorts import services
+from rescue.escorts.schemas import HandoverForm, ReturnPlanCreate
+from rescue.escorts.tables import ReceivingParty
+from rescue.permissions import Action, allow
+from rescue.runtime import get_store
+from rescue.settings import get_settings
+from rescue.web.forms import once, parse, read_form
+from rescue.web.pdf import render_pdf
+
+__all__ = ["EscortPages"]
+
+_Text = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+
+
+class _HandoverFields(msgspec.Struct):
+    """The handover form's fields (types only; rules are in record_handover)."""
+
+    receiving_party: ReceivingParty
+    receiver_name: _Text
+    id_document_type: _Text
+    id_document_number: _Text
+    handed_over_at: datetime
+    place: _Text
+    id_document_checked: bool = False
+    relationship: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
+class EscortPages(Controller):
+    path = "/cases/{case_id:int}"
+    include_in_schema = False
+
+    @post(
+        "/return-plan",
+        guards=[allow(Action.escort_write)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def return_plan(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+        """Record the return plan (escort staff one per line); the case becomes return_planned."""
+        from rescue.cases.pages import case_page
+
+        values, _files = await read_form(request)
+        staff = [s.strip() for s in values.get("escort_staff", "").splitlines() if s.strip()]
+        fields = {k: v for k, v in values.items() if k != "escort_staff"}
+        data, errors = parse(ReturnPlanCreate, fields, escort_staff=staff)
+        if data is None:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"return_plan": errors},
+                form_values=values,
+                status=400,
+            )
+        try:
+            await services.record_return_plan(case_id=case_id, data=data, by=request.user)
+        except (Conflict, InvalidInput) as exc:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"return_plan": {"__all__": exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/cases/{case_id}#handovers", status_code=303)
+
+    @post(
+        "/handover",
+        guards=[allow(Action.escort_write)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def handover(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+        """Record the handover with the scanned signed sheet (same checks as the API)."""
+        from rescue.cases.pages import case_page
+
+        values, files = await read_form(request)
+        data, errors = parse(_HandoverFields, values)
+        sheet = files.get("sheet")
+        if sheet is None:
+            errors.setdefault("sheet", _sheet_missing())
+        if data is None or sheet is None:
+            return await case_page(
+                case_id, request, form_errors={"handover": errors}, form_values=values, status=400
+            )
+
+        async def action() -> str:
+            form = HandoverForm(sheet=sheet, **msgspec.structs.asdict(data))
+            await services.record_handover(
+                case_id=case_id,
+                form=form,
+                sheet=await sheet.read(),
+                by=request.user,
+                store=get_store(),
+                limits=get_settings().upload,
+            )
+            return f"/cases/{case_id}#handovers"
+
+        try:
+            url = await once(request, values, action)
+        except (Conflict, InvalidInput) as exc:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"handover": {"__all__": exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=url, status_code=303)
+
+    @get("/handover-sheet.pdf", guards=[allow(Action.handover_read)])
+    async def sheet(self, case_id: FromPath[int]) -> Response[bytes]:
+        """The 交接单 to print and sign at the handover (A4 PDF): the person, the
+        return plan, and blanks for the receiver's identity and signatures."""
+        from rescue.cases.services import get_case
+        from rescue.escorts.tables import ReturnPlan
+
+        case = await get_case(case_id=case_id)
+        plan = (
+            await ReturnPlan.select()
+            .where(ReturnPlan.case == case_id)
+            .order_by(ReturnPlan.id, ascending=False)
+            .first()
+        )
+        if plan is not None and isinstance(plan["escort_staff"], str):
+            plan["escort_staff"] = json.loads(plan["escort_staff"])
+        pdf = await render_pdf(
+            "escorts/handover_sheet.html", case=case, plan=plan, printed_at=clock.now()
+        )
+        return Response(
+            content=pdf,
+            media_type="application/pdf",
+            headers={"Content-Disposition": f'inline; filename="handover-{case.reference}.pdf"'},
+        )
+
+
+def _sheet_missing() -> str:
+    from rescue.i18n import _
+
+    return _("Upload the signed handover sheet (scan or photo).")

@@ -1,0 +1,43 @@
+"""Administration through pages: users, the audit trail, re-matching's progress."""
+
+from __future__ import annotations
+
+from tests.browser.pages import LoginPage
+from tests.browser.test_workbench import _logged_in
+
+
+async def test_admin_creates_a_user_who_logs_in_then_is_deactivated(page, browser, live_server):
+    await _logged_in(page, role="admin", station="")
+    await page.goto("/admin/users")
+    await page.fill("#f-username", "王新员工")
+    await page.select_option("#f-role", "station_staff")
+    await page.fill("#f-station", "north")
+    async with page.expect_navigation():
+        await page.click("#user-form button[type=submit]")
+    notice = await page.inner_text("#admin-notice")
+    password = notice.rsplit("：", 1)[-1].rsplit(": ", 1)[-1].strip()
+    assert len(password) >= 12
+
+    other = await browser.new_context(base_url=live_server, locale="zh-CN")
+    staff = await other.new_page()
+    try:
+        await (await LoginPage(staff).open()).log_in("王新员工", password)
+        assert await staff.inner_text("h1") == "今日工作"
+        row = page.locator("#users tr[data-username='王新员工']")
+        async with page.expect_navigation():
+            await row.locator("form[action$='/deactivate'] button").click()
+        await staff.goto("/cases")  # the session ends with the deactivation
+        assert "/login" in staff.url
+    finally:
+        await other.close()
+
+    await page.goto("/admin/audit?case_id=")
+    assert "/admin/users" in await page.inner_text("#audit")
+
+
+async def test_rematch_progress_bar_reaches_done(page):
+    await _logged_in(page, role="admin", station="")
+    await page.goto("/admin/rematch")
+    async with page.expect_navigation():
+        await page.click("#rematch-form button[type=submit]")
+    await page.wait_for_selector("#rematch-progress[data-status='done']", timeout=60_000)
