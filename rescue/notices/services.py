@@ -71,13 +71,20 @@ async def get_notice(*, notice_id: int) -> NoticeOut:
     return _notice_out(row, await photo_summaries(notice_id=notice_id))
 
 
-async def list_notices(*, limit: int, offset: int, status: str | None = None) -> Page[NoticeOut]:
-    """Notices, newest first."""
+async def list_notices(
+    *, limit: int, offset: int, status: str | None = None, text: str | None = None
+) -> Page[NoticeOut]:
+    """Notices, newest first; ``text``: part of the name or the last-seen place."""
     query = Notice.select().order_by(Notice.id, ascending=False).limit(limit).offset(offset)
     count = Notice.count()
     if status is not None:
         query = query.where(Notice.status == status)
         count = count.where(Notice.status == status)
+    if text and text.strip():
+        pattern = f"%{text.strip()}%"
+        match = Notice.name.ilike(pattern) | Notice.last_seen_place.ilike(pattern)
+        query = query.where(match)
+        count = count.where(match)
     return Page(
         items=[_notice_out(r, []) for r in await query],
         total=await count,

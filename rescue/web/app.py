@@ -60,6 +60,7 @@ def _controllers() -> list[Any]:
     from rescue.escorts.pages import EscortPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.matching.pages import LeadPages, ReviewPages
+    from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
     from rescue.users.admin_pages import AdminPages
@@ -78,6 +79,7 @@ def _controllers() -> list[Any]:
         PlacementPages,
         EscortPages,
         AdminPages,
+        NoticePages,
         PublicPages,
         SearchRequestPages,
     ]

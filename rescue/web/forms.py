@@ -134,13 +134,16 @@ def _message(raw: str, hint: Any) -> str:
         isinstance(t, type) and issubclass(t, Enum) for t in _base_types(hint)
     ):
         return _("Choose one of the listed values.")
-    if "`int`" in raw:
+    expected = re.search(r"Expected `([^`]*)`", raw)
+    words = set(re.findall(r"\w+", expected.group(1))) if expected else set()
+    types = _base_types(hint)
+    if "int" in words or (int in types and bool not in types):
         return _("Enter a whole number.")
-    if "`float`" in raw:
+    if "float" in words or float in types:
         return _("Enter a number.")
-    if "`datetime`" in raw:
+    if "datetime" in words or datetime in types:
         return _("Enter a date and time.")
-    if "`date`" in raw or date in _base_types(hint):
+    if "date" in words or date in types:
         return _("Enter a date as YYYY-MM-DD.")
     return _("This value is not accepted.")
 

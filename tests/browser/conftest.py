@@ -44,13 +44,22 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[str]:
     """Base URL of the real app served in a thread of this process."""
+    import dataclasses
+
     import uvicorn
 
     from rescue.app import create_app
+    from rescue.settings import get_settings
 
+    # The read caches' change feed (rescue.changes) is one per process and bound to
+    # the event loop that started it: leave it to the suite's own test client.
+    settings = get_settings()
+    settings = dataclasses.replace(
+        settings, database=dataclasses.replace(settings.database, read_cache=False)
+    )
     port = _free_port()
     config = uvicorn.Config(
-        create_app(), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="live-server", daemon=True)
