@@ -9,7 +9,8 @@
   0 keeps them), objects first, then their rows; candidates keep their record
   with the photo reference cleared.
 - Failed-login counters (usernames, client addresses) are deleted a day after
-  their last failure.
+  their last failure; expired page sessions and day-old once-only form keys
+  (rescue.web.sessions.purge_expired) too.
 - Settled people (落户安置) are not closed: their search continues, so they keep
   both.
 
@@ -44,6 +45,7 @@ class RetentionReport:
     faces_deleted: int = 0
     photos_deleted: int = 0
     login_counters_deleted: int = 0
+    sessions_deleted: int = 0
     cases: list[int] = field(default_factory=list)
 
 
@@ -132,6 +134,9 @@ async def run_retention(
         .returning(LoginThrottle.id)
     )
     report.login_counters_deleted = len(stale)
+    from rescue.web.sessions import purge_expired
+
+    report.sessions_deleted = await purge_expired(now=now)
     log.info(
         "retention: %s face encodings and %s photos deleted (%s cases)",
         report.faces_deleted,

@@ -24,6 +24,7 @@ from rescue.i18n import N_, _, label
 from rescue.permissions import Action, allow
 from rescue.placements.tables import PlacementKind
 from rescue.runtime import get_store
+from rescue.searches.tables import AnnouncementChannel, PoliceCheckType
 from rescue.settings import get_settings
 from rescue.web.forms import form_key_input, once, parse, read_form
 
@@ -301,6 +302,8 @@ async def case_page(
             "form_key": form_key_input((form_values or {}).get("_form_key")),
             "placement_kinds": [(k.value, label(k)) for k in PlacementKind],
             "receiving_parties": [(p.value, label(p)) for p in ReceivingParty],
+            "channels": [(c.value, label(c)) for c in AnnouncementChannel],
+            "check_types": [(c.value, label(c)) for c in PoliceCheckType],
             "flash_error": flash,
             "terminal": {s.value for s in TERMINAL_STATUSES},
             "status_value": CaseStatus(case.status).value,

@@ -9,7 +9,7 @@ How to add a page (see also README "Pages"):
    station scoping of ``case_id``/``photo_id``/... path parameters included),
    calling the domain's services as the JSON controller does.
 2. The template in ``rescue/templates/<domain>/``, extending ``base.html``.
-3. Add the controller to :data:`PAGE_CONTROLLERS` below.
+3. Add the controller to ``_controllers()`` below.
 4. Forms: ``method="post"``, ``{{ csrf_input }}``, and for forms that create
    something ``{{ form_key() }}`` + ``rescue.web.forms.once``; read with
    ``read_form``, check with ``parse`` (the API's msgspec Struct), re-render
@@ -37,7 +37,6 @@ from rescue.web.errors import page_exception_handlers
 from rescue.web.sessions import STORE_NAME, DatabaseSessionStore, session_auth
 
 __all__ = [
-    "PAGE_CONTROLLERS",
     "csrf_config",
     "page_router",
     "schema_render_plugins",
@@ -63,6 +62,7 @@ def _controllers() -> list[Any]:
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
+    from rescue.searches.pages import SearchPages
     from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
@@ -80,13 +80,10 @@ def _controllers() -> list[Any]:
         EscortPages,
         AdminPages,
         NoticePages,
+        SearchPages,
         PublicPages,
         SearchRequestPages,
     ]
-
-
-#: Page controllers (filled at first use; extend _controllers()).
-PAGE_CONTROLLERS = _controllers
 
 
 def page_router() -> Router:

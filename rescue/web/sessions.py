@@ -18,7 +18,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -39,6 +39,7 @@ __all__ = [
     "PAGE_EXCLUDE",
     "STORE_NAME",
     "DatabaseSessionStore",
+    "purge_expired",
     "rotate_session",
     "session_auth",
 ]
@@ -115,14 +116,15 @@ class DatabaseSessionStore(Store):
             return None
         return int((row["expires_at"] - clock.now()).total_seconds())
 
-    async def delete_expired(self) -> int:
-        """Remove sessions past their expiry; returns how many."""
-        gone = (
-            await WebSession.delete()
-            .where(WebSession.expires_at <= clock.now())
-            .returning(WebSession.id)
-        )
-        return len(gone)
+
+async def purge_expired(*, now: datetime) -> int:
+    """Delete expired sessions and once-only form keys older than a day (daily
+    retention job); returns how many sessions went."""
+    from rescue.web.tables import FormSubmission
+
+    gone = await WebSession.delete().where(WebSession.expires_at <= now).returning(WebSession.id)
+    await FormSubmission.delete().where(FormSubmission.created_at < now - timedelta(days=1))
+    return len(gone)
 
 
 class _RotatingBackend(ServerSideSessionBackend):

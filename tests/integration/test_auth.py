@@ -86,6 +86,15 @@ async def test_login_gives_short_lived_token(client):
 
 
 async def test_repeated_failed_logins_are_slowed(client):
+    """The back-off is measured on rescue.clock (frozen here: no wall-clock race)."""
+    from rescue import clock
+
+    with clock.frozen(datetime.now(UTC)):
+        await _failed_logins_are_slowed(client)
+
+
+async def _failed_logins_are_slowed(client):
+    from rescue import clock
     from rescue.settings import get_settings
     from rescue.users.services import create_user
     from rescue.users.tables import LoginThrottle
@@ -104,7 +113,7 @@ async def test_repeated_failed_logins_are_slowed(client):
     other = await client.post("/auth/login", json={"username": "zhao", "password": PASSWORD})
     assert other.status_code == 429
     # After the wait, the right password works and clears the counters.
-    await LoginThrottle.update({LoginThrottle.blocked_until: datetime.now(UTC)}).where(
+    await LoginThrottle.update({LoginThrottle.blocked_until: clock.now()}).where(
         LoginThrottle.id > 0
     )
     ok = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
