@@ -19,6 +19,7 @@ from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
 from rescue.errors import StationRequest, exception_handlers
 from rescue.escorts.controllers import EscortController
+from rescue.family_requests.controllers import FamilyRequestController
 from rescue.forms import form_middleware
 from rescue.health import HEALTH_ROUTES
 from rescue.i18n.middleware import locale_middleware
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             EscortController,
             AlertController,
             CalendarController,
+            FamilyRequestController,
             web.page_router(),
             *web.static_routers(settings),
         ],

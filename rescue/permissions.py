@@ -69,6 +69,8 @@ class Action(StrEnum):
     task_read = "task_read"
     task_complete = "task_complete"
     workbench = "workbench"
+    family_request_read = "family_request_read"
+    family_request_decide = "family_request_decide"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -117,6 +119,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.task_complete: frozenset({_POLICE, _ADMIN}),
     # Pages (rescue.web): today's work and one's own account, for every signed-in role.
     Action.workbench: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    # Online search requests (issue 14): the responsible station's staff moderate.
+    Action.family_request_read: frozenset({_STAFF, _ADMIN}),
+    Action.family_request_decide: frozenset({_STAFF, _ADMIN}),
 }
 
 
@@ -180,6 +185,23 @@ async def _case_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
     return None if row is None else (what, str(row["station"]))
 
 
+async def _request_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
+    """(what, station) of an online search request named by ``request_id``; None
+    when unknown or in the shared queue (no station: every station's staff see it)."""
+    if "request_id" not in path_params:
+        return None
+    from rescue.family_requests.tables import SearchRequest
+
+    row = (
+        await SearchRequest.select(SearchRequest.station)
+        .where(SearchRequest.id == path_params["request_id"])
+        .first()
+    )
+    if row is None or not row["station"]:
+        return None
+    return f"search request {path_params['request_id']}", str(row["station"])
+
+
 def allow(action: Action):  # type: ignore[no-untyped-def]
     """A Litestar guard admitting the roles that :data:`PERMISSIONS` lists for ``action``,
     then checking the station scope of the case the path points at.
@@ -201,7 +223,9 @@ def allow(action: Action):  # type: ignore[no-untyped-def]
         if principal.visible_stations() is None:  # admin, or scope "*"
             return
         # A missing case/photo/candidate passes here; the handler answers 404.
-        target = await _case_station(connection.path_params)
+        target = await _case_station(connection.path_params) or await _request_station(
+            connection.path_params
+        )
         if target is not None and not principal.sees_station(target[1]):
             raise PermissionDenied(
                 f"{target[0]} belongs to station {target[1]!r}, outside your stations",

@@ -10,6 +10,7 @@ from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
 from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
+from rescue.family_requests.tables import RateCounter, SearchRequest, SearchRequestPhoto
 from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
@@ -61,6 +62,9 @@ APP_CONFIG = AppConfig(
         LiaisonTask,
         WebSession,
         FormSubmission,
+        SearchRequest,
+        SearchRequestPhoto,
+        RateCounter,
     ],
     migration_dependencies=[],
     commands=[],

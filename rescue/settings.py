@@ -277,6 +277,41 @@ def _station_days(raw: str | None, name: str = "PHOTO_RETENTION_DAYS_BY_STATION"
     return result
 
 
+def _regions(raw: str | None) -> tuple[tuple[str, str], ...]:
+    result: list[tuple[str, str]] = []
+    for part in (raw or "").split(","):
+        if not part.strip():
+            continue
+        region, sep, station = part.partition("=")
+        if not sep or not region.strip() or not station.strip():
+            raise SettingsError(
+                f"PUBLIC_REGIONS must look like '海淀区=north,丰台区=south', got {raw!r}"
+            )
+        result.append((region.strip(), station.strip()))
+    return tuple(result)
+
+
+@dataclass(frozen=True)
+class PublicSettings:
+    """The public door (rescue.family_requests): online search requests from families.
+
+    ``PUBLIC_REGIONS`` (``海淀区=north,丰台区=south``): the districts a family
+    picks from as "where last seen", each with the station responsible for it;
+    a request for a district not listed (or with none set) goes to the shared
+    queue every station's staff see. Rate limits (per client address and per
+    contact, counted in the database so they hold across API processes):
+    ``REQUEST_LIMIT_PER_ADDRESS`` submissions per address per day (default 5),
+    ``REQUEST_LIMIT_PER_CONTACT`` per contact per day (default 3),
+    ``STATUS_LOOKUPS_PER_HOUR`` tracking-code lookups per address per hour
+    (default 20; a 128-bit code cannot be guessed, the limit stops scripted tries).
+    """
+
+    regions: tuple[tuple[str, str], ...] = ()
+    limit_per_address: int = 5
+    limit_per_contact: int = 3
+    lookups_per_hour: int = 20
+
+
 @dataclass(frozen=True)
 class RetentionSettings:
     """How long data of a closed case is kept (docs/privacy.md; PIPL art. 19, 47)."""
@@ -454,6 +489,7 @@ class Settings:
     custody: CustodySettings = field(default_factory=CustodySettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    public: PublicSettings = field(default_factory=PublicSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -536,6 +572,12 @@ def load_settings() -> Settings:
             assets_dir=Path(
                 _env("WEB_ASSETS_DIR") or default_dir.parent / "node_modules"
             ).resolve(),
+        ),
+        public=PublicSettings(
+            regions=_regions(_env("PUBLIC_REGIONS")),
+            limit_per_address=_int("REQUEST_LIMIT_PER_ADDRESS", 5),
+            limit_per_contact=_int("REQUEST_LIMIT_PER_CONTACT", 3),
+            lookups_per_hour=_int("STATUS_LOOKUPS_PER_HOUR", 20),
         ),
         retention=RetentionSettings(
             face_days=_int("FACE_RETENTION_DAYS", 30),

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import date
+from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.params import JSONBody
+from litestar.datastructures import CacheControlHeader
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.response import Redirect
 
 from rescue.announcements import services
-from rescue.announcements.schemas import AnnouncementIn, AnnouncementOut
+from rescue.announcements.schemas import AnnouncementIn, AnnouncementOut, PublicFilter
+from rescue.cases.tables import Sex
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
 from rescue.schemas import Limit, Offset, Page, PathId
@@ -41,6 +45,12 @@ class AnnouncementController(Controller):
         await services.unpublish(case_id=case_id, reason="unpublished by staff")
 
 
+#: Public answers may be cached a minute (a slow phone connection re-uses them);
+#: short, because an unpublished announcement must disappear soon from caches too.
+PUBLIC_CACHE_HEADER = "public, max-age=60"
+PUBLIC_CACHE = CacheControlHeader(public=True, max_age=60)
+
+
 class PublicAnnouncementController(Controller):
     """No token: only published announcements, only their published fields."""
 
@@ -48,21 +58,52 @@ class PublicAnnouncementController(Controller):
     tags = ("public",)
     security = [{}]  # noqa: RUF012 - Litestar's layer attribute: no token
 
-    @get("/", summary="Published family-search announcements")
-    async def index(self, limit: Limit = 50, offset: Offset = 0) -> Page[dict[str, Any]]:
-        """Published announcements, newest first, with only their public fields; paged.
-        No token needed."""
-        return await services.public_list(limit=limit, offset=offset)
+    @get("/", summary="Published family-search announcements", cache_control=PUBLIC_CACHE)
+    async def index(
+        self,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        sex: FromQuery[Sex | None] = None,
+        age_min: Annotated[int | None, QueryParameter(ge=0, le=150)] = None,
+        age_max: Annotated[int | None, QueryParameter(ge=0, le=150)] = None,
+        place: FromQuery[str] = "",
+        found_from: FromQuery[date | None] = None,
+        found_to: FromQuery[date | None] = None,
+        dialect: FromQuery[str] = "",
+    ) -> Page[dict[str, Any]]:
+        """Newest first. Filters (published fields only): ``sex``, ``age_min``/
+        ``age_max`` (years, inclusive), ``place`` and ``dialect`` (substring),
+        ``found_from``/``found_to`` (YYYY-MM-DD, inclusive)."""
+        where = PublicFilter(
+            sex=sex,
+            age_min=age_min,
+            age_max=age_max,
+            place=place,
+            found_from=found_from,
+            found_to=found_to,
+            dialect=dialect,
+        )
+        return await services.public_list(limit=limit, offset=offset, where=where)
 
-    @get("/{announcement_id:int}", summary="One published announcement")
-    async def detail(self, announcement_id: PathId) -> dict[str, Any]:
-        """404 if unknown or no longer published."""
-        return await services.public_get(announcement_id=announcement_id)
+    @get("/{announcement_id:int}", summary="One published announcement", cache_control=PUBLIC_CACHE)
+    async def detail(self, announcement_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """404 if unknown or no longer published. A browser (asking for HTML first,
+        e.g. a phone that scanned the poster's QR code) is sent to the page
+        ``/family/announcements/{id}``, which shows the same public view."""
+        view = await services.public_get(announcement_id=announcement_id)
+        if request.accept.best_match(["application/json", "text/html"]) == "text/html":
+            return Redirect(path=f"/family/announcements/{announcement_id}", status_code=303)
+        return view
 
     @get("/{announcement_id:int}/photo", summary="Its photo (served by the service)")
-    async def photo(self, announcement_id: PathId) -> Response[bytes]:
-        """The image bytes; 404 when none is published."""
+    async def photo(
+        self, announcement_id: PathId, size: FromQuery[str] = "full"
+    ) -> Response[bytes]:
+        """The clean JPEG made at publish time (``size=thumb``: ≤ 240 px); 404 when
+        none is published."""
         data, media_type = await services.public_photo(
-            announcement_id=announcement_id, store=get_store()
+            announcement_id=announcement_id, store=get_store(), thumb=size == "thumb"
         )
-        return Response(content=data, media_type=media_type, headers={"Cache-Control": "no-store"})
+        return Response(
+            content=data, media_type=media_type, headers={"Cache-Control": PUBLIC_CACHE_HEADER}
+        )

@@ -35,14 +35,16 @@ class AnnouncedField(StrEnum):
     clothing = "clothing"
     found_date = "found_date"
     found_place = "found_place"
+    dialect = "dialect"
     station_contact = "station_contact"
 
 
 class AnnouncementIn(msgspec.Struct, forbid_unknown_fields=True):
     """What staff publish. ``name``, ``sex``, ``estimated_age`` and ``found_date``
     default to the case file's values (the name to its placeholder 无名氏-NNNN when
-    none was reported). ``found_place`` must be entered: give the district or road,
-    never an exact address. ``internal`` lists fields kept off the public view."""
+    none was reported), ``dialect`` too (families search by it). ``found_place``
+    must be entered: give the district or road, never an exact address.
+    ``internal`` lists fields kept off the public view."""
 
     photo_id: Id | None = None
     name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
@@ -54,6 +56,7 @@ class AnnouncementIn(msgspec.Struct, forbid_unknown_fields=True):
     clothing: Long = ""
     found_date: date | None = None
     found_place: Short = ""
+    dialect: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     station_contact: Short = ""
     internal: list[AnnouncedField] = msgspec.field(default_factory=list)
 
@@ -70,3 +73,18 @@ class AnnouncementOut(msgspec.Struct):
     fields: dict[str, Any]
     internal: list[str]
     public_url: str | None
+
+
+class PublicFilter(msgspec.Struct):
+    """Filters families use on the public list; each applies to the published
+    fields only (an internal field never matches, so filtering reveals nothing).
+    Ages in years, inclusive; found dates inclusive (YYYY-MM-DD); ``place`` and
+    ``dialect`` match as substrings."""
+
+    sex: Sex | None = None
+    age_min: int | None = None
+    age_max: int | None = None
+    place: str = ""
+    found_from: date | None = None
+    found_to: date | None = None
+    dialect: str = ""

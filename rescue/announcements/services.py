@@ -10,14 +10,20 @@ death): :func:`unpublish_for_status`, called by ``rescue.cases.flows.transition`
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
 
 from media.images import public_copy
-from media.storage import ObjectStore
-from rescue.announcements.schemas import AnnouncedField, AnnouncementIn, AnnouncementOut
+from media.storage import ObjectStore, new_object_key
+from rescue.announcements.schemas import (
+    AnnouncedField,
+    AnnouncementIn,
+    AnnouncementOut,
+    PublicFilter,
+)
 from rescue.announcements.tables import Announcement
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.errors import Conflict, InvalidInput, NotFound
@@ -36,6 +42,8 @@ __all__ = [
     "unpublish",
     "unpublish_for_status",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Statuses that end an announcement: identity found, or the person left care.
 UNPUBLISH_STATUSES: frozenset[CaseStatus] = TERMINAL_STATUSES | {CaseStatus.identified}
@@ -63,8 +71,47 @@ def _out(row: dict[str, Any]) -> AnnouncementOut:
     )
 
 
+#: Longest side of the public photo and of its list thumbnail, pixels.
+PUBLIC_PHOTO_SIDE = 1024
+PUBLIC_THUMB_SIDE = 240
+
+
+async def _public_copies(photo_id: int, store: ObjectStore) -> tuple[str, str]:
+    """Make the clean public copy and the list thumbnail of a photo once, at
+    publish time (upright, no metadata: media.images.public_copy); their keys."""
+    photo = await Photo.select(Photo.object_key).where(Photo.id == photo_id).first()
+    if photo is None:
+        raise NotFound(f"photo {photo_id} does not exist")
+    original = await store.aget(photo["object_key"])
+    limit = get_settings().upload.max_pixels
+    clean = await anyio.to_thread.run_sync(
+        lambda: public_copy(original, max_pixels=limit, max_side=PUBLIC_PHOTO_SIDE)
+    )
+    thumb = await anyio.to_thread.run_sync(
+        lambda: public_copy(clean, max_pixels=limit, max_side=PUBLIC_THUMB_SIDE)
+    )
+    keys = (new_object_key("public", "jpg"), new_object_key("public", "jpg"))
+    await store.aput(keys[0], clean, "image/jpeg")
+    await store.aput(keys[1], thumb, "image/jpeg")
+    return keys
+
+
+async def _remove_objects(keys: list[str]) -> None:
+    from rescue.runtime import get_store
+
+    store = get_store()
+    for key in keys:
+        if not key:
+            continue
+        try:
+            await store.aremove(key)
+        except Exception:  # noqa: BLE001 - unreachable anyway: only published rows are served
+            log.warning("could not remove a public photo copy")
+
+
 async def publish(*, case_id: int, data: AnnouncementIn, by: Principal) -> AnnouncementOut:
-    """Publish (or replace) the announcement of a case.
+    """Publish (or replace) the announcement of a case. The public photo and its
+    thumbnail are made here, once (not per request).
 
     Raises:
         NotFound: no such case.
@@ -104,12 +151,25 @@ async def publish(*, case_id: int, data: AnnouncementIn, by: Principal) -> Annou
         "clothing": data.clothing,
         "found_date": (data.found_date or found_at.date()).isoformat(),
         "found_place": data.found_place.strip(),
+        "dialect": (case["dialect"] if data.dialect is None else data.dialect).strip(),
         "station_contact": data.station_contact,
     }
     fields["sex"] = str(getattr(fields["sex"], "value", fields["sex"]))
     internal = sorted({f.value for f in data.internal})
+    from rescue.runtime import get_store
+
+    previous = (
+        await Announcement.select(Announcement.public_photo_key, Announcement.public_thumb_key)
+        .where(Announcement.case == case_id)
+        .first()
+    )
+    keys = ("", "")
+    if data.photo_id is not None and AnnouncedField.photo.value not in internal:
+        keys = await _public_copies(data.photo_id, get_store())
     now = datetime.now(UTC)
     values = {
+        Announcement.public_photo_key: keys[0],
+        Announcement.public_thumb_key: keys[1],
         Announcement.photo: data.photo_id,
         Announcement.fields: fields,
         Announcement.internal: internal,
@@ -126,6 +186,8 @@ async def publish(*, case_id: int, data: AnnouncementIn, by: Principal) -> Annou
         )
         await Announcement.update(values).where(Announcement.case == case_id)  # type: ignore[arg-type]
         await _record_publication(case_id=case_id, by=by)
+    if previous is not None:
+        await _remove_objects([previous["public_photo_key"], previous["public_thumb_key"]])
     return await get_for_staff(case_id=case_id)
 
 
@@ -179,7 +241,13 @@ async def get_for_staff(*, case_id: int) -> AnnouncementOut:
 
 
 async def unpublish(*, case_id: int, reason: str) -> bool:
-    """Take a case's announcement off the public view; True if it was published."""
+    """Take a case's announcement off the public view; True if it was published.
+    Its public photo copies are removed."""
+    copies = (
+        await Announcement.select(Announcement.public_photo_key, Announcement.public_thumb_key)
+        .where(Announcement.case == case_id)
+        .first()
+    )
     changed = (
         await Announcement.update(
             {
@@ -187,11 +255,15 @@ async def unpublish(*, case_id: int, reason: str) -> bool:
                 Announcement.unpublished_at: datetime.now(UTC),
                 Announcement.unpublish_reason: reason,
                 Announcement.updated_at: datetime.now(UTC),
+                Announcement.public_photo_key: "",
+                Announcement.public_thumb_key: "",
             }
         )
         .where((Announcement.case == case_id) & (Announcement.published == True))  # noqa: E712
         .returning(Announcement.id)
     )
+    if changed and copies is not None:
+        await _remove_objects([copies["public_photo_key"], copies["public_thumb_key"]])
     return bool(changed)
 
 
@@ -214,7 +286,29 @@ def public_view(row: dict[str, Any]) -> dict[str, Any]:
             view[name.value] = value
     if fields.get("photo") and "photo" not in internal and row["photo"] is not None:
         view["photo_url"] = f"/public/announcements/{row['id']}/photo"
+        view["thumb_url"] = f"/public/announcements/{row['id']}/photo?size=thumb"
     return view
+
+
+def _matches(view: dict[str, Any], where: PublicFilter) -> bool:
+    """Whether a public view passes the filters (published fields only)."""
+    if where.sex is not None and view.get("sex") != where.sex.value:
+        return False
+    age = view.get("estimated_age")
+    if where.age_min is not None and (age is None or age < where.age_min):
+        return False
+    if where.age_max is not None and (age is None or age > where.age_max):
+        return False
+    if where.place.strip() and where.place.strip() not in str(view.get("found_place", "")):
+        return False
+    if where.dialect.strip() and where.dialect.strip() not in str(view.get("dialect", "")):
+        return False
+    found = view.get("found_date")
+    if where.found_from is not None and (found is None or found < where.found_from.isoformat()):
+        return False
+    return not (
+        where.found_to is not None and (found is None or found > where.found_to.isoformat())
+    )
 
 
 async def _published(announcement_id: int) -> dict[str, Any]:
@@ -233,28 +327,46 @@ async def public_get(*, announcement_id: int) -> dict[str, Any]:
     return public_view(await _published(announcement_id))
 
 
-async def public_list(*, limit: int, offset: int) -> Page[dict[str, Any]]:
-    """Published announcements, newest first."""
-    where = Announcement.published == True  # noqa: E712
+async def public_list(
+    *, limit: int, offset: int, where: PublicFilter | None = None
+) -> Page[dict[str, Any]]:
+    """Published announcements, newest first, filtered on their public views
+    (``where``; the JSON API and the public pages call this one function).
+
+    The filters run over the public views in Python: a station publishes
+    hundreds, not millions, and filtering what is public guarantees an internal
+    field can never be probed through a filter."""
+    published = Announcement.published == True  # noqa: E712
+    if where is None or where == PublicFilter():
+        rows = (
+            await Announcement.select()
+            .where(published)
+            .order_by(Announcement.published_at, ascending=False)
+            .limit(limit)
+            .offset(offset)
+        )
+        return Page(
+            items=[public_view(r) for r in rows],
+            total=await Announcement.count().where(published),
+            limit=limit,
+            offset=offset,
+        )
     rows = (
         await Announcement.select()
-        .where(where)
+        .where(published)
         .order_by(Announcement.published_at, ascending=False)
-        .limit(limit)
-        .offset(offset)
     )
-    return Page(
-        items=[public_view(r) for r in rows],
-        total=await Announcement.count().where(where),
-        limit=limit,
-        offset=offset,
-    )
+    views = [v for v in (public_view(r) for r in rows) if _matches(v, where)]
+    return Page(items=views[offset : offset + limit], total=len(views), limit=limit, offset=offset)
 
 
-async def public_photo(*, announcement_id: int, store: ObjectStore) -> tuple[bytes, str]:
-    """(bytes, media type) of a published announcement's photo: a clean JPEG copy
-    (upright, ≤ 1024 px, no EXIF/GPS or other metadata; media.images.public_copy),
-    never the original file.
+async def public_photo(
+    *, announcement_id: int, store: ObjectStore, thumb: bool = False
+) -> tuple[bytes, str]:
+    """(bytes, media type) of a published announcement's photo: the clean JPEG copy
+    made at publish time (upright, ≤ 1024 px, no EXIF/GPS or other metadata;
+    media.images.public_copy), or with ``thumb`` its ≤ 240 px thumbnail; never
+    the original file, never re-encoded per request.
 
     Raises:
         NotFound: not published, no photo, or the photo is internal.
@@ -263,6 +375,10 @@ async def public_photo(*, announcement_id: int, store: ObjectStore) -> tuple[byt
     fields = _loads(row["fields"])
     if row["photo"] is None or not fields.get("photo") or "photo" in _loads(row["internal"]):
         raise NotFound(f"announcement {announcement_id} publishes no photo")
+    key = row["public_thumb_key"] if thumb else row["public_photo_key"]
+    if key:
+        return await store.aget(key), "image/jpeg"
+    # Published before copies were made at publish time: make them now, once.
     photo = (
         await Photo.select(Photo.object_key, Photo.media_type)
         .where(Photo.id == row["photo"])
@@ -270,7 +386,8 @@ async def public_photo(*, announcement_id: int, store: ObjectStore) -> tuple[byt
     )
     if photo is None:
         raise NotFound(f"announcement {announcement_id} publishes no photo")
-    original = await store.aget(photo["object_key"])
-    limit = get_settings().upload.max_pixels
-    clean = await anyio.to_thread.run_sync(lambda: public_copy(original, max_pixels=limit))
-    return clean, "image/jpeg"
+    keys = await _public_copies(row["photo"], store)
+    await Announcement.update(
+        {Announcement.public_photo_key: keys[0], Announcement.public_thumb_key: keys[1]}
+    ).where(Announcement.id == announcement_id)
+    return await store.aget(keys[1] if thumb else keys[0]), "image/jpeg"

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from piccolo.columns import JSON, Boolean, ForeignKey, Integer, Serial, Text, Timestamptz
+from piccolo.columns import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Integer,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -26,3 +35,7 @@ class Announcement(Table, tablename="announcements"):
     unpublished_at = Timestamptz(null=True, default=None)
     unpublish_reason = Text(default="")
     updated_at = Timestamptz(default=TimestamptzNow())
+    #: Object keys of the clean public photo and its list thumbnail, made once
+    #: at publish time; removed (and emptied) on unpublish.
+    public_photo_key = Varchar(length=200, default="")
+    public_thumb_key = Varchar(length=200, default="")

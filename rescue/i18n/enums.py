@@ -19,6 +19,8 @@ def visible_enums() -> list[type[Enum]]:
     from rescue.announcements.schemas import AnnouncedField
     from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
     from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
+    from rescue.family_requests.schemas import Decision
+    from rescue.family_requests.tables import RequestStatus
     from rescue.matching.tables import (
         CandidateStatus,
         ConfidenceBand,
@@ -38,6 +40,7 @@ def visible_enums() -> list[type[Enum]]:
         CandidateStatus,
         CaseStatus,
         ConfidenceBand,
+        Decision,
         LeavingCategory,
         EvidenceKind,
         FamilyConfirmationMethod,
@@ -48,6 +51,7 @@ def visible_enums() -> list[type[Enum]]:
         PoliceCheckType,
         ReceivingParty,
         RelationshipBasis,
+        RequestStatus,
         Role,
         SearchKind,
         Sex,

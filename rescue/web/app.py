@@ -57,6 +57,7 @@ def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
     from rescue.escorts.pages import EscortPages
+    from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
@@ -80,6 +81,8 @@ def _controllers() -> list[Any]:
         AdminPages,
         NoticePages,
         SearchPages,
+        PublicPages,
+        SearchRequestPages,
     ]
 
 

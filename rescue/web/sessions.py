@@ -55,6 +55,7 @@ PAGE_EXCLUDE = [
     "^/schema",
     "^/health",
     "^/public",
+    "^/family(/|$)",
     "^/metrics",
 ]
 #: Paths where the session cookie is neither read nor written (no store access).

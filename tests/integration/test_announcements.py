@@ -60,6 +60,7 @@ async def test_public_view_shows_exactly_the_published_fields(client, staff):
         "estimated_age": 60,
         **{k: v for k, v in ANNOUNCED.items() if k != "mental_state"},
         "photo_url": f"/public/announcements/{public_id}/photo",
+        "thumb_url": f"/public/announcements/{public_id}/photo?size=thumb",
     }
     assert body == expected
     assert listed.json()["items"][0] == expected

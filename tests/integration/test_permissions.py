@@ -92,6 +92,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/cases/{case_id:int}/settlement-approvals"): frozenset({S, A}),
     ("GET", "/api/tasks"): ALL,
     ("POST", "/api/tasks/{task_id:int}/done"): frozenset({P, A}),
+    # Online search requests (issue 14): the responsible station's staff moderate.
+    ("GET", "/api/family-requests"): frozenset({S, A}),
+    ("GET", "/api/family-requests/{request_id:int}"): frozenset({S, A}),
+    ("POST", "/api/family-requests/{request_id:int}/decision"): frozenset({S, A}),
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).

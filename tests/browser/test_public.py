@@ -1,0 +1,289 @@
+"""The public door on a phone: announcements, online search requests, moderation."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from rescue import clock
+from tests.browser.conftest import make_user
+from tests.browser.pages import (
+    AnnouncementListPage,
+    LoginPage,
+    ModerationPage,
+    RequestStatusPage,
+    SearchRequestFormPage,
+)
+from tests.support import BIDEN, FACES_DIR, OBAMA_A, OBAMA_B, photo
+
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture
+async def phone(browser: Any, live_server: str) -> Any:
+    """A phone-sized browser context (Chinese, touch, no cookies)."""
+    context = await browser.new_context(
+        base_url=live_server,
+        locale="zh-CN",
+        extra_http_headers={"Accept-Language": "zh-CN"},
+        viewport=PHONE,
+        is_mobile=True,
+        has_touch=True,
+    )
+    context.set_default_timeout(20_000)
+    page = await context.new_page()
+    yield page
+    await context.close()
+
+
+async def _staff() -> Any:
+    from rescue.users.services import Principal
+    from rescue.users.tables import Role
+
+    return Principal(user_id=0, username="t", role=Role.station_staff, station="north")
+
+
+async def _case(**fields: Any) -> int:
+    import msgspec
+
+    from rescue.cases.schemas import CaseCreate
+    from rescue.cases.services import create_case
+
+    case = await create_case(
+        data=msgspec.convert({"station": "north", **fields}, CaseCreate), by=await _staff()
+    )
+    return int(case.id)
+
+
+async def _photo(case_id: int, rel: str) -> int:
+    from rescue.photos.controllers import _enqueue
+    from rescue.photos.services import upload_photo
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+
+    out = await upload_photo(
+        owner="case",
+        owner_id=case_id,
+        data=photo(rel),
+        taken_on=None,
+        by=await _staff(),
+        store=get_store(),
+        limits=get_settings().upload,
+        enqueue=_enqueue,
+    )
+    return int(out.id)
+
+
+async def _publish(case_id: int, photo_id: int | None = None, **fields: Any) -> int:
+    import msgspec
+
+    from rescue.announcements.schemas import AnnouncementIn
+    from rescue.announcements.services import publish
+
+    data = msgspec.convert({"photo_id": photo_id, **fields}, AnnouncementIn)
+    return int((await publish(case_id=case_id, data=data, by=await _staff())).id)
+
+
+async def _wait(predicate: Any, seconds: float = 180) -> Any:
+    for _ in range(int(seconds * 2)):
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.5)
+    raise AssertionError("timed out")
+
+
+async def test_family_finds_an_announcement_by_filters_and_opens_it(phone, live_server):
+    wanted = await _case(sex="male", estimated_age=70, dialect="四川话")
+    await _publish(
+        wanted,
+        await _photo(wanted, OBAMA_A),
+        name="无名氏-0070",
+        found_place="城西区 G318 附近",
+        found_date="2026-11-20",
+    )
+    for age, sex, place in [(30, "male", "城西区"), (70, "female", "城东区")]:
+        other = await _case(sex=sex, estimated_age=age, dialect="粤语")
+        await _publish(other, found_place=place, name=f"无名氏-{age}{sex[0]}")
+    listing = await AnnouncementListPage(phone).open()
+    assert len(await listing.names()) == 3
+    await listing.filter(sex="male", age_min="60", age_max="80", place="城西", dialect="四川")
+    assert await listing.names() == ["无名氏-0070"]
+    await listing.filter(found_from="2026-11-21")
+    assert await listing.names() == []
+    await listing.filter(found_from="2026-11-01", found_to="2026-11-30")
+    assert await listing.names() == ["无名氏-0070"]
+    await listing.open_first()
+    assert await phone.inner_text("#name") == "无名氏-0070"
+    fields = await phone.inner_text("#fields")
+    assert "城西区 G318 附近" in fields
+    assert "四川话" in fields
+    src = await phone.get_attribute("img.photo", "src")
+    image = await phone.request.get(src)
+    assert image.status == 200
+    assert image.headers["cache-control"] == "public, max-age=60"
+    # Fits the phone's width; no horizontal scrolling.
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+    # The poster's QR code holds the API address: a phone is sent to the page.
+    announcement = phone.url.split("/family/announcements/")[1].split("?")[0]
+    await phone.goto(f"/public/announcements/{announcement}")
+    assert phone.url.endswith(f"/family/announcements/{announcement}")
+    await phone.goto("/family?lang=en")
+    assert "Family-search announcements" in await phone.inner_text("h1")
+
+
+async def test_list_page_is_small_without_photos(phone):
+    for n in range(20):
+        case = await _case(sex="male", estimated_age=40 + n, dialect="河南话")
+        await _publish(case, found_place=f"城西区 第{n}路", physical_features="左眉上有疤，" * 30)
+    response = await phone.goto("/family")
+    html = await response.body()
+    css = await (await phone.request.get("/static/app/public.css")).body()
+    scripts = await phone.eval_on_selector_all("script", "els => els.length")
+    assert scripts == 0
+    assert len(html) + len(css) < 100_000, (len(html), len(css))
+    assert {"public", "max-age=60"} == {
+        part.strip() for part in response.headers["cache-control"].split(",")
+    }
+    print(f"list page: {len(html)} B HTML + {len(css)} B CSS for 20 announcements")
+
+
+async def test_request_with_photos_then_status_then_staff_accepts_and_it_matches(
+    phone, browser, live_server
+):
+    from rescue.matching.tables import Candidate
+
+    in_care = await _case(sex="male", estimated_age=60)
+    await _photo(in_care, OBAMA_A)
+    form = await (await SearchRequestFormPage(phone).open()).fill(
+        missing_name="张建国",
+        sex="male",
+        missing_since="2019-04-01",
+        last_seen_place="火车站",
+        description="<script>alert('x')</script> 左手有疤",
+        dialect="四川话",
+        relation="儿子",
+        reporter_contact="138 1234 5678",
+    )
+    await form.attach(str(FACES_DIR / OBAMA_B), str(FACES_DIR / BIDEN))
+    await form.consent()
+    await form.submit()
+    code = await form.tracking_code()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22,}", code)
+    status = RequestStatusPage(phone)
+    await status.check(code)
+    assert await status.status() == "received"
+    text = await status.main_text()
+    assert "张建国" not in text
+    assert "138" not in text
+    assert await Candidate.count() == 0  # nothing matched before acceptance
+
+    context = await browser.new_context(base_url=live_server, locale="zh-CN")
+    staff = await context.new_page()
+    try:
+        username, password = await make_user("station_staff", "north")
+        await (await LoginPage(staff).open()).log_in(username, password)
+        moderation = ModerationPage(staff)
+        await moderation.open_first_in_queue()
+        # The script arrives as text, never as markup.
+        description = await staff.inner_text("[data-field=description]")
+        assert "<script>alert('x')</script>" in description
+        assert await staff.locator("#request-fields script").count() == 0
+        assert "138 1234 5678" in await staff.inner_text("[data-field=reporter_contact]")
+        assert await staff.locator("#request-photos img").count() == 2
+        await moderation.decide("reject")  # no reason: refused
+        assert await moderation.status() == "received"
+        await moderation.decide("more_info", "请补充近期照片")
+        assert await moderation.status() == "more_info"
+        await status.check(code)
+        assert await status.status() == "more_info"
+        assert "请补充近期照片" in await status.main_text()
+        await moderation.decide("accept")
+        assert await moderation.status() == "registered"
+    finally:
+        await context.close()
+    await status.check(code)
+    assert await status.status() == "registered"
+
+    async def matched() -> Any:
+        return await Candidate.select().where(Candidate.case == in_care).first()
+
+    candidate = await _wait(matched)
+    assert candidate["notice"] is not None
+
+
+async def test_no_consent_no_image_and_wrong_code(phone):
+    from rescue.family_requests.tables import SearchRequest
+
+    form = await (await SearchRequestFormPage(phone).open()).fill(
+        missing_name="王五", reporter_contact="139 0000 1111"
+    )
+    await form.attach(str(FACES_DIR / OBAMA_A))
+    await form.consent(personal=True, face=False)
+    await form.submit()
+    assert "单独同意" in await form.field_error("consent_face")
+    assert await phone.input_value("#f-missing_name") == "王五"
+    await phone.set_input_files(
+        "#f-photos",
+        files=[{"name": "photo.jpg", "mimeType": "image/jpeg", "buffer": b"%PDF-1.4 not a photo"}],
+    )
+    await form.consent()
+    await form.submit()
+    assert "无法使用" in await form.field_error("photos")
+    assert await SearchRequest.count() == 0
+
+    status = RequestStatusPage(phone)
+    await status.check("x" * 22)
+    assert "没有与此查询码对应的登记" in await phone.inner_text("#status-error")
+    assert await phone.locator("#status").count() == 0
+
+
+async def test_status_lookups_are_rate_limited(phone):
+    from rescue.settings import get_settings
+
+    limit = get_settings().public.lookups_per_hour
+    with clock.frozen(datetime(2026, 12, 1, 8, 5, tzinfo=UTC)):
+        for _ in range(limit):
+            await RequestStatusPage(phone).check("wrong-code-wrong-code-1")
+        await RequestStatusPage(phone).check("wrong-code-wrong-code-1")
+        assert "尝试次数过多" in await phone.inner_text("#status-error")
+        clock.advance(3600)
+        await RequestStatusPage(phone).check("wrong-code-wrong-code-1")
+        assert "没有与此查询码" in await phone.inner_text("#status-error")
+
+
+async def test_unpublished_and_closed_case_announcements_are_unreachable(phone):
+    import msgspec
+
+    from rescue.announcements.services import unpublish
+    from rescue.cases.schemas import TransitionRequest
+    from rescue.cases.services import request_transition
+
+    closed = await _case(sex="female", estimated_age=50)
+    closed_id = await _publish(closed, await _photo(closed, BIDEN), found_place="城南", name="甲")
+    hidden = await _case(sex="female", estimated_age=50)
+    hidden_id = await _publish(hidden, found_place="城北", name="乙")
+    await unpublish(case_id=hidden, reason="test")
+    await request_transition(
+        case_id=closed,
+        data=msgspec.convert({"to": "deceased", "reason": "病故"}, TransitionRequest),
+        by=await _staff(),
+    )
+    listing = await AnnouncementListPage(phone).open()
+    assert await listing.names() == []
+    for url in (
+        f"/family/announcements/{closed_id}",
+        f"/family/announcements/{hidden_id}",
+        f"/public/announcements/{closed_id}",
+        f"/public/announcements/{closed_id}/photo",
+        f"/public/announcements/{closed_id}/photo?size=thumb",
+        f"/public/announcements/{hidden_id}",
+    ):
+        response = await phone.request.get(url)
+        assert response.status == 404, url
+    assert "甲" not in await (await phone.request.get("/public/announcements")).text()
