@@ -10,15 +10,16 @@ from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from rescue.alerts.controllers import AlertController
+from rescue.alerts.controllers import AlertController, CalendarController
 from rescue.announcements.controllers import AnnouncementController, PublicAnnouncementController
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
-from rescue.cases.controllers import CaseController
+from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
-from rescue.errors import exception_handlers
+from rescue.errors import StationRequest, exception_handlers
 from rescue.escorts.controllers import EscortController
+from rescue.forms import form_middleware
 from rescue.health import HEALTH_ROUTES
 from rescue.i18n.middleware import locale_middleware
 from rescue.logs import configure_logging, request_context_middleware, request_id_middleware
@@ -29,6 +30,7 @@ from rescue.matching.controllers import (
 )
 from rescue.metrics import metrics, prometheus_config
 from rescue.notices.controllers import NoticeController
+from rescue.openapi import document_errors, operation_id
 from rescue.photos.controllers import PhotoController
 from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
@@ -112,11 +114,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
             exit_with(exc)
     configure_logging(settings.ops)
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             *HEALTH_ROUTES,
             metrics,
             CaseController,
+            ReportController,
             NoticeController,
             PhotoController,
             CandidateController,
@@ -132,11 +135,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SearchController,
             EscortController,
             AlertController,
+            CalendarController,
         ],
         # Order matters: the request id and metrics see every answer; the request's
         # language (messages of every layer); a write advances the read caches'
         # versions before its answer leaves; authentication, the caller's id in the
-        # log context, then the audit trail (which needs the caller).
+        # log context, then the audit trail (which needs the caller); a
+        # multipart body is read last, by the one reader that answers 400s.
         middleware=[
             request_id_middleware,
             prometheus_config().middleware,
@@ -145,10 +150,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             auth_middleware,
             request_context_middleware,
             audit_middleware,
+            form_middleware,
         ],
         stores={STORE_NAME: ReadCacheStore(settings.database.read_cache_entries)},
         response_cache_config=response_cache_config(),
         exception_handlers=exception_handlers,
+        request_class=StationRequest,
         lifespan=[_lifespan(settings)],
         request_max_body_size=settings.upload.max_bytes * 2,
         openapi_config=OpenAPIConfig(
@@ -159,8 +166,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
             security=[{"BearerToken": []}],
+            use_handler_docstrings=True,
+            operation_id_creator=operation_id,
         ),
         debug=settings.debug,
         # Logging is rescue.logs' one format; Litestar must not install its own.
         logging_config=None,
     )
+    document_errors(app)
+    return app

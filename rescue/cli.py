@@ -6,10 +6,13 @@ rescue users create NAME --role R print a new API token for a new user
 rescue users set-password NAME    set a password (prompted, or read from stdin)
 rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
+rescue calibrate FOLDER           measure face-distance bands on a labelled folder, use them
 rescue retention run              delete face data and photos past retention now
 rescue retention schedule         run the scheduler: retention, deadlines, recovery sweep (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
+rescue calendar load FILE         load a year's official holiday schedule (JSON)
+rescue calendar list              years the working-day calendar knows
 rescue doctor                     check every setting and backing service, say how to fix
 rescue worker [--processes N]     run Dramatiq workers (production; logs in the one format)
 rescue backup FOLDER              embedded set-up: database + objects, sha256 manifest
@@ -530,6 +533,77 @@ def doctor() -> None:
         raise SystemExit(1)
 
 
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--only-set", default=None, help="use only the rows of labels.csv with this set")
+@click.option("--source", default=None, help="where the photos come from (kept with the bands)")
+@click.option("--dry-run", is_flag=True, help="print the report; store nothing")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the calibration to this JSON file",
+)
+def calibrate(
+    folder: Path, only_set: str | None, source: str | None, dry_run: bool, json_path: Path | None
+) -> None:
+    """Calibrate the face model on labelled photos of people like your own.
+
+    FOLDER holds labels.csv (columns path, identity[, set, faces]; the layout of
+    ../shared/faces/labels.csv) and the photos, gathered with consent. Every pair
+    of photos gives a same-person or a different-person distance; from them come
+    the confidence bands (strong / possible / weak at each gallery size) and the
+    loose bound the matcher then uses for this model, a report of the false-match
+    and miss rates they imply, and a rescore of every face candidate.
+    """
+    from rescue.matching.calibration import (
+        calibrate as measure,
+    )
+    from rescue.matching.calibration import (
+        encode_folder,
+        pair_distances,
+        save_calibration,
+    )
+    from rescue.matching.embedding import MODEL_NAME
+    from rescue.matching.ledger import rescore_all
+
+    settings = get_settings()
+    try:
+        faces = encode_folder(
+            folder,
+            detect_max_side=settings.matching.detect_max_side,
+            upsample=settings.matching.detect_upsample,
+            max_pixels=settings.upload.max_pixels,
+            only_set=only_set,
+        )
+        genuine, impostor = pair_distances(faces.vectors, faces.identities)
+        result = measure(
+            genuine=genuine,
+            impostor=impostor,
+            model=MODEL_NAME,
+            source=source
+            or f"{folder.name}: {len(faces.paths)} photos of {len(set(faces.identities))} people",
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.report())
+    if faces.without_face:
+        click.echo(f"no face found in {len(faces.without_face)} photo(s): left out")
+    if json_path is not None:
+        import json
+
+        json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    if dry_run:
+        return
+
+    async def store() -> tuple[int, int]:
+        return await save_calibration(result), await rescore_all()
+
+    row_id, rescored = asyncio.run(store())
+    click.echo(f"stored as calibration {row_id} for {MODEL_NAME}; {rescored} candidate(s) rescored")
+
+
 @main.group()
 def deadlines() -> None:
     """Deadlines (see docs/workflow.md)."""
@@ -557,6 +631,54 @@ def deadlines_list(station: str | None, overdue: bool) -> None:
     for a in page.items:
         flag = "OVERDUE" if a.overdue else "due    "
         click.echo(f"{flag} {a.due_at.isoformat()} {a.case_reference} {a.kind.value}")
+
+
+@main.group("calendar")
+def calendar_group() -> None:
+    """The working-day calendar (State Council holiday schedules)."""
+
+
+@calendar_group.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def calendar_load(path: str) -> None:
+    """Load a year's official schedule from a JSON file::
+
+        {"year": 2027, "source": "国务院办公厅关于2027年部分节假日安排的通知",
+         "holidays": ["2027-01-01", ...], "workdays": ["2027-02-07", ...]}
+
+    It replaces a loaded schedule of that year; deadlines use it at once.
+    """
+    import json
+    from pathlib import Path
+
+    import msgspec
+
+    from rescue.alerts.calendar import load_schedule
+    from rescue.alerts.schemas import HolidayScheduleIn
+    from rescue.errors import InvalidInput
+
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("year"), int):
+        raise click.ClickException('the file must be a JSON object with an integer "year"')
+    year = raw.pop("year")
+    try:
+        data = msgspec.convert(raw, HolidayScheduleIn)
+        out = asyncio.run(load_schedule(year=year, data=data, by_user_id=None))
+    except (msgspec.ValidationError, InvalidInput) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"loaded {out.year}: {len(out.holidays)} holidays, {len(out.workdays)} make-up working days"
+    )
+
+
+@calendar_group.command("list")
+def calendar_list() -> None:
+    """Print each year the calendar knows and its source."""
+    from rescue.alerts.calendar import calendar_years
+
+    for y in asyncio.run(calendar_years()):
+        mark = " (estimated: weekends only)" if y.estimated else ""
+        click.echo(f"{y.year} {y.source}{mark} {y.notice}".rstrip())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -95,12 +95,17 @@ class DatabaseSettings:
     reports a committed write to the tables they came from (``rescue.changes``).
     Off on SQLite (no change notifications), and off while the notification
     connection is down. ``READ_CACHE_ENTRIES``: most responses kept per process.
+
+    ``SQLITE_BUSY_TIMEOUT_SECONDS`` (default 15): on SQLite, how long a write
+    waits for another writer to finish before the request is answered 503
+    (rescue.db.StationSQLiteEngine).
     """
 
     url: str
     pool_max_size: int = 10
     read_cache: bool = True
     read_cache_entries: int = 10_000
+    sqlite_busy_timeout: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -163,6 +168,19 @@ class MatchingSettings:
     detect_max_side: int = 1280
     #: HOG upsampling passes for detection (face_recognition's default is 1).
     detect_upsample: int = 1
+    #: ``MATCH_CANDIDATES``: at most this many candidates on the other side per new
+    #: photo (its owner's faces searched as one identity), the best by the full score.
+    #: On LFW the true person is in the top 5 by distance for 97-99 % of enrolled
+    #: probes (docs/accuracy.md), while a fixed threshold gives dozens of false
+    #: candidates per search at national gallery sizes (issue 16).
+    candidates: int = 5
+    #: ``MATCH_LOOSE_BOUND``: the face distance within which candidates are looked
+    #: for at all; unset: the loose bound of the model's calibration (genuine 99th
+    #: percentile: 0.62 on LFW; rescue calibrate writes a deployment's own).
+    loose_bound: float | None = None
+    #: ``MATCH_FILTER_SEX``: drop pairs whose recorded sexes differ before ranking
+    #: (a sure difference; docs/scoring.md). false: keep them, flagged.
+    filter_sex: bool = True
 
 
 @dataclass(frozen=True)
@@ -227,16 +245,14 @@ class AuthSettings:
     login_max_delay_seconds: int = 900
 
 
-def _station_days(raw: str | None) -> dict[str, int]:
+def _station_days(raw: str | None, name: str = "PHOTO_RETENTION_DAYS_BY_STATION") -> dict[str, int]:
     result: dict[str, int] = {}
     for part in (raw or "").split(","):
         if not part.strip():
             continue
         name, sep, days = part.partition("=")
         if not sep or not days.strip().isdigit():
-            raise SettingsError(
-                f"PHOTO_RETENTION_DAYS_BY_STATION must look like 'north=365,south=180', got {raw!r}"
-            )
+            raise SettingsError(f"{name} must look like 'north=365,south=180', got {raw!r}")
         result[name.strip()] = int(days)
     return result
 
@@ -254,6 +270,23 @@ class RetentionSettings:
 
     def photo_days_for(self, station: str) -> int:
         return self.photo_days_by_station.get(station, self.photo_days)
+
+
+@dataclass(frozen=True)
+class CustodySettings:
+    """Who may leave only into custody (rescue.cases.flows.custody_only).
+
+    ``CUSTODY_AGE`` (default 18): a person possibly younger leaves only into
+    custody. Source: 《中华人民共和国未成年人保护法》(2020) art. 2, minors are
+    citizens under 18 (未满十八周岁). ``CUSTODY_AGE_BY_STATION`` changes it per
+    jurisdiction (``north=16,south=18``) where local rules say otherwise.
+    """
+
+    age: int = 18
+    age_by_station: dict[str, int] = field(default_factory=dict)
+
+    def age_for(self, station: str) -> int:
+        return self.age_by_station.get(station, self.age)
 
 
 @dataclass(frozen=True)
@@ -398,6 +431,7 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    custody: CustodySettings = field(default_factory=CustodySettings)
     ops: OpsSettings = field(default_factory=OpsSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     extra: dict[str, str] = field(default_factory=dict)
@@ -428,6 +462,7 @@ def load_settings() -> Settings:
             pool_max_size=_int("DB_POOL_MAX", 10),
             read_cache=_bool("READ_CACHE", True),
             read_cache_entries=_int("READ_CACHE_ENTRIES", 10_000),
+            sqlite_busy_timeout=_float("SQLITE_BUSY_TIMEOUT_SECONDS", 15.0),
         ),
         storage=StorageSettings(
             endpoint=_env("S3_ENDPOINT"),
@@ -447,6 +482,9 @@ def load_settings() -> Settings:
             threshold=_float("MATCH_THRESHOLD", MatchingSettings.threshold),
             detect_max_side=_int("DETECT_MAX_SIDE", 1280),
             detect_upsample=_int("DETECT_UPSAMPLE", 1),
+            candidates=max(1, _int("MATCH_CANDIDATES", 5)),
+            loose_bound=_float("MATCH_LOOSE_BOUND", 0.0) or None,
+            filter_sex=_bool("MATCH_FILTER_SEX", True),
         ),
         upload=UploadSettings(
             max_bytes=_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
@@ -474,6 +512,10 @@ def load_settings() -> Settings:
             face_days=_int("FACE_RETENTION_DAYS", 30),
             photo_days=_int("PHOTO_RETENTION_DAYS", 0),
             photo_days_by_station=_station_days(_env("PHOTO_RETENTION_DAYS_BY_STATION")),
+        ),
+        custody=CustodySettings(
+            age=_int("CUSTODY_AGE", 18),
+            age_by_station=_station_days(_env("CUSTODY_AGE_BY_STATION"), "CUSTODY_AGE_BY_STATION"),
         ),
         ops=OpsSettings(
             log_format=_choice(
