@@ -192,9 +192,15 @@ def is_unavailable(exc: BaseException) -> bool:
     """True if ``exc`` is a backing service being unreachable, cut off or too slow:
     transient, so the same work may succeed later (the API answers 503; a worker
     retries). asyncpg reports a connection closed under it as ``InterfaceError``
-    "connection is closed"."""
+    "connection is closed", or, when the server ended a pooled connection while
+    it was idle, as ``InternalClientError`` "another operation is in progress"
+    (seen in tests/faults with ``pg_terminate_backend``)."""
     if isinstance(exc, UNAVAILABLE_TYPES):
         return True
+    if isinstance(exc, pg.InternalClientError):
+        # e.g. "cannot switch to state 12; another operation (2) is in progress":
+        # the server ended the connection (57P01) while it sat idle in the pool.
+        return "another operation" in str(exc)
     return isinstance(exc, pg.InterfaceError) and "closed" in str(exc)
 
 
@@ -392,6 +398,7 @@ exception_handlers: dict[Any, Any] = {
     sqlite3.IntegrityError: _integrity_handler,
     **dict.fromkeys(UNAVAILABLE_TYPES, _unavailable_handler),
     pg.InterfaceError: _unavailable_handler,
+    pg.InternalClientError: _unavailable_handler,
     HTTPException: _http_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }

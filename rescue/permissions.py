@@ -62,6 +62,10 @@ class Action(StrEnum):
     escort_write = "escort_write"
     handover_read = "handover_read"
     alert_read = "alert_read"
+    calendar_load = "calendar_load"
+    identity_write = "identity_write"
+    #: Not a route: who sees a 身份证号 unmasked (others get it masked).
+    id_number_read = "id_number_read"
     task_read = "task_read"
     task_complete = "task_complete"
 
@@ -103,6 +107,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.escort_write: frozenset({_STAFF, _ADMIN}),
     Action.handover_read: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.alert_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.calendar_load: frozenset({_ADMIN}),
+    Action.identity_write: frozenset({_STAFF, _ADMIN}),
+    # The ID number serves the return (staff), the household registration
+    # (police liaison) and administration; reviewers decide on faces, not IDs.
+    Action.id_number_read: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.task_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.task_complete: frozenset({_POLICE, _ADMIN}),
 }

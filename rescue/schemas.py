@@ -1,4 +1,5 @@
-"""Schemas shared by every domain: bounded ids and paging.
+"""Schemas shared by every domain: bounded ids, paging, and the one datetime type
+of requests.
 
 Every integer a client sends (a path id, ``offset``/``limit``, an id filter or
 an id in a body) has a range the database can hold, so an out-of-range number
@@ -8,6 +9,7 @@ are PostgreSQL ``SERIAL`` (int4) columns: 1..2,147,483,647.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 import msgspec
@@ -15,7 +17,18 @@ from litestar.params import PathParameter, QueryParameter
 
 T = TypeVar("T")
 
-__all__ = ["MAX_ID", "Id", "Limit", "Offset", "Page", "PathId", "QueryId", "stored_id"]
+__all__ = [
+    "MAX_ID",
+    "AwareDatetime",
+    "Id",
+    "Limit",
+    "Offset",
+    "Page",
+    "PathId",
+    "QueryId",
+    "require_timezone",
+    "stored_id",
+]
 
 #: Largest id any table holds (PostgreSQL SERIAL is a 4-byte integer).
 MAX_ID = 2**31 - 1
@@ -28,6 +41,38 @@ Id = Annotated[int, msgspec.Meta(ge=1, le=MAX_ID, description="an id, 1..2147483
 PathId = Annotated[int, PathParameter(ge=1, le=MAX_ID, description="an id, 1..2147483647")]
 #: An optional id filter in the query string: 1..MAX_ID, else 400.
 QueryId = Annotated[int | None, QueryParameter(ge=1, le=MAX_ID, description="an id, 1..2147483647")]
+
+#: Every datetime a client sends (bodies, forms, query parameters). A time without
+#: a timezone offset is refused with 400 ("Expected `datetime` with a timezone
+#: component"): read as UTC it would be 8 hours off for a station in China, and
+#: guessing CST would be wrong for machine clients sending UTC (issue 11 item 14).
+#: Answers give every timestamp in UTC with ``Z`` (docs/workflow.md).
+AwareDatetime = Annotated[
+    datetime,
+    msgspec.Meta(
+        tz=True,
+        description="ISO 8601 with a timezone offset, e.g. 2026-12-02T09:30:00+08:00 "
+        "or 2026-12-02T01:30:00Z; a time without an offset is refused (400)",
+    ),
+]
+
+
+def require_timezone(value: datetime | None, name: str) -> None:
+    """For query parameters (where the framework drops :data:`AwareDatetime`'s
+    constraint): refuse a datetime without a timezone offset, as the bodies do.
+
+    Raises:
+        InvalidInput: ``value`` has no timezone (400).
+    """
+    if value is not None and value.tzinfo is None:
+        from rescue.errors import InvalidInput
+        from rescue.i18n import _
+
+        raise InvalidInput(
+            _("{name}: a timezone is required (e.g. +08:00 or Z)", name=name),
+            accepted="ISO 8601 with a timezone offset, e.g. 2026-12-02T09:30:00+08:00",
+        )
+
 
 #: Page size for list routes: 1..200 items (query parameter ``limit``, default 50).
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="page size, 1..200")]

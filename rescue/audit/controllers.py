@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from litestar import Controller, get
 from litestar.params import FromQuery
 
 from rescue.audit import services
 from rescue.audit.schemas import AuditOut
 from rescue.permissions import Action, allow
-from rescue.schemas import Limit, Offset, Page, PathId, QueryId
+from rescue.schemas import AwareDatetime, Limit, Offset, Page, PathId, QueryId
 
 
 class AuditController(Controller):
@@ -24,8 +22,8 @@ class AuditController(Controller):
         offset: Offset = 0,
         user_id: QueryId = None,
         case_id: QueryId = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        since: FromQuery[AwareDatetime | None] = None,
+        until: FromQuery[AwareDatetime | None] = None,
     ) -> Page[AuditOut]:
         """Filter by ``user_id``, ``case_id`` and time (``since`` ≤ at < ``until``, ISO 8601)."""
         return await services.list_records(

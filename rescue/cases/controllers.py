@@ -14,6 +14,9 @@ from rescue.cases.schemas import (
     CaseCreate,
     CaseOut,
     CaseUpdate,
+    IdentityOut,
+    IdentityUpdate,
+    LeavingReport,
     TimelineEvent,
     TransitionOut,
     TransitionRequest,
@@ -47,6 +50,31 @@ class CaseController(Controller):
         """``alerts`` lists the case's due and overdue deadline items, soonest first
         (same items as ``GET /api/cases/{id}/alerts``). 404 if the case does not exist."""
         return await services.get_case(case_id=case_id)
+
+    @get(
+        "/{case_id:int}/identity",
+        summary="The identity found: confirmed name, 身份证号, 户籍地, relatives' contact",
+        guards=[allow(Action.case_read)],
+    )
+    async def identity(self, case_id: PathId, request: Request[Any, Any, Any]) -> IdentityOut:
+        """The ID number is masked for roles that do not need it (reviewers); every
+        read is audited. 404 if the case does not exist."""
+        return await services.get_identity(case_id=case_id, by=request.user)
+
+    @patch(
+        "/{case_id:int}/identity",
+        summary="Record or correct the identity found",
+        guards=[allow(Action.identity_write)],
+    )
+    async def update_identity(
+        self,
+        case_id: PathId,
+        data: JSONBody[IdentityUpdate],
+        request: Request[Any, Any, Any],
+    ) -> IdentityOut:
+        """Each change (ID number masked) goes on the timeline as
+        ``identity_updated``. 400 nothing to change or a malformed 身份证号; 404."""
+        return await services.update_identity(case_id=case_id, data=data, by=request.user)
 
     @patch(
         "/{case_id:int}",
@@ -112,3 +140,20 @@ class CaseController(Controller):
     async def alerts(self, case_id: PathId) -> list[AlertOut]:
         """See docs/workflow.md for the rule table and sources. 404 if unknown."""
         return await alerts_for_case(case_id=case_id)
+
+
+class ReportController(Controller):
+    path = "/api/reports"
+    tags = ("cases",)
+
+    @get(
+        "/leavings",
+        summary="Leavings of a month by MCA 离站方式 category",
+        guards=[allow(Action.case_read)],
+    )
+    async def leavings(
+        self, request: Request[Any, Any, Any], month: FromQuery[str]
+    ) -> LeavingReport:
+        """``month`` ``YYYY-MM`` (station's calendar); only the caller's stations.
+        400 malformed month."""
+        return await services.leaving_report(month=month, stations=request.user.visible_stations())

@@ -9,6 +9,7 @@ from litestar.params import FromQuery, JSONBody, MultipartBody
 
 from rescue.escorts import services
 from rescue.escorts.schemas import (
+    HandoverApproval,
     HandoverForm,
     HandoverOut,
     ReturnPlanCreate,
@@ -51,17 +52,38 @@ class EscortController(Controller):
         data: MultipartBody[HandoverForm],
         request: Request[Any, Any, Any],
     ) -> HandoverOut:
-        """Multipart: ``sheet`` file plus the receiver's details (see HandoverForm).
-        Closing as escorted_home / handed_to_family / collected_by_origin requires it.
-        201; 400 identity document not checked or bad field; 413/415 sheet; 409 case
-        closed; 404 case."""
+        """Multipart: ``sheet`` file plus the receiver's details (see HandoverForm),
+        and ``proof`` (relationship proof) where needed. Closing as escorted_home /
+        handed_to_family / collected_by_origin requires it. 201; 400 identity
+        document not checked, bad field or missing proof; 413/415 sheet; 409 case
+        closed or custody without established relationship; 404 case."""
         return await services.record_handover(
             case_id=case_id,
             form=data,
             sheet=await data.sheet.read(),
+            proof=await data.proof.read() if data.proof is not None else None,
             by=request.user,
             store=get_store(),
             limits=get_settings().upload,
+        )
+
+    @post(
+        "/handovers/{handover_id:int}/approve",
+        status_code=200,
+        summary="A second staff member approves a handover (custody)",
+        guards=[allow(Action.escort_write)],
+    )
+    async def approve(
+        self,
+        handover_id: PathId,
+        data: JSONBody[HandoverApproval],
+        request: Request[Any, Any, Any],
+    ) -> HandoverOut:
+        """Required before a person who may leave only into custody is handed to
+        family. 409 same person who recorded it, already approved, no established
+        relationship, case closed; 404 unknown."""
+        return await services.approve_handover(
+            handover_id=handover_id, by=request.user, note=data.note
         )
 
     @get(

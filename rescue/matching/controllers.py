@@ -284,3 +284,20 @@ class RematchController(Controller):
         """``status`` queued, running, done or failed; ``done`` of ``total`` photos. 404
         if unknown."""
         return await rematch.get_rematch(run_id=run_id)
+
+    @get("/", summary="The latest re-matching runs, newest first", guards=[allow(Action.rematch)])
+    async def index(self) -> list[RematchRunOut]:
+        """The latest 20 runs with their status and progress."""
+        return await rematch.list_rematches(limit=20)
+
+    @post(
+        "/{run_id:int}/cancel",
+        status_code=200,
+        summary="Cancel a queued or running re-matching run",
+        guards=[allow(Action.rematch)],
+    )
+    async def cancel(self, run_id: PathId) -> RematchRunOut:
+        """The run stops within 10 photos and keeps what it matched so far (matching
+        only adds evidence). 404 if unknown; 409 if it is already done, failed or
+        cancelled."""
+        return await rematch.cancel_rematch(run_id=run_id)

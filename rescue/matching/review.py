@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from rescue import clock
 from rescue.cases.events import record_event
 from rescue.cases.flows import transition
 from rescue.cases.tables import CaseStatus
@@ -330,12 +331,12 @@ async def add_family_confirmation(
             "on proposed, under_review or confirmed candidates",
             current=row["status"],
         )
-    confirmed_at = data.confirmed_at or datetime.now(UTC)
+    confirmed_at = data.confirmed_at or clock.now()
     if confirmed_at.tzinfo is None:
         raise InvalidInput(
             "confirmed_at needs a time zone", accepted="ISO 8601 with offset, e.g. +08:00"
         )
-    if confirmed_at > datetime.now(UTC):
+    if confirmed_at > clock.now():
         raise InvalidInput("confirmed_at is in the future", accepted="a time up to now")
     async with Candidate._meta.db.transaction():
         rows = await FamilyConfirmation.insert(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from litestar import Controller, Request, get, post
@@ -17,6 +18,7 @@ from rescue.placements.schemas import (
     PlacementEnd,
     PlacementList,
     PlacementOut,
+    SettlementApprovalOut,
 )
 from rescue.runtime import get_store
 from rescue.schemas import PathId
@@ -30,6 +32,17 @@ class DocumentUpload:
 
     file: UploadFile
     title: str = ""
+
+
+@dataclass
+class SettlementApprovalUpload:
+    """Multipart form: ``document`` (the scanned approval: PDF, JPEG, PNG or WebP),
+    ``authority`` (e.g. 市民政局), ``reference`` (文号), ``approved_on`` (date)."""
+
+    document: UploadFile
+    authority: str
+    reference: str
+    approved_on: date
 
 
 class PlacementController(Controller):
@@ -107,3 +120,28 @@ class PlacementController(Controller):
     async def document(self, document_id: PathId) -> DocumentOut:
         """``url`` is presigned for ``url_expires_in`` seconds (≤ 300). 404 if unknown."""
         return await services.get_document(document_id=document_id, store=get_store())
+
+    @post(
+        "/cases/{case_id:int}/settlement-approvals",
+        summary="Record an approval of settlement (落户安置审批) with its document",
+        guards=[allow(Action.placement_write)],
+    )
+    async def settlement_approval(
+        self,
+        case_id: PathId,
+        data: MultipartBody[SettlementApprovalUpload],
+        request: Request[Any, Any, Any],
+    ) -> SettlementApprovalOut:
+        """Lets the case be settled before the eligibility period is over. 201; 400
+        bad field or date outside the stay; 413/415 document; 409 case closed;
+        404 case."""
+        return await services.record_settlement_approval(
+            case_id=case_id,
+            authority=data.authority,
+            reference=data.reference,
+            approved_on=data.approved_on,
+            document=await data.document.read(),
+            by=request.user,
+            store=get_store(),
+            limits=get_settings().upload,
+        )

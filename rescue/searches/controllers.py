@@ -18,6 +18,7 @@ from rescue.searches.schemas import (
     InterviewCreate,
     PoliceCheckCreate,
     SearchActionOut,
+    VoidRequest,
 )
 from rescue.searches.tables import SearchKind
 
@@ -53,6 +54,22 @@ class SearchController(Controller):
     ) -> SearchActionOut:
         """201; 400 future date; 404 case."""
         return await services.record_dna_request(case_id=case_id, data=data, by=request.user)
+
+    @post(
+        "/search-actions/{action_id:int}/void",
+        status_code=200,
+        summary="Void a wrong search action (作废) with a reason",
+        guards=[allow(Action.search_write)],
+    )
+    async def void(
+        self,
+        action_id: PathId,
+        data: JSONBody[VoidRequest],
+        request: Request[Any, Any, Any],
+    ) -> SearchActionOut:
+        """The entry stays, marked voided, and satisfies no deadline; record the
+        right one anew. 409 already voided; 400 bad ``replaced_by``; 404."""
+        return await services.void_action(action_id=action_id, data=data, by=request.user)
 
     @post(
         "/dna-requests/{action_id:int}/result",

@@ -7,6 +7,8 @@ from typing import Any
 from litestar import Controller, Request, delete, get, post
 from litestar.params import FromQuery, JSONBody
 
+from rescue.errors import NotAuthenticated, TooManyRequests
+from rescue.metrics import login_failed
 from rescue.permissions import Action, allow
 from rescue.schemas import Limit, Offset, Page, PathId
 from rescue.settings import get_settings
@@ -44,12 +46,16 @@ class LoginController(Controller):
         ``Retry-After`` after ``LOGIN_FREE_ATTEMPTS`` failures for this username
         or this address (backoff 2^n s, capped at ``LOGIN_MAX_DELAY_SECONDS``).
         """
-        token, expires = await services.login(
-            username=data.username,
-            password=data.password,
-            client=client_address(request),
-            settings=get_settings().auth,
-        )
+        try:
+            token, expires = await services.login(
+                username=data.username,
+                password=data.password,
+                client=client_address(request),
+                settings=get_settings().auth,
+            )
+        except (NotAuthenticated, TooManyRequests) as exc:
+            login_failed("throttled" if isinstance(exc, TooManyRequests) else "bad_credentials")
+            raise
         return LoginOut(token=token, expires_at=expires)
 
 
