@@ -33,7 +33,12 @@ MAX_EXAMPLES = int(os.environ.get("FUZZ_MAX_EXAMPLES", "3"))
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    from media.s3server import free_port
+
     env = {k: v for k, v in os.environ.items() if k != "DB_POOL_MAX"}
+    # Its own bucket: the objects the fuzzer stores (photos, documents,
+    # evidence) must not become orphans in later tests' bucket.
+    env["S3_BUCKET"] = f"fuzz-{free_port()}"
     logs = tmp_path_factory.mktemp("fuzz")
     with serve(env, logs / "serve.log") as base:
         yield base, logs

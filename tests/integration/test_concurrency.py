@@ -42,7 +42,10 @@ def sqlite_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, A
 @pytest.fixture(scope="module")
 def pg_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The production shape: PostgreSQL with a connection pool, the tests' S3 and Redis."""
+    from media.s3server import free_port
+
     env = {k: v for k, v in os.environ.items() if k != "DB_POOL_MAX"}
+    env["S3_BUCKET"] = f"concurrency-{free_port()}"  # its objects stay out of later tests
     data_dir = tmp_path_factory.mktemp("pg-app")
     with serve(env, data_dir / "serve.log") as base:
         yield {"base": base}
