@@ -223,8 +223,9 @@ async def test_orphan_objects_are_removed_once_old_enough_and_rows_keep_theirs(c
     from rescue.settings import get_settings
 
     store = get_store()
-    for key in list(store.keys_older_than("photos", _far_future())):
-        store.remove(key)  # objects of earlier tests, whose rows were truncated
+    for prefix in ("photos", "documents", "evidence"):
+        for key in list(store.keys_older_than(prefix, _far_future())):
+            store.remove(key)  # objects of earlier tests, whose rows were truncated
     case = await new_case(client, staff)
     kept = await _upload(case["id"], photo(OBAMA_A), await _principal(staff), _no_send)
     orphan = new_object_key("photos", "jpg")
