@@ -148,14 +148,15 @@ async def _case_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
     placement document, search action, handover, liaison task) through their case.
     """
     from rescue.cases.tables import Case
+    from rescue.schemas import stored_id
 
     case_id: Any = None
     what = ""
     if "case_id" in path_params:
-        case_id, what = path_params["case_id"], f"case {path_params['case_id']}"
+        case_id, what = stored_id(path_params["case_id"]), f"case {path_params['case_id']}"
     else:
         for param, column in _case_of().items():
-            if param not in path_params:
+            if stored_id(path_params.get(param)) is None:
                 continue
             table = (
                 column._meta.table

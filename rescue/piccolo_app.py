@@ -14,7 +14,9 @@ from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
     CandidateReview,
+    FaceDeletion,
     FamilyConfirmation,
+    MatchCalibration,
     RematchRun,
 )
 from rescue.notices.events import NoticeEvent
@@ -43,6 +45,8 @@ APP_CONFIG = AppConfig(
         CandidateReview,
         FamilyConfirmation,
         RematchRun,
+        MatchCalibration,
+        FaceDeletion,
         LoginThrottle,
         AuditRecord,
         Announcement,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, Request, get, put
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody, PathParameter
 
 from rescue.alerts import calendar, services
 from rescue.alerts.rules import AlertKind
@@ -67,7 +67,7 @@ class CalendarController(Controller):
     )
     async def load(
         self,
-        year: FromPath[int],
+        year: Annotated[int, PathParameter(ge=1949, le=2200, description="calendar year")],
         data: JSONBody[HolidayScheduleIn],
         request: Request[Any, Any, Any],
     ) -> CalendarYearOut:

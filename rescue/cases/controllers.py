@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from rescue.alerts.schemas import AlertOut
 from rescue.alerts.services import alerts_for_case
@@ -23,7 +23,7 @@ from rescue.cases.schemas import (
 )
 from rescue.cases.tables import CaseStatus
 from rescue.permissions import Action, allow
-from rescue.schemas import Limit, Offset, Page
+from rescue.schemas import Limit, Offset, Page, PathId
 
 
 class CaseController(Controller):
@@ -46,7 +46,7 @@ class CaseController(Controller):
         summary="One case: photos, current placement, allowed next statuses, alerts",
         guards=[allow(Action.case_read)],
     )
-    async def detail(self, case_id: FromPath[int]) -> CaseOut:
+    async def detail(self, case_id: PathId) -> CaseOut:
         """``alerts`` lists the case's due and overdue deadline items, soonest first
         (same items as ``GET /api/cases/{id}/alerts``). 404 if the case does not exist."""
         return await services.get_case(case_id=case_id)
@@ -56,9 +56,7 @@ class CaseController(Controller):
         summary="The identity found: confirmed name, 身份证号, 户籍地, relatives' contact",
         guards=[allow(Action.case_read)],
     )
-    async def identity(
-        self, case_id: FromPath[int], request: Request[Any, Any, Any]
-    ) -> IdentityOut:
+    async def identity(self, case_id: PathId, request: Request[Any, Any, Any]) -> IdentityOut:
         """The ID number is masked for roles that do not need it (reviewers); every
         read is audited. 404 if the case does not exist."""
         return await services.get_identity(case_id=case_id, by=request.user)
@@ -70,7 +68,7 @@ class CaseController(Controller):
     )
     async def update_identity(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[IdentityUpdate],
         request: Request[Any, Any, Any],
     ) -> IdentityOut:
@@ -84,7 +82,7 @@ class CaseController(Controller):
         guards=[allow(Action.case_write)],
     )
     async def update(
-        self, case_id: FromPath[int], data: JSONBody[CaseUpdate], request: Request[Any, Any, Any]
+        self, case_id: PathId, data: JSONBody[CaseUpdate], request: Request[Any, Any, Any]
     ) -> CaseOut:
         """Changes go on the timeline (``case_updated``). 400 nothing to change; 404."""
         return await services.update_case(case_id=case_id, data=data, by=request.user)
@@ -113,7 +111,7 @@ class CaseController(Controller):
     )
     async def move(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[TransitionRequest],
         request: Request[Any, Any, Any],
     ) -> TransitionOut:
@@ -130,7 +128,7 @@ class CaseController(Controller):
         summary="The case's timeline (who, when, what, why), oldest first",
         guards=[allow(Action.case_read)],
     )
-    async def timeline(self, case_id: FromPath[int]) -> list[TimelineEvent]:
+    async def timeline(self, case_id: PathId) -> list[TimelineEvent]:
         """Append-only: events are never edited or deleted. 404 if unknown."""
         return await services.timeline(case_id=case_id)
 
@@ -139,7 +137,7 @@ class CaseController(Controller):
         summary="The case's due and overdue deadline items, soonest first",
         guards=[allow(Action.alert_read)],
     )
-    async def alerts(self, case_id: FromPath[int]) -> list[AlertOut]:
+    async def alerts(self, case_id: PathId) -> list[AlertOut]:
         """See docs/workflow.md for the rule table and sources. 404 if unknown."""
         return await alerts_for_case(case_id=case_id)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.params import FromQuery, JSONBody, MultipartBody
 
 from rescue.escorts import services
 from rescue.escorts.schemas import (
@@ -18,6 +18,7 @@ from rescue.escorts.schemas import (
 )
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
+from rescue.schemas import PathId, QueryId
 from rescue.settings import get_settings
 
 
@@ -32,7 +33,7 @@ class EscortController(Controller):
     )
     async def return_plan(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[ReturnPlanCreate],
         request: Request[Any, Any, Any],
     ) -> ReturnPlanOut:
@@ -47,7 +48,7 @@ class EscortController(Controller):
     )
     async def handover(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: MultipartBody[HandoverForm],
         request: Request[Any, Any, Any],
     ) -> HandoverOut:
@@ -74,7 +75,7 @@ class EscortController(Controller):
     )
     async def approve(
         self,
-        handover_id: FromPath[int],
+        handover_id: PathId,
         data: JSONBody[HandoverApproval],
         request: Request[Any, Any, Any],
     ) -> HandoverOut:
@@ -90,7 +91,7 @@ class EscortController(Controller):
         summary="A handover record with a short-lived URL of its sheet",
         guards=[allow(Action.handover_read)],
     )
-    async def handover_detail(self, handover_id: FromPath[int]) -> HandoverOut:
+    async def handover_detail(self, handover_id: PathId) -> HandoverOut:
         """404 if unknown."""
         return await services.get_handover(handover_id=handover_id, store=get_store())
 
@@ -99,7 +100,8 @@ class EscortController(Controller):
         summary="A case's handover records",
         guards=[allow(Action.handover_read)],
     )
-    async def handovers(self, case_id: FromPath[int]) -> list[HandoverOut]:
+    async def handovers(self, case_id: PathId) -> list[HandoverOut]:
+        """The case's handover records (交接单), oldest first. 404 unknown case."""
         return await services.list_handovers(case_id=case_id)
 
     @get("/tasks", summary="Police-liaison tasks", guards=[allow(Action.task_read)])
@@ -107,7 +109,7 @@ class EscortController(Controller):
         self,
         request: Request[Any, Any, Any],
         open_only: FromQuery[bool] = True,
-        case_id: FromQuery[int | None] = None,
+        case_id: QueryId = None,
     ) -> list[TaskOut]:
         """E.g. cancel the collective household registration (集体户口注销); only
         tasks of cases of the stations the caller sees."""
@@ -121,6 +123,6 @@ class EscortController(Controller):
         summary="Mark a liaison task done",
         guards=[allow(Action.task_complete)],
     )
-    async def task_done(self, task_id: FromPath[int], request: Request[Any, Any, Any]) -> TaskOut:
+    async def task_done(self, task_id: PathId, request: Request[Any, Any, Any]) -> TaskOut:
         """409 already done; 404 unknown."""
         return await services.complete_task(task_id=task_id, by=request.user)

@@ -398,7 +398,15 @@ async def get_handover(*, handover_id: int, store: ObjectStore | None = None) ->
 
 
 async def list_handovers(*, case_id: int) -> list[HandoverOut]:
-    """A case's handover records, oldest first."""
+    """A case's handover records, oldest first.
+
+    Raises:
+        NotFound: no such case.
+    """
+    from rescue.i18n import _
+
+    if not await Case.exists().where(Case.id == case_id):
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     rows = await Handover.select().where(Handover.case == case_id).order_by(Handover.id)
     person = await _person(case_id, with_id_number=True)
     outs = [_handover_out(r) for r in rows]

@@ -19,7 +19,12 @@ def visible_enums() -> list[type[Enum]]:
     from rescue.announcements.schemas import AnnouncedField
     from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
     from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
-    from rescue.matching.tables import CandidateStatus, EvidenceKind, FamilyConfirmationMethod
+    from rescue.matching.tables import (
+        CandidateStatus,
+        ConfidenceBand,
+        EvidenceKind,
+        FamilyConfirmationMethod,
+    )
     from rescue.notices.tables import NoticeSource, NoticeStatus
     from rescue.photos.tables import PhotoStatus
     from rescue.placements.tables import PlacementKind
@@ -32,6 +37,7 @@ def visible_enums() -> list[type[Enum]]:
         AnnouncementChannel,
         CandidateStatus,
         CaseStatus,
+        ConfidenceBand,
         LeavingCategory,
         EvidenceKind,
         FamilyConfirmationMethod,

@@ -8,7 +8,7 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, JSONBody, MultipartBody
+from litestar.params import JSONBody, MultipartBody
 
 from rescue.permissions import Action, allow
 from rescue.placements import services
@@ -21,6 +21,7 @@ from rescue.placements.schemas import (
     SettlementApprovalOut,
 )
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 
 
@@ -55,7 +56,7 @@ class PlacementController(Controller):
     )
     async def create(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[PlacementCreate],
         request: Request[Any, Any, Any],
     ) -> PlacementOut:
@@ -70,7 +71,7 @@ class PlacementController(Controller):
         summary="A case's placements and the current one",
         guards=[allow(Action.case_read)],
     )
-    async def index(self, case_id: FromPath[int]) -> PlacementList:
+    async def index(self, case_id: PathId) -> PlacementList:
         """Oldest first; ``current`` is None after the case closed. 404 case."""
         return await services.list_placements(case_id=case_id)
 
@@ -82,7 +83,7 @@ class PlacementController(Controller):
     )
     async def end(
         self,
-        placement_id: FromPath[int],
+        placement_id: PathId,
         data: JSONBody[PlacementEnd],
         request: Request[Any, Any, Any],
     ) -> PlacementOut:
@@ -96,7 +97,7 @@ class PlacementController(Controller):
     )
     async def add_document(
         self,
-        placement_id: FromPath[int],
+        placement_id: PathId,
         data: MultipartBody[DocumentUpload],
         request: Request[Any, Any, Any],
     ) -> DocumentOut:
@@ -116,7 +117,7 @@ class PlacementController(Controller):
         summary="A placement document with a short-lived URL",
         guards=[allow(Action.document_read)],
     )
-    async def document(self, document_id: FromPath[int]) -> DocumentOut:
+    async def document(self, document_id: PathId) -> DocumentOut:
         """``url`` is presigned for ``url_expires_in`` seconds (≤ 300). 404 if unknown."""
         return await services.get_document(document_id=document_id, store=get_store())
 
@@ -127,7 +128,7 @@ class PlacementController(Controller):
     )
     async def settlement_approval(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: MultipartBody[SettlementApprovalUpload],
         request: Request[Any, Any, Any],
     ) -> SettlementApprovalOut:

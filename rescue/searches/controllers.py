@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from rescue.permissions import Action, allow
+from rescue.schemas import PathId
 from rescue.searches import services
 from rescue.searches.schemas import (
     AnnouncementCreate,
@@ -33,7 +34,7 @@ class SearchController(Controller):
     )
     async def announcement(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[AnnouncementCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -47,7 +48,7 @@ class SearchController(Controller):
     )
     async def dna_request(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[DnaRequestCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -62,7 +63,7 @@ class SearchController(Controller):
     )
     async def void(
         self,
-        action_id: FromPath[int],
+        action_id: PathId,
         data: JSONBody[VoidRequest],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -78,7 +79,7 @@ class SearchController(Controller):
     )
     async def dna_result(
         self,
-        action_id: FromPath[int],
+        action_id: PathId,
         data: JSONBody[DnaResultCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -92,7 +93,7 @@ class SearchController(Controller):
     )
     async def police_check(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[PoliceCheckCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -106,7 +107,7 @@ class SearchController(Controller):
     )
     async def interview(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[InterviewCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -120,7 +121,7 @@ class SearchController(Controller):
     )
     async def filing(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[FilingCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -133,7 +134,7 @@ class SearchController(Controller):
         guards=[allow(Action.case_read)],
     )
     async def index(
-        self, case_id: FromPath[int], kind: FromQuery[SearchKind | None] = None
+        self, case_id: PathId, kind: FromQuery[SearchKind | None] = None
     ) -> list[SearchActionOut]:
         """404 case."""
         return await services.list_actions(case_id=case_id, kind=kind)

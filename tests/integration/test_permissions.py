@@ -58,6 +58,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/candidates/{candidate_id:int}/family-confirmations"): frozenset({R}),
     ("POST", "/api/admin/rematch"): frozenset({A}),
     ("GET", "/api/admin/rematch/{run_id:int}"): frozenset({A}),
+    ("GET", "/api/admin/rematch"): frozenset({A}),
+    ("POST", "/api/admin/rematch/{run_id:int}/cancel"): frozenset({A}),
     # Workflow: placements, identity search, deadlines, escort home (issue 3)
     ("PATCH", "/api/cases/{case_id:int}"): frozenset({S, A}),
     ("POST", "/api/cases/{case_id:int}/transitions"): frozenset({S, A}),
