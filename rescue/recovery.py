@@ -48,11 +48,16 @@ def object_references() -> dict[str, list[Any]]:
     (every ``new_object_key(prefix, …)`` of the service)."""
     from rescue.escorts.tables import Handover
     from rescue.matching.tables import CandidateEvidence
-    from rescue.placements.tables import PlacementDocument
+    from rescue.placements.tables import PlacementDocument, SettlementApproval
 
     return {
         "photos": [Photo.object_key],
-        "documents": [PlacementDocument.object_key, Handover.sheet_object_key],
+        "documents": [
+            PlacementDocument.object_key,
+            Handover.sheet_object_key,
+            Handover.proof_object_key,  # relationship proof (custody handovers)
+            SettlementApproval.object_key,
+        ],
         "evidence": [CandidateEvidence.attachment_key],
     }
 
