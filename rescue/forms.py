@@ -45,11 +45,6 @@ def _is_text(segment: MultipartSegment) -> bool:
 def _check_file(segment: MultipartSegment) -> None:
     disposition = segment.header("Content-Disposition", "") or ""
     name = segment.name
-    if segment.filename == "":
-        raise InvalidInput(
-            _("the file in part {name!r} has an empty filename", name=name),
-            accepted=_('a file part with a filename, e.g. filename="photo.jpg"'),
-        )
     if segment.filename is None and ("filename*" in disposition or not _is_text(segment)):
         raise InvalidInput(
             _(
@@ -132,7 +127,12 @@ async def parse_form(
                                 accepted=_('Content-Disposition: form-data; name="…"'),
                             )
                         _check_file(segment)
-                        if segment.filename:
+                        if segment.filename == "":
+                            # A file input left empty: browsers send filename="" and
+                            # no content (HTML: "no file selected"). Content under an
+                            # empty filename is refused when the part ends.
+                            data = bytearray()
+                        elif segment.filename:
                             data = UploadFile(
                                 content_type=segment.content_type or "application/octet-stream",
                                 filename=segment.filename,
@@ -144,6 +144,19 @@ async def parse_form(
                         else:
                             data.extend(part)
                     elif segment is not None:
+                        if segment.filename == "":
+                            if data:
+                                raise InvalidInput(
+                                    _(
+                                        "the file in part {name!r} has an empty filename",
+                                        name=segment.name,
+                                    ),
+                                    accepted=_(
+                                        'a file part with a filename, e.g. filename="photo.jpg"'
+                                    ),
+                                )
+                            data, segment = bytearray(), None  # no file chosen: absent
+                            continue
                         if isinstance(data, UploadFile):
                             await data.seek(0)
                             fields[segment.name].append(data)
