@@ -17,6 +17,7 @@ from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController
 from rescue.changes import feed, local_writes_middleware
+from rescue.duplicates.controllers import CaseDuplicatesController, DuplicateController
 from rescue.errors import exception_handlers
 from rescue.escorts.controllers import EscortController
 from rescue.i18n.middleware import locale_middleware
@@ -121,6 +122,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SearchController,
             EscortController,
             AlertController,
+            CaseDuplicatesController,
+            DuplicateController,
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;

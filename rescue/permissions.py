@@ -64,6 +64,7 @@ class Action(StrEnum):
     alert_read = "alert_read"
     task_read = "task_read"
     task_complete = "task_complete"
+    duplicate_decide = "duplicate_decide"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -105,6 +106,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.alert_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.task_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.task_complete: frozenset({_POLICE, _ADMIN}),
+    # Duplicate intake (issue 13): the station links or dismisses.
+    Action.duplicate_decide: frozenset({_STAFF, _ADMIN}),
 }
 
 

@@ -8,6 +8,7 @@ from rescue.announcements.tables import Announcement
 from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
+from rescue.duplicates.tables import DuplicateFaceCheck, DuplicateWarning
 from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
 from rescue.matching.tables import (
     Candidate,
@@ -51,6 +52,8 @@ APP_CONFIG = AppConfig(
         ReturnPlan,
         Handover,
         LiaisonTask,
+        DuplicateWarning,
+        DuplicateFaceCheck,
     ],
     migration_dependencies=[],
     commands=[],

@@ -14,9 +14,17 @@ __all__ = ["apply_deadlines", "apply_retention", "process_photo", "rematch"]
 
 @dramatiq.actor(queue_name="photos", max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
 async def process_photo(photo_id: int) -> None:
-    """Detect, encode and match the faces of photo ``photo_id`` (idempotent)."""
+    """Detect, encode and match the faces of photo ``photo_id``, then compare a case
+    photo's faces with the other cases (duplicate intake). Idempotent."""
+    from rescue.duplicates.services import check_photo_faces
+
+    settings, galleries = get_settings(), get_galleries()
     await matching.process_photo(
-        photo_id=photo_id, store=get_store(), settings=get_settings(), galleries=get_galleries()
+        photo_id=photo_id, store=get_store(), settings=settings, galleries=galleries
+    )
+    # Duplicate intake: is this person already registered as another case?
+    await check_photo_faces(
+        photo_id=photo_id, galleries=galleries, threshold=settings.matching.threshold
     )
 
 

@@ -11,6 +11,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, MultipartBody
 
+from rescue.duplicates.services import check_photo_bytes
 from rescue.permissions import Action, allow
 from rescue.photos import services
 from rescue.photos.schemas import PhotoOut
@@ -71,8 +72,13 @@ class PhotoController(Controller):
         Errors: 400 empty/corrupt/truncated or missing ``file``; 404 unknown case;
         409 same bytes already uploaded; 413 over the byte or pixel limit;
         415 not a JPEG/PNG/WebP image.
+
+        ``duplicate_warnings``: the same bytes are a photo of another case (still in
+        care or recently left): a possible repeat registration, advisory only.
         """
-        return await _upload("case", case_id, data, request)
+        out = await _upload("case", case_id, data, request)
+        out.duplicate_warnings = await check_photo_bytes(photo_id=out.id)
+        return out
 
     @post(
         "/notices/{notice_id:int}/photos",

@@ -82,6 +82,10 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
     ("GET", "/api/tasks"): ALL,
     ("POST", "/api/tasks/{task_id:int}/done"): frozenset({P, A}),
+    # Duplicate intake (issue 13)
+    ("GET", "/api/cases/{case_id:int}/duplicates"): ALL,
+    ("POST", "/api/duplicates/{warning_id:int}/link"): frozenset({S, A}),
+    ("POST", "/api/duplicates/{warning_id:int}/dismiss"): frozenset({S, A}),
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).
