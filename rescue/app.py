@@ -27,6 +27,7 @@ from rescue.matching.controllers import (
     RematchController,
 )
 from rescue.notices.controllers import NoticeController
+from rescue.pfif.controllers import PfifController
 from rescue.photos.controllers import PhotoController
 from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AlertController,
             CaseDuplicatesController,
             DuplicateController,
+            PfifController,
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;

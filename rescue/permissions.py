@@ -65,6 +65,8 @@ class Action(StrEnum):
     task_read = "task_read"
     task_complete = "task_complete"
     duplicate_decide = "duplicate_decide"
+    pfif_export = "pfif_export"
+    pfif_import = "pfif_import"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -108,6 +110,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.task_complete: frozenset({_POLICE, _ADMIN}),
     # Duplicate intake (issue 13): the station links or dismisses.
     Action.duplicate_decide: frozenset({_STAFF, _ADMIN}),
+    # PFIF exchange (issue 13): whoever may read / register notices.
+    Action.pfif_export: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.pfif_import: frozenset({_STAFF, _POLICE, _ADMIN}),
 }
 
 

@@ -19,6 +19,7 @@ from rescue.matching.tables import (
 )
 from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
+from rescue.pfif.tables import PfifNoteRecord, PfifPersonRecord
 from rescue.photos.tables import Face, Photo
 from rescue.placements.tables import Placement, PlacementDocument
 from rescue.searches.tables import SearchAction
@@ -54,6 +55,8 @@ APP_CONFIG = AppConfig(
         LiaisonTask,
         DuplicateWarning,
         DuplicateFaceCheck,
+        PfifPersonRecord,
+        PfifNoteRecord,
     ],
     migration_dependencies=[],
     commands=[],

@@ -86,6 +86,9 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/cases/{case_id:int}/duplicates"): ALL,
     ("POST", "/api/duplicates/{warning_id:int}/link"): frozenset({S, A}),
     ("POST", "/api/duplicates/{warning_id:int}/dismiss"): frozenset({S, A}),
+    ("GET", "/api/pfif/export"): ALL,
+    ("POST", "/api/pfif/import"): frozenset({S, P, A}),
+    ("GET", "/api/notices/{notice_id:int}/pfif"): ALL,
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).
