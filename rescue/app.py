@@ -21,6 +21,7 @@ from rescue.duplicates.controllers import CaseDuplicatesController, DuplicateCon
 from rescue.errors import exception_handlers
 from rescue.escorts.controllers import EscortController
 from rescue.i18n.middleware import locale_middleware
+from rescue.imports.controllers import ImportController
 from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CaseDuplicatesController,
             DuplicateController,
             PfifController,
+            ImportController,
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;

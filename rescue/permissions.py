@@ -67,6 +67,9 @@ class Action(StrEnum):
     duplicate_decide = "duplicate_decide"
     pfif_export = "pfif_export"
     pfif_import = "pfif_import"
+    import_run = "import_run"
+    import_warning_read = "import_warning_read"
+    import_warning_verify = "import_warning_verify"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -113,6 +116,10 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # PFIF exchange (issue 13): whoever may read / register notices.
     Action.pfif_export: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.pfif_import: frozenset({_STAFF, _POLICE, _ADMIN}),
+    # External lists and warnings to verify (比对预警, issue 13).
+    Action.import_run: frozenset({_STAFF, _POLICE, _ADMIN}),
+    Action.import_warning_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.import_warning_verify: frozenset({_STAFF, _ADMIN}),
 }
 
 

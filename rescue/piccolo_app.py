@@ -10,6 +10,7 @@ from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
 from rescue.duplicates.tables import DuplicateFaceCheck, DuplicateWarning
 from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
+from rescue.imports.tables import ImportRecord, ImportRun, ImportWarning
 from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
@@ -57,6 +58,9 @@ APP_CONFIG = AppConfig(
         DuplicateFaceCheck,
         PfifPersonRecord,
         PfifNoteRecord,
+        ImportRun,
+        ImportRecord,
+        ImportWarning,
     ],
     migration_dependencies=[],
     commands=[],

@@ -9,7 +9,7 @@ from rescue.matching import services as matching
 from rescue.runtime import get_galleries, get_store
 from rescue.settings import get_settings
 
-__all__ = ["apply_deadlines", "apply_retention", "process_photo", "rematch"]
+__all__ = ["apply_deadlines", "apply_retention", "process_photo", "rematch", "run_import"]
 
 
 @dramatiq.actor(queue_name="photos", max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
@@ -26,6 +26,14 @@ async def process_photo(photo_id: int) -> None:
     await check_photo_faces(
         photo_id=photo_id, galleries=galleries, threshold=settings.matching.threshold
     )
+
+
+@dramatiq.actor(queue_name="imports", max_retries=3, time_limit=6 * 60 * 60_000)
+async def run_import(run_id: int) -> None:
+    """Store and compare an external list's rows (resumes after its last saved row)."""
+    from rescue.imports.services import execute_run
+
+    await execute_run(run_id=run_id, store=get_store())
 
 
 @dramatiq.actor(queue_name="rematch", max_retries=0, time_limit=6 * 60 * 60_000)

@@ -89,6 +89,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/pfif/export"): ALL,
     ("POST", "/api/pfif/import"): frozenset({S, P, A}),
     ("GET", "/api/notices/{notice_id:int}/pfif"): ALL,
+    ("GET", "/api/import-templates/{kind:str}"): frozenset({S, P, A}),
+    ("POST", "/api/import-runs"): frozenset({S, P, A}),
+    ("GET", "/api/import-runs/{run_id:int}"): frozenset({S, P, A}),
+    ("POST", "/api/import-runs/{run_id:int}/start"): frozenset({S, P, A}),
+    ("GET", "/api/import-warnings"): ALL,
+    ("GET", "/api/import-warnings/summary"): ALL,
+    ("GET", "/api/import-warnings/csv"): ALL,
+    ("POST", "/api/import-warnings/{warning_id:int}/verify"): frozenset({S, A}),
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).
