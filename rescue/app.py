@@ -34,6 +34,7 @@ from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, get_settings
+from rescue.stats.controllers import StatsController
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 
 __all__ = ["create_app"]
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DuplicateController,
             PfifController,
             ImportController,
+            StatsController,
         ],
         # Order matters: the request's language first (messages of every layer);
         # a write advances the read caches' versions before its answer leaves;

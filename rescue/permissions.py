@@ -70,6 +70,7 @@ class Action(StrEnum):
     import_run = "import_run"
     import_warning_read = "import_warning_read"
     import_warning_verify = "import_warning_verify"
+    stats_read = "stats_read"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -120,6 +121,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.import_run: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.import_warning_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.import_warning_verify: frozenset({_STAFF, _ADMIN}),
+    Action.stats_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
 }
 
 

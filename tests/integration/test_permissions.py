@@ -97,6 +97,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/import-warnings/summary"): ALL,
     ("GET", "/api/import-warnings/csv"): ALL,
     ("POST", "/api/import-warnings/{warning_id:int}/verify"): frozenset({S, A}),
+    ("GET", "/api/stats"): ALL,
+    ("GET", "/api/stats/csv"): ALL,
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).
