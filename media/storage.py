@@ -6,26 +6,97 @@ URLs with a short expiry (rescue.settings.StorageSettings.presign_seconds).
 
 The SDK is blocking; the ``a*`` methods run it in a worker thread so the event
 loop never waits on the network (same pattern as piccolo_api's media storage).
+
+Every call is bounded: the SDK's HTTP pool gets connect and read timeouts of
+``S3_TIMEOUT_SECONDS`` and ``S3_RETRIES`` further tries with a short back-off
+(the SDK's defaults, 300 s and 5 retries, held an upload for minutes when the
+store stopped answering). A store that refuses, does not answer in time or
+answers 5xx raises :class:`StorageUnavailable` (the API answers 503 with
+``Retry-After``); a key that does not exist raises :class:`ObjectMissing`.
+
+Errors::
+
+    StorageError            the store refused or failed an operation
+    ├── StorageUnavailable  unreachable, timed out or 5xx: try again later
+    └── ObjectMissing       no object under that key (permanent)
 """
 
 from __future__ import annotations
 
 import io
 import secrets
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 import anyio.to_thread
+import urllib3
 from minio import Minio
-from minio.error import S3Error
+from minio.error import InvalidResponseError, S3Error, ServerError
 
 from rescue.settings import StorageSettings
 
-__all__ = ["ObjectStore", "StorageError", "new_object_key"]
+__all__ = [
+    "ObjectMissing",
+    "ObjectStore",
+    "StorageError",
+    "StorageUnavailable",
+    "new_object_key",
+]
+
+T = TypeVar("T")
+
+_MISSING_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound"})
 
 
 class StorageError(RuntimeError):
     """The object store refused or failed an operation."""
+
+
+class StorageUnavailable(StorageError):
+    """The object store is unreachable, did not answer in time, or answered 5xx.
+
+    Transient: the same call may succeed later.
+    """
+
+
+class ObjectMissing(StorageError):
+    """No object is stored under the key (permanent for that key)."""
+
+
+def _bounded(call: Callable[[], T], what: str) -> T:
+    """Run one SDK call, turning transport failures into :class:`StorageUnavailable`
+    and a missing key into :class:`ObjectMissing`."""
+    try:
+        return call()
+    except S3Error as exc:
+        if exc.code in _MISSING_CODES:
+            raise ObjectMissing(f"{what}: no such object") from exc
+        raise StorageError(f"{what}: {exc.code}") from exc
+    except (ServerError, InvalidResponseError) as exc:
+        raise StorageUnavailable(f"{what}: the object store answered {exc}") from exc
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise StorageUnavailable(
+            f"{what}: the object store is unreachable or did not answer ({type(exc).__name__})"
+        ) from exc
+
+
+def http_client(settings: StorageSettings) -> urllib3.PoolManager:
+    """The SDK's HTTP pool with bounded connect/read timeouts and retries."""
+    timeout = settings.timeout_seconds
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=timeout, read=timeout),
+        maxsize=10,
+        cert_reqs="CERT_REQUIRED" if settings.secure else "CERT_NONE",
+        retries=urllib3.Retry(
+            total=settings.retries,
+            backoff_factor=0.2,
+            status_forcelist=[500, 502, 503, 504],
+            allowed_methods=None,  # PUT and DELETE of one key are idempotent
+            raise_on_status=False,
+        ),
+    )
 
 
 def new_object_key(prefix: str, extension: str) -> str:
@@ -54,42 +125,63 @@ class ObjectStore:
             secret_key=settings.secret_key,
             secure=settings.secure,
             region=settings.region,
+            http_client=http_client(settings),
         )
         return cls(client=client, bucket=settings.bucket, presign_seconds=settings.presign_seconds)
 
     # --- blocking API -----------------------------------------------------------
     def ensure_bucket(self) -> None:
         """Create the bucket if it does not exist (never makes it public)."""
-        try:
+
+        def ensure() -> None:
             if not self.client.bucket_exists(self.bucket):
                 self.client.make_bucket(self.bucket)
-        except S3Error as exc:  # pragma: no cover - depends on server state
-            raise StorageError(f"cannot use bucket {self.bucket!r}: {exc}") from exc
+
+        _bounded(ensure, f"bucket {self.bucket!r}")
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
-        self.client.put_object(
-            self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        _bounded(
+            lambda: self.client.put_object(
+                self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+            ),
+            "put",
         )
 
     def get(self, key: str) -> bytes:
-        response = self.client.get_object(self.bucket, key)
-        try:
-            return response.read()
-        finally:
-            response.close()
-            response.release_conn()
+        def read() -> bytes:
+            response = self.client.get_object(self.bucket, key)
+            try:
+                return bytes(response.read())
+            finally:
+                response.close()
+                response.release_conn()
+
+        return _bounded(read, "get")
 
     def remove(self, key: str) -> None:
-        self.client.remove_object(self.bucket, key)
+        """Remove ``key``; removing a key that does not exist is not an error."""
+        _bounded(lambda: self.client.remove_object(self.bucket, key), "remove")
 
     def exists(self, key: str) -> bool:
         try:
-            self.client.stat_object(self.bucket, key)
-        except S3Error as exc:
-            if exc.code in {"NoSuchKey", "NoSuchObject", "NotFound"}:
-                return False
-            raise
+            _bounded(lambda: self.client.stat_object(self.bucket, key), "stat")
+        except ObjectMissing:
+            return False
         return True
+
+    def keys_older_than(self, prefix: str, before: datetime) -> Iterator[str]:
+        """Keys under ``prefix/`` last modified before ``before`` (aware UTC)."""
+
+        def listing() -> list[str]:
+            return [
+                str(obj.object_name)
+                for obj in self.client.list_objects(
+                    self.bucket, prefix=f"{prefix}/", recursive=True
+                )
+                if obj.object_name and obj.last_modified is not None and obj.last_modified < before
+            ]
+
+        yield from _bounded(listing, "list")
 
     def presigned_url(self, key: str, seconds: int | None = None) -> str:
         """A GET URL valid for ``seconds`` (at most the configured lifetime)."""
@@ -113,3 +205,6 @@ class ObjectStore:
 
     async def aexists(self, key: str) -> bool:
         return await anyio.to_thread.run_sync(self.exists, key)
+
+    async def akeys_older_than(self, prefix: str, before: datetime) -> list[str]:
+        return await anyio.to_thread.run_sync(lambda: list(self.keys_older_than(prefix, before)))

@@ -59,7 +59,9 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         pooled = isinstance(engine, PostgresEngine) and settings.database.pool_max_size > 0
         if pooled:
             assert isinstance(engine, PostgresEngine)
-            await engine.start_connection_pool(max_size=settings.database.pool_max_size)  # type: ignore[call-arg]
+            size = settings.database.pool_max_size
+            # asyncpg opens min_size (default 10) at once and refuses min > max.
+            await engine.start_connection_pool(min_size=min(size, 10), max_size=size)  # type: ignore[call-arg]
         if isinstance(engine, PostgresEngine) and settings.database.read_cache:
             from rescue.db import postgres_config
 
@@ -89,17 +91,15 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
 async def _start_inprocess_worker():  # type: ignore[no-untyped-def]
     """Embedded mode: run the Dramatiq actors in this process and re-queue photos
     left pending by a previous run."""
-    import anyio.to_thread
     from dramatiq import Worker
 
-    from rescue.photos.services import pending_photo_ids
-    from workers.actors import process_photo
+    from rescue.photos.services import pending_photo_ids, queue_photos
+    from workers.actors import send_photo
     from workers.broker import broker
 
     worker = Worker(broker, worker_threads=1)
     worker.start()
-    for photo_id in await pending_photo_ids():
-        await anyio.to_thread.run_sync(process_photo.send, photo_id)
+    await queue_photos(photo_ids=await pending_photo_ids(), send=send_photo)
     return worker
 
 

@@ -7,7 +7,7 @@ rescue users set-password NAME    set a password (prompted, or read from stdin)
 rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
 rescue retention run              delete face data and photos past retention now
-rescue retention schedule         run the scheduler: retention daily, deadlines hourly (blocking)
+rescue retention schedule         run the scheduler: retention, deadlines, recovery sweep (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
 rescue import FILE --kind K --name N --station S [--dry-run]
@@ -182,10 +182,14 @@ def retention_run() -> None:
 
 @retention.command("schedule")
 def retention_schedule() -> None:
-    """Run the scheduler that sends the retention job daily (blocking)."""
+    """Run the scheduler that sends the retention job daily, the deadline job
+    hourly and the recovery sweep every RECOVERY_SWEEP_SECONDS (blocking)."""
     from rescue.scheduler import RETENTION_CRON, build_scheduler
 
-    click.echo(f"retention scheduled daily at {RETENTION_CRON}; Ctrl-C to stop")
+    click.echo(
+        f"retention scheduled daily at {RETENTION_CRON}, recovery sweep every "
+        f"{get_settings().recovery.sweep_seconds} s; Ctrl-C to stop"
+    )
     build_scheduler(blocking=True).start()
 
 
@@ -196,14 +200,15 @@ def photos() -> None:
 
 @photos.command("requeue")
 def requeue() -> None:
-    """Queue face processing again for every photo still pending."""
-    from rescue.photos.services import pending_photo_ids
-    from workers.actors import process_photo
+    """Queue face processing again for every photo still pending (the recovery
+    sweep does this by itself for photos pending past PHOTO_REQUEUE_AFTER_SECONDS)."""
+    from rescue.photos.services import pending_photo_ids, queue_photos
+    from workers.actors import send_photo
 
-    ids = asyncio.run(pending_photo_ids())
-    for photo_id in ids:
-        process_photo.send(photo_id)
-    click.echo(f"queued {len(ids)} pending photo(s)")
+    async def run() -> int:
+        return await queue_photos(photo_ids=await pending_photo_ids(), send=send_photo)
+
+    click.echo(f"queued {asyncio.run(run())} pending photo(s)")
 
 
 @main.command()

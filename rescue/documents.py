@@ -3,13 +3,16 @@ and police evidence attachments.
 
 Validation first (type sniffed from the bytes, size limit), then the object is
 stored; the caller records it in the database inside :func:`stored_document` and
-the object is removed again if that fails (never an object the database does not
-know about).
+the object is removed again if that fails. If the database connection broke
+(the commit may or may not have happened), the object is left: the recovery
+sweep (rescue.recovery) removes it once no row refers to it, so a committed
+row never loses its object.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,11 +20,13 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from media.documents import ACCEPTED_DOCUMENT_TYPES, DocumentRejected, inspect_document
-from media.storage import ObjectStore, new_object_key
-from rescue.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from media.storage import ObjectStore, StorageError, StorageUnavailable, new_object_key
+from rescue.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia, is_unavailable
 from rescue.settings import UploadSettings
 
 __all__ = ["StoredDocument", "stored_document"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,9 +65,25 @@ async def stored_document(
             raise PayloadTooLarge(exc.detail, accepted=accepted, reason=exc.reason) from exc
         raise InvalidInput(exc.detail, accepted=accepted, reason=exc.reason) from exc
     key = new_object_key(prefix, info.extension)
-    await store.aput(key, data, info.media_type)
+    try:
+        await store.aput(key, data, info.media_type)
+    except StorageUnavailable:
+        await _discard(store, key)  # the store may still finish it: else the sweep removes it
+        raise
     try:
         yield StoredDocument(key, info.media_type, len(data), hashlib.sha256(data).hexdigest())
-    except BaseException:
-        await store.aremove(key)
+    except BaseException as exc:
+        if isinstance(exc, Exception) and is_unavailable(exc):
+            # The database connection broke: its commit may have happened. The
+            # recovery sweep removes the object later if no row refers to it.
+            log.warning("document %s left to the recovery sweep after %r", key, exc)
+        else:
+            await _discard(store, key)
         raise
+
+
+async def _discard(store: ObjectStore, key: str) -> None:
+    try:
+        await store.aremove(key)
+    except StorageError as exc:
+        log.warning("could not remove an unrecorded object now (%s); the sweep will", exc)

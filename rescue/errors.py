@@ -15,18 +15,29 @@ Hierarchy::
     ├── PermissionDenied        (403)
     ├── NotFound                (404)
     ├── Conflict                (409)
-    └── TooManyRequests         (429)
+    ├── TooManyRequests         (429)
+    └── ServiceUnavailable      (503, with ``Retry-After``)
+
+A backing service that fails while a request is served (the object store
+unreachable or timing out, the PostgreSQL connection lost) is answered like
+:class:`ServiceUnavailable`: 503 with ``Retry-After`` and ``error:
+"service_unavailable"``, never 500 (:func:`is_unavailable` says which failures
+count).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import asyncpg.exceptions as pg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from media.storage import StorageUnavailable
+
 __all__ = [
+    "UNAVAILABLE_TYPES",
     "Conflict",
     "DomainError",
     "InvalidInput",
@@ -34,9 +45,11 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
+    "ServiceUnavailable",
     "TooManyRequests",
     "UnsupportedMedia",
     "exception_handlers",
+    "is_unavailable",
 ]
 
 
@@ -104,11 +117,67 @@ class TooManyRequests(DomainError):
     error = "too_many_requests"
 
 
+class ServiceUnavailable(DomainError):
+    """A backing service (database, object store, broker) failed; nothing was
+    changed unless the body says otherwise. ``retry_after`` (seconds) becomes the
+    ``Retry-After`` header."""
+
+    status_code = 503
+    error = "service_unavailable"
+
+
+#: Failures of a backing service (see :func:`is_unavailable`).
+UNAVAILABLE_TYPES: tuple[type[BaseException], ...] = (
+    StorageUnavailable,
+    pg.PostgresConnectionError,  # class 08: connection lost or refused
+    pg.OperatorInterventionError,  # class 57: terminated by an administrator, shutting down
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True if ``exc`` is a backing service being unreachable, cut off or too slow:
+    transient, so the same work may succeed later (the API answers 503; a worker
+    retries). asyncpg reports a connection closed under it as ``InterfaceError``
+    "connection is closed"."""
+    if isinstance(exc, UNAVAILABLE_TYPES):
+        return True
+    return isinstance(exc, pg.InterfaceError) and "closed" in str(exc)
+
+
+def _retry_after() -> int:
+    from rescue.settings import get_settings
+
+    return get_settings().recovery.retry_after_seconds
+
+
 def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     headers = None
-    if isinstance(exc, TooManyRequests) and "retry_after" in exc.extra:
+    if isinstance(exc, TooManyRequests | ServiceUnavailable) and "retry_after" in exc.extra:
         headers = {"Retry-After": str(exc.extra["retry_after"])}
     return Response(content=exc.to_body(), status_code=exc.status_code, headers=headers)
+
+
+def _unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    import logging
+
+    from rescue.i18n import _
+
+    if not is_unavailable(exc):
+        return _internal_handler(request, exc)
+    logging.getLogger("rescue").warning(
+        "backing service unavailable: %s: %s", type(exc).__name__, exc
+    )
+    return _domain_handler(
+        request,
+        ServiceUnavailable(
+            _("the object store is unavailable; try again later")
+            if isinstance(exc, StorageUnavailable)
+            else _("the database is unavailable; try again later"),
+            retry_after=_retry_after(),
+        ),
+    )
 
 
 def _accepted_values(request: Request[Any, Any, Any], problems: Any) -> dict[str, list[str]]:
@@ -174,6 +243,8 @@ def _internal_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any
 
 exception_handlers: dict[Any, Any] = {
     DomainError: _domain_handler,
+    **dict.fromkeys(UNAVAILABLE_TYPES, _unavailable_handler),
+    pg.InterfaceError: _unavailable_handler,
     HTTPException: _http_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }

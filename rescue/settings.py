@@ -101,6 +101,15 @@ class StorageSettings:
     #: Lifetime of presigned photo URLs, seconds. PIPL art. 28-29: face photos are
     #: sensitive personal information, so links must be short-lived.
     presign_seconds: int = 300
+    #: ``S3_TIMEOUT_SECONDS``: bound on connecting to, and on each wait for bytes
+    #: from, the object store (urllib3 connect and read timeouts). The SDK's own
+    #: default is 300 s, so a store that stops answering held an upload for
+    #: minutes.
+    timeout_seconds: float = 10.0
+    #: ``S3_RETRIES``: further tries of a call that failed to connect or got a 5xx
+    #: (0.2 s, 0.4 s … back-off). A call therefore gives up after at most about
+    #: ``(S3_RETRIES + 1) × 2 × S3_TIMEOUT_SECONDS`` (media/storage.py).
+    retries: int = 1
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,39 @@ class MatchingSettings:
     detect_max_side: int = 1280
     #: HOG upsampling passes for detection (face_recognition's default is 1).
     detect_upsample: int = 1
+
+
+@dataclass(frozen=True)
+class RecoverySettings:
+    """What bounds recovery from a failed broker, worker or object store
+    (README "What bounds recovery"; rescue/recovery.py).
+
+    - ``BROKER_TIMEOUT_SECONDS``: bound on each Redis call of the API (connect
+      and reply); past it the upload answers with ``queue: "deferred"``.
+    - ``RECOVERY_SWEEP_SECONDS``: how often the scheduler sends the recovery sweep.
+    - ``PHOTO_REQUEUE_AFTER_SECONDS``: a photo ``pending`` this long since it was
+      last queued is queued again by the sweep (lost messages, dead workers).
+    - ``ORPHAN_GRACE_SECONDS``: an object under ``photos/`` that no photo row
+      refers to is removed once it is this old (an upload in flight is younger).
+    - ``PHOTO_MAX_ATTEMPTS``: processing started this many times without an
+      answer, or failing with an unexpected error, ends ``failed``.
+    - ``WORKER_HEARTBEAT_TIMEOUT_SECONDS``: a worker silent this long is dead and
+      its unfinished messages go back to the queue at the next maintenance pass.
+    - ``BROKER_MAINTENANCE_PER_MILLION``: the chance, per million broker
+      commands, that a command runs that maintenance pass (Dramatiq's default is
+      1 000: one pass every ~2 minutes for one idle worker; 20 000 makes it a few
+      seconds).
+    - ``RETRY_AFTER_SECONDS``: the ``Retry-After`` of a 503.
+    """
+
+    broker_timeout_seconds: float = 5.0
+    sweep_seconds: int = 60
+    requeue_after_seconds: int = 300
+    orphan_grace_seconds: int = 900
+    max_attempts: int = 5
+    heartbeat_timeout_seconds: int = 15
+    maintenance_per_million: int = 20_000
+    retry_after_seconds: int = 30
 
 
 @dataclass(frozen=True)
@@ -281,6 +323,7 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    recovery: RecoverySettings = field(default_factory=RecoverySettings)
     pfif: PfifSettings = field(default_factory=PfifSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -318,6 +361,8 @@ def load_settings() -> Settings:
             region=_env("S3_REGION", "us-east-1") or "us-east-1",
             embedded_port=_int("S3_EMBEDDED_PORT", 8333),
             presign_seconds=min(_int("PHOTO_URL_TTL_SECONDS", 300), 300),
+            timeout_seconds=_float("S3_TIMEOUT_SECONDS", 10.0),
+            retries=_int("S3_RETRIES", 1),
         ),
         matching=MatchingSettings(
             threshold=_float("MATCH_THRESHOLD", MatchingSettings.threshold),
@@ -356,6 +401,16 @@ def load_settings() -> Settings:
             source_name=_env("PFIF_SOURCE_NAME", PfifSettings.source_name)
             or PfifSettings.source_name,
             expiry_days=_int("PFIF_EXPIRY_DAYS", PfifSettings.expiry_days),
+        ),
+        recovery=RecoverySettings(
+            broker_timeout_seconds=_float("BROKER_TIMEOUT_SECONDS", 5.0),
+            sweep_seconds=_int("RECOVERY_SWEEP_SECONDS", 60),
+            requeue_after_seconds=_int("PHOTO_REQUEUE_AFTER_SECONDS", 300),
+            orphan_grace_seconds=_int("ORPHAN_GRACE_SECONDS", 900),
+            max_attempts=_int("PHOTO_MAX_ATTEMPTS", 5),
+            heartbeat_timeout_seconds=_int("WORKER_HEARTBEAT_TIMEOUT_SECONDS", 15),
+            maintenance_per_million=_int("BROKER_MAINTENANCE_PER_MILLION", 20_000),
+            retry_after_seconds=_int("RETRY_AFTER_SECONDS", 30),
         ),
     )
 

@@ -9,13 +9,31 @@ from rescue.matching import services as matching
 from rescue.runtime import get_galleries, get_store
 from rescue.settings import get_settings
 
-__all__ = ["apply_deadlines", "apply_retention", "process_photo", "rematch", "run_import"]
+__all__ = [
+    "apply_deadlines",
+    "apply_retention",
+    "process_photo",
+    "recover",
+    "rematch",
+    "run_import",
+]
 
 
-@dramatiq.actor(queue_name="photos", max_retries=5, min_backoff=2_000, time_limit=15 * 60_000)
+@dramatiq.actor(
+    queue_name="photos",
+    max_retries=5,
+    min_backoff=2_000,
+    max_backoff=60_000,
+    time_limit=15 * 60_000,
+)
 async def process_photo(photo_id: int) -> None:
     """Detect, encode and match the faces of photo ``photo_id``, then compare a case
-    photo's faces with the other cases (duplicate intake). Idempotent."""
+    photo's faces with the other cases (duplicate intake). Idempotent.
+
+    A transient failure (a service unreachable) raises and is retried with
+    back-off (2 s, 4 s … ≤ 60 s); a permanent one ends the photo ``failed`` with
+    its reason and returns (nothing to retry).
+    """
     from rescue.duplicates.services import check_photo_faces
 
     settings, galleries = get_settings(), get_galleries()
@@ -34,6 +52,22 @@ async def run_import(run_id: int) -> None:
     from rescue.imports.services import execute_run
 
     await execute_run(run_id=run_id, store=get_store())
+
+
+async def send_photo(photo_id: int) -> None:
+    """Queue ``process_photo`` (the broker client blocks: run it in a thread)."""
+    import anyio.to_thread
+
+    await anyio.to_thread.run_sync(process_photo.send, photo_id)
+
+
+@dramatiq.actor(queue_name="maintenance", max_retries=0, time_limit=10 * 60_000)
+async def recover() -> None:
+    """Queue pending photos whose job was lost and remove orphan objects
+    (rescue.recovery; idempotent; sent every RECOVERY_SWEEP_SECONDS)."""
+    from rescue.recovery import run_sweep
+
+    await run_sweep(settings=get_settings().recovery, store=get_store(), send=send_photo)
 
 
 @dramatiq.actor(queue_name="rematch", max_retries=0, time_limit=6 * 60 * 60_000)

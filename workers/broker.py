@@ -4,26 +4,61 @@ With ``REDIS_URL`` set: a Redis broker (production, tests). Without it: an
 in-memory broker whose worker runs inside the API process (embedded mode);
 photos left ``pending`` by a restart are re-queued at start-up.
 
+Every Redis call is bounded by ``BROKER_TIMEOUT_SECONDS`` (connect and reply),
+so an unreachable broker costs an upload at most that long (it then answers
+``queue: "deferred"``). A worker that stops sending heartbeats for
+``WORKER_HEARTBEAT_TIMEOUT_SECONDS`` is dead: the next maintenance pass (each
+broker command runs one with chance ``BROKER_MAINTENANCE_PER_MILLION`` / 10⁶)
+puts its unfinished messages back on their queues (README "What bounds
+recovery").
+
 Workers: ``dramatiq workers.broker workers.actors``.
 """
 
 from __future__ import annotations
 
 import dramatiq
+import redis
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 
-from rescue.settings import get_settings
+from rescue.settings import Settings, get_settings
 
-__all__ = ["broker"]
+__all__ = ["broker", "broker_reachable", "redis_broker"]
 
 _settings = get_settings()
 
-broker: dramatiq.Broker
-if _settings.redis_url:
-    broker = RedisBroker(url=_settings.redis_url, namespace=_settings.broker_namespace)
-else:
-    broker = StubBroker()
+
+def redis_broker(settings: Settings) -> RedisBroker:
+    """A Redis broker with the timeouts and dead-worker bound of ``settings``."""
+    recovery = settings.recovery
+    client = redis.Redis.from_url(
+        str(settings.redis_url),
+        socket_timeout=recovery.broker_timeout_seconds,
+        socket_connect_timeout=recovery.broker_timeout_seconds,
+    )
+    return RedisBroker(
+        client=client,
+        namespace=settings.broker_namespace,
+        heartbeat_timeout=recovery.heartbeat_timeout_seconds * 1000,
+        maintenance_chance=recovery.maintenance_per_million,
+    )
+
+
+broker: dramatiq.Broker = redis_broker(_settings) if _settings.redis_url else StubBroker()
 broker.add_middleware(AsyncIO())
 dramatiq.set_broker(broker)
+
+
+def broker_reachable(of: dramatiq.Broker | None = None) -> bool:
+    """True if the broker (``of``, default this process's) answers a PING within
+    ``BROKER_TIMEOUT_SECONDS``; always true for the in-process broker of embedded
+    mode. Blocking: call it in a thread from async code. For the readiness check."""
+    target = of or broker
+    if not isinstance(target, RedisBroker):
+        return True
+    try:
+        return bool(target.client.ping())
+    except redis.RedisError:
+        return False

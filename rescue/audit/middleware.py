@@ -1,12 +1,21 @@
 """ASGI middleware recording audited requests (see rescue.audit.services).
 
 It runs after routing and authentication (so it knows the route template, path
-parameters and caller) and holds back the response until the record is
-written: the record is committed *before* the client sees the answer. If it
-cannot be written, the client gets 500 ``audit_failed`` instead of the answer
-(a write the handler already committed is then not acknowledged: the client
-must check before retrying). 401 answers (no valid token) are given by the
-authentication middleware before this one runs and are not recorded.
+parameters and caller).
+
+- **Writes**: the record is written *before* the handler runs (``status_code``
+  0, in progress). If it cannot be written the handler does not run and the
+  client gets 503 ``audit_failed`` with ``applied: false``: nothing was changed.
+  After the handler, the record is completed with the outcome before the answer
+  is sent. If only that completion fails, the write stands (it is on record as
+  attempted) and the client gets the handler's real answer, with the header
+  ``Audit-Outcome: unrecorded``; the failure is logged.
+- **Reads** (of photos, faces, candidates): the record is written after the
+  handler and before the answer; if it cannot be written the client gets 503
+  ``audit_failed`` instead of the data.
+
+401 answers (no valid token) are given by the authentication middleware before
+this one runs and are not recorded.
 """
 
 from __future__ import annotations
@@ -18,20 +27,34 @@ from typing import Any
 from litestar.middleware.base import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from rescue.audit.services import audit_kind, write_record
+from rescue.audit.services import audit_kind, begin_record, complete_record, write_record
+from rescue.i18n import _
+from rescue.settings import get_settings
 
 __all__ = ["audit_middleware"]
 
 log = logging.getLogger("rescue.audit")
 
-_FAILED_BODY = json.dumps(
-    {
-        "status_code": 500,
-        "error": "audit_failed",
-        "detail": "the audit record could not be written, so the answer is withheld; "
-        "the operation may have been applied: check before retrying",
-    }
-).encode()
+
+async def _refuse(send: Send, detail: str) -> None:
+    """Answer 503 ``audit_failed``: nothing was done or shown."""
+    body = json.dumps(
+        {"status_code": 503, "error": "audit_failed", "detail": detail, "applied": False},
+        ensure_ascii=False,
+    ).encode()
+    retry_after = str(get_settings().recovery.retry_after_seconds).encode()
+    await send(
+        {  # type: ignore[arg-type]
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", retry_after),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})  # type: ignore[arg-type]
 
 
 class AuditMiddleware:
@@ -48,25 +71,43 @@ class AuditMiddleware:
         if kind is None:
             await self.app(scope, receive, send)
             return
+        client = scope.get("client")
+        where = {
+            "method": method,
+            "route": route,
+            "path": str(scope.get("path", "")),
+            "path_params": dict(scope.get("path_params") or {}),
+            "principal": scope.get("user"),
+            "client": client[0] if client else "unknown",
+        }
+        record_id: int | None = None
+        if kind == "write":
+            try:
+                record_id = await begin_record(**where)
+            except Exception:
+                log.exception("audit record for %s %s could not be written", method, route)
+                await _refuse(
+                    send,
+                    _(
+                        "the audit record could not be written, so the request was not "
+                        "carried out; nothing was changed; try again later"
+                    ),
+                )
+                return
         held: dict[str, Any] = {}  # the response start, held back until recorded
         state = {"recorded": False, "failed": False}
 
         async def record(start: Message, body: bytes) -> bool:
-            client = scope.get("client")
+            status = int(start["status"])  # type: ignore[typeddict-item]
             try:
-                await write_record(
-                    kind=kind,
-                    method=method,
-                    route=route,
-                    path=str(scope.get("path", "")),
-                    path_params=dict(scope.get("path_params") or {}),
-                    principal=scope.get("user"),
-                    client=client[0] if client else "unknown",
-                    status_code=int(start["status"]),  # type: ignore[typeddict-item]
-                    body=body,
-                )
+                if record_id is not None:
+                    await complete_record(
+                        record_id=record_id, route=route, status_code=status, body=body
+                    )
+                else:
+                    await write_record(kind=kind, status_code=status, body=body, **where)
             except Exception:
-                log.exception("audit record for %s %s could not be written", method, route)
+                log.exception("audit record for %s %s could not be completed", method, route)
                 return False
             return True
 
@@ -81,19 +122,17 @@ class AuditMiddleware:
                 start = held.pop("start")
                 more = bool(message.get("more_body", False))
                 if not await record(start, b"" if more else bytes(message.get("body", b""))):
-                    state["failed"] = True
-                    await send(
-                        {  # type: ignore[arg-type]
-                            "type": "http.response.start",
-                            "status": 500,
-                            "headers": [
-                                (b"content-type", b"application/json"),
-                                (b"content-length", str(len(_FAILED_BODY)).encode()),
-                            ],
-                        }
-                    )
-                    await send({"type": "http.response.body", "body": _FAILED_BODY})  # type: ignore[arg-type]
-                    return
+                    if record_id is None:  # a read: withhold the data
+                        state["failed"] = True
+                        await _refuse(
+                            send,
+                            _("the audit record could not be written, so the data is withheld"),
+                        )
+                        return
+                    start = {
+                        **start,
+                        "headers": [*start.get("headers", []), (b"audit-outcome", b"unrecorded")],
+                    }
                 await send(start)
             await send(message)
 

@@ -6,6 +6,13 @@ What is audited (:func:`audit_kind`), for every route under ``/api`` and ``/auth
 - every read of a photo, of face data or of a candidate (a GET whose route
   template names ``photo``, ``face`` or ``candidate``).
 
+A write's record is written *before* the write runs (:func:`begin_record`,
+``status_code`` 0: in progress) and completed once with its outcome
+(:func:`complete_record`); the database allows exactly that one update. So no
+write is ever applied without its record: if the record cannot be written, the
+write is not attempted. A read's record is written after the read, before its
+answer is sent (:func:`write_record`).
+
 PIPL art. 51 (security measures) and art. 55–56 (impact assessment of processing
 sensitive personal information) call for a record of who processed it.
 """
@@ -20,7 +27,21 @@ from rescue.audit.schemas import AuditOut
 from rescue.audit.tables import AuditRecord
 from rescue.schemas import Page
 
-__all__ = ["SAFE_METHODS", "audit_kind", "describe", "list_records", "write_record"]
+__all__ = [
+    "IN_PROGRESS",
+    "SAFE_METHODS",
+    "audit_kind",
+    "begin_record",
+    "complete_record",
+    "describe",
+    "list_records",
+    "write_record",
+]
+
+#: ``status_code`` of a write's record until its outcome is recorded.
+IN_PROGRESS = 0
+#: Ids are 32-bit integer columns; a path id outside (0, 2**31) names nothing.
+_MAX_ID = 2**31 - 1
 
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -60,24 +81,30 @@ def describe(route: str, path_params: dict[str, Any]) -> tuple[str, str | None]:
     return last.removesuffix("s"), None
 
 
+def _id(value: Any) -> int | None:
+    """``value`` as a row id, or None if it cannot be one (not an integer, or out
+    of range: such an id names nothing, and must not make the record fail)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= _MAX_ID else None
+
+
 async def _case_of(path_params: dict[str, Any], route: str, created_id: str | None) -> int | None:
     from rescue.matching.tables import Candidate
     from rescue.photos.tables import Photo
 
     if "case_id" in path_params:
-        return int(path_params["case_id"])
-    if "photo_id" in path_params:
-        row = await Photo.select(Photo.case).where(Photo.id == path_params["photo_id"]).first()
+        return _id(path_params["case_id"])
+    if (photo_id := _id(path_params.get("photo_id"))) is not None:
+        row = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
         return row["case"] if row else None
-    if "candidate_id" in path_params:
-        row = (
-            await Candidate.select(Candidate.case)
-            .where(Candidate.id == path_params["candidate_id"])
-            .first()
-        )
+    if (candidate_id := _id(path_params.get("candidate_id"))) is not None:
+        row = await Candidate.select(Candidate.case).where(Candidate.id == candidate_id).first()
         return row["case"] if row else None
     if route.rstrip("/") == "/api/cases" and created_id is not None:
-        return int(created_id)
+        return _id(created_id)
     return None
 
 
@@ -103,7 +130,8 @@ async def write_record(
     status_code: int,
     body: bytes,
 ) -> int:
-    """Append one record; returns its id. Any failure propagates (the request must fail)."""
+    """Append one complete record; returns its id. Any failure propagates (the
+    request must fail)."""
     resource_type, resource_id = describe(route, path_params)
     created = _created_id(body) if method != "GET" and 200 <= status_code < 300 else None
     rows = await AuditRecord.insert(
@@ -116,7 +144,7 @@ async def write_record(
             route=route[:300],
             path=path[:500],
             resource_type=resource_type[:40],
-            resource_id=resource_id,
+            resource_id=None if resource_id is None else resource_id[:40],
             created_id=created,
             case_id=await _case_of(path_params, route, created),
             client=client[:100],
@@ -124,6 +152,51 @@ async def write_record(
         )
     ).returning(AuditRecord.id)
     return int(rows[0]["id"])
+
+
+async def begin_record(
+    *,
+    method: str,
+    route: str,
+    path: str,
+    path_params: dict[str, Any],
+    principal: Any,
+    client: str,
+) -> int:
+    """Append the record of a write about to run (``status_code`` 0); returns its id.
+
+    Raises:
+        Exception: the record could not be written; the write must not run.
+    """
+    return await write_record(
+        kind="write",
+        method=method,
+        route=route,
+        path=path,
+        path_params=path_params,
+        principal=principal,
+        client=client,
+        status_code=IN_PROGRESS,
+        body=b"",
+    )
+
+
+async def complete_record(*, record_id: int, route: str, status_code: int, body: bytes) -> None:
+    """Record the outcome of a write begun with :func:`begin_record` (once): its
+    status, and the id it created (``created_id``, and ``case_id`` for a new case).
+
+    Raises:
+        Exception: the outcome could not be recorded (the record stays "in progress").
+    """
+    created = _created_id(body) if 200 <= status_code < 300 else None
+    values: dict[Any, Any] = {AuditRecord.status_code: status_code}
+    if created is not None:
+        values[AuditRecord.created_id] = created
+        if route.rstrip("/") == "/api/cases" and (case_id := _id(created)) is not None:
+            values[AuditRecord.case_id] = case_id
+    await AuditRecord.update(values).where(
+        (AuditRecord.id == record_id) & (AuditRecord.status_code == IN_PROGRESS)
+    )
 
 
 async def list_records(

@@ -10,6 +10,7 @@ run ``make test``: ``tests/unit/test_catalogue.py`` names any left untranslated.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -34,11 +35,15 @@ KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 OPTIONS = {"**/templates/**": {"extensions": "jinja2.ext.i18n", "trimmed": "true"}}
 
 
+_FIXED_DATE = datetime(2026, 12, 1, tzinfo=UTC)
+
+
 def template() -> Catalog:
     """Every msgid the code and templates use, with where it is used."""
     from rescue.i18n.enums import visible_enums
 
-    catalog = Catalog(project="rescue", charset="utf-8")
+    # A fixed creation date: the header must not change on every run (merge conflicts).
+    catalog = Catalog(project="rescue", charset="utf-8", creation_date=_FIXED_DATE)
     for folder in SOURCES:
         found = extract_from_dir(
             ROOT / folder, METHODS, keywords=KEYWORDS, options_map=OPTIONS, comment_tags=("NOTE",)
@@ -64,6 +69,7 @@ def main() -> None:
         with path.open("rb") as fh:
             catalog = read_po(fh, locale=locale)
         catalog.update(source, no_fuzzy_matching=True)
+        catalog.revision_date = _FIXED_DATE
         with path.open("wb") as fh:
             write_po(fh, catalog, width=100, omit_header=False, ignore_obsolete=True)
         missing = sum(1 for m in catalog if m.id and not m.string)

@@ -23,9 +23,10 @@ import anyio.to_thread
 import numpy as np
 
 from media.images import ImageRejected, decode_for_detection
-from media.storage import ObjectStore
+from media.storage import ObjectMissing, ObjectStore
 from rescue.cases.tables import IN_CARE_STATUSES, Case
-from rescue.errors import NotFound
+from rescue.errors import NotFound, is_unavailable
+from rescue.i18n import _
 from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encode
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
@@ -134,6 +135,91 @@ class GallerySet:
 async def process_photo(
     *, photo_id: int, store: ObjectStore, settings: Settings, galleries: GallerySet
 ) -> str:
+    """Process a pending photo (:func:`_process`), counting attempts, and end it
+    ``failed`` with a reason a person can act on when it cannot succeed.
+
+    - Permanent at once: the original is missing from the object store, or the
+      file cannot be decoded.
+    - Transient (a service unreachable, cut off or too slow:
+      rescue.errors.is_unavailable): the attempt is not counted and the error
+      propagates, so Dramatiq retries with back-off; the recovery sweep queues
+      the photo again if the retries run out.
+    - Anything else counts; so does an attempt that never ended (its worker was
+      killed). After ``PHOTO_MAX_ATTEMPTS`` the photo ends ``failed``.
+
+    Returns:
+        The photo's status (``missing`` if the photo no longer exists).
+
+    Raises:
+        Exception: a failure worth retrying (the actor retries).
+    """
+    limit = settings.recovery.max_attempts
+    started = (
+        await Photo.update({Photo.attempts: Photo.attempts + 1})
+        .where((Photo.id == photo_id) & (Photo.status == PhotoStatus.pending.value))
+        .returning(Photo.attempts, Photo.last_error)
+    )
+    if not started:
+        row = await Photo.select(Photo.status).where(Photo.id == photo_id).first()
+        if row is None:
+            log.warning("photo %s no longer exists; nothing to do", photo_id)
+        return "missing" if row is None else str(row["status"])
+    attempts = int(started[0]["attempts"])
+    if attempts > limit:
+        return await _finish(
+            photo_id,
+            PhotoStatus.failed,
+            _(
+                "face processing was started {attempts} times without finishing "
+                "(last error: {error}); the worker may be crashing on this photo: "
+                "see the worker log, then upload the photo again",
+                attempts=attempts - 1,
+                error=started[0]["last_error"] or _("none recorded"),
+            ),
+        )
+    try:
+        return await _process(
+            photo_id=photo_id, store=store, settings=settings, galleries=galleries
+        )
+    except ObjectMissing:
+        return await _finish(
+            photo_id,
+            PhotoStatus.failed,
+            _("the photo's file is missing from the object store; upload the photo again"),
+        )
+    except Exception as exc:
+        transient = is_unavailable(exc)
+        await _end_attempt(photo_id, exc, counted=not transient)
+        if transient or attempts < limit:
+            raise
+        log.exception("photo %s failed %d times; giving up", photo_id, attempts)
+        return await _finish(
+            photo_id,
+            PhotoStatus.failed,
+            _(
+                "face processing failed {attempts} times with an unexpected error "
+                "({error}); the worker log has the details",
+                attempts=attempts,
+                error=type(exc).__name__,
+            ),
+        )
+
+
+async def _end_attempt(photo_id: int, exc: Exception, *, counted: bool) -> None:
+    """Record the error of an attempt; a transient one gives the attempt back.
+    Best effort: if the database is what failed, the attempt stays counted."""
+    values: dict[Any, Any] = {Photo.last_error: type(exc).__name__}
+    if not counted:
+        values[Photo.attempts] = Photo.attempts - 1
+    try:
+        await Photo.update(values).where(Photo.id == photo_id)
+    except Exception:  # noqa: BLE001 - see docstring
+        log.warning("photo %s: could not record the attempt's error", photo_id)
+
+
+async def _process(
+    *, photo_id: int, store: ObjectStore, settings: Settings, galleries: GallerySet
+) -> str:
     """Detect and encode the faces of a photo, match them, and mark the photo done.
 
     Steps, each safe to repeat (Dramatiq delivers at least once):
@@ -152,7 +238,7 @@ async def process_photo(
     if photo is None:
         log.warning("photo %s no longer exists; nothing to do", photo_id)
         return "missing"
-    if photo["status"] in {PhotoStatus.no_face.value, PhotoStatus.failed.value}:
+    if photo["status"] != PhotoStatus.pending.value:
         return str(photo["status"])
     if photo["encoded_at"] is None:
         outcome = await _encode(photo, store=store, settings=settings)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-import anyio.to_thread
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, MultipartBody
@@ -33,9 +32,9 @@ Form = MultipartBody[PhotoUpload]
 
 
 async def _enqueue(photo_id: int) -> None:
-    from workers.actors import process_photo
+    from workers.actors import send_photo
 
-    await anyio.to_thread.run_sync(process_photo.send, photo_id)
+    await send_photo(photo_id)
 
 
 async def _upload(
@@ -67,11 +66,15 @@ class PhotoController(Controller):
     async def upload_case_photo(
         self, case_id: FromPath[int], data: Form, request: Request[Any, Any, Any]
     ) -> PhotoOut:
-        """Store the original and queue face processing; answers 202 with ``status: pending``.
+        """Store the original and queue face processing; answers 202 with ``status: pending``
+        and ``queue``: ``queued``, or ``deferred`` when the job queue is unreachable
+        (the photo is stored and queued automatically once the queue answers).
 
         Errors: 400 empty/corrupt/truncated or missing ``file``; 404 unknown case;
         409 same bytes already uploaded; 413 over the byte or pixel limit;
-        415 not a JPEG/PNG/WebP image.
+        415 not a JPEG/PNG/WebP image; 503 (``Retry-After``) the object store or
+        database failed: ``stored`` says whether the photo was kept (false, or
+        ``"unknown"``: sending the file again is safe, a stored copy answers 409).
 
         ``duplicate_warnings``: the same bytes are a photo of another case (still in
         care or recently left): a possible repeat registration, advisory only.

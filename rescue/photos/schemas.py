@@ -43,6 +43,11 @@ class PhotoOut(msgspec.Struct):
     faces: list[FaceBox] = msgspec.field(default_factory=list)
     url: str | None = None
     url_expires_in: int | None = None
+    #: While ``pending``: ``"queued"`` (handed to the workers) or ``"deferred"``
+    #: (stored, but the job queue was unreachable; it is queued automatically
+    #: within ``RECOVERY_SWEEP_SECONDS`` of the queue answering again). None once
+    #: processed.
+    queue: str | None = None
     #: Upload answer of a case photo only: the case's open duplicate-intake warnings
     #: (the same photo bytes at another case show at once; close faces once processed,
     #: at ``GET /api/cases/{id}/duplicates``).

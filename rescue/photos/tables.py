@@ -50,6 +50,15 @@ class Photo(Table, tablename="photos"):
     #: ``processed`` also sees the candidates.
     encoded_at = Timestamptz(null=True, default=None)
     processed_at = Timestamptz(null=True, default=None)
+    #: When face processing was last handed to the broker; None while the broker
+    #: could not be reached (the recovery sweep queues it as soon as it can, and
+    #: again when it stays ``pending`` past ``PHOTO_REQUEUE_AFTER_SECONDS``).
+    queued_at = Timestamptz(null=True, default=None)
+    #: Processing attempts started and not ended by a transient failure (a killed
+    #: worker's attempt counts); past ``PHOTO_MAX_ATTEMPTS`` the photo ends ``failed``.
+    attempts = Integer(default=0)
+    #: The last error of an attempt (a class name and message, no personal data).
+    last_error = Text(default="")
 
 
 class Face(Table, tablename="faces"):

@@ -103,8 +103,9 @@ async def test_audit_trail_is_append_only_in_the_database():
     assert await AuditRecord.count() == 1
 
 
-async def test_a_request_fails_when_its_record_cannot_be_written(client, staff):
+async def test_a_write_is_not_carried_out_when_its_record_cannot_be_written(client, staff):
     from rescue.audit.tables import AuditRecord
+    from rescue.cases.tables import Case
 
     db = AuditRecord._meta.db
     await db.run_ddl("ALTER TABLE audit_records RENAME TO audit_records_away")
@@ -114,11 +115,76 @@ async def test_a_request_fails_when_its_record_cannot_be_written(client, staff):
         plain = await client.get("/api/cases", headers=staff)  # not audited: unaffected
     finally:
         await db.run_ddl("ALTER TABLE audit_records_away RENAME TO audit_records")
-    assert response.status_code == 500
-    assert response.json()["error"] == "audit_failed"
-    assert "id" not in response.json()
-    assert read.status_code == 500
+    assert response.status_code == 503
+    assert response.headers["retry-after"].isdigit()
+    body = response.json()
+    assert (body["error"], body["applied"]) == ("audit_failed", False)
+    assert "id" not in body
+    assert await Case.count() == 0  # the write was not carried out
+    assert read.status_code == 503
     assert plain.status_code == 200
+
+
+async def test_a_write_whose_outcome_cannot_be_recorded_still_stands_on_record(client, staff):
+    """The record is written before the write; if only its completion fails, the
+    answer is the real one (the write stands) and says the outcome is unrecorded."""
+    from rescue.audit.tables import AuditRecord
+    from rescue.cases.tables import Case
+
+    db = AuditRecord._meta.db
+    await db.run_ddl(
+        "CREATE FUNCTION refuse_completion() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'completion refused for the test'; END; $$ LANGUAGE plpgsql"
+    )
+    await db.run_ddl(
+        "CREATE TRIGGER refuse_completion BEFORE UPDATE ON audit_records "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_completion()"
+    )
+    try:
+        response = await client.post("/api/cases", json={"sex": "female"}, headers=staff)
+    finally:
+        await db.run_ddl("DROP TRIGGER refuse_completion ON audit_records")
+        await db.run_ddl("DROP FUNCTION refuse_completion()")
+    assert response.status_code == 201, response.text
+    assert response.headers["audit-outcome"] == "unrecorded"
+    assert await Case.exists().where(Case.id == response.json()["id"])
+    row = await AuditRecord.select().where(AuditRecord.route == "/api/cases").first()
+    assert (row["kind"], row["method"], row["status_code"]) == ("write", "POST", 0)
+
+
+async def test_a_write_record_is_completed_once_and_never_changed(client, staff):
+    from rescue.audit.tables import AuditRecord
+
+    case = await new_case(client, staff)
+    row = await AuditRecord.select().where(AuditRecord.route == "/api/cases").first()
+    assert (row["status_code"], row["created_id"], row["case_id"]) == (
+        201,
+        str(case["id"]),
+        case["id"],
+    )
+    with pytest.raises(Exception, match="append-only"):
+        await AuditRecord.update({AuditRecord.status_code: 500}).where(AuditRecord.id == row["id"])
+    begun = await AuditRecord.insert(
+        AuditRecord(kind="write", method="POST", route="/api/x", path="/api/x", status_code=0)
+    ).returning(AuditRecord.id)
+    with pytest.raises(Exception, match="append-only"):  # completing may not rewrite it
+        await AuditRecord.update({AuditRecord.status_code: 200, AuditRecord.route: "/api/y"}).where(
+            AuditRecord.id == begun[0]["id"]
+        )
+
+
+@pytest.mark.parametrize("bad_id", ["99999999999", "9" * 60])
+async def test_an_invalid_id_on_a_write_is_recorded_not_audit_failed(client, staff, bad_id):
+    from rescue.audit.tables import AuditRecord
+
+    response = await client.post(
+        f"/api/cases/{bad_id}/transitions", json={"to": "closed"}, headers=staff
+    )
+    assert response.json().get("error") != "audit_failed", response.text
+    row = await AuditRecord.select().where(AuditRecord.route.like("%transitions")).first()
+    assert row is not None
+    assert row["status_code"] == response.status_code
+    assert row["case_id"] is None  # an id that names nothing is not kept as the case
 
 
 async def test_login_attempts_are_audited(client):
