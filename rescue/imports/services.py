@@ -34,7 +34,7 @@ from rescue import clock
 from rescue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from rescue.i18n import _
 from rescue.imports.compare import Hit, TargetIndex
-from rescue.imports.reader import FileRefused, check_rows, open_rows
+from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows
 from rescue.imports.schemas import (
     RowError,
     RunOut,
@@ -65,7 +65,8 @@ __all__ = [
     "warnings_csv",
 ]
 
-#: Rows between two saves of the run's progress (a crash redoes at most this many).
+#: Rows stored, compared and saved as progress in one transaction (a crash loses
+#: at most this many rows' work, which the resumed run redoes).
 PROGRESS_EVERY = 100
 #: Per-row problems kept on the run (the counts are always complete).
 MAX_ERRORS_KEPT = 1000
@@ -293,44 +294,23 @@ async def execute_run(
         data = await store.aget(run["object_key"])
         index = await TargetIndex.build()
         done, raised, this_call = int(run["rows_done"]), int(run["warnings_raised"]), 0
+        batch: list[RowCheck] = []
         for check in check_rows(ListKind(run["list_kind"]), open_rows(data)):
             if check.row <= done:
                 continue
-            if not check.errors:
-                inserted = (
-                    await ImportRecord.insert(
-                        ImportRecord(
-                            run=run_id,
-                            row_number=check.row,
-                            row_key=f"{run_id}:{check.row}",
-                            external_id=check.fields["external_id"],
-                            fields=check.fields,
-                        )
-                    )
-                    .on_conflict(target=ImportRecord.row_key, action="DO NOTHING")
-                    .returning(ImportRecord.id)
-                )
-                record_id = (
-                    int(inserted[0]["id"])
-                    if inserted
-                    else int(
-                        (
-                            await ImportRecord.select(ImportRecord.id)
-                            .where(ImportRecord.row_key == f"{run_id}:{check.row}")
-                            .first()
-                        )["id"]  # type: ignore[index]
-                    )
-                )
-                for hit in index.hits(check.fields):
-                    raised += await _raise_warning(run, record_id, check.fields, hit)
-            done, this_call = check.row, this_call + 1
-            if this_call % PROGRESS_EVERY == 0:
-                await _save(run_id, done, raised)
+            batch.append(check)
+            this_call += 1
+            stopping = stop_after is not None and this_call >= stop_after
+            if len(batch) >= PROGRESS_EVERY or stopping:
+                raised += await _flush(run, batch, index)
+                done, batch = batch[-1].row, []
                 if on_progress:
                     on_progress(done, run["total_rows"])
-            if stop_after is not None and this_call >= stop_after:
-                await _save(run_id, done, raised)
+            if stopping:
                 return await get_run(run_id=run_id)
+        if batch:
+            raised += await _flush(run, batch, index)
+            done = batch[-1].row
         await ImportRun.update(
             {
                 ImportRun.rows_done: done,
@@ -354,14 +334,43 @@ async def execute_run(
     return await get_run(run_id=run_id)
 
 
-async def _save(run_id: int, done: int, raised: int) -> None:
-    await ImportRun.update(
-        {
-            ImportRun.rows_done: done,
-            ImportRun.warnings_raised: raised,
-            ImportRun.updated_at: clock.now(),
-        }
-    ).where(ImportRun.id == run_id)
+async def _flush(run: dict[str, Any], batch: list[RowCheck], index: TargetIndex) -> int:
+    """Store a batch of rows, raise their warnings and save the progress in one
+    transaction (a crash loses the whole batch or nothing). Returns warnings raised."""
+    run_id = int(run["id"])
+    valid = [c for c in batch if not c.errors]
+    raised = 0
+    async with ImportRun._meta.db.transaction():
+        if valid:
+            await ImportRecord.insert(
+                *[
+                    ImportRecord(
+                        run=run_id,
+                        row_number=c.row,
+                        row_key=f"{run_id}:{c.row}",
+                        external_id=c.fields["external_id"],
+                        fields=c.fields,
+                    )
+                    for c in valid
+                ]
+            ).on_conflict(target=ImportRecord.row_key, action="DO NOTHING")
+            ids = {
+                r["row_key"]: int(r["id"])
+                for r in await ImportRecord.select(ImportRecord.id, ImportRecord.row_key).where(
+                    ImportRecord.row_key.is_in([f"{run_id}:{c.row}" for c in valid])
+                )
+            }
+            for c in valid:
+                for hit in index.hits(c.fields):
+                    raised += await _raise_warning(run, ids[f"{run_id}:{c.row}"], c.fields, hit)
+        await ImportRun.update(
+            {
+                ImportRun.rows_done: batch[-1].row,
+                ImportRun.warnings_raised: ImportRun.warnings_raised + raised,
+                ImportRun.updated_at: clock.now(),
+            }
+        ).where(ImportRun.id == run_id)
+    return raised
 
 
 def _age_days(raised_at: datetime) -> int:
