@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint fmt bench accuracy lock clean messages
+.PHONY: install system-packages run test lint fmt bench accuracy lock clean messages
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,9 +15,25 @@ $(STAMP): $(BIN)/python requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
 	$(UV) pip sync --python $(BIN)/python requirements.lock
 	$(UV) pip install --python $(BIN)/python --no-deps -e .
+	@# tests/faults starts (and kills) its own redis-server: Debian package redis-server
+	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+	  && apt-get install -y -qq redis-server; } \
+	  || echo "make install: install redis-server (apt-get install redis-server) for tests/faults"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install locked dependencies
+install: $(STAMP) system-packages  ## create .venv and install locked dependencies
+
+# Debian packages the project needs beyond Python's: wrk (make bench's HTTP load
+# generator). Installed only when missing; needs root and apt-get.
+SYSTEM_PACKAGES := wrk
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else echo "missing Debian packages:$$missing (apt-get install$$missing as root); make bench refuses its API rows without wrk"; fi; \
+	fi
 
 run: $(STAMP)  ## serve the API on 127.0.0.1:8000 (SQLite + embedded S3 under ./var)
 	$(BIN)/rescue serve

@@ -15,7 +15,7 @@ from media.images import ACCEPTED_MEDIA_TYPES, ImageRejected, inspect_image
 __all__ = ["ACCEPTED_DOCUMENT_TYPES", "DocumentInfo", "DocumentRejected", "inspect_document"]
 
 ACCEPTED_DOCUMENT_TYPES: list[str] = sorted(
-    ["application/pdf", *(media for media, _ in ACCEPTED_MEDIA_TYPES.values())]
+    {"application/pdf", *(media for media, _ in ACCEPTED_MEDIA_TYPES.values())}
 )
 
 

@@ -1,8 +1,13 @@
 """Image validation and decoding (Pillow).
 
 Uploads are identified from their bytes, never from the client's filename or
-Content-Type. Accepted: JPEG, PNG, WebP. Decoding applies the EXIF orientation
-so that face boxes refer to the upright picture a person sees.
+Content-Type. Accepted: JPEG (including MPO, the multi-picture JPEG many phones
+save: its first picture is a plain JPEG), PNG (8- and 16-bit), WebP, and
+HEIC/HEIF (iPhones' default, decoded by pillow-heif). Decoding applies the
+EXIF orientation so that face boxes refer to the upright picture a person sees,
+and scales 16-bit greyscale to 8 bits (Pillow's own conversion clips every value
+above 255 to white, so a 16-bit photo of a face would show no face; issue 11
+item 16).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 __all__ = [
@@ -29,9 +35,15 @@ __all__ = [
 #: Pillow format name -> (media type, file extension).
 ACCEPTED_MEDIA_TYPES: dict[str, tuple[str, str]] = {
     "JPEG": ("image/jpeg", "jpg"),
+    "MPO": ("image/jpeg", "jpg"),  # a JPEG followed by more pictures (phones' depth maps)
     "PNG": ("image/png", "png"),
     "WEBP": ("image/webp", "webp"),
+    "HEIF": ("image/heic", "heic"),
 }
+#: Formats whose decoder can skip work at a reduced scale (libjpeg DCT scaling).
+_JPEG_LIKE = frozenset({"JPEG", "MPO"})
+
+pillow_heif.register_heif_opener()
 
 # Our own pixel limit (settings.upload.max_pixels) is checked before decoding;
 # Pillow's global guard stays on as a second line.
@@ -68,7 +80,12 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected("corrupt", f"the image data is damaged or truncated: {exc}") from exc
     if image.format not in ACCEPTED_MEDIA_TYPES:
-        raise ImageRejected("unsupported_format", f"image format {image.format} is not accepted")
+        raise ImageRejected(
+            "unsupported_format",
+            f"image format {image.format} is not accepted; send the photo as JPEG, PNG, WebP "
+            "or HEIC (on a phone: share or export it as JPEG, e.g. iPhone Settings > Camera > "
+            "Formats > Most Compatible)",
+        )
     width, height = image.size
     if width * height > max_pixels:
         raise ImageRejected(
@@ -88,6 +105,18 @@ def _load_upright(image: Image.Image) -> Image.Image:
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageRejected("corrupt", f"the image data is damaged or truncated: {exc}") from exc
     return upright if upright is not None else image
+
+
+def _rgb(image: Image.Image) -> np.ndarray:
+    """``image`` as an RGB array (height × width × 3, uint8). 16-bit greyscale
+    (Pillow modes ``I;16*``, and ``I`` holding 16-bit values) is scaled by
+    255/65535, as an 8-bit export of the same photo would be, not clipped."""
+    if image.mode.startswith("I;16") or image.mode in ("I", "F"):
+        values = np.asarray(image).astype(np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        grey = np.clip(np.rint(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)
+    return np.asarray(image.convert("RGB"))
 
 
 def inspect_image(data: bytes, *, max_pixels: int) -> ImageInfo:
@@ -118,7 +147,7 @@ def decode_rgb(data: bytes, *, max_pixels: int) -> np.ndarray:
         ImageRejected: as :func:`inspect_image`.
     """
     upright = _load_upright(_open(data, max_pixels))
-    return np.asarray(upright.convert("RGB"))
+    return _rgb(upright)
 
 
 @dataclass
@@ -183,14 +212,14 @@ def decode_for_detection(data: bytes, *, max_pixels: int, min_side: int) -> Deco
     image = _open(data, max_pixels)
     raw_width, raw_height = image.size
     longest = max(raw_width, raw_height)
-    if image.format == "JPEG" and longest > min_side:
+    if image.format in _JPEG_LIKE and longest > min_side:
         factor = min_side / longest
         image.draft("RGB", (math.ceil(raw_width * factor), math.ceil(raw_height * factor)))
     reduced_raw = image.size
     upright = _load_upright(image)
     swapped = upright.size != reduced_raw
     full_size = (raw_height, raw_width) if swapped else (raw_width, raw_height)
-    rgb = np.asarray(upright.convert("RGB"))
+    rgb = _rgb(upright)
     return DecodedImage(rgb=rgb, full_size=full_size, data=data, max_pixels=max_pixels)
 
 
@@ -205,7 +234,7 @@ def public_copy(data: bytes, *, max_pixels: int, max_side: int = 1024) -> bytes:
     Raises:
         ImageRejected: as :func:`inspect_image`.
     """
-    upright = _load_upright(_open(data, max_pixels)).convert("RGB")
+    upright = Image.fromarray(_rgb(_load_upright(_open(data, max_pixels))))
     upright.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     clean = Image.new("RGB", upright.size)
     clean.paste(upright)  # a fresh image carries no info dict from the original

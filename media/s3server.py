@@ -68,12 +68,14 @@ def _weed_binary() -> str:
 
 @dataclass
 class EmbeddedS3:
-    """A SeaweedFS server (master, volume, filer, S3) bound to 127.0.0.1."""
+    """A SeaweedFS server (master, volume, filer, S3) bound to 127.0.0.1; the S3
+    gateway may listen on ``bind`` instead (``0.0.0.0``: other PCs open photo links)."""
 
     data_dir: Path
     access_key: str
     secret_key: str
     s3_port: int
+    bind: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
     _log: Any = field(default=None, init=False, repr=False)
 
@@ -135,6 +137,9 @@ class EmbeddedS3:
             "-volume.preStopSeconds=0",
             "-s3",
             f"-s3.port={self.s3_port}",
+            # Only the S3 gateway (which enforces the keys) may listen beyond
+            # loopback (S3_EMBEDDED_HOST); master, volume and filer never do.
+            f"-s3.ip.bind={self.bind}",
             f"-s3.port.grpc={free_port()}",
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",

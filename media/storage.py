@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import urllib3
@@ -116,6 +117,9 @@ class ObjectStore:
     client: Minio
     bucket: str
     presign_seconds: int
+    #: Signs presigned URLs for the address other PCs use (``S3_PUBLIC_URL``);
+    #: None: signed for ``client``'s own endpoint.
+    signer: Minio | None = None
 
     @classmethod
     def from_settings(cls, settings: StorageSettings, endpoint: str) -> ObjectStore:
@@ -127,7 +131,25 @@ class ObjectStore:
             region=settings.region,
             http_client=http_client(settings),
         )
-        return cls(client=client, bucket=settings.bucket, presign_seconds=settings.presign_seconds)
+        signer = None
+        if settings.public_url:
+            # Signing is local (the region is given, so no location lookup): the
+            # URL names the public host, and S3 checks the signature against the
+            # Host header the browser sends to it.
+            public = urlsplit(settings.public_url)
+            signer = Minio(
+                public.netloc,
+                access_key=settings.access_key,
+                secret_key=settings.secret_key,
+                secure=public.scheme == "https",
+                region=settings.region,
+            )
+        return cls(
+            client=client,
+            bucket=settings.bucket,
+            presign_seconds=settings.presign_seconds,
+            signer=signer,
+        )
 
     # --- blocking API -----------------------------------------------------------
     def ensure_bucket(self) -> None:
@@ -186,7 +208,9 @@ class ObjectStore:
     def presigned_url(self, key: str, seconds: int | None = None) -> str:
         """A GET URL valid for ``seconds`` (at most the configured lifetime)."""
         ttl = min(seconds or self.presign_seconds, self.presign_seconds)
-        return self.client.presigned_get_object(self.bucket, key, expires=timedelta(seconds=ttl))
+        return (self.signer or self.client).presigned_get_object(
+            self.bucket, key, expires=timedelta(seconds=ttl)
+        )
 
     # --- async wrappers ---------------------------------------------------------
     async def aput(self, key: str, data: bytes, content_type: str) -> None:

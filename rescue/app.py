@@ -6,45 +6,45 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, get
+from litestar import Litestar
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-from rescue.alerts.controllers import AlertController
+from rescue.alerts.controllers import AlertController, CalendarController
 from rescue.announcements.controllers import AnnouncementController, PublicAnnouncementController
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
-from rescue.cases.controllers import CaseController
+from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
 from rescue.duplicates.controllers import CaseDuplicatesController, DuplicateController
-from rescue.errors import exception_handlers
+from rescue.errors import StationRequest, exception_handlers
 from rescue.escorts.controllers import EscortController
+from rescue.forms import form_middleware
+from rescue.health import HEALTH_ROUTES
 from rescue.i18n.middleware import locale_middleware
 from rescue.imports.controllers import ImportController
+from rescue.logs import configure_logging, request_context_middleware, request_id_middleware
 from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
     RematchController,
 )
+from rescue.metrics import metrics, prometheus_config
 from rescue.notices.controllers import NoticeController
+from rescue.openapi import document_errors, operation_id
 from rescue.pfif.controllers import PfifController
 from rescue.photos.controllers import PhotoController
 from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
-from rescue.settings import Settings, get_settings
+from rescue.settings import Settings, SettingsError, get_settings
 from rescue.stats.controllers import StatsController
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("rescue")
-
-
-@get("/health", include_in_schema=False)
-async def health() -> dict[str, str]:
-    return {"status": "ok"}
 
 
 def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
@@ -104,12 +104,26 @@ async def _start_inprocess_worker():  # type: ignore[no-untyped-def]
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
-    """Build the API. Routes under ``/api`` need a bearer token; docs at ``/schema``."""
-    settings = settings or get_settings()
-    return Litestar(
+    """Build the API. Routes under ``/api`` need a bearer token; docs at ``/schema``.
+
+    A malformed setting ends the process with one line on stderr (exit status 2),
+    never a traceback (rescue.doctor). Face detection is never imported here: only
+    the workers load its models (rescue.matching.embedding).
+    """
+    if settings is None:
+        try:
+            settings = get_settings()
+        except SettingsError as exc:
+            from rescue.doctor import exit_with
+
+            exit_with(exc)
+    configure_logging(settings.ops)
+    app = Litestar(
         route_handlers=[
-            health,
+            *HEALTH_ROUTES,
+            metrics,
             CaseController,
+            ReportController,
             NoticeController,
             PhotoController,
             CandidateController,
@@ -130,14 +144,27 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PfifController,
             ImportController,
             StatsController,
+            CalendarController,
         ],
-        # Order matters: the request's language first (messages of every layer);
-        # a write advances the read caches' versions before its answer leaves;
-        # authentication, then the audit trail (which needs the caller).
-        middleware=[locale_middleware, local_writes_middleware, auth_middleware, audit_middleware],
+        # Order matters: the request id and metrics see every answer; the request's
+        # language (messages of every layer); a write advances the read caches'
+        # versions before its answer leaves; authentication, the caller's id in the
+        # log context, then the audit trail (which needs the caller); a
+        # multipart body is read last, by the one reader that answers 400s.
+        middleware=[
+            request_id_middleware,
+            prometheus_config().middleware,
+            locale_middleware,
+            local_writes_middleware,
+            auth_middleware,
+            request_context_middleware,
+            audit_middleware,
+            form_middleware,
+        ],
         stores={STORE_NAME: ReadCacheStore(settings.database.read_cache_entries)},
         response_cache_config=response_cache_config(),
         exception_handlers=exception_handlers,
+        request_class=StationRequest,
         lifespan=[_lifespan(settings)],
         request_max_body_size=settings.upload.max_bytes * 2,
         openapi_config=OpenAPIConfig(
@@ -148,6 +175,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")}
             ),
             security=[{"BearerToken": []}],
+            use_handler_docstrings=True,
+            operation_id_creator=operation_id,
         ),
         debug=settings.debug,
+        # Logging is rescue.logs' one format; Litestar must not install its own.
+        logging_config=None,
     )
+    document_errors(app)
+    return app

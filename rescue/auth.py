@@ -35,5 +35,5 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
 
 
 auth_middleware = DefineMiddleware(
-    BearerTokenMiddleware, exclude=["^/schema", "^/health", "^/public", "^/auth/login"]
+    BearerTokenMiddleware, exclude=["^/schema", "^/health", "^/metrics", "^/public", "^/auth/login"]
 )

@@ -6,10 +6,18 @@ rescue users create NAME --role R print a new API token for a new user
 rescue users set-password NAME    set a password (prompted, or read from stdin)
 rescue photos requeue             re-queue photos left pending
 rescue rematch [--now]            re-match every processed photo (threshold/model change)
+rescue calibrate FOLDER           measure face-distance bands on a labelled folder, use them
 rescue retention run              delete face data and photos past retention now
 rescue retention schedule         run the scheduler: retention, deadlines, recovery sweep (blocking)
 rescue deadlines apply            move cases over 10 days unidentified to stranded
 rescue deadlines list [--overdue] print due and overdue deadline items
+rescue calendar load FILE         load a year's official holiday schedule (JSON)
+rescue calendar list              years the working-day calendar knows
+rescue doctor                     check every setting and backing service, say how to fix
+rescue worker [--processes N]     run Dramatiq workers (production; logs in the one format)
+rescue backup FOLDER              embedded set-up: database + objects, sha256 manifest
+rescue restore FOLDER             into an empty DATA_DIR, every sha256 checked
+rescue rematch list|cancel ID     re-match runs
 rescue import FILE --kind K --name N --station S [--dry-run]
                                   compare an external list (CSV/xlsx), with a progress bar
 """
@@ -17,15 +25,45 @@ rescue import FILE --kind K --name N --station S [--dry-run]
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from rescue.imports.templates import ListKind
-from rescue.settings import get_settings
+from rescue.settings import SettingsError, get_settings
+
+if TYPE_CHECKING:
+    from media.storage import ObjectStore
 
 __all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A malformed setting ends any command with one line, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            settings = get_settings()
+        except SettingsError as exc:
+            if ctx.protected_args[:1] == ["doctor"]:
+                return super().invoke(ctx)
+            from rescue.doctor import exit_with
+
+            exit_with(exc)
+        from rescue.logs import configure_logging
+
+        configure_logging(settings.ops)
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            from rescue.doctor import exit_with
+
+            exit_with(exc)
 
 
 def _migrate() -> None:
@@ -40,7 +78,7 @@ def _migrate() -> None:
         raise click.ClickException(f"migrations failed: {result.message}")
 
 
-@click.group()
+@click.group(cls=_Group)
 def main() -> None:
     """Rescue station service: intake, family search, matching, reunion."""
 
@@ -69,6 +107,19 @@ def serve(host: str | None, port: int | None) -> None:
     host = host or settings.host
     port = port or settings.port
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from datetime import UTC, datetime
+
+    from rescue.instance import AlreadyRunning, InstanceLock
+
+    lock = InstanceLock(settings.data_dir)
+    try:
+        lock.acquire(
+            api=f"http://{host}:{port}",
+            s3=settings.storage.endpoint or f"127.0.0.1:{settings.storage.embedded_port}",
+            started=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    except AlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from exc
     _migrate()
     s3 = None
     if not settings.storage.endpoint:
@@ -79,6 +130,7 @@ def serve(host: str | None, port: int | None) -> None:
             access_key=settings.storage.access_key,
             secret_key=settings.storage.secret_key,
             s3_port=settings.storage.embedded_port,
+            bind=settings.storage.embedded_host,
         )
         click.echo(f"starting embedded S3 server on {s3.endpoint} (data in {s3.data_dir}) …")
         try:
@@ -95,12 +147,50 @@ def serve(host: str | None, port: int | None) -> None:
             "  Token:  .venv/bin/rescue users create NAME --role station_staff --station STATION\n"
             "          then send 'Authorization: Bearer <token>'\n"
         )
-        uvicorn.run("rescue.app:create_app", factory=True, host=host, port=port, log_level="info")
+        # Logging is already set up (rescue.logs); uvicorn must not install its own.
+        uvicorn.run(
+            "rescue.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+        )
     finally:
         if s3 is not None:
             click.echo("stopping the embedded S3 server (it takes up to ~15 s) …")
             s3.stop()
             click.echo("stopped")
+        lock.release()
+
+
+@main.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("dramatiq_args", nargs=-1, type=click.UNPROCESSED)
+def worker(dramatiq_args: tuple[str, ...]) -> None:
+    """Run the Dramatiq workers: ``dramatiq workers.broker workers.actors`` with the
+    given options (e.g. ``--processes 2 --threads 2``; ``rescue worker --help``).
+
+    The same as calling ``dramatiq`` directly, except that the supervising process
+    logs in the service's one format too, and Dramatiq's own shutdown wait is
+    ``WORKER_STOP_SECONDS`` (workers.lifecycle enforces it either way).
+    """
+    from dramatiq.cli import main as dramatiq_main
+    from dramatiq.cli import make_argument_parser
+
+    stop_ms = int(get_settings().ops.worker_stop_seconds * 1000)
+    args = make_argument_parser().parse_args(
+        [
+            "workers.broker",
+            "workers.actors",
+            "--worker-shutdown-timeout",
+            str(stop_ms),
+            *list(dramatiq_args),
+        ]
+    )
+    sys.exit(dramatiq_main(args))
 
 
 @main.group()
@@ -198,43 +288,115 @@ def photos() -> None:
     """Photo maintenance."""
 
 
+def _embedded() -> bool:
+    """No broker: work queued here would go to an in-memory queue that no worker
+    reads (README "Embedded jobs"), so such commands do the work themselves."""
+    return not get_settings().redis_url
+
+
+def _use_running_store() -> None:
+    """Embedded mode: point this process at the S3 server of the running
+    ``rescue serve`` (none running: the work waits for its start-up)."""
+    settings = get_settings()
+    if settings.storage.endpoint:
+        return
+    from rescue.instance import InstanceLock
+
+    running = InstanceLock(settings.data_dir).running()
+    if running is None or not running.get("s3"):
+        raise click.ClickException(
+            "no `rescue serve` is running on this data folder; it processes every "
+            "pending photo itself when it starts, so start it instead"
+        )
+    os.environ["S3_ENDPOINT"] = str(running["s3"])
+    get_settings.cache_clear()
+
+
 @photos.command("requeue")
 def requeue() -> None:
-    """Queue face processing again for every photo still pending (the recovery
-    sweep does this by itself for photos pending past PHOTO_REQUEUE_AFTER_SECONDS)."""
-    from rescue.photos.services import pending_photo_ids, queue_photos
-    from workers.actors import send_photo
+    """Process again every photo still pending (the recovery sweep does this by
+    itself for photos pending past PHOTO_REQUEUE_AFTER_SECONDS).
+
+    With workers (REDIS_URL) the photos are queued for them; in the embedded
+    set-up this command processes them itself, with a progress bar.
+    """
+    from rescue.photos.services import pending_photo_ids
+
+    if not _embedded():
+        from rescue.photos.services import queue_photos
+        from workers.actors import send_photo
+
+        async def send_all() -> int:
+            return await queue_photos(photo_ids=await pending_photo_ids(), send=send_photo)
+
+        click.echo(f"queued {asyncio.run(send_all())} pending photo(s) for the workers")
+        return
+    ids = asyncio.run(pending_photo_ids())
+    _use_running_store()
+    from rescue.matching import services as matching
+    from rescue.runtime import get_galleries, get_store
 
     async def run() -> int:
-        return await queue_photos(photo_ids=await pending_photo_ids(), send=send_photo)
+        failed = 0
+        with click.progressbar(length=len(ids), label="processing photos", file=sys.stderr) as bar:
+            for photo_id in ids:
+                try:
+                    await matching.process_photo(
+                        photo_id=photo_id,
+                        store=get_store(),
+                        settings=get_settings(),
+                        galleries=get_galleries(),
+                    )
+                except Exception:  # noqa: BLE001 - counted; the photo stays pending
+                    failed += 1
+                bar.update(1)
+        return failed
 
-    click.echo(f"queued {asyncio.run(run())} pending photo(s)")
+    failed = asyncio.run(run())
+    click.echo(f"processed {len(ids) - failed} of {len(ids)} pending photo(s)")
+    if failed:
+        raise click.ClickException(f"{failed} photo(s) failed and stay pending; see the log")
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--now", is_flag=True, help="run here and wait, instead of queueing for the workers")
-def rematch(now: bool) -> None:
+@click.pass_context
+def rematch(ctx: click.Context, now: bool) -> None:
     """Re-match every processed photo (after MATCH_THRESHOLD or the model changed).
 
-    Queues a run for the Dramatiq workers and prints its id; progress is at
-    GET /api/admin/rematch/{id}. With --now the run happens in this process.
+    With workers (REDIS_URL) the run is queued for them and its id printed;
+    progress is at GET /api/admin/rematch/{id} and `rescue rematch list`. In the
+    embedded set-up, or with --now, the run happens here, with a progress bar.
+    `rescue rematch cancel ID` stops a queued or running run.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from rescue.matching.rematch import get_rematch, run_rematch, start_rematch
     from rescue.runtime import get_galleries
 
     settings = get_settings()
+    here = now or _embedded()
 
     async def enqueue(run_id: int) -> None:
-        if not now:
+        if not here:
             from workers.actors import rematch as actor
 
             actor.send(run_id)
 
     async def run() -> str:
         started = await start_rematch(by=None, settings=settings, enqueue=enqueue)
-        if not now:
-            return f"queued rematch run {started.id} over {started.total} photo(s)"
-        status = await run_rematch(run_id=started.id, settings=settings, galleries=get_galleries())
+        if not here:
+            return f"queued rematch run {started.id} over {started.total} photo(s) for the workers"
+        with click.progressbar(
+            length=started.total, label=f"rematch run {started.id}", file=sys.stderr
+        ) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.pos)
+
+            status = await run_rematch(
+                run_id=started.id, settings=settings, galleries=get_galleries(), progress=progress
+            )
         done = await get_rematch(run_id=started.id)
         return (
             f"rematch run {done.id} {status}: {done.done}/{done.total} photo(s), "
@@ -242,6 +404,207 @@ def rematch(now: bool) -> None:
         )
 
     click.echo(asyncio.run(run()))
+
+
+@rematch.command("list")
+def rematch_list() -> None:
+    """The latest re-matching runs, newest first."""
+    from rescue.matching.rematch import list_rematches
+
+    for run in asyncio.run(list_rematches(limit=20)):
+        click.echo(
+            f"{run.id:>5} {run.status:<9} {run.done}/{run.total} photo(s) "
+            f"{run.candidates_touched} candidate(s) {run.created_at.isoformat(timespec='seconds')}"
+        )
+
+
+@rematch.command("cancel")
+@click.argument("run_id", type=int)
+def rematch_cancel(run_id: int) -> None:
+    """Cancel queued or running run RUN_ID (it stops within 10 photos)."""
+    from rescue.errors import DomainError
+    from rescue.matching.rematch import cancel_rematch
+
+    try:
+        run = asyncio.run(cancel_rematch(run_id=run_id))
+    except DomainError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(f"rematch run {run.id} {run.status} at {run.done}/{run.total} photo(s)")
+
+
+@contextlib.contextmanager
+def _object_store(*, restoring: bool) -> Iterator[ObjectStore]:
+    """The bucket to back up from or restore into: ``S3_ENDPOINT``; else the S3
+    server of the ``rescue serve`` running on DATA_DIR (backup only); else an
+    embedded S3 server started here on DATA_DIR/s3 for the purpose."""
+    from media.s3server import EmbeddedS3, free_port
+    from media.storage import ObjectStore
+    from rescue.instance import AlreadyRunning, InstanceLock
+
+    settings = get_settings()
+    if settings.storage.endpoint:
+        yield ObjectStore.from_settings(settings.storage, settings.storage.endpoint)
+        return
+    lock = InstanceLock(settings.data_dir)
+    running = lock.running()
+    if running is not None and not restoring and running.get("s3"):
+        yield ObjectStore.from_settings(settings.storage, str(running["s3"]))
+        return
+    try:
+        lock.acquire(api="(backup/restore in progress)")
+    except AlreadyRunning as exc:
+        raise click.ClickException(str(exc)) from exc
+    s3 = EmbeddedS3(
+        data_dir=settings.data_dir / "s3",
+        access_key=settings.storage.access_key,
+        secret_key=settings.storage.secret_key,
+        s3_port=free_port(),
+    )
+    try:
+        s3.start()
+        yield ObjectStore.from_settings(settings.storage, s3.endpoint)
+    finally:
+        s3.stop()
+        lock.release()
+
+
+@main.command("backup")
+@click.argument("folder", type=click.Path(path_type=Path))
+def backup_command(folder: Path) -> None:
+    """Back up the embedded database and every photo and document to FOLDER (new or
+    empty), consistently, also while `rescue serve` runs. PostgreSQL/MinIO: see
+    README "Backup and restore"."""
+    from rescue.backup import BackupError, backup
+
+    with _object_store(restoring=False) as store:
+        try:
+            report = backup(settings=get_settings(), store=store, folder=folder)
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"backed up the database and {report.objects} object(s) ({report.bytes} bytes) "
+        f"to {report.folder}; sha256 of every file in {report.folder / 'manifest.json'}"
+    )
+    if report.missing:
+        click.echo(
+            f"warning: {len(report.missing)} object(s) named by the database were already "
+            "deleted (retention) and are listed under 'missing'",
+            err=True,
+        )
+
+
+@main.command("restore")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def restore_command(folder: Path) -> None:
+    """Restore backup FOLDER into DATA_DIR (which must have no database yet), after
+    checking every file's sha256; each object is read back and checked."""
+    from rescue.backup import BackupError, read_manifest, restore
+
+    try:
+        total = len(read_manifest(folder)["objects"])
+    except BackupError as exc:
+        raise click.ClickException(str(exc)) from exc
+    with _object_store(restoring=True) as store:
+        try:
+            with click.progressbar(length=total, label="objects", file=sys.stderr) as bar:
+                count = restore(
+                    settings=get_settings(),
+                    store=store,
+                    folder=folder,
+                    progress=lambda n: bar.update(n - bar.pos),
+                )
+        except BackupError as exc:
+            raise click.ClickException(str(exc)) from exc
+    _migrate()
+    click.echo(
+        f"restored the database and {count} object(s) into {get_settings().data_dir}, "
+        "every sha256 checked; start it with `rescue serve`"
+    )
+
+
+@main.command()
+def doctor() -> None:
+    """Check every setting and backing service; print what is wrong and how to fix it."""
+    from rescue.doctor import diagnose
+
+    findings = diagnose()
+    for f in findings:
+        click.echo(f"{'ok     ' if f.ok else 'PROBLEM'} {f.what}: {f.detail}")
+        if not f.ok and f.fix:
+            click.echo(f"        fix: {f.fix}")
+    if not all(f.ok for f in findings):
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--only-set", default=None, help="use only the rows of labels.csv with this set")
+@click.option("--source", default=None, help="where the photos come from (kept with the bands)")
+@click.option("--dry-run", is_flag=True, help="print the report; store nothing")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="also write the calibration to this JSON file",
+)
+def calibrate(
+    folder: Path, only_set: str | None, source: str | None, dry_run: bool, json_path: Path | None
+) -> None:
+    """Calibrate the face model on labelled photos of people like your own.
+
+    FOLDER holds labels.csv (columns path, identity[, set, faces]; the layout of
+    ../shared/faces/labels.csv) and the photos, gathered with consent. Every pair
+    of photos gives a same-person or a different-person distance; from them come
+    the confidence bands (strong / possible / weak at each gallery size) and the
+    loose bound the matcher then uses for this model, a report of the false-match
+    and miss rates they imply, and a rescore of every face candidate.
+    """
+    from rescue.matching.calibration import (
+        calibrate as measure,
+    )
+    from rescue.matching.calibration import (
+        encode_folder,
+        pair_distances,
+        save_calibration,
+    )
+    from rescue.matching.embedding import MODEL_NAME
+    from rescue.matching.ledger import rescore_all
+
+    settings = get_settings()
+    try:
+        faces = encode_folder(
+            folder,
+            detect_max_side=settings.matching.detect_max_side,
+            upsample=settings.matching.detect_upsample,
+            max_pixels=settings.upload.max_pixels,
+            only_set=only_set,
+        )
+        genuine, impostor = pair_distances(faces.vectors, faces.identities)
+        result = measure(
+            genuine=genuine,
+            impostor=impostor,
+            model=MODEL_NAME,
+            source=source
+            or f"{folder.name}: {len(faces.paths)} photos of {len(set(faces.identities))} people",
+        )
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(result.report())
+    if faces.without_face:
+        click.echo(f"no face found in {len(faces.without_face)} photo(s): left out")
+    if json_path is not None:
+        import json
+
+        json_path.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    if dry_run:
+        return
+
+    async def store() -> tuple[int, int]:
+        return await save_calibration(result), await rescore_all()
+
+    row_id, rescored = asyncio.run(store())
+    click.echo(f"stored as calibration {row_id} for {MODEL_NAME}; {rescored} candidate(s) rescored")
 
 
 @main.command("import")
@@ -351,6 +714,54 @@ def deadlines_list(station: str | None, overdue: bool) -> None:
     for a in page.items:
         flag = "OVERDUE" if a.overdue else "due    "
         click.echo(f"{flag} {a.due_at.isoformat()} {a.case_reference} {a.kind.value}")
+
+
+@main.group("calendar")
+def calendar_group() -> None:
+    """The working-day calendar (State Council holiday schedules)."""
+
+
+@calendar_group.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def calendar_load(path: str) -> None:
+    """Load a year's official schedule from a JSON file::
+
+        {"year": 2027, "source": "国务院办公厅关于2027年部分节假日安排的通知",
+         "holidays": ["2027-01-01", ...], "workdays": ["2027-02-07", ...]}
+
+    It replaces a loaded schedule of that year; deadlines use it at once.
+    """
+    import json
+    from pathlib import Path
+
+    import msgspec
+
+    from rescue.alerts.calendar import load_schedule
+    from rescue.alerts.schemas import HolidayScheduleIn
+    from rescue.errors import InvalidInput
+
+    raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("year"), int):
+        raise click.ClickException('the file must be a JSON object with an integer "year"')
+    year = raw.pop("year")
+    try:
+        data = msgspec.convert(raw, HolidayScheduleIn)
+        out = asyncio.run(load_schedule(year=year, data=data, by_user_id=None))
+    except (msgspec.ValidationError, InvalidInput) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"loaded {out.year}: {len(out.holidays)} holidays, {len(out.workdays)} make-up working days"
+    )
+
+
+@calendar_group.command("list")
+def calendar_list() -> None:
+    """Print each year the calendar knows and its source."""
+    from rescue.alerts.calendar import calendar_years
+
+    for y in asyncio.run(calendar_years()):
+        mark = " (estimated: weekends only)" if y.estimated else ""
+        click.echo(f"{y.year} {y.source}{mark} {y.notice}".rstrip())
 
 
 if __name__ == "__main__":  # pragma: no cover

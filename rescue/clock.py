@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "advance",
     "frozen",
+    "iso_utc",
     "local",
     "local_date",
     "monotonic",
@@ -79,6 +80,13 @@ def local_date(moment: datetime) -> date:
 def today() -> date:
     """The station's date now (not UTC's)."""
     return local_date(now())
+
+
+def iso_utc(moment: datetime) -> str:
+    """``moment`` as ISO 8601 in UTC with ``Z``: the one convention of timestamps in
+    answers (the same text msgspec writes for a UTC datetime), also inside
+    timeline event data."""
+    return local(moment).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def start_of_local_day(day: date) -> datetime:

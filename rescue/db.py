@@ -1,16 +1,132 @@
-"""Database engine construction and lifecycle (PostgreSQL or embedded SQLite)."""
+"""Database engine construction and lifecycle (PostgreSQL or embedded SQLite).
+
+Concurrent writers on the embedded SQLite default (issue 11 item 8): SQLite
+allows one writer at a time, and by default a second writer fails at once with
+"database is locked". :class:`StationSQLiteEngine` makes writers wait instead:
+
+- WAL journal (readers never block the writer nor the writer the readers);
+- every connection waits up to ``SQLITE_BUSY_TIMEOUT_SECONDS`` for the lock
+  (SQLite's busy handler);
+- transactions start ``BEGIN IMMEDIATE``: the write lock is taken at the start,
+  where the busy handler applies, instead of upgrading a read lock half-way
+  (an upgrade that loses to another writer fails at once, whatever the timeout,
+  https://sqlite.org/lang_transaction.html);
+- a statement or transaction start that still finds the database locked (WAL
+  snapshot conflicts are not covered by the busy handler) is retried until
+  the same bound; after it, :class:`~rescue.errors.ServiceUnavailable` (503 with
+  ``Retry-After``), never a 500.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-from piccolo.engine.sqlite import SQLiteEngine
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 
 from rescue.settings import DatabaseSettings, get_settings
 
-__all__ = ["make_engine", "postgres_config"]
+__all__ = ["StationSQLiteEngine", "lock_rows", "make_engine", "postgres_config"]
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def _busy(timeout: float) -> Exception:
+    from rescue.errors import ServiceUnavailable
+    from rescue.i18n import _
+
+    return ServiceUnavailable(
+        _(
+            "the database stayed busy with other writes for {seconds} s; nothing was "
+            "changed; try again",
+            seconds=round(timeout),
+        ),
+        retry_after=max(1, round(timeout / 10)),
+    )
+
+
+class _ImmediateTransaction(SQLiteTransaction):
+    """``BEGIN IMMEDIATE``, retried while the database is locked, up to the bound."""
+
+    async def begin(self) -> None:
+        engine = self.engine
+        assert isinstance(engine, StationSQLiteEngine)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + engine.busy_timeout
+        while True:
+            try:
+                await self.connection.execute(f"BEGIN {self.transaction_type.value}")
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or loop.time() >= deadline:
+                    await self.connection.close()
+                    raise _busy(engine.busy_timeout) from exc
+                await asyncio.sleep(0.05)
+
+
+class StationSQLiteEngine(SQLiteEngine):
+    """Piccolo's SQLite engine with WAL, a busy timeout, immediate transactions
+    and bounded retries (see the module docstring)."""
+
+    def __init__(self, path: str, busy_timeout: float) -> None:
+        super().__init__(path=path, timeout=busy_timeout)
+        self.busy_timeout = busy_timeout
+        with sqlite3.connect(path, timeout=busy_timeout) as connection:
+            # Persistent in the file: every later connection uses the WAL.
+            connection.execute("PRAGMA journal_mode=WAL")
+
+    def transaction(  # type: ignore[override]
+        self,
+        transaction_type: TransactionType = TransactionType.immediate,
+        allow_nested: bool = True,
+    ) -> SQLiteTransaction:
+        return _ImmediateTransaction(
+            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
+        )
+
+    async def _run_in_new_connection(self, *args: Any, **kwargs: Any) -> Any:
+        """One statement in its own (autocommit) transaction: on a lock still held
+        after the busy timeout, or a WAL snapshot conflict, nothing was applied, so
+        the statement is run again until the bound."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.busy_timeout
+        while True:
+            try:
+                return await super()._run_in_new_connection(*args, **kwargs)
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+                if loop.time() >= deadline:
+                    raise _busy(self.busy_timeout) from exc
+                await asyncio.sleep(0.05)
+
+
+async def lock_rows(table: Any, ids: Any, *, strength: str = "NO KEY UPDATE") -> None:
+    """Inside a transaction: lock ``table``'s rows with these ids, in id order.
+
+    Writers that touch several rows (a case, its notice, its candidates) take
+    their locks through this, parents first and each table's rows in id order,
+    so two of them never wait on each other in a circle: the second waits, then
+    finds the state changed and answers 409, instead of a PostgreSQL deadlock
+    (issue 11 item 9). ``NO KEY UPDATE`` (what an UPDATE of non-key columns
+    takes) still lets other transactions insert rows that refer to these.
+    On SQLite a write transaction already holds the whole database
+    (``BEGIN IMMEDIATE``): nothing to do.
+    """
+    wanted = sorted({int(i) for i in ids if i is not None})
+    if not wanted or not isinstance(table._meta.db, PostgresEngine):
+        return
+    await (
+        table.select(table.id).where(table.id.is_in(wanted)).order_by(table.id).lock_rows(strength)  # type: ignore[arg-type]
+    )
 
 
 def postgres_config(url: str) -> dict[str, object]:
@@ -35,5 +151,5 @@ def make_engine(database: DatabaseSettings | None = None) -> Engine:
 
         path = Path(database.sqlite_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SQLiteEngine(path=str(path))
+        return StationSQLiteEngine(path=str(path), busy_timeout=database.sqlite_busy_timeout)
     return PostgresEngine(config=postgres_config(database.url))

@@ -9,6 +9,7 @@ Hierarchy::
 
     DomainError                 (400)
     ├── InvalidInput            (400)
+    │   ├── InvalidJSON         (400, a body the parser cannot read or hold)
     │   ├── UnsupportedMedia    (415)
     │   └── PayloadTooLarge     (413)
     ├── NotAuthenticated        (401)
@@ -17,6 +18,12 @@ Hierarchy::
     ├── Conflict                (409)
     ├── TooManyRequests         (429)
     └── ServiceUnavailable      (503, with ``Retry-After``)
+
+A unique-constraint violation raised by the database (two clients creating the
+same thing at once) is answered like :class:`Conflict` on SQLite and PostgreSQL
+alike. Error bodies quote client input only cleaned and capped
+(:func:`clean_quote`): no control or bidirectional-formatting characters, at most
+:data:`QUOTE_MAX` characters per text (issue 11 item 12).
 
 A backing service that fails while a request is served (the object store
 unreachable or timing out, the PostgreSQL connection lost) is answered like
@@ -27,6 +34,8 @@ count).
 
 from __future__ import annotations
 
+import sqlite3
+import unicodedata
 from typing import Any
 
 import asyncpg.exceptions as pg
@@ -37,20 +46,31 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from media.storage import StorageUnavailable
 
 __all__ = [
+    "QUOTE_MAX",
     "UNAVAILABLE_TYPES",
     "Conflict",
     "DomainError",
     "InvalidInput",
+    "InvalidJSON",
     "NotAuthenticated",
     "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
     "ServiceUnavailable",
+    "StationRequest",
     "TooManyRequests",
     "UnsupportedMedia",
+    "clean_quote",
     "exception_handlers",
     "is_unavailable",
+    "is_unique_violation",
+    "too_deep",
 ]
+
+#: Longest text an error body carries (characters); longer texts are cut.
+QUOTE_MAX = 300
+#: Most entries of a list an error body carries (e.g. validation problems).
+LIST_MAX = 20
 
 
 class DomainError(Exception):
@@ -80,6 +100,12 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     status_code = 400
     error = "invalid_input"
+
+
+class InvalidJSON(InvalidInput):
+    """A JSON body (or JSON form field) that is malformed or nested too deeply."""
+
+    error = "invalid_json"
 
 
 class UnsupportedMedia(InvalidInput):
@@ -118,12 +144,38 @@ class TooManyRequests(DomainError):
 
 
 class ServiceUnavailable(DomainError):
-    """A backing service (database, object store, broker) failed; nothing was
-    changed unless the body says otherwise. ``retry_after`` (seconds) becomes the
-    ``Retry-After`` header."""
+    """A backing service (database, object store, broker) failed or is busy;
+    nothing was changed unless the body says otherwise. ``retry_after``
+    (seconds) becomes the ``Retry-After`` header."""
 
     status_code = 503
     error = "service_unavailable"
+
+
+def clean_quote(text: str, limit: int = QUOTE_MAX) -> str:
+    """``text`` fit to quote in an error body: control and formatting characters
+    (Unicode Cc, Cf: escape sequences, bidirectional overrides, zero-width
+    characters) shown as U+FFFD, and at most ``limit`` characters with the
+    length of what was cut."""
+    if len(text) > limit:
+        text = text[:limit] + f"… ({len(text) - limit} more characters)"
+    return "".join(
+        " " if ch in "\t\n\r" else "\ufffd" if unicodedata.category(ch) in ("Cc", "Cf") else ch
+        for ch in text
+    )
+
+
+def _clean(value: Any, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return clean_quote(value)
+    if depth > 4:
+        return None
+    if isinstance(value, dict):
+        items = list(value.items())[:LIST_MAX]
+        return {clean_quote(str(k), 100): _clean(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple):
+        return [_clean(v, depth + 1) for v in value[:LIST_MAX]]
+    return value
 
 
 #: Failures of a backing service (see :func:`is_unavailable`).
@@ -140,9 +192,15 @@ def is_unavailable(exc: BaseException) -> bool:
     """True if ``exc`` is a backing service being unreachable, cut off or too slow:
     transient, so the same work may succeed later (the API answers 503; a worker
     retries). asyncpg reports a connection closed under it as ``InterfaceError``
-    "connection is closed"."""
+    "connection is closed", or, when the server ended a pooled connection while
+    it was idle, as ``InternalClientError`` "another operation is in progress"
+    (seen in tests/faults with ``pg_terminate_backend``)."""
     if isinstance(exc, UNAVAILABLE_TYPES):
         return True
+    if isinstance(exc, pg.InternalClientError):
+        # e.g. "cannot switch to state 12; another operation (2) is in progress":
+        # the server ended the connection (57P01) while it sat idle in the pool.
+        return "another operation" in str(exc)
     return isinstance(exc, pg.InterfaceError) and "closed" in str(exc)
 
 
@@ -156,7 +214,47 @@ def _domain_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any
     headers = None
     if isinstance(exc, TooManyRequests | ServiceUnavailable) and "retry_after" in exc.extra:
         headers = {"Retry-After": str(exc.extra["retry_after"])}
-    return Response(content=exc.to_body(), status_code=exc.status_code, headers=headers)
+    return Response(content=_clean(exc.to_body()), status_code=exc.status_code, headers=headers)
+
+
+def _unique_column(exc: Exception) -> str:
+    """The column(s) of a unique violation, from the database's message, never its
+    values: PostgreSQL ``Key (username)=(…)``, SQLite ``UNIQUE constraint failed:
+    users.username``."""
+    import re
+
+    text = str(getattr(exc, "detail", None) or exc)
+    if match := re.search(r"Key \(([^)]*)\)", text):
+        return match.group(1)
+    if match := re.search(r"UNIQUE constraint failed: ([\w., ]+)", text):
+        return ", ".join(part.rsplit(".", 1)[-1] for part in match.group(1).split(", "))
+    return ""
+
+
+def is_unique_violation(exc: BaseException) -> bool:
+    """True for a unique-constraint violation, on PostgreSQL or SQLite."""
+    return isinstance(exc, pg.UniqueViolationError) or (
+        isinstance(exc, sqlite3.IntegrityError) and "UNIQUE constraint failed" in str(exc)
+    )
+
+
+def _integrity_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A unique violation (concurrent creation of the same thing) is 409 on both
+    databases; other integrity errors are the service's own bugs (500)."""
+    from rescue.i18n import _
+
+    if not is_unique_violation(exc):
+        return _internal_handler(request, exc)
+    column = _unique_column(exc)
+    return _domain_handler(
+        request,
+        Conflict(
+            _("a record with this {column} already exists", column=column)
+            if column
+            else _("this record already exists"),
+            accepted=_("a value not used yet"),
+        ),
+    )
 
 
 def _unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -205,26 +303,52 @@ def _accepted_values(request: Request[Any, Any, Any], problems: Any) -> dict[str
     return accepted
 
 
+def _problems_text(problems: Any) -> str:
+    """``key (source): message; …`` of Litestar's validation problems."""
+    parts = []
+    for problem in problems if isinstance(problems, list) else []:
+        if isinstance(problem, dict):
+            where = " ".join(
+                str(getattr(problem[k], "value", problem[k]))
+                for k in ("key", "source")
+                if problem.get(k) is not None
+            )
+            parts.append(f"{where}: {problem.get('message', '')}" if where else "")
+    return "; ".join(p for p in parts if p)
+
+
 def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    from rescue.i18n import _
+
+    detail = str(exc.detail)
+    if isinstance(exc, ValidationException):
+        # Litestar's own text quotes the raw path ("Validation failed for GET
+        # /api/cases/<anything>"); say which values were refused instead.
+        problems = _problems_text(exc.extra)
+        detail = (
+            _("the request has values that are not accepted: {problems}", problems=problems)
+            if problems
+            else _("the request is not valid")
+        )
     body: dict[str, Any] = {
         "status_code": exc.status_code,
         "error": "validation_failed" if isinstance(exc, ValidationException) else "http_error",
-        "detail": exc.detail,
+        "detail": detail,
     }
     if exc.extra:
         body["problems"] = exc.extra
         if accepted := _accepted_values(request, exc.extra):
             body["accepted"] = accepted
-    detail = str(exc.detail)
-    if detail == "Input data was truncated" or detail.startswith("JSON is malformed"):
+    raw = str(exc.detail)
+    if raw == "Input data was truncated" or raw.startswith("JSON is malformed"):
         # msgspec's words for a broken JSON body
-        reason = "it ends too early" if "truncated" in detail else detail
+        reason = _("it ends too early") if "truncated" in raw else raw
         body.update(
             error="invalid_json",
-            detail=f"the request body is not valid JSON ({reason})",
-            accepted="a JSON object as documented at /schema",
+            detail=_("the request body is not valid JSON ({reason})", reason=reason),
+            accepted=_("a JSON object as documented at /schema"),
         )
-    return Response(content=body, status_code=exc.status_code, headers=exc.headers)
+    return Response(content=_clean(body), status_code=exc.status_code, headers=exc.headers)
 
 
 def _internal_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -241,10 +365,40 @@ def _internal_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[Any
     )
 
 
+class StationRequest(Request[Any, Any, Any]):
+    """The app's request class: a JSON body nested deeper than the parser can
+    hold (msgspec raises RecursionError) is a 400, not a crash (issue 11 item 7)."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError as exc:
+            raise too_deep(_body_name()) from exc
+
+
+def _body_name() -> str:
+    from rescue.i18n import _
+
+    return _("the request body")
+
+
+def too_deep(what: str) -> InvalidJSON:
+    """The error for JSON nested deeper than the parser holds (``what``: which JSON)."""
+    from rescue.i18n import _
+
+    return InvalidJSON(
+        _("{what} is nested too deeply to be read", what=what),
+        accepted=_("JSON nested at most a few levels, as documented at /schema"),
+    )
+
+
 exception_handlers: dict[Any, Any] = {
     DomainError: _domain_handler,
+    pg.IntegrityConstraintViolationError: _integrity_handler,
+    sqlite3.IntegrityError: _integrity_handler,
     **dict.fromkeys(UNAVAILABLE_TYPES, _unavailable_handler),
     pg.InterfaceError: _unavailable_handler,
+    pg.InternalClientError: _unavailable_handler,
     HTTPException: _http_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }

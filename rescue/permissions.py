@@ -62,6 +62,10 @@ class Action(StrEnum):
     escort_write = "escort_write"
     handover_read = "handover_read"
     alert_read = "alert_read"
+    calendar_load = "calendar_load"
+    identity_write = "identity_write"
+    #: Not a route: who sees a 身份证号 unmasked (others get it masked).
+    id_number_read = "id_number_read"
     task_read = "task_read"
     task_complete = "task_complete"
     duplicate_decide = "duplicate_decide"
@@ -110,6 +114,11 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.escort_write: frozenset({_STAFF, _ADMIN}),
     Action.handover_read: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.alert_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.calendar_load: frozenset({_ADMIN}),
+    Action.identity_write: frozenset({_STAFF, _ADMIN}),
+    # The ID number serves the return (staff), the household registration
+    # (police liaison) and administration; reviewers decide on faces, not IDs.
+    Action.id_number_read: frozenset({_STAFF, _POLICE, _ADMIN}),
     Action.task_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.task_complete: frozenset({_POLICE, _ADMIN}),
     # Duplicate intake (issue 13): the station links or dismisses.
@@ -156,14 +165,15 @@ async def _case_station(path_params: dict[str, Any]) -> tuple[str, str] | None:
     placement document, search action, handover, liaison task) through their case.
     """
     from rescue.cases.tables import Case
+    from rescue.schemas import stored_id
 
     case_id: Any = None
     what = ""
     if "case_id" in path_params:
-        case_id, what = path_params["case_id"], f"case {path_params['case_id']}"
+        case_id, what = stored_id(path_params["case_id"]), f"case {path_params['case_id']}"
     else:
         for param, column in _case_of().items():
-            if param not in path_params:
+            if stored_id(path_params.get(param)) is None:
                 continue
             table = (
                 column._meta.table

@@ -4,6 +4,7 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
+from rescue.alerts.tables import HolidaySchedule
 from rescue.announcements.tables import Announcement
 from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
@@ -15,14 +16,16 @@ from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
     CandidateReview,
+    FaceDeletion,
     FamilyConfirmation,
+    MatchCalibration,
     RematchRun,
 )
 from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
 from rescue.pfif.tables import PfifNoteRecord, PfifPersonRecord
 from rescue.photos.tables import Face, Photo
-from rescue.placements.tables import Placement, PlacementDocument
+from rescue.placements.tables import Placement, PlacementDocument, SettlementApproval
 from rescue.searches.tables import SearchAction
 from rescue.users.tables import ApiToken, LoginThrottle, User
 
@@ -45,11 +48,15 @@ APP_CONFIG = AppConfig(
         CandidateReview,
         FamilyConfirmation,
         RematchRun,
+        MatchCalibration,
+        FaceDeletion,
         LoginThrottle,
         AuditRecord,
         Announcement,
         Placement,
         PlacementDocument,
+        SettlementApproval,
+        HolidaySchedule,
         SearchAction,
         ReturnPlan,
         Handover,

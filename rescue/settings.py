@@ -16,11 +16,29 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["LOCALES", "Settings", "SettingsError", "get_settings"]
+__all__ = ["LOCALES", "OpsSettings", "Settings", "SettingsError", "get_settings", "redact_url"]
 
 
 class SettingsError(RuntimeError):
-    """A required environment variable is missing or malformed."""
+    """A required environment variable is missing or malformed.
+
+    Its text is one line for the operator: the variable, what was wrong and an
+    example of a good value; it never repeats a secret (``rescue.doctor``).
+    """
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (for messages and logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.netloc.rsplit("@", 1)[-1]
+        return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    except ValueError:
+        return "<unparsable URL>"
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -35,7 +53,9 @@ def _int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+        raise SettingsError(
+            f"{name} must be a whole number, got {raw!r}; for example {name}={default}"
+        ) from exc
 
 
 def _float(name: str, default: float) -> float:
@@ -45,7 +65,9 @@ def _float(name: str, default: float) -> float:
     try:
         return float(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+        raise SettingsError(
+            f"{name} must be a number, got {raw!r}; for example {name}={default}"
+        ) from exc
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -56,7 +78,9 @@ def _bool(name: str, default: bool) -> bool:
         return True
     if raw.lower() in {"0", "false", "no", "off"}:
         return False
-    raise SettingsError(f"{name} must be true or false, got {raw!r}")
+    raise SettingsError(
+        f"{name} must be true or false, got {raw!r}; for example {name}={str(default).lower()}"
+    )
 
 
 @dataclass(frozen=True)
@@ -71,12 +95,17 @@ class DatabaseSettings:
     reports a committed write to the tables they came from (``rescue.changes``).
     Off on SQLite (no change notifications), and off while the notification
     connection is down. ``READ_CACHE_ENTRIES``: most responses kept per process.
+
+    ``SQLITE_BUSY_TIMEOUT_SECONDS`` (default 15): on SQLite, how long a write
+    waits for another writer to finish before the request is answered 503
+    (rescue.db.StationSQLiteEngine).
     """
 
     url: str
     pool_max_size: int = 10
     read_cache: bool = True
     read_cache_entries: int = 10_000
+    sqlite_busy_timeout: float = 15.0
 
     @property
     def is_sqlite(self) -> bool:
@@ -101,6 +130,13 @@ class StorageSettings:
     #: Lifetime of presigned photo URLs, seconds. PIPL art. 28-29: face photos are
     #: sensitive personal information, so links must be short-lived.
     presign_seconds: int = 300
+    #: ``S3_PUBLIC_URL``: the object store's address as other PCs reach it (e.g.
+    #: ``http://192.168.1.20:8333``); presigned URLs are signed for it. None: the
+    #: address the service itself uses (fine when browser and server are one PC).
+    public_url: str | None = None
+    #: ``S3_EMBEDDED_HOST``: where the embedded S3 server listens (default
+    #: loopback; ``0.0.0.0`` lets other PCs open photo links).
+    embedded_host: str = "127.0.0.1"
     #: ``S3_TIMEOUT_SECONDS``: bound on connecting to, and on each wait for bytes
     #: from, the object store (urllib3 connect and read timeouts). The SDK's own
     #: default is 300 s, so a store that stops answering held an upload for
@@ -132,6 +168,19 @@ class MatchingSettings:
     detect_max_side: int = 1280
     #: HOG upsampling passes for detection (face_recognition's default is 1).
     detect_upsample: int = 1
+    #: ``MATCH_CANDIDATES``: at most this many candidates on the other side per new
+    #: photo (its owner's faces searched as one identity), the best by the full score.
+    #: On LFW the true person is in the top 5 by distance for 97-99 % of enrolled
+    #: probes (docs/accuracy.md), while a fixed threshold gives dozens of false
+    #: candidates per search at national gallery sizes (issue 16).
+    candidates: int = 5
+    #: ``MATCH_LOOSE_BOUND``: the face distance within which candidates are looked
+    #: for at all; unset: the loose bound of the model's calibration (genuine 99th
+    #: percentile: 0.62 on LFW; rescue calibrate writes a deployment's own).
+    loose_bound: float | None = None
+    #: ``MATCH_FILTER_SEX``: drop pairs whose recorded sexes differ before ranking
+    #: (a sure difference; docs/scoring.md). false: keep them, flagged.
+    filter_sex: bool = True
 
 
 @dataclass(frozen=True)
@@ -196,16 +245,14 @@ class AuthSettings:
     login_max_delay_seconds: int = 900
 
 
-def _station_days(raw: str | None) -> dict[str, int]:
+def _station_days(raw: str | None, name: str = "PHOTO_RETENTION_DAYS_BY_STATION") -> dict[str, int]:
     result: dict[str, int] = {}
     for part in (raw or "").split(","):
         if not part.strip():
             continue
         name, sep, days = part.partition("=")
         if not sep or not days.strip().isdigit():
-            raise SettingsError(
-                f"PHOTO_RETENTION_DAYS_BY_STATION must look like 'north=365,south=180', got {raw!r}"
-            )
+            raise SettingsError(f"{name} must look like 'north=365,south=180', got {raw!r}")
         result[name.strip()] = int(days)
     return result
 
@@ -223,6 +270,23 @@ class RetentionSettings:
 
     def photo_days_for(self, station: str) -> int:
         return self.photo_days_by_station.get(station, self.photo_days)
+
+
+@dataclass(frozen=True)
+class CustodySettings:
+    """Who may leave only into custody (rescue.cases.flows.custody_only).
+
+    ``CUSTODY_AGE`` (default 18): a person possibly younger leaves only into
+    custody. Source: 《中华人民共和国未成年人保护法》(2020) art. 2, minors are
+    citizens under 18 (未满十八周岁). ``CUSTODY_AGE_BY_STATION`` changes it per
+    jurisdiction (``north=16,south=18``) where local rules say otherwise.
+    """
+
+    age: int = 18
+    age_by_station: dict[str, int] = field(default_factory=dict)
+
+    def age_for(self, station: str) -> int:
+        return self.age_by_station.get(station, self.age)
 
 
 @dataclass(frozen=True)
@@ -248,7 +312,10 @@ def _json_overrides(name: str) -> dict[str, dict[str, str]]:
     try:
         value = json.loads(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be JSON, got {raw!r}") from exc
+        raise SettingsError(
+            f"{name} must be JSON, got {raw!r}; for example "
+            f'{name}=\'{{"north": {{"dna_request": "5 working_days"}}}}\''
+        ) from exc
     if not isinstance(value, dict) or not all(
         isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in value.values()
     ):
@@ -276,7 +343,9 @@ LOCALES = ("zh_CN", "en")
 def _locale(name: str, default: str) -> str:
     raw = (_env(name, default) or default).replace("-", "_")
     if raw not in LOCALES:
-        raise SettingsError(f"{name} must be one of {', '.join(LOCALES)}, got {raw!r}")
+        raise SettingsError(
+            f"{name} must be one of {', '.join(LOCALES)}, got {raw!r}; for example {name}=zh_CN"
+        )
     return raw
 
 
@@ -294,6 +363,61 @@ class PfifSettings:
     #: a receiving repository deletes them then (PFIF 1.4 §3.2), so a withdrawn
     #: notice or announcement does not linger elsewhere.
     expiry_days: int = 30
+
+
+@dataclass(frozen=True)
+class OpsSettings:
+    """Running the service: logs, metrics, health, stopping (README "Deployment")."""
+
+    #: ``LOG_FORMAT``: ``json`` (one object per line, for a log collector) or
+    #: ``text`` (readable, for a terminal). Default: json with PostgreSQL
+    #: (production), text with the embedded SQLite set-up.
+    log_format: str = "text"
+    #: ``LOG_LEVEL``: DEBUG, INFO, WARNING or ERROR.
+    log_level: str = "INFO"
+    #: ``METRICS_TOKEN``: bearer token Prometheus sends to ``GET /metrics``; unset:
+    #: ``/metrics`` answers only clients on this machine (loopback).
+    metrics_token: str | None = None
+    #: ``WORKER_METRICS_PORT``/``WORKER_METRICS_HOST``: where each ``dramatiq``
+    #: worker command serves its job metrics (Dramatiq's Prometheus middleware).
+    worker_metrics_port: int = 9191
+    worker_metrics_host: str = "127.0.0.1"
+    #: ``WORKER_STOP_SECONDS``: on SIGTERM a worker stops taking jobs, lets the
+    #: running ones finish for at most this long, then hands the unfinished ones
+    #: back to the queue and exits (systemd ``TimeoutStopSec`` must be longer).
+    worker_stop_seconds: float = 30.0
+    #: ``HEALTH_TIMEOUT_SECONDS``: each backing service must answer
+    #: ``/health/ready`` within this long.
+    health_timeout_seconds: float = 2.0
+
+
+_LOG_FORMATS = ("json", "text")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _choice(name: str, default: str, choices: tuple[str, ...], *, upper: bool = False) -> str:
+    raw = _env(name, default) or default
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise SettingsError(
+            f"{name} must be one of {', '.join(choices)}, got {raw!r}; for example {name}={default}"
+        )
+    return value
+
+
+def _public_url(name: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    raw = _env(name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise SettingsError(
+            f"{name} must be the object store's address as other PCs reach it, scheme and "
+            f"host only, got {raw!r}; for example {name}=http://192.168.1.20:8333"
+        )
+    return raw.rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -323,6 +447,8 @@ class Settings:
     review: ReviewSettings = field(default_factory=ReviewSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    custody: CustodySettings = field(default_factory=CustodySettings)
+    ops: OpsSettings = field(default_factory=OpsSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     pfif: PfifSettings = field(default_factory=PfifSettings)
     extra: dict[str, str] = field(default_factory=dict)
@@ -341,7 +467,9 @@ def load_settings() -> Settings:
     db_url = _env("DATABASE_URL") or f"sqlite:///{data_dir / 'rescue.db'}"
     if not (db_url.startswith("sqlite:///") or db_url.startswith("postgres")):
         raise SettingsError(
-            f"DATABASE_URL must start with sqlite:/// or postgresql://, got {db_url!r}"
+            "DATABASE_URL must start with sqlite:/// or postgresql://, got "
+            f"{redact_url(db_url)!r}; for example "
+            "DATABASE_URL=postgresql://rescue:PASSWORD@127.0.0.1:5432/rescue"
         )
     redis_url = _env("REDIS_URL")
     return Settings(
@@ -351,6 +479,7 @@ def load_settings() -> Settings:
             pool_max_size=_int("DB_POOL_MAX", 10),
             read_cache=_bool("READ_CACHE", True),
             read_cache_entries=_int("READ_CACHE_ENTRIES", 10_000),
+            sqlite_busy_timeout=_float("SQLITE_BUSY_TIMEOUT_SECONDS", 15.0),
         ),
         storage=StorageSettings(
             endpoint=_env("S3_ENDPOINT"),
@@ -361,6 +490,8 @@ def load_settings() -> Settings:
             region=_env("S3_REGION", "us-east-1") or "us-east-1",
             embedded_port=_int("S3_EMBEDDED_PORT", 8333),
             presign_seconds=min(_int("PHOTO_URL_TTL_SECONDS", 300), 300),
+            public_url=_public_url("S3_PUBLIC_URL"),
+            embedded_host=_env("S3_EMBEDDED_HOST", "127.0.0.1") or "127.0.0.1",
             timeout_seconds=_float("S3_TIMEOUT_SECONDS", 10.0),
             retries=_int("S3_RETRIES", 1),
         ),
@@ -368,6 +499,9 @@ def load_settings() -> Settings:
             threshold=_float("MATCH_THRESHOLD", MatchingSettings.threshold),
             detect_max_side=_int("DETECT_MAX_SIDE", 1280),
             detect_upsample=_int("DETECT_UPSAMPLE", 1),
+            candidates=max(1, _int("MATCH_CANDIDATES", 5)),
+            loose_bound=_float("MATCH_LOOSE_BOUND", 0.0) or None,
+            filter_sex=_bool("MATCH_FILTER_SEX", True),
         ),
         upload=UploadSettings(
             max_bytes=_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
@@ -401,6 +535,21 @@ def load_settings() -> Settings:
             source_name=_env("PFIF_SOURCE_NAME", PfifSettings.source_name)
             or PfifSettings.source_name,
             expiry_days=_int("PFIF_EXPIRY_DAYS", PfifSettings.expiry_days),
+        ),
+        custody=CustodySettings(
+            age=_int("CUSTODY_AGE", 18),
+            age_by_station=_station_days(_env("CUSTODY_AGE_BY_STATION"), "CUSTODY_AGE_BY_STATION"),
+        ),
+        ops=OpsSettings(
+            log_format=_choice(
+                "LOG_FORMAT", "text" if db_url.startswith("sqlite") else "json", _LOG_FORMATS
+            ),
+            log_level=_choice("LOG_LEVEL", "INFO", _LOG_LEVELS, upper=True),
+            metrics_token=_env("METRICS_TOKEN"),
+            worker_metrics_port=_int("WORKER_METRICS_PORT", 9191),
+            worker_metrics_host=_env("WORKER_METRICS_HOST", "127.0.0.1") or "127.0.0.1",
+            worker_stop_seconds=_float("WORKER_STOP_SECONDS", 30.0),
+            health_timeout_seconds=_float("HEALTH_TIMEOUT_SECONDS", 2.0),
         ),
         recovery=RecoverySettings(
             broker_timeout_seconds=_float("BROKER_TIMEOUT_SECONDS", 5.0),

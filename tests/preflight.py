@@ -56,6 +56,13 @@ def _check_redis(url: str) -> str | None:
 
 def problems() -> list[str]:
     found = [asyncio.run(_check_pg(pg_url())), _check_redis(redis_url())]
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        found.append(
+            "redis-server is not installed; the fault tests (tests/faults) start and kill "
+            "their own. Install it: apt-get install redis-server"
+        )
     faces = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "faces", "labels.csv")
     if not os.path.exists(os.environ.get("FACES_DIR", "") + "/labels.csv") and not os.path.exists(
         faces

@@ -4,6 +4,12 @@ With ``REDIS_URL`` set: a Redis broker (production, tests). Without it: an
 in-memory broker whose worker runs inside the API process (embedded mode);
 photos left ``pending`` by a restart are re-queued at start-up.
 
+Workers: ``rescue worker`` (or ``dramatiq workers.broker workers.actors``). Each worker process logs
+in the service's one format with the job id (rescue.logs), stops within
+``WORKER_STOP_SECONDS`` of SIGTERM, handing unfinished jobs back
+(workers.lifecycle), and counts jobs for Prometheus (Dramatiq's middleware,
+served at ``WORKER_METRICS_HOST:WORKER_METRICS_PORT``).
+
 Every Redis call is bounded by ``BROKER_TIMEOUT_SECONDS`` (connect and reply),
 so an unreachable broker costs an upload at most that long (it then answers
 ``queue: "deferred"``). A worker that stops sending heartbeats for
@@ -11,8 +17,6 @@ so an unreachable broker costs an upload at most that long (it then answers
 broker command runs one with chance ``BROKER_MAINTENANCE_PER_MILLION`` / 10⁶)
 puts its unfinished messages back on their queues (README "What bounds
 recovery").
-
-Workers: ``dramatiq workers.broker workers.actors``.
 """
 
 from __future__ import annotations
@@ -23,11 +27,19 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 
-from rescue.settings import Settings, get_settings
+from rescue.logs import configure_logging
+from rescue.settings import Settings, SettingsError, get_settings
+from workers.lifecycle import JobContext, JobMetrics, StopWithin
 
 __all__ = ["broker", "broker_reachable", "redis_broker"]
 
-_settings = get_settings()
+try:
+    _settings = get_settings()
+except SettingsError as _exc:
+    from rescue.doctor import exit_with
+
+    exit_with(_exc)
+configure_logging(_settings.ops)
 
 
 def redis_broker(settings: Settings) -> RedisBroker:
@@ -48,6 +60,10 @@ def redis_broker(settings: Settings) -> RedisBroker:
 
 broker: dramatiq.Broker = redis_broker(_settings) if _settings.redis_url else StubBroker()
 broker.add_middleware(AsyncIO())
+broker.add_middleware(JobContext())
+if _settings.redis_url:
+    broker.add_middleware(StopWithin(_settings.ops.worker_stop_seconds))
+    broker.add_middleware(JobMetrics())
 dramatiq.set_broker(broker)
 
 

@@ -19,16 +19,20 @@ Sources (see docs/workflow.md for what each text says and how sure we are):
   configurable per jurisdiction.
 
 Working days follow the Chinese public-holiday calendar including make-up working
-days (调休), from the maintained ``chinese-calendar`` package (pinned in
-pyproject.toml; it covers the years the State Council has published; a date
-outside them raises, which we report instead of guessing).
+days (调休): first a schedule an administrator loaded from the State Council's
+annual notice (国务院办公厅关于某年部分节假日安排的通知; ``holiday_schedules``
+table, ``PUT /api/calendar/{year}`` or ``rescue calendar load``), then the
+maintained ``chinese-calendar`` package (pinned; its data ends with the last
+year published before its release), and for a year neither knows, weekends
+only: such a deadline is computed and marked ``estimated`` — a request never
+fails because a year is missing (issue 12 item 4).
 """
 
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta, timezone
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from enum import StrEnum
 
 import chinese_calendar
@@ -42,6 +46,7 @@ __all__ = [
     "Period",
     "Rule",
     "Unit",
+    "WorkCalendar",
     "add_working_days",
     "rules_for",
 ]
@@ -68,30 +73,66 @@ class AlertKind(StrEnum):
     settlement_eligible = "settlement_eligible"  # 落户安置 may be proposed
 
 
-def add_working_days(start: date, count: int) -> date:
-    """The ``count``-th Chinese working day after ``start`` (``start`` itself not counted).
+@dataclass(frozen=True)
+class YearSchedule:
+    """One year's official schedule: public holidays (rest days, weekends included
+    when the notice lists them) and make-up working days (调休上班)."""
+
+    holidays: frozenset[date]
+    workdays: frozenset[date]
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    """Which days are Chinese working days.
+
+    Order of sources: a loaded official schedule for the year (``schedules``),
+    else ``chinese-calendar``, else weekends only (``estimated``).
+    """
+
+    schedules: dict[int, YearSchedule] = field(default_factory=dict)
+
+    def is_workday(self, day: date) -> tuple[bool, bool]:
+        """(working day?, estimated?) — estimated when no official data covers
+        ``day``'s year and only weekends are known to be rest days."""
+        schedule = self.schedules.get(day.year)
+        if schedule is not None:
+            if day in schedule.workdays:
+                return True, False
+            return (day.weekday() < 5 and day not in schedule.holidays), False
+        try:
+            return bool(chinese_calendar.is_workday(day)), False
+        except NotImplementedError:
+            return day.weekday() < 5, True
+
+    def known(self, year: int) -> bool:
+        """Whether an official schedule (loaded or packaged) covers ``year``."""
+        return not self.is_workday(date(year, 1, 1))[1]
+
+
+#: No loaded schedules: the package, then weekends only.
+PACKAGED = WorkCalendar()
+
+
+def add_working_days(
+    start: date, count: int, calendar: WorkCalendar = PACKAGED
+) -> tuple[date, bool]:
+    """The ``count``-th Chinese working day after ``start`` (``start`` itself not
+    counted), and whether it is estimated (a day on the way had no official data).
 
     Weekends are rest days unless they are make-up working days (调休上班); public
     holidays are rest days. Example: from Fri 2025-09-26, 7 working days end on
     Mon 2025-10-13 (Sun 09-28 and Sat 10-11 are make-up working days, 10-01..10-08
     are National Day / Mid-autumn holidays).
-
-    Raises:
-        InvalidInput: a date outside the years ``chinese-calendar`` knows.
     """
-    day, found = start, 0
+    day, found, estimated = start, 0, False
     while found < count:
         day += timedelta(days=1)
-        try:
-            working = chinese_calendar.is_workday(day)
-        except NotImplementedError as exc:
-            raise InvalidInput(
-                f"the holiday calendar has no data for {day.year}",
-                accepted="dates within chinese-calendar's published years",
-            ) from exc
+        working, guessed = calendar.is_workday(day)
+        estimated = estimated or guessed
         if working:
             found += 1
-    return day
+    return day, estimated
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -118,21 +159,28 @@ class Period:
                 accepted=f"'<amount> <unit>', unit one of {[u.value for u in Unit]}",
             ) from exc
 
-    def after(self, start: datetime) -> datetime:
-        """The deadline: the moment ``start + period``; overdue from then on.
+    def after(self, start: datetime, calendar: WorkCalendar = PACKAGED) -> datetime:
+        """The deadline: the moment ``start + period``; overdue from then on
+        (see :meth:`due`)."""
+        return self.due(start, calendar)[0]
+
+    def due(self, start: datetime, calendar: WorkCalendar = PACKAGED) -> tuple[datetime, bool]:
+        """(deadline, estimated): the moment ``start + period``, in UTC.
 
         Hours and days are exact durations; months keep the local clock time;
-        working days end at midnight (China time) after the last working day.
+        working days end at midnight (China time) after the last working day and
+        are ``estimated`` when a year on the way has no official schedule.
         """
         local = start.astimezone(CHINA_TZ)
         if self.unit == Unit.hours:
-            return local + timedelta(hours=self.amount)
+            return (local + timedelta(hours=self.amount)).astimezone(UTC), False
         if self.unit == Unit.days:
-            return local + timedelta(days=self.amount)
+            return (local + timedelta(days=self.amount)).astimezone(UTC), False
         if self.unit == Unit.months:
-            return _add_months(local, self.amount)
-        last = add_working_days(local.date(), self.amount)
-        return datetime.combine(last + timedelta(days=1), time(0), tzinfo=CHINA_TZ)
+            return _add_months(local, self.amount).astimezone(UTC), False
+        last, estimated = add_working_days(local.date(), self.amount, calendar)
+        end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=CHINA_TZ)
+        return end.astimezone(UTC), estimated
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit.value}"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Annotated
 
 import msgspec
 
@@ -12,9 +13,11 @@ from rescue.alerts.rules import AlertKind
 class AlertOut(msgspec.Struct):
     """One due or overdue item of a case.
 
-    ``due_at`` is the deadline (ISO 8601, China time); ``overdue`` is true from
-    that moment until the satisfying record exists. ``subject_id`` names the
-    record the item is about (the DNA request for ``dna_result``).
+    ``due_at`` is the deadline (ISO 8601, UTC like every timestamp in answers);
+    ``overdue`` is true from that moment until the satisfying record exists.
+    ``subject_id`` names the record the item is about (the DNA request for
+    ``dna_result``). ``estimated``: a working-day deadline crossing a year with no
+    official holiday schedule, computed with weekends only.
     """
 
     kind: AlertKind
@@ -28,3 +31,28 @@ class AlertOut(msgspec.Struct):
     satisfied_by: str
     source: str
     subject_id: int | None = None
+    estimated: bool = False
+
+
+class HolidayScheduleIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A year's schedule from the State Council's notice: ``holidays`` (rest days,
+    ISO dates), ``workdays`` (make-up working days, weekend dates declared working
+    days, 调休上班), ``source`` (the notice's title and number)."""
+
+    holidays: Annotated[list[date], msgspec.Meta(max_length=366)]
+    workdays: Annotated[list[date], msgspec.Meta(max_length=120)]
+    source: Annotated[str, msgspec.Meta(max_length=500)]
+
+
+class CalendarYearOut(msgspec.Struct):
+    """What the working-day calendar knows of ``year``: ``source`` loaded (an
+    administrator loaded the notice), package (chinese-calendar) or none
+    (weekends only, deadlines ``estimated``)."""
+
+    year: int
+    source: str
+    estimated: bool
+    notice: str
+    holidays: list[date]
+    workdays: list[date]
+    loaded_at: datetime | None

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date, datetime, time
 from typing import Any
 
-from rescue.alerts.rules import CHINA_TZ, AlertKind, Rule, rules_for
+from rescue import clock
+from rescue.alerts.calendar import work_calendar
+from rescue.alerts.rules import CHINA_TZ, PACKAGED, AlertKind, Rule, WorkCalendar, rules_for
 from rescue.alerts.schemas import AlertOut
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case, CaseStatus
@@ -61,23 +63,30 @@ def _day_start(day: date) -> datetime:
     return datetime.combine(day, time(0), tzinfo=CHINA_TZ)
 
 
-def case_alerts(facts: CaseFacts, rules: dict[AlertKind, Rule], now: datetime) -> list[AlertOut]:
+def case_alerts(
+    facts: CaseFacts,
+    rules: dict[AlertKind, Rule],
+    now: datetime,
+    calendar: WorkCalendar = PACKAGED,
+) -> list[AlertOut]:
     """Due and overdue items of one case, soonest first.
 
     Args:
         facts: the case's admission, status and recorded actions.
         rules: the station's rule table (:func:`rescue.alerts.rules.rules_for`).
         now: the moment to judge "overdue" (aware datetime).
+        calendar: working days (loaded schedules; see rescue.alerts.calendar).
     """
     out: list[AlertOut] = []
     ended = facts.search_ended_at
 
     def add(
-        kind: AlertKind, due: datetime, *, lapses: bool = True, subject: int | None = None
+        kind: AlertKind, start: datetime, *, lapses: bool = True, subject: int | None = None
     ) -> None:
+        rule = rules[kind]
+        due, estimated = rule.period.due(start, calendar)
         if lapses and ended is not None and due > ended:
             return  # the search ended before this fell due: nothing outstanding
-        rule = rules[kind]
         out.append(
             AlertOut(
                 kind=kind,
@@ -91,38 +100,30 @@ def case_alerts(facts: CaseFacts, rules: dict[AlertKind, Rule], now: datetime) -
                 satisfied_by=rule.satisfied_by,
                 source=rule.source,
                 subject_id=subject,
+                estimated=estimated,
             )
         )
 
     admitted = facts.admitted_at
     if not facts.announcements:
-        add(AlertKind.announcement, rules[AlertKind.announcement].period.after(admitted))
+        add(AlertKind.announcement, admitted)
     else:
-        latest = _day_start(max(facts.announcements))
-        add(
-            AlertKind.announcement_update,
-            rules[AlertKind.announcement_update].period.after(latest),
-        )
+        add(AlertKind.announcement_update, _day_start(max(facts.announcements)))
     if not facts.dna:
-        add(AlertKind.dna_request, rules[AlertKind.dna_request].period.after(admitted))
+        add(AlertKind.dna_request, admitted)
     for dna in facts.dna:
         if dna.result_on is None:
-            due = rules[AlertKind.dna_result].period.after(_day_start(dna.requested_on))
-            add(AlertKind.dna_result, due, subject=dna.id)
+            add(AlertKind.dna_result, _day_start(dna.requested_on), subject=dna.id)
     if facts.status in (S.admitted, S.searching):
-        add(AlertKind.stranded, rules[AlertKind.stranded].period.after(admitted), lapses=False)
+        add(AlertKind.stranded, admitted, lapses=False)
     for kind, record in (
         (AlertKind.care_decision, SearchKind.care_decision),
         (AlertKind.extension_filing, SearchKind.extension_filing),
     ):
         if record not in facts.kinds_recorded:
-            add(kind, rules[kind].period.after(admitted))
+            add(kind, admitted)
     if facts.status in (S.admitted, S.searching, S.stranded):
-        add(
-            AlertKind.settlement_eligible,
-            rules[AlertKind.settlement_eligible].period.after(admitted),
-            lapses=False,
-        )
+        add(AlertKind.settlement_eligible, admitted, lapses=False)
     out.sort(key=lambda a: (a.due_at, a.kind.value))
     return out
 
@@ -147,7 +148,7 @@ async def _facts(case_rows: list[dict[str, Any]]) -> list[CaseFacts]:
         SearchAction.kind,
         SearchAction.on_date,
         SearchAction.result_on,
-    ).where(SearchAction.case.is_in(ids))
+    ).where(SearchAction.case.is_in(ids) & SearchAction.voided_at.is_null())
     for a in actions:
         f = facts[a["case"]]
         kind = SearchKind(a["kind"])
@@ -187,7 +188,9 @@ async def alerts_for_case(*, case_id: int, now: datetime | None = None) -> list[
         raise NotFound(f"case {case_id} does not exist")
     [facts] = await _facts(rows)
     overrides = get_settings().deadlines.overrides
-    return case_alerts(facts, rules_for(facts.station, overrides), now or datetime.now(UTC))
+    return case_alerts(
+        facts, rules_for(facts.station, overrides), now or clock.now(), await work_calendar()
+    )
 
 
 async def list_alerts(
@@ -209,7 +212,7 @@ async def list_alerts(
         kind: only this kind of item.
         overdue_only: only items whose deadline has passed.
     """
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     query = Case.select(Case.id, Case.reference, Case.station, Case.status, Case.admitted_at)
     if station is not None:
         query = query.where(Case.station == station)
@@ -218,10 +221,11 @@ async def list_alerts(
     overrides = get_settings().deadlines.overrides
     tables: dict[str, dict[AlertKind, Rule]] = defaultdict(dict)
     items: list[AlertOut] = []
+    calendar = await work_calendar()
     for facts in await _facts(await query):
         if facts.station not in tables:
             tables[facts.station] = rules_for(facts.station, overrides)
-        items.extend(case_alerts(facts, tables[facts.station], now))
+        items.extend(case_alerts(facts, tables[facts.station], now, calendar))
     if kind is not None:
         items = [a for a in items if a.kind == kind]
     if overdue_only:
@@ -237,7 +241,7 @@ async def apply_stranded(*, now: datetime | None = None) -> list[int]:
     """
     from rescue.cases import flows
 
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     overrides = get_settings().deadlines.overrides
     rows = await Case.select(Case.id, Case.station, Case.admitted_at).where(
         Case.status.is_in([S.admitted.value, S.searching.value])

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from rescue.cases.tables import Sex
+from rescue.schemas import Id
 
 Short = Annotated[str, msgspec.Meta(max_length=300)]
 Long = Annotated[str, msgspec.Meta(max_length=2000)]
@@ -43,7 +44,7 @@ class AnnouncementIn(msgspec.Struct, forbid_unknown_fields=True):
     none was reported). ``found_place`` must be entered: give the district or road,
     never an exact address. ``internal`` lists fields kept off the public view."""
 
-    photo_id: int | None = None
+    photo_id: Id | None = None
     name: Annotated[str, msgspec.Meta(max_length=100)] | None = None
     sex: Sex | None = None
     estimated_age: Annotated[int, msgspec.Meta(ge=0, le=120)] | None = None

@@ -125,7 +125,49 @@ async def publish(*, case_id: int, data: AnnouncementIn, by: Principal) -> Annou
             target=Announcement.case, action="DO NOTHING"
         )
         await Announcement.update(values).where(Announcement.case == case_id)  # type: ignore[arg-type]
+        await _record_publication(case_id=case_id, by=by)
     return await get_for_staff(case_id=case_id)
+
+
+async def _record_publication(*, case_id: int, by: Principal) -> None:
+    """Publishing the 寻亲公告 here is the announcement action the 24-hour deadline
+    waits for (2015 意见): the first publication records one search action (channel
+    本站寻亲公告, today's station date) and its ``announcement`` timeline event;
+    republishing or editing adds none (one announcement, one entry). Other
+    channels are recorded against the same announcement
+    (rescue.searches.services.record_announcement)."""
+    from rescue import clock
+    from rescue.cases.events import record_event
+    from rescue.searches.tables import AnnouncementChannel, SearchAction, SearchKind
+
+    own = await Announcement.select(Announcement.id).where(Announcement.case == case_id).first()
+    assert own is not None
+    channel = AnnouncementChannel.this_service.value
+    if await SearchAction.exists().where(
+        (SearchAction.announcement == own["id"])
+        & (SearchAction.channel == channel)
+        & SearchAction.voided_at.is_null()
+    ):
+        return
+    rows = await SearchAction.insert(
+        SearchAction(
+            case=case_id,
+            kind=SearchKind.announcement.value,
+            on_date=clock.today(),
+            channel=channel,
+            reference=f"announcement {own['id']}",
+            announcement=own["id"],
+            recorded_by=by.user_id,
+        )
+    ).returning(SearchAction.id)
+    await record_event(
+        case_id=case_id,
+        kind=SearchKind.announcement.value,
+        actor_id=by.user_id,
+        actor_role=by.role.value,
+        reason=f"announcement on {channel}",
+        data={"search_action_id": rows[0]["id"], "announcement_id": own["id"]},
+    )
 
 
 async def get_for_staff(*, case_id: int) -> AnnouncementOut:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from litestar import Controller, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from rescue.audit import services
 from rescue.audit.schemas import AuditOut
 from rescue.permissions import Action, allow
-from rescue.schemas import Limit, Offset, Page
+from rescue.schemas import AwareDatetime, Limit, Offset, Page, PathId, QueryId
 
 
 class AuditController(Controller):
@@ -22,10 +20,10 @@ class AuditController(Controller):
         self,
         limit: Limit = 50,
         offset: Offset = 0,
-        user_id: FromQuery[int | None] = None,
-        case_id: FromQuery[int | None] = None,
-        since: FromQuery[datetime | None] = None,
-        until: FromQuery[datetime | None] = None,
+        user_id: QueryId = None,
+        case_id: QueryId = None,
+        since: FromQuery[AwareDatetime | None] = None,
+        until: FromQuery[AwareDatetime | None] = None,
     ) -> Page[AuditOut]:
         """Filter by ``user_id``, ``case_id`` and time (``since`` ≤ at < ``until``, ISO 8601)."""
         return await services.list_records(
@@ -38,7 +36,9 @@ class AuditController(Controller):
         guards=[allow(Action.case_audit_read)],
     )
     async def of_case(
-        self, case_id: FromPath[int], limit: Limit = 50, offset: Offset = 0
+        self, case_id: PathId, limit: Limit = 50, offset: Offset = 0
     ) -> Page[AuditOut]:
-        """Records whose case is this one (directly, or through its photos and candidates)."""
-        return await services.list_records(limit=limit, offset=offset, case_id=case_id)
+        """Records whose case is this one (directly, or through its photos and
+        candidates), newest first. Requests that named the id before the case
+        existed are not among them. 404 unknown case."""
+        return await services.list_case_records(case_id=case_id, limit=limit, offset=offset)

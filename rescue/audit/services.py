@@ -3,8 +3,10 @@
 What is audited (:func:`audit_kind`), for every route under ``/api`` and ``/auth``:
 
 - every write (any method but GET, HEAD, OPTIONS), whatever its outcome;
-- every read of a photo, of face data or of a candidate (a GET whose route
-  template names ``photo``, ``face`` or ``candidate``).
+- every read of a photo, of face data, of a candidate, of a case's identity
+  (身份证号), of a handover (the receiver's ID number) or of a placement document
+  (a GET whose route template names ``photo``, ``face``, ``candidate``,
+  ``identity``, ``handover`` or ``document``).
 
 A write's record is written *before* the write runs (:func:`begin_record`,
 ``status_code`` 0: in progress) and completed once with its outcome
@@ -25,7 +27,7 @@ from typing import Any
 
 from rescue.audit.schemas import AuditOut
 from rescue.audit.tables import AuditRecord
-from rescue.schemas import Page
+from rescue.schemas import Page, require_timezone, stored_id
 
 __all__ = [
     "IN_PROGRESS",
@@ -34,19 +36,18 @@ __all__ = [
     "begin_record",
     "complete_record",
     "describe",
+    "list_case_records",
     "list_records",
     "write_record",
 ]
 
 #: ``status_code`` of a write's record until its outcome is recorded.
 IN_PROGRESS = 0
-#: Ids are 32-bit integer columns; a path id outside (0, 2**31) names nothing.
-_MAX_ID = 2**31 - 1
 
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Route words whose reads are audited (sensitive data: photos, faces, candidates).
-SENSITIVE_READS = ("photo", "face", "candidate")
+SENSITIVE_READS = ("photo", "face", "candidate", "identity", "handover", "document")
 
 
 def audit_kind(method: str, route: str) -> str | None:
@@ -81,31 +82,55 @@ def describe(route: str, path_params: dict[str, Any]) -> tuple[str, str | None]:
     return last.removesuffix("s"), None
 
 
-def _id(value: Any) -> int | None:
-    """``value`` as a row id, or None if it cannot be one (not an integer, or out
-    of range: such an id names nothing, and must not make the record fail)."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if 0 < number <= _MAX_ID else None
-
-
 async def _case_of(path_params: dict[str, Any], route: str, created_id: str | None) -> int | None:
+    from rescue.cases.tables import Case
     from rescue.matching.tables import Candidate
     from rescue.photos.tables import Photo
 
     if "case_id" in path_params:
-        return _id(path_params["case_id"])
-    if (photo_id := _id(path_params.get("photo_id"))) is not None:
+        # Only a case that exists: a request naming an id that names nothing
+        # (404) is not about any case, and must not appear in the trail of a
+        # case created later under that id, maybe at another station.
+        case_id = stored_id(path_params["case_id"])
+        if case_id is None or not await Case.exists().where(Case.id == case_id):
+            return None
+        return case_id
+    if (photo_id := stored_id(path_params.get("photo_id"))) is not None:
         row = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
         return row["case"] if row else None
-    if (candidate_id := _id(path_params.get("candidate_id"))) is not None:
+    if (candidate_id := stored_id(path_params.get("candidate_id"))) is not None:
         row = await Candidate.select(Candidate.case).where(Candidate.id == candidate_id).first()
         return row["case"] if row else None
     if route.rstrip("/") == "/api/cases" and created_id is not None:
-        return _id(created_id)
+        return stored_id(created_id)
+    # Other ids through their case (DNA results, search actions, placements,
+    # documents, handovers, tasks): the one map of rescue.permissions.
+    from rescue.permissions import _case_of as case_columns
+
+    for param, column in case_columns().items():
+        if (value := stored_id(path_params.get(param))) is not None:
+            chain = column._meta.call_chain
+            table = chain[0]._meta.table if chain else column._meta.table
+            row = await table.select(column.as_alias("case")).where(table.id == value).first()
+            return stored_id(row["case"]) if row else None
     return None
+
+
+def _body_case_id(body: bytes) -> int | None:
+    """The case a write's answer names (``case_id``, or ``candidate.case_id`` of a
+    candidate submission): links writes on routes without a case in the path."""
+    if not body or not body.startswith(b"{"):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(value, dict):
+        return None
+    nested = value.get("candidate")
+    if "case_id" not in value and isinstance(nested, dict):
+        value = nested
+    return stored_id(value.get("case_id"))
 
 
 def _created_id(body: bytes) -> str | None:
@@ -154,6 +179,21 @@ async def write_record(
     return int(rows[0]["id"])
 
 
+async def list_case_records(*, case_id: int, limit: int, offset: int) -> Page[AuditOut]:
+    """The trail of one case, newest first.
+
+    Raises:
+        NotFound: no such case.
+    """
+    from rescue.cases.tables import Case
+    from rescue.errors import NotFound
+    from rescue.i18n import _
+
+    if not await Case.exists().where(Case.id == case_id):
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
+    return await list_records(limit=limit, offset=offset, case_id=case_id)
+
+
 async def begin_record(
     *,
     method: str,
@@ -192,8 +232,19 @@ async def complete_record(*, record_id: int, route: str, status_code: int, body:
     values: dict[Any, Any] = {AuditRecord.status_code: status_code}
     if created is not None:
         values[AuditRecord.created_id] = created
-        if route.rstrip("/") == "/api/cases" and (case_id := _id(created)) is not None:
+        if route.rstrip("/") == "/api/cases" and (case_id := stored_id(created)) is not None:
             values[AuditRecord.case_id] = case_id
+    if (
+        200 <= status_code < 300
+        and AuditRecord.case_id not in values
+        and (case_id := _body_case_id(body)) is not None
+        and await AuditRecord.exists().where(
+            (AuditRecord.id == record_id) & AuditRecord.case_id.is_null()
+        )
+    ):
+        # A route without a case in its path (a candidate submission): the case
+        # the answer names (the one completing UPDATE may fill an empty case_id).
+        values[AuditRecord.case_id] = case_id
     await AuditRecord.update(values).where(
         (AuditRecord.id == record_id) & (AuditRecord.status_code == IN_PROGRESS)
     )
@@ -208,7 +259,13 @@ async def list_records(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Page[AuditOut]:
-    """Records, newest first, filtered by user, case and time (``since`` ≤ at < ``until``)."""
+    """Records, newest first, filtered by user, case and time (``since`` ≤ at < ``until``).
+
+    Raises:
+        InvalidInput: ``since`` or ``until`` without a timezone offset.
+    """
+    require_timezone(since, "since")
+    require_timezone(until, "until")
     where: Any = AuditRecord.id > 0
     if user_id is not None:
         where = where & (AuditRecord.user_id == user_id)

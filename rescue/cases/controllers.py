@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, patch, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from rescue.alerts.schemas import AlertOut
 from rescue.alerts.services import alerts_for_case
@@ -14,6 +14,9 @@ from rescue.cases.schemas import (
     CaseCreate,
     CaseOut,
     CaseUpdate,
+    IdentityOut,
+    IdentityUpdate,
+    LeavingReport,
     TimelineEvent,
     TransitionOut,
     TransitionRequest,
@@ -21,7 +24,7 @@ from rescue.cases.schemas import (
 from rescue.cases.tables import CaseStatus
 from rescue.duplicates import services as duplicates
 from rescue.permissions import Action, allow
-from rescue.schemas import Limit, Offset, Page
+from rescue.schemas import Limit, Offset, Page, PathId
 
 
 class CaseController(Controller):
@@ -48,7 +51,7 @@ class CaseController(Controller):
         summary="One case: photos, current placement, allowed next statuses, alerts",
         guards=[allow(Action.case_read)],
     )
-    async def detail(self, case_id: FromPath[int]) -> CaseOut:
+    async def detail(self, case_id: PathId) -> CaseOut:
         """``alerts`` lists the case's due and overdue deadline items, soonest first
         (same items as ``GET /api/cases/{id}/alerts``); ``duplicate_warnings`` the open
         duplicate-intake warnings. 404 if the case does not exist."""
@@ -56,13 +59,38 @@ class CaseController(Controller):
         out.duplicate_warnings = await duplicates.open_warnings(case_id=case_id)
         return out
 
+    @get(
+        "/{case_id:int}/identity",
+        summary="The identity found: confirmed name, 身份证号, 户籍地, relatives' contact",
+        guards=[allow(Action.case_read)],
+    )
+    async def identity(self, case_id: PathId, request: Request[Any, Any, Any]) -> IdentityOut:
+        """The ID number is masked for roles that do not need it (reviewers); every
+        read is audited. 404 if the case does not exist."""
+        return await services.get_identity(case_id=case_id, by=request.user)
+
+    @patch(
+        "/{case_id:int}/identity",
+        summary="Record or correct the identity found",
+        guards=[allow(Action.identity_write)],
+    )
+    async def update_identity(
+        self,
+        case_id: PathId,
+        data: JSONBody[IdentityUpdate],
+        request: Request[Any, Any, Any],
+    ) -> IdentityOut:
+        """Each change (ID number masked) goes on the timeline as
+        ``identity_updated``. 400 nothing to change or a malformed 身份证号; 404."""
+        return await services.update_identity(case_id=case_id, data=data, by=request.user)
+
     @patch(
         "/{case_id:int}",
         summary="Update date-of-birth estimate, capacity flag, height",
         guards=[allow(Action.case_write)],
     )
     async def update(
-        self, case_id: FromPath[int], data: JSONBody[CaseUpdate], request: Request[Any, Any, Any]
+        self, case_id: PathId, data: JSONBody[CaseUpdate], request: Request[Any, Any, Any]
     ) -> CaseOut:
         """Changes go on the timeline (``case_updated``). 400 nothing to change; 404."""
         return await services.update_case(case_id=case_id, data=data, by=request.user)
@@ -91,7 +119,7 @@ class CaseController(Controller):
     )
     async def move(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[TransitionRequest],
         request: Request[Any, Any, Any],
     ) -> TransitionOut:
@@ -108,7 +136,7 @@ class CaseController(Controller):
         summary="The case's timeline (who, when, what, why), oldest first",
         guards=[allow(Action.case_read)],
     )
-    async def timeline(self, case_id: FromPath[int]) -> list[TimelineEvent]:
+    async def timeline(self, case_id: PathId) -> list[TimelineEvent]:
         """Append-only: events are never edited or deleted. 404 if unknown."""
         return await services.timeline(case_id=case_id)
 
@@ -117,6 +145,23 @@ class CaseController(Controller):
         summary="The case's due and overdue deadline items, soonest first",
         guards=[allow(Action.alert_read)],
     )
-    async def alerts(self, case_id: FromPath[int]) -> list[AlertOut]:
+    async def alerts(self, case_id: PathId) -> list[AlertOut]:
         """See docs/workflow.md for the rule table and sources. 404 if unknown."""
         return await alerts_for_case(case_id=case_id)
+
+
+class ReportController(Controller):
+    path = "/api/reports"
+    tags = ("cases",)
+
+    @get(
+        "/leavings",
+        summary="Leavings of a month by MCA 离站方式 category",
+        guards=[allow(Action.case_read)],
+    )
+    async def leavings(
+        self, request: Request[Any, Any, Any], month: FromQuery[str]
+    ) -> LeavingReport:
+        """``month`` ``YYYY-MM`` (station's calendar); only the caller's stations.
+        400 malformed month."""
+        return await services.leaving_report(month=month, stations=request.user.visible_stations())

@@ -41,9 +41,12 @@ async def record_event(
     data: dict[str, Any] | None = None,
 ) -> int:
     """Append an event to a case's timeline; returns its id."""
+    from rescue import clock
+
     rows = await CaseEvent.insert(
         CaseEvent(
             case=case_id,
+            at=clock.now(),
             actor_id=actor_id,
             actor_role=actor_role,
             kind=kind,

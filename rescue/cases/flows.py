@@ -12,17 +12,30 @@ case timeline, in the same transaction as the status update.
 
 Rules checked in the same transaction (409 with ``current``/``allowed``/``requires``):
 
-- A person under 16 or flagged as lacking capacity leaves only into custody:
-  never ``left_self`` or ``terminated`` (our reading of the 2014 规程's leaving
-  provisions; the threshold 16 is the issue's default).
+- A person possibly under the custody age (``CUSTODY_AGE``, default 18:
+  未成年人保护法 art. 2) or flagged as lacking capacity leaves only into custody:
+  never ``left_self`` or ``terminated``; handed to a relative only when the
+  relationship is established (a confirmed candidate, or recorded proof — 户口簿,
+  派出所证明, DNA result — with the document attached) and a second staff member
+  approved the handover; otherwise only to the police, the origin's station or a
+  minors' protection institution (未成年人保护法 art. 92–96; 2014 规程 离站).
+- ``transferred_minor`` only for a person who is possibly a minor (by age, not
+  by the capacity flag).
 - ``escorted_home``, ``handed_to_family`` and ``collected_by_origin`` require a
   handover record (交接) with the receiver's identity document checked; family for
   ``handed_to_family``, the origin's station for ``collected_by_origin``.
 - ``return_planned`` requires a return plan; ``settled`` requires a current
   welfare-home placement (落户安置 is at a 福利院).
+- ``stranded`` requires the stay to be over the normal term (10 days, the
+  ``stranded`` rule of the station's deadline table; 2015 意见, 2003 细则).
+- ``settled`` requires the eligibility period to be over (3 months, the
+  ``settlement_eligible`` rule) or a recorded settlement approval with its
+  document (``POST /api/cases/{id}/settlement-approvals``).
 - ``left_self`` (自行离站) requires ``data.ticket``: the ticket or travel voucher
   the station gave (救助管理机构工作规程: 自行离站 with 乘车凭证); 400 without it.
 - Leaving (any terminal status) ends the current placement.
+- ``identified`` by confirming a notice fills the identity found (confirmed
+  name, relatives' contact) from that notice (an ``identity_updated`` event).
 - ``identified`` reached from ``settled`` creates a task for the police liaison to
   cancel the collective household registration (集体户口注销).
 """
@@ -30,25 +43,32 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
+from rescue import clock
 from rescue.announcements.services import unpublish_for_status
 from rescue.cases.events import record_event
-from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
+from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus, LeavingCategory
 from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.escorts.tables import Handover, LiaisonTask, ReceivingParty, ReturnPlan, TaskKind
+from rescue.i18n import _, label
 from rescue.placements.tables import Placement, PlacementKind
+from rescue.settings import get_settings
 from rescue.users.services import Principal
 from rescue.users.tables import Role
 
 __all__ = [
     "CUSTODY_REFUSED",
     "HANDOVER_REQUIRED",
+    "LEAVING_CATEGORY",
     "TRANSITIONS",
     "Transition",
     "allowed_next",
+    "custody_age",
     "custody_only",
+    "handover_qualifies",
+    "possibly_minor",
     "transition",
 ]
 
@@ -110,6 +130,22 @@ def _build() -> dict[tuple[CaseStatus, CaseStatus], Transition]:
 TRANSITIONS: dict[tuple[CaseStatus, CaseStatus], Transition] = _build()
 
 
+#: Each leaving status in the MCA statistical 离站方式 categories (民政部救助管理
+#: 统计报表): monthly reports count leavings by these. 流出地接回 counts as 接领
+#: (collected by the origin's station); a minor transferred to a minors' protection
+#: institution (未成年人救助保护机构) is 其他 in the station's own statistics.
+LEAVING_CATEGORY: dict[CaseStatus, LeavingCategory] = {
+    S.placed: LeavingCategory.placement,
+    S.left_self: LeavingCategory.ticket_self_return,
+    S.terminated: LeavingCategory.terminated,
+    S.left_unauthorised: LeavingCategory.left_unauthorised,
+    S.escorted_home: LeavingCategory.escorted_return,
+    S.handed_to_family: LeavingCategory.collected_return,
+    S.collected_by_origin: LeavingCategory.collected_return,
+    S.deceased: LeavingCategory.deceased,
+    S.transferred_minor: LeavingCategory.other,
+}
+
 #: Leaving outcomes refused to a person who may leave only into custody.
 CUSTODY_REFUSED = frozenset({S.left_self, S.terminated})
 #: Outcomes that close the case only with a handover record, and the receiving
@@ -119,30 +155,55 @@ HANDOVER_REQUIRED: dict[CaseStatus, ReceivingParty | None] = {
     S.handed_to_family: ReceivingParty.family,
     S.collected_by_origin: ReceivingParty.origin_station,
 }
-#: Age under which a person is a minor for leaving (未满16周岁).
-CUSTODY_AGE = 16
+#: Parties other than family who may receive a person leaving only into custody.
+CUSTODIAL_PARTIES = frozenset(
+    {ReceivingParty.origin_station, ReceivingParty.police, ReceivingParty.minors_institution}
+)
+
+
+def custody_age(station: str) -> int:
+    """The age under which a person leaves only into custody at ``station``
+    (``CUSTODY_AGE``/``CUSTODY_AGE_BY_STATION``; default 18, 未成年人保护法 art. 2)."""
+    return get_settings().custody.age_for(station or "")
 
 
 def _age_on(birth: date, today: date) -> int:
     return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))
 
 
-def custody_only(case: dict[str, Any], today: date | None = None) -> bool:
-    """Whether the person may leave only into custody.
+def possibly_minor(case: dict[str, Any], today: date | None = None) -> bool:
+    """Whether the person may be under the station's custody age (a minor).
 
-    True if flagged ``lacks_capacity``, or possibly under 16: the estimated date of
-    birth gives under 16, or ``estimated_age`` or ``age_low`` is under 16 (the
-    lowest estimate decides: safety first).
+    The lowest estimate decides (safety first): the estimated date of birth, or
+    ``estimated_age`` or ``age_low`` under :func:`custody_age`. ``today`` is the
+    station's date (:func:`rescue.clock.today`).
     """
-    if case.get("lacks_capacity"):
-        return True
-    today = today or datetime.now(UTC).date()
+    limit = custody_age(case.get("station") or "")
+    today = today or clock.today()
     birth = case.get("birth_date_estimate")
-    if birth is not None and _age_on(birth, today) < CUSTODY_AGE:
+    if birth is not None and _age_on(birth, today) < limit:
         return True
-    return any(
-        case.get(k) is not None and case[k] < CUSTODY_AGE for k in ("estimated_age", "age_low")
-    )
+    return any(case.get(k) is not None and case[k] < limit for k in ("estimated_age", "age_low"))
+
+
+def custody_only(case: dict[str, Any], today: date | None = None) -> bool:
+    """Whether the person may leave only into custody: flagged ``lacks_capacity``
+    or :func:`possibly_minor`."""
+    return bool(case.get("lacks_capacity")) or possibly_minor(case, today)
+
+
+def handover_qualifies(handover: dict[str, Any], *, custody: bool) -> bool:
+    """Whether a handover record lets the person go (identity document checked;
+    for a person leaving only into custody: a custodial party, or family with the
+    relationship established and a second staff member's approval)."""
+    if not handover["id_document_checked"]:
+        return False
+    if not custody:
+        return True
+    party = ReceivingParty(handover["receiving_party"])
+    if party in CUSTODIAL_PARTIES:
+        return True
+    return handover["relationship_basis"] is not None and handover["approved_by"] is not None
 
 
 def allowed_next(current: CaseStatus, *, custody: bool = False) -> list[CaseStatus]:
@@ -169,29 +230,84 @@ async def _check_rules(case: dict[str, Any], current: CaseStatus, to: CaseStatus
 
     if to in CUSTODY_REFUSED and custody:
         raise refuse(
-            f"case {case_id} is a minor under {CUSTODY_AGE} or lacks capacity; "
-            f"they may leave only into custody, not {to.value}",
+            _(
+                "case {case_id} is possibly under {age} or lacks capacity; they may leave "
+                "only into custody, not {status}",
+                case_id=case_id,
+                age=custody_age(case.get("station") or ""),
+                status=label(to),
+            ),
             "handed_to_family, escorted_home, collected_by_origin or transferred_minor",
+        )
+    if to == S.transferred_minor and not possibly_minor(case):
+        raise refuse(
+            _(
+                "case {case_id} is not a minor (no age estimate under {age}); only minors "
+                "are transferred to a minors' protection institution",
+                case_id=case_id,
+                age=custody_age(case.get("station") or ""),
+            ),
+            "an age estimate under the custody age (PATCH the case) or another outcome",
         )
     if to in HANDOVER_REQUIRED:
         party = HANDOVER_REQUIRED[to]
-        query = Handover.exists().where(
-            (Handover.case == case_id) & (Handover.id_document_checked == True)  # noqa: E712
-        )
+        query = Handover.select().where(Handover.case == case_id)
         if party is not None:
             query = query.where(Handover.receiving_party == party.value)
-        if not await query:
-            receiver = party.value if party else "family or origin station"
-            raise refuse(
-                f"case {case_id} cannot become {to.value} without a handover record "
-                f"(receiver: {receiver}, identity document checked)",
-                f"POST /api/cases/{case_id}/handover first",
-            )
+        handovers = await query
+        if not any(handover_qualifies(h, custody=custody) for h in handovers):
+            receiver = label(party) if party else _("family or origin station")
+            if custody and handovers:
+                detail = _(
+                    "case {case_id} may leave only into custody: a handover to family needs "
+                    "the relationship established (confirmed candidate or proof document) "
+                    "and a second staff member's approval",
+                    case_id=case_id,
+                )
+                requires = "POST /api/handovers/{id}/approve by another staff member"
+            else:
+                detail = _(
+                    "case {case_id} cannot become {status} without a handover record "
+                    "(receiver: {receiver}, identity document checked)",
+                    case_id=case_id,
+                    status=label(to),
+                    receiver=receiver,
+                )
+                requires = f"POST /api/cases/{case_id}/handover first"
+            raise refuse(detail, requires)
     if to == S.return_planned and not await ReturnPlan.exists().where(ReturnPlan.case == case_id):
         raise refuse(
-            f"case {case_id} has no return plan",
+            _("case {case_id} has no return plan", case_id=case_id),
             f"POST /api/cases/{case_id}/return-plan (it moves the case itself)",
         )
+    if to in (S.stranded, S.settled):
+        from rescue.alerts.rules import AlertKind, rules_for
+        from rescue.placements.tables import SettlementApproval
+
+        kind = AlertKind.stranded if to == S.stranded else AlertKind.settlement_eligible
+        rule = rules_for(case["station"], get_settings().deadlines.overrides)[kind]
+        due = rule.period.after(case["admitted_at"])
+        approved = to == S.settled and await SettlementApproval.exists().where(
+            SettlementApproval.case == case_id
+        )
+        if due > clock.now() and not approved:
+            raise refuse(
+                _(
+                    "case {case_id} can become {status} only after {period} in care "
+                    "(from {due}); admitted {admitted}",
+                    case_id=case_id,
+                    status=label(to),
+                    period=str(rule.period),
+                    due=clock.local(due).isoformat(timespec="minutes"),
+                    admitted=clock.local(case["admitted_at"]).isoformat(timespec="minutes"),
+                ),
+                f"wait until {due.isoformat()}"
+                + (
+                    f", or POST /api/cases/{case_id}/settlement-approvals (approval document)"
+                    if to == S.settled
+                    else ""
+                ),
+            )
     if to == S.settled:
         current_placement = (
             await Placement.select(Placement.kind)
@@ -200,13 +316,21 @@ async def _check_rules(case: dict[str, Any], current: CaseStatus, to: CaseStatus
         )
         if current_placement is None or current_placement["kind"] != PlacementKind.welfare_home:
             raise refuse(
-                f"case {case_id} can be settled only while placed at a welfare home",
+                _(
+                    "case {case_id} can be settled only while placed at a welfare home",
+                    case_id=case_id,
+                ),
                 f"POST /api/cases/{case_id}/placements with kind welfare_home first",
             )
 
 
 async def _after(
-    case_id: int, current: CaseStatus, to: CaseStatus, by: Principal | None, now: datetime
+    case_id: int,
+    current: CaseStatus,
+    to: CaseStatus,
+    by: Principal | None,
+    now: datetime,
+    data: dict[str, object],
 ) -> None:
     actor_id = by.user_id if by else None
     actor_role = by.role.value if by else "system"
@@ -222,11 +346,16 @@ async def _after(
                 kind="placement_ended",
                 actor_id=actor_id,
                 actor_role=actor_role,
-                reason=f"case closed as {to.value}",
+                reason=_("case closed as {status}", status=label(to)),
                 data={"placement_id": row["id"]},
             )
+    notice_id = data.get("notice_id")
+    if to == S.identified and isinstance(notice_id, int):
+        from rescue.cases.services import fill_identity_from_notice
+
+        await fill_identity_from_notice(case_id=case_id, notice_id=notice_id, by=by)
     if current == S.settled and to == S.identified:
-        note = (
+        note = _(
             "identity confirmed for a settled person: cancel the collective household "
             "registration (集体户口注销)"
         )
@@ -268,35 +397,47 @@ async def transition(
     async with Case._meta.db.transaction():
         row = await Case.select().where(Case.id == case_id).first()
         if row is None:
-            raise NotFound(f"case {case_id} does not exist")
+            raise NotFound(_("case {case_id} does not exist", case_id=case_id))
         current = CaseStatus(row["status"])
         rule = TRANSITIONS.get((current, to))
         if rule is None:
             raise Conflict(
-                f"case {case_id} is {current.value}; it cannot become {to.value}",
+                _(
+                    "case {case_id} is {current}; it cannot become {status}",
+                    case_id=case_id,
+                    current=label(current),
+                    status=label(to),
+                ),
                 current=current.value,
                 allowed=[s.value for s in allowed_next(current, custody=custody_only(row))],
             )
         if (by is None and not rule.system) or (by is not None and by.role not in rule.roles):
             raise PermissionDenied(
-                f"role {by.role.value if by else 'system'} may not move a case to {to.value}",
+                _(
+                    "role {role} may not move a case to {status}",
+                    role=by.role.value if by else "system",
+                    status=label(to),
+                ),
                 accepted=sorted(r.value for r in rule.roles),
             )
         await _check_rules(row, current, to)
         if to == S.left_self and not str((data or {}).get("ticket") or "").strip():
             raise InvalidInput(
-                f"case {case_id} can leave on their own only with the ticket or travel "
-                "voucher the station gave (自行离站, 发放车票)",
+                _(
+                    "case {case_id} can leave on their own only with the ticket or travel "
+                    "voucher the station gave (自行离站, 发放车票)",
+                    case_id=case_id,
+                ),
                 accepted={"data": {"ticket": "ticket number and destination"}},
             )
-        now = datetime.now(UTC)
+        now = clock.now()
         updated = (
             await Case.update({Case.status: to.value, Case.updated_at: now})
             .where((Case.id == case_id) & (Case.status == current.value))
             .returning(Case.id)
         )
         if not updated:  # a concurrent change won
-            raise Conflict(f"case {case_id} changed meanwhile; reload and retry")
+            raise Conflict(_("case {case_id} changed meanwhile; reload and retry", case_id=case_id))
         await record_event(
             case_id=case_id,
             kind="status_changed",
@@ -308,5 +449,5 @@ async def transition(
             data=dict(data or {}),
         )
         await unpublish_for_status(case_id=case_id, status=to)  # 寻亲公告 ends (issue 5)
-        await _after(case_id, current, to, by, now)
+        await _after(case_id, current, to, by, now, dict(data or {}))
     return current

@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import msgspec
 
 from rescue.alerts.schemas import AlertOut
-from rescue.cases.tables import CaseStatus, Sex
+from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
 from rescue.duplicates.schemas import DuplicateWarningOut
 from rescue.photos.schemas import PhotoSummary
+from rescue.schemas import AwareDatetime
 
 Age = Annotated[int, msgspec.Meta(ge=0, le=120, description="years")]
 ShortText = Annotated[str, msgspec.Meta(max_length=300)]
@@ -25,7 +26,7 @@ class CaseCreate(msgspec.Struct, forbid_unknown_fields=True):
     estimated_age: Age | None = None
     age_low: Age | None = None
     age_high: Age | None = None
-    found_at: datetime | None = None
+    found_at: AwareDatetime | None = None
     found_place: ShortText = ""
     brought_by: ShortText = ""
     description: LongText = ""
@@ -77,6 +78,41 @@ class TransitionOut(msgspec.Struct):
     allowed_next: list[CaseStatus]
 
 
+#: 公民身份号码 (GB 11643-1999): 17 digits and a check digit (0-9 or X).
+IdNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{17}[0-9Xx]$")]
+Name100 = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Text300 = Annotated[str, msgspec.Meta(max_length=300)]
+
+
+class IdentityUpdate(msgspec.Struct, forbid_unknown_fields=True):
+    """Change the identity found; omitted fields stay. ``reason`` goes on the timeline."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    confirmed_name: (
+        Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | msgspec.UnsetType
+    ) = msgspec.UNSET
+    id_number: IdNumber | msgspec.UnsetType | None = msgspec.UNSET
+    household_registration: Annotated[str, msgspec.Meta(max_length=300)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    relatives_contact: Annotated[str, msgspec.Meta(max_length=300)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+
+
+class IdentityOut(msgspec.Struct):
+    """The identity found: confirmed name, 身份证号 (masked for roles that do not
+    need it), 户籍地, relatives' contact, and the notice it came from."""
+
+    case_id: int
+    confirmed_name: str | None
+    id_number: str | None
+    id_number_masked: bool
+    household_registration: str
+    relatives_contact: str
+    notice_id: int | None
+
+
 class TimelineEvent(msgspec.Struct):
     """One timeline entry: who (actor, None = the system), when, what, why."""
 
@@ -115,8 +151,12 @@ class CaseOut(msgspec.Struct):
     birth_date_estimate: date | None = None
     lacks_capacity: bool = False
     height_cm: int | None = None
-    #: Under 16 or lacking capacity: may leave only into custody.
+    #: Possibly under the custody age or lacking capacity: leaves only into custody.
     custody_only: bool = False
+    #: The name confirmed at identification (the ID number: GET …/identity).
+    confirmed_name: str | None = None
+    #: For a closed case: its MCA 离站方式 category (rescue.cases.flows.LEAVING_CATEGORY).
+    leaving_category: LeavingCategory | None = None
     photos: list[PhotoSummary] = msgspec.field(default_factory=list)
     #: Detail only: statuses reachable now.
     allowed_next: list[CaseStatus] = msgspec.field(default_factory=list)
@@ -127,3 +167,22 @@ class CaseOut(msgspec.Struct):
     #: Register and detail: open duplicate-intake warnings (the same person may be
     #: registered already, here or at another station). Advisory, never blocking.
     duplicate_warnings: list[DuplicateWarningOut] = msgspec.field(default_factory=list)
+
+
+class LeavingCount(msgspec.Struct):
+    category: LeavingCategory
+    label: str
+    count: int
+    #: How many of them crossed a province (data.cross_province on the closing
+    #: transition); the MCA report splits 护送返乡 and 接领返乡 by it.
+    cross_province: int
+
+
+class LeavingReport(msgspec.Struct):
+    """Leavings (离站) of one month by MCA 离站方式 category, counted by the date
+    (station's timezone) of the closing transition."""
+
+    month: str
+    stations: list[str] | None
+    total: int
+    categories: list[LeavingCount]

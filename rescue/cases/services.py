@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
+from rescue import clock
 from rescue.cases import flows
 from rescue.cases.events import CaseEvent, record_event
 from rescue.cases.schemas import (
@@ -16,12 +17,17 @@ from rescue.cases.schemas import (
     CaseOut,
     CaseUpdate,
     CurrentPlacement,
+    IdentityOut,
+    IdentityUpdate,
+    LeavingCount,
+    LeavingReport,
     TimelineEvent,
     TransitionOut,
     TransitionRequest,
 )
-from rescue.cases.tables import Case, CaseStatus
+from rescue.cases.tables import Case, CaseStatus, LeavingCategory
 from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from rescue.i18n import _
 from rescue.photos.schemas import PhotoSummary
 from rescue.photos.services import photo_summaries
 from rescue.placements.services import start_in_station
@@ -30,19 +36,28 @@ from rescue.users.services import Principal
 
 __all__ = [
     "create_case",
+    "fill_identity_from_notice",
     "get_case",
+    "get_identity",
     "list_cases",
+    "mask_id_number",
     "request_transition",
     "require_case",
     "timeline",
     "update_case",
+    "update_identity",
 ]
 
 
 def _validate_ages(data: CaseCreate) -> None:
-    if data.birth_date_estimate is not None and data.birth_date_estimate > datetime.now(UTC).date():
+    if data.birth_date_estimate is not None and data.birth_date_estimate > clock.today():
         raise InvalidInput(
-            "birth_date_estimate is in the future", accepted="a past date (estimated)"
+            _("birth_date_estimate is in the future"), accepted="a past date (estimated)"
+        )
+    if data.found_at is not None and data.found_at > clock.now():
+        raise InvalidInput(
+            _("found_at is in the future; the person is found before admission"),
+            accepted="a moment up to now, with its timezone offset",
         )
     low, high, est = data.age_low, data.age_high, data.estimated_age
     if low is not None and high is not None and low > high:
@@ -74,7 +89,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
             accepted=by.visible_stations(),
         )
     _validate_ages(data)
-    now = datetime.now(UTC)
+    now = clock.now()
     async with Case._meta.db.transaction():
         rows = await Case.insert(
             Case(
@@ -125,7 +140,7 @@ async def require_case(*, case_id: int) -> dict[str, Any]:
     """The case row as a dict. Raises NotFound."""
     row = await Case.select().where(Case.id == case_id).first()
     if row is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     return row
 
 
@@ -133,7 +148,7 @@ def _case_out(row: dict[str, Any], photos: list[PhotoSummary]) -> CaseOut:
     return CaseOut(
         id=row["id"],
         reference=row["reference"],
-        display_name=row["reported_name"] or row["placeholder_name"],
+        display_name=row["confirmed_name"] or row["reported_name"] or row["placeholder_name"],
         reported_name=row["reported_name"],
         placeholder_name=row["placeholder_name"],
         sex=row["sex"],
@@ -155,6 +170,8 @@ def _case_out(row: dict[str, Any], photos: list[PhotoSummary]) -> CaseOut:
         lacks_capacity=row["lacks_capacity"],
         height_cm=row["height_cm"],
         custody_only=flows.custody_only(row),
+        confirmed_name=row["confirmed_name"],
+        leaving_category=flows.LEAVING_CATEGORY.get(CaseStatus(row["status"])),
         photos=photos,
     )
 
@@ -204,11 +221,11 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
     }
     if not fields:
         raise InvalidInput(
-            "nothing to change", accepted=["birth_date_estimate", "lacks_capacity", "height_cm"]
+            _("nothing to change"), accepted=["birth_date_estimate", "lacks_capacity", "height_cm"]
         )
     birth = fields.get("birth_date_estimate")
-    if birth is not None and birth > datetime.now(UTC).date():
-        raise InvalidInput("birth_date_estimate is in the future")
+    if birth is not None and birth > clock.today():
+        raise InvalidInput(_("birth_date_estimate is in the future"))
     async with Case._meta.db.transaction():
         row = await require_case(case_id=case_id)
         changes = {
@@ -217,7 +234,7 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
             if row[name] != value
         }
         await Case.update(
-            {**{getattr(Case, n): v for n, v in fields.items()}, Case.updated_at: datetime.now(UTC)}
+            {**{getattr(Case, n): v for n, v in fields.items()}, Case.updated_at: clock.now()}
         ).where(Case.id == case_id)
         await record_event(
             case_id=case_id,
@@ -236,6 +253,8 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return clock.iso_utc(value)
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
@@ -324,4 +343,164 @@ async def list_cases(
     rows = await query
     return Page(
         items=[_case_out(r, []) for r in rows], total=await count, limit=limit, offset=offset
+    )
+
+
+_IDENTITY_FIELDS = ("confirmed_name", "id_number", "household_registration", "relatives_contact")
+
+
+def mask_id_number(number: str | None) -> str | None:
+    """``510802197001011234`` → ``5108**********1234`` (region prefix and last four
+    kept, as printed on forms for people without the right to see it)."""
+    if not number:
+        return number
+    return number[:4] + "*" * max(len(number) - 8, 0) + number[-4:]
+
+
+def _identity_out(row: dict[str, Any], by: Principal) -> IdentityOut:
+    from rescue.permissions import PERMISSIONS, Action
+
+    full = by.role in PERMISSIONS[Action.id_number_read]
+    number = row["id_number"]
+    return IdentityOut(
+        case_id=row["id"],
+        confirmed_name=row["confirmed_name"],
+        id_number=number if full else mask_id_number(number),
+        id_number_masked=bool(number) and not full,
+        household_registration=row["household_registration"],
+        relatives_contact=row["relatives_contact"],
+        notice_id=row["identity_notice"],
+    )
+
+
+async def get_identity(*, case_id: int, by: Principal) -> IdentityOut:
+    """The identity found (身份查明) of a case. The 身份证号 is masked unless the
+    caller's role needs it (``Action.id_number_read``: staff, police liaison,
+    admin); every read is audited (the route names ``identity``). Raises NotFound."""
+    return _identity_out(await require_case(case_id=case_id), by)
+
+
+def _masked_changes(row: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """Changed fields for the timeline; the ID number only masked (PIPL art. 28)."""
+    changes = {}
+    for name, value in fields.items():
+        if row[name] == value:
+            continue
+        if name == "id_number":
+            changes[name] = {"from": mask_id_number(row[name]), "to": mask_id_number(value)}
+        else:
+            changes[name] = {"from": row[name], "to": value}
+    return changes
+
+
+async def update_identity(*, case_id: int, data: IdentityUpdate, by: Principal) -> IdentityOut:
+    """Record or correct the identity found; each change (ID number masked) is an
+    ``identity_updated`` event with the reason.
+
+    Raises:
+        NotFound: no such case.
+        InvalidInput: nothing to change.
+    """
+    fields = {
+        name: getattr(data, name)
+        for name in _IDENTITY_FIELDS
+        if getattr(data, name) is not msgspec.UNSET
+    }
+    if fields.get("id_number"):
+        fields["id_number"] = fields["id_number"].upper()
+    if not fields:
+        raise InvalidInput(_("nothing to change"), accepted=list(_IDENTITY_FIELDS))
+    async with Case._meta.db.transaction():
+        row = await require_case(case_id=case_id)
+        changes = _masked_changes(row, fields)
+        await Case.update(
+            {**{getattr(Case, n): v for n, v in fields.items()}, Case.updated_at: clock.now()}
+        ).where(Case.id == case_id)
+        await record_event(
+            case_id=case_id,
+            kind="identity_updated",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason,
+            data=changes,
+        )
+    return await get_identity(case_id=case_id, by=by)
+
+
+async def fill_identity_from_notice(*, case_id: int, notice_id: int, by: Principal | None) -> None:
+    """At identification: the confirmed notice's name becomes the case's confirmed
+    name and (a family notice) its reporter's contact the relatives' contact, unless
+    staff already recorded them; an ``identity_updated`` event says so."""
+    from rescue.notices.tables import Notice
+
+    notice = await Notice.select().where(Notice.id == notice_id).first()
+    row = await require_case(case_id=case_id)
+    if notice is None:
+        return
+    fields: dict[str, Any] = {"identity_notice": notice_id}
+    if not row["confirmed_name"]:
+        fields["confirmed_name"] = notice["name"]
+    if not row["relatives_contact"] and notice["source"] == "family":
+        fields["relatives_contact"] = notice["reporter_contact"]
+    changes = _masked_changes(row, {k: v for k, v in fields.items() if k != "identity_notice"})
+    await Case.update({getattr(Case, n): v for n, v in fields.items()}).where(Case.id == case_id)
+    await record_event(
+        case_id=case_id,
+        kind="identity_updated",
+        actor_id=by.user_id if by else None,
+        actor_role=by.role.value if by else "system",
+        reason=_("identity from the confirmed notice {notice_id}", notice_id=notice_id),
+        data={**changes, "notice_id": notice_id},
+    )
+
+
+async def leaving_report(*, month: str, stations: list[str] | None) -> LeavingReport:
+    """Leavings of ``month`` (``YYYY-MM``, the station's calendar) by MCA 离站方式
+    category: each case counted once, by its first closing transition in the
+    month; ``cross_province`` from the transition's ``data.cross_province``.
+
+    Raises:
+        InvalidInput: ``month`` is not ``YYYY-MM``.
+    """
+    from datetime import date, timedelta
+
+    from rescue.i18n import label
+
+    try:
+        first = date.fromisoformat(f"{month}-01")
+    except ValueError as exc:
+        raise InvalidInput(
+            _("month {month} is not YYYY-MM", month=month), accepted="e.g. 2026-12"
+        ) from exc
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    start, end = clock.start_of_local_day(first), clock.start_of_local_day(following)
+    terminal = [s.value for s in flows.LEAVING_CATEGORY]
+    query = CaseEvent.select(
+        CaseEvent.case, CaseEvent.to_status, CaseEvent.data, CaseEvent.case.station
+    ).where(
+        (CaseEvent.kind == "status_changed")
+        & CaseEvent.to_status.is_in(terminal)
+        & (CaseEvent.at >= start)
+        & (CaseEvent.at < end)
+    )
+    if stations is not None:
+        query = query.where(CaseEvent.case.station.is_in(stations or [""]))
+    counts = {c: [0, 0] for c in LeavingCategory}
+    seen: set[int] = set()
+    for row in await query.order_by(CaseEvent.id):
+        if row["case"] in seen:
+            continue
+        seen.add(row["case"])
+        data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]
+        category = flows.LEAVING_CATEGORY[CaseStatus(row["to_status"])]
+        counts[category][0] += 1
+        counts[category][1] += 1 if (data or {}).get("cross_province") is True else 0
+    return LeavingReport(
+        month=month,
+        stations=stations,
+        total=len(seen),
+        categories=[
+            LeavingCount(category=c, label=label(c), count=n, cross_province=x)
+            for c, (n, x) in counts.items()
+        ],
     )

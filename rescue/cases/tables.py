@@ -45,6 +45,19 @@ class CaseStatus(StrEnum):
     deceased = "deceased"  # 死亡
 
 
+class LeavingCategory(StrEnum):
+    """民政部救助管理统计 离站方式 (the categories monthly reports count)."""
+
+    placement = "placement"  # 安置
+    ticket_self_return = "ticket_self_return"  # 提供乘车凭证/自行返乡
+    terminated = "terminated"  # 终止救助
+    left_unauthorised = "left_unauthorised"  # 擅自离站
+    escorted_return = "escorted_return"  # 护送返乡 (跨省)
+    collected_return = "collected_return"  # 接领返乡 (跨省)
+    deceased = "deceased"  # 死亡
+    other = "other"  # 其他
+
+
 TERMINAL_STATUSES: frozenset[CaseStatus] = frozenset(
     {
         CaseStatus.left_self,
@@ -91,3 +104,12 @@ class Case(Table, tablename="cases"):
     created_by = Integer(null=True, default=None)  # users.id
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # The identity found (身份查明): filled from the confirmed notice, edited by
+    # staff; every change is an ``identity_updated`` event. ``id_number`` is
+    # sensitive (PIPL art. 28): shown only by GET /api/cases/{id}/identity
+    # (audited) to the roles that need it.
+    confirmed_name = Varchar(length=100, null=True, default=None)
+    id_number = Varchar(length=18, null=True, default=None)  # 公民身份号码
+    household_registration = Varchar(length=300, default="")  # 户籍地
+    relatives_contact = Varchar(length=300, default="")  # 亲属联系方式
+    identity_notice = Integer(null=True, default=None)  # notices.id it came from

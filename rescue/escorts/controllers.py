@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.params import FromQuery, JSONBody, MultipartBody
 
 from rescue.escorts import services
 from rescue.escorts.schemas import (
+    HandoverApproval,
     HandoverForm,
     HandoverOut,
     ReturnPlanCreate,
@@ -17,6 +18,7 @@ from rescue.escorts.schemas import (
 )
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
+from rescue.schemas import PathId, QueryId
 from rescue.settings import get_settings
 
 
@@ -31,7 +33,7 @@ class EscortController(Controller):
     )
     async def return_plan(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[ReturnPlanCreate],
         request: Request[Any, Any, Any],
     ) -> ReturnPlanOut:
@@ -46,21 +48,42 @@ class EscortController(Controller):
     )
     async def handover(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: MultipartBody[HandoverForm],
         request: Request[Any, Any, Any],
     ) -> HandoverOut:
-        """Multipart: ``sheet`` file plus the receiver's details (see HandoverForm).
-        Closing as escorted_home / handed_to_family / collected_by_origin requires it.
-        201; 400 identity document not checked or bad field; 413/415 sheet; 409 case
-        closed; 404 case."""
+        """Multipart: ``sheet`` file plus the receiver's details (see HandoverForm),
+        and ``proof`` (relationship proof) where needed. Closing as escorted_home /
+        handed_to_family / collected_by_origin requires it. 201; 400 identity
+        document not checked, bad field or missing proof; 413/415 sheet; 409 case
+        closed or custody without established relationship; 404 case."""
         return await services.record_handover(
             case_id=case_id,
             form=data,
             sheet=await data.sheet.read(),
+            proof=await data.proof.read() if data.proof is not None else None,
             by=request.user,
             store=get_store(),
             limits=get_settings().upload,
+        )
+
+    @post(
+        "/handovers/{handover_id:int}/approve",
+        status_code=200,
+        summary="A second staff member approves a handover (custody)",
+        guards=[allow(Action.escort_write)],
+    )
+    async def approve(
+        self,
+        handover_id: PathId,
+        data: JSONBody[HandoverApproval],
+        request: Request[Any, Any, Any],
+    ) -> HandoverOut:
+        """Required before a person who may leave only into custody is handed to
+        family. 409 same person who recorded it, already approved, no established
+        relationship, case closed; 404 unknown."""
+        return await services.approve_handover(
+            handover_id=handover_id, by=request.user, note=data.note
         )
 
     @get(
@@ -68,7 +91,7 @@ class EscortController(Controller):
         summary="A handover record with a short-lived URL of its sheet",
         guards=[allow(Action.handover_read)],
     )
-    async def handover_detail(self, handover_id: FromPath[int]) -> HandoverOut:
+    async def handover_detail(self, handover_id: PathId) -> HandoverOut:
         """404 if unknown."""
         return await services.get_handover(handover_id=handover_id, store=get_store())
 
@@ -77,7 +100,8 @@ class EscortController(Controller):
         summary="A case's handover records",
         guards=[allow(Action.handover_read)],
     )
-    async def handovers(self, case_id: FromPath[int]) -> list[HandoverOut]:
+    async def handovers(self, case_id: PathId) -> list[HandoverOut]:
+        """The case's handover records (交接单), oldest first. 404 unknown case."""
         return await services.list_handovers(case_id=case_id)
 
     @get("/tasks", summary="Police-liaison tasks", guards=[allow(Action.task_read)])
@@ -85,7 +109,7 @@ class EscortController(Controller):
         self,
         request: Request[Any, Any, Any],
         open_only: FromQuery[bool] = True,
-        case_id: FromQuery[int | None] = None,
+        case_id: QueryId = None,
     ) -> list[TaskOut]:
         """E.g. cancel the collective household registration (集体户口注销); only
         tasks of cases of the stations the caller sees."""
@@ -99,6 +123,6 @@ class EscortController(Controller):
         summary="Mark a liaison task done",
         guards=[allow(Action.task_complete)],
     )
-    async def task_done(self, task_id: FromPath[int], request: Request[Any, Any, Any]) -> TaskOut:
+    async def task_done(self, task_id: PathId, request: Request[Any, Any, Any]) -> TaskOut:
         """409 already done; 404 unknown."""
         return await services.complete_task(task_id=task_id, by=request.user)

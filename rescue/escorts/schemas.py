@@ -9,7 +9,8 @@ from typing import Annotated
 import msgspec
 from litestar.datastructures import UploadFile
 
-from rescue.escorts.tables import ReceivingParty, TaskKind
+from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
+from rescue.schemas import AwareDatetime
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
@@ -25,6 +26,16 @@ class ReturnPlanCreate(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
+class PersonOut(msgspec.Struct):
+    """Who is going home: the identity found (身份查明) on the case."""
+
+    display_name: str
+    confirmed_name: str | None
+    id_number: str | None
+    household_registration: str
+    relatives_contact: str
+
+
 class ReturnPlanOut(msgspec.Struct):
     id: int
     case_id: int
@@ -33,6 +44,7 @@ class ReturnPlanOut(msgspec.Struct):
     escort_staff: list[str]
     planned_on: date
     created_at: datetime
+    person: PersonOut | None = None
 
 
 @dataclass
@@ -40,9 +52,15 @@ class HandoverForm:
     """Multipart form of a handover record (交接单).
 
     ``sheet``: the scanned, signed handover sheet (PDF/JPEG/PNG/WebP).
-    ``receiving_party``: family or origin_station. ``id_document_checked`` must be
-    true: the receiver's identity document was seen and checked.
-    ``handed_over_at``: ISO 8601 with offset.
+    ``receiving_party``: family, origin_station, police or minors_institution.
+    ``id_document_checked`` must be true: the receiver's identity document was
+    seen and checked. ``handed_over_at``: ISO 8601 with offset.
+    ``relationship_basis`` and ``proof``: how the receiver's relationship was
+    established (family). For a person who may leave only into custody a handover
+    to family needs ``confirmed_candidate`` (a confirmed match candidate on the
+    case) or ``household_register``/``police_certificate``/``dna_result`` with the
+    ``proof`` document, and then a second staff member's approval
+    (``POST /api/handovers/{id}/approve``).
     """
 
     sheet: UploadFile
@@ -51,9 +69,17 @@ class HandoverForm:
     id_document_type: str
     id_document_number: str
     id_document_checked: bool
-    handed_over_at: datetime
+    handed_over_at: AwareDatetime
     place: str
     relationship: str = ""
+    relationship_basis: RelationshipBasis | None = None
+    proof: UploadFile | None = None
+
+
+class HandoverApproval(msgspec.Struct, forbid_unknown_fields=True):
+    """A second staff member's approval of a handover (custody)."""
+
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
 class HandoverOut(msgspec.Struct):
@@ -65,13 +91,22 @@ class HandoverOut(msgspec.Struct):
     id_document_type: str
     id_document_number: str
     id_document_checked: bool
-    handed_over_at: datetime
+    handed_over_at: AwareDatetime
     place: str
     sheet_media_type: str
     sheet_sha256: str
     created_at: datetime
     sheet_url: str | None = None
     sheet_url_expires_in: int | None = None
+    relationship_basis: RelationshipBasis | None = None
+    proof_media_type: str | None = None
+    proof_sha256: str | None = None
+    proof_url: str | None = None
+    recorded_by: int | None = None
+    approved_by: int | None = None
+    approved_at: datetime | None = None
+    #: The person handed over (identity found; read audited).
+    person: PersonOut | None = None
 
 
 class TaskOut(msgspec.Struct):
@@ -83,3 +118,5 @@ class TaskOut(msgspec.Struct):
     created_at: datetime
     done_at: datetime | None
     done_by: int | None
+    #: The person concerned (name and 户籍地; the ID number: GET …/identity).
+    person: PersonOut | None = None

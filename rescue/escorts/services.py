@@ -9,27 +9,58 @@ for settlement is cancelled — 集体户口注销 — by the police).
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from contextlib import AsyncExitStack
 from typing import Any
 
 from media.storage import ObjectStore
+from rescue import clock
 from rescue.cases import flows
 from rescue.cases.events import record_event
+from rescue.cases.stay import stay_of
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.documents import stored_document
 from rescue.errors import Conflict, InvalidInput, NotFound
 from rescue.escorts.schemas import (
     HandoverForm,
     HandoverOut,
+    PersonOut,
     ReturnPlanCreate,
     ReturnPlanOut,
     TaskOut,
 )
-from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
+from rescue.escorts.tables import (
+    Handover,
+    LiaisonTask,
+    ReceivingParty,
+    RelationshipBasis,
+    ReturnPlan,
+)
+from rescue.i18n import _, label
 from rescue.settings import UploadSettings
 from rescue.users.services import Principal
 
-__all__ = ["complete_task", "get_handover", "list_tasks", "record_handover", "record_return_plan"]
+__all__ = [
+    "approve_handover",
+    "complete_task",
+    "get_handover",
+    "list_tasks",
+    "record_handover",
+    "record_return_plan",
+]
+
+
+async def _person(case_id: int, *, with_id_number: bool) -> PersonOut | None:
+    """The identity found of ``case_id`` (ID number only ``with_id_number``)."""
+    row = await Case.select().where(Case.id == case_id).first()
+    if row is None:
+        return None
+    return PersonOut(
+        display_name=row["confirmed_name"] or row["reported_name"] or row["placeholder_name"],
+        confirmed_name=row["confirmed_name"],
+        id_number=row["id_number"] if with_id_number else None,
+        household_registration=row["household_registration"],
+        relatives_contact=row["relatives_contact"],
+    )
 
 
 def _plan_out(r: dict[str, Any]) -> ReturnPlanOut:
@@ -59,12 +90,21 @@ async def record_return_plan(
     async with Case._meta.db.transaction():
         row = await Case.select(Case.status).where(Case.id == case_id).first()
         if row is None:
-            raise NotFound(f"case {case_id} does not exist")
+            raise NotFound(_("case {case_id} does not exist", case_id=case_id))
         if row["status"] != CaseStatus.identified:
             raise Conflict(
-                f"case {case_id} is {row['status']}; a return plan needs an identified case",
+                _(
+                    "case {case_id} is {status}; a return plan needs an identified case",
+                    case_id=case_id,
+                    status=label(CaseStatus(row["status"])),
+                ),
                 current=row["status"],
                 allowed=[s.value for s in flows.allowed_next(CaseStatus(row["status"]))],
+            )
+        stay = await stay_of(case_id=case_id)
+        if stay.identified_at is not None:
+            stay.check_after(
+                data.planned_on, "planned_on", stay.identified_at, _("the identification")
             )
         await ReturnPlan.delete().where(ReturnPlan.case == case_id)
         staff = list(data.escort_staff)
@@ -93,7 +133,9 @@ async def record_return_plan(
         )
     plan = await ReturnPlan.select().where(ReturnPlan.case == case_id).first()
     assert plan is not None
-    return _plan_out(plan)
+    out = _plan_out(plan)
+    out.person = await _person(case_id, with_id_number=True)  # staff: escort_write
+    return out
 
 
 def _handover_out(r: dict[str, Any]) -> HandoverOut:
@@ -111,7 +153,50 @@ def _handover_out(r: dict[str, Any]) -> HandoverOut:
         sheet_media_type=r["sheet_media_type"],
         sheet_sha256=r["sheet_sha256"],
         created_at=r["created_at"],
+        relationship_basis=r["relationship_basis"],
+        proof_media_type=r["proof_media_type"],
+        proof_sha256=r["proof_sha256"],
+        recorded_by=r["recorded_by"],
+        approved_by=r["approved_by"],
+        approved_at=r["approved_at"],
     )
+
+
+async def _relationship_established(
+    *, case_id: int, basis: RelationshipBasis | None, has_proof: bool
+) -> None:
+    """Raise unless the receiver's relationship is established: a confirmed match
+    candidate on the case, or a proof document (户口簿, 派出所证明, DNA result)."""
+    from rescue.matching.tables import Candidate, CandidateStatus
+
+    if basis is None:
+        raise Conflict(
+            _(
+                "case {case_id} may leave only into custody: a handover to family needs "
+                "the relationship established",
+                case_id=case_id,
+            ),
+            requires="relationship_basis: confirmed_candidate, or household_register, "
+            "police_certificate or dna_result with the proof document",
+            accepted=[b.value for b in RelationshipBasis],
+        )
+    if basis == RelationshipBasis.confirmed_candidate:
+        confirmed = await Candidate.exists().where(
+            (Candidate.case == case_id) & (Candidate.status == CandidateStatus.confirmed.value)
+        )
+        if not confirmed:
+            raise Conflict(
+                _("case {case_id} has no confirmed match candidate", case_id=case_id),
+                requires="a reviewer's confirmation of a candidate, or a proof document",
+            )
+    elif not has_proof:
+        raise InvalidInput(
+            _(
+                "relationship_basis {basis} needs the proof document (file part 'proof')",
+                basis=label(basis),
+            ),
+            accepted="multipart file part 'proof': PDF, JPEG, PNG or WebP",
+        )
 
 
 async def record_handover(
@@ -122,42 +207,80 @@ async def record_handover(
     by: Principal,
     store: ObjectStore,
     limits: UploadSettings,
+    proof: bytes | None = None,
 ) -> HandoverOut:
-    """Record a handover with the scanned signed sheet (stored in the object store;
-    removed again if the record cannot be written). It does not close the case:
-    ``POST /api/cases/{id}/transitions`` with escorted_home / handed_to_family /
-    collected_by_origin does, and requires this record.
+    """Record a handover with the scanned signed sheet (and the relationship proof,
+    if any), stored in the object store and removed again if the record cannot be
+    written. It does not close the case: ``POST /api/cases/{id}/transitions`` with
+    escorted_home / handed_to_family / collected_by_origin does, and requires this
+    record.
+
+    A person who may leave only into custody (rescue.cases.flows.custody_only) is
+    handed to family only with the relationship established (``relationship_basis``
+    confirmed_candidate, or a proof document); the handover then needs a second
+    staff member's approval (:func:`approve_handover`) before the case can close.
+    Sources: 未成年人保护法 (2020) art. 2 and 92–96; 2014 规程 (离站, 亲属接领).
 
     Raises:
         NotFound: no such case.
-        Conflict: the case is closed.
+        Conflict: the case is closed; custody without established relationship.
         InvalidInput: identity document not checked, empty fields, time without
-            offset or in the future; bad sheet (also 413/415, see rescue.documents).
+            offset or in the future, or outside the stay; a basis needing proof
+            without it; bad sheet or proof (also 413/415, see rescue.documents).
     """
-    row = await Case.select(Case.status).where(Case.id == case_id).first()
+    row = await Case.select().where(Case.id == case_id).first()
     if row is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     if CaseStatus(row["status"]) in TERMINAL_STATUSES:
-        raise Conflict(f"case {case_id} is closed ({row['status']})", current=row["status"])
+        raise Conflict(
+            _(
+                "case {case_id} is closed ({status})",
+                case_id=case_id,
+                status=label(CaseStatus(row["status"])),
+            ),
+            current=row["status"],
+        )
     if not form.id_document_checked:
         raise InvalidInput(
-            "the receiver's identity document must be checked before a handover",
+            _("the receiver's identity document must be checked before a handover"),
             accepted="id_document_checked=true",
         )
     for name in ("receiver_name", "id_document_type", "id_document_number", "place"):
         value = getattr(form, name).strip()
         if not value or len(value) > 300:
-            raise InvalidInput(f"{name} must be 1..300 characters")
+            raise InvalidInput(_("{name} must be 1..300 characters", name=name))
     at = form.handed_over_at
-    if at.tzinfo is None or at > datetime.now(UTC):
+    if at.tzinfo is None or at > clock.now():
         raise InvalidInput(
-            "handed_over_at needs a UTC offset and must not be in the future",
+            _("handed_over_at needs a UTC offset and must not be in the future"),
             accepted="ISO 8601 with offset",
         )
-    async with (
-        stored_document(data=sheet, store=store, limits=limits) as doc,
-        Handover._meta.db.transaction(),
+    stay = await stay_of(case_id=case_id)
+    stay.check_moment(at, "handed_over_at")
+    if stay.identified_at is not None:
+        stay.check_after(at, "handed_over_at", stay.identified_at, _("the identification"))
+    plan = await ReturnPlan.select(ReturnPlan.planned_on).where(ReturnPlan.case == case_id).first()
+    if plan is not None:
+        stay.check_after(at, "handed_over_at", plan["planned_on"], _("the return plan's date"))
+    basis = form.relationship_basis
+    if form.receiving_party != ReceivingParty.family:
+        basis = None
+    if form.receiving_party == ReceivingParty.family and (
+        flows.custody_only(row) or basis is not None
     ):
+        await _relationship_established(case_id=case_id, basis=basis, has_proof=bool(proof))
+    if basis == RelationshipBasis.confirmed_candidate:
+        proof = None
+    async with AsyncExitStack() as stack:
+        doc = await stack.enter_async_context(
+            stored_document(data=sheet, store=store, limits=limits)
+        )
+        proof_doc = (
+            await stack.enter_async_context(stored_document(data=proof, store=store, limits=limits))
+            if proof
+            else None
+        )
+        await stack.enter_async_context(Handover._meta.db.transaction())
         rows = await Handover.insert(
             Handover(
                 case=case_id,
@@ -173,6 +296,10 @@ async def record_handover(
                 sheet_media_type=doc.media_type,
                 sheet_sha256=doc.sha256,
                 recorded_by=by.user_id,
+                relationship_basis=basis.value if basis else None,
+                proof_object_key=proof_doc.object_key if proof_doc else None,
+                proof_media_type=proof_doc.media_type if proof_doc else None,
+                proof_sha256=proof_doc.sha256 if proof_doc else None,
             )
         ).returning(Handover.id)
         await record_event(
@@ -180,34 +307,112 @@ async def record_handover(
             kind="handover_recorded",
             actor_id=by.user_id,
             actor_role=by.role.value,
-            reason=f"handed over to {form.receiving_party.value} at {form.place.strip()}",
+            reason=_(
+                "handed over to {party} at {place}",
+                party=label(form.receiving_party),
+                place=form.place.strip(),
+            ),
             data={
                 "handover_id": rows[0]["id"],
                 "receiving_party": form.receiving_party.value,
                 "receiver_name": form.receiver_name.strip(),
                 "id_document_type": form.id_document_type.strip(),
-                "handed_over_at": at.isoformat(),
+                "handed_over_at": clock.iso_utc(at),
+                "relationship_basis": basis.value if basis else None,
+                "proof_sha256": proof_doc.sha256 if proof_doc else None,
             },
         )
     return await get_handover(handover_id=int(rows[0]["id"]))
+
+
+async def approve_handover(*, handover_id: int, by: Principal, note: str = "") -> HandoverOut:
+    """A second staff member approves a handover (four-eyes rule for a person who
+    may leave only into custody; 未成年人保护法 art. 92–96, our reading).
+
+    Raises:
+        NotFound: no such handover.
+        Conflict: already approved; the approver recorded the handover; a handover
+            to family without an established relationship; the case is closed.
+    """
+    async with Handover._meta.db.transaction():
+        row = await Handover.select().where(Handover.id == handover_id).first()
+        if row is None:
+            raise NotFound(_("handover {handover_id} does not exist", handover_id=handover_id))
+        case = await Case.select(Case.status).where(Case.id == row["case"]).first()
+        assert case is not None
+        if CaseStatus(case["status"]) in TERMINAL_STATUSES:
+            raise Conflict(
+                _(
+                    "case {case_id} is closed ({status})",
+                    case_id=row["case"],
+                    status=label(CaseStatus(case["status"])),
+                ),
+                current=case["status"],
+            )
+        if row["approved_by"] is not None:
+            raise Conflict(_("handover {handover_id} is already approved", handover_id=handover_id))
+        if row["recorded_by"] == by.user_id:
+            raise Conflict(
+                _(
+                    "handover {handover_id} must be approved by a second staff member, "
+                    "not the one who recorded it",
+                    handover_id=handover_id,
+                ),
+                requires="another station_staff or admin account",
+            )
+        if row["receiving_party"] == ReceivingParty.family and row["relationship_basis"] is None:
+            raise Conflict(
+                _(
+                    "handover {handover_id} to family has no established relationship; "
+                    "record a new handover with its basis",
+                    handover_id=handover_id,
+                )
+            )
+        await Handover.update(
+            {Handover.approved_by: by.user_id, Handover.approved_at: clock.now()}
+        ).where(Handover.id == handover_id)
+        await record_event(
+            case_id=row["case"],
+            kind="handover_approved",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=note,
+            data={"handover_id": handover_id, "recorded_by": row["recorded_by"]},
+        )
+    return await get_handover(handover_id=handover_id)
 
 
 async def get_handover(*, handover_id: int, store: ObjectStore | None = None) -> HandoverOut:
     """A handover record and (with ``store``) a presigned URL of its sheet."""
     row = await Handover.select().where(Handover.id == handover_id).first()
     if row is None:
-        raise NotFound(f"handover {handover_id} does not exist")
+        raise NotFound(_("handover {handover_id} does not exist", handover_id=handover_id))
     out = _handover_out(row)
+    out.person = await _person(row["case"], with_id_number=True)  # handover_read roles
     if store is not None:
         out.sheet_url = await store.apresigned_url(row["sheet_object_key"])
         out.sheet_url_expires_in = store.presign_seconds
+        if row["proof_object_key"]:
+            out.proof_url = await store.apresigned_url(row["proof_object_key"])
     return out
 
 
 async def list_handovers(*, case_id: int) -> list[HandoverOut]:
-    """A case's handover records, oldest first."""
+    """A case's handover records, oldest first.
+
+    Raises:
+        NotFound: no such case.
+    """
+    from rescue.i18n import _
+
+    if not await Case.exists().where(Case.id == case_id):
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     rows = await Handover.select().where(Handover.case == case_id).order_by(Handover.id)
-    return [_handover_out(r) for r in rows]
+    person = await _person(case_id, with_id_number=True)
+    outs = [_handover_out(r) for r in rows]
+    for out in outs:
+        out.person = person
+    return outs
 
 
 def _task_out(r: dict[str, Any]) -> TaskOut:
@@ -234,7 +439,10 @@ async def list_tasks(
         query = query.where(LiaisonTask.done_at.is_null())
     if case_id is not None:
         query = query.where(LiaisonTask.case == case_id)
-    return [_task_out(r) for r in await query.order_by(LiaisonTask.id)]
+    outs = [_task_out(r) for r in await query.order_by(LiaisonTask.id)]
+    for out in outs:
+        out.person = await _person(out.case_id, with_id_number=False)
+    return outs
 
 
 async def complete_task(*, task_id: int, by: Principal, note: str = "") -> TaskOut:
@@ -247,11 +455,17 @@ async def complete_task(*, task_id: int, by: Principal, note: str = "") -> TaskO
     async with LiaisonTask._meta.db.transaction():
         row = await LiaisonTask.select().where(LiaisonTask.id == task_id).first()
         if row is None:
-            raise NotFound(f"task {task_id} does not exist")
+            raise NotFound(_("task {task_id} does not exist", task_id=task_id))
         if row["done_at"] is not None:
-            raise Conflict(f"task {task_id} was already done at {row['done_at'].isoformat()}")
+            raise Conflict(
+                _(
+                    "task {task_id} was already done at {done_at}",
+                    task_id=task_id,
+                    done_at=row["done_at"].isoformat(),
+                )
+            )
         await LiaisonTask.update(
-            {LiaisonTask.done_at: datetime.now(UTC), LiaisonTask.done_by: by.user_id}
+            {LiaisonTask.done_at: clock.now(), LiaisonTask.done_by: by.user_id}
         ).where(LiaisonTask.id == task_id)
         await record_event(
             case_id=row["case"],

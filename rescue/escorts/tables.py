@@ -37,6 +37,17 @@ class ReturnPlan(Table, tablename="return_plans"):
 class ReceivingParty(StrEnum):
     family = "family"  # 亲属
     origin_station = "origin_station"  # 流出地救助管理站 / 政府
+    police = "police"  # 公安机关护送
+    minors_institution = "minors_institution"  # 未成年人救助保护机构
+
+
+class RelationshipBasis(StrEnum):
+    """How the receiver's relationship to the person was established (亲属关系证明)."""
+
+    confirmed_candidate = "confirmed_candidate"  # 比对确认 (a confirmed match candidate)
+    household_register = "household_register"  # 户口簿
+    police_certificate = "police_certificate"  # 派出所证明
+    dna_result = "dna_result"  # DNA 亲缘鉴定
 
 
 class Handover(Table, tablename="handovers"):
@@ -57,6 +68,16 @@ class Handover(Table, tablename="handovers"):
     sheet_sha256 = Varchar(length=64)
     recorded_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    #: How the relationship was established (family only); required for a person
+    #: who may leave only into custody (rescue.cases.flows).
+    relationship_basis = Varchar(length=32, null=True, default=None, choices=RelationshipBasis)
+    #: The proof document (户口簿, 派出所证明, DNA result) in the object store.
+    proof_object_key = Varchar(length=200, null=True, default=None)
+    proof_media_type = Varchar(length=40, null=True, default=None)
+    proof_sha256 = Varchar(length=64, null=True, default=None)
+    #: A second staff member's approval (custody: handover to family).
+    approved_by = Integer(null=True, default=None)
+    approved_at = Timestamptz(null=True, default=None)
 
 
 class TaskKind(StrEnum):

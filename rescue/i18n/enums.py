@@ -17,9 +17,14 @@ def visible_enums() -> list[type[Enum]]:
     """Every enum shown to people, imported late (tables import this package)."""
     from rescue.alerts.rules import AlertKind, Unit
     from rescue.announcements.schemas import AnnouncedField
-    from rescue.cases.tables import CaseStatus, Sex
-    from rescue.escorts.tables import ReceivingParty, TaskKind
-    from rescue.matching.tables import CandidateStatus, EvidenceKind, FamilyConfirmationMethod
+    from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
+    from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
+    from rescue.matching.tables import (
+        CandidateStatus,
+        ConfidenceBand,
+        EvidenceKind,
+        FamilyConfirmationMethod,
+    )
     from rescue.notices.tables import NoticeSource, NoticeStatus
     from rescue.photos.tables import PhotoStatus
     from rescue.placements.tables import PlacementKind
@@ -32,6 +37,8 @@ def visible_enums() -> list[type[Enum]]:
         AnnouncementChannel,
         CandidateStatus,
         CaseStatus,
+        ConfidenceBand,
+        LeavingCategory,
         EvidenceKind,
         FamilyConfirmationMethod,
         NoticeSource,
@@ -40,6 +47,7 @@ def visible_enums() -> list[type[Enum]]:
         PlacementKind,
         PoliceCheckType,
         ReceivingParty,
+        RelationshipBasis,
         Role,
         SearchKind,
         Sex,

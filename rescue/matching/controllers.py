@@ -10,9 +10,10 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.params import FromQuery, JSONBody, MultipartBody
 
-from rescue.errors import InvalidInput
+from rescue.errors import InvalidInput, InvalidJSON, too_deep
+from rescue.i18n import _
 from rescue.matching import ledger, rematch, review, services
 from rescue.matching.compare import render_compare
 from rescue.matching.schemas import (
@@ -27,7 +28,7 @@ from rescue.matching.tables import CandidateStatus, EvidenceKind
 from rescue.notices.schemas import NoticeCreate
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
-from rescue.schemas import Limit, Offset, Page
+from rescue.schemas import Id, Limit, Offset, Page, PathId
 from rescue.settings import get_settings
 
 
@@ -42,7 +43,7 @@ class CandidateController(Controller):
     )
     async def of_case(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[CandidateOut]:
@@ -59,7 +60,7 @@ class CandidateController(Controller):
     )
     async def of_notice(
         self,
-        notice_id: FromPath[int],
+        notice_id: PathId,
         request: Request[Any, Any, Any],
         limit: Limit = 50,
         offset: Offset = 0,
@@ -93,9 +94,9 @@ class CandidateSubmission:
 
     kind: str
     values: str
-    case_id: int | None = None
+    case_id: Id | None = None
     person_description: str = ""
-    notice_id: int | None = None
+    notice_id: Id | None = None
     notice: str | None = None
     note: str = ""
     attachment: UploadFile | None = None
@@ -105,9 +106,16 @@ def _json_object(name: str, raw: str) -> Any:
     try:
         value = msgspec.json.decode(raw)
     except msgspec.DecodeError as exc:
-        raise InvalidInput(f"{name} is not valid JSON: {exc}", accepted="a JSON object") from exc
+        raise InvalidJSON(
+            _("{name} is not valid JSON: {reason}", name=name, reason=str(exc)),
+            accepted=_("a JSON object"),
+        ) from exc
+    except RecursionError as exc:
+        raise too_deep(name) from exc
     if not isinstance(value, dict):
-        raise InvalidInput(f"{name} must be a JSON object", accepted="a JSON object")
+        raise InvalidInput(
+            _("{name} must be a JSON object", name=name), accepted=_("a JSON object")
+        )
     return value
 
 
@@ -193,7 +201,7 @@ class CandidateLedgerController(Controller):
         summary="One candidate: evidence, score breakdown, reviews, family confirmations",
         guards=[allow(Action.candidate_read)],
     )
-    async def detail(self, candidate_id: FromPath[int]) -> CandidateDetail:
+    async def detail(self, candidate_id: PathId) -> CandidateDetail:
         """Never includes face encodings; attachment URLs expire within 5 minutes.
         404 if unknown."""
         return await ledger.get_candidate(
@@ -206,7 +214,7 @@ class CandidateLedgerController(Controller):
         media_type=MediaType.HTML,
         guards=[allow(Action.candidate_read)],
     )
-    async def compare(self, candidate_id: FromPath[int]) -> str:
+    async def compare(self, candidate_id: PathId) -> str:
         """The two best photos with face boxes (presigned, ≤ 5 minutes) and the score
         breakdown. 404 if unknown."""
         return await render_compare(candidate_id=candidate_id, store=get_store())
@@ -219,7 +227,7 @@ class CandidateLedgerController(Controller):
     )
     async def decide(
         self,
-        candidate_id: FromPath[int],
+        candidate_id: PathId,
         data: JSONBody[DecisionIn],
         request: Request[Any, Any, Any],
     ) -> CandidateDetail:
@@ -238,7 +246,7 @@ class CandidateLedgerController(Controller):
     )
     async def confirm_family(
         self,
-        candidate_id: FromPath[int],
+        candidate_id: PathId,
         data: JSONBody[FamilyConfirmationIn],
         request: Request[Any, Any, Any],
     ) -> CandidateDetail:
@@ -272,7 +280,24 @@ class RematchController(Controller):
         )
 
     @get("/{run_id:int}", summary="A re-matching run's progress", guards=[allow(Action.rematch)])
-    async def progress(self, run_id: FromPath[int]) -> RematchRunOut:
+    async def progress(self, run_id: PathId) -> RematchRunOut:
         """``status`` queued, running, done or failed; ``done`` of ``total`` photos. 404
         if unknown."""
         return await rematch.get_rematch(run_id=run_id)
+
+    @get("/", summary="The latest re-matching runs, newest first", guards=[allow(Action.rematch)])
+    async def index(self) -> list[RematchRunOut]:
+        """The latest 20 runs with their status and progress."""
+        return await rematch.list_rematches(limit=20)
+
+    @post(
+        "/{run_id:int}/cancel",
+        status_code=200,
+        summary="Cancel a queued or running re-matching run",
+        guards=[allow(Action.rematch)],
+    )
+    async def cancel(self, run_id: PathId) -> RematchRunOut:
+        """The run stops within 10 photos and keeps what it matched so far (matching
+        only adds evidence). 404 if unknown; 409 if it is already done, failed or
+        cancelled."""
+        return await rematch.cancel_rematch(run_id=run_id)

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cache
+from types import ModuleType
 
-import face_recognition
 import numpy as np
 from PIL import Image
 
@@ -51,6 +52,16 @@ ENCODE_FULL_BELOW = 150
 _DLIB_LOCK = threading.Lock()
 
 Box = tuple[int, int, int, int]  # top, right, bottom, left
+
+
+@cache
+def _models() -> ModuleType:
+    """``face_recognition``, imported on first use: importing it loads dlib's models
+    (~115 MB, 1-25 s depending on load), which API processes never need; only the
+    workers that detect faces pay for them (tests/integration/test_ops_start.py)."""
+    import face_recognition
+
+    return face_recognition
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,7 @@ def _encode(rgb: np.ndarray, box: Box) -> np.ndarray:
     )
     local = (top - y0, right - x0, bottom - y0, left - x0)
     with _DLIB_LOCK:
-        (encoding,) = face_recognition.face_encodings(crop, known_face_locations=[local])
+        (encoding,) = _models().face_encodings(crop, known_face_locations=[local])
     return np.asarray(encoding, dtype=np.float64)
 
 
@@ -103,7 +114,7 @@ def _locate(rgb: np.ndarray, max_side: int, upsample: int) -> list[Box]:
     """Face boxes in pixels of ``rgb``, detected on a copy at most ``max_side`` wide."""
     small, scale = _detection_copy(rgb, max_side)
     with _DLIB_LOCK:
-        found = face_recognition.face_locations(small, number_of_times_to_upsample=upsample)
+        found = _models().face_locations(small, number_of_times_to_upsample=upsample)
     height, width = rgb.shape[:2]
     return [_scaled(box, 1 / scale, 1 / scale, width, height) for box in found]
 

@@ -8,13 +8,14 @@ over blocks of rows: ``d² = |p|² + |g|² − 2 p·gᵀ``. Faces within reach o
 then re-measured exactly (float64 difference of the stored vectors), so the
 accept decision matches ``face_recognition.face_distance`` to ~1e-7.
 
-Memory: 512 bytes of vector + 4 of squared norm + 24 of ids per face, and no
-per-face Python objects (face ids are looked up in the ids column). A worker's
-first load reserves the exact size (:meth:`FaceGallery.reserve`); later growth
-adds 1/16 of the capacity at a time (at least 1024 rows), so the arrays stay
-≤ 1.13 × the raw float32 matrix (1.04 × after an exact load). bench/search.py
-measured 1.04 × RSS growth at 1 M faces; a 25 % growth step measured up to
-1.32 × and missed the 1.2 × target.
+Memory: 512 bytes of vector + 4 of squared norm + 24 of ids per face (+ 16 per
+distinct owner, for :attr:`FaceGallery.owner_count`), and no per-face Python
+objects (face ids are looked up in the ids column). A worker's first load
+reserves the exact size (:meth:`FaceGallery.reserve`); later growth adds
+1/16 of the capacity at a time (at least 1024 rows), so the arrays stay ≤ 1.13 ×
+the raw float32 matrix (1.04 × after an exact load). bench/search.py measured
+1.04 × RSS growth at 1 M faces; a 25 % growth step measured up to 1.32 × and
+missed the 1.2 × target.
 """
 
 from __future__ import annotations
@@ -36,6 +37,16 @@ _BLOCK_VALUES = 1 << 20
 _MIN_ROWS, _MAX_ROWS = 8192, 131072
 #: Slack on float32 d² when selecting rows to re-measure exactly (rounding is ~1e-6).
 _MARGIN = 1e-3
+#: Up to this many probes (a photo with several faces; an owner's faces searched as
+#: one identity) are computed as one GEMV per probe over sub-blocks of _SUB_ROWS rows
+#: (1 MiB of float32, read from memory once and from cache by the other probes):
+#: OpenBLAS's SGEMM with 2-8 rows took 3.4× one probe's GEMV (issue 16). Whole
+#: ``search`` at 1 M faces, medians of 9 alternating runs on the shared 2-core VM
+#: under load ~15 (absolute times inflated, not yet a bench/search.py row): one
+#: probe 236-272 ms; 2 / 3 / 5 probes 791 / 718 / 842 ms before, 290 / 314 / 416 ms
+#: with sub-block GEMVs (1.1-1.2× one probe for 2-3, 1.6× for 5).
+_GEMV_MAX_PROBES = 8
+_SUB_ROWS = 2048
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,10 @@ class FaceGallery:
         self._sqnorms = np.zeros(capacity, dtype=np.float32)
         self._ids = np.zeros((capacity, 3), dtype=np.int64)  # face, owner, photo
         self._size = 0
+        # Distinct owners (sorted) and their face counts: the gallery size in people,
+        # kept in step by add/remove (16 bytes per owner, no per-face objects).
+        self._owners = np.zeros(0, dtype=np.int64)
+        self._owner_faces = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return self._size
@@ -64,7 +79,33 @@ class FaceGallery:
     @property
     def nbytes(self) -> int:
         """Bytes held by the arrays (all of the gallery's memory but a few hundred bytes)."""
-        return self._vectors.nbytes + self._sqnorms.nbytes + self._ids.nbytes
+        return (
+            self._vectors.nbytes
+            + self._sqnorms.nbytes
+            + self._ids.nbytes
+            + self._owners.nbytes
+            + self._owner_faces.nbytes
+        )
+
+    @property
+    def owner_count(self) -> int:
+        """People (distinct owners) with at least one face in the gallery."""
+        return len(self._owners)
+
+    def _count_owners(self, owner_ids: np.ndarray, sign: int) -> None:
+        """Add (``sign`` 1) or take away (−1) one face per entry of ``owner_ids``."""
+        owners, counts = np.unique(owner_ids, return_counts=True)
+        pos = np.searchsorted(self._owners, owners)
+        known = pos < len(self._owners)
+        known[known] = self._owners[pos[known]] == owners[known]
+        self._owner_faces[pos[known]] += sign * counts[known]
+        if sign > 0 and not known.all():
+            self._owners = np.insert(self._owners, pos[~known], owners[~known])
+            self._owner_faces = np.insert(self._owner_faces, pos[~known], counts[~known])
+        elif sign < 0:
+            keep = self._owner_faces > 0
+            if not keep.all():
+                self._owners, self._owner_faces = self._owners[keep], self._owner_faces[keep]
 
     @property
     def face_ids(self) -> np.ndarray:
@@ -129,6 +170,7 @@ class FaceGallery:
         self._ids[start:end, 1] = np.asarray(owner_ids, dtype=np.int64).reshape(-1)[keep]
         self._ids[start:end, 2] = np.asarray(photo_ids, dtype=np.int64).reshape(-1)[keep]
         self._size = end
+        self._count_owners(self._ids[start:end, 1], 1)
 
     def remove(self, face_ids: list[int] | np.ndarray) -> None:
         """Remove faces by id (unknown ids are ignored); rows from the end fill the gaps."""
@@ -137,6 +179,7 @@ class FaceGallery:
         count = int(gone.sum())
         if count == 0:
             return
+        self._count_owners(self._ids[:size, 1][gone], -1)
         new_size = size - count
         holes = np.flatnonzero(gone[:new_size])
         movers = new_size + np.flatnonzero(~gone[new_size:size])
@@ -163,10 +206,20 @@ class FaceGallery:
         over the matrix: per-call BLAS threading overhead).
         """
         minus_2p = probes * np.float32(-2.0)
-        rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, len(probes))))
+        q = len(probes)
+        rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, q)))
+        few = 1 < q <= _GEMV_MAX_PROBES
         for start in range(0, self._size, rows):
             end = min(self._size, start + rows)
-            s = minus_2p @ self._vectors[start:end].T
+            if few:
+                s = np.empty((q, end - start), dtype=np.float32)
+                for sub in range(start, end, _SUB_ROWS):
+                    block = self._vectors[sub : min(end, sub + _SUB_ROWS)]
+                    at = sub - start
+                    for k in range(q):
+                        np.matmul(block, minus_2p[k], out=s[k, at : at + len(block)])
+            else:
+                s = minus_2p @ self._vectors[start:end].T
             s += self._sqnorms[start:end]
             yield start, s
 

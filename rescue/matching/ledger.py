@@ -27,10 +27,13 @@ from rescue.errors import (
     NotFound,
     PermissionDenied,
 )
+from rescue.i18n import _, label
+from rescue.matching.calibration import calibration_for
 from rescue.matching.schemas import (
     VALUE_TYPES,
     CandidateDetail,
     CandidateOut,
+    ConfidenceOut,
     EvidenceOut,
     FamilyConfirmationOut,
     ReviewOut,
@@ -41,6 +44,7 @@ from rescue.matching.tables import (
     CandidateEvidence,
     CandidateReview,
     CandidateStatus,
+    ConfidenceBand,
     EvidenceKind,
     FamilyConfirmation,
 )
@@ -100,6 +104,43 @@ async def _evidence_kinds(candidate_ids: list[int]) -> dict[int, list[str]]:
     return {k: sorted(v) for k, v in kinds.items()}
 
 
+def confidence_out(value: Any) -> ConfidenceOut | None:
+    """The stored ``candidates.confidence`` as its API body, in the active locale."""
+    data = loads(value) or {}
+    if not data.get("band"):
+        return None
+    band = ConfidenceBand(data["band"])
+    rate = float(data["false_match_rate"])
+    size = int(data["gallery_size"])
+    return ConfidenceOut(
+        band=band,
+        label=label(band),
+        summary=_(
+            "{band}: someone who is not this person would score this well in "
+            "{rate} of searches of {size} people",
+            band=label(band),
+            rate=_rate(rate),
+            size=format(size, ","),
+        ),
+        false_match_rate=rate,
+        pair_rate=float(data["pair_rate"]),
+        gallery_size=size,
+        model=str(data.get("model", "")),
+        calibration=str(data.get("calibration", "")),
+        warning=_(data["warning"]) if data.get("warning") else "",
+        face_quality=dict(data.get("face_quality") or {}),
+    )
+
+
+def _rate(rate: float) -> str:
+    """A rate as a percentage with the precision it deserves (≥ 2 significant digits)."""
+    if rate >= 0.1:
+        return f"{100 * rate:.0f} %"
+    if rate >= 0.001:
+        return f"{100 * rate:.1f} %"
+    return f"{100 * rate:.2g} %" if rate >= 1e-6 else "< 0.0001 %"
+
+
 def candidate_out(row: dict[str, Any], *, threshold: float, kinds: list[str]) -> CandidateOut:
     """A candidate row as its API body."""
     return CandidateOut(
@@ -120,6 +161,7 @@ def candidate_out(row: dict[str, Any], *, threshold: float, kinds: list[str]) ->
         updated_at=row["updated_at"],
         person_description=row["person_description"],
         version=row["version"],
+        confidence=confidence_out(row.get("confidence")),
     )
 
 
@@ -140,7 +182,10 @@ async def breakdown_of(row: dict[str, Any]) -> Breakdown:
         CandidateEvidence.values,
         CandidateEvidence.distance,
         CandidateEvidence.threshold,
+        CandidateEvidence.model,
     ).where(CandidateEvidence.candidate == row["id"])
+    models = sorted({e["model"] for e in evidence if e["kind"] == "face" and e["model"]})
+    calibration = await calibration_for(models[-1]) if models else None
     return compute_score(
         case=case,
         notice=notice or {},
@@ -153,6 +198,7 @@ async def breakdown_of(row: dict[str, Any]) -> Breakdown:
             )
             for e in evidence
         ],
+        calibration=calibration,
     )
 
 
@@ -163,9 +209,25 @@ async def rescore(*, candidate_id: int) -> Breakdown:
         raise NotFound(f"candidate {candidate_id} does not exist")
     breakdown = await breakdown_of(row)
     await Candidate.update(
-        {Candidate.score: breakdown.score, Candidate.flags: breakdown.flags}
+        {
+            Candidate.score: breakdown.score,
+            Candidate.flags: breakdown.flags,
+            Candidate.confidence: breakdown.components.get("confidence") or {},
+        }
     ).where(Candidate.id == candidate_id)
     return breakdown
+
+
+async def rescore_all() -> int:
+    """Rescore every candidate with face evidence (after a new calibration): their
+    confidence bands follow it. Returns how many."""
+    rows = await CandidateEvidence.select(CandidateEvidence.candidate).where(
+        CandidateEvidence.kind == EvidenceKind.face.value
+    )
+    ids = sorted({int(r["candidate"]) for r in rows})
+    for candidate_id in ids:
+        await rescore(candidate_id=candidate_id)
+    return len(ids)
 
 
 async def rescore_case(*, case_id: int) -> int:
@@ -185,11 +247,15 @@ async def record_face_evidence(
     model: str,
     case_photo_id: int,
     notice_photo_id: int,
+    gallery_size: int | None = None,
+    face_quality: dict[str, Any] | None = None,
 ) -> int:
     """Write or refresh the candidate's face evidence for ``model``; returns its id.
 
     One record per (candidate, model). It keeps the best (smallest) distance
-    seen, with the two photos that gave it and the threshold in force then.
+    seen, with the two photos that gave it, the threshold in force then and the
+    number of people in the gallery searched (``gallery_size``, for the confidence;
+    refreshed when the same distance is found again, e.g. by a re-match).
     """
     key = f"{candidate_id}:face:{model}"
     now = datetime.now(UTC)
@@ -200,6 +266,10 @@ async def record_face_evidence(
         "case_photo_id": case_photo_id,
         "notice_photo_id": notice_photo_id,
     }
+    if gallery_size is not None:
+        values["gallery_size"] = gallery_size
+    if face_quality is not None:
+        values["face_quality"] = face_quality
     await CandidateEvidence.insert(
         CandidateEvidence(
             candidate=candidate_id,
@@ -226,7 +296,7 @@ async def record_face_evidence(
             CandidateEvidence.notice_photo: notice_photo_id,
             CandidateEvidence.updated_at: now,
         }
-    ).where((CandidateEvidence.face_key == key) & (CandidateEvidence.distance > distance))
+    ).where((CandidateEvidence.face_key == key) & (CandidateEvidence.distance >= distance))
     row = (
         await CandidateEvidence.select(CandidateEvidence.id)
         .where(CandidateEvidence.face_key == key)

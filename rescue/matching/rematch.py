@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from rescue.errors import NotFound
+from rescue.errors import Conflict, NotFound
+from rescue.i18n import _
 from rescue.matching.embedding import MODEL_NAME
 from rescue.matching.schemas import RematchRunOut
 from rescue.matching.tables import RematchRun
@@ -22,7 +23,11 @@ from rescue.photos.tables import Photo, PhotoStatus
 from rescue.settings import Settings
 from rescue.users.services import Principal
 
-__all__ = ["get_rematch", "run_rematch", "start_rematch"]
+__all__ = ["cancel_rematch", "get_rematch", "list_rematches", "run_rematch", "start_rematch"]
+
+#: A run in one of these states is over; ``cancelled`` stops it at its next
+#: progress write (within ``PROGRESS_EVERY`` photos).
+FINISHED = frozenset({"done", "failed", "cancelled"})
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +69,53 @@ async def get_rematch(*, run_id: int) -> RematchRunOut:
     return _out(row)
 
 
-async def run_rematch(*, run_id: int, settings: Settings, galleries: Any) -> str:
+async def list_rematches(*, limit: int = 20) -> list[RematchRunOut]:
+    """The latest ``limit`` runs, newest first."""
+    rows = await RematchRun.select().order_by(RematchRun.id, ascending=False).limit(limit)
+    return [_out(r) for r in rows]
+
+
+async def cancel_rematch(*, run_id: int) -> RematchRunOut:
+    """Cancel a queued or running run: it stops at its next progress write and keeps
+    what it matched so far (matching only adds evidence). Raises NotFound, and
+    Conflict when the run is already over."""
+    run = await get_rematch(run_id=run_id)
+    if run.status in FINISHED:
+        raise Conflict(
+            _("rematch run {run_id} is already {status}", run_id=run_id, status=run.status),
+            accepted=_("a queued or running run"),
+        )
+    await RematchRun.update(
+        {RematchRun.status: "cancelled", RematchRun.finished_at: datetime.now(UTC)}
+    ).where((RematchRun.id == run_id) & RematchRun.status.is_in(["queued", "running"]))
+    return await get_rematch(run_id=run_id)
+
+
+async def _cancelled(run_id: int) -> bool:
+    row = await RematchRun.select(RematchRun.status).where(RematchRun.id == run_id).first()
+    return row is None or row["status"] == "cancelled"
+
+
+async def run_rematch(
+    *,
+    run_id: int,
+    settings: Settings,
+    galleries: Any,
+    progress: Callable[[int, int], None] | None = None,
+) -> str:
     """Match every processed photo again (both directions); returns the final status.
 
     Idempotent: a finished run is left alone; a redelivered running one starts over
-    (matching only ever adds evidence or lowers distances).
+    (matching only ever adds evidence or lowers distances). A run cancelled
+    meanwhile (:func:`cancel_rematch`) stops at its next progress write.
+
+    Args:
+        progress: called with (done, total) after each photo (the CLI's progress bar).
     """
     from rescue.matching.services import match_photo
 
     row = await RematchRun.select().where(RematchRun.id == run_id).first()
-    if row is None or row["status"] in {"done", "failed"}:
+    if row is None or row["status"] in FINISHED:
         return row["status"] if row else "missing"
     ids = [
         int(r["id"])
@@ -88,14 +130,21 @@ async def run_rematch(*, run_id: int, settings: Settings, galleries: Any) -> str
             RematchRun.done: 0,
             RematchRun.started_at: datetime.now(UTC),
         }
-    ).where(RematchRun.id == run_id)
+    ).where((RematchRun.id == run_id) & RematchRun.status.is_in(["queued", "running"]))
+    if await _cancelled(run_id):
+        return "cancelled"
     touched: set[int] = set()
     try:
         for done, photo_id in enumerate(ids, start=1):
             touched.update(
                 await match_photo(photo_id=photo_id, settings=settings, galleries=galleries)
             )
+            if progress is not None:
+                progress(done, len(ids))
             if done % PROGRESS_EVERY == 0 or done == len(ids):
+                if await _cancelled(run_id):
+                    log.info("rematch run %s cancelled after %d photo(s)", run_id, done)
+                    return "cancelled"
                 await RematchRun.update(
                     {RematchRun.done: done, RematchRun.candidates_touched: len(touched)}
                 ).where(RematchRun.id == run_id)
@@ -116,5 +165,5 @@ async def run_rematch(*, run_id: int, settings: Settings, galleries: Any) -> str
             RematchRun.candidates_touched: len(touched),
             RematchRun.finished_at: datetime.now(UTC),
         }
-    ).where(RematchRun.id == run_id)
+    ).where((RematchRun.id == run_id) & (RematchRun.status == "running"))
     return "done"

@@ -23,6 +23,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from rescue import clock
 from rescue.cases.events import record_event
 from rescue.cases.flows import transition
 from rescue.cases.tables import CaseStatus
@@ -157,9 +158,30 @@ async def decide(
     return await get_candidate(candidate_id=candidate_id, settings=settings)
 
 
+async def _lock_for_decision(row: dict[str, Any], *, notice: bool) -> None:
+    """Lock order of every decision (rescue.db.lock_rows): the case row first, then
+    the notice, then the candidates that may change, by id. Two reviewers deciding
+    candidates of one case thus run one after the other; the second finds its
+    candidate superseded or changed and gets 409, never a deadlock."""
+    from rescue.cases.tables import Case
+    from rescue.db import lock_rows
+
+    await lock_rows(Case, [row["case"]])
+    if notice:
+        await lock_rows(Notice, [row["notice"]])
+    owner = Candidate.notice == row["notice"]
+    if row["case"] is not None:
+        owner = owner | (Candidate.case == row["case"])
+    others = await Candidate.select(Candidate.id).where(
+        owner & Candidate.status.is_in(sorted(_OPEN))
+    )
+    await lock_rows(Candidate, [row["id"], *(r["id"] for r in others)])
+
+
 async def _reject(row: dict[str, Any], *, by: Principal, reason: str) -> None:
     now = datetime.now(UTC)
     async with Candidate._meta.db.transaction():
+        await _lock_for_decision(row, notice=False)
         await _claim(
             row,
             {
@@ -228,6 +250,7 @@ async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings:
         "first_confirmed_by": row["first_confirmed_by"],
     }
     async with Candidate._meta.db.transaction():
+        await _lock_for_decision(row, notice=True)
         await _claim(
             row,
             {
@@ -308,12 +331,12 @@ async def add_family_confirmation(
             "on proposed, under_review or confirmed candidates",
             current=row["status"],
         )
-    confirmed_at = data.confirmed_at or datetime.now(UTC)
+    confirmed_at = data.confirmed_at or clock.now()
     if confirmed_at.tzinfo is None:
         raise InvalidInput(
             "confirmed_at needs a time zone", accepted="ISO 8601 with offset, e.g. +08:00"
         )
-    if confirmed_at > datetime.now(UTC):
+    if confirmed_at > clock.now():
         raise InvalidInput("confirmed_at is in the future", accepted="a time up to now")
     async with Candidate._meta.db.transaction():
         rows = await FamilyConfirmation.insert(

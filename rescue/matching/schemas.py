@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from rescue.matching.tables import EvidenceKind, FamilyConfirmationMethod
+from rescue.matching.tables import ConfidenceBand, EvidenceKind, FamilyConfirmationMethod
+from rescue.schemas import MAX_ID, AwareDatetime
 
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Label = Annotated[str, msgspec.Meta(max_length=200)]
@@ -70,6 +71,32 @@ class EvidenceOut(msgspec.Struct):
     attachment_url_expires_in: int | None = None
 
 
+class ConfidenceOut(msgspec.Struct):
+    """What the candidate's face distance means at the size of the gallery it was
+    found in (rescue.matching.calibration).
+
+    ``false_match_rate``: the chance (0..1) that at least one of ``gallery_size``
+    people who are not this person scores this well (``1 − (1 − pair_rate)ⁿ``);
+    ``band``: ``strong`` (≤ 1 %), ``possible`` (≤ 10 %) or ``weak``; ``label`` and
+    ``summary``: the same in the reader's language; ``calibration``: where the
+    distributions were measured, ``warning``: the calibration's known limits (the
+    shipped LFW default understates false matches on East Asian faces).
+    """
+
+    band: ConfidenceBand
+    label: str
+    summary: str
+    false_match_rate: float
+    pair_rate: float
+    gallery_size: int
+    model: str
+    calibration: str
+    warning: str = ""
+    #: Quality of the two faces that gave the distance (``case``, ``notice``:
+    #: ``width_px``, ``sharpness``, ``yaw``, ``retake``; rescue.matching.quality).
+    face_quality: dict[str, Any] = {}
+
+
 class CandidateOut(msgspec.Struct):
     """A (case, notice) pair that may be the same person.
 
@@ -99,6 +126,8 @@ class CandidateOut(msgspec.Struct):
     updated_at: datetime
     person_description: str = ""
     version: int = 0
+    #: None: no face evidence with a gallery size, or no calibration for its model.
+    confidence: ConfidenceOut | None = None
 
 
 class FamilyConfirmationOut(msgspec.Struct):
@@ -144,7 +173,7 @@ class DecisionIn(msgspec.Struct, forbid_unknown_fields=True):
 
     decision: Literal["start_review", "confirm", "reject"]
     reason: Reason
-    expected_version: int | None = None
+    expected_version: Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)] | None = None
 
 
 class FamilyConfirmationIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -153,7 +182,7 @@ class FamilyConfirmationIn(msgspec.Struct, forbid_unknown_fields=True):
     confirmer_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     relationship: Annotated[str, msgspec.Meta(min_length=1, max_length=60)]
     method: FamilyConfirmationMethod
-    confirmed_at: datetime | None = None
+    confirmed_at: AwareDatetime | None = None
     notes: Annotated[str, msgspec.Meta(max_length=5000)] = ""
 
 

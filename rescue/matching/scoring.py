@@ -37,22 +37,46 @@ candidate still appears, lower in the queue, with its flag):
 - ``D`` dates: 0.5 and flag ``found_before_missing`` when the case was found
   (``found_at``, else admission) before the notice's ``missing_since``.
 - ``P`` place: informative only (people in care are often found far from home):
-  1.0; the breakdown says ``same`` when one place name contains the other.
+  1.0. The breakdown compares administrative division codes (GB/T 2260, six
+  digits: 2 province, 2 prefecture, 2 county) written in the places when present:
+  ``same_county`` / ``same_prefecture`` / ``same_province`` / ``different_province``
+  by the longest shared prefix; without codes, ``same`` when one place name
+  contains the other. The case's ``dialect`` is shown beside the notice's place.
+
+**Filters** (:func:`excluded_by`), applied before ranking when matching a new photo:
+a *sure* difference removes the pair instead of lowering it. Only sex is sure
+(recorded by staff on both sides); age, dates and places are estimates, so they
+only lower the rank. ``MATCH_FILTER_SEX=false`` relaxes the filter (then a
+re-match brings the pairs back, flagged ``sex_mismatch``).
+
+**Confidence** (:func:`confidence_of`, not part of the score): what the face
+distance means at the size of the gallery it was found in, from the calibration
+of the model (rescue.matching.calibration): band ``strong`` / ``possible`` /
+``weak`` and the chance that someone who is not the person scores this well in
+a gallery of this size.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from rescue import clock
+
+if TYPE_CHECKING:
+    from rescue.matching.calibration import Calibration
 
 __all__ = [
     "FIXED_LEAD_STRENGTH",
     "Breakdown",
     "EvidenceInput",
     "compute_score",
+    "confidence_of",
     "evidence_strength",
+    "excluded_by",
 ]
 
 FIXED_LEAD_STRENGTH = 0.3
@@ -148,11 +172,61 @@ def _notice_age_now(notice: dict[str, Any], today: date) -> tuple[float, float, 
     return None
 
 
+#: A six-digit administrative division code (GB/T 2260) inside a place text.
+_DIVISION_CODE = re.compile(r"(?<!\d)([1-8]\d{5})(?!\d)")
+
+
+def division_code(place: str) -> str | None:
+    """The first GB/T 2260 administrative division code written in ``place``, if any."""
+    found = _DIVISION_CODE.search(place or "")
+    return found.group(1) if found else None
+
+
 def _place_relation(case_place: str, notice_place: str) -> str:
+    a_code, b_code = division_code(case_place), division_code(notice_place)
+    if a_code and b_code:
+        if a_code == b_code:
+            return "same_county"
+        if a_code[:4] == b_code[:4]:
+            return "same_prefecture"
+        if a_code[:2] == b_code[:2]:
+            return "same_province"
+        return "different_province"
     a, b = case_place.strip().lower(), notice_place.strip().lower()
     if not a or not b:
         return "unknown"
     return "same" if a in b or b in a else "different"
+
+
+def excluded_by(
+    case: dict[str, Any], notice: dict[str, Any], *, filter_sex: bool = True
+) -> list[str]:
+    """The filters that remove this (case, notice) pair before ranking: ``sex``
+    when both sexes are recorded and differ (and ``filter_sex``). Empty: keep it."""
+    case_sex, notice_sex = case.get("sex") or "unknown", notice.get("sex") or "unknown"
+    if filter_sex and "unknown" not in (case_sex, notice_sex) and case_sex != notice_sex:
+        return ["sex"]
+    return []
+
+
+def confidence_of(
+    evidence: list[EvidenceInput], calibration: Calibration | None
+) -> dict[str, Any] | None:
+    """The confidence of the best face evidence that knows its gallery size
+    (``values["gallery_size"]``, people searched), from ``calibration``; None
+    without one."""
+    faces = [
+        e
+        for e in evidence
+        if e.kind == "face" and e.distance is not None and e.values.get("gallery_size")
+    ]
+    if not faces or calibration is None:
+        return None
+    top = min(faces, key=lambda e: e.distance or 0.0)
+    assert top.distance is not None
+    confidence = calibration.confidence(top.distance, int(top.values["gallery_size"]))
+    confidence["face_quality"] = top.values.get("face_quality") or {}
+    return confidence
 
 
 def compute_score(
@@ -161,6 +235,7 @@ def compute_score(
     notice: dict[str, Any],
     evidence: list[EvidenceInput],
     today: date | None = None,
+    calibration: Calibration | None = None,
 ) -> Breakdown:
     """Score a (case, notice) pair from its evidence and both records.
 
@@ -171,11 +246,13 @@ def compute_score(
         notice: the notice row (``sex``, ``date_of_birth``, ``age_when_missing``,
             ``missing_since``, ``last_seen_place``).
         evidence: every evidence record of the candidate.
+        calibration: the face model's calibration; adds ``components["confidence"]``
+            (:func:`confidence_of`) when given.
 
     Returns:
         A :class:`Breakdown`; ``score`` in 0..1, higher is better.
     """
-    today = today or date.today()
+    today = today or clock.today()
     components: dict[str, dict[str, Any]] = {}
     flags: list[str] = []
 
@@ -199,7 +276,12 @@ def compute_score(
             "threshold": top.threshold,
             "strength": round(evidence_strength(top), 4),
             "rule": "1 − d / (2·threshold)",
+            "case_photo_id": top.values.get("case_photo_id"),
+            "notice_photo_id": top.values.get("notice_photo_id"),
         }
+    confidence = confidence_of(evidence, calibration)
+    if confidence is not None:
+        components["confidence"] = confidence
     factor = 1.0
 
     if case is None:
@@ -276,6 +358,9 @@ def compute_score(
     components["place"] = {
         "case_found_place": case.get("found_place") or "",
         "notice_last_seen_place": notice.get("last_seen_place") or "",
+        "case_division_code": division_code(case.get("found_place") or ""),
+        "notice_division_code": division_code(notice.get("last_seen_place") or ""),
+        "case_dialect": case.get("dialect") or "",
         "result": _place_relation(
             case.get("found_place") or "", notice.get("last_seen_place") or ""
         ),

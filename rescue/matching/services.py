@@ -7,8 +7,9 @@ only ever lowers a candidate's best distance (at-least-once delivery safe).
 Matching runs both ways:
 - a case photo is compared with the faces of every *open* notice;
 - a notice photo is compared with the faces of every case *still in care*.
-A pair whose best face distance is within the threshold becomes (or updates)
-its single candidate.
+The owner of the photo is searched as one identity (all its faces), and only
+its best few pairs by the full score, within a loose distance bound, become (or
+update) their single candidates (:func:`match_photo`).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import numpy as np
 
 from media.images import ImageRejected, decode_for_detection
 from media.storage import ObjectMissing, ObjectStore
+from rescue import clock
 from rescue.cases.tables import IN_CARE_STATUSES, Case
 from rescue.errors import NotFound, is_unavailable
 from rescue.i18n import _
+from rescue.matching.calibration import calibration_for
 from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encode
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
@@ -37,8 +40,11 @@ from rescue.matching.ledger import (
     record_face_evidence,
     rescore,
 )
+from rescue.matching.quality import FaceQuality
+from rescue.matching.quality import of_detected as face_quality
 from rescue.matching.schemas import CandidateOut
-from rescue.matching.tables import Candidate, CandidateStatus
+from rescue.matching.scoring import EvidenceInput, compute_score, excluded_by
+from rescue.matching.tables import Candidate, CandidateStatus, FaceDeletion
 from rescue.notices.tables import Notice, NoticeStatus
 from rescue.photos.tables import Face, Photo, PhotoStatus
 from rescue.schemas import Page
@@ -55,55 +61,141 @@ log = logging.getLogger(__name__)
 
 #: Faces fetched per query when a worker loads its gallery (~1 KB each in flight).
 _LOAD_BATCH = 20_000
+#: Seconds a face id missing under the largest id seen is looked up again: an
+#: insert by another worker commits within milliseconds of taking its id; after
+#: this the id is taken to be rolled back.
+GAP_SECONDS = 120.0
+#: Gaps are looked for only among this many ids under the largest one loaded.
+GAP_WINDOW = 10_000
+#: People looked at per candidate kept: the nearest POOL_PER_CANDIDATE × MATCH_CANDIDATES
+#: within the loose bound are scored, so a filtered or implausible near one
+#: still leaves enough to choose from, and a crowded bound stays cheap.
+POOL_PER_CANDIDATE = 20
 
 
 @dataclass
 class SideGallery:
-    """The gallery of one side (``case`` or ``notice``), kept in step with the faces table."""
+    """The gallery of one side (``case`` or ``notice``), kept in step with the faces table.
+
+    Per job it reads only what changed, never the whole table:
+
+    - new faces: ids above the largest seen (index range scan);
+    - deleted faces: the deletion log ``face_deletions`` (a trigger on ``faces``)
+      after the last entry read (face id 0: the table was truncated, reload);
+    - late commits: a face id under the largest seen that was not visible yet
+      (another worker's insert still uncommitted, or rolled back) is a *gap*; gaps
+      are looked up again by id on each refresh for :data:`GAP_SECONDS` (inserts
+      commit within milliseconds), then forgotten (rolled back).
+
+    Only the first load counts the side's faces, to size the gallery exactly.
+    """
 
     side: str
     gallery: FaceGallery = field(default_factory=FaceGallery)
     last_face_id: int = 0
+    last_deletion_id: int = 0
+    #: Face ids not visible when a larger one was loaded → first seen (rescue.clock.monotonic).
+    gaps: dict[int, float] = field(default_factory=dict)
     lock: asyncio.Lock | None = None
 
     @property
     def owner_column(self) -> Any:
         return Face.case if self.side == "case" else Face.notice
 
+    def _add_rows(self, rows: list[dict[str, Any]]) -> None:
+        mine = [r for r in rows if r[self.side] is not None and not r["retake"]]
+        if mine:
+            self.gallery.add(
+                np.array([r["id"] for r in mine]),
+                np.array([r[self.side] for r in mine]),
+                np.array([r["photo"] for r in mine]),
+                np.stack([np.frombuffer(r["encoding"], dtype="<f8") for r in mine]),
+            )
+
     async def _load_since(self, face_id: int) -> None:
         """Add faces with id > ``face_id``, ``_LOAD_BATCH`` rows per query (bounded memory)."""
         owner = self.owner_column
+        start = face_id
         while True:
             rows = (
-                await Face.select(Face.id, owner, Face.photo, Face.encoding)
+                await Face.select(Face.id, owner, Face.photo, Face.encoding, Face.retake)
                 .where(owner.is_not_null() & (Face.id > face_id))
                 .order_by(Face.id)
                 .limit(_LOAD_BATCH)
             )
-            if not rows:
-                return
-            self.gallery.add(
-                np.array([r["id"] for r in rows]),
-                np.array([r[self.side] for r in rows]),
-                np.array([r["photo"] for r in rows]),
-                np.stack([np.frombuffer(r["encoding"], dtype="<f8") for r in rows]),
-            )
-            face_id = int(rows[-1]["id"])
-            self.last_face_id = max(self.last_face_id, face_id)
+            if rows:
+                self._add_rows(rows)
+                face_id = int(rows[-1]["id"])
+                self.last_face_id = max(self.last_face_id, face_id)
             if len(rows) < _LOAD_BATCH:
-                return
+                break
+        if self.last_face_id > start:
+            await self._note_gaps(start, self.last_face_id)
+
+    async def _note_gaps(self, after: int, upto: int) -> None:
+        """Remember ids in (``after``, ``upto``] that no face has (on either side) now;
+        only the top :data:`GAP_WINDOW` ids (in-flight inserts hold the newest ids;
+        older holes are deleted faces)."""
+        after = max(after, upto - GAP_WINDOW)
+        present = np.array(
+            [
+                int(r["id"])
+                for r in await Face.select(Face.id).where((Face.id > after) & (Face.id <= upto))
+            ],
+            dtype=np.int64,
+        )
+        missing = np.setdiff1d(np.arange(after + 1, upto + 1, dtype=np.int64), present)
+        first_seen = clock.monotonic()
+        for face_id in missing.tolist():
+            self.gaps.setdefault(int(face_id), first_seen)
+
+    async def _fill_gaps(self) -> None:
+        """Load faces that appeared under ids noted as gaps; forget old gaps."""
+        if not self.gaps:
+            return
+        rows = await Face.select(
+            Face.id, self.owner_column, Face.photo, Face.encoding, Face.retake
+        ).where(Face.id.is_in(list(self.gaps)))
+        self._add_rows(rows)
+        for r in rows:
+            self.gaps.pop(int(r["id"]), None)
+        cutoff = clock.monotonic() - GAP_SECONDS
+        self.gaps = {k: v for k, v in self.gaps.items() if v >= cutoff}
+
+    async def _apply_deletions(self) -> None:
+        rows = (
+            await FaceDeletion.select(FaceDeletion.id, FaceDeletion.face_id)
+            .where(FaceDeletion.id > self.last_deletion_id)
+            .order_by(FaceDeletion.id)
+        )
+        if not rows:
+            return
+        if any(int(r["face_id"]) == 0 for r in rows):  # the table was truncated
+            log.info("%s gallery: faces table truncated, reloading", self.side)
+            await self._reload()
+            return
+        self.gallery.remove([int(r["face_id"]) for r in rows])
+        self.last_deletion_id = int(rows[-1]["id"])
 
     async def _reload(self) -> None:
         """Load the whole side into a new gallery sized exactly (no growth slack)."""
+        # The log position first: a deletion during the load is applied next time
+        # (removing a face not held is a no-op).
+        last = (
+            await FaceDeletion.select(FaceDeletion.id)
+            .order_by(FaceDeletion.id, ascending=False)
+            .first()
+        )
+        self.last_deletion_id = int(last["id"]) if last else 0
         total = await Face.count().where(self.owner_column.is_not_null())
-        self.gallery, self.last_face_id = FaceGallery(capacity=max(1, total)), 0
+        self.gallery, self.last_face_id, self.gaps = FaceGallery(capacity=max(1, total)), 0, {}
         await self._load_since(0)
 
     async def refresh(self) -> FaceGallery:
-        """Load faces added since the last refresh; reload fully if any were removed.
+        """Bring the gallery up to date (see the class docstring); returns it.
 
-        The first call loads everything at the exact size; later calls add only
-        faces with a larger id than any seen.
+        The first call loads everything at the exact size; later calls apply the
+        deletion log, look up gaps, and add faces with a larger id than any seen.
         """
         if self.lock is None:
             self.lock = asyncio.Lock()
@@ -111,16 +203,9 @@ class SideGallery:
             if self.last_face_id == 0 and len(self.gallery) == 0:
                 await self._reload()
             else:
+                await self._apply_deletions()
+                await self._fill_gaps()
                 await self._load_since(self.last_face_id)
-            total = await Face.count().where(self.owner_column.is_not_null())
-            if total != len(self.gallery):
-                log.info(
-                    "%s gallery out of step (%s in db, %s in memory): reloading",
-                    self.side,
-                    total,
-                    len(self.gallery),
-                )
-                await self._reload()
             return self.gallery
 
 
@@ -267,16 +352,17 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
     data = await store.aget(photo["object_key"])
     matching = settings.matching
 
-    def detect() -> list[DetectedFace]:
+    def detect() -> tuple[list[DetectedFace], list[FaceQuality]]:
         decoded = decode_for_detection(
             data, max_pixels=settings.upload.max_pixels, min_side=matching.detect_max_side
         )
-        return detect_and_encode(
+        found = detect_and_encode(
             decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
         )
+        return found, [face_quality(decoded, (f.top, f.right, f.bottom, f.left)) for f in found]
 
     try:
-        faces = await anyio.to_thread.run_sync(detect)
+        faces, qualities = await anyio.to_thread.run_sync(detect)
     except ImageRejected as exc:
         return await _finish(photo["id"], PhotoStatus.failed, exc.detail)
     log.info("photo %s: %d face(s) found", photo["id"], len(faces))
@@ -299,8 +385,10 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
                         left=f.left,
                         encoding=np.asarray(f.encoding, dtype="<f8").tobytes(),
                         model=MODEL_NAME,
+                        quality=q.as_dict(),
+                        retake=bool(q.retake),
                     )
-                    for f in faces
+                    for f, q in zip(faces, qualities, strict=True)
                 ]
             )
     if not faces:
@@ -309,81 +397,149 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
 
 
 async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySet) -> list[int]:
-    """Match every face of one photo against the other side. Returns candidate ids touched."""
+    """Match the owner of one photo against the other side; returns candidate ids touched.
+
+    The owner (a case, or a notice) is searched as one identity: every face of all
+    its photos, so photos at several ages each get their chance and the best
+    photo pair decides (the candidate names it). Steps:
+
+    1. every person of the other side with a face within the loose bound
+       (``MATCH_LOOSE_BOUND``, else the model's calibration), their best face pair;
+    2. only those still eligible (open notices; cases in care), nearest
+       :data:`POOL_PER_CANDIDATE` × ``MATCH_CANDIDATES`` first;
+    3. filters of a sure difference (sex; docs/scoring.md) remove pairs;
+    4. the rest ranked by the full score (rescue.matching.scoring), then distance;
+       the best ``MATCH_CANDIDATES`` become (or update) candidates, each with the
+       gallery's size in people for its confidence band.
+
+    The ledger keeps one row per pair, its reviews and exclusions
+    (:func:`upsert_face_candidate`); a pair outside the best few is not removed
+    if it was proposed before.
+    """
     photo = (
         await Photo.select(Photo.id, Photo.case, Photo.notice).where(Photo.id == photo_id).first()
     )
     if photo is None:
         return []
-    faces = await Face.select(Face.encoding).where(Face.photo == photo_id).order_by(Face.id)
-    if not faces:
+    own_faces = await Face.select(Face.retake, Face.quality).where(Face.photo == photo_id)
+    if not own_faces:
         return []
-    probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
-    threshold = settings.matching.threshold
-    if photo["case"] is not None:
-        case = await Case.select(Case.status).where(Case.id == photo["case"]).first()
-        if case is None or case["status"] not in {s.value for s in IN_CARE_STATUSES}:
+    if all(f["retake"] for f in own_faces):
+        # Too poor to match: say so instead of matching it silently.
+        reasons = sorted(
+            {r for f in own_faces for r in (loads(f["quality"]) or {}).get("retake", [])}
+        )
+        await Photo.update({Photo.failure_reason: "retake: " + ", ".join(reasons)}).where(
+            Photo.id == photo_id
+        )
+        log.info("photo %s: every face too poor to match (%s)", photo_id, reasons)
+        return []
+    matching = settings.matching
+    is_case = photo["case"] is not None
+    owner_id = int(photo["case"] if is_case else photo["notice"])
+    if is_case:
+        own = await Case.select().where(Case.id == owner_id).first()
+        if own is None or own["status"] not in {s.value for s in IN_CARE_STATUSES}:
             return []
-        gallery = await galleries.notices.refresh()
-        hits = await anyio.to_thread.run_sync(gallery.search, probes, threshold)
-        open_ids = await _open_notice_ids([h.owner_id for h in hits])
-        pairs = [
-            (photo["case"], h.owner_id, photo_id, h.photo_id, h)
-            for h in hits
-            if h.owner_id in open_ids
-        ]
+        side = galleries.notices
     else:
-        notice = await Notice.select(Notice.status).where(Notice.id == photo["notice"]).first()
-        if notice is None or notice["status"] != NoticeStatus.open.value:
+        own = await Notice.select().where(Notice.id == owner_id).first()
+        if own is None or own["status"] != NoticeStatus.open.value:
             return []
-        gallery = await galleries.cases.refresh()
-        hits = await anyio.to_thread.run_sync(gallery.search, probes, threshold)
-        in_care = await _in_care_case_ids([h.owner_id for h in hits])
-        pairs = [
-            (h.owner_id, photo["notice"], h.photo_id, photo_id, h)
-            for h in hits
-            if h.owner_id in in_care
-        ]
+        side = galleries.cases
+    owner_column = Face.case if is_case else Face.notice
+    faces = (
+        await Face.select(Face.photo, Face.encoding, Face.quality)
+        .where((owner_column == owner_id) & (Face.retake == False))  # noqa: E712
+        .order_by(Face.id)
+    )
+    probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
+    probe_photos = [int(f["photo"]) for f in faces]
+    probe_quality = [loads(f["quality"]) or {} for f in faces]
+    calibration = await calibration_for(MODEL_NAME)
+    bound = matching.loose_bound or (calibration.loose_bound if calibration else matching.threshold)
+    gallery = await side.refresh()
+    hits = await anyio.to_thread.run_sync(gallery.search, probes, bound)
+    hits = hits[: POOL_PER_CANDIDATE * matching.candidates]
+    others = await _eligible_rows(is_case=is_case, ids=[h.owner_id for h in hits])
+    ranked: list[tuple[float, float, GalleryHit]] = []
+    filtered = 0
+    for hit in hits:
+        other = others.get(hit.owner_id)
+        if other is None:
+            continue
+        case_row, notice_row = (own, other) if is_case else (other, own)
+        if excluded_by(case_row, notice_row, filter_sex=matching.filter_sex):
+            filtered += 1
+            continue
+        score = compute_score(
+            case=case_row,
+            notice=notice_row,
+            evidence=[
+                EvidenceInput(
+                    kind="face", values={}, distance=hit.distance, threshold=matching.threshold
+                )
+            ],
+        ).score
+        ranked.append((-score, hit.distance, hit))
+    ranked.sort(key=lambda r: (r[0], r[1], r[2].owner_id))
+    chosen = [hit for _score, _distance, hit in ranked[: matching.candidates]]
+    people = gallery.owner_count
     log.info(
-        "photo %s: %d face(s) vs %d in gallery, %d owner(s) within %.2f, %d eligible",
+        "photo %s: %d face(s) of its owner vs %d people (%d faces); %d within %.2f, "
+        "%d eligible, %d filtered, %d kept",
         photo_id,
         len(probes),
+        people,
         len(gallery),
         len(hits),
-        threshold,
-        len(pairs),
+        bound,
+        len(others),
+        filtered,
+        len(chosen),
     )
+    qualities = {
+        int(r["id"]): loads(r["quality"]) or {}
+        for r in await Face.select(Face.id, Face.quality).where(
+            Face.id.is_in([h.face_id for h in chosen] or [0])
+        )
+    }
     touched = []
-    for case_id, notice_id, case_photo, notice_photo, hit in pairs:
+    for hit in chosen:
+        own_photo = probe_photos[hit.probe_index]
+        own_q, other_q = probe_quality[hit.probe_index], qualities.get(hit.face_id, {})
         touched.append(
             await upsert_face_candidate(
-                case_id=case_id,
-                notice_id=notice_id,
+                case_id=owner_id if is_case else hit.owner_id,
+                notice_id=hit.owner_id if is_case else owner_id,
                 distance=hit.distance,
-                case_photo_id=case_photo,
-                notice_photo_id=notice_photo,
-                threshold=threshold,
+                case_photo_id=own_photo if is_case else hit.photo_id,
+                notice_photo_id=hit.photo_id if is_case else own_photo,
+                threshold=matching.threshold,
+                gallery_size=people,
+                face_quality={
+                    "case": own_q if is_case else other_q,
+                    "notice": other_q if is_case else own_q,
+                },
             )
         )
     return touched
 
 
-async def _open_notice_ids(ids: list[int]) -> set[int]:
+async def _eligible_rows(*, is_case: bool, ids: list[int]) -> dict[int, dict[str, Any]]:
+    """Rows of the other side still matchable: open notices (for a case's photo) or
+    cases in care (for a notice's photo), by id."""
     if not ids:
-        return set()
-    rows = await Notice.select(Notice.id).where(
-        Notice.id.is_in(ids) & (Notice.status == NoticeStatus.open.value)
-    )
-    return {int(r["id"]) for r in rows}
-
-
-async def _in_care_case_ids(ids: list[int]) -> set[int]:
-    if not ids:
-        return set()
-    rows = await Case.select(Case.id).where(
-        Case.id.is_in(ids) & Case.status.is_in([s.value for s in IN_CARE_STATUSES])
-    )
-    return {int(r["id"]) for r in rows}
+        return {}
+    if is_case:
+        rows = await Notice.select().where(
+            Notice.id.is_in(ids) & (Notice.status == NoticeStatus.open.value)
+        )
+    else:
+        rows = await Case.select().where(
+            Case.id.is_in(ids) & Case.status.is_in([s.value for s in IN_CARE_STATUSES])
+        )
+    return {int(r["id"]): r for r in rows}
 
 
 async def upsert_face_candidate(
@@ -395,6 +551,8 @@ async def upsert_face_candidate(
     notice_photo_id: int,
     threshold: float = 0.6,
     model: str = MODEL_NAME,
+    gallery_size: int | None = None,
+    face_quality: dict[str, Any] | None = None,
 ) -> int:
     """Create the pair's candidate, or lower its best distance; write or refresh its
     face evidence record (model, threshold, the two photos, distance) and its
@@ -447,6 +605,8 @@ async def upsert_face_candidate(
         model=model,
         case_photo_id=case_photo_id,
         notice_photo_id=notice_photo_id,
+        gallery_size=gallery_size,
+        face_quality=face_quality,
     )
     if row["status"] == CandidateStatus.rejected.value:
         seen = {int(p) for p in (loads(row["rejected_photo_ids"]) or [])}

@@ -37,6 +37,14 @@ OPEN_CANDIDATE_STATUSES: frozenset[CandidateStatus] = frozenset(
 )
 
 
+class ConfidenceBand(StrEnum):
+    """What a face distance means at the gallery's size (rescue.matching.calibration)."""
+
+    strong = "strong"  # a non-matching person scores this well in ≤ 1 % of searches
+    possible = "possible"  # ≤ 10 %
+    weak = "weak"  # more often
+
+
 class EvidenceKind(StrEnum):
     face = "face"  # the service's own face matching
     police_dna = "police_dna"  # 公安 DNA 比中
@@ -83,6 +91,10 @@ class Candidate(Table, tablename="candidates"):
     #: Photo ids of both sides that had been processed when the pair was rejected:
     #: face matching from these photos alone does not re-propose it.
     rejected_photo_ids = JSON(default="[]")
+    #: What the face distance means at the gallery size it was found in
+    #: (rescue.matching.calibration.Calibration.confidence): band, gallery-level
+    #: false-match rate, gallery size, calibration; ``{}`` without face evidence.
+    confidence = JSON(default="{}")
     version = Integer(default=0)
     #: With REQUIRE_SECOND_REVIEWER: the reviewer who gave the first confirmation.
     first_confirmed_by = Integer(null=True, default=None)  # users.id
@@ -156,7 +168,7 @@ class RematchRun(Table, tablename="rematch_runs"):
     """A re-matching of every processed photo (after a threshold or model change)."""
 
     id: Serial
-    status = Varchar(length=16, default="queued")  # queued, running, done, failed
+    status = Varchar(length=16, default="queued")  # queued, running, done, failed, cancelled
     total = Integer(default=0)
     done = Integer(default=0)
     candidates_touched = Integer(default=0)
@@ -167,3 +179,28 @@ class RematchRun(Table, tablename="rematch_runs"):
     created_at = Timestamptz(default=TimestamptzNow())
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None)
+
+
+class MatchCalibration(Table, tablename="match_calibrations"):
+    """A calibration of face distances for one model version (rescue.matching.calibration).
+
+    Written by ``rescue calibrate FOLDER``; the newest row of the model in use
+    wins, and without one the shipped LFW default applies. ``data`` is
+    :meth:`~rescue.matching.calibration.Calibration.to_dict` (distributions,
+    tail fit, loose bound, pair counts); no photos or encodings.
+    """
+
+    id: Serial
+    model = Varchar(length=80, index=True)
+    source = Text(default="")
+    data = JSON(default="{}")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class FaceDeletion(Table, tablename="face_deletions"):
+    """Ids of deleted faces, written by a database trigger on ``faces`` (migration
+    2026-12-02T02:30): a worker's gallery drops them without counting the faces
+    table per job (rescue.matching.services.SideGallery.refresh)."""
+
+    id: Serial
+    face_id = Integer()

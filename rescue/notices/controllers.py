@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from rescue.notices import services
 from rescue.notices.schemas import NoticeCreate, NoticeOut
 from rescue.notices.tables import NoticeStatus
 from rescue.permissions import Action, allow
 from rescue.read_cache import cached_read
-from rescue.schemas import Limit, Offset, Page
+from rescue.schemas import Limit, Offset, Page, PathId
 
 
 class NoticeController(Controller):
@@ -32,7 +32,7 @@ class NoticeController(Controller):
         guards=[allow(Action.notice_read)],
         **cached_read("notices", "photos"),
     )
-    async def detail(self, notice_id: FromPath[int]) -> NoticeOut:
+    async def detail(self, notice_id: PathId) -> NoticeOut:
         """404 if the notice does not exist."""
         return await services.get_notice(notice_id=notice_id)
 
@@ -48,6 +48,7 @@ class NoticeController(Controller):
         offset: Offset = 0,
         status: FromQuery[NoticeStatus | None] = None,
     ) -> Page[NoticeOut]:
+        """Missing-person notices, newest first, optionally of one ``status``; paged."""
         return await services.list_notices(
             limit=limit, offset=offset, status=status.value if status else None
         )

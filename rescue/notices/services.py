@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from rescue import clock
 from rescue.errors import InvalidInput, NotFound
 from rescue.notices.schemas import NoticeCreate, NoticeOut
 from rescue.notices.tables import Notice
@@ -17,7 +18,7 @@ __all__ = ["create_notice", "get_notice", "list_notices", "require_notice"]
 
 
 def _validate_dates(data: NoticeCreate) -> None:
-    today = date.today()
+    today = clock.today()  # the station's date, not UTC's
     if data.date_of_birth and data.date_of_birth > today:
         raise InvalidInput("date_of_birth is in the future", accepted="a date on or before today")
     if data.missing_since and data.missing_since > today:

@@ -8,13 +8,14 @@ from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, MultipartBody
+from litestar.params import MultipartBody
 
 from rescue.duplicates.services import check_photo_bytes
 from rescue.permissions import Action, allow
 from rescue.photos import services
 from rescue.photos.schemas import PhotoOut
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 
 
@@ -64,7 +65,7 @@ class PhotoController(Controller):
         guards=[allow(Action.photo_upload_case)],
     )
     async def upload_case_photo(
-        self, case_id: FromPath[int], data: Form, request: Request[Any, Any, Any]
+        self, case_id: PathId, data: Form, request: Request[Any, Any, Any]
     ) -> PhotoOut:
         """Store the original and queue face processing; answers 202 with ``status: pending``
         and ``queue``: ``queued``, or ``deferred`` when the job queue is unreachable
@@ -90,7 +91,7 @@ class PhotoController(Controller):
         guards=[allow(Action.photo_upload_notice)],
     )
     async def upload_notice_photo(
-        self, notice_id: FromPath[int], data: Form, request: Request[Any, Any, Any]
+        self, notice_id: PathId, data: Form, request: Request[Any, Any, Any]
     ) -> PhotoOut:
         """As for case photos; ``taken_on`` records the age the photo shows."""
         return await _upload("notice", notice_id, data, request)
@@ -100,7 +101,7 @@ class PhotoController(Controller):
         summary="A photo's processing status, faces and a short-lived URL",
         guards=[allow(Action.photo_read)],
     )
-    async def detail(self, photo_id: FromPath[int]) -> PhotoOut:
+    async def detail(self, photo_id: PathId) -> PhotoOut:
         """``status`` is pending, processed, no_face or failed (with ``failure_reason``).
         ``url`` is presigned for ``url_expires_in`` seconds (≤ 300). 404 if unknown."""
         return await services.get_photo(photo_id=photo_id, store=get_store())

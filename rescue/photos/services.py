@@ -58,7 +58,7 @@ _DECIDE_WAITS = (0.0, 0.2, 0.5, 1.0, 2.0)
 log = logging.getLogger(__name__)
 
 ACCEPTED = {
-    "media_types": sorted(media for media, _ in ACCEPTED_MEDIA_TYPES.values()),
+    "media_types": sorted({media for media, _ in ACCEPTED_MEDIA_TYPES.values()}),
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 
 from piccolo.columns import (
+    JSON,
+    Boolean,
     Bytea,
     Date,
     ForeignKey,
@@ -80,4 +82,9 @@ class Face(Table, tablename="faces"):
     left = Integer()
     encoding = Bytea()
     model = Varchar(length=80)
+    #: Size, sharpness and pose (rescue.matching.quality.FaceQuality); ``{}`` for
+    #: faces stored before quality was measured.
+    quality = JSON(default="{}")
+    #: Too poor to match (quality ``retake`` reasons): left out of matching both ways.
+    retake = Boolean(default=False)
     created_at = Timestamptz(default=TimestamptzNow())

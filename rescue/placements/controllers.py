@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, JSONBody, MultipartBody
+from litestar.params import JSONBody, MultipartBody
 
 from rescue.permissions import Action, allow
 from rescue.placements import services
@@ -17,8 +18,10 @@ from rescue.placements.schemas import (
     PlacementEnd,
     PlacementList,
     PlacementOut,
+    SettlementApprovalOut,
 )
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 
 
@@ -29,6 +32,17 @@ class DocumentUpload:
 
     file: UploadFile
     title: str = ""
+
+
+@dataclass
+class SettlementApprovalUpload:
+    """Multipart form: ``document`` (the scanned approval: PDF, JPEG, PNG or WebP),
+    ``authority`` (e.g. 市民政局), ``reference`` (文号), ``approved_on`` (date)."""
+
+    document: UploadFile
+    authority: str
+    reference: str
+    approved_on: date
 
 
 class PlacementController(Controller):
@@ -42,7 +56,7 @@ class PlacementController(Controller):
     )
     async def create(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[PlacementCreate],
         request: Request[Any, Any, Any],
     ) -> PlacementOut:
@@ -57,7 +71,7 @@ class PlacementController(Controller):
         summary="A case's placements and the current one",
         guards=[allow(Action.case_read)],
     )
-    async def index(self, case_id: FromPath[int]) -> PlacementList:
+    async def index(self, case_id: PathId) -> PlacementList:
         """Oldest first; ``current`` is None after the case closed. 404 case."""
         return await services.list_placements(case_id=case_id)
 
@@ -69,7 +83,7 @@ class PlacementController(Controller):
     )
     async def end(
         self,
-        placement_id: FromPath[int],
+        placement_id: PathId,
         data: JSONBody[PlacementEnd],
         request: Request[Any, Any, Any],
     ) -> PlacementOut:
@@ -83,7 +97,7 @@ class PlacementController(Controller):
     )
     async def add_document(
         self,
-        placement_id: FromPath[int],
+        placement_id: PathId,
         data: MultipartBody[DocumentUpload],
         request: Request[Any, Any, Any],
     ) -> DocumentOut:
@@ -103,6 +117,31 @@ class PlacementController(Controller):
         summary="A placement document with a short-lived URL",
         guards=[allow(Action.document_read)],
     )
-    async def document(self, document_id: FromPath[int]) -> DocumentOut:
+    async def document(self, document_id: PathId) -> DocumentOut:
         """``url`` is presigned for ``url_expires_in`` seconds (≤ 300). 404 if unknown."""
         return await services.get_document(document_id=document_id, store=get_store())
+
+    @post(
+        "/cases/{case_id:int}/settlement-approvals",
+        summary="Record an approval of settlement (落户安置审批) with its document",
+        guards=[allow(Action.placement_write)],
+    )
+    async def settlement_approval(
+        self,
+        case_id: PathId,
+        data: MultipartBody[SettlementApprovalUpload],
+        request: Request[Any, Any, Any],
+    ) -> SettlementApprovalOut:
+        """Lets the case be settled before the eligibility period is over. 201; 400
+        bad field or date outside the stay; 413/415 document; 409 case closed;
+        404 case."""
+        return await services.record_settlement_approval(
+            case_id=case_id,
+            authority=data.authority,
+            reference=data.reference,
+            approved_on=data.approved_on,
+            document=await data.document.read(),
+            by=request.user,
+            store=get_store(),
+            limits=get_settings().upload,
+        )

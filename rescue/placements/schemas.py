@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 import msgspec
 
 from rescue.placements.tables import PlacementKind
+from rescue.schemas import AwareDatetime
 
 Text300 = Annotated[str, msgspec.Meta(max_length=300)]
 
@@ -22,14 +23,14 @@ class PlacementCreate(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
     responsible_contact: Text300 = ""
     contract_reference: Annotated[str, msgspec.Meta(max_length=100)] = ""
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
 
 
 class PlacementEnd(msgspec.Struct, forbid_unknown_fields=True):
     """End the placement at ``ended_at`` (default now)."""
 
-    ended_at: datetime | None = None
+    ended_at: AwareDatetime | None = None
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
@@ -65,3 +66,17 @@ class PlacementList(msgspec.Struct):
 
     current: PlacementOut | None
     items: list[PlacementOut]
+
+
+class SettlementApprovalOut(msgspec.Struct):
+    """A recorded approval of settlement (落户安置审批) with its document."""
+
+    id: int
+    case_id: int
+    authority: str
+    reference: str
+    approved_on: date
+    media_type: str
+    sha256: str
+    recorded_by: int | None
+    created_at: datetime

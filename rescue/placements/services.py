@@ -8,24 +8,32 @@ settlement). A hospital stay does not change the case status; settlement
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from piccolo.engine.sqlite import SQLiteEngine
 
 from media.storage import ObjectStore
+from rescue import clock
 from rescue.cases.events import record_event
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.documents import stored_document
 from rescue.errors import Conflict, InvalidInput, NotFound
+from rescue.i18n import _
 from rescue.placements.schemas import (
     DocumentOut,
     PlacementCreate,
     PlacementEnd,
     PlacementList,
     PlacementOut,
+    SettlementApprovalOut,
 )
-from rescue.placements.tables import Placement, PlacementDocument, PlacementKind
+from rescue.placements.tables import (
+    Placement,
+    PlacementDocument,
+    PlacementKind,
+    SettlementApproval,
+)
 from rescue.settings import UploadSettings
 from rescue.users.services import Principal
 
@@ -35,6 +43,7 @@ __all__ = [
     "end_placement",
     "get_document",
     "list_placements",
+    "record_settlement_approval",
     "start_in_station",
 ]
 
@@ -116,7 +125,7 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
         Conflict: the case is closed, or the period overlaps another (409, naming
             the overlapping placement).
     """
-    now = datetime.now(UTC)
+    now = clock.now()
     start = data.started_at or now
     end = data.ended_at
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
@@ -162,7 +171,7 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
                 actor_id=by.user_id,
                 actor_role=by.role.value,
                 reason=f"moved to {data.kind.value} at {data.facility}",
-                data={"placement_id": moved["id"], "ended_at": start.isoformat()},
+                data={"placement_id": moved["id"], "ended_at": clock.iso_utc(start)},
             )
         rows = await Placement.insert(
             Placement(
@@ -188,8 +197,8 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
                 "placement_id": placement_id,
                 "kind": data.kind.value,
                 "facility": data.facility,
-                "started_at": start.isoformat(),
-                "ended_at": end.isoformat() if end else None,
+                "started_at": clock.iso_utc(start),
+                "ended_at": clock.iso_utc(end) if end else None,
             },
         )
     return await get_placement(placement_id=placement_id)
@@ -209,8 +218,8 @@ async def end_placement(*, placement_id: int, data: PlacementEnd, by: Principal)
         raise NotFound(f"placement {placement_id} does not exist")
     if row["ended_at"] is not None:
         raise Conflict(f"placement {placement_id} already ended at {row['ended_at'].isoformat()}")
-    end = data.ended_at or datetime.now(UTC)
-    if end.tzinfo is None or end <= row["started_at"] or end > datetime.now(UTC):
+    end = data.ended_at or clock.now()
+    if end.tzinfo is None or end <= row["started_at"] or end > clock.now():
         raise InvalidInput(
             "ended_at must be after the placement's start and not in the future",
             accepted="ISO 8601 with offset",
@@ -223,7 +232,7 @@ async def end_placement(*, placement_id: int, data: PlacementEnd, by: Principal)
             actor_id=by.user_id,
             actor_role=by.role.value,
             reason=data.reason,
-            data={"placement_id": placement_id, "ended_at": end.isoformat()},
+            data={"placement_id": placement_id, "ended_at": clock.iso_utc(end)},
         )
     return await get_placement(placement_id=placement_id)
 
@@ -311,3 +320,80 @@ async def get_document(*, document_id: int, store: ObjectStore | None = None) ->
         out.url = await store.apresigned_url(row["object_key"])
         out.url_expires_in = store.presign_seconds
     return out
+
+
+async def record_settlement_approval(
+    *,
+    case_id: int,
+    authority: str,
+    reference: str,
+    approved_on: date,
+    document: bytes,
+    by: Principal,
+    store: ObjectStore,
+    limits: UploadSettings,
+) -> SettlementApprovalOut:
+    """Record an approval of settlement (落户安置审批) with its scanned document: it
+    lets a case become ``settled`` before the eligibility period (3 months by
+    default, ``settlement_eligible`` in DEADLINE_OVERRIDES) is over
+    (rescue.cases.flows). A ``settlement_approved`` event goes on the timeline.
+
+    Raises:
+        NotFound: no such case.
+        Conflict: the case is closed.
+        InvalidInput: empty authority or reference, a date in the future or
+            before admission; bad document (also 413/415, see rescue.documents).
+    """
+    case = await _case_in_care(case_id)
+    authority, reference = authority.strip(), reference.strip()
+    if not authority or not reference or len(authority) > 200 or len(reference) > 100:
+        raise InvalidInput(
+            _("authority (1..200 characters) and reference (1..100) are required"),
+            accepted={"authority": "e.g. 市民政局", "reference": "文号"},
+        )
+    if approved_on > clock.today() or approved_on < clock.local_date(case["admitted_at"]):
+        raise InvalidInput(
+            _("approved_on must lie between the admission and today"),
+            accepted="a date in the case's stay, station's local date",
+        )
+    async with (
+        stored_document(data=document, store=store, limits=limits) as doc,
+        SettlementApproval._meta.db.transaction(),
+    ):
+        rows = await SettlementApproval.insert(
+            SettlementApproval(
+                case=case_id,
+                authority=authority,
+                reference=reference,
+                approved_on=approved_on,
+                object_key=doc.object_key,
+                media_type=doc.media_type,
+                sha256=doc.sha256,
+                recorded_by=by.user_id,
+            )
+        ).returning(SettlementApproval.id)
+        await record_event(
+            case_id=case_id,
+            kind="settlement_approved",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=f"{authority} {reference}",
+            data={
+                "settlement_approval_id": rows[0]["id"],
+                "approved_on": approved_on.isoformat(),
+                "sha256": doc.sha256,
+            },
+        )
+    row = await SettlementApproval.select().where(SettlementApproval.id == rows[0]["id"]).first()
+    assert row is not None
+    return SettlementApprovalOut(
+        id=row["id"],
+        case_id=row["case"],
+        authority=row["authority"],
+        reference=row["reference"],
+        approved_on=row["approved_on"],
+        media_type=row["media_type"],
+        sha256=row["sha256"],
+        recorded_by=row["recorded_by"],
+        created_at=row["created_at"],
+    )

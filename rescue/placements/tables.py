@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import Date, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -50,4 +50,20 @@ class PlacementDocument(Table, tablename="placement_documents"):
     size_bytes = Integer()
     sha256 = Varchar(length=64)
     uploaded_by = Integer(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class SettlementApproval(Table, tablename="settlement_approvals"):
+    """An approval of settlement (落户安置审批) before the eligibility period is over,
+    with the approving authority, its reference (文号) and the scanned document."""
+
+    id: Serial
+    case = ForeignKey(references=Case, index=True)
+    authority = Varchar(length=200)  # e.g. 市民政局
+    reference = Varchar(length=100)  # 文号
+    approved_on = Date()
+    object_key = Varchar(length=200, unique=True)
+    media_type = Varchar(length=40)
+    sha256 = Varchar(length=64)
+    recorded_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from rescue.permissions import Action, allow
+from rescue.schemas import PathId
 from rescue.searches import services
 from rescue.searches.schemas import (
     AnnouncementCreate,
@@ -17,6 +18,7 @@ from rescue.searches.schemas import (
     InterviewCreate,
     PoliceCheckCreate,
     SearchActionOut,
+    VoidRequest,
 )
 from rescue.searches.tables import SearchKind
 
@@ -32,7 +34,7 @@ class SearchController(Controller):
     )
     async def announcement(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[AnnouncementCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -46,12 +48,28 @@ class SearchController(Controller):
     )
     async def dna_request(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[DnaRequestCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
         """201; 400 future date; 404 case."""
         return await services.record_dna_request(case_id=case_id, data=data, by=request.user)
+
+    @post(
+        "/search-actions/{action_id:int}/void",
+        status_code=200,
+        summary="Void a wrong search action (作废) with a reason",
+        guards=[allow(Action.search_write)],
+    )
+    async def void(
+        self,
+        action_id: PathId,
+        data: JSONBody[VoidRequest],
+        request: Request[Any, Any, Any],
+    ) -> SearchActionOut:
+        """The entry stays, marked voided, and satisfies no deadline; record the
+        right one anew. 409 already voided; 400 bad ``replaced_by``; 404."""
+        return await services.void_action(action_id=action_id, data=data, by=request.user)
 
     @post(
         "/dna-requests/{action_id:int}/result",
@@ -61,7 +79,7 @@ class SearchController(Controller):
     )
     async def dna_result(
         self,
-        action_id: FromPath[int],
+        action_id: PathId,
         data: JSONBody[DnaResultCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -75,7 +93,7 @@ class SearchController(Controller):
     )
     async def police_check(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[PoliceCheckCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -89,7 +107,7 @@ class SearchController(Controller):
     )
     async def interview(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[InterviewCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -103,7 +121,7 @@ class SearchController(Controller):
     )
     async def filing(
         self,
-        case_id: FromPath[int],
+        case_id: PathId,
         data: JSONBody[FilingCreate],
         request: Request[Any, Any, Any],
     ) -> SearchActionOut:
@@ -116,7 +134,7 @@ class SearchController(Controller):
         guards=[allow(Action.case_read)],
     )
     async def index(
-        self, case_id: FromPath[int], kind: FromQuery[SearchKind | None] = None
+        self, case_id: PathId, kind: FromQuery[SearchKind | None] = None
     ) -> list[SearchActionOut]:
         """404 case."""
         return await services.list_actions(case_id=case_id, kind=kind)

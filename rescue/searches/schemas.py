@@ -89,3 +89,16 @@ class SearchActionOut(msgspec.Struct):
     notes: str
     recorded_by: int | None
     created_at: datetime
+    voided_at: datetime | None = None
+    voided_by: int | None = None
+    void_reason: str = ""
+    replaced_by: int | None = None
+    announcement_id: int | None = None
+
+
+class VoidRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Void a wrong entry: ``reason`` required; ``replaced_by`` names the right
+    entry of the same case and kind if already recorded."""
+
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    replaced_by: int | None = None

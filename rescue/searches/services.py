@@ -10,14 +10,17 @@ DNA request within 7 working days, DNA result within a month of the request;
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 import msgspec
 
+from rescue import clock
 from rescue.cases.events import record_event
+from rescue.cases.stay import Stay, stay_of
 from rescue.cases.tables import Case
 from rescue.errors import Conflict, InvalidInput, NotFound
+from rescue.i18n import _
 from rescue.searches.schemas import (
     AnnouncementCreate,
     DnaRequestCreate,
@@ -26,8 +29,9 @@ from rescue.searches.schemas import (
     InterviewCreate,
     PoliceCheckCreate,
     SearchActionOut,
+    VoidRequest,
 )
-from rescue.searches.tables import SearchAction, SearchKind
+from rescue.searches.tables import AnnouncementChannel, SearchAction, SearchKind
 from rescue.users.services import Principal
 
 __all__ = [
@@ -38,7 +42,19 @@ __all__ = [
     "record_filing",
     "record_interview",
     "record_police_check",
+    "void_action",
 ]
+
+
+#: The request field holding each kind's date (for messages).
+_date_names = {
+    SearchKind.announcement: "published_on",
+    SearchKind.dna_request: "requested_on",
+    SearchKind.police_check: "checked_on",
+    SearchKind.interview: "held_on",
+    SearchKind.care_decision: "on_date",
+    SearchKind.extension_filing: "on_date",
+}
 
 
 def _out(r: dict[str, Any]) -> SearchActionOut:
@@ -61,20 +77,30 @@ def _out(r: dict[str, Any]) -> SearchActionOut:
         notes=r["notes"],
         recorded_by=r["recorded_by"],
         created_at=r["created_at"],
+        voided_at=r["voided_at"],
+        voided_by=r["voided_by"],
+        void_reason=r["void_reason"],
+        replaced_by=r["replaced_by"],
+        announcement_id=r["announcement"],
     )
 
 
 def _not_future(day: date, name: str) -> None:
-    if day > datetime.now(UTC).date():
-        raise InvalidInput(f"{name} {day.isoformat()} is in the future", accepted="a past date")
+    """Refuse a date after the station's today (rescue.clock.today: between 00:00
+    and 08:00 China time, UTC's date is still yesterday)."""
+    if day > clock.today():
+        raise InvalidInput(
+            _("{name} {day} is in the future", name=name, day=day.isoformat()),
+            accepted=_("a date up to today ({today}, station's date)", today=clock.today()),
+        )
 
 
 async def _record(
     *, case_id: int, kind: SearchKind, by: Principal, summary: str, **columns: Any
 ) -> SearchActionOut:
     async with Case._meta.db.transaction():
-        if not await Case.exists().where(Case.id == case_id):
-            raise NotFound(f"case {case_id} does not exist")
+        stay = await stay_of(case_id=case_id)
+        stay.check_day(columns["on_date"], _date_names[kind])
         rows = await SearchAction.insert(
             SearchAction(case=case_id, kind=kind.value, recorded_by=by.user_id, **columns)
         ).returning(SearchAction.id)
@@ -95,9 +121,27 @@ async def _record(
 async def record_announcement(
     *, case_id: int, data: AnnouncementCreate, by: Principal
 ) -> SearchActionOut:
-    """Record a published family-search announcement. Raises NotFound, InvalidInput."""
+    """Record a family-search announcement published on another channel
+    (全国救助寻亲网, 头条, newspaper, tv): it is recorded against the case's
+    寻亲公告 (``announcement_id``) when one exists. Publishing the 寻亲公告 here
+    records its own entry (rescue.announcements.services.publish).
+
+    Raises:
+        NotFound: no such case.
+        InvalidInput: a future date or outside the stay; channel 本站寻亲公告
+            (recorded by publishing, not by hand).
+    """
+    from rescue.announcements.tables import Announcement
+
+    if data.channel == AnnouncementChannel.this_service:
+        raise InvalidInput(
+            _("the announcement here is recorded by publishing it, not by hand"),
+            accepted=f"POST /api/cases/{case_id}/announcement (publish)",
+        )
     _not_future(data.published_on, "published_on")
+    own = await Announcement.select(Announcement.id).where(Announcement.case == case_id).first()
     return await _record(
+        announcement=own["id"] if own else None,
         case_id=case_id,
         kind=SearchKind.announcement,
         by=by,
@@ -138,12 +182,20 @@ async def record_dna_result(
     """
     row = await SearchAction.select().where(SearchAction.id == action_id).first()
     if row is None or row["kind"] != SearchKind.dna_request:
-        raise NotFound(f"DNA request {action_id} does not exist")
+        raise NotFound(_("DNA request {action_id} does not exist", action_id=action_id))
+    if row["voided_at"] is not None:
+        raise Conflict(_("search action {action_id} is already voided", action_id=action_id))
     if row["result_on"] is not None:
-        raise Conflict(f"DNA request {action_id} already has a result ({row['result_on']})")
+        raise Conflict(
+            _(
+                "DNA request {action_id} already has a result ({result_on})",
+                action_id=action_id,
+                result_on=row["result_on"],
+            )
+        )
     _not_future(data.result_on, "result_on")
-    if data.result_on < row["on_date"]:
-        raise InvalidInput("result_on is before the request date")
+    # A result may come after the person left: it is bounded by its request only.
+    Stay.check_after(data.result_on, "result_on", row["on_date"], _("the request date"))
     values: dict[Any, Any] = {
         SearchAction.result_on: data.result_on,
         SearchAction.result: data.result,
@@ -225,8 +277,69 @@ async def record_filing(*, case_id: int, data: FilingCreate, by: Principal) -> S
 async def list_actions(*, case_id: int, kind: SearchKind | None = None) -> list[SearchActionOut]:
     """A case's actions, oldest first. Raises NotFound."""
     if not await Case.exists().where(Case.id == case_id):
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     query = SearchAction.select().where(SearchAction.case == case_id)
     if kind is not None:
         query = query.where(SearchAction.kind == kind.value)
     return [_out(r) for r in await query.order_by(SearchAction.on_date, SearchAction.id)]
+
+
+async def void_action(*, action_id: int, data: VoidRequest, by: Principal) -> SearchActionOut:
+    """Void (作废) a wrong search action with a reason. The record stays (append-only)
+    and is listed as voided; it no longer satisfies a deadline. Staff enter the
+    right one as a new record (optionally named in ``replaced_by``). Both appear on
+    the timeline: the new record's event and an ``entry_voided`` event.
+
+    Raises:
+        NotFound: no such action.
+        Conflict: already voided.
+        InvalidInput: ``replaced_by`` is not another live action of the same case
+            and kind.
+    """
+    async with SearchAction._meta.db.transaction():
+        row = await SearchAction.select().where(SearchAction.id == action_id).first()
+        if row is None:
+            raise NotFound(_("search action {action_id} does not exist", action_id=action_id))
+        if row["voided_at"] is not None:
+            raise Conflict(_("search action {action_id} is already voided", action_id=action_id))
+        if data.replaced_by is not None:
+            other = await SearchAction.select().where(SearchAction.id == data.replaced_by).first()
+            if (
+                other is None
+                or other["id"] == action_id
+                or other["case"] != row["case"]
+                or other["kind"] != row["kind"]
+                or other["voided_at"] is not None
+            ):
+                raise InvalidInput(
+                    _(
+                        "replaced_by {other} is not another valid {kind} of this case",
+                        other=data.replaced_by,
+                        kind=row["kind"],
+                    ),
+                    accepted="the id of the corrected entry (same case and kind)",
+                )
+        await SearchAction.update(
+            {
+                SearchAction.voided_at: clock.now(),
+                SearchAction.voided_by: by.user_id,
+                SearchAction.void_reason: data.reason,
+                SearchAction.replaced_by: data.replaced_by,
+            }
+        ).where(SearchAction.id == action_id)
+        await record_event(
+            case_id=row["case"],
+            kind="entry_voided",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason,
+            data={
+                "search_action_id": action_id,
+                "entry_kind": row["kind"],
+                "on_date": row["on_date"].isoformat(),
+                "replaced_by": data.replaced_by,
+            },
+        )
+    updated = await SearchAction.select().where(SearchAction.id == action_id).first()
+    assert updated is not None
+    return _out(updated)

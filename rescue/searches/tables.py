@@ -21,6 +21,7 @@ class SearchKind(StrEnum):
 
 
 class AnnouncementChannel(StrEnum):
+    this_service = "本站寻亲公告"  # published here (rescue.announcements), recorded by it
     national_site = "全国救助寻亲网"
     toutiao = "头条"
     newspaper = "newspaper"
@@ -59,3 +60,13 @@ class SearchAction(Table, tablename="search_actions"):
     notes = Text(default="")
     recorded_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    #: Voided (作废) with a reason: kept, shown, but it satisfies no deadline.
+    #: Records stay append-only; the right entry is recorded anew.
+    voided_at = Timestamptz(null=True, default=None)
+    voided_by = Integer(null=True, default=None)
+    void_reason = Text(default="")
+    #: The entry that replaces it, if one was named.
+    replaced_by = Integer(null=True, default=None)
+    #: announcements.id: the case's 寻亲公告 this publication belongs to (one
+    #: announcement, published here and on other channels).
+    announcement = Integer(null=True, default=None)

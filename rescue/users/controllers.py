@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, delete, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
+from rescue.errors import NotAuthenticated, TooManyRequests
+from rescue.metrics import login_failed
 from rescue.permissions import Action, allow
-from rescue.schemas import Limit, Offset, Page
+from rescue.schemas import Limit, Offset, Page, PathId
 from rescue.settings import get_settings
 from rescue.users import services
 from rescue.users.schemas import LoginIn, LoginOut, TokenOut, UserCreate, UserOut
@@ -44,12 +46,16 @@ class LoginController(Controller):
         ``Retry-After`` after ``LOGIN_FREE_ATTEMPTS`` failures for this username
         or this address (backoff 2^n s, capped at ``LOGIN_MAX_DELAY_SECONDS``).
         """
-        token, expires = await services.login(
-            username=data.username,
-            password=data.password,
-            client=client_address(request),
-            settings=get_settings().auth,
-        )
+        try:
+            token, expires = await services.login(
+                username=data.username,
+                password=data.password,
+                client=client_address(request),
+                settings=get_settings().auth,
+            )
+        except (NotAuthenticated, TooManyRequests) as exc:
+            login_failed("throttled" if isinstance(exc, TooManyRequests) else "bad_credentials")
+            raise
         return LoginOut(token=token, expires_at=expires)
 
 
@@ -75,7 +81,7 @@ class TokenController(Controller):
         guards=[allow(Action.token_manage)],
         status_code=204,
     )
-    async def revoke(self, token_id: FromPath[int], request: Request[Any, Any, Any]) -> None:
+    async def revoke(self, token_id: PathId, request: Request[Any, Any, Any]) -> None:
         """Your own tokens; an admin any. 404 if unknown (or not yours). Idempotent."""
         await services.revoke_token(token_id=token_id, by=request.user)
 
@@ -105,6 +111,7 @@ class AdminUserController(Controller):
 
     @get("/", summary="Users (paged)", guards=[allow(Action.user_admin)])
     async def index(self, limit: Limit = 50, offset: Offset = 0) -> Page[UserOut]:
+        """Users by id, never password hashes; ``has_password`` says who can log in."""
         rows, total = await services.list_users(limit=limit, offset=offset)
         return Page(items=[UserOut(**r) for r in rows], total=total, limit=limit, offset=offset)
 
@@ -114,6 +121,6 @@ class AdminUserController(Controller):
         guards=[allow(Action.user_admin)],
         status_code=200,
     )
-    async def deactivate(self, user_id: FromPath[int], request: Request[Any, Any, Any]) -> UserOut:
+    async def deactivate(self, user_id: PathId, request: Request[Any, Any, Any]) -> UserOut:
         """Idempotent. 404 unknown user; 409 deactivating yourself."""
         return UserOut(**await services.deactivate_user(user_id=user_id, by=request.user))

@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from rescue import clock
 from rescue.changes import feed
 from rescue.errors import (
     Conflict,
@@ -32,7 +34,9 @@ from rescue.errors import (
     NotFound,
     PermissionDenied,
     TooManyRequests,
+    is_unique_violation,
 )
+from rescue.i18n import _
 from rescue.settings import AuthSettings
 from rescue.users.tables import ApiToken, LoginThrottle, Role, User
 
@@ -46,6 +50,7 @@ __all__ = [
     "list_tokens",
     "list_users",
     "login",
+    "normalise_username",
     "revoke_token",
     "set_password",
 ]
@@ -99,6 +104,48 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+#: Unicode categories refused in usernames: controls (Cc), formatting characters
+#: (Cf: bidirectional overrides such as U+202E, zero-width joiners), separators
+#: other than the ASCII space (Zl, Zp), unassigned, private-use and surrogates.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cn", "Co", "Cs", "Zl", "Zp"})
+
+
+def normalise_username(raw: str) -> str:
+    """The one spelling of a username: Unicode NFKC (full-width ``ＡＢＣ`` and
+    compatibility forms become ``ABC``), then case-folded (``Alice`` and ``ALICE``
+    are ``alice``), surrounding spaces removed. Two accounts whose names look the
+    same on a page or in the audit trail therefore cannot both exist (Unicode
+    Technical Standard #39 §5, "identifier normalisation"; issue 11 item 13).
+
+    Raises:
+        InvalidInput: empty, or with a control, formatting (bidirectional
+            override, zero-width) or unassigned character, or inner whitespace
+            other than single spaces.
+    """
+    import unicodedata
+
+    name = unicodedata.normalize("NFKC", raw).casefold().strip()
+    name = unicodedata.normalize("NFKC", name)  # casefold can undo NFKC (e.g. U+0130)
+    if not name:
+        raise InvalidInput(_("username must not be empty"), accepted=_("1 to 100 characters"))
+    bad = [ch for ch in name if unicodedata.category(ch) in _REFUSED_CATEGORIES]
+    if bad or any(ch.isspace() and ch != " " for ch in name) or "  " in name:
+        code = f"U+{ord(bad[0]):04X}" if bad else _("whitespace")
+        raise InvalidInput(
+            _("username contains a character that is not allowed ({code})", code=code),
+            accepted=_(
+                "letters, digits, punctuation and single spaces; no control, "
+                "bidirectional or zero-width characters"
+            ),
+        )
+    if len(name) > 100:
+        raise InvalidInput(
+            _("username has {count} characters", count=len(name)),
+            accepted=_("1 to 100 characters"),
+        )
+    return name
+
+
 async def create_user(
     *,
     username: str,
@@ -115,20 +162,54 @@ async def create_user(
             their own (comma-separated, or ``*`` for all); ignored for other roles.
         password: optional; enables ``POST /auth/login`` (≥ 12 characters).
 
+    The username is stored normalised (:func:`normalise_username`); the
+    unique index on it decides between concurrent creations of one name.
+
     Raises:
-        InvalidInput: unknown role, empty username or too short a password.
-        Conflict: the username exists.
+        InvalidInput: unknown role, a username that is empty or has a refused
+            character, or too short a password.
+        Conflict: the username (normalised) exists.
     """
     try:
         role_value = Role(role)
     except ValueError as exc:
-        raise InvalidInput(f"unknown role {role!r}", accepted=[r.value for r in Role]) from exc
-    if not username.strip():
-        raise InvalidInput("username must not be empty")
+        raise InvalidInput(
+            _("unknown role {role!r}", role=role), accepted=[r.value for r in Role]
+        ) from exc
+    username = normalise_username(username)
+    taken = Conflict(
+        _("user {username!r} already exists", username=username),
+        accepted=_("a username not used yet (names are compared case-insensitively)"),
+    )
     if await User.exists().where(User.username == username):
-        raise Conflict(f"user {username!r} already exists")
+        raise taken
     password_hash = await _hash_password(password) if password is not None else None
-    rows = await User.insert(
+    try:
+        rows = await _insert_user(
+            username=username,
+            role_value=role_value,
+            station=station,
+            display_name=display_name,
+            scope=scope,
+            password_hash=password_hash,
+        )
+    except Exception as exc:
+        if is_unique_violation(exc):  # created meanwhile by a concurrent request
+            raise taken from None
+        raise
+    return int(rows[0]["id"])
+
+
+async def _insert_user(
+    *,
+    username: str,
+    role_value: Role,
+    station: str,
+    display_name: str,
+    scope: str,
+    password_hash: str | None,
+) -> list[dict[str, Any]]:
+    return await User.insert(
         User(
             username=username,
             role=role_value.value,
@@ -140,7 +221,6 @@ async def create_user(
             password_hash=password_hash,
         )
     ).returning(User.id)
-    return int(rows[0]["id"])
 
 
 async def _hash_password(password: str) -> str:
@@ -160,6 +240,7 @@ async def set_password(*, username: str, password: str) -> None:
         InvalidInput: shorter than :data:`MIN_PASSWORD_LENGTH`.
     """
     hashed = await _hash_password(password)
+    username = normalise_username(username)
     updated = (
         await User.update({User.password_hash: hashed})
         .where(User.username == username)
@@ -182,10 +263,10 @@ async def _check_throttle(keys: list[str], now: datetime) -> None:
     )
     waits = [r["blocked_until"] for r in rows if r["blocked_until"] and r["blocked_until"] > now]
     if waits:
-        retry = int((max(waits) - now).total_seconds()) + 1
+        retry = math.ceil((max(waits) - now).total_seconds())
         raise TooManyRequests(
-            f"too many failed logins; try again in {retry} s",
-            accepted="wait for Retry-After seconds",
+            _("too many failed logins; try again in {seconds} s", seconds=retry),
+            accepted=_("wait for Retry-After seconds"),
             retry_after=retry,
         )
 
@@ -221,14 +302,23 @@ async def login(
 ) -> tuple[str, datetime]:
     """Check a password and issue a short-lived token; returns (token, expires_at).
 
+    The username is compared normalised (:func:`normalise_username`). A
+    failure's back-off is counted from when the failure is recorded, after the
+    password check (Argon2 takes ~0.1-2 s, more on a loaded machine), so the
+    wait a client is told is the wait it gets (issue 11 item 17). Times come
+    from :mod:`rescue.clock`.
+
     Raises:
         TooManyRequests: (429) this username or address is backing off.
         NotAuthenticated: (401) wrong username or password, no password set, or
             user deactivated (one message for all, so usernames are not revealed).
     """
-    now = datetime.now(UTC)
+    try:
+        username = normalise_username(username)
+    except InvalidInput:
+        username = ""  # no account has it: answered like a wrong username
     keys = [f"user:{username}"[:200], f"addr:{client}"[:200]]
-    await _check_throttle(keys, now)
+    await _check_throttle(keys, clock.now())
     row = (
         await User.select(User.id, User.password_hash, User.active)
         .where(User.username == username)
@@ -237,15 +327,15 @@ async def login(
     stored = row["password_hash"] if row else None
     ok = await anyio.to_thread.run_sync(_verify, stored, password)
     if not ok or row is None or not row["active"]:
-        await _record_failure(keys, now, settings)
+        await _record_failure(keys, clock.now(), settings)
         raise NotAuthenticated(
-            "wrong username or password",
-            accepted="the username and password of an active user who has a password",
+            _("wrong username or password"),
+            accepted=_("the username and password of an active user who has a password"),
         )
     await LoginThrottle.delete().where(LoginThrottle.key.is_in(keys))
     ttl = timedelta(hours=settings.login_token_ttl_hours)
     token = secrets.token_urlsafe(32)
-    expires = now + ttl
+    expires = clock.now() + ttl
     await ApiToken.insert(
         ApiToken(user=row["id"], token_hash=_digest(token), label="login", expires_at=expires)
     )
@@ -255,7 +345,7 @@ async def login(
 async def issue_token(*, user_id: int, ttl_days: int, label: str = "") -> str:
     """Create a bearer token for a user; the plaintext is returned once, never stored."""
     token = secrets.token_urlsafe(32)
-    expires = datetime.now(UTC) + timedelta(days=ttl_days) if ttl_days > 0 else None
+    expires = clock.now() + timedelta(days=ttl_days) if ttl_days > 0 else None
     await ApiToken.insert(
         ApiToken(user=user_id, token_hash=_digest(token), label=label, expires_at=expires)
     )
@@ -285,7 +375,7 @@ async def authenticate(token: str) -> Principal:
     stamp = feed.stamp(_AUTH_TABLES)
     if stamp is not None and (hit := _callers.get(digest)) is not None:
         read_under, principal, expires_at = hit
-        if read_under == stamp and (expires_at is None or expires_at > datetime.now(UTC)):
+        if read_under == stamp and (expires_at is None or expires_at > clock.now()):
             return principal
     principal, expires_at = await _lookup(digest)
     if stamp is not None:
@@ -318,7 +408,7 @@ async def _lookup(digest: str) -> tuple[Principal, datetime | None]:
     if row["revoked_at"] is not None:
         raise NotAuthenticated("token has been revoked")
     expires = row["expires_at"]
-    if expires is not None and expires <= datetime.now(UTC):
+    if expires is not None and expires <= clock.now():
         raise NotAuthenticated("token has expired")
     if not row["user.active"]:
         raise NotAuthenticated("user is deactivated")
@@ -370,7 +460,7 @@ async def revoke_token(*, token_id: int, by: Principal) -> None:
         where = where & (ApiToken.user == by.user_id)
     if not await ApiToken.exists().where(where):
         raise NotFound(f"token {token_id} does not exist or is not yours")
-    await ApiToken.update({ApiToken.revoked_at: datetime.now(UTC)}).where(
+    await ApiToken.update({ApiToken.revoked_at: clock.now()}).where(
         where & ApiToken.revoked_at.is_null()
     )
 
@@ -423,7 +513,7 @@ async def deactivate_user(*, user_id: int, by: Principal) -> dict[str, Any]:
     await get_user(user_id=user_id)
     if user_id == by.user_id:
         raise Conflict("you cannot deactivate yourself", accepted="another user's id")
-    now = datetime.now(UTC)
+    now = clock.now()
     async with User._meta.db.transaction():
         await User.update({User.active: False}).where(User.id == user_id)
         await ApiToken.update({ApiToken.revoked_at: now}).where(

@@ -258,8 +258,8 @@ class Stack:
         finally:
             await conn.close()
 
-    def log(self, name: str) -> str:
-        return str(self.services.log(name))
+    def log(self, name: str, tail: int = 5000) -> str:
+        return str(self.services.log(name, tail=tail))
 
     def stop(self) -> None:
         self.services.stop()

@@ -42,6 +42,14 @@ OUT = Path(__file__).with_name("out")
 
 FIGURES: list[dict[str, Any]] = []
 STATUSES: list[int] = []
+#: Bodies of answers that were a 5xx other than 503 (for the failure message).
+WRONG: list[str] = []
+
+
+def _seen(response: httpx.Response) -> None:
+    STATUSES.append(response.status_code)
+    if response.status_code >= 500 and response.status_code != 503:
+        WRONG.append(f"{response.request.method} {response.request.url.path}: {response.text}")
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +60,16 @@ def stack() -> Iterator[Stack]:
         yield running
     finally:
         if hasattr(running, "services"):
+            OUT.mkdir(exist_ok=True)
+            for name in ("api.log", "worker.log", "scheduler.log"):  # for a failure's story
+                (OUT / name).write_text(running.log(name, tail=200_000))
             running.stop()
         _write_summary()
+
+
+@pytest.fixture(autouse=True)
+def _wrong_answers_per_test() -> None:
+    WRONG.clear()
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +114,14 @@ def _write_summary() -> None:
 
 async def _case(http: httpx.AsyncClient) -> int:
     response = await http.post("/api/cases", json={"sex": "male", "estimated_age": 40})
-    STATUSES.append(response.status_code)
+    _seen(response)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 
 
 async def _notice(http: httpx.AsyncClient) -> int:
     response = await http.post("/api/notices", json={"name": "李四", "source": "family"})
-    STATUSES.append(response.status_code)
+    _seen(response)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
 
@@ -115,7 +131,7 @@ async def _upload(
 ) -> tuple[httpx.Response, float]:
     started = time.monotonic()
     response = await http.post(f"/api/{owner}s/{owner_id}/photos", files={"file": ("p.jpg", data)})
-    STATUSES.append(response.status_code)
+    _seen(response)
     return response, time.monotonic() - started
 
 
@@ -189,7 +205,7 @@ async def _after_fault(
         "SELECT id, failure_reason FROM photos WHERE status = 'failed' AND id = ANY($1)", photo_ids
     )
     assert failed == [], f"photos failed by a transient fault: {failed}"
-    assert [s for s in STATUSES if s >= 500 and s != 503] == []
+    assert WRONG == []
     FIGURES.append(
         {
             "fault": fault,

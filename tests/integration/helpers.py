@@ -114,3 +114,18 @@ async def family_confirmation(
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+async def admitted_days_ago(case_id: int, days: float) -> None:
+    """Test set-up: the case was admitted (and placed in the station) ``days`` ago,
+    so rules that need time in care (stranded after 10 days, settlement after 3
+    months) can be reached."""
+    from datetime import timedelta
+
+    from rescue import clock
+    from rescue.cases.tables import Case
+    from rescue.placements.tables import Placement
+
+    when = clock.now() - timedelta(days=days)
+    await Case.update({Case.admitted_at: when}).where(Case.id == case_id)
+    await Placement.update({Placement.started_at: when}).where(Placement.case == case_id)

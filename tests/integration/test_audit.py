@@ -215,3 +215,49 @@ async def test_matching_session_records_candidate_reads(client, staff, admin):
     assert "/api/cases/{case_id}/candidates" in routes
     assert "/api/photos/{photo_id}" in routes  # polled while the worker processed it
     _ = upload
+
+
+async def test_case_audit_and_handovers_of_a_missing_case_are_404(client, staff):
+    for path in ("/api/cases/987654/audit", "/api/cases/987654/handovers"):
+        response = await client.get(path, headers=staff)
+        assert response.status_code == 404, (path, response.text)
+        assert "987654" in response.json()["detail"]
+
+
+async def test_staff_never_see_others_requests_made_before_their_case_existed(client, staff):
+    """South staff probe ids that do not exist yet; when north later creates a case
+    under one of those ids, north's case trail does not show south's probes."""
+    from rescue.audit.tables import AuditRecord
+
+    south = {"Authorization": f"Bearer {await make_token('station_staff', station='south')}"}
+    first = await new_case(client, staff)
+    probe_ids = range(first["id"] + 1, first["id"] + 4)
+    for case_id in probe_ids:
+        for method, path in (
+            ("GET", f"/api/cases/{case_id}/audit"),
+            ("POST", f"/api/cases/{case_id}/interviews"),
+            ("PATCH", f"/api/cases/{case_id}"),
+        ):
+            response = await client.request(
+                method, path, headers=south, **({} if method == "GET" else {"json": {}})
+            )
+            assert response.status_code in (400, 404), response.text
+    assert await AuditRecord.count().where(AuditRecord.case_id.is_in(list(probe_ids))) == 0
+    created = [await new_case(client, staff) for _ in probe_ids]
+    assert {c["id"] for c in created} & set(probe_ids)
+    for case in created:
+        trail = await client.get(f"/api/cases/{case['id']}/audit", headers=staff)
+        assert trail.status_code == 200
+        assert {r["username"] for r in trail.json()["items"]} <= {
+            r["username"] for r in trail.json()["items"] if r["role"] != "station_staff"
+        } | {await _username(staff)}
+
+
+async def _username(headers: dict[str, str]) -> str:
+    import hashlib
+
+    from rescue.users.tables import ApiToken
+
+    digest = hashlib.sha256(headers["Authorization"].split()[1].encode()).hexdigest()
+    row = await ApiToken.select(ApiToken.user.username).where(ApiToken.token_hash == digest).first()
+    return str(row["user.username"])

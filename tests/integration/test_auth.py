@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from click.testing import CliRunner
 
 from tests.conftest import make_token
@@ -85,31 +86,80 @@ async def test_login_gives_short_lived_token(client):
     assert wrong.json()["detail"] == unknown.json()["detail"]  # usernames are not revealed
 
 
-async def test_repeated_failed_logins_are_slowed(client):
+async def test_repeated_failed_logins_are_slowed(client, monkeypatch):
+    """On the service's clock (frozen): the back-off after the free attempts holds
+    for its full length however long the password check takes, and ends then."""
+    from rescue import clock
     from rescue.settings import get_settings
+    from rescue.users import services
     from rescue.users.services import create_user
     from rescue.users.tables import LoginThrottle
 
     await create_user(username="wang", role="reviewer", password=PASSWORD)
+    verify = services._verify
+
+    def slow_verify(stored, password):  # a loaded machine: Argon2 takes 3 s
+        clock.advance(3)
+        return verify(stored, password)
+
+    monkeypatch.setattr(services, "_verify", slow_verify)
     free = get_settings().auth.login_free_attempts
-    for _ in range(free):
+    with clock.frozen(datetime(2026, 3, 1, 9, 0, tzinfo=UTC)):
+        for _ in range(free):
+            response = await client.post(
+                "/auth/login", json={"username": "wang", "password": "bad"}
+            )
+            assert response.status_code == 401
         response = await client.post("/auth/login", json={"username": "wang", "password": "bad"})
-        assert response.status_code == 401
-    response = await client.post("/auth/login", json={"username": "wang", "password": "bad"})
-    assert response.status_code == 401  # this failure starts the backoff…
-    blocked = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
-    assert blocked.status_code == 429  # …so even the right password waits
-    assert int(blocked.headers["retry-after"]) >= 1
-    # Per address too: another username from the same client is slowed.
-    other = await client.post("/auth/login", json={"username": "zhao", "password": PASSWORD})
-    assert other.status_code == 429
-    # After the wait, the right password works and clears the counters.
-    await LoginThrottle.update({LoginThrottle.blocked_until: datetime.now(UTC)}).where(
-        LoginThrottle.id > 0
-    )
-    ok = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
-    assert ok.status_code == 201
+        assert response.status_code == 401  # this failure starts a 2 s back-off…
+        blocked = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
+        assert blocked.status_code == 429  # …counted from the failure, not from its start
+        assert blocked.headers["retry-after"] == "2"
+        # Per address too: another username from the same client is slowed.
+        other = await client.post("/auth/login", json={"username": "zhao", "password": PASSWORD})
+        assert other.status_code == 429
+        clock.advance(1.5)
+        still = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
+        assert still.status_code == 429
+        assert still.headers["retry-after"] == "1"
+        clock.advance(0.5)  # the 2 s are over: the right password works, counters cleared
+        ok = await client.post("/auth/login", json={"username": "wang", "password": PASSWORD})
+        assert ok.status_code == 201
+        assert ok.json()["expires_at"].startswith("2026-03-01T21:0")  # 12 h on this clock
     assert await LoginThrottle.count() == 0
+
+
+async def test_usernames_are_normalised_and_compared_so(client, admin):
+    """NFKC and case folding: full-width or upper-case spellings are one account."""
+    created = await client.post(
+        "/api/admin/users",
+        json={"username": "Ｗang", "role": "reviewer", "password": PASSWORD},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["username"] == "wang"
+    for twin in ("WANG", "ｗａｎｇ", "Wang "):
+        again = await client.post(
+            "/api/admin/users", json={"username": twin, "role": "reviewer"}, headers=admin
+        )
+        assert again.status_code == 409, (twin, again.text)
+    login = await client.post("/auth/login", json={"username": "ＷＡＮＧ", "password": PASSWORD})
+    assert login.status_code == 201
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["li\u202egnp.exe", "zero\u200bwidth", "bell\x07", "tab\there", "new\nline", "two  spaces"],
+)
+async def test_usernames_with_control_or_bidi_characters_are_refused(client, admin, name):
+    from rescue.users.tables import User
+
+    response = await client.post(
+        "/api/admin/users", json={"username": name, "role": "reviewer"}, headers=admin
+    )
+    assert response.status_code == 400, response.text
+    assert "not allowed" in response.json()["detail"]
+    assert await User.count().where(User.username.like("%" + name[:3] + "%")) == 0
 
 
 async def test_deactivated_user_cannot_log_in_or_use_tokens(client, admin):

@@ -10,7 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from rescue import clock
 from tests.integration.helpers import (
+    admitted_days_ago,
     decide,
     family_confirmation,
     new_case,
@@ -409,6 +411,7 @@ async def test_seed_case_settled_years_ago_identified_by_police_face_comparison(
         description="speaks little, Sichuan accent",
     )
     clerk = await principal("station_staff")
+    await admitted_days_ago(case["id"], 100)
     for to in (CaseStatus.searching, CaseStatus.stranded, CaseStatus.settlement_pending):
         await transition(case_id=case["id"], to=to, by=clerk, reason="seed case history")
     placed = await client.post(
@@ -473,7 +476,7 @@ async def test_seed_case_settled_years_ago_identified_by_police_face_comparison(
             "destination": "四川省某县救助管理站",
             "transport": "station car, 100 km",
             "escort_staff": ["王", "李"],
-            "planned_on": "2026-12-01",
+            "planned_on": clock.today().isoformat(),
         },
         headers=staff,
     )

@@ -7,7 +7,7 @@ import secrets
 import numpy as np
 
 from rescue.matching import services
-from rescue.matching.gallery import DIM
+from rescue.matching.gallery import DIM, FaceGallery
 from rescue.matching.services import SideGallery
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo
@@ -47,8 +47,8 @@ async def _notice_faces(count: int, rng: np.random.Generator) -> dict[int, np.nd
     return {int(r["id"]): v for r, v in zip(inserted, vectors, strict=True)}
 
 
-def _held(side: SideGallery) -> dict[int, np.ndarray]:
-    gallery = side.gallery
+def _held(side: SideGallery | FaceGallery) -> dict[int, np.ndarray]:
+    gallery = side.gallery if isinstance(side, SideGallery) else side
     return {int(f): gallery.vectors[i] for i, f in enumerate(gallery.face_ids)}
 
 
@@ -64,11 +64,60 @@ async def test_gallery_loads_in_pages_then_adds_and_reloads_after_removal(monkey
         np.testing.assert_allclose(_held(side)[face_id], vector, rtol=1e-6)
     assert gallery.nbytes <= 1.06 * len(gallery) * DIM * 4 + 1024  # exact-size first load
 
+    def no_count(*args, **kwargs):
+        raise AssertionError("refresh counted the faces table")
+
+    monkeypatch.setattr(Face, "count", no_count)  # later refreshes never scan the table
     faces |= await _notice_faces(2, rng)
     assert await side.refresh() is gallery  # incremental: the same gallery grows
     assert _held(side).keys() == faces.keys()
 
     gone = next(iter(faces))
     await Face.delete().where(Face.id == gone)
-    await side.refresh()
+    assert await side.refresh() is gallery  # from the deletion log, no reload
     assert _held(side).keys() == faces.keys() - {gone}
+    assert gallery.owner_count == 2  # two notices
+
+
+async def test_a_face_committed_late_under_a_larger_id_is_still_loaded(monkeypatch):
+    """Another worker's insert can take an id, then commit after a larger id was
+    loaded: the id is remembered as a gap and loaded when it appears."""
+    from rescue import clock
+    from rescue.photos.tables import Face as FaceTable
+
+    rng = np.random.default_rng(1)
+    await _notice_faces(2, rng)
+    side = SideGallery("notice")
+    await side.refresh()
+    # A face committed with a larger id while top + 1 .. top + 2 are still in flight.
+    late = dict(await _notice_faces(3, rng))
+    first, second, third = sorted(late)
+    held_back = {first: late[first], second: late[second]}
+    rows = await FaceTable.select().where(FaceTable.id.is_in([first, second]))
+    await FaceTable.delete().where(FaceTable.id.is_in([first, second]))
+    await services.FaceDeletion.delete().where(services.FaceDeletion.face_id.is_in([first, second]))
+    await side.refresh()
+    assert third in _held(side)
+    assert first not in _held(side)
+    assert {first, second} <= side.gaps.keys()
+    # Now they "commit" (same ids), and the next refresh finds them.
+    await FaceTable.insert(*[FaceTable(**r) for r in rows])
+    await side.refresh()
+    assert held_back.keys() <= _held(side).keys()
+    assert not {first, second} & side.gaps.keys()
+    # A gap that never fills is forgotten after GAP_SECONDS.
+    monkeypatch.setattr(clock, "_monotonic_offset", clock._monotonic_offset)  # restored after
+    side.gaps[10**9] = clock.monotonic()
+    clock.advance(services.GAP_SECONDS + 1)
+    await side.refresh()
+    assert 10**9 not in side.gaps
+
+
+async def test_truncating_the_faces_table_empties_the_gallery():
+    rng = np.random.default_rng(2)
+    await _notice_faces(3, rng)
+    side = SideGallery("notice")
+    assert len(await side.refresh()) == 3
+    await Face._meta.db.run_ddl("TRUNCATE faces")
+    faces = await _notice_faces(1, rng)
+    assert _held(await side.refresh()).keys() == faces.keys()

@@ -58,6 +58,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/candidates/{candidate_id:int}/family-confirmations"): frozenset({R}),
     ("POST", "/api/admin/rematch"): frozenset({A}),
     ("GET", "/api/admin/rematch/{run_id:int}"): frozenset({A}),
+    ("GET", "/api/admin/rematch"): frozenset({A}),
+    ("POST", "/api/admin/rematch/{run_id:int}/cancel"): frozenset({A}),
     # Workflow: placements, identity search, deadlines, escort home (issue 3)
     ("PATCH", "/api/cases/{case_id:int}"): frozenset({S, A}),
     ("POST", "/api/cases/{case_id:int}/transitions"): frozenset({S, A}),
@@ -80,6 +82,14 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/cases/{case_id:int}/handover"): frozenset({S, A}),
     ("GET", "/api/cases/{case_id:int}/handovers"): frozenset({S, P, A}),
     ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
+    ("POST", "/api/handovers/{handover_id:int}/approve"): frozenset({S, A}),
+    ("GET", "/api/calendar"): frozenset({S, P, R, A}),
+    ("POST", "/api/search-actions/{action_id:int}/void"): frozenset({S, A}),
+    ("GET", "/api/reports/leavings"): frozenset({S, P, R, A}),
+    ("GET", "/api/cases/{case_id:int}/identity"): frozenset({S, P, R, A}),
+    ("PATCH", "/api/cases/{case_id:int}/identity"): frozenset({S, A}),
+    ("PUT", "/api/calendar/{year:int}"): frozenset({A}),
+    ("POST", "/api/cases/{case_id:int}/settlement-approvals"): frozenset({S, A}),
     ("GET", "/api/tasks"): ALL,
     ("POST", "/api/tasks/{task_id:int}/done"): frozenset({P, A}),
     # Duplicate intake (issue 13)

@@ -218,25 +218,27 @@ async def test_a_transient_failure_is_retried_and_not_counted(client, staff):
 async def test_orphan_objects_are_removed_once_old_enough_and_rows_keep_theirs(client, staff):
     from media.storage import new_object_key
     from rescue.photos.tables import Photo
-    from rescue.recovery import remove_orphan_objects
+    from rescue.recovery import object_references, remove_orphan_objects
     from rescue.runtime import get_store
     from rescue.settings import get_settings
 
     store = get_store()
-    for key in list(store.keys_older_than("photos", _far_future())):
-        store.remove(key)  # objects of earlier tests, whose rows were truncated
+    for prefix in object_references():  # objects of earlier tests, whose rows were truncated
+        for key in list(store.keys_older_than(prefix, _far_future())):
+            store.remove(key)
     case = await new_case(client, staff)
     kept = await _upload(case["id"], photo(OBAMA_A), await _principal(staff), _no_send)
-    orphan = new_object_key("photos", "jpg")
-    store.put(orphan, b"an upload whose outcome was not decided", "image/jpeg")
+    orphans = [new_object_key("photos", "jpg"), new_object_key("documents", "pdf")]
+    for orphan in orphans:
+        store.put(orphan, b"an upload whose outcome was not decided", "image/jpeg")
     settings = get_settings().recovery
     assert await remove_orphan_objects(settings=settings, store=store) == 0  # within grace
-    assert store.exists(orphan)
-    assert (
-        await remove_orphan_objects(settings=replace(settings, orphan_grace_seconds=0), store=store)
-        == 1
+    assert all(store.exists(orphan) for orphan in orphans)
+    removed = await remove_orphan_objects(
+        settings=replace(settings, orphan_grace_seconds=0), store=store
     )
-    assert not store.exists(orphan)
+    assert removed == 2
+    assert not any(store.exists(orphan) for orphan in orphans)
     key = (await Photo.select(Photo.object_key).where(Photo.id == kept.id).first())["object_key"]
     assert store.exists(key)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import anyio.to_thread
 from click.testing import CliRunner
 
-from tests.integration.helpers import new_case, upload_file
+from tests.integration.helpers import admitted_days_ago, new_case, upload_file
 from tests.support import OBAMA_A, TWO_PEOPLE
 
 
@@ -58,6 +58,7 @@ async def test_faces_of_closed_cases_deleted_after_the_period_and_galleries_foll
     open_case = await new_case(client, staff)
     await upload_file(client, staff, "case", open_case["id"], OBAMA_A)
     await _close(closed["id"], CaseStatus.deceased.value, by)
+    await admitted_days_ago(settled["id"], 100)
     for step in ("stranded", "settlement_pending"):
         await _close(settled["id"], step, by)
     await _welfare_home(settled["id"], by)

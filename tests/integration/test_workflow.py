@@ -4,15 +4,17 @@ home, placements, identity-search actions, alerts, handover, timeline."""
 from __future__ import annotations
 
 import sys
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
 
+from rescue import clock
 from rescue.cases.tables import Case
 from rescue.devservices import ROOT
 from tests.conftest import make_token
 from tests.integration.helpers import (
+    admitted_days_ago,
     decide,
     family_confirmation,
     new_case,
@@ -62,7 +64,7 @@ def handover_form(**overrides: str) -> dict[str, str]:
         "id_document_type": "居民身份证",
         "id_document_number": "510802197001011234",
         "id_document_checked": "true",
-        "handed_over_at": datetime.now(UTC).isoformat(),
+        "handed_over_at": clock.now().isoformat(),
         "place": "广元市救助管理站",
         **overrides,
     }
@@ -74,6 +76,13 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     # Admission: placed in the station, deadlines start.
     case = await new_case(client, staff, estimated_age=62, station="north", height_cm=165)
     cid = case["id"]
+    # Stranded too early is refused: the normal term is 10 days (2015 意见).
+    response = await client.post(
+        f"/api/cases/{cid}/transitions", json={"to": "stranded", "reason": "x"}, headers=staff
+    )
+    assert response.status_code == 409
+    assert "10 days" in response.json()["detail"]
+    await admitted_days_ago(cid, 11)  # test set-up: eleven days in care
     events = await timeline(client, staff, cid)
     assert [e["kind"] for e in events] == ["admitted"]
     detail = (await client.get(f"/api/cases/{cid}", headers=staff)).json()
@@ -86,13 +95,13 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     assert (await timeline(client, staff, cid))[-1]["to_status"] == "searching"
     response = await client.post(
         f"/api/cases/{cid}/announcements",
-        json={"channel": "全国救助寻亲网", "published_on": date.today().isoformat()},
+        json={"channel": "全国救助寻亲网", "published_on": clock.today().isoformat()},
         headers=staff,
     )
     assert response.status_code == 201, response.text
     response = await client.post(
         f"/api/cases/{cid}/dna-requests",
-        json={"requested_on": date.today().isoformat(), "police_unit": "城北派出所"},
+        json={"requested_on": clock.today().isoformat(), "police_unit": "城北派出所"},
         headers=staff,
     )
     assert response.status_code == 201, response.text
@@ -106,7 +115,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     # The police liaison records the DNA result; the dna_result item clears.
     response = await client.post(
         f"/api/dna-requests/{dna_id}/result",
-        json={"result_on": date.today().isoformat(), "result": "no match in 打拐DNA库"},
+        json={"result_on": clock.today().isoformat(), "result": "no match in 打拐DNA库"},
         headers=police,
     )
     assert response.status_code == 200, response.text
@@ -157,7 +166,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     for kind in ("care_decision", "extension_filing"):
         response = await client.post(
             f"/api/cases/{cid}/filings",
-            json={"kind": kind, "on_date": date.today().isoformat(), "reference": "民字12号"},
+            json={"kind": kind, "on_date": clock.today().isoformat(), "reference": "民字12号"},
             headers=staff,
         )
         assert response.status_code == 201, response.text
@@ -168,10 +177,28 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
     assert refused.status_code == 409
     assert refused.json()["current"] == "settlement_pending"
     await place(client, staff, cid, "welfare_home", facility="市社会福利院")
+    # Before the 3-month eligibility period settlement needs a recorded approval.
+    refused = await client.post(
+        f"/api/cases/{cid}/transitions", json={"to": "settled", "reason": "x"}, headers=staff
+    )
+    assert refused.status_code == 409
+    assert "3 months" in refused.json()["detail"]
+    assert "settlement-approvals" in refused.json()["requires"]
+    response = await client.post(
+        f"/api/cases/{cid}/settlement-approvals",
+        files={"document": ("批复.pdf", PDF, "application/pdf")},
+        data={
+            "authority": "市民政局",
+            "reference": "民批〔2026〕7号",
+            "approved_on": clock.today().isoformat(),
+        },
+        headers=staff,
+    )
+    assert response.status_code == 201, response.text
     await move(client, staff, cid, "settled", reason="落户福利院")
     events = await timeline(client, staff, cid)
     assert events[-1]["to_status"] == "settled"
-    assert events[-2]["kind"] == "placement_started"
+    assert events[-2]["kind"] == "settlement_approved"
 
     # Years later a police face comparison matches a missing-person record from
     # another county; the family confirm it more than once; a reviewer confirms.
@@ -222,7 +249,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
             "destination": "四川省广元市利州区",
             "transport": "train K1234",
             "escort_staff": ["王芳", "刘强"],
-            "planned_on": date.today().isoformat(),
+            "planned_on": clock.today().isoformat(),
         },
         headers=staff,
     )
@@ -415,11 +442,19 @@ async def test_minor_leaves_only_into_custody_over_http(client, staff):
     assert unchecked.status_code == 400
     response = await client.post(
         f"/api/cases/{cid}/handover",
-        files={"sheet": ("s.pdf", PDF, "application/pdf")},
-        data=handover_form(relationship="father"),
+        files={
+            "sheet": ("s.pdf", PDF, "application/pdf"),
+            "proof": ("派出所证明.pdf", PDF, "application/pdf"),
+        },
+        data=handover_form(relationship="father", relationship_basis="police_certificate"),
         headers=staff,
     )
     assert response.status_code == 201, response.text
+    second = {"Authorization": f"Bearer {await make_token('station_staff')}"}
+    approved = await client.post(
+        f"/api/handovers/{response.json()['id']}/approve", json={}, headers=second
+    )
+    assert approved.status_code == 200, approved.text
     await move(client, staff, cid, "handed_to_family", reason="父亲来接")
     events = await timeline(client, staff, cid)
     handover = next(e for e in events if e["kind"] == "handover_recorded")
@@ -482,7 +517,7 @@ async def test_alerts_list_filters_and_order(client, staff, admin):
     # The announcement clears only when recorded.
     response = await client.post(
         f"/api/cases/{south['id']}/announcements",
-        json={"channel": "头条", "published_on": date.today().isoformat(), "reference": "t.cn/x"},
+        json={"channel": "头条", "published_on": clock.today().isoformat(), "reference": "t.cn/x"},
         headers=south_staff,
     )
     assert response.status_code == 201
@@ -560,7 +595,7 @@ async def test_stored_document_removed_when_recording_fails():
 
 
 async def test_future_birth_date_refused(client, staff):
-    future = (date.today() + timedelta(days=30)).isoformat()
+    future = (clock.today() + timedelta(days=30)).isoformat()
     response = await client.post("/api/cases", json={"birth_date_estimate": future}, headers=staff)
     assert response.status_code == 400
     case = await new_case(client, staff)

@@ -57,13 +57,36 @@ def _reference_working_days(start: date, n: int) -> date:
     ],
 )
 def test_working_days_skip_holiday_and_count_make_up_days(start, n, expected):
-    assert add_working_days(start, n) == expected
-    assert add_working_days(start, n) == _reference_working_days(start, n)
+    assert add_working_days(start, n) == (expected, False)
+    assert add_working_days(start, n)[0] == _reference_working_days(start, n)
 
 
-def test_outside_calendar_years_is_an_error_not_a_guess():
-    with pytest.raises(InvalidInput, match="no data"):
-        add_working_days(date(2099, 12, 30), 5)
+def test_a_year_without_data_is_computed_with_weekends_and_marked_estimated():
+    # chinese-calendar 1.11.0 ends with 2026. Wed 2026-12-23 + 7 working days crosses
+    # into 2027: Thu 24, Fri 25, Mon 28, Tue 29, Wed 30, Thu 31 (2026 data), Fri 2027-01-01
+    # (weekends-only guess: New Year's Day is in fact a holiday) -> estimated.
+    with pytest.raises(NotImplementedError):
+        chinese_calendar.is_workday(date(2027, 1, 4))
+    assert add_working_days(date(2026, 12, 23), 7) == (date(2027, 1, 1), True)
+    assert add_working_days(date(2026, 12, 21), 7) == (date(2026, 12, 30), False)
+    due, estimated = DEFAULT_RULES[AlertKind.dna_request].period.due(cst(2026, 12, 23, 10))
+    assert (due, estimated) == (cst(2027, 1, 2), True)
+
+
+def test_a_loaded_schedule_is_official_and_overrides_the_package():
+    from rescue.alerts.rules import WorkCalendar, YearSchedule
+
+    schedule = YearSchedule(
+        holidays=frozenset({date(2027, 1, 1), date(2027, 1, 2), date(2027, 1, 3)}),
+        workdays=frozenset(),
+    )
+    calendar = WorkCalendar({2027: schedule})
+    # New Year's Day off: the 7th working day is Mon 2027-01-04, official.
+    assert add_working_days(date(2026, 12, 23), 7, calendar) == (date(2027, 1, 4), False)
+    # A loaded year wins over the package (an administrator's correction).
+    fix = WorkCalendar({2025: YearSchedule(frozenset({date(2025, 9, 29)}), frozenset())})
+    assert fix.is_workday(date(2025, 9, 29)) == (False, False)
+    assert fix.is_workday(date(2025, 9, 28)) == (False, False)  # make-up day not loaded
 
 
 ADMITTED = cst(2025, 9, 26, 15, 30)  # Friday afternoon before National Day
@@ -85,6 +108,7 @@ ADMITTED = cst(2025, 9, 26, 15, 30)  # Friday afternoon before National Day
 )
 def test_every_default_deadline_across_national_day(kind, start, due):
     assert DEFAULT_RULES[kind].period.after(start) == due
+    assert DEFAULT_RULES[kind].period.due(start)[1] is False
     assert DEFAULT_RULES[kind].source  # every rule cites its source
 
 

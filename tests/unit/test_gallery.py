@@ -39,10 +39,13 @@ def test_top_k_equals_float64_brute_force(n):
     np.testing.assert_allclose(got_dist, np.take_along_axis(want, order, axis=1), atol=1e-12)
 
 
-def test_search_returns_every_owner_within_threshold_and_its_best_face():
-    vectors = _faces(20_000)
+@pytest.mark.parametrize("picked", [[3], [3, 500], [3, 500, 19_999, 7, 8_192]])
+def test_search_returns_every_owner_within_threshold_and_its_best_face(picked):
+    # One probe: GEMV; 2-8 probes (a multi-face photo): per-probe GEMV on sub-blocks,
+    # 20,001 rows so the last sub-block is partial.
+    vectors = _faces(20_001)
     gallery, ids = _gallery(vectors)
-    probes = vectors[[3, 500]].astype(np.float64) + 0.003
+    probes = vectors[picked].astype(np.float64) + 0.003
     dist = _brute(vectors, probes)
     threshold = float(np.sort(dist[0])[40])  # ~40 faces inside
     hits = gallery.search(probes, threshold)
@@ -101,11 +104,12 @@ def test_memory_stays_within_1_2x_of_raw_matrix_while_growing_one_job_at_a_time(
     vectors = _faces(50_000)
     ids = np.arange(1, 50_001)
     gallery.add(ids, ids, ids, vectors)
-    assert gallery.nbytes <= 1.06 * len(gallery) * DIM * 4  # exact-size bulk load
+    # Each face is its own owner here: 16 bytes of owner count per face on top.
+    assert gallery.nbytes <= 1.06 * len(gallery) * DIM * 4 + 16 * gallery.owner_count
     for start in range(50_001, 60_001, 3):
         new = np.arange(start, start + 3)
         gallery.add(new, new, new, vectors[:3])
-        assert gallery.nbytes <= 1.2 * len(gallery) * DIM * 4
+        assert gallery.nbytes <= 1.2 * len(gallery) * DIM * 4 + 16 * gallery.owner_count
 
 
 def test_empty_gallery_answers_nothing():
@@ -114,3 +118,21 @@ def test_empty_gallery_answers_nothing():
     ids, dist = gallery.top_k(_faces(2), 3)
     assert ids.shape == (2, 0)
     assert dist.shape == (2, 0)
+
+
+def test_owner_count_follows_adds_and_removes():
+    rng = np.random.default_rng(5)
+    gallery = FaceGallery(capacity=4)
+    gallery.add(
+        np.arange(1, 7), np.array([10, 10, 20, 30, 30, 30]), np.arange(6), rng.normal(size=(6, DIM))
+    )
+    assert gallery.owner_count == 3
+    gallery.add(np.array([7, 8]), np.array([40, 10]), np.array([7, 8]), rng.normal(size=(2, DIM)))
+    assert gallery.owner_count == 4
+    gallery.remove([3])  # owner 20's only face
+    assert gallery.owner_count == 3
+    gallery.remove([1, 2])  # owner 10 keeps face 8
+    assert gallery.owner_count == 3
+    gallery.remove([8, 4, 5, 6, 7])
+    assert gallery.owner_count == 0
+    assert len(gallery) == 0

@@ -130,3 +130,64 @@ def test_lead_without_case():
     )
     assert scored.score == 1.0
     assert scored.flags == []
+
+
+def test_a_sure_sex_difference_filters_and_can_be_relaxed():
+    from rescue.matching.scoring import excluded_by
+
+    assert excluded_by(case(sex="male"), notice(sex="female")) == ["sex"]
+    assert excluded_by(case(sex="male"), notice(sex="female"), filter_sex=False) == []
+    assert excluded_by(case(sex="unknown"), notice(sex="female")) == []
+    assert excluded_by(case(sex="female"), notice(sex="female")) == []
+
+
+@pytest.mark.parametrize(
+    ("found", "last_seen", "result"),
+    [
+        ("四川省成都市锦江区 510104", "510104 锦江区春熙路", "same_county"),
+        ("510104", "510107 武侯区", "same_prefecture"),
+        ("510104", "511302 南充", "same_province"),
+        ("510104", "110105 北京朝阳", "different_province"),
+        ("成都市锦江区", "锦江区", "same"),
+        ("成都", "北京", "different"),
+        ("", "北京", "unknown"),
+    ],
+)
+def test_place_relation_by_division_code(found, last_seen, result):
+    breakdown = compute_score(
+        case=case(found_place=found, dialect="四川话"),
+        notice=notice(last_seen_place=last_seen),
+        evidence=[face(0.3)],
+        today=TODAY,
+    )
+    place = breakdown.components["place"]
+    assert place["result"] == result
+    assert place["factor"] == 1.0  # informative: people are found far from home
+    assert place["case_dialect"] == "四川话"
+
+
+def test_confidence_depends_on_gallery_size_and_names_the_photo_pair():
+    from rescue.matching.calibration import default_calibration
+
+    calibration = default_calibration()
+    values = {"gallery_size": 100, "case_photo_id": 3, "notice_photo_id": 9}
+    near = EvidenceInput(kind="face", values=values, distance=0.40, threshold=0.53)
+    small = compute_score(
+        case=case(), notice=notice(), evidence=[near], today=TODAY, calibration=calibration
+    )
+    assert small.components["face"]["case_photo_id"] == 3
+    assert small.components["face"]["notice_photo_id"] == 9
+    assert small.components["confidence"]["band"] == "strong"
+    big = EvidenceInput(
+        kind="face", values={**values, "gallery_size": 100_000}, distance=0.40, threshold=0.53
+    )
+    large = compute_score(
+        case=case(), notice=notice(), evidence=[big], today=TODAY, calibration=calibration
+    )
+    # The same distance means less among 100,000 people.
+    assert large.components["confidence"]["band"] != "strong"
+    assert (
+        large.components["confidence"]["false_match_rate"]
+        > 100 * small.components["confidence"]["false_match_rate"] / 2
+    )
+    assert small.score == large.score  # the band informs; the score ranks

@@ -1,0 +1,213 @@
+"""Reading ``multipart/form-data`` bodies, with a 400 that says what was wrong.
+
+Litestar's own reader answers 500 to parts it cannot decode (a text part in a
+non-UTF-8 encoding, an unknown charset, a file part whose filename is given only
+as RFC 2231 ``filename*``, so the file is taken for text) and a bare "Invalid
+multipart/form-data" to framing errors (issue 11 item 6). :func:`form_middleware`
+reads the form first with :func:`parse_form`, which refuses each of these with
+:class:`~rescue.errors.InvalidInput` naming the part and what is accepted, and
+hands Litestar the parsed form (its extractor then uses it as it is).
+
+Accepted (RFC 7578): every part has a ``name``; a text part is UTF-8, or
+declares a ``charset`` Python knows and is valid in it; a file part has a plain,
+non-empty ``filename="…"`` in UTF-8 (``filename*`` alone is not accepted).
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar.datastructures.upload_file import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.middleware.base import DefineMiddleware
+from litestar.types import ASGIApp, Empty, Receive, Scope, Send
+from multipart import (  # type: ignore[import-untyped]
+    MultipartSegment,
+    ParserError,
+    ParserLimitReached,
+    PushMultipartParser,
+)
+
+from rescue.errors import InvalidInput, PayloadTooLarge
+from rescue.i18n import _
+
+__all__ = ["form_middleware", "parse_form"]
+
+
+def _is_text(segment: MultipartSegment) -> bool:
+    content_type = (segment.content_type or "text/plain").lower()
+    return content_type.startswith("text/") or content_type == "application/json"
+
+
+def _check_file(segment: MultipartSegment) -> None:
+    disposition = segment.header("Content-Disposition", "") or ""
+    name = segment.name
+    if segment.filename == "":
+        raise InvalidInput(
+            _("the file in part {name!r} has an empty filename", name=name),
+            accepted=_('a file part with a filename, e.g. filename="photo.jpg"'),
+        )
+    if segment.filename is None and ("filename*" in disposition or not _is_text(segment)):
+        raise InvalidInput(
+            _(
+                "part {name!r} is a file (Content-Type {content_type}) without a plain filename",
+                name=name,
+                content_type=segment.content_type or "",
+            ),
+            accepted=_('a file part with filename="…" in UTF-8 (filename* alone is not accepted)'),
+        )
+
+
+def _text(segment: MultipartSegment, data: bytes) -> str:
+    charset = segment.charset or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        raise InvalidInput(
+            _(
+                "part {name!r} declares charset {charset!r}, which is not known",
+                name=segment.name,
+                charset=charset,
+            ),
+            accepted=_("text parts in UTF-8"),
+        ) from None
+    try:
+        return data.decode(charset)
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            _(
+                "part {name!r} is not valid {charset} text (without a charset, text "
+                "parts are read as UTF-8)",
+                name=segment.name,
+                charset=charset.upper(),
+            ),
+            accepted=_("text parts in UTF-8"),
+        ) from None
+
+
+async def _close(fields: dict[str, list[Any]], data: Any) -> None:
+    if isinstance(data, UploadFile):
+        await data.close()
+    for values in fields.values():
+        for value in values:
+            if isinstance(value, UploadFile):
+                await value.close()
+
+
+async def _with_end(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The body's chunks, then ``b""``: the parser's end of input (it raises if the
+    body stopped before its closing boundary)."""
+    async for chunk in stream:
+        if chunk:
+            yield chunk
+    yield b""
+
+
+async def parse_form(
+    stream: AsyncIterator[bytes], boundary: bytes, *, part_limit: int
+) -> dict[str, Any]:
+    """The form of a multipart body: name → str or UploadFile (a list when repeated).
+
+    Raises:
+        InvalidInput: (400) malformed framing or headers, a part without a name,
+            text that is not in its charset, an unknown charset, a file part
+            without a plain non-empty filename.
+        PayloadTooLarge: (413) more than ``part_limit`` parts.
+    """
+    fields: defaultdict[str, list[Any]] = defaultdict(list)
+    data: UploadFile | bytearray = bytearray()
+    segment: MultipartSegment | None = None
+    try:
+        with PushMultipartParser(boundary, max_segment_count=part_limit) as parser:
+            async for chunk in _with_end(stream):
+                for part in parser.parse(chunk):
+                    if isinstance(part, MultipartSegment):
+                        segment = part
+                        if not segment.name:
+                            raise InvalidInput(
+                                _("a part of the form has no name"),
+                                accepted=_('Content-Disposition: form-data; name="…"'),
+                            )
+                        _check_file(segment)
+                        if segment.filename:
+                            data = UploadFile(
+                                content_type=segment.content_type or "application/octet-stream",
+                                filename=segment.filename,
+                                headers=dict(segment.headerlist),
+                            )
+                    elif part:
+                        if isinstance(data, UploadFile):
+                            await data.write(part)
+                        else:
+                            data.extend(part)
+                    elif segment is not None:
+                        if isinstance(data, UploadFile):
+                            await data.seek(0)
+                            fields[segment.name].append(data)
+                        else:
+                            fields[segment.name].append(_text(segment, bytes(data)))
+                        data, segment = bytearray(), None
+                if parser.closed:
+                    break
+    except ParserLimitReached:
+        await _close(fields, data)
+        raise PayloadTooLarge(
+            _("the form has more than {limit} parts", limit=part_limit),
+            accepted={"max_parts": part_limit},
+        ) from None
+    except ParserError as exc:
+        await _close(fields, data)
+        reason = str(exc.args[0]) if exc.args else ""
+        if "header failed to decode" in reason:
+            raise InvalidInput(
+                _("the headers of a part (e.g. its filename) are not UTF-8"),
+                accepted=_("part headers and filenames in UTF-8"),
+            ) from None
+        raise InvalidInput(
+            _("the multipart/form-data body is malformed: {reason}", reason=reason),
+            accepted=_("multipart/form-data as in RFC 7578, parts in UTF-8"),
+        ) from None
+    except InvalidInput:
+        await _close(fields, data)
+        raise
+    return {k: v if len(v) > 1 else v[0] for k, v in fields.items()}
+
+
+class FormMiddleware:
+    """Reads a multipart body with :func:`parse_form` before Litestar's extractor."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        form: dict[str, Any] | None = None
+        if scope["type"] == "http":
+            from litestar import Request
+            from litestar.utils.scope.state import ScopeState
+
+            request: Request[Any, Any, Any] = Request(scope, receive)
+            content_type, options = request.content_type
+            state = ScopeState.from_scope(scope)
+            if content_type == RequestEncodingType.MULTI_PART and state.form is Empty:
+                boundary = options.get("boundary")
+                if not boundary:
+                    raise InvalidInput(
+                        _("the multipart/form-data body has no boundary"),
+                        accepted=_("Content-Type: multipart/form-data; boundary=…"),
+                    )
+                state.form = form = await parse_form(
+                    request.stream(),
+                    boundary.encode(),
+                    part_limit=request.app.multipart_form_part_limit,
+                )
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if form is not None:  # also when a guard refused the request
+                await _close({k: v if isinstance(v, list) else [v] for k, v in form.items()}, None)
+
+
+form_middleware = DefineMiddleware(FormMiddleware)

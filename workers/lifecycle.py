@@ -1,0 +1,238 @@
+"""Worker-process middleware: a bounded stop, and the job id in every log line.
+
+**Stopping.** systemd (and most service managers) stop a service by sending
+SIGTERM to its whole process group: the ``dramatiq`` parent forwards its own
+SIGTERM to each worker process, which therefore receives two. Dramatiq's worker
+process treats the second as "kill now" and raises ``SystemExit`` in its main
+thread, skipping its shutdown hooks; the AsyncIO middleware's event-loop thread
+is not a daemon thread, so the process then went on running jobs for minutes
+(issue 15). :class:`StopWithin` replaces that handler in each worker process:
+
+- the first SIGTERM (or SIGHUP) stops the worker the way Dramatiq does (no new
+  jobs; queued-but-unstarted messages go back to Redis at once);
+- later ones are only logged;
+- a watchdog gives the running jobs ``WORKER_STOP_SECONDS`` to finish, then
+  hands every unfinished one back to its queue (Redis ``requeue`` of this
+  worker's unacknowledged messages, so another worker takes it at once instead
+  of after the broker's 60 s heartbeat timeout) and ends the process.
+
+Every actor is idempotent (delivery is at least once), so a job handed back
+and run again elsewhere does no harm.
+
+**Job context.** :class:`JobContext` binds the message id and actor name to
+structlog's context variables for the duration of each job, so every log line
+written by the job names it (rescue.logs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import Middleware
+
+__all__ = ["JobContext", "JobMetrics", "StopWithin", "serve_job_metrics"]
+
+log = logging.getLogger("rescue.worker")
+
+
+class StopWithin(Middleware):
+    """Bounded, signal-safe stop of a ``dramatiq`` worker process.
+
+    Args:
+        seconds: how long running jobs may go on after SIGTERM.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._running: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._broker: dramatiq.Broker | None = None
+
+    # --- signal handling (worker processes of the dramatiq CLI only) ---------------
+    def after_process_boot(self, broker: dramatiq.Broker) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._broker = broker
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            previous = signal.getsignal(signum)
+            signal.signal(signum, self._handler(previous))
+
+    def _handler(self, previous: Any) -> Any:
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if self._stopping.is_set():
+                log.info("worker already stopping", extra={"signal": signum})
+                return
+            self._stopping.set()
+            log.info(
+                "worker stopping",
+                extra={
+                    "signal": signum,
+                    "jobs_running": len(self._running),
+                    "within_s": self.seconds,
+                },
+            )
+            threading.Thread(target=self._watchdog, name="stop-watchdog", daemon=True).start()
+            if callable(previous):
+                previous(signum, frame)
+
+        return on_signal
+
+    def _watchdog(self) -> None:
+        # Dramatiq's own shutdown normally ends the process first (this thread is a
+        # daemon and dies with it); past the bound, whatever still runs or holds the
+        # process (a job, a non-daemon thread) is ended here.
+        time.sleep(self.seconds)
+        with self._lock:
+            unfinished = list(self._running.values())
+        if unfinished:
+            self._hand_back(unfinished)
+        log.warning(
+            "worker stop bound reached; exiting",
+            extra={"handed_back": len(unfinished), "within_s": self.seconds},
+        )
+        logging.shutdown()
+        os._exit(0)
+
+    def _hand_back(self, messages: list[Any]) -> None:
+        broker = self._broker
+        requeue = getattr(broker, "do_requeue", None)
+        if requeue is None:  # the in-process broker: start-up re-queues pending photos
+            return
+        for message in messages:
+            redis_id = message.options.get("redis_message_id")
+            if redis_id is None:
+                continue
+            try:
+                requeue(message.queue_name, redis_id)
+                log.info(
+                    "job handed back to its queue",
+                    extra={"job_id": message.message_id, "actor": message.actor_name},
+                )
+            except Exception:  # Redis gone: its heartbeat timeout re-queues them
+                log.exception("could not hand a job back; the broker re-queues it later")
+
+    # --- which jobs are running --------------------------------------------------
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        with self._lock:
+            self._running[message.message_id] = message
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        with self._lock:
+            self._running.pop(message.message_id, None)
+
+    after_skip_message = after_process_message
+
+
+class JobContext(Middleware):
+    """Binds ``job_id`` and ``actor`` to the log context of each job (rescue.logs)."""
+
+    def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+        import structlog
+
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(job_id=message.message_id, actor=message.actor_name)
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: Any,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        import structlog
+
+        structlog.contextvars.clear_contextvars()
+
+    after_skip_message = after_process_message
+
+
+def serve_job_metrics() -> int:
+    """Fork function of the ``dramatiq`` command: serve the job metrics of all its
+    worker processes at ``WORKER_METRICS_HOST:WORKER_METRICS_PORT`` (Dramatiq's
+    exposition server, with the address taken from rescue.settings)."""
+    from dramatiq.middleware import prometheus
+
+    from rescue.settings import get_settings
+
+    ops = get_settings().ops
+    prometheus.HTTP_HOST = ops.worker_metrics_host
+    prometheus.HTTP_PORT = ops.worker_metrics_port
+    return int(prometheus._run_exposition_server() or 0)
+
+
+def _job_metrics_class() -> type[Middleware]:
+    from dramatiq.middleware.prometheus import Prometheus
+
+    class _JobMetrics(Prometheus):
+        """Dramatiq's Prometheus middleware, silent outside worker processes (the
+        API imports this broker to *send* jobs and has no job metrics to keep)."""
+
+        booted = False
+
+        @property
+        def forks(self) -> list[Any]:
+            return [serve_job_metrics]
+
+        def after_process_boot(self, broker: dramatiq.Broker) -> None:
+            super().after_process_boot(broker)
+            self.booted = True
+
+        def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+            if self.booted:
+                super().after_worker_shutdown(broker, worker)
+
+        def after_nack(self, broker: dramatiq.Broker, message: Any) -> None:
+            if self.booted:
+                super().after_nack(broker, message)
+
+        def after_enqueue(self, broker: dramatiq.Broker, message: Any, delay: Any) -> None:
+            if self.booted:
+                super().after_enqueue(broker, message, delay)
+
+        def before_delay_message(self, broker: dramatiq.Broker, message: Any) -> None:
+            if self.booted:
+                super().before_delay_message(broker, message)
+
+        def before_process_message(self, broker: dramatiq.Broker, message: Any) -> None:
+            if self.booted:
+                super().before_process_message(broker, message)
+
+        def after_process_message(
+            self,
+            broker: dramatiq.Broker,
+            message: Any,
+            *,
+            result: Any = None,
+            exception: BaseException | None = None,
+        ) -> None:
+            if self.booted:
+                super().after_process_message(broker, message, result=result, exception=exception)
+
+        after_skip_message = after_process_message
+
+    return _JobMetrics
+
+
+def JobMetrics() -> Middleware:
+    """Jobs by actor and outcome with durations (Dramatiq's Prometheus middleware:
+    ``dramatiq_messages_total``, ``dramatiq_message_errors_total``,
+    ``dramatiq_message_retries_total``, ``dramatiq_message_rejects_total``,
+    ``dramatiq_message_duration_milliseconds``). Its module is imported here, on
+    use, because prometheus_client must see ``PROMETHEUS_MULTIPROC_DIR`` first."""
+    return _job_metrics_class()()
