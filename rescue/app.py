@@ -17,12 +17,14 @@ from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
 from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
+from rescue.duplicates.controllers import CaseDuplicatesController, DuplicateController
 from rescue.errors import StationRequest, exception_handlers
 from rescue.escorts.controllers import EscortController
 from rescue.family_requests.controllers import FamilyRequestController
 from rescue.forms import form_middleware
 from rescue.health import HEALTH_ROUTES
 from rescue.i18n.middleware import locale_middleware
+from rescue.imports.controllers import ImportController
 from rescue.logs import configure_logging, request_context_middleware, request_id_middleware
 from rescue.matching.controllers import (
     CandidateController,
@@ -32,11 +34,13 @@ from rescue.matching.controllers import (
 from rescue.metrics import metrics, prometheus_config
 from rescue.notices.controllers import NoticeController
 from rescue.openapi import document_errors, operation_id
+from rescue.pfif.controllers import PfifController
 from rescue.photos.controllers import PhotoController
 from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, SettingsError, get_settings
+from rescue.stats.controllers import StatsController
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 from rescue.web import app as web
 from rescue.web.templating import template_config
@@ -139,6 +143,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             SearchController,
             EscortController,
             AlertController,
+            CaseDuplicatesController,
+            DuplicateController,
+            PfifController,
+            ImportController,
+            StatsController,
             CalendarController,
             FamilyRequestController,
             web.page_router(),

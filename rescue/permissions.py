@@ -71,6 +71,13 @@ class Action(StrEnum):
     workbench = "workbench"
     family_request_read = "family_request_read"
     family_request_decide = "family_request_decide"
+    duplicate_decide = "duplicate_decide"
+    pfif_export = "pfif_export"
+    pfif_import = "pfif_import"
+    import_run = "import_run"
+    import_warning_read = "import_warning_read"
+    import_warning_verify = "import_warning_verify"
+    stats_read = "stats_read"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -122,6 +129,16 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     # Online search requests (issue 14): the responsible station's staff moderate.
     Action.family_request_read: frozenset({_STAFF, _ADMIN}),
     Action.family_request_decide: frozenset({_STAFF, _ADMIN}),
+    # Duplicate intake (issue 13): the station links or dismisses.
+    Action.duplicate_decide: frozenset({_STAFF, _ADMIN}),
+    # PFIF exchange (issue 13): whoever may read / register notices.
+    Action.pfif_export: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.pfif_import: frozenset({_STAFF, _POLICE, _ADMIN}),
+    # External lists and warnings to verify (比对预警, issue 13).
+    Action.import_run: frozenset({_STAFF, _POLICE, _ADMIN}),
+    Action.import_warning_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.import_warning_verify: frozenset({_STAFF, _ADMIN}),
+    Action.stats_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
 }
 
 

@@ -9,8 +9,10 @@ from rescue.announcements.tables import Announcement
 from rescue.audit.tables import AuditRecord
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
+from rescue.duplicates.tables import DuplicateFaceCheck, DuplicateWarning
 from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
 from rescue.family_requests.tables import RateCounter, SearchRequest, SearchRequestPhoto
+from rescue.imports.tables import ImportRecord, ImportRun, ImportWarning
 from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
@@ -22,6 +24,7 @@ from rescue.matching.tables import (
 )
 from rescue.notices.events import NoticeEvent
 from rescue.notices.tables import Notice
+from rescue.pfif.tables import PfifNoteRecord, PfifPersonRecord
 from rescue.photos.tables import Face, Photo
 from rescue.placements.tables import Placement, PlacementDocument, SettlementApproval
 from rescue.searches.tables import SearchAction
@@ -65,6 +68,13 @@ APP_CONFIG = AppConfig(
         SearchRequest,
         SearchRequestPhoto,
         RateCounter,
+        DuplicateWarning,
+        DuplicateFaceCheck,
+        PfifPersonRecord,
+        PfifNoteRecord,
+        ImportRun,
+        ImportRecord,
+        ImportWarning,
     ],
     migration_dependencies=[],
     commands=[],

@@ -405,6 +405,22 @@ def _locale(name: str, default: str) -> str:
 
 
 @dataclass(frozen=True)
+class PfifSettings:
+    """PFIF 1.4 exchange (rescue.pfif)."""
+
+    #: ``PFIF_DOMAIN``: the repository domain of records this service originates;
+    #: record ids are ``<domain>/notice.<id>`` (PFIF 1.4 §2.1: "domain name of the
+    #: original repository, a slash, and a unique id").
+    domain: str = "rescue.invalid"
+    #: ``PFIF_SOURCE_NAME``: ``source_name`` / ``author_name`` of exported records.
+    source_name: str = "救助管理站"
+    #: ``PFIF_EXPIRY_DAYS``: ``expiry_date`` of exported records, days after export;
+    #: a receiving repository deletes them then (PFIF 1.4 §3.2), so a withdrawn
+    #: notice or announcement does not linger elsewhere.
+    expiry_days: int = 30
+
+
+@dataclass(frozen=True)
 class OpsSettings:
     """Running the service: logs, metrics, health, stopping (README "Deployment")."""
 
@@ -491,6 +507,7 @@ class Settings:
     web: WebSettings = field(default_factory=WebSettings)
     public: PublicSettings = field(default_factory=PublicSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
+    pfif: PfifSettings = field(default_factory=PfifSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -583,6 +600,12 @@ def load_settings() -> Settings:
             face_days=_int("FACE_RETENTION_DAYS", 30),
             photo_days=_int("PHOTO_RETENTION_DAYS", 0),
             photo_days_by_station=_station_days(_env("PHOTO_RETENTION_DAYS_BY_STATION")),
+        ),
+        pfif=PfifSettings(
+            domain=_env("PFIF_DOMAIN", PfifSettings.domain) or PfifSettings.domain,
+            source_name=_env("PFIF_SOURCE_NAME", PfifSettings.source_name)
+            or PfifSettings.source_name,
+            expiry_days=_int("PFIF_EXPIRY_DAYS", PfifSettings.expiry_days),
         ),
         custody=CustodySettings(
             age=_int("CUSTODY_AGE", 18),

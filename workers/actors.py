@@ -9,7 +9,14 @@ from rescue.matching import services as matching
 from rescue.runtime import get_galleries, get_store
 from rescue.settings import get_settings
 
-__all__ = ["apply_deadlines", "apply_retention", "process_photo", "recover", "rematch"]
+__all__ = [
+    "apply_deadlines",
+    "apply_retention",
+    "process_photo",
+    "recover",
+    "rematch",
+    "run_import",
+]
 
 
 @dramatiq.actor(
@@ -20,15 +27,31 @@ __all__ = ["apply_deadlines", "apply_retention", "process_photo", "recover", "re
     time_limit=15 * 60_000,
 )
 async def process_photo(photo_id: int) -> None:
-    """Detect, encode and match the faces of photo ``photo_id`` (idempotent).
+    """Detect, encode and match the faces of photo ``photo_id``, then compare a case
+    photo's faces with the other cases (duplicate intake). Idempotent.
 
     A transient failure (a service unreachable) raises and is retried with
     back-off (2 s, 4 s … ≤ 60 s); a permanent one ends the photo ``failed`` with
     its reason and returns (nothing to retry).
     """
+    from rescue.duplicates.services import check_photo_faces
+
+    settings, galleries = get_settings(), get_galleries()
     await matching.process_photo(
-        photo_id=photo_id, store=get_store(), settings=get_settings(), galleries=get_galleries()
+        photo_id=photo_id, store=get_store(), settings=settings, galleries=galleries
     )
+    # Duplicate intake: is this person already registered as another case?
+    await check_photo_faces(
+        photo_id=photo_id, galleries=galleries, threshold=settings.matching.threshold
+    )
+
+
+@dramatiq.actor(queue_name="imports", max_retries=3, time_limit=6 * 60 * 60_000)
+async def run_import(run_id: int) -> None:
+    """Store and compare an external list's rows (resumes after its last saved row)."""
+    from rescue.imports.services import execute_run
+
+    await execute_run(run_id=run_id, store=get_store())
 
 
 async def send_photo(photo_id: int) -> None:

@@ -13,7 +13,6 @@ import io
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from rescue.announcements import services
@@ -22,6 +21,7 @@ from rescue.errors import Conflict, InvalidInput, NotFound
 from rescue.i18n import _, label
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.web.forms import parse, read_form
 from rescue.web.pdf import render_pdf
 
@@ -57,7 +57,7 @@ class AnnouncementPages(Controller):
     include_in_schema = False
 
     @get("/", guards=[allow(Action.announcement_publish)])
-    async def form(self, case_id: FromPath[int]) -> Template:
+    async def form(self, case_id: PathId) -> Template:
         """The publish form, filled from the case (and the current announcement)."""
         from rescue.cases.services import get_case
 
@@ -78,7 +78,7 @@ class AnnouncementPages(Controller):
     @post(
         "/", guards=[allow(Action.announcement_publish)], status_code=303, media_type=MediaType.HTML
     )
-    async def publish(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def publish(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """Publish (or replace) it; ``internal`` fields stay off the public view.
         Publishing twice replaces, so a double submit makes no second record."""
         values, _files = await read_form(request)
@@ -95,9 +95,7 @@ class AnnouncementPages(Controller):
         return Redirect(path=f"/cases/{case_id}#announcement", status_code=303)
 
     @get("/poster.pdf", guards=[allow(Action.case_read)])
-    async def poster(
-        self, case_id: FromPath[int], request: Request[Any, Any, Any]
-    ) -> Response[bytes]:
+    async def poster(self, case_id: PathId, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The A4 寻亲公告 poster (PDF). 404 unless published; 503 without a CJK font."""
         from rescue.announcements.tables import Announcement
 

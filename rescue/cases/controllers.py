@@ -22,6 +22,7 @@ from rescue.cases.schemas import (
     TransitionRequest,
 )
 from rescue.cases.tables import CaseStatus
+from rescue.duplicates import services as duplicates
 from rescue.permissions import Action, allow
 from rescue.schemas import Limit, Offset, Page, PathId
 
@@ -37,9 +38,13 @@ class CaseController(Controller):
         """Create a case. Answers 201 with the case, its reference and placeholder name.
         The person starts placed in the station (an ``in_station`` placement).
 
-        400 when ages are inconsistent or a field is malformed.
+        ``duplicate_warnings`` lists earlier registrations that may be the same person
+        (same name with agreeing sex and age; ID number once recorded); the case is
+        registered anyway. 400 when ages are inconsistent or a field is malformed.
         """
-        return await services.create_case(data=data, by=request.user)
+        out = await services.create_case(data=data, by=request.user)
+        out.duplicate_warnings = await duplicates.check_new_case(case_id=out.id)
+        return out
 
     @get(
         "/{case_id:int}",
@@ -48,8 +53,11 @@ class CaseController(Controller):
     )
     async def detail(self, case_id: PathId) -> CaseOut:
         """``alerts`` lists the case's due and overdue deadline items, soonest first
-        (same items as ``GET /api/cases/{id}/alerts``). 404 if the case does not exist."""
-        return await services.get_case(case_id=case_id)
+        (same items as ``GET /api/cases/{id}/alerts``); ``duplicate_warnings`` the open
+        duplicate-intake warnings. 404 if the case does not exist."""
+        out = await services.get_case(case_id=case_id)
+        out.duplicate_warnings = await duplicates.open_warnings(case_id=case_id)
+        return out
 
     @get(
         "/{case_id:int}/identity",

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue import clock
@@ -24,6 +24,7 @@ from rescue.i18n import N_, _, label
 from rescue.permissions import Action, allow
 from rescue.placements.tables import PlacementKind
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.searches.tables import AnnouncementChannel, PoliceCheckType
 from rescue.settings import get_settings
 from rescue.web.forms import form_key_input, once, parse, read_form
@@ -165,7 +166,7 @@ class CasePages(Controller):
         return Redirect(path=url, status_code=303)
 
     @get("/{case_id:int}", name="case", guards=[allow(Action.case_read)])
-    async def detail(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Template:
+    async def detail(self, case_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """Everything the API holds about the case; moves allowed now (rescue.cases.flows)."""
         return await case_page(case_id, request)
 
@@ -175,7 +176,7 @@ class CasePages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def add_photo(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def add_photo(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """Upload a photo (camera on a phone); the case page then shows its processing."""
         _values, files = await read_form(request)
         photo = files.get("photo")
@@ -195,7 +196,7 @@ class CasePages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def move(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def move(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """Move the case (``to``, ``reason`` and the move's own fields, MOVE_FIELDS)."""
         values, _files = await read_form(request)
         to = values.get("to", "")
@@ -227,7 +228,7 @@ class CasePages(Controller):
         return Redirect(path=f"/cases/{case_id}", status_code=303)
 
     @get("/{case_id:int}/photos/status", guards=[allow(Action.case_read)])
-    async def photos_fragment(self, case_id: FromPath[int]) -> Template:
+    async def photos_fragment(self, case_id: PathId) -> Template:
         """The photos block (htmx polls it every 2 s while a photo is pending)."""
         case = await services.get_case(case_id=case_id)
         photos = await _photos(case_id)

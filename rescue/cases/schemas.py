@@ -9,6 +9,7 @@ import msgspec
 
 from rescue.alerts.schemas import AlertOut
 from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
+from rescue.duplicates.schemas import DuplicateWarningOut
 from rescue.photos.schemas import PhotoSummary
 from rescue.schemas import AwareDatetime
 
@@ -163,6 +164,9 @@ class CaseOut(msgspec.Struct):
     current_placement: CurrentPlacement | None = None
     #: Detail only: the case's due and overdue deadline items, soonest first.
     alerts: list[AlertOut] = msgspec.field(default_factory=list)
+    #: Register and detail: open duplicate-intake warnings (the same person may be
+    #: registered already, here or at another station). Advisory, never blocking.
+    duplicate_warnings: list[DuplicateWarningOut] = msgspec.field(default_factory=list)
 
 
 class LeavingCount(msgspec.Struct):

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect
 
 from rescue import clock
@@ -19,6 +18,7 @@ from rescue.escorts.schemas import HandoverForm, ReturnPlanCreate
 from rescue.escorts.tables import ReceivingParty
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.web.forms import once, parse, read_form
 from rescue.web.pdf import render_pdf
@@ -51,7 +51,7 @@ class EscortPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def return_plan(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def return_plan(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """Record the return plan (escort staff one per line); the case becomes return_planned."""
         from rescue.cases.pages import case_page
 
@@ -85,7 +85,7 @@ class EscortPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def handover(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def handover(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """Record the handover with the scanned signed sheet (same checks as the API)."""
         from rescue.cases.pages import case_page
 
@@ -124,7 +124,7 @@ class EscortPages(Controller):
         return Redirect(path=url, status_code=303)
 
     @get("/handover-sheet.pdf", guards=[allow(Action.handover_read)])
-    async def sheet(self, case_id: FromPath[int]) -> Response[bytes]:
+    async def sheet(self, case_id: PathId) -> Response[bytes]:
         """The 交接单 to print and sign at the handover (A4 PDF): the person, the
         return plan, and blanks for the receiver's identity and signatures."""
         from rescue.cases.services import get_case

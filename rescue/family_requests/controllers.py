@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromQuery, JSONBody
 
 from rescue.family_requests import services
 from rescue.family_requests.schemas import DecisionIn, SearchRequestOut
 from rescue.family_requests.tables import RequestStatus
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
-from rescue.schemas import Limit, Offset, Page
+from rescue.schemas import Limit, Offset, Page, PathId
 from rescue.settings import get_settings
 
 
@@ -47,7 +47,7 @@ class FamilyRequestController(Controller):
         summary="One online search request (with contact)",
         guards=[allow(Action.family_request_read)],
     )
-    async def detail(self, request_id: FromPath[int]) -> SearchRequestOut:
+    async def detail(self, request_id: PathId) -> SearchRequestOut:
         """404 if unknown; 403 if another station's."""
         return await services.get_for_staff(request_id=request_id)
 
@@ -59,7 +59,7 @@ class FamilyRequestController(Controller):
     )
     async def decide(
         self,
-        request_id: FromPath[int],
+        request_id: PathId,
         data: JSONBody[DecisionIn],
         request: Request[Any, Any, Any],
     ) -> SearchRequestOut:

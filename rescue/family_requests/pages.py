@@ -17,7 +17,7 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import CacheControlHeader, UploadFile
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue.announcements import services as announcements
@@ -31,6 +31,7 @@ from rescue.family_requests.tables import RequestStatus
 from rescue.i18n import label
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.web.forms import parse, read_form
 
@@ -127,7 +128,7 @@ class PublicPages(Controller):
         )
 
     @get("/announcements/{announcement_id:int}", cache_control=PUBLIC_CACHE)
-    async def detail(self, announcement_id: FromPath[int]) -> Template:
+    async def detail(self, announcement_id: PathId) -> Template:
         """One published announcement; 404 page when unknown or not published."""
         view = await announcements.public_get(announcement_id=announcement_id)
         return Template(
@@ -237,12 +238,12 @@ class SearchRequestPages(Controller):
         return _queue_page(result, status)
 
     @get("/{request_id:int}", guards=[allow(Action.family_request_read)])
-    async def detail(self, request_id: FromPath[int]) -> Template:
+    async def detail(self, request_id: PathId) -> Template:
         """Everything the family sent (text shown as text), photos, linked duplicates."""
         return await _detail(request_id)
 
     @get("/{request_id:int}/photos/{photo_id:int}", guards=[allow(Action.family_request_read)])
-    async def photo(self, request_id: FromPath[int], photo_id: FromPath[int]) -> Response[bytes]:
+    async def photo(self, request_id: PathId, photo_id: PathId) -> Response[bytes]:
         """A photo the family sent, through the app (never a bucket URL)."""
         data, media_type = await services.photo_bytes(
             request_id=request_id, photo_id=photo_id, store=get_store()
@@ -259,7 +260,7 @@ class SearchRequestPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def decide(self, request_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def decide(self, request_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """One moderation step; on refusal the page again with the reason."""
         values, _files = await read_form(request)
         data, errors = parse(DecisionIn, values)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue.errors import Conflict, InvalidInput, PermissionDenied
@@ -22,6 +22,7 @@ from rescue.matching.review import add_family_confirmation, decide
 from rescue.matching.schemas import DecisionIn, FamilyConfirmationIn
 from rescue.matching.tables import CandidateStatus, FamilyConfirmationMethod
 from rescue.permissions import Action, allow
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.users.tables import Role
 from rescue.web.forms import parse, read_form
@@ -157,9 +158,7 @@ class ReviewPages(Controller):
         )
 
     @get("/candidates/{candidate_id:int}", guards=[allow(Action.candidate_read)])
-    async def compare(
-        self, candidate_id: FromPath[int], request: Request[Any, Any, Any]
-    ) -> Template:
+    async def compare(self, candidate_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """Two photos side by side, evidence, score in words, confirmations, decisions."""
         return await _compare_page(candidate_id, request)
 
@@ -169,7 +168,7 @@ class ReviewPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def decision(self, candidate_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def decision(self, candidate_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """Confirm or reject (reason required); 409s are shown on the page."""
         values, _files = await read_form(request)
         data, errors = parse(DecisionIn, values)
@@ -198,7 +197,7 @@ class ReviewPages(Controller):
         media_type=MediaType.HTML,
     )
     async def family_confirmation(
-        self, candidate_id: FromPath[int], request: Request[Any, Any, Any]
+        self, candidate_id: PathId, request: Request[Any, Any, Any]
     ) -> Any:
         """Record who in the family confirmed, how and when (亲属确认)."""
         values, _files = await read_form(request)

@@ -7,7 +7,7 @@ from datetime import date
 from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue.cases.tables import Sex
@@ -18,6 +18,7 @@ from rescue.notices.schemas import NoticeCreate
 from rescue.notices.tables import NoticeSource, NoticeStatus
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.web.forms import form_key_input, once, parse, read_form
 
@@ -126,7 +127,7 @@ class NoticePages(Controller):
         return Redirect(path=url, status_code=303)
 
     @get("/{notice_id:int}", guards=[allow(Action.notice_read)])
-    async def detail(self, notice_id: FromPath[int], request: Request[Any, Any, Any]) -> Template:
+    async def detail(self, notice_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """The notice, its photos (with the age they show) and its candidates."""
         from rescue.matching.services import list_candidates
         from rescue.photos.services import get_photo

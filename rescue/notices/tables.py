@@ -15,6 +15,8 @@ class NoticeSource(StrEnum):
     family = "family"
     police = "police"
     station = "station"
+    #: Another organisation's repository or list (PFIF import, external lists).
+    external = "external"
 
 
 class NoticeStatus(StrEnum):

@@ -10,6 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import MultipartBody
 
+from rescue.duplicates.services import check_photo_bytes
 from rescue.permissions import Action, allow
 from rescue.photos import services
 from rescue.photos.schemas import PhotoOut
@@ -75,8 +76,13 @@ class PhotoController(Controller):
         415 not a JPEG/PNG/WebP image; 503 (``Retry-After``) the object store or
         database failed: ``stored`` says whether the photo was kept (false, or
         ``"unknown"``: sending the file again is safe, a stored copy answers 409).
+
+        ``duplicate_warnings``: the same bytes are a photo of another case (still in
+        care or recently left): a possible repeat registration, advisory only.
         """
-        return await _upload("case", case_id, data, request)
+        out = await _upload("case", case_id, data, request)
+        out.duplicate_warnings = await check_photo_bytes(photo_id=out.id)
+        return out
 
     @post(
         "/notices/{notice_id:int}/photos",

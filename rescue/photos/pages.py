@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, get
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from rescue.permissions import Action, allow
 from rescue.photos.thumbnails import photo_bytes
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 
 __all__ = ["PhotoPages"]
 
@@ -19,7 +20,7 @@ class PhotoPages(Controller):
     include_in_schema = False
 
     @get("/{photo_id:int}/image", guards=[allow(Action.photo_read)])
-    async def image(self, photo_id: FromPath[int], size: FromQuery[str] = "thumb") -> Response[Any]:
+    async def image(self, photo_id: PathId, size: FromQuery[str] = "thumb") -> Response[Any]:
         """The photo (``size=full``) or its thumbnail (default); 403 outside the
         viewer's stations, 404 unknown. Private, not stored by shared caches."""
         data, media_type = await photo_bytes(photo_id=photo_id, size=size, store=get_store())

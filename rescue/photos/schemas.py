@@ -6,6 +6,8 @@ from datetime import datetime
 
 import msgspec
 
+from rescue.duplicates.schemas import DuplicateWarningOut
+
 
 class PhotoSummary(msgspec.Struct):
     id: int
@@ -46,3 +48,7 @@ class PhotoOut(msgspec.Struct):
     #: within ``RECOVERY_SWEEP_SECONDS`` of the queue answering again). None once
     #: processed.
     queue: str | None = None
+    #: Upload answer of a case photo only: the case's open duplicate-intake warnings
+    #: (the same photo bytes at another case show at once; close faces once processed,
+    #: at ``GET /api/cases/{id}/duplicates``).
+    duplicate_warnings: list[DuplicateWarningOut] = msgspec.field(default_factory=list)

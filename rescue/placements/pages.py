@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post
-from litestar.params import FromPath
 from litestar.response import Redirect, Response
 
 from rescue.errors import Conflict, DomainError, InvalidInput
@@ -14,6 +13,7 @@ from rescue.permissions import Action, allow
 from rescue.placements import services
 from rescue.placements.schemas import PlacementCreate
 from rescue.runtime import get_store
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.web.forms import once, parse, read_form
 
@@ -29,7 +29,7 @@ class PlacementPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def create(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def create(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """A new placement (the open one ends), with its document if one was chosen.
         Errors are shown in the case page's placement form."""
         from rescue.cases.pages import case_page
@@ -79,9 +79,7 @@ class PlacementPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def add_document(
-        self, placement_id: FromPath[int], request: Request[Any, Any, Any]
-    ) -> Redirect:
+    async def add_document(self, placement_id: PathId, request: Request[Any, Any, Any]) -> Redirect:
         """Attach a scanned document (same checks as the API)."""
         values, files = await read_form(request)
         placement = await services.get_placement(placement_id=placement_id)
@@ -103,7 +101,7 @@ class PlacementPages(Controller):
         return Redirect(path=f"/cases/{placement.case_id}#placements", status_code=303)
 
     @get("/placement-documents/{document_id:int}/file", guards=[allow(Action.document_read)])
-    async def document(self, document_id: FromPath[int]) -> Response[bytes]:
+    async def document(self, document_id: PathId) -> Response[bytes]:
         """The document's bytes, through the app (permission checked, read audited)."""
         from rescue.placements.tables import PlacementDocument
 

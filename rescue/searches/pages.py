@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar import Controller, MediaType, Request, post
-from litestar.params import FromPath
 from litestar.response import Redirect
 
 from rescue.errors import Conflict, InvalidInput
 from rescue.permissions import Action, allow
+from rescue.schemas import PathId
 from rescue.searches import services
 from rescue.searches.schemas import (
     AnnouncementCreate,
@@ -93,7 +93,7 @@ class SearchPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def announcement(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def announcement(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         return await _record("announcement", case_id, request)
 
     @post(
@@ -102,7 +102,7 @@ class SearchPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def dna_request(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def dna_request(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         return await _record("dna_request", case_id, request)
 
     @post(
@@ -111,7 +111,7 @@ class SearchPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def police_check(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def police_check(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         return await _record("police_check", case_id, request)
 
     @post(
@@ -120,7 +120,7 @@ class SearchPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def interview(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def interview(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         return await _record("interview", case_id, request)
 
     @post(
@@ -129,5 +129,5 @@ class SearchPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def filing(self, case_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def filing(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         return await _record("filing", case_id, request)

@@ -13,13 +13,14 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, MediaType, Request, get, post
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue import clock
 from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.i18n import _, label
 from rescue.permissions import Action, allow
+from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.users import services
 from rescue.users.tables import Role
@@ -122,7 +123,7 @@ class AdminPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def deactivate(self, user_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def deactivate(self, user_id: PathId, request: Request[Any, Any, Any]) -> Any:
         try:
             await services.deactivate_user(user_id=user_id, by=request.user)
         except Conflict as exc:
@@ -135,7 +136,7 @@ class AdminPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def reset_password(self, user_id: FromPath[int], request: Request[Any, Any, Any]) -> Any:
+    async def reset_password(self, user_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """A new random password, shown once (in this answer only) to hand over."""
         user = await services.get_user(user_id=user_id)
         password = secrets.token_urlsafe(12)
@@ -163,7 +164,7 @@ class AdminPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def revoke(self, token_id: FromPath[int], request: Request[Any, Any, Any]) -> Redirect:
+    async def revoke(self, token_id: PathId, request: Request[Any, Any, Any]) -> Redirect:
         with contextlib.suppress(NotFound, PermissionDenied):  # not theirs: nothing to revoke
             await services.revoke_token(token_id=token_id, by=request.user)
         return Redirect(path="/admin/tokens", status_code=303)
@@ -208,7 +209,7 @@ class AdminPages(Controller):
         return Template(template_name="admin/rematch.html", context={"run": current})
 
     @get("/rematch/{run_id:int}/progress", guards=[allow(Action.rematch)])
-    async def progress(self, run_id: FromPath[int]) -> Template:
+    async def progress(self, run_id: PathId) -> Template:
         from rescue.matching.rematch import get_rematch
 
         return Template(

@@ -270,7 +270,7 @@ async def test_bad_enum_value_lists_the_accepted_values(client, staff):
         "/api/notices", json={"name": "x", "source": "rumour"}, headers=staff
     )
     assert response.status_code == 400
-    assert response.json()["accepted"] == {"source": ["family", "police", "station"]}
+    assert response.json()["accepted"] == {"source": ["family", "police", "station", "external"]}
 
 
 async def test_malformed_json_says_so(client, staff):

@@ -96,6 +96,23 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/family-requests"): frozenset({S, A}),
     ("GET", "/api/family-requests/{request_id:int}"): frozenset({S, A}),
     ("POST", "/api/family-requests/{request_id:int}/decision"): frozenset({S, A}),
+    # Duplicate intake (issue 13)
+    ("GET", "/api/cases/{case_id:int}/duplicates"): ALL,
+    ("POST", "/api/duplicates/{warning_id:int}/link"): frozenset({S, A}),
+    ("POST", "/api/duplicates/{warning_id:int}/dismiss"): frozenset({S, A}),
+    ("GET", "/api/pfif/export"): ALL,
+    ("POST", "/api/pfif/import"): frozenset({S, P, A}),
+    ("GET", "/api/notices/{notice_id:int}/pfif"): ALL,
+    ("GET", "/api/import-templates/{kind:str}"): frozenset({S, P, A}),
+    ("POST", "/api/import-runs"): frozenset({S, P, A}),
+    ("GET", "/api/import-runs/{run_id:int}"): frozenset({S, P, A}),
+    ("POST", "/api/import-runs/{run_id:int}/start"): frozenset({S, P, A}),
+    ("GET", "/api/import-warnings"): ALL,
+    ("GET", "/api/import-warnings/summary"): ALL,
+    ("GET", "/api/import-warnings/csv"): ALL,
+    ("POST", "/api/import-warnings/{warning_id:int}/verify"): frozenset({S, A}),
+    ("GET", "/api/stats"): ALL,
+    ("GET", "/api/stats/csv"): ALL,
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).

@@ -1,0 +1,195 @@
+"""HTTP routes for import runs of external lists and their warnings (比对预警)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import anyio.to_thread
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+
+from rescue.imports import services
+from rescue.imports.schemas import RunOut, VerifyIn, WarningOut, WarningSummaryRow
+from rescue.imports.templates import ListKind, template_csv
+from rescue.permissions import Action, allow
+from rescue.runtime import get_store
+from rescue.schemas import Limit, Offset, Page, PathId
+from rescue.settings import get_settings
+
+
+@dataclass
+class RunUpload:
+    """Multipart form: ``file`` (CSV in UTF-8/GBK, or .xlsx, from the kind's
+    template), ``list_kind``, ``list_name`` (e.g. "2026年11月公安失踪人员") and, for
+    an administrator, the responsible ``station`` (staff: their own)."""
+
+    file: UploadFile
+    list_kind: ListKind
+    list_name: str
+    station: str = ""
+
+
+async def _enqueue(run_id: int) -> None:
+    from workers.actors import run_import
+
+    await anyio.to_thread.run_sync(run_import.send, run_id)
+
+
+Outcome = Annotated[str | None, "open, helped, already_known, not_same or no_action"]
+
+
+class ImportController(Controller):
+    path = "/api"
+    tags = ("imports",)
+
+    @get(
+        "/import-templates/{kind:str}",
+        summary="The CSV template of a list kind",
+        guards=[allow(Action.import_run)],
+    )
+    async def template(self, kind: FromPath[ListKind]) -> Response[bytes]:
+        """UTF-8 with BOM (opens in Excel/WPS); the same columns for every kind."""
+        return Response(
+            template_csv(kind),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{kind.value}.csv"'},
+        )
+
+    @post(
+        "/import-runs",
+        summary="Upload an external list: the dry run",
+        guards=[allow(Action.import_run)],
+    )
+    async def create(
+        self, data: MultipartBody[RunUpload], request: Request[Any, Any, Any]
+    ) -> RunOut:
+        """Answers 201 with the run ``checked``: rows, valid rows, per-row errors and
+        what the run would create. Nothing else is created until ``start``. 400 for
+        a file that cannot be read (encoding, unknown columns, broken Excel)."""
+        settings = get_settings()
+        user = request.user
+        station = (
+            data.station if (data.station and user.visible_stations() is None) else user.station
+        )
+        return await services.create_run(
+            kind=data.list_kind,
+            list_name=data.list_name.strip()[:200] or data.file.filename,
+            filename=data.file.filename or "",
+            data=await data.file.read(),
+            station=station,
+            by=user,
+            store=get_store(),
+            max_bytes=settings.upload.max_bytes,
+        )
+
+    @get(
+        "/import-runs/{run_id:int}",
+        summary="A run and its progress",
+        guards=[allow(Action.import_run)],
+    )
+    async def detail(self, run_id: PathId) -> RunOut:
+        """``rows_done`` of ``total_rows``, ``rate_rows_per_s`` and ``seconds_left``
+        while running. 404 if unknown."""
+        return await services.get_run(run_id=run_id)
+
+    @post(
+        "/import-runs/{run_id:int}/start",
+        status_code=202,
+        summary="Run a checked import (or resume one that stopped)",
+        guards=[allow(Action.import_run)],
+    )
+    async def start(self, run_id: PathId) -> RunOut:
+        """Queues the run on a worker; poll ``GET /api/import-runs/{id}``. A run that
+        stopped (crash, failure) resumes after its last saved row without
+        duplicating anything. 409 when already done."""
+        return await services.start_run(run_id=run_id, enqueue=_enqueue)
+
+    @get(
+        "/import-warnings",
+        summary="Warnings to verify (比对预警), oldest first",
+        guards=[allow(Action.import_warning_read)],
+    )
+    async def warnings(
+        self,
+        request: Request[Any, Any, Any],
+        limit: Limit = 50,
+        offset: Offset = 0,
+        list_name: FromQuery[str | None] = None,
+        station: FromQuery[str | None] = None,
+        outcome: FromQuery[Outcome] = None,
+    ) -> Page[WarningOut]:
+        """Filters: ``list_name``, ``station``, ``outcome`` (``open`` or an outcome).
+        Only warnings of the stations the caller sees; ``age_days`` since raised."""
+        return await services.list_warnings(
+            limit=limit,
+            offset=offset,
+            stations=request.user.visible_stations(),
+            list_name=list_name,
+            station=station,
+            outcome=outcome,
+        )
+
+    @get(
+        "/import-warnings/summary",
+        summary="Warnings raised → verified → helped, per list and station",
+        guards=[allow(Action.import_warning_read)],
+    )
+    async def summary(
+        self,
+        request: Request[Any, Any, Any],
+        list_name: FromQuery[str | None] = None,
+        station: FromQuery[str | None] = None,
+    ) -> list[WarningSummaryRow]:
+        """One row per (list, station) with counts of each outcome."""
+        return await services.warning_summary(
+            stations=request.user.visible_stations(), list_name=list_name, station=station
+        )
+
+    @get(
+        "/import-warnings/csv",
+        summary="Warnings as CSV (Chinese headers)",
+        guards=[allow(Action.import_warning_read)],
+    )
+    async def csv(
+        self,
+        request: Request[Any, Any, Any],
+        list_name: FromQuery[str | None] = None,
+        station: FromQuery[str | None] = None,
+        outcome: FromQuery[Outcome] = None,
+    ) -> Response[bytes]:
+        """Same filters as the list; UTF-8 with BOM."""
+        body = await services.warnings_csv(
+            stations=request.user.visible_stations(),
+            list_name=list_name,
+            station=station,
+            outcome=outcome,
+        )
+        return Response(
+            body,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="warnings.csv"'},
+        )
+
+    @post(
+        "/import-warnings/{warning_id:int}/verify",
+        status_code=200,
+        summary="Record what verifying a warning found (核实)",
+        guards=[allow(Action.import_warning_verify)],
+    )
+    async def verify(
+        self, warning_id: PathId, data: JSONBody[VerifyIn], request: Request[Any, Any, Any]
+    ) -> WarningOut:
+        """``helped`` also puts the pair in the candidate review queue
+        (``candidate_id``). 400 without a note (except no_action); 403 another
+        station's warning; 404; 409 already verified."""
+        settings = get_settings()
+        return await services.verify(
+            warning_id=warning_id,
+            outcome=data.outcome,
+            note=data.note,
+            by=request.user,
+            store=get_store(),
+            settings=settings,
+        )

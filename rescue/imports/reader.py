@@ -1,0 +1,262 @@
+"""Reading an external list's file (CSV or Excel) row by row, and checking each row.
+
+Encodings: a UTF-8 file with or without BOM, or GBK/GB18030 (what Chinese office
+software writes by default: Excel and WPS save CSV in the system code page).
+A file that is neither is refused as a whole, as is a header naming a column
+no template has. Rows are checked one by one; a bad row is reported with its
+number (1 = the first data row after the header) and column and skipped.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from rescue.imports.templates import COLUMNS, KINDS, ListKind, header_map
+
+__all__ = ["FileRefused", "RowCheck", "check_rows", "id_number_ok", "open_rows"]
+
+
+class FileRefused(ValueError):
+    """The file cannot be read at all (encoding, format, header)."""
+
+    def __init__(self, reason: str, **detail: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class OpenedFile:
+    file_format: str  # csv | xlsx
+    encoding: str
+    fields: list[str]
+    rows: Iterator[list[Any]]
+
+
+def _decode_name(data: bytes) -> str:
+    if data.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise FileRefused("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)")
+    try:
+        data.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        data.decode("gb18030")
+        return "gbk"
+    except UnicodeDecodeError:
+        raise FileRefused(
+            "the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)"
+        ) from None
+
+
+def _header(cells: list[Any]) -> list[str]:
+    known = header_map()
+    fields, unknown = [], []
+    for cell in cells:
+        name = str(cell or "").strip().lstrip("\ufeff")
+        field = known.get(name) or known.get(name.lower())
+        if field is None:
+            unknown.append(name)
+        fields.append(field or "")
+    if unknown:
+        raise FileRefused(
+            f"unknown column(s): {', '.join(repr(u) for u in unknown)}",
+            accepted=[c.header for c in COLUMNS],
+        )
+    if "external_id" not in fields:
+        raise FileRefused(
+            "the header has no 外部编号 (external_id) column", accepted=[c.header for c in COLUMNS]
+        )
+    if len(set(fields)) != len(fields):
+        raise FileRefused("a column appears twice in the header")
+    return fields
+
+
+def open_rows(data: bytes) -> OpenedFile:
+    """Open a CSV or .xlsx file: its format, encoding, header fields and row iterator.
+
+    Raises:
+        FileRefused: empty, an unreadable encoding, a broken Excel file, or a
+            header with unknown or missing columns.
+    """
+    if not data.strip():
+        raise FileRefused("the file is empty")
+    if data.startswith(b"PK\x03\x04"):
+        from openpyxl import load_workbook
+
+        try:
+            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many kinds on a broken file
+            raise FileRefused(f"not a readable Excel .xlsx file ({type(exc).__name__})") from exc
+        sheet = book.worksheets[0]
+        values = sheet.iter_rows(values_only=True)
+        first = next(values, None)
+        if first is None:
+            raise FileRefused("the first sheet is empty")
+        fields = _header(list(first))
+        return OpenedFile("xlsx", "", fields, (list(r) for r in values))
+    encoding = _decode_name(data)
+    text = io.TextIOWrapper(
+        io.BytesIO(data), encoding="gb18030" if encoding == "gbk" else encoding, newline=""
+    )
+    reader = csv.reader(text)
+    first_row = next(reader, None)
+    if first_row is None:
+        raise FileRefused("the file is empty")
+    fields = _header(first_row)
+    return OpenedFile("csv", encoding, fields, reader)
+
+
+_DATE_PATTERNS = (
+    re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})$"),
+    re.compile(r"^(\d{4})/(\d{1,2})/(\d{1,2})$"),
+    re.compile(r"^(\d{4})\.(\d{1,2})\.(\d{1,2})$"),
+    re.compile(r"^(\d{4})年(\d{1,2})月(\d{1,2})日$"),
+    re.compile(r"^(\d{4})(\d{2})(\d{2})$"),
+)
+_SEXES = {
+    "男": "male",
+    "女": "female",
+    "未知": "unknown",
+    "male": "male",
+    "female": "female",
+    "unknown": "unknown",
+    "m": "male",
+    "f": "female",
+    "": "unknown",
+}
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+_ID_CHECK = "10X98765432"
+
+
+def id_number_ok(value: str) -> bool:
+    """A resident ID number (居民身份证号码) with a valid GB 11643-1999 check digit."""
+    if not re.fullmatch(r"\d{17}[\dX]", value):
+        return False
+    total = sum(int(d) * w for d, w in zip(value[:17], _ID_WEIGHTS, strict=True))
+    if _ID_CHECK[total % 11] != value[17]:
+        return False
+    try:
+        date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+    except ValueError:
+        return False
+    return True
+
+
+def _date(raw: Any) -> str | None:
+    if isinstance(raw, datetime):
+        return raw.date().isoformat()
+    if isinstance(raw, date):
+        return raw.isoformat()
+    text = str(raw).strip()
+    for pattern in _DATE_PATTERNS:
+        m = pattern.match(text)
+        if m:
+            y, mo, d = (int(g) for g in m.groups())
+            return date(y, mo, d).isoformat()  # ValueError for 2026-02-30
+    raise ValueError(text)
+
+
+@dataclass
+class RowCheck:
+    row: int
+    fields: dict[str, str]
+    errors: list[tuple[str, str]]
+
+
+def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
+    """Each data row with its cleaned fields and its problems (column, reason).
+
+    Cleaned: ``sex`` male/female/unknown; dates ISO; ``birth_date`` may be a
+    year alone; ``age`` a number of years or ``low-high``; ``id_number`` upper-case,
+    and birth date and sex taken from it when the row has none. Duplicates of an
+    earlier row's 外部编号 or 身份证号 are problems of the later row.
+    """
+    required = KINDS[kind] | {"external_id"}
+    seen_ids: dict[str, int] = {}
+    seen_numbers: dict[str, int] = {}
+    for number, cells in enumerate(opened.rows, start=1):
+        if all(c is None or str(c).strip() == "" for c in cells):
+            continue
+        raw = {
+            f: ("" if c is None else c)
+            for f, c in zip(
+                opened.fields,
+                list(cells) + [None] * (len(opened.fields) - len(cells)),
+                strict=False,
+            )
+        }
+        fields: dict[str, str] = {}
+        errors: list[tuple[str, str]] = []
+        for name, value in raw.items():
+            if name in {"birth_date", "event_date"}:
+                continue
+            fields[name] = str(value).strip()
+        if len(cells) > len(opened.fields) and any(
+            str(c or "").strip() for c in cells[len(opened.fields) :]
+        ):
+            errors.append(("", "the row has more cells than the header has columns"))
+        sex = fields.get("sex", "").lower()
+        if sex not in _SEXES:
+            errors.append(("sex", f"{fields['sex']!r} is not 男, 女 or 未知"))
+        else:
+            fields["sex"] = _SEXES[sex]
+        for name in ("birth_date", "event_date"):
+            value = raw.get(name, "")
+            if value in ("", None):
+                continue
+            text = str(value).strip()
+            if name == "birth_date" and re.fullmatch(r"\d{4}", text):
+                fields[name] = text
+                continue
+            try:
+                fields[name] = _date(value) or ""
+            except ValueError:
+                errors.append((name, f"{text!r} is not a date like 2026-01-31 or 2026年1月31日"))
+        age = fields.get("age", "")
+        if age:
+            m = re.fullmatch(r"(\d{1,3})(?:\s*[-~至]\s*(\d{1,3}))?", age)
+            if not m or int(m.group(1)) > 120 or (m.group(2) and int(m.group(2)) < int(m.group(1))):
+                errors.append(("age", f"{age!r} is not an age in years or a range like 30-40"))
+            else:
+                fields["age"] = m.group(1) + (f"-{m.group(2)}" if m.group(2) else "")
+        id_number = fields.get("id_number", "").upper()
+        if id_number:
+            fields["id_number"] = id_number
+            if not id_number_ok(id_number):
+                errors.append(
+                    ("id_number", "not an 18-character ID number with a valid check digit")
+                )
+            else:
+                fields.setdefault(
+                    "birth_date", f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
+                )
+                if fields.get("sex", "unknown") == "unknown":
+                    fields["sex"] = "male" if int(id_number[16]) % 2 else "female"
+        for name in sorted(required):
+            if not fields.get(name) or (
+                name == "sex" and fields["sex"] == "unknown" and not raw.get("sex")
+            ):
+                errors.append((name, "required for this list kind"))
+        external_id = fields.get("external_id", "")
+        if external_id:
+            if external_id in seen_ids:
+                errors.append(("external_id", f"duplicate of row {seen_ids[external_id]}"))
+            else:
+                seen_ids[external_id] = number
+        if id_number and id_number_ok(id_number):
+            if id_number in seen_numbers:
+                errors.append(("id_number", f"the same ID number as row {seen_numbers[id_number]}"))
+            else:
+                seen_numbers[id_number] = number
+        yield RowCheck(number, {k: v for k, v in fields.items() if v}, errors)

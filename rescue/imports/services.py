@@ -1,0 +1,673 @@
+"""Import runs of external lists and the warnings to verify (比对预警).
+
+1. :func:`create_run` — the dry run: the file is read and every row checked;
+   nothing is created but the run's record (per-row problems, rows to create).
+   An unreadable file is refused whole (400) and no run is made.
+2. :func:`start_run` — queues :func:`execute_run` on a worker (``rescue import``
+   runs it in the terminal with a progress bar).
+3. :func:`execute_run` — stores each valid row and compares it with the people
+   in care and the open notices (:mod:`rescue.imports.compare`); each hit is a
+   warning for the responsible station. Progress (``rows_done``) is saved every
+   :data:`PROGRESS_EVERY` rows; after a crash the run resumes after the last
+   saved row, and rows done again are not stored or warned twice (unique
+   ``row_key`` and ``pair_key``).
+4. :func:`verify` — staff record the outcome; ``helped`` puts the pair in the
+   candidate review ledger (``rescue.matching.ledger.submit_candidate``).
+
+A warning is not raised again for the same (list kind, external id, target)
+unless a later import brings a kind of evidence it did not have; a warning
+verified ``not_same`` or ``no_action`` then opens again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from media.storage import ObjectStore, new_object_key
+from rescue import clock
+from rescue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
+from rescue.i18n import _
+from rescue.imports.compare import Hit, TargetIndex
+from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows
+from rescue.imports.schemas import (
+    RowError,
+    RunOut,
+    WarningOut,
+    WarningSummaryRow,
+    WarningTarget,
+)
+from rescue.imports.tables import (
+    ImportRecord,
+    ImportRun,
+    ImportWarning,
+    RunStatus,
+    WarningOutcome,
+)
+from rescue.imports.templates import ListKind
+from rescue.schemas import Page
+from rescue.settings import Settings
+from rescue.users.services import Principal
+
+__all__ = [
+    "create_run",
+    "execute_run",
+    "get_run",
+    "list_warnings",
+    "start_run",
+    "verify",
+    "warning_summary",
+    "warnings_csv",
+]
+
+#: Rows stored, compared and saved as progress in one transaction (a crash loses
+#: at most this many rows' work, which the resumed run redoes).
+PROGRESS_EVERY = 100
+#: Per-row problems kept on the run (the counts are always complete).
+MAX_ERRORS_KEPT = 1000
+MEDIA_TYPES = {
+    "csv": "text/csv",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+def _loads(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _run_out(row: dict[str, Any]) -> RunOut:
+    rate = left = None
+    if row["status"] == RunStatus.running.value and row["started_at"] is not None:
+        elapsed = (clock.now() - row["started_at"]).total_seconds()
+        if elapsed > 0 and row["rows_done"]:
+            rate = row["rows_done"] / elapsed
+            left = max(0, row["total_rows"] - row["rows_done"]) / rate
+    return RunOut(
+        id=row["id"],
+        list_kind=ListKind(row["list_kind"]),
+        list_name=row["list_name"],
+        station=row["station"],
+        filename=row["filename"],
+        file_format=row["file_format"],
+        encoding=row["encoding"],
+        status=RunStatus(row["status"]),
+        total_rows=row["total_rows"],
+        valid_rows=row["valid_rows"],
+        error_rows=row["error_rows"],
+        errors=[RowError(**e) for e in _loads(row["errors"])],
+        would_create={"records": row["valid_rows"]},
+        rows_done=row["rows_done"],
+        warnings_raised=row["warnings_raised"],
+        rate_rows_per_s=None if rate is None else round(rate, 2),
+        seconds_left=None if left is None else round(left, 1),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        failure_reason=row["failure_reason"],
+        created_at=row["created_at"],
+    )
+
+
+async def get_run(*, run_id: int) -> RunOut:
+    """A run with its progress. Raises NotFound."""
+    row = await ImportRun.select().where(ImportRun.id == run_id).first()
+    if row is None:
+        raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
+    return _run_out(row)
+
+
+def _refuse(exc: FileRefused) -> InvalidInput:
+    return InvalidInput(
+        _("the file cannot be imported: {reason}", reason=exc.reason),
+        accepted=exc.detail.get("accepted")
+        or {"formats": ["CSV (UTF-8, UTF-8 with BOM, GBK)", "Excel .xlsx"]},
+    )
+
+
+async def create_run(
+    *,
+    kind: ListKind,
+    list_name: str,
+    filename: str,
+    data: bytes,
+    station: str,
+    by: Principal | None,
+    store: ObjectStore,
+    max_bytes: int,
+) -> RunOut:
+    """Dry run: read and check every row; store the file and the run's findings.
+
+    ``by`` is None for the command line (``rescue import``).
+
+    Raises:
+        InvalidInput: empty, undecodable (neither UTF-8 nor GBK), broken Excel,
+            or a header with unknown or missing columns (400; no run is made).
+        PayloadTooLarge: over ``max_bytes``.
+    """
+    if len(data) > max_bytes:
+        raise PayloadTooLarge(
+            _("the file is {size} bytes; the limit is {limit}", size=len(data), limit=max_bytes)
+        )
+    try:
+        opened = open_rows(data)
+        total = valid = 0
+        errors: list[dict[str, Any]] = []
+        for check in check_rows(kind, opened):
+            total += 1
+            if check.errors:
+                errors.extend(
+                    {"row": check.row, "column": col, "reason": why} for col, why in check.errors
+                )
+            else:
+                valid += 1
+    except FileRefused as exc:
+        raise _refuse(exc) from exc
+    except UnicodeDecodeError as exc:  # a bad byte after the part used for detection
+        raise _refuse(FileRefused(f"undecodable bytes at position {exc.start}")) from exc
+    except Exception as exc:  # a CSV/Excel structure the readers reject (e.g. NUL bytes)
+        raise _refuse(FileRefused(f"unreadable {type(exc).__name__}: {exc}")) from exc
+    key = new_object_key("imports", opened.file_format)
+    await store.aput(key, data, MEDIA_TYPES[opened.file_format])
+    error_rows = len({e["row"] for e in errors})
+    rows = await ImportRun.insert(
+        ImportRun(
+            list_kind=kind.value,
+            list_name=list_name,
+            station=station,
+            filename=filename[:300],
+            object_key=key,
+            file_sha256=hashlib.sha256(data).hexdigest(),
+            file_format=opened.file_format,
+            encoding=opened.encoding,
+            status=RunStatus.checked.value,
+            total_rows=total,
+            valid_rows=valid,
+            error_rows=error_rows,
+            errors=errors[:MAX_ERRORS_KEPT],
+            created_by=by.user_id if by is not None else None,
+        )
+    ).returning(ImportRun.id)
+    return await get_run(run_id=int(rows[0]["id"]))
+
+
+async def start_run(*, run_id: int, enqueue: Callable[[int], Awaitable[None]]) -> RunOut:
+    """Start a dry-run-checked run, or resume one that stopped (running or failed).
+
+    Raises:
+        NotFound: no such run.
+        Conflict: the run is already done.
+    """
+    run = await get_run(run_id=run_id)
+    if run.status == RunStatus.done:
+        raise Conflict(
+            _("import run {run_id} is already done", run_id=run_id),
+            accepted={"status": ["checked", "running", "failed"]},
+        )
+    await ImportRun.update(
+        {
+            ImportRun.status: RunStatus.running.value,
+            ImportRun.started_at: run.started_at or clock.now(),
+            ImportRun.failure_reason: "",
+            ImportRun.updated_at: clock.now(),
+        }
+    ).where(ImportRun.id == run_id)
+    await enqueue(run_id)
+    return await get_run(run_id=run_id)
+
+
+async def _raise_warning(
+    run: dict[str, Any], record_id: int, fields: dict[str, str], hit: Hit
+) -> bool:
+    """Create the pair's warning or add new evidence to it. True if (re)raised."""
+    target = hit.target
+    key = f"{run['list_kind']}:{fields['external_id']}|{target.kind}:{target.id}"[:300]
+    now = clock.now()
+    created = (
+        await ImportWarning.insert(
+            ImportWarning(
+                run=run["id"],
+                record=record_id,
+                list_kind=run["list_kind"],
+                list_name=run["list_name"],
+                external_id=fields["external_id"],
+                case=target.id if target.kind == "case" else None,
+                notice=target.id if target.kind == "notice" else None,
+                station=target.station or run["station"],
+                pair_key=key,
+                evidence=hit.evidence,
+                explanation=hit.explanation,
+                score=hit.score,
+                raised_at=now,
+                updated_at=now,
+            )
+        )
+        .on_conflict(target=ImportWarning.pair_key, action="DO NOTHING")
+        .returning(ImportWarning.id)
+    )
+    if created:
+        return True
+    row = await ImportWarning.select().where(ImportWarning.pair_key == key).first()
+    assert row is not None
+    if row["run"] == run["id"] or set(hit.evidence) <= set(_loads(row["evidence"])):
+        return False  # the same evidence (or this run's own resumed row): not raised again
+    changes: dict[Any, Any] = {
+        ImportWarning.evidence: sorted(set(_loads(row["evidence"])) | set(hit.evidence)),
+        ImportWarning.explanation: hit.explanation,
+        ImportWarning.score: max(row["score"], hit.score),
+        ImportWarning.run: run["id"],
+        ImportWarning.record: record_id,
+        ImportWarning.updated_at: now,
+    }
+    if row["outcome"] in {WarningOutcome.not_same.value, WarningOutcome.no_action.value}:
+        changes.update({ImportWarning.outcome: None, ImportWarning.raised_at: now})
+    await ImportWarning.update(changes).where(ImportWarning.id == row["id"])
+    return True
+
+
+async def execute_run(
+    *,
+    run_id: int,
+    store: ObjectStore,
+    stop_after: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> RunOut:
+    """Store and compare the run's valid rows from ``rows_done`` on.
+
+    Args:
+        stop_after: stop (as a crash would) after this many rows of this call;
+            the run stays ``running`` and resumes where it stopped.
+        on_progress: called with (rows_done, total_rows) at each save (CLI bar).
+
+    Idempotent: rows at or before ``rows_done`` are skipped; a row done twice
+    (a crash between its work and the next save) stores nothing new.
+    """
+    run = await ImportRun.select().where(ImportRun.id == run_id).first()
+    if run is None:
+        raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
+    if run["status"] == RunStatus.done.value:
+        return _run_out(run)
+    try:
+        data = await store.aget(run["object_key"])
+        index = await TargetIndex.build()
+        done, raised, this_call = int(run["rows_done"]), int(run["warnings_raised"]), 0
+        batch: list[RowCheck] = []
+        for check in check_rows(ListKind(run["list_kind"]), open_rows(data)):
+            if check.row <= done:
+                continue
+            batch.append(check)
+            this_call += 1
+            stopping = stop_after is not None and this_call >= stop_after
+            if len(batch) >= PROGRESS_EVERY or stopping:
+                raised += await _flush(run, batch, index)
+                done, batch = batch[-1].row, []
+                if on_progress:
+                    on_progress(done, run["total_rows"])
+            if stopping:
+                return await get_run(run_id=run_id)
+        if batch:
+            raised += await _flush(run, batch, index)
+            done = batch[-1].row
+        await ImportRun.update(
+            {
+                ImportRun.rows_done: done,
+                ImportRun.warnings_raised: raised,
+                ImportRun.status: RunStatus.done.value,
+                ImportRun.finished_at: clock.now(),
+                ImportRun.updated_at: clock.now(),
+            }
+        ).where(ImportRun.id == run_id)
+        if on_progress:
+            on_progress(done, run["total_rows"])
+    except Exception as exc:
+        await ImportRun.update(
+            {
+                ImportRun.status: RunStatus.failed.value,
+                ImportRun.failure_reason: f"{type(exc).__name__}: {exc}"[:2000],
+                ImportRun.updated_at: clock.now(),
+            }
+        ).where(ImportRun.id == run_id)
+        raise
+    return await get_run(run_id=run_id)
+
+
+async def _flush(run: dict[str, Any], batch: list[RowCheck], index: TargetIndex) -> int:
+    """Store a batch of rows, raise their warnings and save the progress in one
+    transaction (a crash loses the whole batch or nothing). Returns warnings raised."""
+    run_id = int(run["id"])
+    valid = [c for c in batch if not c.errors]
+    raised = 0
+    async with ImportRun._meta.db.transaction():
+        if valid:
+            await ImportRecord.insert(
+                *[
+                    ImportRecord(
+                        run=run_id,
+                        row_number=c.row,
+                        row_key=f"{run_id}:{c.row}",
+                        external_id=c.fields["external_id"],
+                        fields=c.fields,
+                    )
+                    for c in valid
+                ]
+            ).on_conflict(target=ImportRecord.row_key, action="DO NOTHING")
+            ids = {
+                r["row_key"]: int(r["id"])
+                for r in await ImportRecord.select(ImportRecord.id, ImportRecord.row_key).where(
+                    ImportRecord.row_key.is_in([f"{run_id}:{c.row}" for c in valid])
+                )
+            }
+            for c in valid:
+                for hit in index.hits(c.fields):
+                    raised += await _raise_warning(run, ids[f"{run_id}:{c.row}"], c.fields, hit)
+        await ImportRun.update(
+            {
+                ImportRun.rows_done: batch[-1].row,
+                ImportRun.warnings_raised: ImportRun.warnings_raised + raised,
+                ImportRun.updated_at: clock.now(),
+            }
+        ).where(ImportRun.id == run_id)
+    return raised
+
+
+def _age_days(raised_at: datetime) -> int:
+    return max(0, (clock.today() - clock.local_date(raised_at)).days)
+
+
+async def _warning_outs(rows: list[dict[str, Any]]) -> list[WarningOut]:
+    records = {
+        int(r["id"]): _loads(r["fields"])
+        for r in (
+            await ImportRecord.select(ImportRecord.id, ImportRecord.fields).where(
+                ImportRecord.id.is_in([int(w["record"]) for w in rows])
+            )
+            if rows
+            else []
+        )
+    }
+    outs = []
+    for w in rows:
+        kind, target_id = ("case", w["case"]) if w["case"] is not None else ("notice", w["notice"])
+        outs.append(
+            WarningOut(
+                id=w["id"],
+                run_id=w["run"],
+                list_kind=w["list_kind"],
+                list_name=w["list_name"],
+                external_id=w["external_id"],
+                record=records.get(int(w["record"]), {}),
+                target=WarningTarget(kind=kind, id=target_id, link=f"/api/{kind}s/{target_id}"),
+                station=w["station"],
+                evidence=list(_loads(w["evidence"])),
+                explanation=w["explanation"],
+                score=w["score"],
+                outcome=WarningOutcome(w["outcome"]) if w["outcome"] else None,
+                note=w["note"],
+                raised_at=w["raised_at"],
+                verified_at=w["verified_at"],
+                age_days=_age_days(w["raised_at"]),
+                candidate_id=w["candidate_id"],
+            )
+        )
+    return outs
+
+
+def _where(
+    *,
+    list_name: str | None,
+    station: str | None,
+    outcome: str | None,
+    stations: list[str] | None,
+) -> Any:
+    where: Any = ImportWarning.id > 0
+    if list_name:
+        where &= ImportWarning.list_name == list_name
+    if station:
+        where &= ImportWarning.station == station
+    if outcome == "open":
+        where &= ImportWarning.outcome.is_null()
+    elif outcome:
+        where &= ImportWarning.outcome == outcome
+    if stations is not None:
+        where &= ImportWarning.station.is_in(stations or [""])
+    return where
+
+
+async def list_warnings(
+    *,
+    limit: int,
+    offset: int,
+    stations: list[str] | None,
+    list_name: str | None = None,
+    station: str | None = None,
+    outcome: str | None = None,
+) -> Page[WarningOut]:
+    """Warnings, oldest open first (``outcome``: open or a WarningOutcome value);
+    only those of ``stations`` (None: all)."""
+    where = _where(list_name=list_name, station=station, outcome=outcome, stations=stations)
+    rows = (
+        await ImportWarning.select()
+        .where(where)
+        .order_by(ImportWarning.raised_at)
+        .order_by(ImportWarning.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return Page(
+        items=await _warning_outs(rows),
+        total=await ImportWarning.count().where(where),
+        limit=limit,
+        offset=offset,
+    )
+
+
+async def warning_summary(
+    *, stations: list[str] | None, list_name: str | None = None, station: str | None = None
+) -> list[WarningSummaryRow]:
+    """Counts per (list, station): raised, open, verified and each outcome."""
+    where = _where(list_name=list_name, station=station, outcome=None, stations=stations)
+    rows = await ImportWarning.select(
+        ImportWarning.list_name, ImportWarning.station, ImportWarning.outcome
+    ).where(where)
+    table: dict[tuple[str, str], dict[str, int]] = {}
+    for r in rows:
+        counts = table.setdefault((r["list_name"], r["station"]), {})
+        counts["raised"] = counts.get("raised", 0) + 1
+        name = r["outcome"] or "open"
+        counts[name] = counts.get(name, 0) + 1
+    return [
+        WarningSummaryRow(
+            list_name=ln,
+            station=st,
+            raised=c.get("raised", 0),
+            open=c.get("open", 0),
+            verified=c.get("raised", 0) - c.get("open", 0),
+            helped=c.get("helped", 0),
+            already_known=c.get("already_known", 0),
+            not_same=c.get("not_same", 0),
+            no_action=c.get("no_action", 0),
+        )
+        for (ln, st), c in sorted(table.items())
+    ]
+
+
+async def warnings_csv(
+    *,
+    stations: list[str] | None,
+    list_name: str | None = None,
+    station: str | None = None,
+    outcome: str | None = None,
+) -> bytes:
+    """Every matching warning as CSV (UTF-8 with BOM, Chinese headers), oldest first."""
+    where = _where(list_name=list_name, station=station, outcome=outcome, stations=stations)
+    rows = (
+        await ImportWarning.select()
+        .where(where)
+        .order_by(ImportWarning.raised_at)
+        .order_by(ImportWarning.id)
+    )
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(
+        [
+            "预警编号",
+            "名单",
+            "外部编号",
+            "负责站",
+            "比中对象",
+            "依据",
+            "分值",
+            "预警时间",
+            "天数",
+            "核实结果",
+            "核实时间",
+            "备注",
+        ]
+    )
+    for w in await _warning_outs(rows):
+        writer.writerow(
+            [
+                w.id,
+                w.list_name,
+                w.external_id,
+                w.station,
+                f"{w.target.kind} {w.target.id}",
+                " ".join(w.evidence),
+                w.score,
+                w.raised_at.isoformat(),
+                w.age_days,
+                w.outcome.value if w.outcome else "open",
+                w.verified_at.isoformat() if w.verified_at else "",
+                w.note,
+            ]
+        )
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+async def verify(
+    *,
+    warning_id: int,
+    outcome: WarningOutcome,
+    note: str,
+    by: Principal,
+    store: ObjectStore,
+    settings: Settings,
+) -> WarningOut:
+    """Record the outcome of verifying a warning (核实). ``helped`` also submits the
+    pair to the candidate review ledger (a staff lead carrying the external record).
+
+    Raises:
+        NotFound: no such warning.
+        PermissionDenied: the warning belongs to a station the caller does not see.
+        InvalidInput: no note for an outcome other than no_action.
+        Conflict: already verified.
+    """
+    row = await ImportWarning.select().where(ImportWarning.id == warning_id).first()
+    if row is None:
+        raise NotFound(_("warning {warning_id} does not exist", warning_id=warning_id))
+    if not by.sees_station(row["station"]):
+        raise PermissionDenied(
+            _("warning {warning_id} belongs to another station", warning_id=warning_id)
+        )
+    if outcome != WarningOutcome.no_action and not note.strip():
+        raise InvalidInput(
+            _("say what was found: a note is required for this outcome"),
+            accepted={"note": "1..2000 characters"},
+        )
+    if row["outcome"] is not None:
+        raise Conflict(
+            _("warning {warning_id} is already verified", warning_id=warning_id),
+            accepted={"outcome": [None]},
+        )
+    candidate_id = None
+    if outcome == WarningOutcome.helped:
+        candidate_id = await _to_ledger(row, note=note, by=by, store=store, settings=settings)
+    now = clock.now()
+    updated = (
+        await ImportWarning.update(
+            {
+                ImportWarning.outcome: outcome.value,
+                ImportWarning.note: note,
+                ImportWarning.verified_by: by.user_id,
+                ImportWarning.verified_at: now,
+                ImportWarning.candidate_id: candidate_id,
+                ImportWarning.updated_at: now,
+            }
+        )
+        .where((ImportWarning.id == warning_id) & ImportWarning.outcome.is_null())
+        .returning(ImportWarning.id)
+    )
+    if not updated:
+        raise Conflict(_("warning {warning_id} is already verified", warning_id=warning_id))
+    fresh = await ImportWarning.select().where(ImportWarning.id == warning_id).first()
+    assert fresh is not None
+    return (await _warning_outs([fresh]))[0]
+
+
+async def _to_ledger(
+    row: dict[str, Any], *, note: str, by: Principal, store: ObjectStore, settings: Settings
+) -> int:
+    """Submit a verified-same warning as a staff lead; returns the candidate id."""
+    from datetime import date
+
+    from rescue.cases.tables import Sex
+    from rescue.matching.ledger import submit_candidate
+    from rescue.matching.schemas import LeadValues
+    from rescue.matching.tables import EvidenceKind
+    from rescue.notices.schemas import NoticeCreate
+    from rescue.notices.tables import NoticeSource
+
+    record = (
+        await ImportRecord.select(ImportRecord.fields)
+        .where(ImportRecord.id == row["record"])
+        .first()
+    )
+    fields: dict[str, str] = _loads(record["fields"]) if record else {}
+    summary = (f"{row['list_name']} #{row['external_id']}: {row['explanation']}. {note}".strip())[
+        :5000
+    ]
+    values = LeadValues(summary=summary)
+    if row["case"] is not None:
+        birth = fields.get("birth_date", "")
+        age = fields.get("age", "").partition("-")[0]
+        notice = NoticeCreate(
+            name=(fields.get("name") or row["external_id"])[:100],
+            source=NoticeSource.external,
+            sex=Sex(fields.get("sex", "unknown")),
+            date_of_birth=date.fromisoformat(birth) if len(birth) == 10 else None,
+            age_when_missing=int(age) if age else None,
+            missing_since=date.fromisoformat(fields["event_date"])
+            if fields.get("event_date")
+            else None,
+            last_seen_place=(fields.get("place") or fields.get("home_place") or "")[:300],
+            description=f"{row['list_name']} #{row['external_id']}"[:10_000],
+        )
+        detail, _new = await submit_candidate(
+            kind=EvidenceKind.staff,
+            values=values,
+            by=by,
+            store=store,
+            limits=settings.upload,
+            settings=settings,
+            case_id=int(row["case"]),
+            notice=notice,
+            note=note,
+        )
+    else:
+        detail, _new = await submit_candidate(
+            kind=EvidenceKind.staff,
+            values=values,
+            by=by,
+            store=store,
+            limits=settings.upload,
+            settings=settings,
+            person_description=f"{row['list_name']} #{row['external_id']} {fields.get('name', '')}"[
+                :300
+            ],
+            notice_id=int(row["notice"]),
+            note=note,
+        )
+    return int(detail.candidate.id)

@@ -1,0 +1,192 @@
+"""Duplicate intake: the same person registered twice (here or at another station)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+from tests.conftest import make_token, worker_log
+from tests.integration.helpers import new_case, upload, upload_file
+from tests.support import BIDEN, OBAMA_A, OBAMA_B, photo
+
+
+async def headers_of(station: str, role: str = "station_staff") -> dict[str, str]:
+    return {"Authorization": f"Bearer {await make_token(role, station=station)}"}
+
+
+async def duplicates(client: Any, headers: dict[str, str], case_id: int, within: float = 90) -> Any:
+    """The case's warnings once every photo's face comparison has run (polled)."""
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get(f"/api/cases/{case_id}/duplicates", headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        if not body["photos_pending_face_check"]:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"face check still pending; worker log:\n{worker_log()}")
+        await asyncio.sleep(0.25)
+
+
+async def test_two_photos_of_one_person_at_two_stations_raise_a_face_warning(client):
+    south, north = await headers_of("south"), await headers_of("north")
+    earlier = await new_case(client, south)
+    await upload_file(client, south, "case", earlier["id"], OBAMA_A)
+    stranger = await new_case(client, south)
+    await upload_file(client, south, "case", stranger["id"], BIDEN)
+
+    later = await new_case(client, north)
+    assert later["duplicate_warnings"] == []  # no name: nothing to compare on intake
+    await upload_file(client, north, "case", later["id"], OBAMA_B)
+    body = await duplicates(client, north, later["id"])
+
+    assert len(body["warnings"]) == 1
+    warning = body["warnings"][0]
+    assert warning["status"] == "open"
+    assert warning["other"]["case_id"] == earlier["id"]
+    assert warning["other"]["station"] == "south"
+    assert warning["other"]["link"] == f"/api/cases/{earlier['id']}"
+    (reason,) = warning["reasons"]
+    assert reason["kind"] == "face"
+    assert 0 < reason["distance"] <= reason["threshold"]
+    # Advisory only: the case exists, and its detail shows the warning.
+    detail = (await client.get(f"/api/cases/{later['id']}", headers=north)).json()
+    assert [w["id"] for w in detail["duplicate_warnings"]] == [warning["id"]]
+    # The earlier case sees the same warning from its side.
+    mirror = await duplicates(client, south, earlier["id"])
+    assert [w["other"]["case_id"] for w in mirror["warnings"]] == [later["id"]]
+    # A different person raised nothing.
+    assert (await duplicates(client, south, stranger["id"]))["warnings"] == []
+
+
+async def test_same_photo_bytes_warn_in_the_upload_answer(client):
+    south, north = await headers_of("south"), await headers_of("north")
+    earlier = await new_case(client, south)
+    await upload_file(client, south, "case", earlier["id"], BIDEN)
+    later = await new_case(client, north)
+    response = await client.post(
+        f"/api/cases/{later['id']}/photos",
+        files={"file": ("b.jpg", photo(BIDEN), "application/octet-stream")},
+        headers=north,
+    )
+    assert response.status_code == 202, response.text
+    (warning,) = response.json()["duplicate_warnings"]
+    assert warning["other"]["case_id"] == earlier["id"]
+    assert warning["reasons"][0]["kind"] == "same_photo"
+    assert warning["reasons"][0]["other_photo_id"] is not None
+    # Faces agree too: one warning for the pair, with both kinds of evidence.
+    body = await duplicates(client, north, later["id"])
+    assert len(body["warnings"]) == 1
+    assert sorted(r["kind"] for r in body["warnings"][0]["reasons"]) == ["face", "same_photo"]
+
+
+async def test_name_sex_and_age_warn_on_intake(client):
+    south, north = await headers_of("south"), await headers_of("north")
+    earlier = await new_case(client, south, reported_name="王 建国", sex="male", estimated_age=60)
+    await new_case(client, south, reported_name="王建国", sex="female", estimated_age=60)
+    await new_case(client, south, reported_name="王建国", sex="male", estimated_age=25)
+    later = await new_case(
+        client,
+        north,
+        reported_name="王建国",
+        sex="male",
+        estimated_age=None,
+        age_low=55,
+        age_high=70,
+    )
+    (warning,) = later["duplicate_warnings"]
+    assert warning["other"]["case_id"] == earlier["id"]
+    assert warning["reasons"] == [{"kind": "attributes", "matched": ["name", "sex", "age"]}]
+
+
+async def test_a_case_that_left_long_ago_is_not_compared(client):
+    from rescue import clock
+    from rescue.cases.tables import Case
+
+    south, north = await headers_of("south"), await headers_of("north")
+    old = await new_case(client, south, reported_name="赵六", sex="male", estimated_age=40)
+    await Case.update(
+        {Case.status: "left_self", Case.updated_at: clock.now() - timedelta(days=181)}
+    ).where(Case.id == old["id"])
+    later = await new_case(client, north, reported_name="赵六", sex="male", estimated_age=40)
+    assert later["duplicate_warnings"] == []
+    recent = await new_case(client, south, reported_name="赵六", sex="male", estimated_age=41)
+    await Case.update(
+        {Case.status: "left_self", Case.updated_at: clock.now() - timedelta(days=30)}
+    ).where(Case.id == recent["id"])
+    again = await new_case(client, north, reported_name="赵六", sex="male", estimated_age=40)
+    assert {w["other"]["case_id"] for w in again["duplicate_warnings"]} == {
+        later["id"],
+        recent["id"],
+    }
+
+
+async def test_link_as_repeat_admission_and_dismiss(client):
+    south, north = await headers_of("south"), await headers_of("north")
+    east = await headers_of("east")
+    earlier = await new_case(client, south, reported_name="钱七", sex="male", estimated_age=50)
+    later = await new_case(client, north, reported_name="钱七", sex="male", estimated_age=50)
+    (warning,) = later["duplicate_warnings"]
+
+    refused = await client.post(f"/api/duplicates/{warning['id']}/link", json={}, headers=east)
+    assert refused.status_code == 403, refused.text
+    linked = await client.post(
+        f"/api/duplicates/{warning['id']}/link", json={"note": "same man, came back"}, headers=north
+    )
+    assert linked.status_code == 200, linked.text
+    assert linked.json()["status"] == "linked"
+    assert linked.json()["decided_at"] is not None
+    again = await client.post(f"/api/duplicates/{warning['id']}/dismiss", json={}, headers=north)
+    assert again.status_code == 409, again.text
+    for case_id, other in ((later["id"], earlier["id"]), (earlier["id"], later["id"])):
+        timeline = (
+            await client.get(
+                f"/api/cases/{case_id}/timeline", headers=await headers_of("south", "admin")
+            )
+        ).json()
+        events = [e for e in timeline if e["kind"] == "duplicate_linked"]
+        assert len(events) == 1
+        assert events[0]["data"]["other_case_id"] == other
+        assert events[0]["reason"] == "same man, came back"
+    # Linked warnings leave the case detail's open list, stay in the full list.
+    detail = (await client.get(f"/api/cases/{later['id']}", headers=north)).json()
+    assert detail["duplicate_warnings"] == []
+    assert (await duplicates(client, north, later["id"]))["warnings"][0]["status"] == "linked"
+
+
+async def test_dismissed_warning_stays_dismissed_until_new_kind_of_evidence(client):
+    south, north = await headers_of("south"), await headers_of("north")
+    earlier = await new_case(client, south, reported_name="孙八", sex="male", estimated_age=50)
+    await upload(client, south, "case", earlier["id"], photo(OBAMA_A))
+    later = await new_case(client, north, reported_name="孙八", sex="male", estimated_age=50)
+    (warning,) = later["duplicate_warnings"]
+    dismissed = await client.post(
+        f"/api/duplicates/{warning['id']}/dismiss", json={"note": "different man"}, headers=north
+    )
+    assert dismissed.status_code == 200
+    assert dismissed.json()["status"] == "dismissed"
+    # Same evidence again (another case registered later does not touch this pair).
+    detail = (await client.get(f"/api/cases/{later['id']}", headers=north)).json()
+    assert detail["duplicate_warnings"] == []
+    # New evidence: a photo of the same face reopens it with the face reason.
+    await upload_file(client, north, "case", later["id"], OBAMA_B)
+    body = await duplicates(client, north, later["id"])
+    (reopened,) = body["warnings"]
+    assert reopened["status"] == "open"
+    assert [r["kind"] for r in reopened["reasons"]] == ["attributes", "face"]
+
+
+async def test_bad_decisions_are_clear(client):
+    north = await headers_of("north")
+    missing = await client.post("/api/duplicates/987654/link", json={}, headers=north)
+    assert missing.status_code == 404
+    assert "987654" in missing.json()["detail"]
+    case = await new_case(client, north)
+    bad = await client.post("/api/duplicates/1/link", json={"note": 5}, headers=north)
+    assert bad.status_code == 400
+    assert (await client.get(f"/api/cases/{case['id']}/duplicates", headers=north)).json() == {
+        "warnings": [],
+        "photos_pending_face_check": [],
+    }

@@ -1,0 +1,289 @@
+"""External lists: dry run, run with progress, crash and resume, warnings verified."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from typing import Any
+
+from tests.conftest import make_token, worker_log
+from tests.integration.helpers import new_case, new_notice
+
+HEADER = "外部编号,姓名,性别,出生日期,年龄,身份证号,户籍地,地点,日期,备注"
+ROWS = [
+    "P-1,張建國,男,1966,,,四川成都,成都东站,2026-10-01,",  # traditional characters
+    "P-2,李秀英,女,,70,,,城北汽车站,,",
+    "P-3,王五,男,1980-01-01,,,,,,",
+    "P-4,赵六,男,1980-13-01,,,,,,",  # bad date
+    "P-1,钱七,男,,,,,,,",  # duplicate external id
+    "P-6,孙八,男,,,11010519491231002Y,,,,",  # bad ID number
+]
+
+
+def csv_bytes(rows: list[str], *, encoding: str = "utf-8-sig", header: str = HEADER) -> bytes:
+    return ("\r\n".join([header, *rows]) + "\r\n").encode(encoding)
+
+
+async def headers_of(station: str, role: str = "station_staff") -> dict[str, str]:
+    return {"Authorization": f"Bearer {await make_token(role, station=station)}"}
+
+
+async def dry_run(
+    client: Any, headers: dict[str, str], data: bytes, *, name: str = "list.csv", **form: str
+) -> Any:
+    return await client.post(
+        "/api/import-runs",
+        files={"file": (name, data, "application/octet-stream")},
+        data={"list_kind": "police_missing", "list_name": "2026年11月公安失踪人员", **form},
+        headers=headers,
+    )
+
+
+async def run_to_end(client: Any, headers: dict[str, str], run_id: int) -> dict[str, Any]:
+    started = await client.post(f"/api/import-runs/{run_id}/start", headers=headers)
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 90
+    while True:
+        body = (await client.get(f"/api/import-runs/{run_id}", headers=headers)).json()
+        if body["status"] in {"done", "failed"}:
+            return dict(body)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"run still {body['status']}; worker log:\n{worker_log()}")
+        await asyncio.sleep(0.25)
+
+
+async def people(client: Any, north: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    case = await new_case(
+        client,
+        north,
+        reported_name="张建国",
+        sex="male",
+        estimated_age=60,
+        found_place="成都东站广场",
+        found_at="2026-10-20T08:00:00+08:00",
+    )
+    notice = await new_notice(
+        client,
+        north,
+        name="李秀英",
+        sex="female",
+        age_when_missing=70,
+        last_seen_place="城北汽车站",
+    )
+    return case, notice
+
+
+async def test_dry_run_then_run_warns_the_responsible_station(client):
+    from rescue.imports.tables import ImportRecord
+
+    north = await headers_of("north")
+    case, notice = await people(client, north)
+    response = await dry_run(client, north, csv_bytes(ROWS))
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["status"] == "checked"
+    assert run["encoding"] == "utf-8-sig"
+    assert (run["total_rows"], run["valid_rows"], run["error_rows"]) == (6, 3, 3)
+    assert run["would_create"] == {"records": 3}
+    problems = {(e["row"], e["column"]): e["reason"] for e in run["errors"]}
+    assert "not a date" in problems[(4, "birth_date")]
+    assert problems[(5, "external_id")] == "duplicate of row 1"
+    assert "check digit" in problems[(6, "id_number")]
+    assert await ImportRecord.count() == 0  # a dry run creates nothing
+
+    done = await run_to_end(client, north, run["id"])
+    assert done["status"] == "done", done
+    assert done["rows_done"] == 6
+    assert done["warnings_raised"] == 2
+    assert await ImportRecord.count() == 3
+
+    page = (await client.get("/api/import-warnings", headers=north)).json()
+    by_target = {(w["target"]["kind"], w["target"]["id"]): w for w in page["items"]}
+    on_case = by_target[("case", case["id"])]
+    assert on_case["station"] == "north"
+    assert on_case["evidence"] == ["name_pinyin", "sex", "age", "place", "date"]
+    assert on_case["record"]["name"] == "張建國"
+    assert on_case["outcome"] is None
+    assert on_case["age_days"] == 0
+    on_notice = by_target[("notice", notice["id"])]
+    assert on_notice["evidence"] == ["name", "sex", "age", "place"]
+    # Another station does not see north's warnings.
+    south = await headers_of("south")
+    assert (await client.get("/api/import-warnings", headers=south)).json()["total"] == 0
+
+
+async def test_files_from_office_software_and_files_refused(client):
+    north = await headers_of("north")
+    gbk = await dry_run(client, north, csv_bytes(ROWS[:3], encoding="gbk"))
+    assert gbk.status_code == 201, gbk.text
+    assert gbk.json()["encoding"] == "gbk"
+    assert gbk.json()["valid_rows"] == 3
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(HEADER.split(","))
+    sheet.append(["X-1", "周九", "女", None, 44, None, None, "南站", None, None])
+    buf = io.BytesIO()
+    book.save(buf)
+    xlsx = await dry_run(client, north, buf.getvalue(), name="list.xlsx")
+    assert xlsx.status_code == 201, xlsx.text
+    assert (xlsx.json()["file_format"], xlsx.json()["valid_rows"]) == ("xlsx", 1)
+
+    unknown = await dry_run(client, north, csv_bytes(ROWS[:1], header=HEADER + ",电话"))
+    assert unknown.status_code == 400
+    assert "'电话'" in unknown.json()["detail"]
+    assert "外部编号" in unknown.json()["accepted"]
+    binary = await dry_run(client, north, b"\x81\x30\xff\xfe\xfd" * 50)
+    assert binary.status_code == 400
+    assert "neither UTF-8 nor GBK" in binary.json()["detail"]
+    empty = await dry_run(client, north, b"")
+    assert empty.status_code == 400
+    bad_kind = await dry_run(client, north, csv_bytes(ROWS), list_kind="tax_records")
+    assert bad_kind.status_code == 400
+    template = await client.get("/api/import-templates/police_missing", headers=north)
+    assert template.content.decode("utf-8-sig").strip() == HEADER
+
+
+async def test_a_run_that_stopped_resumes_without_duplicating(client):
+    from rescue.imports.services import execute_run
+    from rescue.imports.tables import ImportRecord, ImportWarning
+    from rescue.runtime import get_store
+
+    north = await headers_of("north")
+    await people(client, north)
+    run = (await dry_run(client, north, csv_bytes(ROWS))).json()
+    from rescue.imports.tables import ImportRun
+
+    await ImportRun.update({ImportRun.status: "running"}).where(ImportRun.id == run["id"])
+    stopped = await execute_run(run_id=run["id"], store=get_store(), stop_after=2)
+    assert (stopped.status.value, stopped.rows_done) == ("running", 2)
+    assert await ImportRecord.count() == 2
+    # The last row's work is redone after the crash: its progress was not saved.
+    await ImportRun.update({ImportRun.rows_done: 1}).where(ImportRun.id == run["id"])
+    done = await run_to_end(client, north, run["id"])
+    assert done["status"] == "done"
+    assert await ImportRecord.count() == 3
+    assert await ImportWarning.count() == 2
+    again = await client.post(f"/api/import-runs/{run['id']}/start", headers=north)
+    assert again.status_code == 409
+    # The same list imported again: nothing new, nothing raised twice.
+    second = (await dry_run(client, north, csv_bytes(ROWS))).json()
+    assert (await run_to_end(client, north, second["id"]))["warnings_raised"] == 0
+    assert await ImportWarning.count() == 2
+
+
+async def test_verify_outcomes_ledger_and_new_evidence(client):
+    north, south = await headers_of("north"), await headers_of("south")
+    case, _notice = await people(client, north)
+    run = (await dry_run(client, north, csv_bytes(ROWS[:2]))).json()
+    await run_to_end(client, north, run["id"])
+    items = (await client.get("/api/import-warnings", headers=north)).json()["items"]
+    on_case = next(w for w in items if w["target"]["kind"] == "case")
+    on_notice = next(w for w in items if w["target"]["kind"] == "notice")
+
+    path = f"/api/import-warnings/{on_case['id']}/verify"
+    assert (await client.post(path, json={"outcome": "helped"}, headers=north)).status_code == 400
+    assert (
+        await client.post(path, json={"outcome": "helped", "note": "x"}, headers=south)
+    ).status_code == 403
+    helped = await client.post(
+        path, json={"outcome": "helped", "note": "家属电话确认"}, headers=north
+    )
+    assert helped.status_code == 200, helped.text
+    assert helped.json()["outcome"] == "helped"
+    candidate_id = helped.json()["candidate_id"]
+    candidate = await client.get(f"/api/candidates/{candidate_id}", headers=north)
+    assert candidate.status_code == 200, candidate.text
+    assert candidate.json()["candidate"]["case_id"] == case["id"]
+    assert candidate.json()["candidate"]["status"] == "proposed"
+    assert (
+        await client.post(path, json={"outcome": "no_action"}, headers=north)
+    ).status_code == 409
+
+    not_same = await client.post(
+        f"/api/import-warnings/{on_notice['id']}/verify",
+        json={"outcome": "not_same", "note": "年龄不符"},
+        headers=north,
+    )
+    assert not_same.status_code == 200
+    # A later list with a new kind of evidence (a place) opens it again.
+    later = ["Q-9,李秀英,女,,70,,,城北汽车站,,"]
+    other = (
+        await client.post(
+            "/api/import-runs",
+            files={
+                "file": ("l.csv", csv_bytes([r.replace("P-2", "Q-9") for r in later]), "text/csv")
+            },
+            data={"list_kind": "police_missing", "list_name": "更新"},
+            headers=north,
+        )
+    ).json()
+    await run_to_end(client, north, other["id"])
+    # Q-9 is a different external id: a new warning, not the old one re-opened.
+    rows = (await client.get("/api/import-warnings?outcome=open", headers=north)).json()["items"]
+    assert [w["external_id"] for w in rows] == ["Q-9"]
+
+    summary = (await client.get("/api/import-warnings/summary", headers=north)).json()
+    first = next(r for r in summary if r["list_name"] == "2026年11月公安失踪人员")
+    assert (first["raised"], first["verified"], first["helped"], first["not_same"]) == (2, 2, 1, 1)
+    csv_text = (await client.get("/api/import-warnings/csv", headers=north)).content.decode(
+        "utf-8-sig"
+    )
+    lines = csv_text.strip().splitlines()
+    assert lines[0].startswith("预警编号,名单,外部编号")
+    assert len(lines) == 4
+    assert any(",helped," in line for line in lines)
+
+
+async def test_same_pair_with_new_evidence_reopens_a_not_same_warning(client):
+    north = await headers_of("north")
+    await people(client, north)
+    first = (await dry_run(client, north, csv_bytes(["P-2,李秀英,女,,70,,,,,"]))).json()
+    await run_to_end(client, north, first["id"])
+    (warning,) = (await client.get("/api/import-warnings", headers=north)).json()["items"]
+    assert warning["evidence"] == ["name", "sex", "age"]
+    await client.post(
+        f"/api/import-warnings/{warning['id']}/verify",
+        json={"outcome": "not_same", "note": "不是"},
+        headers=north,
+    )
+    same = (await dry_run(client, north, csv_bytes(["P-2,李秀英,女,,70,,,,,"]))).json()
+    assert (await run_to_end(client, north, same["id"]))["warnings_raised"] == 0
+    richer = (await dry_run(client, north, csv_bytes(["P-2,李秀英,女,,70,,,城北汽车站,,"]))).json()
+    assert (await run_to_end(client, north, richer["id"]))["warnings_raised"] == 1
+    (reopened,) = (await client.get("/api/import-warnings", headers=north)).json()["items"]
+    assert reopened["id"] == warning["id"]
+    assert reopened["outcome"] is None
+    assert reopened["evidence"] == ["age", "name", "place", "sex"]
+
+
+async def test_command_line_import_with_progress_bar(client, tmp_path):
+    import sys
+    from pathlib import Path
+
+    import anyio
+
+    from rescue.devservices import ROOT
+
+    north = await headers_of("north")
+    await people(client, north)
+    rows = [*ROWS, *[f"B-{i},某{i},男,,40,,,,," for i in range(250)]]
+    good = tmp_path / "list.csv"
+    good.write_bytes(csv_bytes(rows, encoding="gbk"))
+    rescue = str(Path(sys.executable).with_name("rescue"))
+    args = ["--kind", "police_missing", "--name", "CLI list", "--station", "north"]
+    result = await anyio.run_process([rescue, "import", str(good), *args], cwd=ROOT, check=False)
+    out, err = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0, err
+    assert "256 row(s), 253 valid, 3 with problems (gbk)" in out
+    assert "done: 256 row(s), 2 warning(s) raised" in out
+    assert "comparing" in err
+    assert "row 4 birth_date" in err
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(csv_bytes(ROWS, header="编号,名字"))
+    refused = await anyio.run_process([rescue, "import", str(bad), *args], cwd=ROOT, check=False)
+    assert refused.returncode == 1
+    assert "unknown column(s)" in refused.stderr.decode()
