@@ -96,6 +96,10 @@ def _statuses(method: str, path: str, handler: HTTPRouteHandler) -> set[int]:
         statuses.add(404)
     if method in {"POST", "PUT", "PATCH", "DELETE"} and path != "/auth/login":
         statuses.add(409)
+    if method in {"POST", "PUT", "PATCH"}:
+        # Any body may be refused (also one a handler reads itself, e.g. a PFIF
+        # file), and the app-wide body limit answers 413 on every write.
+        statuses |= {400, 413}
     if "data" in params:
         statuses |= {400, 413}
         if handler.parsed_fn_signature.parameters["data"].kwarg_definition is not None:

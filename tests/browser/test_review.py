@@ -4,7 +4,9 @@ family's confirmation and confirms, through pages only."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
+import pytest
 from PIL import Image
 
 from tests.browser.conftest import ARTIFACTS, make_user
@@ -33,7 +35,17 @@ def _report_png() -> bytes:
     return out.getvalue()
 
 
-async def test_police_lead_then_review_and_confirm(page, browser, live_server):
+@pytest.fixture
+def station_morning():
+    """The service's clock at 09:00 CST on 2 December 2026 (the dates typed below
+    must fall inside the case's stay, whatever the wall clock says)."""
+    from rescue import clock
+
+    with clock.frozen(datetime(2026, 12, 2, 1, 0, tzinfo=UTC)):
+        yield
+
+
+async def test_police_lead_then_review_and_confirm(page, browser, live_server, station_morning):
     await _logged_in(page)  # staff registers the person
     await (await (await IntakePage(page).open()).fill(estimated_age="45")).submit()
     case_id = CasePage(page).case_id()
@@ -92,11 +104,15 @@ async def test_police_lead_then_review_and_confirm(page, browser, live_server):
     assert await CasePage(page).status() == "身份查明"
 
     # Staff plan the escort home, print and upload the handover sheet, close the case.
+    from rescue import clock
+
+    clock.advance(3600)  # 10:00 CST: the handover below (09:30) lies between the
+    # identification (09:00) and now
     case = CasePage(page)
     await page.fill("#f-destination", "四川省成都市")
     await page.fill("#f-transport", "火车")
     await page.fill("#f-escort_staff", "王站员\n李站员")
-    await page.fill("#f-planned_on", "2026-12-03")
+    await page.fill("#f-planned_on", "2026-12-02")
     async with page.expect_navigation():
         await page.click("#return-plan-form button[type=submit]")
     assert await case.status() == "返乡计划已定"
