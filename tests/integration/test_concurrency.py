@@ -72,7 +72,11 @@ def _client(app: dict[str, Any], role: str) -> httpx.AsyncClient:
 
 
 def _writes(case_id: int, n: int) -> list[tuple[str, str, dict[str, Any]]]:
-    day = "2026-01-15"
+    from rescue import clock
+
+    # Actions are dated inside the case's stay: the station's today (the served
+    # app reads the same clock; a case admitted today admits no earlier date).
+    day = clock.today().isoformat()
     return [
         ("POST", f"/api/cases/{case_id}/interviews", {"held_on": day, "notes": f"interview {n}"}),
         (
