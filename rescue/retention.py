@@ -182,10 +182,11 @@ async def _keep_evidence(where: Any, now: datetime) -> None:
         ).where(Candidate.id == row["id"])
 
 
-async def _delete_faces(owner: Any, owner_id: int, now: datetime) -> int:
-    """Delete the face encodings of one case or notice (``owner``: ``Face.case``
-    or ``Face.notice``), keeping the evidence of their candidates."""
-    side = Candidate.case if owner is Face.case else Candidate.notice
+async def _delete_faces(*, of_case: bool, owner_id: int, now: datetime) -> int:
+    """Delete the face encodings of one case (``of_case``) or notice, keeping the
+    evidence of their candidates."""
+    owner = Face.case if of_case else Face.notice
+    side = Candidate.case if of_case else Candidate.notice
     async with Face._meta.db.transaction():
         await _keep_evidence(side == owner_id, now)
         deleted = await Face.delete().where(owner == owner_id).returning(Face.id)
@@ -193,12 +194,12 @@ async def _delete_faces(owner: Any, owner_id: int, now: datetime) -> int:
 
 
 async def _delete_photos(
-    owner: Any, owner_id: int, store: ObjectStore, now: datetime
+    *, of_case: bool, owner_id: int, store: ObjectStore, now: datetime
 ) -> tuple[int, int]:
-    """Delete the photos of one case or notice (``owner``: ``Photo.case`` or
-    ``Photo.notice``): objects first (a failure leaves rows to retry with), then,
-    in one transaction, the evidence summaries, every reference to the photos
-    (candidates, evidence records, announcements), their faces and rows.
+    """Delete the photos of one case (``of_case``) or notice: objects first (a
+    failure leaves rows to retry with), then, in one transaction, the evidence
+    summaries, every reference to the photos (candidates, evidence records,
+    announcements), their faces and rows.
 
     Returns:
         (photos deleted, faces deleted)
@@ -206,6 +207,7 @@ async def _delete_photos(
     from rescue.announcements.tables import Announcement
     from rescue.photos.thumbnails import thumb_key
 
+    owner = Photo.case if of_case else Photo.notice
     photos = await Photo.select(Photo.id, Photo.object_key).where(owner == owner_id)
     if not photos:
         return 0, 0
@@ -213,7 +215,7 @@ async def _delete_photos(
         await store.aremove(thumb_key(p["object_key"]))  # pages' thumbnail
         await store.aremove(p["object_key"])
     ids = [p["id"] for p in photos]
-    side = Candidate.case if owner is Photo.case else Candidate.notice
+    side = Candidate.case if of_case else Candidate.notice
     async with Photo._meta.db.transaction():
         refers = Candidate.case_photo.is_in(ids) | Candidate.notice_photo.is_in(ids)
         await _keep_evidence((side == owner_id) | refers, now)
@@ -251,7 +253,7 @@ async def _retire_case(
     touched_notices: set[int] = set()
     if closed <= now - timedelta(days=settings.face_days):
         reason = f"retention: {settings.face_days} days after closing"
-        deleted = await _delete_faces(Face.case, case_id, now)
+        deleted = await _delete_faces(of_case=True, owner_id=case_id, now=now)
         if deleted:
             report.faces_deleted += deleted
             touched_case = True
@@ -264,7 +266,7 @@ async def _retire_case(
                 data={"faces": deleted},
             )
         for notice_id in notices:
-            deleted = await _delete_faces(Face.notice, notice_id, now)
+            deleted = await _delete_faces(of_case=False, owner_id=notice_id, now=now)
             if deleted:
                 report.faces_deleted += deleted
                 touched_notices.add(notice_id)
@@ -279,7 +281,7 @@ async def _retire_case(
     photo_days = settings.photo_days_for(station)
     if photo_days > 0 and closed <= now - timedelta(days=photo_days):
         reason = f"retention: {photo_days} days after closing ({station or '-'})"
-        photos, faces = await _delete_photos(Photo.case, case_id, store, now)
+        photos, faces = await _delete_photos(of_case=True, owner_id=case_id, store=store, now=now)
         if photos:
             report.photos_deleted += photos
             report.faces_deleted += faces
@@ -293,7 +295,9 @@ async def _retire_case(
                 data={"photos": photos},
             )
         for notice_id in notices:
-            photos, faces = await _delete_photos(Photo.notice, notice_id, store, now)
+            photos, faces = await _delete_photos(
+                of_case=False, owner_id=notice_id, store=store, now=now
+            )
             if photos:
                 report.photos_deleted += photos
                 report.faces_deleted += faces

@@ -107,6 +107,10 @@ async def test_closed_case_keeps_its_confirmed_candidate_and_the_matched_notice_
         assert await Face.count().where(Face.notice == notice["id"]) == 0
         assert await Face.count().where(Face.notice == other["id"]) == 1  # open, unmatched
         assert await Photo.count().where(Photo.notice == notice["id"]) == 1  # photos: 90 days
+        marked = await Candidate.select(Candidate.photos_deleted_at).where(
+            Candidate.id == candidate["id"]
+        )
+        assert marked[0]["photos_deleted_at"] == clock.now()  # summary written before deleting
 
         clock.advance(60 * DAY)  # 91 days: photos of both sides, objects first
         report = await run_retention(settings=settings, store=store)
