@@ -175,12 +175,12 @@ async def test_closed_case_keeps_its_confirmed_candidate_and_the_matched_notice_
     await _workbench_compare_page(client, candidate["id"])
 
 
-async def _workbench_compare_page(client: Any, candidate_id: int) -> None:
-    """The reviewer's compare page (session login) of a candidate whose photos are
-    gone. The session client's cookies are cleared afterwards (it is shared)."""
+async def _page(client: Any, role: str, path: str) -> str:
+    """A workbench page (session login, Chinese) as ``role`` of station north. The
+    session client's cookies are cleared afterwards (it is shared)."""
     from tests.browser.conftest import make_user
 
-    username, password = await make_user("reviewer")
+    username, password = await make_user(role)
     zh = {"Accept-Language": "zh-CN"}
     try:
         await client.get("/login", headers=zh)
@@ -193,12 +193,18 @@ async def _workbench_compare_page(client: Any, candidate_id: int) -> None:
             follow_redirects=False,
         )
         assert done.status_code == 303, done.text
-        response = await client.get(f"/candidates/{candidate_id}", headers=zh)
+        response = await client.get(path, headers=zh)
         assert response.status_code == 200, response.text[:500]
-        assert response.text.count("照片已按保留规则删除") == 2
-        assert 'id="retained-evidence"' in response.text
+        return str(response.text)
     finally:
         client.cookies.clear()
+
+
+async def _workbench_compare_page(client: Any, candidate_id: int) -> None:
+    """The reviewer's compare page of a candidate whose photos are gone."""
+    text = await _page(client, "reviewer", f"/candidates/{candidate_id}")
+    assert text.count("照片已按保留规则删除") == 2
+    assert 'id="retained-evidence"' in text
 
 
 async def _request(address: str, contact: str, with_photo: bool = True, name: str = "李四") -> Any:
@@ -283,6 +289,9 @@ async def test_rejected_request_loses_photos_and_contact_after_the_period(client
     assert staff_view["reporter_contact"] == ""
     assert staff_view["photos"] == []
     assert staff_view["purged_at"] is not None
+    page = await _page(client, "station_staff", f"/search-requests/{done.id}")
+    assert 'id="request-purged"' in page
+    assert "按保留规则删除" in page
 
 
 async def test_request_waiting_for_information_is_closed_then_purged(client, staff):
