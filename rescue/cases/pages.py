@@ -141,7 +141,11 @@ class CasePages(Controller):
         photo if one was taken (same checks as the photo API). A double submit
         goes to the case made by the first."""
         values, files = await read_form(request)
-        data, errors = parse(CaseCreate, {k: v for k, v in values.items() if k != "station"})
+        data, errors = parse(
+            CaseCreate,
+            {k: v for k, v in values.items() if k != "station"},
+            check=services.intake_problems,
+        )
         if data is None:
             return _intake(values, errors, 400)
 
@@ -162,7 +166,7 @@ class CasePages(Controller):
         try:
             url = await once(request, values, action)
         except InvalidInput as exc:
-            return _intake(values, {"__all__": exc.detail}, 400)
+            return _intake(values, exc.extra.get("fields") or {"__all__": exc.detail}, 400)
         return Redirect(path=url, status_code=303)
 
     @get("/{case_id:int}", name="case", guards=[allow(Action.case_read)])

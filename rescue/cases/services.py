@@ -35,10 +35,12 @@ from rescue.schemas import Page
 from rescue.users.services import Principal
 
 __all__ = [
+    "INTAKE_CIRCUMSTANCES",
     "create_case",
     "fill_identity_from_notice",
     "get_case",
     "get_identity",
+    "intake_problems",
     "list_cases",
     "mask_id_number",
     "request_transition",
@@ -49,26 +51,55 @@ __all__ = [
 ]
 
 
-def _validate_ages(data: CaseCreate) -> None:
+#: What every intake must say (issue 10 item 4): where the person was found or who
+#: brought them. Both the 救助管理站 intake register (docs/workflow.md, "admitted")
+#: and the police hand-over record start from one of them; a person who came in by
+#: themselves is recorded as brought by "本人" (self).
+INTAKE_CIRCUMSTANCES = ("found_place", "brought_by")
+
+
+def intake_problems(data: CaseCreate) -> dict[str, str]:
+    """Every problem of an intake, field → message (page's language); {} = fine.
+
+    Rules: an estimated birth date and the finding time are not in the future;
+    ``age_low <= estimated_age <= age_high``; at least one of
+    :data:`INTAKE_CIRCUMSTANCES` is given (text, not only spaces). The JSON API
+    (``POST /api/cases``) and the intake page both apply these through
+    :func:`create_case` / :func:`rescue.web.forms.parse`.
+    """
+    problems: dict[str, str] = {}
     if data.birth_date_estimate is not None and data.birth_date_estimate > clock.today():
-        raise InvalidInput(
-            _("birth_date_estimate is in the future"), accepted="a past date (estimated)"
-        )
+        problems["birth_date_estimate"] = _("birth_date_estimate is in the future")
     if data.found_at is not None and data.found_at > clock.now():
-        raise InvalidInput(
-            _("found_at is in the future; the person is found before admission"),
-            accepted="a moment up to now, with its timezone offset",
-        )
+        problems["found_at"] = _("found_at is in the future; the person is found before admission")
     low, high, est = data.age_low, data.age_high, data.estimated_age
     if low is not None and high is not None and low > high:
-        raise InvalidInput(
-            f"age_low ({low}) is greater than age_high ({high})",
-            accepted="age_low <= estimated_age <= age_high, each 0..120",
+        problems["age_high"] = _(
+            "age_low ({low}) is greater than age_high ({high})", low=low, high=high
         )
     if est is not None and ((low is not None and est < low) or (high is not None and est > high)):
+        problems["estimated_age"] = _("estimated_age {est} lies outside age_low..age_high", est=est)
+    if not data.found_place.strip() and not data.brought_by.strip():
+        message = _(
+            "Give where the person was found, or who brought them (本人 if they came alone)."
+        )
+        problems["found_place"] = message
+        problems["brought_by"] = message
+    return problems
+
+
+def _validate_intake(data: CaseCreate) -> None:
+    problems = intake_problems(data)
+    if problems:
         raise InvalidInput(
-            f"estimated_age {est} lies outside age_low..age_high",
-            accepted="age_low <= estimated_age <= age_high, each 0..120",
+            "; ".join(dict.fromkeys(problems.values())),
+            accepted={
+                "found_place or brought_by": "at least one, non-empty",
+                "ages": "age_low <= estimated_age <= age_high, each 0..120",
+                "found_at": "a moment up to now, with its timezone offset",
+                "birth_date_estimate": "a past date (estimated)",
+            },
+            fields=problems,
         )
 
 
@@ -79,7 +110,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
     (used whenever no name is reported; see docs/glossary.md).
 
     Raises:
-        InvalidInput: inconsistent ages, or an estimated birth date in the future.
+        InvalidInput: any of :func:`intake_problems` (all named in ``fields``).
         PermissionDenied: the station is not one the caller sees.
     """
     station = data.station if data.station is not None else by.station
@@ -88,7 +119,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
             f"you may not register a case for station {station!r}",
             accepted=by.visible_stations(),
         )
-    _validate_ages(data)
+    _validate_intake(data)
     now = clock.now()
     async with Case._meta.db.transaction():
         rows = await Case.insert(
@@ -130,6 +161,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
             actor_role=by.role.value,
             to_status=CaseStatus.admitted.value,
             reason=f"brought by {data.brought_by}" if data.brought_by else "",
+            data={"brought_by": data.brought_by} if data.brought_by else {},
         )
         station = data.station if data.station is not None else by.station
         await start_in_station(case_id=case_id, station=station, at=now, by=by)

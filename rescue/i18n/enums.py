@@ -17,6 +17,7 @@ def visible_enums() -> list[type[Enum]]:
     """Every enum shown to people, imported late (tables import this package)."""
     from rescue.alerts.rules import AlertKind, Unit
     from rescue.announcements.schemas import AnnouncedField
+    from rescue.cases.events import EventKind
     from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
     from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
     from rescue.family_requests.schemas import Decision
@@ -41,6 +42,7 @@ def visible_enums() -> list[type[Enum]]:
         CaseStatus,
         ConfidenceBand,
         Decision,
+        EventKind,
         LeavingCategory,
         EvidenceKind,
         FamilyConfirmationMethod,

@@ -357,6 +357,11 @@ async def add_family_confirmation(
                 actor_id=by.user_id,
                 actor_role=by.role.value,
                 reason=f"{data.relationship} by {data.method.value}",
-                data={"candidate_id": candidate_id, "confirmation_id": int(rows[0]["id"])},
+                data={
+                    "candidate_id": candidate_id,
+                    "confirmation_id": int(rows[0]["id"]),
+                    "relationship": data.relationship.strip(),
+                    "method": data.method.value,
+                },
             )
     return await get_candidate(candidate_id=candidate_id, settings=settings)

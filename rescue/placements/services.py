@@ -171,7 +171,12 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
                 actor_id=by.user_id,
                 actor_role=by.role.value,
                 reason=f"moved to {data.kind.value} at {data.facility}",
-                data={"placement_id": moved["id"], "ended_at": clock.iso_utc(start)},
+                data={
+                    "placement_id": moved["id"],
+                    "ended_at": clock.iso_utc(start),
+                    "moved_to_kind": data.kind.value,
+                    "moved_to_facility": data.facility,
+                },
             )
         rows = await Placement.insert(
             Placement(

@@ -25,6 +25,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 from rescue import clock
+from rescue.cases.events import event_label, event_summary
 from rescue.i18n import _, active_locale, label
 
 __all__ = ["TEMPLATE_DIR", "environment", "template_config"]
@@ -79,6 +80,8 @@ def _configure(engine: JinjaTemplateEngine) -> None:
         gettext=_,
         label=_label,
         active_locale=active_locale,
+        event_label=event_label,
+        event_summary=event_summary,
     )
     env.globals["enums"] = _Enums()
     env.filters["localtime"] = _localtime

@@ -54,7 +54,8 @@ async def _case(**fields: Any) -> int:
     from rescue.cases.services import create_case
 
     case = await create_case(
-        data=msgspec.convert({"station": "north", **fields}, CaseCreate), by=await _staff()
+        data=msgspec.convert({"station": "north", "found_place": "G318", **fields}, CaseCreate),
+        by=await _staff(),
     )
     return int(case.id)
 

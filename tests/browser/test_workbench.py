@@ -36,7 +36,9 @@ async def test_login_failure_then_back_off_then_login(page):
 
 async def test_form_without_csrf_token_is_refused(page):
     await _logged_in(page)
-    response = await page.request.post("/cases", form={"sex": "male", "estimated_age": "40"})
+    response = await page.request.post(
+        "/cases", form={"sex": "male", "estimated_age": "40", "found_place": "G318"}
+    )
     assert response.status == 403
     assert "表单已失效" in await response.text()
     response = await page.request.post(
@@ -155,7 +157,7 @@ async def test_intake_on_a_phone_with_a_photo_then_moves(page):
 
 async def test_double_submitted_intake_creates_one_case(page):
     await _logged_in(page)
-    await (await IntakePage(page).open()).fill(estimated_age="30")
+    await (await IntakePage(page).open()).fill(estimated_age="30", found_place="G318")
     form = await page.eval_on_selector(
         "#intake",
         "f => Object.fromEntries([...new FormData(f).entries()]"

@@ -50,7 +50,11 @@ async def _seed(base: str, staff: str) -> dict[str, Any]:
 
     headers = {"Authorization": f"Bearer {staff}"}
     async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as api:
-        case = (await api.post("/api/cases", json={"sex": "male", "estimated_age": 40})).json()
+        case = (
+            await api.post(
+                "/api/cases", json={"sex": "male", "estimated_age": 40, "found_place": "G318"}
+            )
+        ).json()
         notice = (
             await api.post("/api/notices", json={"name": "王五", "sex": "male", "source": "family"})
         ).json()

@@ -113,7 +113,9 @@ def _write_summary() -> None:
 
 
 async def _case(http: httpx.AsyncClient) -> int:
-    response = await http.post("/api/cases", json={"sex": "male", "estimated_age": 40})
+    response = await http.post(
+        "/api/cases", json={"sex": "male", "estimated_age": 40, "found_place": "G318"}
+    )
     _seen(response)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])

@@ -21,7 +21,9 @@ async def test_scripted_session_leaves_one_record_per_audited_call(client, staff
         calls.append((method, path, response.status_code, audited))
         return response
 
-    case = (await call("POST", "/api/cases", True, json={"sex": "male"})).json()
+    case = (
+        await call("POST", "/api/cases", True, json={"sex": "male", "found_place": "G318"})
+    ).json()
     notice = (
         await call("POST", "/api/notices", True, json={"name": "李四", "source": "family"})
     ).json()
@@ -110,7 +112,9 @@ async def test_a_write_is_not_carried_out_when_its_record_cannot_be_written(clie
     db = AuditRecord._meta.db
     await db.run_ddl("ALTER TABLE audit_records RENAME TO audit_records_away")
     try:
-        response = await client.post("/api/cases", json={"sex": "female"}, headers=staff)
+        response = await client.post(
+            "/api/cases", json={"sex": "female", "found_place": "G318"}, headers=staff
+        )
         read = await client.get("/api/photos/1", headers=staff)
         plain = await client.get("/api/cases", headers=staff)  # not audited: unaffected
     finally:
@@ -141,7 +145,9 @@ async def test_a_write_whose_outcome_cannot_be_recorded_still_stands_on_record(c
         "FOR EACH ROW EXECUTE FUNCTION refuse_completion()"
     )
     try:
-        response = await client.post("/api/cases", json={"sex": "female"}, headers=staff)
+        response = await client.post(
+            "/api/cases", json={"sex": "female", "found_place": "G318"}, headers=staff
+        )
     finally:
         await db.run_ddl("DROP TRIGGER refuse_completion ON audit_records")
         await db.run_ddl("DROP FUNCTION refuse_completion()")

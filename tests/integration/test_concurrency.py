@@ -106,7 +106,9 @@ def _writes(case_id: int, n: int) -> list[tuple[str, str, dict[str, Any]]]:
 async def test_parallel_writers_on_one_case(app):
     """Six kinds of write to one case at once, several rounds: all stored, none 5xx."""
     async with _client(app, "staff") as api:
-        created = await api.post("/api/cases", json={"sex": "male", "estimated_age": 60})
+        created = await api.post(
+            "/api/cases", json={"sex": "male", "estimated_age": 60, "found_place": "G318"}
+        )
         assert created.status_code == 201, created.text
         case_id = created.json()["id"]
         statuses: Counter[int] = Counter()
@@ -179,7 +181,9 @@ async def test_sqlite_writer_waits_for_a_long_transaction(sqlite_app):
     try:
         assert held.wait(30)
         async with _client(sqlite_app, "staff") as api:
-            created = await api.post("/api/cases", json={"sex": "female", "estimated_age": 30})
+            created = await api.post(
+                "/api/cases", json={"sex": "female", "estimated_age": 30, "found_place": "G318"}
+            )
         assert created.status_code == 201, created.text
     finally:
         holder.join()

@@ -67,7 +67,9 @@ async def test_a_datetime_without_timezone_is_refused_everywhere(client, staff, 
     response = await client.get(f"/api/audit?since={naive}", headers=admin)
     assert response.status_code == 400
     # With an offset (or Z) the same moments are accepted.
-    response = await client.post("/api/cases", json={"found_at": naive + "+08:00"}, headers=staff)
+    response = await client.post(
+        "/api/cases", json={"found_at": naive + "+08:00", "found_place": "G318"}, headers=staff
+    )
     assert response.status_code == 201, response.text
     assert response.json()["found_at"] == "2026-11-30T02:00:00Z"
 

@@ -247,7 +247,7 @@ def _sha(token: str) -> str:
 async def test_police_liaison_cannot_change_a_case(client, staff, police):
     case = await new_case(client, staff)
     for method, path, kwargs in [
-        ("POST", "/api/cases", {"json": {"sex": "male"}}),
+        ("POST", "/api/cases", {"json": {"sex": "male", "found_place": "G318"}}),
         ("POST", f"/api/cases/{case['id']}/photos", {"files": {"file": ("a.jpg", no_face_jpeg())}}),
         ("POST", f"/api/cases/{case['id']}/announcement", {"json": {"found_place": "X"}}),
     ]:

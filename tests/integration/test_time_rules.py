@@ -142,7 +142,7 @@ async def test_no_action_dated_after_the_person_left(client, staff):
 async def test_found_in_the_future_is_refused(client, staff):
     response = await client.post(
         "/api/cases",
-        json={"found_at": (clock.now() + timedelta(hours=2)).isoformat()},
+        json={"found_at": (clock.now() + timedelta(hours=2)).isoformat(), "found_place": "G318"},
         headers=staff,
     )
     assert response.status_code == 400

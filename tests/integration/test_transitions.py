@@ -31,7 +31,9 @@ async def principal(role: Role) -> Principal:
 
 async def case_in(status: CaseStatus, **fields) -> int:
     staff = await principal(Role.station_staff)
-    case = await create_case(data=CaseCreate(estimated_age=50, **fields), by=staff)
+    case = await create_case(
+        data=CaseCreate(estimated_age=50, found_place="G318", **fields), by=staff
+    )
     # Test set-up: put the case straight into the source status, admitted long
     # enough ago for the rules that need time in care (stranded, settled).
     await Case.update({Case.status: status.value}).where(Case.id == case.id)
@@ -149,7 +151,7 @@ def test_terminal_statuses_have_no_way_out():
 )
 async def test_custody_only_person_never_leaves_self(fields):
     staff = await principal(Role.station_staff)
-    case = await create_case(data=CaseCreate(**fields), by=staff)
+    case = await create_case(data=CaseCreate(found_place="G318", **fields), by=staff)
     assert case.custody_only
     for target in (CaseStatus.left_self, CaseStatus.terminated):
         with pytest.raises(Conflict) as caught:
@@ -164,7 +166,7 @@ async def test_custody_only_person_never_leaves_self(fields):
 
 async def test_adult_may_leave_self():
     staff = await principal(Role.station_staff)
-    case = await create_case(data=CaseCreate(estimated_age=40), by=staff)
+    case = await create_case(data=CaseCreate(estimated_age=40, found_place="G318"), by=staff)
     assert not case.custody_only
     await flows.transition(
         case_id=case.id,

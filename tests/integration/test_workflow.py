@@ -528,7 +528,9 @@ async def test_alerts_list_filters_and_order(client, staff, admin):
 
 
 async def test_staff_cannot_register_a_case_for_another_station(client, staff):
-    response = await client.post("/api/cases", json={"station": "south"}, headers=staff)
+    response = await client.post(
+        "/api/cases", json={"station": "south", "found_place": "G318"}, headers=staff
+    )
     assert response.status_code == 403
     assert response.json()["accepted"] == ["north"]
 

@@ -1,0 +1,78 @@
+"""Page forms a fresh station worker met (issue 10): every problem of a submit at
+once, in Chinese next to its field; an empty intake creates nothing."""
+
+from __future__ import annotations
+
+from tests.browser.pages import IntakePage
+from tests.browser.test_workbench import _logged_in
+
+
+async def test_empty_intake_names_what_is_missing_and_creates_nothing(page):
+    await _logged_in(page)
+    intake = await (await IntakePage(page).open()).fill(found_place="")
+    await intake.submit()
+    assert "送站人" in await intake.field_error("found_place")
+    assert "发现地点" in await intake.field_error("brought_by")
+    from rescue.cases.tables import Case
+
+    assert await Case.count() == 0
+
+
+async def test_intake_shows_every_problem_of_one_submit(page):
+    await _logged_in(page)
+    intake = await (await IntakePage(page).open()).fill(
+        height_cm="500", age_low="60", age_high="40", estimated_age="70"
+    )
+    await intake.submit()
+    assert "不得大于 250" in await intake.field_error("height_cm")
+    assert "70" in await intake.field_error("estimated_age")
+    assert "60" in await intake.field_error("age_high")  # age_low 60 > age_high 40
+    assert await page.input_value("#f-height_cm") == "500"
+
+
+async def test_timeline_speaks_the_page_language(page):
+    """Kinds by their catalogue label; summaries composed from the entry's data,
+    also for entries whose writer stored an English reason (issue 10 item 2)."""
+    from rescue.cases.events import record_event
+    from tests.browser.pages import CasePage
+
+    await _logged_in(page)
+    intake = await (await IntakePage(page).open()).fill(brought_by="北郊派出所 民警赵")
+    await intake.submit()
+    case_id = CasePage(page).case_id()
+    legacy = [
+        ("placement_ended", "moved to psychiatric_hospital at 北郊精神卫生中心", {}),
+        ("family_confirmation_recorded", "父亲 by video_call", {}),
+        (
+            "status_changed",
+            "return to 四川省南充市 on 2026-12-05",
+            {"destination": "四川省南充市", "planned_on": "2026-12-05"},
+        ),
+        ("placement_document_added", "入院通知书", {}),
+    ]
+    for kind, reason, data in legacy:
+        await record_event(
+            case_id=case_id,
+            kind=kind,
+            actor_id=None,
+            actor_role="system",
+            reason=reason,
+            data=data,
+        )
+    await page.reload()
+    timeline = await page.inner_text("#timeline")
+    for shown in (
+        "入站",
+        "送站人：北郊派出所 民警赵",
+        "转至精神病医院（北郊精神卫生中心）",
+        "父亲，确认方式：视频通话",
+        "2026-12-05 返回四川省南充市",
+        "添加安置文书",
+    ):
+        assert shown in timeline, timeline
+    for raw in ("placement_ended", "video_call", "brought by", "return to", "_added"):
+        assert raw not in timeline, timeline
+    await page.goto(f"/cases/{case_id}?lang=en")
+    english = await page.inner_text("#timeline")
+    assert "moved to psychiatric hospital" in english.lower(), english
+    assert "placement ended" in english, english
