@@ -33,7 +33,7 @@ from litestar.handlers.base import BaseRouteHandler
 from rescue.errors import PermissionDenied
 from rescue.users.tables import Role
 
-__all__ = ["PERMISSIONS", "Action", "allow"]
+__all__ = ["PERMISSIONS", "Action", "allow", "permitted"]
 
 
 class Action(StrEnum):
@@ -66,6 +66,11 @@ class Action(StrEnum):
     identity_write = "identity_write"
     #: Not a route: who sees a 身份证号 unmasked (others get it masked).
     id_number_read = "id_number_read"
+    #: Not a route: whose navigation bar links the API tokens page (issue 10
+    #: item 7). Tokens serve programs: police systems sending leads and DNA
+    #: results, administrators' scripts. Every role may still open the page
+    #: (token_manage) from its account page to revoke a login's tokens.
+    token_nav = "token_nav"
     task_read = "task_read"
     task_complete = "task_complete"
     workbench = "workbench"
@@ -104,6 +109,7 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.family_confirmation_record: frozenset({_REVIEWER}),
     Action.rematch: frozenset({_ADMIN}),
     Action.token_manage: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    Action.token_nav: frozenset({_POLICE, _ADMIN}),
     Action.user_admin: frozenset({_ADMIN}),
     Action.audit_read: frozenset({_ADMIN}),
     Action.case_audit_read: frozenset({_STAFF, _ADMIN}),
@@ -217,6 +223,17 @@ async def _request_station(path_params: dict[str, Any]) -> tuple[str, str] | Non
     if row is None or not row["station"]:
         return None
     return f"search request {path_params['request_id']}", str(row["station"])
+
+
+def permitted(user: Any, action: str) -> bool:
+    """True if ``user`` (a Principal, or None) has a role allowed ``action``
+    (an :class:`Action` value) in :data:`PERMISSIONS`. For what pages show; it
+    does not scope by station (:func:`allow` guards routes)."""
+    role = getattr(user, "role", None)
+    try:
+        return role in PERMISSIONS[Action(action)]
+    except ValueError:
+        return False
 
 
 def allow(action: Action):  # type: ignore[no-untyped-def]

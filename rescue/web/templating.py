@@ -27,6 +27,7 @@ from litestar.template.config import TemplateConfig
 from rescue import clock
 from rescue.cases.events import event_label, event_summary
 from rescue.i18n import _, active_locale, label
+from rescue.permissions import permitted
 
 __all__ = ["TEMPLATE_DIR", "environment", "template_config"]
 
@@ -82,6 +83,7 @@ def _configure(engine: JinjaTemplateEngine) -> None:
         active_locale=active_locale,
         event_label=event_label,
         event_summary=event_summary,
+        permitted=permitted,
     )
     env.globals["enums"] = _Enums()
     env.filters["localtime"] = _localtime

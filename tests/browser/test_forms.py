@@ -76,3 +76,14 @@ async def test_timeline_speaks_the_page_language(page):
     english = await page.inner_text("#timeline")
     assert "moved to psychiatric hospital" in english.lower(), english
     assert "placement ended" in english, english
+
+
+async def test_api_tokens_in_the_nav_only_for_roles_that_use_them(page):
+    await _logged_in(page, role="reviewer")
+    assert await page.locator("nav a[href='/admin/tokens']").count() == 0
+    await page.goto("/account")
+    await page.click("#tokens-link")
+    assert page.url.endswith("/admin/tokens")
+    await page.context.clear_cookies()
+    await _logged_in(page, role="police_liaison")
+    assert await page.locator("nav a[href='/admin/tokens']").count() == 1
