@@ -70,7 +70,7 @@ class Action(StrEnum):
     #: item 7). Tokens serve programs: police systems sending leads and DNA
     #: results, administrators' scripts. Every role may still open the page
     #: (token_manage) from its account page to revoke a login's tokens.
-    token_nav = "token_nav"
+    token_nav = "token_nav"  # noqa: S105 - an action's name
     task_read = "task_read"
     task_complete = "task_complete"
     workbench = "workbench"

@@ -9,13 +9,14 @@ confirm, reject with a reason (rescue.matching.review: same rules as the API).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
-from rescue.errors import Conflict, InvalidInput, PermissionDenied
+from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.i18n import N_, _, label
 from rescue.matching.ledger import get_candidate, list_queue
 from rescue.matching.review import add_family_confirmation, decide
@@ -221,18 +222,77 @@ class ReviewPages(Controller):
         return Redirect(path=f"/candidates/{candidate_id}#family", status_code=303)
 
 
-def _lead_form(values: dict[str, str], errors: dict[str, str], status: int = 200) -> Template:
+async def _lead_form(
+    values: dict[str, str], errors: dict[str, str], user: Any, status: int = 200
+) -> Template:
+    """The lead form with the cases (reference and name, the caller's stations,
+    still in care) and the open notices (#id and the missing person's name) to
+    pick from; each list holds the newest :data:`LEAD_PICK_LIMIT`, and a reference
+    not listed may still be typed."""
+    from rescue.cases.services import list_cases
+    from rescue.cases.tables import TERMINAL_STATUSES
     from rescue.matching.tables import EvidenceKind
+    from rescue.notices.services import list_notices
+    from rescue.notices.tables import NoticeStatus
 
+    cases = await list_cases(limit=LEAD_PICK_LIMIT, offset=0, stations=user.visible_stations())
+    notices = await list_notices(limit=LEAD_PICK_LIMIT, offset=0, status=NoticeStatus.open.value)
+    terminal = {s.value for s in TERMINAL_STATUSES}
     return Template(
         template_name="matching/lead.html",
         context={
             "values": values,
             "errors": errors,
             "kinds": [(k.value, label(k)) for k in EvidenceKind if k != EvidenceKind.face],
+            "case_choices": [
+                f"{c.reference} {c.display_name}" for c in cases.items if c.status not in terminal
+            ],
+            "notice_choices": [f"#{n.id} {n.name}" for n in notices.items],
         },
         status_code=status,
     )
+
+
+#: How many cases and notices the lead form offers to pick from (newest first).
+LEAD_PICK_LIMIT = 300
+
+_CASE_REFERENCE = re.compile(r"\s*(\d{4}-\d{4,})(?:\s.*)?", re.S)
+_PLAIN_ID = re.compile(r"\s*#?\s*(\d{1,9})(?:\s.*)?", re.S)
+
+
+async def resolve_case_ref(raw: str) -> tuple[int | None, str | None]:
+    """A case typed or picked on a form → (its id, None) or (None, error).
+
+    Accepts the case reference as shown everywhere (``2026-0003``, optionally
+    followed by the name, as the pick list offers it) or the internal id
+    (``3`` or ``#3``). Empty → (None, None)."""
+    from rescue.cases.tables import Case
+
+    raw = raw.strip()
+    if not raw:
+        return None, None
+    reference = _CASE_REFERENCE.fullmatch(raw)
+    if reference:
+        row = await Case.select(Case.id).where(Case.reference == reference.group(1)).first()
+        if row is None:
+            return None, _("No case has the reference {reference}.", reference=reference.group(1))
+        return int(row["id"]), None
+    plain = _PLAIN_ID.fullmatch(raw)
+    if plain:
+        return int(plain.group(1)), None
+    return None, _("Enter the case reference (such as 2026-0003) or pick a case from the list.")
+
+
+def resolve_notice_ref(raw: str) -> tuple[int | None, str | None]:
+    """A notice typed or picked → (its id, None) or (None, error): ``#2``,
+    ``2`` or ``#2 李四`` (the pick list's form). Empty → (None, None)."""
+    raw = raw.strip()
+    if not raw:
+        return None, None
+    plain = _PLAIN_ID.fullmatch(raw)
+    if plain:
+        return int(plain.group(1)), None
+    return None, _("Enter the notice number (such as #2) or pick a notice from the list.")
 
 
 #: Form fields of each lead kind's values (rescue.matching.schemas.VALUE_TYPES).
@@ -251,8 +311,15 @@ class LeadPages(Controller):
     include_in_schema = False
 
     @get("/new", guards=[allow(Action.candidate_submit)])
-    async def new(self, case_id: FromQuery[str] = "", notice_id: FromQuery[str] = "") -> Template:
-        return _lead_form({"case_id": case_id, "notice_id": notice_id, "kind": "police_face"}, {})
+    async def new(
+        self,
+        request: Request[Any, Any, Any],
+        case_id: FromQuery[str] = "",
+        notice_id: FromQuery[str] = "",
+    ) -> Template:
+        return await _lead_form(
+            {"case_id": case_id, "notice_id": notice_id, "kind": "police_face"}, {}, request.user
+        )
 
     @post("/", guards=[allow(Action.candidate_submit)], status_code=303, media_type=MediaType.HTML)
     async def submit(self, request: Request[Any, Any, Any]) -> Any:
@@ -269,21 +336,25 @@ class LeadPages(Controller):
             if kind == EvidenceKind.face:
                 raise ValueError(kind)
         except ValueError:
-            return _lead_form(values, {"kind": _("Choose one of the listed values.")}, 400)
+            return await _lead_form(
+                values, {"kind": _("Choose one of the listed values.")}, request.user, 400
+            )
         lead_values, errors = parse(
             VALUE_TYPES[kind],
             {n: values.get(n, "") for n in LEAD_VALUE_FIELDS.get(kind.value, ())},
         )
+        errors = dict(errors)
         ids: dict[str, int | None] = {}
-        for name in ("case_id", "notice_id"):
-            raw = values.get(name, "").strip()
-            if raw and not raw.isdigit():
-                errors[name] = _("Enter a whole number.")
-            ids[name] = int(raw) if raw.isdigit() else None
-        if ids["notice_id"] is None:
-            errors.setdefault("notice_id", _("This field is required."))
-        if lead_values is None or errors:
-            return _lead_form(values, errors, 400)
+        ids["case_id"], problem = await resolve_case_ref(values.get("case_id", ""))
+        if problem:
+            errors["case_id"] = problem
+        ids["notice_id"], problem = resolve_notice_ref(values.get("notice_id", ""))
+        if problem:
+            errors["notice_id"] = problem
+        elif ids["notice_id"] is None:
+            errors["notice_id"] = _("This field is required.")
+        if errors:
+            return await _lead_form(values, errors, request.user, 400)
         report = files.get("report")
         try:
             detail, _new = await submit_candidate(
@@ -298,8 +369,13 @@ class LeadPages(Controller):
                 note=values.get("note", ""),
                 attachment=await report.read() if report is not None else None,
             )
+        except NotFound as exc:
+            field = (
+                "case_id" if "case" in exc.detail and "notice" not in exc.detail else "notice_id"
+            )
+            return await _lead_form(values, {field: exc.detail}, request.user, 400)
         except (InvalidInput, Conflict, PermissionDenied) as exc:
-            return _lead_form(values, {"__all__": exc.detail}, exc.status_code)
+            return await _lead_form(values, {"__all__": exc.detail}, request.user, exc.status_code)
         return Redirect(path=f"/candidates/{detail.candidate.id}", status_code=303)
 
 

@@ -3,7 +3,7 @@ once, in Chinese next to its field; an empty intake creates nothing."""
 
 from __future__ import annotations
 
-from tests.browser.pages import IntakePage
+from tests.browser.pages import CasePage, IntakePage
 from tests.browser.test_workbench import _logged_in
 
 
@@ -87,3 +87,41 @@ async def test_api_tokens_in_the_nav_only_for_roles_that_use_them(page):
     await page.context.clear_cookies()
     await _logged_in(page, role="police_liaison")
     assert await page.locator("nav a[href='/admin/tokens']").count() == 1
+
+
+async def test_lead_form_takes_references_as_shown_and_offers_picks(page):
+    """Case by its reference (2026-0003), notice by #id, both offered in pick
+    lists with names; a reference that does not exist is named next to its field."""
+    from rescue.cases.tables import Case
+    from tests.browser.test_review import _notice
+
+    await _logged_in(page)
+    intake = await (await IntakePage(page).open()).fill(reported_name="李秀英")
+    await intake.submit()
+    case_id = CasePage(page).case_id()
+    reference = (await Case.select(Case.reference).where(Case.id == case_id).first())["reference"]
+    notice_id = await _notice()
+    await page.context.clear_cookies()
+    await _logged_in(page, role="police_liaison")
+    await page.goto("/leads/new")
+    cases = await page.eval_on_selector_all("#case-choices option", "os => os.map(o => o.value)")
+    notices = await page.eval_on_selector_all(
+        "#notice-choices option", "os => os.map(o => o.value)"
+    )
+    assert f"{reference} 李秀英" in cases
+    assert f"#{notice_id} 李四" in notices
+    await page.fill("#f-case_id", "1999-0001")
+    await page.fill("#f-notice_id", "李四")
+    await page.fill("#f-score", "1.7")
+    async with page.expect_navigation():
+        await page.click("#lead-form button[type=submit]")
+    assert "1999-0001" in await page.inner_text("#e-case_id")  # every problem at once
+    assert "#2" in await page.inner_text("#e-notice_id")
+    assert "不得大于 1" in await page.inner_text("#e-score")
+    await page.fill("#f-case_id", reference)
+    await page.fill("#f-notice_id", f"#{notice_id}")
+    await page.fill("#f-score", "0.9")
+    await page.select_option("#f-kind", "police_face")
+    async with page.expect_navigation():
+        await page.click("#lead-form button[type=submit]")
+    assert "/candidates/" in page.url, await page.content()
