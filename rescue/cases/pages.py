@@ -28,6 +28,7 @@ from rescue.schemas import PathId
 from rescue.searches.tables import AnnouncementChannel, PoliceCheckType
 from rescue.settings import get_settings
 from rescue.web.forms import form_key_input, once, parse, read_form
+from rescue.web.refs import load_refs
 
 __all__ = ["MOVE_FIELDS", "CasePages", "case_page"]
 
@@ -236,9 +237,15 @@ class CasePages(Controller):
         """The photos block (htmx polls it every 2 s while a photo is pending)."""
         case = await services.get_case(case_id=case_id)
         photos = await _photos(case_id)
+        candidates = await _candidates(case_id)
         return Template(
             template_name="cases/_photos.html",
-            context={"case": case, "photos": photos, "candidates": await _candidates(case_id)},
+            context={
+                "case": case,
+                "photos": photos,
+                "candidates": candidates,
+                "refs": await load_refs([], [c.notice_id for c in candidates]),
+            },
         )
 
 
@@ -284,13 +291,15 @@ async def case_page(
     except (NotFound, PermissionDenied):
         handovers = []
     moves = [s for s in case.allowed_next if s not in NOT_A_PLAIN_MOVE]
+    candidates = await _candidates(case_id)
     flash = request.session.pop("flash_error", None) if request.session else None
     return Template(
         template_name="cases/detail.html",
         context={
             "case": case,
             "photos": await _photos(case_id),
-            "candidates": await _candidates(case_id),
+            "candidates": candidates,
+            "refs": await load_refs([], [c.notice_id for c in candidates]),
             "timeline": await services.timeline(case_id=case_id),
             "placements": await list_placements(case_id=case_id),
             "actions": await list_actions(case_id=case_id),

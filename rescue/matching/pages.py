@@ -27,6 +27,7 @@ from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.users.tables import Role
 from rescue.web.forms import parse, read_form
+from rescue.web.refs import load_refs
 
 __all__ = ["ReviewPages", "explain"]
 
@@ -153,9 +154,15 @@ class ReviewPages(Controller):
             offset=0,
             stations=stations,
         )
+        shown = [*proposed.items, *in_review.items]
         return Template(
             template_name="matching/queue.html",
-            context={"proposed": proposed, "in_review": in_review, "page": page},
+            context={
+                "proposed": proposed,
+                "in_review": in_review,
+                "page": page,
+                "refs": await load_refs([c.case_id for c in shown], [c.notice_id for c in shown]),
+            },
         )
 
     @get("/candidates/{candidate_id:int}", guards=[allow(Action.candidate_read)])

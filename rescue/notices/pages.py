@@ -131,6 +131,7 @@ class NoticePages(Controller):
         """The notice, its photos (with the age they show) and its candidates."""
         from rescue.matching.services import list_candidates
         from rescue.photos.services import get_photo
+        from rescue.web.refs import load_refs
 
         notice = await services.get_notice(notice_id=notice_id)
         photos = [await get_photo(photo_id=p.id) for p in notice.photos]
@@ -148,5 +149,6 @@ class NoticePages(Controller):
                 "photos": photos,
                 "candidates": candidates.items,
                 "flash_error": flash,
+                "refs": await load_refs([c.case_id for c in candidates.items]),
             },
         )

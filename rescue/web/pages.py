@@ -29,6 +29,7 @@ from rescue.permissions import Action, allow
 from rescue.photos.tables import Photo, PhotoStatus
 from rescue.settings import get_settings
 from rescue.users.tables import Role
+from rescue.web.refs import load_refs
 
 __all__ = ["HomePages", "no_face_photos"]
 
@@ -108,4 +109,10 @@ class HomePages(Controller):
             context["no_face"] = await no_face_photos(stations=stations)
         if "in_care" in sections:
             context["in_care"] = await in_care_counts(stations=stations)
+        context["refs"] = await load_refs(
+            [a.case_id for a in context.get("alerts", [])]
+            + [c.case_id for c in context["candidates"].items if "candidates" in context]
+            + [t.case_id for t in context.get("tasks", [])],
+            [c.notice_id for c in context["candidates"].items if "candidates" in context],
+        )
         return Template(template_name="web/home.html", context=context)

@@ -125,3 +125,13 @@ async def test_lead_form_takes_references_as_shown_and_offers_picks(page):
     async with page.expect_navigation():
         await page.click("#lead-form button[type=submit]")
     assert "/candidates/" in page.url, await page.content()
+    # Everywhere the pair is named by reference and name, linked (item 5).
+    for path, where in (("/review", "table.queue"), ("/", "#candidates")):
+        await page.goto(path)
+        shown = await page.inner_text(where)
+        assert f"{reference} 李秀英" in shown, shown
+        assert f"#{notice_id} 李四" in shown, shown
+    await page.goto(f"/notices/{notice_id}")
+    assert f"{reference} 李秀英" in await page.inner_text("#candidates")
+    await page.click("#candidates a.case-ref")
+    assert page.url.endswith(f"/cases/{case_id}")
