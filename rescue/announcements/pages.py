@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect, Template
 
+from rescue import clock
 from rescue.announcements import services
 from rescue.announcements.schemas import AnnouncedField, AnnouncementIn
 from rescue.errors import Conflict, InvalidInput, NotFound
@@ -37,9 +38,13 @@ def qr_svg(url: str) -> str:
     return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()
 
 
-def _form(
+async def _form(
     case_id: int, values: dict[str, str], errors: dict[str, str], status: int = 200
 ) -> Template:
+    """The publish form; the case's photos are offered as thumbnails to pick
+    (``photo_id``; none = no photo)."""
+    from rescue.photos.services import photo_summaries
+
     return Template(
         template_name="announcements/form.html",
         context={
@@ -47,6 +52,7 @@ def _form(
             "values": values,
             "errors": errors,
             "fields": [(f.value, label(f)) for f in AnnouncedField],
+            "photos": await photo_summaries(case_id=case_id),
         },
         status_code=status,
     )
@@ -62,10 +68,14 @@ class AnnouncementPages(Controller):
         from rescue.cases.services import get_case
 
         case = await get_case(case_id=case_id)
+        found = case.found_at or case.admitted_at
         values: dict[str, str] = {
             "found_place": case.found_place,
             "estimated_age": "" if case.estimated_age is None else str(case.estimated_age),
             "photo_id": str(case.photos[0].id) if case.photos else "",
+            "height_cm": "" if case.height_cm is None else str(case.height_cm),
+            "physical_features": case.description,
+            "found_date": clock.local_date(found).isoformat(),
         }
         try:
             current = await services.get_for_staff(case_id=case_id)
@@ -73,7 +83,7 @@ class AnnouncementPages(Controller):
             values["photo_id"] = values["photo_id"] if current.fields.get("photo") else ""
         except NotFound:
             pass
-        return _form(case_id, values, {})
+        return await _form(case_id, values, {})
 
     @post(
         "/", guards=[allow(Action.announcement_publish)], status_code=303, media_type=MediaType.HTML
@@ -87,11 +97,11 @@ class AnnouncementPages(Controller):
         internal = [v for k, v in form.multi_items() if k == "internal" and v in names]
         data, errors = parse(AnnouncementIn, values, internal=internal)
         if data is None:
-            return _form(case_id, values, errors, 400)
+            return await _form(case_id, values, errors, 400)
         try:
             await services.publish(case_id=case_id, data=data, by=request.user)
         except (InvalidInput, Conflict) as exc:
-            return _form(case_id, values, {"__all__": exc.detail}, exc.status_code)
+            return await _form(case_id, values, {"__all__": exc.detail}, exc.status_code)
         return Redirect(path=f"/cases/{case_id}#announcement", status_code=303)
 
     @get("/poster.pdf", guards=[allow(Action.case_read)])

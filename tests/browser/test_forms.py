@@ -3,7 +3,10 @@ once, in Chinese next to its field; an empty intake creates nothing."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.browser.pages import CasePage, IntakePage
+from tests.browser.test_review import station_morning  # noqa: F401 - a fixture
 from tests.browser.test_workbench import _logged_in
 
 
@@ -135,3 +138,36 @@ async def test_lead_form_takes_references_as_shown_and_offers_picks(page):
     assert f"{reference} 李秀英" in await page.inner_text("#candidates")
     await page.click("#candidates a.case-ref")
     assert page.url.endswith(f"/cases/{case_id}")
+
+
+@pytest.mark.usefixtures("station_morning")
+async def test_announcement_form_offers_the_case_photos_and_what_the_case_says(page):
+    """Photos as thumbnails to pick; height, features and date found from the case."""
+    from tests.support import FACES_DIR, OBAMA_A
+
+    await _logged_in(page)
+    intake = await (await IntakePage(page).open()).fill(
+        estimated_age="50", height_cm="172", description="左眉上有疤", found_at="2026-11-30T08:15"
+    )
+    await intake.take_photo(str(FACES_DIR / OBAMA_A))
+    await intake.submit()
+    case = CasePage(page)
+    case_id = case.case_id()
+    await case.wait_for_photos_processed()
+    await page.goto(f"/cases/{case_id}/announcement")
+    assert await page.input_value("#f-height_cm") == "172"
+    assert await page.input_value("#f-physical_features") == "左眉上有疤"
+    assert await page.input_value("#f-found_date") == "2026-11-30"
+    thumbs = page.locator("#photo-pick img")
+    assert await thumbs.count() == 1
+    assert await thumbs.first.evaluate("img => img.complete && img.naturalWidth > 0")
+    radio = page.locator("#photo-pick input[type=radio]").first
+    assert await radio.is_checked()
+    photo_id = await radio.get_attribute("value")
+    async with page.expect_navigation():
+        await page.click("#announcement-form button[type=submit]")
+    assert page.url.endswith(f"/cases/{case_id}#announcement"), await page.content()
+    from rescue.announcements.tables import Announcement
+
+    row = await Announcement.select().where(Announcement.case == case_id).first()
+    assert str(row["photo"]) == photo_id
