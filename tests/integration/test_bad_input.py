@@ -289,3 +289,15 @@ async def test_malformed_json_says_so(client, staff):
     )
     assert bad_byte.status_code == 400
     assert bad_byte.json()["error"] == "invalid_json"
+
+
+async def test_an_empty_intake_is_refused_naming_what_it_needs(client, staff):
+    """Issue 10 item 4: where the person was found or who brought them; the API and
+    the intake page apply the same rule (rescue.cases.services.intake_problems)."""
+    response = await client.post("/api/cases", json={}, headers=staff)
+    assert response.status_code == 400, response.text
+    assert set(response.json()["fields"]) == {"found_place", "brought_by"}
+    blank = await client.post("/api/cases", json={"found_place": "  "}, headers=staff)
+    assert blank.status_code == 400
+    alone = await client.post("/api/cases", json={"brought_by": "本人"}, headers=staff)
+    assert alone.status_code == 201, alone.text
