@@ -324,9 +324,18 @@ class LeadPages(Controller):
         case_id: FromQuery[str] = "",
         notice_id: FromQuery[str] = "",
     ) -> Template:
-        return await _lead_form(
-            {"case_id": case_id, "notice_id": notice_id, "kind": "police_face"}, {}, request.user
+        """The lead form; ``case_id`` / ``notice_id`` (internal ids, from a case or
+        notice page's link) are shown as the reference and name people see."""
+        refs = await load_refs(
+            [int(case_id)] if case_id.isdigit() else [],
+            [int(notice_id)] if notice_id.isdigit() else [],
+            stations=request.user.visible_stations(),
         )
+        shown = {
+            "case_id": refs.case_text(int(case_id)) if case_id.isdigit() else case_id,
+            "notice_id": refs.notice_text(int(notice_id)) if notice_id.isdigit() else notice_id,
+        }
+        return await _lead_form({**shown, "kind": "police_face"}, {}, request.user)
 
     @post("/", guards=[allow(Action.candidate_submit)], status_code=303, media_type=MediaType.HTML)
     async def submit(self, request: Request[Any, Any, Any]) -> Any:

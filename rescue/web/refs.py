@@ -51,20 +51,28 @@ class Refs:
 
 
 async def load_refs(
-    case_ids: Iterable[int | None] = (), notice_ids: Iterable[int | None] = ()
+    case_ids: Iterable[int | None] = (),
+    notice_ids: Iterable[int | None] = (),
+    *,
+    stations: list[str] | None = None,
 ) -> Refs:
     """One query each for the references and names of ``case_ids`` and ``notice_ids``
-    (None ignored). Only names the caller's page already shows, so it adds no read
-    permission of its own."""
+    (None ignored). Pages pass ids they already show; with ``stations`` (ids from a
+    URL) cases of other stations are left out and shown by number only."""
     from rescue.cases.tables import Case
     from rescue.notices.tables import Notice
 
     cases = {int(i) for i in case_ids if i is not None}
+    if stations is not None and not stations:
+        cases = set()
     notices = {int(i) for i in notice_ids if i is not None}
     case_rows = (
         await Case.select(
             Case.id, Case.reference, Case.confirmed_name, Case.reported_name, Case.placeholder_name
-        ).where(Case.id.is_in(list(cases)))
+        ).where(
+            Case.id.is_in(list(cases)),
+            *([Case.station.is_in(stations)] if stations is not None else []),
+        )
         if cases
         else []
     )

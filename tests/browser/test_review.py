@@ -61,7 +61,7 @@ async def test_police_lead_then_review_and_confirm(page, browser, live_server, s
         async with police.expect_navigation():
             await police.click("#lead-form button[type=submit]")
         assert "不得大于 1" in await police.inner_text("#e-score")
-        assert await police.input_value("#f-case_id") == str(case_id)
+        assert await police.input_value("#f-case_id") == f"2026-{case_id:04d} 无名氏-{case_id:04d}"
         await police.fill("#f-score", "0.93")
         await police.fill("#f-system", "公安人像比对系统")
         await police.fill("#f-report_number", "GA-2026-001")
