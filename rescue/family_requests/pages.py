@@ -24,7 +24,7 @@ from rescue.announcements import services as announcements
 from rescue.announcements.schemas import AnnouncedField, PublicFilter
 from rescue.cases.tables import Sex
 from rescue.errors import Conflict, DomainError, InvalidInput, NotFound, TooManyRequests
-from rescue.family_requests import services
+from rescue.family_requests import limits, services
 from rescue.family_requests.controllers import enqueue
 from rescue.family_requests.schemas import Decision, DecisionIn, SearchRequestIn
 from rescue.family_requests.tables import RequestStatus
@@ -44,7 +44,12 @@ NO_STORE = CacheControlHeader(no_store=True)
 
 
 def _address(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client address the per-address limits count (TRUSTED_PROXIES aware)."""
+    return limits.client_address(
+        request.client.host if request.client else None,
+        request.headers.getall("x-forwarded-for", []),
+        get_settings().public.trusted_proxies,
+    )
 
 
 def _int(raw: str) -> int | None:
