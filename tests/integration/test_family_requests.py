@@ -4,6 +4,7 @@ the real services (PostgreSQL, S3, the worker)."""
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -212,3 +213,310 @@ async def test_publish_makes_the_thumbnail_once(client, staff):
     assert first.headers["cache-control"] == "public, max-age=60"
     stored = await get_store().aget(keys["public_thumb_key"])
     assert stored == first.content
+
+
+# --- Pages on HTTP: CSRF token of a page form, sessions of staff ------------------
+
+_CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+async def _csrf(client, path="/family/status"):  # type: ignore[no-untyped-def]
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    match = _CSRF.search(page.text)
+    assert match, "no CSRF field"
+    return match.group(1)
+
+
+def _peer_client(app, host):  # type: ignore[no-untyped-def]
+    """A second client on the running app whose socket peer is ``host`` (the
+    test transport always says "testclient"); its own cookies."""
+    from litestar.testing import AsyncTestClient
+
+    async def as_peer(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            scope = {**scope, "client": (host, 40000)}
+        await app(scope, receive, send)
+
+    test_client = AsyncTestClient(app=as_peer)  # type: ignore[arg-type]
+    test_client.headers["Accept-Language"] = "en"
+    return test_client
+
+
+async def _staff_pages(app):  # type: ignore[no-untyped-def]
+    """A browser-like session (cookies) of a north station_staff user on the pages."""
+    from rescue.users.services import create_user
+
+    await create_user(
+        username="pages-staff", role="station_staff", station="north", password="correct horse 1"
+    )
+    session = _peer_client(app, "127.0.0.1")
+    token = await _csrf(session, "/login")
+    done = await session.post(
+        "/login",
+        data={"username": "pages-staff", "password": "correct horse 1", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    return session
+
+
+async def _reply(client, code, message="", photos=(), consent=True, headers=None):  # type: ignore[no-untyped-def]
+    token = await _csrf(client)
+    form = {"code": code, "message": message, "_csrf_token": token}
+    if consent:
+        form["consent_face"] = "true"
+    files = [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+    return await client.post("/family/reply", data=form, files=files or None, headers=headers or {})
+
+
+async def _more_info(client, staff, request_id, message="请补充近照"):  # type: ignore[no-untyped-def]
+    more = await client.post(
+        f"/api/family-requests/{request_id}/decision",
+        json={"decision": "more_info", "message": message},
+        headers=staff,
+    )
+    assert more.status_code == 200, more.text
+
+
+# --- 1. The family answers "more information needed" online ------------------------
+
+
+async def test_family_answers_more_info_online_and_staff_see_the_thread(client, staff):
+    done = await _submit(_data(description="<b>x</b>"), [photo(OBAMA_A)])
+    other = await _submit(
+        _data(missing_name="王五", reporter_contact="135 0000 0009", missing_since=None),
+        address="10.0.0.9",
+    )
+    # Before staff ask, there is nothing to answer.
+    early = await _reply(client, done.code, "她左手有疤")
+    assert early.status_code == 409
+    assert "reply-form" not in early.text
+    await _more_info(client, staff, done.id)
+    await _more_info(client, staff, other.id, "请告知身高")
+    # The status page offers the answer form only with the right code.
+    token = await _csrf(client)
+    page = await client.post("/family/status", data={"code": done.code, "_csrf_token": token})
+    assert 'id="reply-form"' in page.text
+    assert "请补充近照" in page.text
+    assert "请告知身高" not in page.text  # another family's exchange
+    # Photos without the separate consent are refused, nothing kept.
+    refused = await _reply(client, done.code, "近照", [photo(OBAMA_B)], consent=False)
+    assert refused.status_code == 400
+    assert 'id="e-consent_face"' in refused.text
+    assert "近照" in refused.text  # what was typed is kept
+    # A file that is not an image: refused as every upload.
+    not_image = await _reply(client, done.code, "近照", [b"%PDF-1.4 " * 50])
+    assert not_image.status_code == 415
+    assert 'id="e-photos"' in not_image.text
+    # More photos than the request may hold in all (one is there already).
+    too_many = await _reply(client, done.code, "近照", [photo(OBAMA_B)] * 5)
+    assert too_many.status_code == 400
+    assert 'id="e-photos"' in too_many.text
+    assert await SearchRequestPhoto.count().where(SearchRequestPhoto.request == done.id) == 1
+    # A wrong code reveals nothing and changes nothing.
+    wrong = await _reply(client, done.code[:-2] + "zz", "冒充")
+    assert wrong.status_code == 404
+    assert "李四" not in wrong.text
+    assert "请补充近照" not in wrong.text
+    # The answer: text and a photo with consent.
+    sent = await _reply(client, done.code, "<script>alert(1)</script> 她左手有疤", [photo(OBAMA_B)])
+    assert sent.status_code == 200, sent.text
+    assert 'id="reply-sent"' in sent.text
+    assert 'data-status="under_review"' in sent.text
+    assert "reply-form" not in sent.text
+    assert "左手有疤" not in sent.text  # the answer is not shown back
+    status = await services.status_for_code(code=done.code, address="10.3.3.3", public=PUBLIC)
+    assert status.status.value == "under_review"
+    # Answering twice: staff have not asked again.
+    assert (await _reply(client, done.code, "再说一遍")).status_code == 409
+    # Back in the queue, marked as answered.
+    queue = (await client.get("/api/family-requests", headers=staff)).json()
+    mine = next(item for item in queue["items"] if item["id"] == done.id)
+    assert mine["status"] == "under_review"
+    assert mine["answered"] is True
+    assert mine["photo_count"] == 2
+    theirs = next(item for item in queue["items"] if item["id"] == other.id)
+    assert (theirs["status"], theirs["answered"]) == ("more_info", False)
+    # Staff see the exchange as a thread, with the answer's photo.
+    detail = (await client.get(f"/api/family-requests/{done.id}", headers=staff)).json()
+    thread = detail["thread"]
+    assert [(m["author"], m["body"]) for m in thread] == [
+        ("staff", "请补充近照"),
+        ("family", "<script>alert(1)</script> 她左手有疤"),
+    ]
+    assert thread[1]["consent_face"] is True
+    assert len(thread[1]["photos"]) == 1
+    assert [p["message_id"] for p in detail["photos"]] == [None, thread[1]["id"]]
+    other_detail = (await client.get(f"/api/family-requests/{other.id}", headers=staff)).json()
+    assert [m["body"] for m in other_detail["thread"]] == ["请告知身高"]
+    # The staff page shows the thread, the script as text.
+    pages = await _staff_pages(client.app)
+    moderate = await pages.get(f"/search-requests/{done.id}")
+    assert moderate.status_code == 200
+    assert 'id="thread"' in moderate.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; 她左手有疤" in moderate.text
+    assert "<script>alert(1)" not in moderate.text
+    answer_photo = thread[1]["photos"][0]
+    shown = await pages.get(f"/search-requests/{done.id}/photos/{answer_photo}")
+    assert shown.status_code == 200
+    assert shown.headers["content-type"].startswith("image/")
+    # Accepting takes the answer's photo to the notice too.
+    accepted = await client.post(
+        f"/api/family-requests/{done.id}/decision", json={"decision": "accept"}, headers=staff
+    )
+    assert accepted.status_code == 200, accepted.text
+    notice = (
+        await client.get(f"/api/notices/{accepted.json()['notice_id']}", headers=staff)
+    ).json()
+    assert len(notice["photos"]) == 2
+
+
+async def test_answers_are_rate_limited_like_submissions(client, staff, monkeypatch):
+    monkeypatch.setenv("REQUEST_LIMIT_PER_ADDRESS", "2")
+    monkeypatch.setenv("REQUEST_LIMIT_PER_CONTACT", "2")
+    get_settings.cache_clear()
+    try:
+        with clock.frozen(datetime(2026, 12, 1, 1, tzinfo=UTC)):
+            done = await _submit(_data())
+            for n in range(2):
+                await _more_info(client, staff, done.id, f"问题{n}")
+                answer = await _reply(client, done.code, f"答复{n}")
+                assert answer.status_code == 200, answer.text
+            await _more_info(client, staff, done.id, "问题3")
+            refused = await _reply(client, done.code, "答复3")
+            assert refused.status_code == 429
+            clock.advance(24 * 3600)
+            assert (await _reply(client, done.code, "答复3")).status_code == 200
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+# --- 2. Staff reads of a request's text are audited; the list carries no text -------
+
+
+async def test_reading_a_request_is_audited_and_the_list_leaks_no_text(client, staff):
+    from rescue.audit.tables import AuditRecord
+
+    done = await _submit(_data(description="左手有疤，爱唱歌"), [photo(OBAMA_A)])
+    listed = await client.get("/api/family-requests", headers=staff)
+    assert listed.status_code == 200
+    item = listed.json()["items"][0]
+    assert "description" not in item
+    assert "reporter_contact" not in item
+    assert "左手有疤" not in listed.text
+    assert "138 0000 0001" not in listed.text
+    assert await AuditRecord.count().where(AuditRecord.kind == "read") == 0
+    detail = await client.get(f"/api/family-requests/{done.id}", headers=staff)
+    assert detail.status_code == 200
+    assert "左手有疤" in detail.text
+    records = await AuditRecord.select().where(AuditRecord.kind == "read")
+    assert [(r["route"], r["resource_type"], r["resource_id"]) for r in records] == [
+        ("/api/family-requests/{request_id}", "request", str(done.id))
+    ]
+    assert records[0]["status_code"] == 200
+    pages = await _staff_pages(client.app)
+    queue = await pages.get("/search-requests")
+    assert queue.status_code == 200
+    assert "左手有疤" not in queue.text
+    assert "138 0000 0001" not in queue.text
+    assert await AuditRecord.count().where(AuditRecord.kind == "read") == 1
+    page = await pages.get(f"/search-requests/{done.id}")
+    assert page.status_code == 200
+    assert "左手有疤" in page.text
+    photo_id = (await SearchRequestPhoto.select().first())["id"]
+    assert (await pages.get(f"/search-requests/{done.id}/photos/{photo_id}")).status_code == 200
+    reads = await AuditRecord.select().where(AuditRecord.kind == "read").order_by(AuditRecord.id)
+    assert [(r["route"], r["resource_type"], r["username"]) for r in reads[1:]] == [
+        ("/search-requests/{request_id}", "request", "pages-staff"),
+        (
+            "/search-requests/{request_id}/photos/{request_photo_id}",
+            "request_photo",
+            "pages-staff",
+        ),
+    ]
+    assert reads[2]["case_id"] is None  # a request photo is no case's photo
+
+
+async def test_another_stations_staff_cannot_read_a_request_or_its_photo(client):
+    from rescue.users.services import create_user
+
+    done = await _submit(_data(), [photo(OBAMA_A)])
+    photo_id = (await SearchRequestPhoto.select().first())["id"]
+    await create_user(
+        username="south-pages", role="station_staff", station="south", password="correct horse 2"
+    )
+    south = _peer_client(client.app, "127.0.0.2")
+    token = await _csrf(south, "/login")
+    login = await south.post(
+        "/login",
+        data={"username": "south-pages", "password": "correct horse 2", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    assert login.status_code == 303
+    assert (await south.get(f"/search-requests/{done.id}")).status_code == 403
+    assert (await south.get(f"/search-requests/{done.id}/photos/{photo_id}")).status_code == 403
+    queue = await south.get("/search-requests")
+    assert "李四" not in queue.text
+
+
+# --- 3. Client address behind a proxy -------------------------------------------------
+
+
+async def _lookups(http, n, forwarded):  # type: ignore[no-untyped-def]
+    codes = []
+    for i in range(n):
+        token = await _csrf(http)
+        response = await http.post(
+            "/family/status",
+            data={"code": "wrong-code-wrong-code-1", "_csrf_token": token},
+            headers={"X-Forwarded-For": forwarded(i)},
+        )
+        codes.append(response.status_code)
+    return codes
+
+
+async def test_forged_forwarded_for_does_not_evade_the_limit_and_a_trusted_proxy_is_used(
+    client, monkeypatch
+):
+    monkeypatch.setenv("STATUS_LOOKUPS_PER_HOUR", "3")
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.9.9.0/24,::1")
+    get_settings.cache_clear()
+    try:
+        with clock.frozen(datetime(2026, 12, 1, 2, tzinfo=UTC)):
+            # An untrusted peer writing a new X-Forwarded-For each time: still one address.
+            direct = _peer_client(client.app, "203.0.113.7")
+            assert await _lookups(direct, 4, lambda i: f"198.51.100.{i}") == [404, 404, 404, 429]
+            # Through the trusted proxy: each client counted on its own ...
+            proxy = _peer_client(client.app, "10.9.9.1")
+            assert await _lookups(proxy, 3, lambda i: f"198.51.100.{i}") == [404, 404, 404]
+            # ... by the right-most untrusted hop: a forged left part changes nothing.
+            assert await _lookups(proxy, 4, lambda i: f"192.0.2.{i}, 198.51.100.50, 10.9.9.2") == [
+                404,
+                404,
+                404,
+                429,
+            ]
+            # The proxy's own address is not the client's.
+            assert await _lookups(proxy, 1, lambda i: "198.51.100.60") == [404]
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+def test_client_address_takes_the_right_most_untrusted_hop():
+    import ipaddress
+
+    from rescue.family_requests.limits import client_address
+
+    proxies = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+    assert client_address("203.0.113.7", ["1.2.3.4"], ()) == "203.0.113.7"
+    assert client_address("203.0.113.7", ["1.2.3.4"], proxies) == "203.0.113.7"
+    assert client_address("10.0.0.1", [], proxies) == "10.0.0.1"
+    assert client_address("10.0.0.1", ["1.1.1.1, 2.2.2.2"], proxies) == "2.2.2.2"
+    assert client_address("10.0.0.1", ["1.1.1.1", "2.2.2.2, 10.0.0.5"], proxies) == "2.2.2.2"
+    assert client_address("::1", ["2001:db8::1"], proxies) == "2001:db8::1"
+    assert client_address("10.0.0.1", ["10.0.0.7, 10.0.0.5"], proxies) == "10.0.0.7"
+    assert client_address("::ffff:10.0.0.1", ["2.2.2.2"], proxies) == "2.2.2.2"
+    assert client_address(None, ["2.2.2.2"], proxies) == "unknown"
