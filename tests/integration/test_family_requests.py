@@ -520,3 +520,157 @@ def test_client_address_takes_the_right_most_untrusted_hop():
     assert client_address("10.0.0.1", ["10.0.0.7, 10.0.0.5"], proxies) == "10.0.0.7"
     assert client_address("::ffff:10.0.0.1", ["2.2.2.2"], proxies) == "2.2.2.2"
     assert client_address(None, ["2.2.2.2"], proxies) == "unknown"
+
+
+# --- 5. The issue's named behaviours on the public pages ----------------------------
+
+
+async def test_family_pages_serve_the_json_api_data_without_redacted_fields(client, staff):
+    from tests.integration.test_announcements import ANNOUNCED, SECRET_PLACE
+    from tests.integration.test_announcements import _case as private_case
+
+    case = await private_case(client, staff)
+    uploaded = await upload_file(client, staff, "case", case["id"], OBAMA_A)
+    published = await client.post(
+        f"/api/cases/{case['id']}/announcement",
+        json={**ANNOUNCED, "photo_id": uploaded["id"], "internal": ["mental_state", "photo"]},
+        headers=staff,
+    )
+    assert published.status_code == 201, published.text
+    public_id = published.json()["id"]
+    api = (await client.get(f"/public/announcements/{public_id}")).json()
+    page = await client.get(f"/family/announcements/{public_id}")
+    assert page.status_code == 200
+    assert {p.strip() for p in page.headers["cache-control"].split(",")} == {"public", "max-age=60"}
+    shown = dict(re.findall(r'<dd data-field="(\w+)">([^<]*)</dd>', page.text))
+    expected = {
+        k: str(v)
+        for k, v in api.items()
+        if k not in {"id", "published_at", "photo_url", "thumb_url", "sex"}
+    }
+    assert {k: v for k, v in shown.items() if k != "sex"} == expected
+    # Redacted (internal) fields and the case file never reach the page.
+    assert "photo_url" not in api or api["photo_url"] is None
+    assert 'class="photo"' not in page.text
+    for private in [ANNOUNCED["mental_state"], SECRET_PLACE, "139 1111 2222", "内部备注"]:
+        assert private not in page.text
+    assert (await client.get(f"/public/announcements/{public_id}/photo")).status_code == 404
+    # The list page: the same announcements as the JSON list, with cache headers.
+    listing = await client.get("/family")
+    assert {p.strip() for p in listing.headers["cache-control"].split(",")} == {
+        "public",
+        "max-age=60",
+    }
+    api_list = (await client.get("/public/announcements")).json()
+    assert [int(i) for i in re.findall(r'data-id="(\d+)"', listing.text)] == [
+        a["id"] for a in api_list["items"]
+    ]
+
+
+async def test_family_list_is_paged_by_twenty(client, staff):
+    for n in range(21):
+        case = await new_case(client, staff, estimated_age=30 + n)
+        done = await client.post(
+            f"/api/cases/{case['id']}/announcement", json={"found_place": f"城西{n}"}, headers=staff
+        )
+        assert done.status_code == 201
+    first = await client.get("/family")
+    second = await client.get("/family", params={"page": 2})
+    assert len(re.findall(r'data-id="\d+"', first.text)) == 20
+    assert len(re.findall(r'data-id="\d+"', second.text)) == 1
+    assert 'id="next"' in first.text
+    assert 'id="next"' not in second.text
+    assert "1 / 2" in first.text
+
+
+async def _page_submit(http, fields, photos=()):  # type: ignore[no-untyped-def]
+    token = await _csrf(http, "/family/request")
+    files = [("photos", (f"p{i}.jpg", data, "image/jpeg")) for i, data in enumerate(photos)]
+    return await http.post(
+        "/family/request", data={**fields, "_csrf_token": token}, files=files or None
+    )
+
+
+_FORM = {
+    "missing_name": "<script>alert('name')</script>孙七",
+    "reporter_contact": "186 2222 3333",
+    "description": "<img src=x onerror=alert(1)>",
+    "consent_personal": "true",
+}
+
+
+async def test_request_page_refuses_no_consent_large_photos_and_limits_by_address(
+    client, monkeypatch
+):
+    monkeypatch.setenv("UPLOAD_MAX_BYTES", "50000")
+    monkeypatch.setenv("REQUEST_LIMIT_PER_ADDRESS", "2")
+    get_settings.cache_clear()
+    try:
+        http = _peer_client(client.app, "198.51.100.77")
+        no_consent = await _page_submit(http, {**_FORM, "consent_personal": ""})
+        assert no_consent.status_code == 400
+        assert 'id="e-consent_personal"' in no_consent.text
+        too_large = await _page_submit(
+            http, {**_FORM, "consent_face": "true"}, [photo(OBAMA_A)]
+        )  # > 50 000 bytes
+        assert too_large.status_code == 413
+        assert 'id="e-photos"' in too_large.text
+        assert await SearchRequest.count() == 0
+        with clock.frozen(datetime(2026, 12, 1, 3, tzinfo=UTC)):
+            for n in range(2):
+                sent = await _page_submit(
+                    http,
+                    {**_FORM, "reporter_contact": f"186 2222 000{n}", "missing_name": f"孙{n}"},
+                )
+                assert sent.status_code == 201, sent.text
+                assert 'id="code"' in sent.text
+            third = await _page_submit(http, {**_FORM, "reporter_contact": "186 2222 0009"})
+            assert third.status_code == 429
+        assert await SearchRequest.count() == 2
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+
+
+async def test_script_is_inert_on_staff_pages_and_contact_is_never_public(client, staff):
+    from rescue.users.services import create_user
+
+    http = _peer_client(client.app, "198.51.100.78")
+    sent = await _page_submit(http, _FORM)
+    assert sent.status_code == 201, sent.text
+    code = re.search(r'id="code">([^<]+)<', sent.text).group(1).strip()  # type: ignore[union-attr]
+    request_id = (await SearchRequest.select(SearchRequest.id).first())["id"]
+    accepted = await client.post(
+        f"/api/family-requests/{request_id}/decision", json={"decision": "accept"}, headers=staff
+    )
+    assert accepted.status_code == 200, accepted.text
+    # Staff pages: the queue and the request show the markup as text.
+    await create_user(
+        username="inert-staff", role="station_staff", station="north", password="correct horse 3"
+    )
+    pages = _peer_client(client.app, "127.0.0.3")
+    token = await _csrf(pages, "/login")
+    await pages.post(
+        "/login",
+        data={"username": "inert-staff", "password": "correct horse 3", "_csrf_token": token},
+        follow_redirects=False,
+    )
+    queue = await pages.get("/search-requests", params={"status": "registered"})
+    detail = await pages.get(f"/search-requests/{request_id}")
+    for html in (queue.text, detail.text):
+        assert "<script>alert('name')" not in html
+        assert "&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;孙七" in html
+    assert "<img src=x" not in detail.text
+    assert "&lt;img src=x onerror=alert(1)&gt;" in detail.text
+    # The contact: staff only. Not on the status page, the public pages or API.
+    token = await _csrf(http)
+    status = await http.post("/family/status", data={"code": code, "_csrf_token": token})
+    assert status.status_code == 200
+    public = [
+        status.text,
+        (await http.get("/family")).text,
+        (await http.get("/public/announcements")).text,
+    ]
+    for text in public:
+        assert "186 2222 3333" not in text
+    assert "186 2222 3333" in detail.text
