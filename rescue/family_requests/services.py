@@ -672,7 +672,11 @@ async def get_for_staff(*, request_id: int) -> SearchRequestOut:
     )
     duplicates = await _duplicates(request_id)
     out = _out(row, [_photo_out(p) for p in photos], duplicates)
-    out.thread = await _thread([request_id, *duplicates])
+    # The whole group's exchange: staff write on the original, and each linked
+    # family answers on its own request.
+    original = int(row["duplicate_of"] or request_id)
+    group = [request_id, *duplicates] if original == request_id else [original, request_id]
+    out.thread = await _thread(group)
     return out
 
 

@@ -674,3 +674,35 @@ async def test_script_is_inert_on_staff_pages_and_contact_is_never_public(client
     for text in public:
         assert "186 2222 3333" not in text
     assert "186 2222 3333" in detail.text
+
+
+async def test_a_linked_familys_answer_reaches_the_original_and_reveals_nothing_else(client, staff):
+    first = await _submit(_data(description="原始描述"), [photo(OBAMA_A)])
+    linked = await _submit(
+        _data(reporter_contact="131 0000 0007", description="第二家描述"), address="10.0.0.7"
+    )
+    assert linked.duplicate_of == first.id
+    await _more_info(client, staff, first.id, "请补充走失时衣着")
+    # Both families see the question (the linked request follows its original).
+    token = await _csrf(client)
+    page = await client.post("/family/status", data={"code": linked.code, "_csrf_token": token})
+    assert "请补充走失时衣着" in page.text
+    assert 'id="reply-form"' in page.text
+    sent = await _reply(client, linked.code, "穿灰色外套")
+    assert sent.status_code == 200, sent.text
+    # Nothing of the other family on either family's page.
+    for text in (page.text, sent.text):
+        assert "原始描述" not in text
+        assert "138 0000 0001" not in text
+    first_page = await _reply(client, first.code, "")  # no text, no photos: refused
+    assert first_page.status_code == 409  # the group is back under review
+    assert "穿灰色外套" not in first_page.text
+    # Staff: the original's thread carries the linked family's answer.
+    original = (await client.get(f"/api/family-requests/{first.id}", headers=staff)).json()
+    assert original["status"] == "under_review"
+    assert [(m["request_id"], m["author"], m["body"]) for m in original["thread"]] == [
+        (first.id, "staff", "请补充走失时衣着"),
+        (linked.id, "family", "穿灰色外套"),
+    ]
+    mine = (await client.get(f"/api/family-requests/{linked.id}", headers=staff)).json()
+    assert [m["body"] for m in mine["thread"]] == ["请补充走失时衣着", "穿灰色外套"]
