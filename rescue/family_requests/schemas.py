@@ -155,3 +155,6 @@ class SearchRequestOut(msgspec.Struct):
     duplicates: list[int] = msgspec.field(default_factory=list)
     #: The exchange with the family, oldest first (of linked duplicates too).
     thread: list[MessageOut] = msgspec.field(default_factory=list)
+    #: When retention deleted the photos, contact and details (rescue.retention;
+    #: ``FAMILY_REQUEST_RETENTION_DAYS`` after closing); then those fields are empty.
+    purged_at: datetime | None = None

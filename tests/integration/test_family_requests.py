@@ -706,3 +706,43 @@ async def test_a_linked_familys_answer_reaches_the_original_and_reveals_nothing_
     ]
     mine = (await client.get(f"/api/family-requests/{linked.id}", headers=staff)).json()
     assert [m["body"] for m in mine["thread"]] == ["请补充走失时衣着", "穿灰色外套"]
+
+
+async def test_retention_empties_the_familys_answers_and_their_photos(client, staff):
+    from rescue.family_requests.tables import SearchRequestMessage
+    from rescue.retention import run_retention
+    from rescue.settings import RetentionSettings
+
+    settings = RetentionSettings(request_days=30, request_stale_days=90)
+    with clock.frozen(clock.now()):
+        done = await _submit(_data())
+        waiting = await _submit(
+            _data(missing_name="周八", reporter_contact="132 0000 0008", missing_since=None),
+            address="10.0.0.8",
+        )
+        await _more_info(client, staff, done.id)
+        await _more_info(client, staff, waiting.id, "请补充身高")
+        sent = await _reply(client, done.code, "他叫小名阿福", [photo(OBAMA_B)])
+        assert sent.status_code == 200, sent.text
+        rejected = await client.post(
+            f"/api/family-requests/{done.id}/decision",
+            json={"decision": "reject", "message": "已找到"},
+            headers=staff,
+        )
+        assert rejected.status_code == 200
+        clock.advance(91 * 24 * 3600)
+        await run_retention(settings=settings, store=get_store())
+    # Closed for waiting too long: the closing message joins the thread.
+    got = await client.get(f"/api/family-requests/{waiting.id}", headers=staff)
+    assert got.status_code == 200, got.text
+    closed = got.json()
+    assert closed["status"] == "closed"
+    assert [m["author"] for m in closed["thread"]] == ["staff", "staff"]
+    assert closed["thread"][-1]["body"] == closed["staff_message"]
+    rows = await SearchRequestMessage.select().where(SearchRequestMessage.request == done.id)
+    assert [(r["author"], r["body"]) for r in rows] == [
+        ("staff", "请补充近照"),
+        ("family", ""),
+        ("staff", "已找到"),
+    ]
+    assert await SearchRequestPhoto.count().where(SearchRequestPhoto.request == done.id) == 0
