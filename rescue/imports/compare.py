@@ -23,9 +23,30 @@ from pypinyin import lazy_pinyin
 
 from rescue import clock
 from rescue.cases.tables import IN_CARE_STATUSES, Case
+from rescue.i18n import N_, _
 from rescue.notices.tables import Notice, NoticeStatus
 
-__all__ = ["AGE_SLACK", "Hit", "Target", "TargetIndex", "compare", "name_keys"]
+__all__ = ["AGE_SLACK", "Hit", "Target", "TargetIndex", "compare", "explain", "name_keys"]
+
+#: What each kind of evidence says, for the warning's explanation (translated when shown).
+EVIDENCE_TEXT = {
+    "id_number": N_("the same ID number"),
+    "name": N_("the same name"),
+    "name_pinyin": N_("the same name in pinyin (variant characters)"),
+    "sex": N_("the same sex"),
+    "age": N_("ages that agree"),
+    "place": N_("places that agree"),
+    "date": N_("dates close together"),
+    "face": N_("close faces"),
+}
+
+
+def explain(evidence: list[str]) -> str:
+    """The warning's explanation in the active locale: what agrees, in order
+    (e.g. 依据：姓名拼音相同（异体字）、性别相同、年龄相符)."""
+    parts = [_(EVIDENCE_TEXT[e]) if e in EVIDENCE_TEXT else e for e in evidence]
+    return _("agreeing: {evidence}", evidence=_("; ").join(parts))
+
 
 #: Years of tolerance on each side of an age range (visual estimates, the
 #: stations' ±5 convention; see rescue.matching.scoring for the notices' rule).

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 
 from rescue.imports import services
 from rescue.imports.schemas import RunOut, VerifyIn, WarningOut, WarningSummaryRow
@@ -38,6 +38,9 @@ async def _enqueue(run_id: int) -> None:
 
 
 Outcome = Annotated[str | None, "open, helped, already_known, not_same or no_action"]
+MinAge = Annotated[
+    int | None, QueryParameter(ge=0, le=36500, description="days since raised, at least")
+]
 
 
 class ImportController(Controller):
@@ -119,9 +122,11 @@ class ImportController(Controller):
         list_name: FromQuery[str | None] = None,
         station: FromQuery[str | None] = None,
         outcome: FromQuery[Outcome] = None,
+        min_age_days: MinAge = None,
     ) -> Page[WarningOut]:
-        """Filters: ``list_name``, ``station``, ``outcome`` (``open`` or an outcome).
-        Only warnings of the stations the caller sees; ``age_days`` since raised."""
+        """Filters: ``list_name``, ``station``, ``outcome`` (``open`` or an outcome),
+        ``min_age_days`` (raised at least that many days ago). Only warnings of the
+        stations the caller sees; ``age_days`` since raised."""
         return await services.list_warnings(
             limit=limit,
             offset=offset,
@@ -129,6 +134,7 @@ class ImportController(Controller):
             list_name=list_name,
             station=station,
             outcome=outcome,
+            min_age_days=min_age_days,
         )
 
     @get(
@@ -158,6 +164,7 @@ class ImportController(Controller):
         list_name: FromQuery[str | None] = None,
         station: FromQuery[str | None] = None,
         outcome: FromQuery[Outcome] = None,
+        min_age_days: MinAge = None,
     ) -> Response[bytes]:
         """Same filters as the list; UTF-8 with BOM."""
         body = await services.warnings_csv(
@@ -165,6 +172,7 @@ class ImportController(Controller):
             list_name=list_name,
             station=station,
             outcome=outcome,
+            min_age_days=min_age_days,
         )
         return Response(
             body,

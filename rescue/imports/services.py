@@ -26,14 +26,14 @@ import hashlib
 import io
 import json
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from media.storage import ObjectStore, new_object_key
 from rescue import clock
 from rescue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from rescue.i18n import _
-from rescue.imports.compare import Hit, TargetIndex
+from rescue.imports.compare import Hit, TargetIndex, explain
 from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows
 from rescue.imports.schemas import (
     RowError,
@@ -167,9 +167,15 @@ async def create_run(
     except FileRefused as exc:
         raise _refuse(exc) from exc
     except UnicodeDecodeError as exc:  # a bad byte after the part used for detection
-        raise _refuse(FileRefused(f"undecodable bytes at position {exc.start}")) from exc
+        raise _refuse(
+            FileRefused(_("undecodable bytes at position {position}", position=exc.start))
+        ) from exc
     except Exception as exc:  # a CSV/Excel structure the readers reject (e.g. NUL bytes)
-        raise _refuse(FileRefused(f"unreadable {type(exc).__name__}: {exc}")) from exc
+        raise _refuse(
+            FileRefused(
+                _("unreadable file ({error}: {detail})", error=type(exc).__name__, detail=exc)
+            )
+        ) from exc
     key = new_object_key("imports", opened.file_format)
     await store.aput(key, data, MEDIA_TYPES[opened.file_format])
     error_rows = len({e["row"] for e in errors})
@@ -402,7 +408,7 @@ async def _warning_outs(rows: list[dict[str, Any]]) -> list[WarningOut]:
                 target=WarningTarget(kind=kind, id=target_id, link=f"/api/{kind}s/{target_id}"),
                 station=w["station"],
                 evidence=list(_loads(w["evidence"])),
-                explanation=w["explanation"],
+                explanation=explain(list(_loads(w["evidence"]))),
                 score=w["score"],
                 outcome=WarningOutcome(w["outcome"]) if w["outcome"] else None,
                 note=w["note"],
@@ -421,8 +427,13 @@ def _where(
     station: str | None,
     outcome: str | None,
     stations: list[str] | None,
+    min_age_days: int | None = None,
 ) -> Any:
     where: Any = ImportWarning.id > 0
+    if min_age_days is not None and min_age_days > 0:
+        # age_days >= n  <=>  raised on or before the station day today - n.
+        cutoff = clock.today() - timedelta(days=min_age_days - 1)
+        where &= ImportWarning.raised_at < clock.start_of_local_day(cutoff)
     if list_name:
         where &= ImportWarning.list_name == list_name
     if station:
@@ -444,10 +455,18 @@ async def list_warnings(
     list_name: str | None = None,
     station: str | None = None,
     outcome: str | None = None,
+    min_age_days: int | None = None,
 ) -> Page[WarningOut]:
     """Warnings, oldest open first (``outcome``: open or a WarningOutcome value);
-    only those of ``stations`` (None: all)."""
-    where = _where(list_name=list_name, station=station, outcome=outcome, stations=stations)
+    only those of ``stations`` (None: all); ``min_age_days``: raised at least that
+    many station days ago (``age_days`` >= n)."""
+    where = _where(
+        list_name=list_name,
+        station=station,
+        outcome=outcome,
+        stations=stations,
+        min_age_days=min_age_days,
+    )
     rows = (
         await ImportWarning.select()
         .where(where)
@@ -500,9 +519,16 @@ async def warnings_csv(
     list_name: str | None = None,
     station: str | None = None,
     outcome: str | None = None,
+    min_age_days: int | None = None,
 ) -> bytes:
     """Every matching warning as CSV (UTF-8 with BOM, Chinese headers), oldest first."""
-    where = _where(list_name=list_name, station=station, outcome=outcome, stations=stations)
+    where = _where(
+        list_name=list_name,
+        station=station,
+        outcome=outcome,
+        stations=stations,
+        min_age_days=min_age_days,
+    )
     rows = (
         await ImportWarning.select()
         .where(where)

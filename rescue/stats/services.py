@@ -221,7 +221,7 @@ _LABELS = {
     "warnings_verified": "预警（已核实）",
     "warnings_helped": "预警（核实有效）",
 }
-_CHANNEL_LABELS = {
+CHANNEL_LABELS = {
     "face_match": "人脸比对",
     "police_dna": "公安DNA比对",
     "police_face": "公安人像比对",
@@ -244,7 +244,7 @@ def statistics_rows(stats: Statistics) -> list[tuple[str, Any]]:
         value = getattr(stats, key)
         rows.append((label, "" if value is None else value))
     for channel, count in stats.identified_by_channel.items():
-        rows.append((f"查明途径：{_CHANNEL_LABELS[channel]}", count))
+        rows.append((f"查明途径：{CHANNEL_LABELS[channel]}", count))
     for bucket, count in stats.days_to_identification.items():
         rows.append((f"查明用时：{bucket} 天", count))
     for outcome, count in stats.left_by_outcome.items():
