@@ -16,12 +16,19 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
 from rescue.i18n import _
 from rescue.imports.templates import COLUMNS, KINDS, ListKind, header_map
 
-__all__ = ["FileRefused", "RowCheck", "check_rows", "id_number_ok", "open_rows"]
+__all__ = [
+    "FileRefused",
+    "RowCheck",
+    "check_rows",
+    "id_number_ok",
+    "open_rows",
+    "open_stream",
+]
 
 
 class FileRefused(ValueError):
@@ -39,6 +46,13 @@ class OpenedFile:
     encoding: str
     fields: list[str]
     rows: Iterator[list[Any]]
+    #: What reads the underlying file (text wrapper or workbook), closed by close().
+    source: Any = None
+
+    def close(self) -> None:
+        """Close the reader and the file under it (streamed files)."""
+        if self.source is not None:
+            self.source.close()
 
 
 def _decode_name(data: bytes) -> str:
@@ -84,8 +98,30 @@ def _header(cells: list[Any]) -> list[str]:
     return fields
 
 
+#: Bytes read ahead to tell the encoding of a streamed file (the rest is decoded
+#: as it is read; a bad byte later raises UnicodeDecodeError while iterating).
+HEAD_BYTES = 1 << 20
+
+
+def _head_encoding(head: bytes, complete: bool) -> str:
+    """The encoding of a file from its first bytes (``complete``: the whole file)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise FileRefused(_("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)"))
+    for name, codec in (("utf-8", "utf-8"), ("gbk", "gb18030")):
+        try:
+            codecs.getincrementaldecoder(codec)().decode(head, final=complete)
+            return name
+        except UnicodeDecodeError:
+            continue
+    raise FileRefused(
+        _("the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)")
+    )
+
+
 def open_rows(data: bytes) -> OpenedFile:
-    """Open a CSV or .xlsx file: its format, encoding, header fields and row iterator.
+    """Open a CSV or .xlsx file held in memory: see :func:`open_stream`.
 
     Raises:
         FileRefused: empty, an unreadable encoding, a broken Excel file, or a
@@ -93,11 +129,32 @@ def open_rows(data: bytes) -> OpenedFile:
     """
     if not data.strip():
         raise FileRefused(_("the file is empty"))
-    if data.startswith(b"PK\x03\x04"):
+    # A file in memory is decoded whole to tell its encoding (as before streaming).
+    encoding = None if data.startswith(b"PK\x03\x04") else _decode_name(data)
+    return open_stream(io.BytesIO(data), encoding=encoding)
+
+
+def open_stream(fh: BinaryIO, *, encoding: str | None = None) -> OpenedFile:
+    """Open a CSV or .xlsx file from a seekable binary file: its format, encoding,
+    header fields and a lazy row iterator (rows are read from ``fh`` as they are
+    asked for, so memory does not grow with the file; keep ``fh`` open while
+    iterating). The encoding (``utf-8``, ``utf-8-sig`` or ``gbk``) is told from
+    the first :data:`HEAD_BYTES` unless given.
+
+    Raises:
+        FileRefused: empty, an unreadable encoding, a broken Excel file, or a
+            header with unknown or missing columns.
+    """
+    head = fh.read(HEAD_BYTES)
+    complete = len(head) < HEAD_BYTES
+    fh.seek(0)
+    if not head.strip():
+        raise FileRefused(_("the file is empty"))
+    if head.startswith(b"PK\x03\x04"):
         from openpyxl import load_workbook
 
         try:
-            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            book = load_workbook(fh, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many kinds on a broken file
             raise FileRefused(
                 _("not a readable Excel .xlsx file ({error})", error=type(exc).__name__)
@@ -108,17 +165,15 @@ def open_rows(data: bytes) -> OpenedFile:
         if first is None:
             raise FileRefused(_("the first sheet is empty"))
         fields = _header(list(first))
-        return OpenedFile("xlsx", "", fields, (list(r) for r in values))
-    encoding = _decode_name(data)
-    text = io.TextIOWrapper(
-        io.BytesIO(data), encoding="gb18030" if encoding == "gbk" else encoding, newline=""
-    )
+        return OpenedFile("xlsx", "", fields, (list(r) for r in values), book)
+    encoding = encoding or _head_encoding(head, complete)
+    text = io.TextIOWrapper(fh, encoding="gb18030" if encoding == "gbk" else encoding, newline="")
     reader = csv.reader(text)
     first_row = next(reader, None)
     if first_row is None:
         raise FileRefused(_("the file is empty"))
     fields = _header(first_row)
-    return OpenedFile("csv", encoding, fields, reader)
+    return OpenedFile("csv", encoding, fields, reader, text)
 
 
 _DATE_PATTERNS = (

@@ -21,10 +21,12 @@ verified ``not_same`` or ``no_action`` then opens again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +36,7 @@ from rescue import clock
 from rescue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from rescue.i18n import _
 from rescue.imports.compare import Hit, TargetIndex, explain
-from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows
+from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows, open_stream
 from rescue.imports.schemas import (
     RowError,
     RunOut,
@@ -274,19 +276,34 @@ async def _raise_warning(
     return True
 
 
+class InjectedFailure(RuntimeError):
+    """Raised by :func:`execute_run` when asked to fail after some batches (tests)."""
+
+
 async def execute_run(
     *,
     run_id: int,
     store: ObjectStore,
     stop_after: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = PROGRESS_EVERY,
+    fail_after_batches: int | None = None,
 ) -> RunOut:
     """Store and compare the run's valid rows from ``rows_done`` on.
+
+    The file is streamed from the object store into a temporary file and read row
+    by row (:func:`rescue.imports.reader.open_stream`): memory holds one batch of
+    rows, not the file. Each batch of ``batch_size`` rows is committed with its
+    progress in one transaction.
 
     Args:
         stop_after: stop (as a crash would) after this many rows of this call;
             the run stays ``running`` and resumes where it stopped.
         on_progress: called with (rows_done, total_rows) at each save (CLI bar).
+        batch_size: rows per transaction (default :data:`PROGRESS_EVERY`).
+        fail_after_batches: raise :class:`InjectedFailure` right after this many
+            batches of this call were committed (a deterministic crash for tests);
+            the run is then ``failed`` and resumes from its last committed row.
 
     Idempotent: rows at or before ``rows_done`` are skipped; a row done twice
     (a crash between its work and the next save) stores nothing new.
@@ -297,26 +314,39 @@ async def execute_run(
     if run["status"] == RunStatus.done.value:
         return _run_out(run)
     try:
-        data = await store.aget(run["object_key"])
-        index = await TargetIndex.build()
-        done, raised, this_call = int(run["rows_done"]), int(run["warnings_raised"]), 0
-        batch: list[RowCheck] = []
-        for check in check_rows(ListKind(run["list_kind"]), open_rows(data)):
-            if check.row <= done:
-                continue
-            batch.append(check)
-            this_call += 1
-            stopping = stop_after is not None and this_call >= stop_after
-            if len(batch) >= PROGRESS_EVERY or stopping:
+        with contextlib.ExitStack() as stack:
+            fh = stack.enter_context(tempfile.TemporaryFile(prefix="rescue-import-"))
+            await store.aget_into(run["object_key"], fh)
+            fh.seek(0)
+            index = await TargetIndex.build()
+            done, raised, this_call, batches = (
+                int(run["rows_done"]),
+                int(run["warnings_raised"]),
+                0,
+                0,
+            )
+            batch: list[RowCheck] = []
+            opened = open_stream(fh)
+            stack.callback(opened.close)
+            for check in check_rows(ListKind(run["list_kind"]), opened):
+                if check.row <= done:
+                    continue
+                batch.append(check)
+                this_call += 1
+                stopping = stop_after is not None and this_call >= stop_after
+                if len(batch) >= batch_size or stopping:
+                    raised += await _flush(run, batch, index)
+                    done, batch = batch[-1].row, []
+                    batches += 1
+                    if on_progress:
+                        on_progress(done, run["total_rows"])
+                    if fail_after_batches is not None and batches >= fail_after_batches:
+                        raise InjectedFailure(f"injected failure after {batches} batch(es)")
+                if stopping:
+                    return await get_run(run_id=run_id)
+            if batch:
                 raised += await _flush(run, batch, index)
-                done, batch = batch[-1].row, []
-                if on_progress:
-                    on_progress(done, run["total_rows"])
-            if stopping:
-                return await get_run(run_id=run_id)
-        if batch:
-            raised += await _flush(run, batch, index)
-            done = batch[-1].row
+                done = batch[-1].row
         await ImportRun.update(
             {
                 ImportRun.rows_done: done,

@@ -287,3 +287,61 @@ async def test_command_line_import_with_progress_bar(client, tmp_path):
     refused = await anyio.run_process([rescue, "import", str(bad), *args], cwd=ROOT, check=False)
     assert refused.returncode == 1
     assert "未知列" in refused.stderr.decode()  # the CLI speaks the default locale (zh_CN)
+
+
+async def test_a_crash_after_committed_batches_resumes_without_duplicates(client):
+    """A deterministic crash (an exception injected right after the 2nd committed
+    batch of 10 rows), then the run resumed: every valid row stored once, each
+    warning raised once, the progress continuing from row 20."""
+    import pytest
+
+    from rescue.imports.services import InjectedFailure, execute_run
+    from rescue.imports.tables import ImportRecord, ImportRun, ImportWarning
+    from rescue.runtime import get_store
+
+    north = await headers_of("north")
+    await people(client, north)
+    filler = [f"F-{i},某{i},男,,40,,,,," for i in range(23)]
+    # Hits in the first batch (row 1) and after the crash (row 25).
+    rows = [ROWS[0], *filler, ROWS[1]]
+    run = (await dry_run(client, north, csv_bytes(rows))).json()
+    assert run["valid_rows"] == 25
+    await ImportRun.update({ImportRun.status: "running"}).where(ImportRun.id == run["id"])
+    with pytest.raises(InjectedFailure):
+        await execute_run(run_id=run["id"], store=get_store(), batch_size=10, fail_after_batches=2)
+    crashed = await ImportRun.select().where(ImportRun.id == run["id"]).first()
+    assert crashed is not None
+    assert (crashed["status"], crashed["rows_done"]) == ("failed", 20)
+    assert "InjectedFailure" in crashed["failure_reason"]
+    assert await ImportRecord.count() == 20
+    assert await ImportWarning.count() == 1
+
+    done = await run_to_end(client, north, run["id"])  # resumed on the worker
+    assert (done["status"], done["rows_done"]) == ("done", 25)
+    assert done["warnings_raised"] == 2
+    keys = [r["row_key"] for r in await ImportRecord.select(ImportRecord.row_key)]
+    assert len(keys) == len(set(keys)) == 25
+    assert await ImportWarning.count() == 2
+
+
+async def test_a_large_file_is_read_as_a_stream(tmp_path):
+    """The reader takes rows from an open file as they are asked for: after the
+    first row only the first megabyte (HEAD_BYTES) and a read-ahead buffer have
+    been read, whatever the file's size; GBK detected from that head."""
+    from rescue.imports.reader import HEAD_BYTES, check_rows, open_stream
+    from rescue.imports.templates import ListKind
+
+    path = tmp_path / "big.csv"
+    path.write_bytes(
+        csv_bytes([f"B-{i},某{i},男,,40,,,,," for i in range(200_000)], encoding="gbk")
+    )
+    size = path.stat().st_size
+    assert size > 4 * HEAD_BYTES
+    with path.open("rb") as fh:
+        opened = open_stream(fh)
+        assert opened.encoding == "gbk"
+        rows = check_rows(ListKind.police_missing, opened)
+        first = next(rows)
+        assert first.fields["name"] == "某0"
+        assert fh.tell() <= HEAD_BYTES + 256 * 1024  # not the whole file
+        assert sum(1 for _ in rows) == 199_999
