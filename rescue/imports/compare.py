@@ -145,6 +145,8 @@ class TargetIndex:
 
     by_pinyin: dict[str, list[Target]] = field(default_factory=dict)
     by_id_number: dict[str, list[Target]] = field(default_factory=dict)
+    #: Every person in care and open notice, named or not (face hits).
+    by_key: dict[tuple[str, int], Target] = field(default_factory=dict)
 
     @classmethod
     async def build(cls) -> TargetIndex:
@@ -152,6 +154,7 @@ class TargetIndex:
         cases = await Case.select().where(Case.status.is_in([s.value for s in IN_CARE_STATUSES]))
         notices = await Notice.select().where(Notice.status == NoticeStatus.open.value)
         for target in [*map(_case_target, cases), *map(_notice_target, notices)]:
+            index.by_key[(target.kind, target.id)] = target
             if target.pinyin:
                 index.by_pinyin.setdefault(target.pinyin, []).append(target)
         if hasattr(Case, "id_number"):  # once the workflow records ID numbers on cases
@@ -160,8 +163,15 @@ class TargetIndex:
                     index.by_id_number.setdefault(row["id_number"], []).append(_case_target(row))
         return index
 
-    def hits(self, fields: dict[str, str]) -> list[Hit]:
-        """Every target the record hits, best first."""
+    def hits(
+        self, fields: dict[str, str], faces: dict[tuple[str, int], float] | None = None
+    ) -> list[Hit]:
+        """Every target the record hits, best first.
+
+        ``faces``: (kind, id) → face distance of the targets whose faces are within
+        the matcher's threshold of the record's photo (rescue.imports.photos); a
+        face hit alone is a hit, and adds ``face`` to an attribute hit's evidence.
+        """
         found: dict[tuple[str, int], Hit] = {}
         for target in self.by_id_number.get(fields.get("id_number", ""), []):
             found[(target.kind, target.id)] = Hit(target, ["id_number"], 1.0, "same ID number")
@@ -172,6 +182,17 @@ class TargetIndex:
             hit = compare(fields, target)
             if hit is not None:
                 found[(target.kind, target.id)] = hit
+        for key, distance in (faces or {}).items():
+            person = self.by_key.get(key)
+            if person is None:  # not in care any more, or the notice is closed
+                continue
+            score = round(max(0.0, 1.0 - distance), 2)
+            if key in found:
+                hit = found[key]
+                evidence = [*hit.evidence, "face"]
+                found[key] = Hit(person, evidence, max(hit.score, score), explain(evidence))
+            else:
+                found[key] = Hit(person, ["face"], score, explain(["face"]))
         return sorted(found.values(), key=lambda h: -h.score)
 
 

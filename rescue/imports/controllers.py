@@ -22,13 +22,16 @@ from rescue.settings import get_settings
 @dataclass
 class RunUpload:
     """Multipart form: ``file`` (CSV in UTF-8/GBK, or .xlsx, from the kind's
-    template), ``list_kind``, ``list_name`` (e.g. "2026年11月公安失踪人员") and, for
-    an administrator, the responsible ``station`` (staff: their own)."""
+    template), ``list_kind``, ``list_name`` (e.g. "2026年11月公安失踪人员"), for
+    an administrator the responsible ``station`` (staff: their own), and
+    ``photos``: a ZIP whose file names the 照片 column gives."""
 
     file: UploadFile
     list_kind: ListKind
     list_name: str
     station: str = ""
+    #: A ZIP of the photos the 照片 column names (optional; rescue.imports.photos).
+    photos: UploadFile | None = None
 
 
 async def _enqueue(run_id: int) -> None:
@@ -70,7 +73,10 @@ class ImportController(Controller):
     ) -> RunOut:
         """Answers 201 with the run ``checked``: rows, valid rows, per-row errors and
         what the run would create. Nothing else is created until ``start``. 400 for
-        a file that cannot be read (encoding, unknown columns, broken Excel)."""
+        a file that cannot be read (encoding, unknown columns, broken Excel) or a
+        photos file that is not a ZIP. Each row's photo is checked like an upload
+        (a row whose photo fails, is missing, or is a URL outside this service's
+        object store is a per-row problem)."""
         settings = get_settings()
         user = request.user
         station = (
@@ -85,6 +91,7 @@ class ImportController(Controller):
             by=user,
             store=get_store(),
             max_bytes=settings.upload.max_bytes,
+            photos=await data.photos.read() if data.photos and data.photos.filename else None,
         )
 
     @get(

@@ -151,6 +151,7 @@ class ImportPages(Controller):
                 by=user,
                 store=get_store(),
                 max_bytes=get_settings().upload.max_bytes,
+                photos=await files["photos"].read() if "photos" in files else None,
             )
         except (InvalidInput, PayloadTooLarge) as exc:
             errors["file"] = str(exc.detail)

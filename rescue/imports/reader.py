@@ -233,14 +233,18 @@ class RowCheck:
     errors: list[tuple[str, str]]
 
 
-def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
+def check_rows(
+    kind: ListKind, opened: OpenedFile, *, duplicates: bool = True
+) -> Iterator[RowCheck]:
     """Each data row with its cleaned fields and its problems (column, reason).
 
     Cleaned: ``sex`` male/female/unknown; dates ISO; ``birth_date`` may be a
     year alone; ``age`` a number of years or ``low-high``; ``id_number`` upper-case,
     and birth date and sex taken from it when the row has none. Duplicates of an
-    earlier row's 外部编号 or 身份证号 are problems of the later row. Reasons are in the active
-    locale (rescue.i18n).
+    earlier row's 外部编号 or 身份证号 are problems of the later row
+    (``duplicates=False``: not looked for, and nothing kept per row, so memory
+    does not grow with the file; the import run skips the rows its dry run
+    found instead). Reasons are in the active locale (rescue.i18n).
     """
     required = KINDS[kind] | {"external_id"}
     seen_ids: dict[str, int] = {}
@@ -312,13 +316,13 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
             ):
                 errors.append((name, _("required for this list kind")))
         external_id = fields.get("external_id", "")
-        if external_id:
+        if external_id and duplicates:
             if external_id in seen_ids:
                 why = _("duplicate of row {row}", row=seen_ids[external_id])
                 errors.append(("external_id", why))
             else:
                 seen_ids[external_id] = number
-        if id_number and id_number_ok(id_number):
+        if duplicates and id_number and id_number_ok(id_number):
             if id_number in seen_numbers:
                 errors.append(
                     ("id_number", _("the same ID number as row {row}", row=seen_numbers[id_number]))

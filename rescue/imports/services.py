@@ -31,11 +31,14 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from media.storage import ObjectStore, new_object_key
+import anyio.to_thread
+
+from media.storage import ObjectMissing, ObjectStore, new_object_key
 from rescue import clock
 from rescue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from rescue.i18n import _
 from rescue.imports.compare import Hit, TargetIndex, explain
+from rescue.imports.photos import PhotoProblem, PhotoSource, encode_faces, photos_key
 from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows, open_stream
 from rescue.imports.schemas import (
     RowError,
@@ -53,7 +56,7 @@ from rescue.imports.tables import (
 )
 from rescue.imports.templates import ListKind
 from rescue.schemas import Page
-from rescue.settings import Settings
+from rescue.settings import Settings, get_settings
 from rescue.users.services import Principal
 
 __all__ = [
@@ -140,10 +143,14 @@ async def create_run(
     by: Principal | None,
     store: ObjectStore,
     max_bytes: int,
+    photos: bytes | None = None,
 ) -> RunOut:
     """Dry run: read and check every row; store the file and the run's findings.
 
-    ``by`` is None for the command line (``rescue import``).
+    ``by`` is None for the command line (``rescue import``). ``photos``: a ZIP of
+    the photos the 照片 column names (rescue.imports.photos); every row's photo
+    (in the ZIP or a URL into this service's object store) is checked like an
+    upload, and a row whose photo fails is a problem of that row (left out).
 
     Raises:
         InvalidInput: empty, undecodable (neither UTF-8 nor GBK), broken Excel,
@@ -154,12 +161,31 @@ async def create_run(
         raise PayloadTooLarge(
             _("the file is {size} bytes; the limit is {limit}", size=len(data), limit=max_bytes)
         )
+    if photos is not None and len(photos) > max_bytes:
+        raise PayloadTooLarge(
+            _("the file is {size} bytes; the limit is {limit}", size=len(photos), limit=max_bytes)
+        )
+    settings = get_settings()
+    try:
+        source = PhotoSource(
+            io.BytesIO(photos) if photos else None,
+            store=store,
+            storage=settings.storage,
+            limits=settings.upload,
+        )
+    except PhotoProblem as exc:
+        raise InvalidInput(exc.reason, accepted={"photos": "a ZIP of JPEG/PNG photos"}) from exc
     try:
         opened = open_rows(data)
         total = valid = 0
         errors: list[dict[str, Any]] = []
         for check in check_rows(kind, opened):
             total += 1
+            if not check.errors and check.fields.get("photo"):
+                try:
+                    await source.read(check.fields["photo"])
+                except PhotoProblem as exc:
+                    check.errors.append(("photo", exc.reason))
             if check.errors:
                 errors.extend(
                     {"row": check.row, "column": col, "reason": why} for col, why in check.errors
@@ -180,6 +206,11 @@ async def create_run(
         ) from exc
     key = new_object_key("imports", opened.file_format)
     await store.aput(key, data, MEDIA_TYPES[opened.file_format])
+    if photos:
+        await store.aput(photos_key(key), photos, "application/zip")
+    # Every problem row's number, for the run to skip without re-finding duplicates.
+    bad = sorted({e["row"] for e in errors})
+    await store.aput(skip_key(key), json.dumps(bad).encode(), "application/json")
     error_rows = len({e["row"] for e in errors})
     rows = await ImportRun.insert(
         ImportRun(
@@ -319,6 +350,8 @@ async def execute_run(
             await store.aget_into(run["object_key"], fh)
             fh.seek(0)
             index = await TargetIndex.build()
+            faces = await _FaceSearch.open(run["object_key"], store, stack)
+            skip = await _skipped_rows(run["object_key"], store)
             done, raised, this_call, batches = (
                 int(run["rows_done"]),
                 int(run["warnings_raised"]),
@@ -328,14 +361,17 @@ async def execute_run(
             batch: list[RowCheck] = []
             opened = open_stream(fh)
             stack.callback(opened.close)
-            for check in check_rows(ListKind(run["list_kind"]), opened):
+            rows = check_rows(ListKind(run["list_kind"]), opened, duplicates=skip is None)
+            for check in rows:
                 if check.row <= done:
                     continue
+                if skip is not None and check.row in skip and not check.errors:
+                    check.errors.append(("", "a problem row of the dry run"))
                 batch.append(check)
                 this_call += 1
                 stopping = stop_after is not None and this_call >= stop_after
                 if len(batch) >= batch_size or stopping:
-                    raised += await _flush(run, batch, index)
+                    raised += await _flush(run, batch, index, faces)
                     done, batch = batch[-1].row, []
                     batches += 1
                     if on_progress:
@@ -345,7 +381,7 @@ async def execute_run(
                 if stopping:
                     return await get_run(run_id=run_id)
             if batch:
-                raised += await _flush(run, batch, index)
+                raised += await _flush(run, batch, index, faces)
                 done = batch[-1].row
         await ImportRun.update(
             {
@@ -370,10 +406,82 @@ async def execute_run(
     return await get_run(run_id=run_id)
 
 
-async def _flush(run: dict[str, Any], batch: list[RowCheck], index: TargetIndex) -> int:
+def skip_key(run_object_key: str) -> str:
+    """Object key of the dry run's problem row numbers (a JSON list)."""
+    return f"{run_object_key}.skip.json"
+
+
+async def _skipped_rows(object_key: str, store: ObjectStore) -> set[int] | None:
+    """The dry run's problem rows (None for a run made before they were kept: the
+    run then finds duplicates within the file itself)."""
+    try:
+        return set(json.loads(await store.aget(skip_key(object_key))))
+    except ObjectMissing:
+        return None
+
+
+class _FaceSearch:
+    """The run's photos (rescue.imports.photos) and the matcher's galleries: a
+    row's photo → (kind, id) → face distance of the people within the threshold."""
+
+    def __init__(self, source: PhotoSource | None, settings: Settings) -> None:
+        self.source = source
+        self.settings = settings
+        self.galleries: Any = None
+
+    @classmethod
+    async def open(
+        cls, object_key: str, store: ObjectStore, stack: contextlib.ExitStack
+    ) -> _FaceSearch:
+        settings = get_settings()
+        zipped = None
+        if await store.aexists(photos_key(object_key)):
+            zipped = stack.enter_context(tempfile.TemporaryFile(prefix="rescue-photos-"))  # noqa: SIM115
+            await store.aget_into(photos_key(object_key), zipped)
+            zipped.seek(0)
+        source = PhotoSource(zipped, store=store, storage=settings.storage, limits=settings.upload)
+        stack.callback(source.close)
+        return cls(source, settings)
+
+    async def distances(self, check: RowCheck) -> dict[tuple[str, int], float]:
+        """Face distances of the row's photo; a photo that fails makes the row a
+        problem row (as in the dry run)."""
+        value = check.fields.get("photo")
+        if not value or self.source is None:
+            return {}
+        try:
+            data = await self.source.read(value)
+        except PhotoProblem as exc:
+            check.errors.append(("photo", exc.reason))
+            return {}
+        encodings = await anyio.to_thread.run_sync(encode_faces, data, self.settings)
+        if not encodings:
+            return {}
+        if self.galleries is None:
+            from rescue.matching.services import GallerySet
+
+            self.galleries = GallerySet()
+        threshold = self.settings.matching.threshold
+        found: dict[tuple[str, int], float] = {}
+        for kind, side in (("case", self.galleries.cases), ("notice", self.galleries.notices)):
+            gallery = await side.refresh()
+            for hit in await anyio.to_thread.run_sync(gallery.search, encodings, threshold):
+                found[(kind, hit.owner_id)] = float(hit.distance)
+        return found
+
+
+async def _flush(
+    run: dict[str, Any],
+    batch: list[RowCheck],
+    index: TargetIndex,
+    faces: _FaceSearch | None = None,
+) -> int:
     """Store a batch of rows, raise their warnings and save the progress in one
     transaction (a crash loses the whole batch or nothing). Returns warnings raised."""
     run_id = int(run["id"])
+    distances = {
+        c.row: await faces.distances(c) for c in batch if faces is not None and not c.errors
+    }
     valid = [c for c in batch if not c.errors]
     raised = 0
     async with ImportRun._meta.db.transaction():
@@ -397,7 +505,7 @@ async def _flush(run: dict[str, Any], batch: list[RowCheck], index: TargetIndex)
                 )
             }
             for c in valid:
-                for hit in index.hits(c.fields):
+                for hit in index.hits(c.fields, distances.get(c.row)):
                     raised += await _raise_warning(run, ids[f"{run_id}:{c.row}"], c.fields, hit)
         await ImportRun.update(
             {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import time
 from typing import Any
 
@@ -144,7 +145,7 @@ async def test_files_from_office_software_and_files_refused(client):
     bad_kind = await dry_run(client, north, csv_bytes(ROWS), list_kind="tax_records")
     assert bad_kind.status_code == 400
     template = await client.get("/api/import-templates/police_missing", headers=north)
-    assert template.content.decode("utf-8-sig").strip() == HEADER
+    assert template.content.decode("utf-8-sig").strip() == HEADER + ",照片"
 
 
 async def test_a_run_that_stopped_resumes_without_duplicating(client):
@@ -345,3 +346,78 @@ async def test_a_large_file_is_read_as_a_stream(tmp_path):
         assert first.fields["name"] == "某0"
         assert fh.tell() <= HEAD_BYTES + 256 * 1024  # not the whole file
         assert sum(1 for _ in rows) == 199_999
+
+
+async def test_photos_in_a_zip_or_the_object_store_are_checked_and_compared(client):
+    """Photos named in the 照片 column: from the ZIP uploaded with the list, or a URL
+    into this service's own bucket (any other host refused, never fetched); each
+    checked like an upload; a face within the matcher's threshold of a person in
+    care raises a warning whose evidence is the face."""
+    import zipfile
+
+    from rescue.imports.services import execute_run
+    from rescue.imports.tables import ImportRun, ImportWarning
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+    from tests.integration.helpers import upload_file
+    from tests.support import BIDEN, OBAMA_A, OBAMA_B, photo
+
+    north = await headers_of("north")
+    case = await new_case(client, north, sex="male", estimated_age=50)
+    await upload_file(client, north, "case", case["id"], OBAMA_A)
+    store = get_store()
+    await store.aput("imports/test-biden.jpg", photo(BIDEN), "image/jpeg")
+    bucket = get_settings().storage.bucket
+    endpoint = get_settings().storage.endpoint
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("photos/奥巴马.jpg", photo(OBAMA_B))
+        z.writestr("坏图.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+    header = HEADER + ",照片"
+    rows = [
+        "Z-1,某甲,男,,,,,,,,奥巴马.jpg",  # in the ZIP's folder: the same face as the case
+        "Z-2,某乙,男,,,,,,,,坏图.jpg",  # fails the image check
+        "Z-3,某丙,男,,,,,,,,不存在.jpg",  # not in the ZIP
+        "Z-4,某丁,男,,,,,,,,http://169.254.169.254/latest/meta-data",  # another host
+        f"Z-5,某戊,男,,,,,,,,http://{endpoint}/{bucket}/imports/test-biden.jpg",
+        f"Z-6,某己,男,,,,,,,,s3://{bucket}/imports/missing.jpg",
+        "Z-7,某庚,男,,,,,,,,s3://other-bucket/x.jpg",
+    ]
+    response = await client.post(
+        "/api/import-runs",
+        files={
+            "file": ("list.csv", csv_bytes(rows, header=header), "text/csv"),
+            "photos": ("photos.zip", zipped.getvalue(), "application/zip"),
+        },
+        data={"list_kind": "police_missing", "list_name": "照片名单"},
+        headers=north,
+    )
+    assert response.status_code == 201, response.text
+    run = response.json()
+    problems = {e["row"]: e["reason"] for e in run["errors"] if e["column"] == "photo"}
+    assert set(problems) == {2, 3, 4, 6, 7}, problems
+    assert "not in the photos ZIP" in problems[3]
+    assert "169.254.169.254" in problems[4]
+    assert "other-bucket" in problems[7]
+    assert run["valid_rows"] == 2
+
+    await ImportRun.update({ImportRun.status: "running"}).where(ImportRun.id == run["id"])
+    done = await execute_run(run_id=run["id"], store=store)
+    assert (done.status.value, done.rows_done) == ("done", 7)
+    warnings = await ImportWarning.select()
+    assert [(w["external_id"], w["case"]) for w in warnings] == [("Z-1", case["id"])]
+    evidence = warnings[0]["evidence"]
+    assert (json.loads(evidence) if isinstance(evidence, str) else evidence) == ["face"]
+    page = (await client.get("/api/import-warnings", headers=north)).json()
+    assert page["items"][0]["explanation"]  # explained in the caller's language
+
+    not_zip = await client.post(
+        "/api/import-runs",
+        files={
+            "file": ("list.csv", csv_bytes(rows[:1], header=header), "text/csv"),
+            "photos": ("photos.zip", b"not a zip", "application/zip"),
+        },
+        data={"list_kind": "police_missing", "list_name": "照片名单"},
+        headers=north,
+    )
+    assert not_zip.status_code == 400
