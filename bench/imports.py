@@ -167,7 +167,7 @@ async def measure(report: Report, small: int, large: int) -> None:
         f"{theirs_mb:.1f} MiB ({small:,} rows)",
         f"{(ours_mb / theirs_mb) if theirs_mb > 0 else float('nan'):.2f}×",
         f"≪ {large // small}× (streamed)",
-        ok=ours_mb <= max(4 * theirs_mb, theirs_mb + 16),
+        ok=ours_mb <= max(2 * theirs_mb, theirs_mb + 4),
     )
     ours_mb, theirs_mb = big["dry_growth_kib"] / 1024, base["dry_growth_kib"] / 1024
     report.row(
