@@ -13,6 +13,8 @@ from litestar.response import Redirect, Template
 
 from rescue.duplicates import services
 from rescue.errors import Conflict, PermissionDenied
+from rescue.i18n import _
+from rescue.imports.compare import EVIDENCE_TEXT
 from rescue.permissions import PERMISSIONS, Action, allow
 from rescue.schemas import PathId
 from rescue.web.forms import read_form
@@ -31,6 +33,7 @@ async def _block(
             "found": found,
             "problem": problem,
             "can_decide": request.user.role in PERMISSIONS[Action.duplicate_decide],
+            "evidence": {k: _(v) for k, v in EVIDENCE_TEXT.items()},
         },
         status_code=status,
     )

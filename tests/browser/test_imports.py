@@ -135,6 +135,7 @@ async def test_duplicate_intake_flag_on_the_case_page_and_link(page):
     await flag.wait_for()
     assert await flag.get_attribute("data-status") == "open"
     assert earlier.reference in await flag.inner_text()
+    assert "姓名相同" in await flag.inner_text()  # the matched details in words
     async with page.expect_navigation():
         await flag.locator("form[action$='/link'] button").click()
     flag = page.locator(f"#duplicate-{warning.id}")
