@@ -421,3 +421,27 @@ async def test_photos_in_a_zip_or_the_object_store_are_checked_and_compared(clie
         headers=north,
     )
     assert not_zip.status_code == 400
+
+
+async def test_command_line_import_takes_a_photos_zip(client, tmp_path):
+    import sys
+    from pathlib import Path
+
+    import anyio
+
+    from rescue.devservices import ROOT
+
+    good = tmp_path / "list.csv"
+    good.write_bytes(csv_bytes(["Z-1,某甲,男,,,,,,,,a.jpg"], header=HEADER + ",照片"))
+    not_zip = tmp_path / "photos.zip"
+    not_zip.write_bytes(b"not a zip")
+    rescue = str(Path(sys.executable).with_name("rescue"))
+    args = ["--kind", "police_missing", "--name", "CLI", "--station", "north", "--dry-run"]
+    refused = await anyio.run_process(
+        [rescue, "import", str(good), "--photos", str(not_zip), *args], cwd=ROOT, check=False
+    )
+    assert refused.returncode == 1
+    assert "ZIP" in refused.stderr.decode()
+    missing = await anyio.run_process([rescue, "import", str(good), *args], cwd=ROOT, check=False)
+    assert missing.returncode == 0
+    assert "1 row(s), 0 valid, 1 with problems" in missing.stdout.decode()
