@@ -225,7 +225,11 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
         )
     birth = fields.get("birth_date_estimate")
     if birth is not None and birth > clock.today():
-        raise InvalidInput(_("birth_date_estimate is in the future"))
+        raise InvalidInput(
+            _("birth_date_estimate is in the future"),
+            accepted=_("a date up to today"),
+            field="birth_date_estimate",
+        )
     async with Case._meta.db.transaction():
         row = await require_case(case_id=case_id)
         changes = {
