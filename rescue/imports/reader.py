@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from rescue.i18n import _
 from rescue.imports.templates import COLUMNS, KINDS, ListKind, header_map
 
 __all__ = ["FileRefused", "RowCheck", "check_rows", "id_number_ok", "open_rows"]
@@ -44,7 +45,7 @@ def _decode_name(data: bytes) -> str:
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise FileRefused("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)")
+        raise FileRefused(_("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)"))
     try:
         data.decode("utf-8")
         return "utf-8"
@@ -55,7 +56,7 @@ def _decode_name(data: bytes) -> str:
         return "gbk"
     except UnicodeDecodeError:
         raise FileRefused(
-            "the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)"
+            _("the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)")
         ) from None
 
 
@@ -70,15 +71,16 @@ def _header(cells: list[Any]) -> list[str]:
         fields.append(field or "")
     if unknown:
         raise FileRefused(
-            f"unknown column(s): {', '.join(repr(u) for u in unknown)}",
+            _("unknown column(s): {columns}", columns=", ".join(repr(u) for u in unknown)),
             accepted=[c.header for c in COLUMNS],
         )
     if "external_id" not in fields:
         raise FileRefused(
-            "the header has no 外部编号 (external_id) column", accepted=[c.header for c in COLUMNS]
+            _("the header has no 外部编号 (external_id) column"),
+            accepted=[c.header for c in COLUMNS],
         )
     if len(set(fields)) != len(fields):
-        raise FileRefused("a column appears twice in the header")
+        raise FileRefused(_("a column appears twice in the header"))
     return fields
 
 
@@ -90,19 +92,21 @@ def open_rows(data: bytes) -> OpenedFile:
             header with unknown or missing columns.
     """
     if not data.strip():
-        raise FileRefused("the file is empty")
+        raise FileRefused(_("the file is empty"))
     if data.startswith(b"PK\x03\x04"):
         from openpyxl import load_workbook
 
         try:
             book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many kinds on a broken file
-            raise FileRefused(f"not a readable Excel .xlsx file ({type(exc).__name__})") from exc
+            raise FileRefused(
+                _("not a readable Excel .xlsx file ({error})", error=type(exc).__name__)
+            ) from exc
         sheet = book.worksheets[0]
         values = sheet.iter_rows(values_only=True)
         first = next(values, None)
         if first is None:
-            raise FileRefused("the first sheet is empty")
+            raise FileRefused(_("the first sheet is empty"))
         fields = _header(list(first))
         return OpenedFile("xlsx", "", fields, (list(r) for r in values))
     encoding = _decode_name(data)
@@ -112,7 +116,7 @@ def open_rows(data: bytes) -> OpenedFile:
     reader = csv.reader(text)
     first_row = next(reader, None)
     if first_row is None:
-        raise FileRefused("the file is empty")
+        raise FileRefused(_("the file is empty"))
     fields = _header(first_row)
     return OpenedFile("csv", encoding, fields, reader)
 
@@ -205,10 +209,10 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
         if len(cells) > len(opened.fields) and any(
             str(c or "").strip() for c in cells[len(opened.fields) :]
         ):
-            errors.append(("", "the row has more cells than the header has columns"))
+            errors.append(("", _("the row has more cells than the header has columns")))
         sex = fields.get("sex", "").lower()
         if sex not in _SEXES:
-            errors.append(("sex", f"{fields['sex']!r} is not 男, 女 or 未知"))
+            errors.append(("sex", _("{value!r} is not 男, 女 or 未知", value=fields["sex"])))
         else:
             fields["sex"] = _SEXES[sex]
         for name in ("birth_date", "event_date"):
@@ -222,12 +226,19 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
             try:
                 fields[name] = _date(value) or ""
             except ValueError:
-                errors.append((name, f"{text!r} is not a date like 2026-01-31 or 2026年1月31日"))
+                errors.append(
+                    (
+                        name,
+                        _("{value!r} is not a date like 2026-01-31 or 2026年1月31日", value=text),
+                    )
+                )
         age = fields.get("age", "")
         if age:
             m = re.fullmatch(r"(\d{1,3})(?:\s*[-~至]\s*(\d{1,3}))?", age)
             if not m or int(m.group(1)) > 120 or (m.group(2) and int(m.group(2)) < int(m.group(1))):
-                errors.append(("age", f"{age!r} is not an age in years or a range like 30-40"))
+                errors.append(
+                    ("age", _("{value!r} is not an age in years or a range like 30-40", value=age))
+                )
             else:
                 fields["age"] = m.group(1) + (f"-{m.group(2)}" if m.group(2) else "")
         id_number = fields.get("id_number", "").upper()
@@ -235,7 +246,7 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
             fields["id_number"] = id_number
             if not id_number_ok(id_number):
                 errors.append(
-                    ("id_number", "not an 18-character ID number with a valid check digit")
+                    ("id_number", _("not an 18-character ID number with a valid check digit"))
                 )
             else:
                 fields.setdefault(
@@ -247,16 +258,20 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
             if not fields.get(name) or (
                 name == "sex" and fields["sex"] == "unknown" and not raw.get("sex")
             ):
-                errors.append((name, "required for this list kind"))
+                errors.append((name, _("required for this list kind")))
         external_id = fields.get("external_id", "")
         if external_id:
             if external_id in seen_ids:
-                errors.append(("external_id", f"duplicate of row {seen_ids[external_id]}"))
+                errors.append(
+                    ("external_id", _("duplicate of row {row}", row=seen_ids[external_id]))
+                )
             else:
                 seen_ids[external_id] = number
         if id_number and id_number_ok(id_number):
             if id_number in seen_numbers:
-                errors.append(("id_number", f"the same ID number as row {seen_numbers[id_number]}"))
+                errors.append(
+                    ("id_number", _("the same ID number as row {row}", row=seen_numbers[id_number]))
+                )
             else:
                 seen_numbers[id_number] = number
         yield RowCheck(number, {k: v for k, v in fields.items() if v}, errors)

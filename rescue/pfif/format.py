@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from rescue.i18n import _
+
 __all__ = [
     "NOTE_FIELDS",
     "NOTE_STATUSES",
@@ -217,8 +219,11 @@ def _version_of(tag: str) -> str:
         if tag.startswith("{" + NS.format(version) + "}"):
             return version
     raise PfifFileError(
-        f"root element {tag!r} is not in a PFIF namespace; accepted: "
-        + ", ".join(NS.format(v) for v in VERSIONS)
+        _(
+            "root element {tag!r} is not in a PFIF namespace; accepted: {namespaces}",
+            tag=tag,
+            namespaces=", ".join(NS.format(v) for v in VERSIONS),
+        )
     )
 
 
@@ -322,13 +327,13 @@ def parse(data: bytes, *, now: datetime) -> ParsedFile:
     try:
         root = SafeET.fromstring(data)
     except DefusedXmlException as exc:
-        raise PfifFileError(f"unsafe XML refused ({type(exc).__name__})") from exc
+        raise PfifFileError(_("unsafe XML refused ({error})", error=type(exc).__name__)) from exc
     except ET.ParseError as exc:
-        raise PfifFileError(f"not well-formed XML: {exc}") from exc
+        raise PfifFileError(_("not well-formed XML: {error}", error=exc)) from exc
     version = _version_of(root.tag)
     ns = NS.format(version)
     if root.tag != f"{{{ns}}}pfif":
-        raise PfifFileError(f"root element must be pfif:pfif, got {root.tag!r}")
+        raise PfifFileError(_("root element must be pfif:pfif, got {tag!r}", tag=root.tag))
     person_ok, note_ok = _ACCEPTED[version]
     persons: list[PfifPerson] = []
     by_id: dict[str, PfifPerson] = {}

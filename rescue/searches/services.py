@@ -20,7 +20,7 @@ from rescue.cases.events import record_event
 from rescue.cases.stay import Stay, stay_of
 from rescue.cases.tables import Case
 from rescue.errors import Conflict, InvalidInput, NotFound
-from rescue.i18n import _
+from rescue.i18n import _, label
 from rescue.searches.schemas import (
     AnnouncementCreate,
     DnaRequestCreate,
@@ -259,7 +259,7 @@ async def record_filing(*, case_id: int, data: FilingCreate, by: Principal) -> S
     """
     if data.kind not in (SearchKind.care_decision, SearchKind.extension_filing):
         raise InvalidInput(
-            f"kind {data.kind.value} is not a filing",
+            _("kind {kind} is not a filing", kind=label(data.kind)),
             accepted=[SearchKind.care_decision.value, SearchKind.extension_filing.value],
         )
     _not_future(data.on_date, "on_date")

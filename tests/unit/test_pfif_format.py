@@ -93,5 +93,7 @@ def test_writing_then_reading_keeps_every_field(name):
     ],
 )
 def test_files_that_are_not_pfif_are_refused_whole(data, says):
-    with pytest.raises(PfifFileError, match=says):
+    from rescue.i18n import use_locale
+
+    with use_locale("en"), pytest.raises(PfifFileError, match=says):
         parse(data, now=NOW)
