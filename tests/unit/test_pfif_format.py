@@ -9,6 +9,15 @@ import pytest
 
 from rescue.pfif.format import NOTE_FIELDS, PERSON_FIELDS, PfifFileError, parse, write
 
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The reasons below are checked in English (the catalogue's msgids)."""
+    from rescue.i18n import use_locale
+
+    with use_locale("en"):
+        yield
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "pfif"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
@@ -93,7 +102,5 @@ def test_writing_then_reading_keeps_every_field(name):
     ],
 )
 def test_files_that_are_not_pfif_are_refused_whole(data, says):
-    from rescue.i18n import use_locale
-
-    with use_locale("en"), pytest.raises(PfifFileError, match=says):
+    with pytest.raises(PfifFileError, match=says):
         parse(data, now=NOW)
