@@ -18,6 +18,7 @@ def _english():
     with use_locale("en"):
         yield
 
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "pfif"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
