@@ -216,13 +216,12 @@ class CasePages(Controller):
         try:
             await services.request_transition(case_id=case_id, data=data, by=request.user)
         except (Conflict, InvalidInput) as exc:
-            detail = exc.detail
-            if exc.extra.get("requires"):
-                detail = f"{detail} ({exc.extra['requires']})"
+            # The detail says what is missing in the page's language; the API's
+            # ``requires`` (which request to send) is for API clients, not shown.
             return await case_page(
                 case_id,
                 request,
-                move_errors={to: {"__all__": detail}},
+                move_errors={to: {"__all__": exc.detail}},
                 move_values=values,
                 status=exc.status_code,
             )
