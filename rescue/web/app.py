@@ -57,14 +57,14 @@ def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
     from rescue.duplicates.pages import DuplicatePages
-    from rescue.escorts.pages import EscortPages
+    from rescue.escorts.pages import EscortPages, TaskPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.imports.pages import ImportPages, WarningPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
-    from rescue.searches.pages import SearchPages
+    from rescue.searches.pages import DnaResultPages, SearchPages
     from rescue.stats.pages import StatsPages
     from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
@@ -81,6 +81,7 @@ def _controllers() -> list[Any]:
         LeadPages,
         PlacementPages,
         EscortPages,
+        TaskPages,
         AdminPages,
         ImportPages,
         WarningPages,
@@ -88,6 +89,7 @@ def _controllers() -> list[Any]:
         DuplicatePages,
         NoticePages,
         SearchPages,
+        DnaResultPages,
         PublicPages,
         SearchRequestPages,
     ]

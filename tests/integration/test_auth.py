@@ -250,7 +250,7 @@ async def test_cli_set_password_reads_stdin(client):
         lambda: runner.invoke(main, ["users", "set-password", "zhou"], input="short\nshort\n")
     )
     assert short.exit_code != 0
-    assert "12 characters" in short.output
+    assert "至少 12 个字符" in short.output  # the CLI speaks DEFAULT_LOCALE (zh_CN)
 
 
 async def test_login_back_off_behind_a_trusted_proxy_counts_each_client(client, monkeypatch):
