@@ -18,9 +18,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from rescue.imports.templates import COLUMNS, KINDS, ListKind, header_map
+from rescue.imports.templates import COLUMNS, KINDS, ListKind
 
-__all__ = ["FileRefused", "RowCheck", "check_rows", "id_number_ok", "open_rows"]
+__all__ = [
+    "FileRefused",
+    "RowCheck",
+    "check_rows",
+    "id_number_ok",
+    "open_rows",
+    "parse_date",
+]
 
 
 class FileRefused(ValueError):
@@ -59,8 +66,11 @@ def _decode_name(data: bytes) -> str:
         ) from None
 
 
-def _header(cells: list[Any]) -> list[str]:
-    known = header_map()
+def _header(
+    cells: list[Any], columns: tuple[Any, ...] = COLUMNS, key_field: str = "external_id"
+) -> list[str]:
+    known = {c.header: c.field for c in columns}
+    known.update({c.field: c.field for c in columns})
     fields, unknown = [], []
     for cell in cells:
         name = str(cell or "").strip().lstrip("\ufeff")
@@ -71,19 +81,27 @@ def _header(cells: list[Any]) -> list[str]:
     if unknown:
         raise FileRefused(
             f"unknown column(s): {', '.join(repr(u) for u in unknown)}",
-            accepted=[c.header for c in COLUMNS],
+            accepted=[c.header for c in columns],
         )
-    if "external_id" not in fields:
+    if key_field not in fields:
+        key_header = next(c.header for c in columns if c.field == key_field)
         raise FileRefused(
-            "the header has no 外部编号 (external_id) column", accepted=[c.header for c in COLUMNS]
+            f"the header has no {key_header} ({key_field}) column",
+            accepted=[c.header for c in columns],
         )
     if len(set(fields)) != len(fields):
         raise FileRefused("a column appears twice in the header")
     return fields
 
 
-def open_rows(data: bytes) -> OpenedFile:
+def open_rows(
+    data: bytes, columns: tuple[Any, ...] = COLUMNS, key_field: str = "external_id"
+) -> OpenedFile:
     """Open a CSV or .xlsx file: its format, encoding, header fields and row iterator.
+
+    ``columns`` (field and Chinese header each) and the required ``key_field``
+    are the template's: an external list's by default, or another template's
+    (rescue.backlog.templates).
 
     Raises:
         FileRefused: empty, an unreadable encoding, a broken Excel file, or a
@@ -103,7 +121,7 @@ def open_rows(data: bytes) -> OpenedFile:
         first = next(values, None)
         if first is None:
             raise FileRefused("the first sheet is empty")
-        fields = _header(list(first))
+        fields = _header(list(first), columns, key_field)
         return OpenedFile("xlsx", "", fields, (list(r) for r in values))
     encoding = _decode_name(data)
     text = io.TextIOWrapper(
@@ -113,7 +131,7 @@ def open_rows(data: bytes) -> OpenedFile:
     first_row = next(reader, None)
     if first_row is None:
         raise FileRefused("the file is empty")
-    fields = _header(first_row)
+    fields = _header(first_row, columns, key_field)
     return OpenedFile("csv", encoding, fields, reader)
 
 
@@ -151,6 +169,12 @@ def id_number_ok(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def parse_date(raw: Any) -> str | None:
+    """A cell as an ISO date: ``2015-06-01``, ``2015/6/1``, ``2015.6.1``,
+    ``2015年6月1日``, ``20150601`` or an Excel date. Raises ValueError."""
+    return _date(raw)
 
 
 def _date(raw: Any) -> str | None:
