@@ -189,6 +189,7 @@ async def _insert(
             started_at=start,
             ended_at=end,
             created_by=by.user_id,
+            created_at=clock.now(),
             entered_later=True,
         )
     ).returning(Placement.id)
@@ -298,6 +299,7 @@ async def add_search_action(
                 result=data.result,
                 notes=data.notes,
                 recorded_by=by.user_id,
+                created_at=clock.now(),
                 entered_later=True,
             )
         ).returning(SearchAction.id)
