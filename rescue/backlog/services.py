@@ -32,6 +32,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 
 from media.images import ImageRejected, inspect_image
 from media.storage import ObjectStore, new_object_key
@@ -327,7 +328,10 @@ async def _load_row(
     if row is None:
         async with Case._meta.db.transaction():
             case = await create_case(
-                data=CaseCreate(**plan.case, station=run["station"], admitted_at=plan.admitted_at),
+                data=msgspec.convert(
+                    {**plan.case, "station": run["station"], "admitted_at": plan.admitted_at},
+                    CaseCreate,
+                ),
                 by=by,
                 entered_at=entered_at,
                 backlog_key=key,
