@@ -256,6 +256,6 @@ async def test_past_due_deadlines_not_on_todays_list_while_running_ones_are(clie
         assert by_kind["dna_request"]["historic"] is False
     # Later, a deadline that fell due after the entry is overdue as usual.
     with clock.frozen(datetime(2024, 6, 1, tzinfo=UTC)):
-        listed = (await client.get("/api/alerts?overdue_only=true", headers=staff)).json()["items"]
+        listed = (await client.get("/api/alerts?overdue=true", headers=staff)).json()["items"]
         assert {a["kind"] for a in listed if a["case_id"] == recent["id"]} >= {"dna_request"}
         assert all(a["case_id"] == recent["id"] for a in listed)
