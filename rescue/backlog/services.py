@@ -147,13 +147,15 @@ async def create_run(
     Raises:
         InvalidInput: an unreadable table (encoding, unknown columns, no 编号
             column, broken Excel) or ZIP (400; no run is made).
-        PayloadTooLarge: the table over the upload limit, or the ZIP over 50 times it.
+        PayloadTooLarge: the table over the upload limit, or the ZIP over twice it
+            (a request holds at most 2 × UPLOAD_MAX_BYTES: load a large backlog in
+            several files, each with its photos).
     """
     limits = get_settings().upload
-    if len(data) > limits.max_bytes or len(photos or b"") > 50 * limits.max_bytes:
+    if len(data) > limits.max_bytes or len(photos or b"") > 2 * limits.max_bytes:
         raise PayloadTooLarge(
             _("the file is too large; the limit is {limit} bytes", limit=limits.max_bytes),
-            accepted={"table": limits.max_bytes, "photos_zip": 50 * limits.max_bytes},
+            accepted={"table": limits.max_bytes, "photos_zip": 2 * limits.max_bytes},
         )
     archive = _archive(photos, limits.max_bytes)
     names = _names(archive)
