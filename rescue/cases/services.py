@@ -552,7 +552,8 @@ async def fill_identity_from_notice(*, case_id: int, notice_id: int, by: Princip
 async def leaving_report(*, month: str, stations: list[str] | None) -> LeavingReport:
     """Leavings of ``month`` (``YYYY-MM``, the station's calendar) by MCA 离站方式
     category: each case counted once, by its first closing transition in the
-    month; ``cross_province`` from the transition's ``data.cross_province``.
+    month (one entered later, 历史补录, counts when it happened);
+    ``cross_province`` from the transition's ``data.cross_province``.
 
     Raises:
         InvalidInput: ``month`` is not ``YYYY-MM``.
@@ -570,20 +571,28 @@ async def leaving_report(*, month: str, stations: list[str] | None) -> LeavingRe
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     start, end = clock.start_of_local_day(first), clock.start_of_local_day(following)
     terminal = [s.value for s in flows.LEAVING_CATEGORY]
+    # A leaving entered later (历史补录) counts in the month it happened.
     query = CaseEvent.select(
-        CaseEvent.case, CaseEvent.to_status, CaseEvent.data, CaseEvent.case.station
+        CaseEvent.case,
+        CaseEvent.to_status,
+        CaseEvent.data,
+        CaseEvent.case.station,
+        CaseEvent.at,
+        CaseEvent.occurred_at,
     ).where(
         (CaseEvent.kind == "status_changed")
         & CaseEvent.to_status.is_in(terminal)
-        & (CaseEvent.at >= start)
-        & (CaseEvent.at < end)
+        & (
+            ((CaseEvent.at >= start) & (CaseEvent.at < end))
+            | ((CaseEvent.occurred_at >= start) & (CaseEvent.occurred_at < end))
+        )
     )
     if stations is not None:
         query = query.where(CaseEvent.case.station.is_in(stations or [""]))
     counts = {c: [0, 0] for c in LeavingCategory}
     seen: set[int] = set()
     for row in await query.order_by(CaseEvent.id):
-        if row["case"] in seen:
+        if row["case"] in seen or not start <= (row["occurred_at"] or row["at"]) < end:
             continue
         seen.add(row["case"])
         data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]

@@ -259,3 +259,24 @@ async def test_past_due_deadlines_not_on_todays_list_while_running_ones_are(clie
         listed = (await client.get("/api/alerts?overdue=true", headers=staff)).json()["items"]
         assert {a["kind"] for a in listed if a["case_id"] == recent["id"]} >= {"dna_request"}
         assert all(a["case_id"] == recent["id"] for a in listed)
+
+
+async def test_a_leaving_entered_later_counts_in_the_month_it_happened(client, staff):
+    with clock.frozen(NOW):
+        cid = (await resident(client, staff))["id"]
+        response = await history(
+            client,
+            staff,
+            cid,
+            "status",
+            to="deceased",
+            occurred_at="2016-02-10T12:00:00+08:00",
+            reason="病故（档案）",
+        )
+        assert response.status_code == 201, response.text
+        then = (await client.get("/api/reports/leavings?month=2016-02", headers=staff)).json()
+        now = (await client.get("/api/reports/leavings?month=2024-05", headers=staff)).json()
+        assert (then["total"], now["total"]) == (1, 0)
+        placements = (await client.get(f"/api/cases/{cid}/placements", headers=staff)).json()
+        assert placements["current"] is None
+        assert placements["items"][-1]["ended_at"] == "2016-02-10T04:00:00Z"
