@@ -215,3 +215,31 @@ async def test_other_stations_and_roles_cannot_use_a_run(client, staff, police):
         headers=staff,
     )
     assert refused.status_code == 400
+
+
+async def test_command_line_dry_run_then_load_with_progress(tmp_path):
+    import sys
+    from pathlib import Path
+
+    import anyio
+
+    from rescue.cases.tables import Case
+    from rescue.devservices import ROOT
+    from rescue.users.services import create_user
+
+    await create_user(username="cli-backlog", role="station_staff", station="north")
+    path = tmp_path / "backlog.csv"
+    path.write_bytes(table([STRANDED.rsplit(",", 1)[0] + ",", BAD[0]], encoding="gbk"))
+    rescue = str(Path(sys.executable).with_name("rescue"))
+    checked = await anyio.run_process(
+        [rescue, "backlog", str(path), "--user", "cli-backlog", "--dry-run"], cwd=ROOT
+    )
+    assert b"2 row(s), 1 valid" in checked.stdout
+    assert "入站日期".encode() in checked.stderr
+    assert await Case.count() == 0
+    loaded = await anyio.run_process(
+        [rescue, "backlog", str(path), "--user", "cli-backlog"], cwd=ROOT
+    )
+    assert b"done: 2 row(s), 1 left out" in loaded.stdout, loaded.stderr
+    assert b"loading" in loaded.stderr
+    assert await Case.count() == 1
