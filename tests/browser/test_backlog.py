@@ -34,6 +34,11 @@ async def test_upload_dry_run_confirm_progress(page, live_server, tmp_path):
     await expect(progress).to_have_attribute("data-status", "done", timeout=120_000)
     assert re.search(r"2\s*/\s*2", await progress.inner_text())
     assert await Case.count() == 1
+    [case] = await Case.select(Case.id)
+    await page.goto(f"{live_server}/cases/{case['id']}")
+    timeline = await page.inner_text("#timeline")
+    assert "历史补录，录入于" in timeline
+    assert "2016-07-01" in timeline  # the admission, when it happened
 
 
 async def test_unreadable_file_refused_next_to_the_form(page, live_server, tmp_path):
