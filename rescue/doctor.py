@@ -24,6 +24,8 @@ __all__ = ["Finding", "diagnose", "exit_with"]
 
 #: Exit status for a configuration error (as for a usage error).
 EXIT_CONFIG = 2
+#: Exit status when a backing service is unreachable (as `rescue doctor` with a problem).
+EXIT_SERVICE = 1
 
 
 def exit_with(exc: SettingsError) -> NoReturn:
@@ -88,17 +90,21 @@ async def _service_findings(settings: Settings) -> list[Finding]:
             "start PostgreSQL or correct DATABASE_URL (user, password, host, port, database)",
         )
     )
-    if db.ok:
-        found.append(await _migrations())
+    migrations = await _migrations() if db.ok else None
+    if migrations is not None:
+        found.append(migrations)
+    if migrations is not None and migrations.ok:  # the tables exist
         queue = await backlog()
         found.append(
             Finding(
                 "photo backlog",
-                queue.pending == 0 or (queue.oldest_age_seconds or 0) < 600,
-                f"{queue.pending} photo(s) pending, oldest {queue.oldest_age_seconds} s",
+                queue.pending == 0 or queue.oldest_age_seconds < 600,
+                f"{queue.pending} photo(s) pending, oldest {queue.oldest_age_seconds:.0f} s",
                 "start the workers (README 'Deployment'); then `rescue photos requeue`",
             )
         )
+    elif migrations is not None:
+        found.append(Finding("photo backlog", True, "not checked before `rescue migrate`"))
     if settings.storage.endpoint:
         store = await check_store(settings, timeout)
         found.append(

@@ -61,7 +61,13 @@ def login_failed(reason: str) -> None:
 
 
 def prometheus_config() -> PrometheusConfig:
-    """Request metrics by route template and status (health and metrics excluded)."""
+    """Request metrics by route template and status (health and metrics excluded).
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, the folder is created when missing
+    (``/run`` is emptied at boot; without it ``/metrics`` could not answer)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     return PrometheusConfig(
         app_name="rescue",
         prefix="rescue_http",
@@ -88,7 +94,7 @@ async def _state_metrics() -> list[GaugeMetricFamily]:
         GaugeMetricFamily(
             "rescue_photos_pending_oldest_age_seconds",
             "Seconds the oldest pending photo has waited (0: none pending).",
-            value=queue.oldest_age_seconds or 0.0,
+            value=queue.oldest_age_seconds,
         ),
         GaugeMetricFamily(
             "rescue_candidates_proposed", "Match candidates awaiting review.", value=proposed
