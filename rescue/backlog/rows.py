@@ -88,6 +88,15 @@ def path_to(target: CaseStatus) -> list[CaseStatus]:
     raise ValueError(target)
 
 
+def _cell(value: Any) -> str:
+    """A cell as text; an Excel date (datetime) as its ISO date."""
+    if isinstance(value, datetime):
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value).strip()
+
+
 def _day(row: RowPlan, fields: dict[str, str], name: str) -> date | None:
     text = fields.get(name, "")
     if not text:
@@ -184,7 +193,7 @@ def check_row(
         rules: the station's deadline rules (10 days to stranded, 3 months to settled).
         archive: the file names in the uploaded ZIP (None: no ZIP).
     """
-    fields = {k: str(v).strip() for k, v in raw.items() if k and v is not None}
+    fields = {k: _cell(v) for k, v in raw.items() if k and v is not None}
     row = RowPlan(row=number, key=fields.get(KEY, ""))
     today = clock.today()
     if not row.key:

@@ -243,3 +243,27 @@ async def test_command_line_dry_run_then_load_with_progress(tmp_path):
     assert b"done: 2 row(s), 1 left out" in loaded.stdout, loaded.stderr
     assert b"loading" in loaded.stderr
     assert await Case.count() == 1
+
+
+async def test_excel_file_with_date_cells_accepted(client, staff):
+    from datetime import datetime
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.append(HEADER.split(","))
+    row: list[object] = [""] * len(HEADER.split(","))
+    row[0], row[2], row[3] = "DA-040", "女", 1958
+    row[7], row[8], row[9] = datetime(2016, 7, 1), "滞留", datetime(2016, 8, 1)
+    sheet.append(row)
+    buf = io.BytesIO()
+    book.save(buf)
+    response = await client.post(
+        "/api/backlog-runs",
+        files={"file": ("backlog.xlsx", buf.getvalue(), "application/octet-stream")},
+        headers=staff,
+    )
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert (run["file_format"], run["valid_rows"], run["errors"]) == ("xlsx", 1, [])
