@@ -348,7 +348,7 @@ async def _after(
             .where(
                 (Placement.case == case_id)
                 & Placement.ended_at.is_null()
-                & (Placement.started_at < now)
+                & (Placement.started_at <= now)
             )
             .returning(Placement.id)
         )
@@ -440,6 +440,20 @@ async def transition(
             )
         now = clock.now()
         moment = now if at is None else await _historic_moment(row, at, now)
+        if at is not None and to in TERMINAL_STATUSES:
+            later = await Placement.exists().where(
+                (Placement.case == case_id) & (Placement.started_at > moment)
+            )
+            if later:
+                raise InvalidInput(
+                    _(
+                        "case {case_id} has placements starting after {at}; a leaving "
+                        "entered later must come after them",
+                        case_id=case_id,
+                        at=clock.local(moment).isoformat(timespec="minutes"),
+                    ),
+                    accepted="occurred_at after the start of the case's last placement",
+                )
         await _check_rules(row, current, to, moment)
         if to == S.left_self and not str((data or {}).get("ticket") or "").strip():
             raise InvalidInput(

@@ -264,6 +264,27 @@ async def test_past_due_deadlines_not_on_todays_list_while_running_ones_are(clie
 async def test_a_leaving_entered_later_counts_in_the_month_it_happened(client, staff):
     with clock.frozen(NOW):
         cid = (await resident(client, staff))["id"]
+        home = await history(
+            client,
+            staff,
+            cid,
+            "placements",
+            kind="welfare_home",
+            facility="市社会福利院",
+            started_at="2015-06-01T12:00:00+08:00",
+        )
+        assert home.status_code == 201, home.text
+        too_early = await history(
+            client,
+            staff,
+            cid,
+            "status",
+            to="deceased",
+            occurred_at="2015-02-10T12:00:00+08:00",
+            reason="病故（档案）",
+        )
+        assert too_early.status_code == 400
+        assert "placements starting after" in too_early.json()["detail"]
         response = await history(
             client,
             staff,
