@@ -38,6 +38,9 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
   name, relatives' contact) from that notice (an ``identity_updated`` event).
 - ``identified`` reached from ``settled`` creates a task for the police liaison to
   cancel the collective household registration (集体户口注销).
+- A change entered later (历史补录, ``transition(at=...)``): the same table and
+  rules, judged at ``at``; not before the admission or the previous change, not
+  in the future; a leaving not before the case's last placement starts.
 """
 
 from __future__ import annotations
