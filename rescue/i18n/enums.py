@@ -20,7 +20,7 @@ def visible_enums() -> list[type[Enum]]:
     from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
     from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
     from rescue.family_requests.schemas import Decision
-    from rescue.family_requests.tables import RequestStatus
+    from rescue.family_requests.tables import MessageAuthor, RequestStatus
     from rescue.matching.tables import (
         CandidateStatus,
         ConfidenceBand,
@@ -43,6 +43,7 @@ def visible_enums() -> list[type[Enum]]:
         Decision,
         LeavingCategory,
         EvidenceKind,
+        MessageAuthor,
         FamilyConfirmationMethod,
         NoticeSource,
         NoticeStatus,
