@@ -123,10 +123,12 @@ async def test_duplicate_intake_flag_on_the_case_page_and_link(page):
     south = Principal(user_id=0, username="setup", role=Role.admin, station="south")
     north = Principal(user_id=0, username="setup", role=Role.admin, station="north")
     earlier = await create_case(
-        data=CaseCreate(reported_name="王建国", sex=Sex.male, estimated_age=60), by=south
+        data=CaseCreate(reported_name="王建国", sex=Sex.male, estimated_age=60, found_place="G318"),
+        by=south,
     )
     later = await create_case(
-        data=CaseCreate(reported_name="王建国", sex=Sex.male, estimated_age=61), by=north
+        data=CaseCreate(reported_name="王建国", sex=Sex.male, estimated_age=61, found_place="G318"),
+        by=north,
     )
     (warning,) = await check_new_case(case_id=later.id)
     await _logged_in(page)

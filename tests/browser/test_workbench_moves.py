@@ -41,7 +41,9 @@ async def _case(**fields: Any) -> int:
     from rescue.cases.services import create_case
 
     staff = await _principal("station_staff")
-    case = await create_case(data=CaseCreate(estimated_age=50, **fields), by=staff)
+    case = await create_case(
+        data=CaseCreate(estimated_age=50, found_place="G318", **fields), by=staff
+    )
     return case.id
 
 
