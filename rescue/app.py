@@ -29,6 +29,7 @@ from rescue.logs import configure_logging, request_context_middleware, request_i
 from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
+    MatchFilterController,
     RematchController,
 )
 from rescue.metrics import metrics, prometheus_config
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PhotoController,
             CandidateController,
             CandidateLedgerController,
+            MatchFilterController,
             RematchController,
             LoginController,
             TokenController,

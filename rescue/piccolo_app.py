@@ -20,6 +20,8 @@ from rescue.matching.tables import (
     FaceDeletion,
     FamilyConfirmation,
     MatchCalibration,
+    MatchFilteredPair,
+    MatchFilterRelaxation,
     RematchRun,
 )
 from rescue.notices.events import NoticeEvent
@@ -52,6 +54,8 @@ APP_CONFIG = AppConfig(
         RematchRun,
         MatchCalibration,
         FaceDeletion,
+        MatchFilterRelaxation,
+        MatchFilteredPair,
         LoginThrottle,
         AuditRecord,
         Announcement,

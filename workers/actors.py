@@ -15,6 +15,7 @@ __all__ = [
     "process_photo",
     "recover",
     "rematch",
+    "rematch_owner",
     "run_import",
 ]
 
@@ -76,6 +77,15 @@ async def rematch(run_id: int) -> None:
     from rescue.matching.rematch import run_rematch
 
     await run_rematch(run_id=run_id, settings=get_settings(), galleries=get_galleries())
+
+
+@dramatiq.actor(queue_name="rematch", max_retries=3, time_limit=60 * 60_000)
+async def rematch_owner(side: str, owner_id: int) -> None:
+    """Re-match one case (``side="case"``) or notice after a reviewer relaxed or
+    restored one of its filters (rescue.matching.filters). Idempotent."""
+    from rescue.matching.filters import rematch_owner as run
+
+    await run(side=side, owner_id=owner_id, settings=get_settings(), galleries=get_galleries())
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=60 * 60_000)

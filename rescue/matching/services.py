@@ -31,6 +31,7 @@ from rescue.errors import NotFound, is_unavailable
 from rescue.i18n import _
 from rescue.matching.calibration import calibration_for
 from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encode
+from rescue.matching.filters import relaxed_filters
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
     candidate_outs,
@@ -44,7 +45,12 @@ from rescue.matching.quality import FaceQuality
 from rescue.matching.quality import of_detected as face_quality
 from rescue.matching.schemas import CandidateOut
 from rescue.matching.scoring import EvidenceInput, compute_score, excluded_by
-from rescue.matching.tables import Candidate, CandidateStatus, FaceDeletion
+from rescue.matching.tables import (
+    Candidate,
+    CandidateStatus,
+    FaceDeletion,
+    MatchFilteredPair,
+)
 from rescue.notices.tables import Notice, NoticeStatus
 from rescue.photos.tables import Face, Photo, PhotoStatus
 from rescue.schemas import Page
@@ -407,7 +413,9 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
        (``MATCH_LOOSE_BOUND``, else the model's calibration), their best face pair;
     2. only those still eligible (open notices; cases in care), nearest
        :data:`POOL_PER_CANDIDATE` × ``MATCH_CANDIDATES`` first;
-    3. filters of a sure difference (sex; docs/scoring.md) remove pairs;
+    3. filters of a sure difference (sex; docs/scoring.md) remove pairs, unless a
+       reviewer relaxed the filter for the case or the notice
+       (rescue.matching.filters); removed pairs are recorded for the reviewer's page;
     4. the rest ranked by the full score (rescue.matching.scoring), then distance;
        the best ``MATCH_CANDIDATES`` become (or update) candidates, each with the
        gallery's size in people for its confidence band.
@@ -462,15 +470,25 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
     hits = await anyio.to_thread.run_sync(gallery.search, probes, bound)
     hits = hits[: POOL_PER_CANDIDATE * matching.candidates]
     others = await _eligible_rows(is_case=is_case, ids=[h.owner_id for h in hits])
+    own_relaxed = (await relaxed_filters(side="case" if is_case else "notice", ids=[owner_id])).get(
+        owner_id, set()
+    )
+    other_relaxed = await relaxed_filters(side="notice" if is_case else "case", ids=list(others))
     ranked: list[tuple[float, float, GalleryHit]] = []
-    filtered = 0
+    removed: dict[int, tuple[str, float]] = {}
     for hit in hits:
         other = others.get(hit.owner_id)
         if other is None:
             continue
         case_row, notice_row = (own, other) if is_case else (other, own)
-        if excluded_by(case_row, notice_row, filter_sex=matching.filter_sex):
-            filtered += 1
+        exclusions = excluded_by(
+            case_row,
+            notice_row,
+            filter_sex=matching.filter_sex,
+            relaxed=own_relaxed | other_relaxed.get(hit.owner_id, set()),
+        )
+        if exclusions:
+            removed[hit.owner_id] = (exclusions[0], hit.distance)
             continue
         score = compute_score(
             case=case_row,
@@ -483,6 +501,10 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
         ).score
         ranked.append((-score, hit.distance, hit))
     ranked.sort(key=lambda r: (r[0], r[1], r[2].owner_id))
+    filtered = len(removed)
+    await _record_filtered(
+        is_case=is_case, owner_id=owner_id, removed=removed, kept=[h for *_r, h in ranked]
+    )
     chosen = [hit for _score, _distance, hit in ranked[: matching.candidates]]
     people = gallery.owner_count
     log.info(
@@ -524,6 +546,46 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
             )
         )
     return touched
+
+
+async def _record_filtered(
+    *,
+    is_case: bool,
+    owner_id: int,
+    removed: dict[int, tuple[str, float]],
+    kept: list[GalleryHit],
+) -> None:
+    """Keep ``match_filtered_pairs`` in step with this search: pairs a filter removed
+    are (re)written, pairs it kept are no longer removed (rescue.matching.filters)."""
+
+    def ids(other: int) -> tuple[int, int]:
+        return (owner_id, other) if is_case else (other, owner_id)
+
+    kept_keys = [pair_key(*ids(h.owner_id)) for h in kept]
+    if kept_keys:
+        await MatchFilteredPair.delete().where(MatchFilteredPair.pair_key.is_in(kept_keys))
+    now = clock.now()
+    for other, (name, distance) in removed.items():
+        case_id, notice_id = ids(other)
+        key = pair_key(case_id, notice_id)
+        await MatchFilteredPair.insert(
+            MatchFilteredPair(
+                pair_key=key,
+                case=case_id,
+                notice=notice_id,
+                filter=name,
+                distance=distance,
+                updated_at=now,
+            )
+        ).on_conflict(
+            target=MatchFilteredPair.pair_key,
+            action="DO UPDATE",
+            values=[
+                MatchFilteredPair.filter,
+                MatchFilteredPair.distance,
+                MatchFilteredPair.updated_at,
+            ],
+        )
 
 
 async def _eligible_rows(*, is_case: bool, ids: list[int]) -> dict[int, dict[str, Any]]:

@@ -58,7 +58,7 @@ def _controllers() -> list[Any]:
     from rescue.cases.pages import CasePages
     from rescue.escorts.pages import EscortPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
-    from rescue.matching.pages import LeadPages, ReviewPages
+    from rescue.matching.pages import LeadPages, MatchFilterPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
@@ -75,6 +75,7 @@ def _controllers() -> list[Any]:
         PhotoPages,
         AnnouncementPages,
         ReviewPages,
+        MatchFilterPages,
         LeadPages,
         PlacementPages,
         EscortPages,
