@@ -30,6 +30,7 @@ from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
     MatchFilterController,
+    ReencodeController,
     RematchController,
 )
 from rescue.metrics import metrics, prometheus_config
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             CandidateController,
             CandidateLedgerController,
             MatchFilterController,
+            ReencodeController,
             RematchController,
             LoginController,
             TokenController,

@@ -14,6 +14,7 @@ __all__ = [
     "apply_retention",
     "process_photo",
     "recover",
+    "reencode",
     "rematch",
     "rematch_owner",
     "run_import",
@@ -77,6 +78,17 @@ async def rematch(run_id: int) -> None:
     from rescue.matching.rematch import run_rematch
 
     await run_rematch(run_id=run_id, settings=get_settings(), galleries=get_galleries())
+
+
+@dramatiq.actor(queue_name="rematch", max_retries=0, time_limit=24 * 60 * 60_000)
+async def reencode(run_id: int) -> None:
+    """Re-encode photos whose faces another model encoded, then re-match them
+    (rescue.matching.reencode; progress in the run row)."""
+    from rescue.matching.reencode import run_reencode
+
+    await run_reencode(
+        run_id=run_id, settings=get_settings(), store=get_store(), galleries=get_galleries()
+    )
 
 
 @dramatiq.actor(queue_name="rematch", max_retries=3, time_limit=60 * 60_000)

@@ -14,7 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 
 from rescue.errors import InvalidInput, InvalidJSON, too_deep
 from rescue.i18n import _
-from rescue.matching import filters, ledger, rematch, review, services
+from rescue.matching import filters, ledger, reencode, rematch, review, services
 from rescue.matching.compare import render_compare
 from rescue.matching.schemas import (
     VALUE_TYPES,
@@ -398,3 +398,36 @@ async def _change(
         settings=get_settings(),
         enqueue=enqueue_owner_rematch,
     )
+
+
+async def _enqueue_reencode(run_id: int) -> None:
+    from workers.actors import reencode as actor
+
+    await anyio.to_thread.run_sync(actor.send, run_id)
+
+
+class ReencodeController(Controller):
+    """Re-encoding after a face model change (rescue.matching.reencode)."""
+
+    path = "/api/admin/reencode"
+    tags = ("admin",)
+
+    @post(
+        "/",
+        status_code=202,
+        summary="Re-encode photos whose faces another model encoded, then re-match them",
+        guards=[allow(Action.rematch)],
+    )
+    async def start(self, request: Request[Any, Any, Any]) -> RematchRunOut:
+        """Queue a run (202) over the photos with faces of another model than the one in
+        use; follow it at ``GET /api/admin/reencode/{id}``; cancel it at
+        ``POST /api/admin/rematch/{id}/cancel``."""
+        return await reencode.start_reencode(
+            by=request.user, settings=get_settings(), enqueue=_enqueue_reencode
+        )
+
+    @get("/{run_id:int}", summary="A re-encoding run's progress", guards=[allow(Action.rematch)])
+    async def progress(self, run_id: PathId) -> RematchRunOut:
+        """``status``; ``done`` of ``total`` photos; ``error`` lists photos whose original
+        could not be read. 404 if unknown."""
+        return await rematch.get_rematch(run_id=run_id)

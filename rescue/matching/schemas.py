@@ -195,7 +195,9 @@ class FamilyConfirmationIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RematchRunOut(msgspec.Struct):
-    """Progress of a re-matching run: ``done`` of ``total`` processed photos."""
+    """Progress of a re-matching run: ``done`` of ``total`` processed photos; of a
+    re-encoding run (``kind="reencode"``): ``done`` of ``total`` photos re-encoded
+    with ``model`` and re-matched."""
 
     id: int
     status: str
@@ -209,6 +211,7 @@ class RematchRunOut(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    kind: str = "rematch"
 
 
 class FilterChangeIn(msgspec.Struct, forbid_unknown_fields=True):

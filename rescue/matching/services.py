@@ -58,6 +58,8 @@ from rescue.settings import Settings
 
 __all__ = [
     "GallerySet",
+    "detect_faces",
+    "face_rows",
     "list_candidates",
     "match_photo",
     "process_photo",
@@ -94,6 +96,11 @@ class SideGallery:
       commit within milliseconds), then forgotten (rolled back).
 
     Only the first load counts the side's faces, to size the gallery exactly.
+
+    Only faces encoded by the model in use (``MODEL_NAME``) are loaded: distances
+    between encodings of two models mean nothing, so a gallery never mixes model
+    versions; faces of another model wait for a re-encoding run
+    (rescue.matching.reencode), which writes them again as new faces.
     """
 
     side: str
@@ -125,7 +132,7 @@ class SideGallery:
         while True:
             rows = (
                 await Face.select(Face.id, owner, Face.photo, Face.encoding, Face.retake)
-                .where(owner.is_not_null() & (Face.id > face_id))
+                .where(owner.is_not_null() & (Face.id > face_id) & (Face.model == MODEL_NAME))
                 .order_by(Face.id)
                 .limit(_LOAD_BATCH)
             )
@@ -161,7 +168,7 @@ class SideGallery:
             return
         rows = await Face.select(
             Face.id, self.owner_column, Face.photo, Face.encoding, Face.retake
-        ).where(Face.id.is_in(list(self.gaps)))
+        ).where(Face.id.is_in(list(self.gaps)) & (Face.model == MODEL_NAME))
         self._add_rows(rows)
         for r in rows:
             self.gaps.pop(int(r["id"]), None)
@@ -193,7 +200,9 @@ class SideGallery:
             .first()
         )
         self.last_deletion_id = int(last["id"]) if last else 0
-        total = await Face.count().where(self.owner_column.is_not_null())
+        total = await Face.count().where(
+            self.owner_column.is_not_null() & (Face.model == MODEL_NAME)
+        )
         self.gallery, self.last_face_id, self.gaps = FaceGallery(capacity=max(1, total)), 0, {}
         await self._load_since(0)
 
@@ -353,22 +362,50 @@ async def _finish(photo_id: int, status: PhotoStatus, reason: str = "") -> str:
     return status.value
 
 
+def detect_faces(data: bytes, settings: Settings) -> tuple[list[DetectedFace], list[FaceQuality]]:
+    """Decode an original, detect and encode its faces with the model in use, and
+    measure each face's quality (blocking: run it in a thread).
+
+    Raises:
+        ImageRejected: the file cannot be decoded or is too large.
+    """
+    matching = settings.matching
+    decoded = decode_for_detection(
+        data, max_pixels=settings.upload.max_pixels, min_side=matching.detect_max_side
+    )
+    found = detect_and_encode(
+        decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
+    )
+    return found, [face_quality(decoded, (f.top, f.right, f.bottom, f.left)) for f in found]
+
+
+def face_rows(
+    photo: dict[str, Any], faces: list[DetectedFace], qualities: list[FaceQuality]
+) -> list[Face]:
+    """``faces`` rows of a photo (``id``, ``case``, ``notice``), encoded by ``MODEL_NAME``."""
+    return [
+        Face(
+            photo=photo["id"],
+            case=photo["case"],
+            notice=photo["notice"],
+            top=f.top,
+            right=f.right,
+            bottom=f.bottom,
+            left=f.left,
+            encoding=np.asarray(f.encoding, dtype="<f8").tobytes(),
+            model=MODEL_NAME,
+            quality=q.as_dict(),
+            retake=bool(q.retake),
+        )
+        for f, q in zip(faces, qualities, strict=True)
+    ]
+
+
 async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settings) -> str | None:
     """Store the photo's faces. Returns a final status if there is nothing to match."""
     data = await store.aget(photo["object_key"])
-    matching = settings.matching
-
-    def detect() -> tuple[list[DetectedFace], list[FaceQuality]]:
-        decoded = decode_for_detection(
-            data, max_pixels=settings.upload.max_pixels, min_side=matching.detect_max_side
-        )
-        found = detect_and_encode(
-            decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
-        )
-        return found, [face_quality(decoded, (f.top, f.right, f.bottom, f.left)) for f in found]
-
     try:
-        faces, qualities = await anyio.to_thread.run_sync(detect)
+        faces, qualities = await anyio.to_thread.run_sync(detect_faces, data, settings)
     except ImageRejected as exc:
         return await _finish(photo["id"], PhotoStatus.failed, exc.detail)
     log.info("photo %s: %d face(s) found", photo["id"], len(faces))
@@ -379,24 +416,7 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
             .returning(Photo.id)
         )
         if claimed and faces:
-            await Face.insert(
-                *[
-                    Face(
-                        photo=photo["id"],
-                        case=photo["case"],
-                        notice=photo["notice"],
-                        top=f.top,
-                        right=f.right,
-                        bottom=f.bottom,
-                        left=f.left,
-                        encoding=np.asarray(f.encoding, dtype="<f8").tobytes(),
-                        model=MODEL_NAME,
-                        quality=q.as_dict(),
-                        retake=bool(q.retake),
-                    )
-                    for f, q in zip(faces, qualities, strict=True)
-                ]
-            )
+            await Face.insert(*face_rows(photo, faces, qualities))
     if not faces:
         return await _finish(photo["id"], PhotoStatus.no_face)
     return None
@@ -458,9 +478,16 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
     owner_column = Face.case if is_case else Face.notice
     faces = (
         await Face.select(Face.photo, Face.encoding, Face.quality)
-        .where((owner_column == owner_id) & (Face.retake == False))  # noqa: E712
+        .where(
+            (owner_column == owner_id)
+            & (Face.retake == False)  # noqa: E712
+            & (Face.model == MODEL_NAME)
+        )
         .order_by(Face.id)
     )
+    if not faces:
+        log.info("photo %s: no face of its owner encoded by %s yet", photo_id, MODEL_NAME)
+        return []
     probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
     probe_photos = [int(f["photo"]) for f in faces]
     probe_quality = [loads(f["quality"]) or {} for f in faces]
@@ -468,7 +495,7 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
     bound = matching.loose_bound or (calibration.loose_bound if calibration else matching.threshold)
     gallery = await side.refresh()
     hits = await anyio.to_thread.run_sync(gallery.search, probes, bound)
-    hits = hits[: POOL_PER_CANDIDATE * matching.candidates]
+    hits = await _current_model(hits[: POOL_PER_CANDIDATE * matching.candidates])
     others = await _eligible_rows(is_case=is_case, ids=[h.owner_id for h in hits])
     own_relaxed = (await relaxed_filters(side="case" if is_case else "notice", ids=[owner_id])).get(
         owner_id, set()
@@ -546,6 +573,21 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
             )
         )
     return touched
+
+
+async def _current_model(hits: list[GalleryHit]) -> list[GalleryHit]:
+    """Drop hits on faces no longer encoded by the model in use: a worker started
+    before the faces' model was changed may still hold them (its gallery drops them
+    when a re-encoding run replaces them)."""
+    if not hits:
+        return hits
+    current = {
+        int(r["id"])
+        for r in await Face.select(Face.id).where(
+            Face.id.is_in([h.face_id for h in hits]) & (Face.model == MODEL_NAME)
+        )
+    }
+    return [h for h in hits if h.face_id in current]
 
 
 async def _record_filtered(

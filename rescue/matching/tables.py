@@ -174,9 +174,13 @@ class FamilyConfirmation(Table, tablename="family_confirmations"):
 
 
 class RematchRun(Table, tablename="rematch_runs"):
-    """A re-matching of every processed photo (after a threshold or model change)."""
+    """A re-matching of every processed photo (after a threshold or model change), or
+    (``kind="reencode"``) a re-encoding of the photos whose faces were encoded by
+    another model than the one in use, then their re-matching
+    (rescue.matching.reencode)."""
 
     id: Serial
+    kind = Varchar(length=16, default="rematch")  # rematch, reencode
     status = Varchar(length=16, default="queued")  # queued, running, done, failed, cancelled
     total = Integer(default=0)
     done = Integer(default=0)

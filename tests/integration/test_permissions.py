@@ -60,6 +60,8 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/admin/rematch/{run_id:int}"): frozenset({A}),
     ("GET", "/api/admin/rematch"): frozenset({A}),
     ("POST", "/api/admin/rematch/{run_id:int}/cancel"): frozenset({A}),
+    ("POST", "/api/admin/reencode"): frozenset({A}),
+    ("GET", "/api/admin/reencode/{run_id:int}"): frozenset({A}),
     # Matching filters a reviewer relaxes per case or notice (issue 16)
     ("GET", "/api/cases/{case_id:int}/match-filters"): ALL,
     ("GET", "/api/notices/{notice_id:int}/match-filters"): ALL,
