@@ -120,6 +120,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/import-warnings/{warning_id:int}/verify"): frozenset({S, A}),
     ("GET", "/api/stats"): ALL,
     ("GET", "/api/stats/csv"): ALL,
+    ("GET", "/api/stats/xlsx"): ALL,
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).
