@@ -81,6 +81,8 @@ class Action(StrEnum):
     import_warning_read = "import_warning_read"
     import_warning_verify = "import_warning_verify"
     stats_read = "stats_read"
+    #: History entered later (历史补录) and backlog runs of long-term residents.
+    history_write = "history_write"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -144,6 +146,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.import_warning_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.import_warning_verify: frozenset({_STAFF, _ADMIN}),
     Action.stats_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    # History entered later and backlog loads (issue 12 item 6): the station's
+    # staff, who hold its files, and administrators.
+    Action.history_write: frozenset({_STAFF, _ADMIN}),
 }
 
 
