@@ -31,6 +31,8 @@ from rescue.logs import configure_logging, request_context_middleware, request_i
 from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
+    MatchFilterController,
+    ReencodeController,
     RematchController,
 )
 from rescue.metrics import metrics, prometheus_config
@@ -135,6 +137,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PhotoController,
             CandidateController,
             CandidateLedgerController,
+            MatchFilterController,
+            ReencodeController,
             RematchController,
             LoginController,
             TokenController,

@@ -7,7 +7,8 @@ Each route declares ``guards=[allow(Action.X)]``. Roles (see docs/glossary.md):
   candidates with evidence; records police checks and DNA results (police work)
   and completes liaison tasks (集体户口注销); never changes case status,
   placements or decides candidates.
-- ``reviewer``: decides candidates, records family confirmations.
+- ``reviewer``: decides candidates, records family confirmations, relaxes a
+  matching filter (sex) for one case or notice.
 - ``admin``: users, tokens, settings, re-matching.
 
 Station scoping (the second half of every guard): a route whose path names a
@@ -50,6 +51,7 @@ class Action(StrEnum):
     candidate_decide = "candidate_decide"
     family_confirmation_record = "family_confirmation_record"
     rematch = "rematch"
+    match_filter_relax = "match_filter_relax"
     token_manage = "token_manage"  # noqa: S105 - an action's name
     user_admin = "user_admin"
     audit_read = "audit_read"
@@ -106,6 +108,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.candidate_decide: frozenset({_REVIEWER}),
     Action.family_confirmation_record: frozenset({_REVIEWER}),
     Action.rematch: frozenset({_ADMIN}),
+    # A reviewer relaxes a matching filter for one case or notice (rescue.matching.filters).
+    Action.match_filter_relax: frozenset({_REVIEWER}),
     Action.token_manage: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.user_admin: frozenset({_ADMIN}),
     Action.audit_read: frozenset({_ADMIN}),

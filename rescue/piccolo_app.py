@@ -25,6 +25,8 @@ from rescue.matching.tables import (
     FaceDeletion,
     FamilyConfirmation,
     MatchCalibration,
+    MatchFilteredPair,
+    MatchFilterRelaxation,
     RematchRun,
 )
 from rescue.notices.events import NoticeEvent
@@ -57,6 +59,8 @@ APP_CONFIG = AppConfig(
         RematchRun,
         MatchCalibration,
         FaceDeletion,
+        MatchFilterRelaxation,
+        MatchFilteredPair,
         LoginThrottle,
         AuditRecord,
         Announcement,

@@ -61,7 +61,7 @@ def _controllers() -> list[Any]:
     from rescue.escorts.pages import EscortPages, TaskPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.imports.pages import ImportPages, WarningPages
-    from rescue.matching.pages import LeadPages, ReviewPages
+    from rescue.matching.pages import LeadPages, MatchFilterPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
@@ -80,6 +80,7 @@ def _controllers() -> list[Any]:
         PhotoPages,
         AnnouncementPages,
         ReviewPages,
+        MatchFilterPages,
         LeadPages,
         PlacementPages,
         EscortPages,

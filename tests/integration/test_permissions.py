@@ -60,6 +60,13 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/admin/rematch/{run_id:int}"): frozenset({A}),
     ("GET", "/api/admin/rematch"): frozenset({A}),
     ("POST", "/api/admin/rematch/{run_id:int}/cancel"): frozenset({A}),
+    ("POST", "/api/admin/reencode"): frozenset({A}),
+    ("GET", "/api/admin/reencode/{run_id:int}"): frozenset({A}),
+    # Matching filters a reviewer relaxes per case or notice (issue 16)
+    ("GET", "/api/cases/{case_id:int}/match-filters"): ALL,
+    ("GET", "/api/notices/{notice_id:int}/match-filters"): ALL,
+    ("POST", "/api/cases/{case_id:int}/match-filters/{name:str}/{action:str}"): frozenset({R}),
+    ("POST", "/api/notices/{notice_id:int}/match-filters/{name:str}/{action:str}"): frozenset({R}),
     # Workflow: placements, identity search, deadlines, escort home (issue 3)
     ("PATCH", "/api/cases/{case_id:int}"): frozenset({S, A}),
     ("POST", "/api/cases/{case_id:int}/transitions"): frozenset({S, A}),
