@@ -133,12 +133,33 @@ async def participation(
     return found
 
 
+async def _compared_photo(principal: Principal, photo_id: int) -> bool:
+    """Whether ``photo_id`` is the case photo of a (not rejected) candidate for a
+    notice of the caller's stations."""
+    from rescue.matching.tables import Candidate, CandidateStatus
+
+    stations = [s for s in (principal.visible_stations() or [principal.station]) if s]
+    return bool(
+        stations
+        and await Candidate.exists().where(
+            (Candidate.case_photo == photo_id)
+            & Candidate.notice.station.is_in(stations)
+            & (Candidate.status != CandidateStatus.rejected.value)
+        )
+    )
+
+
 async def takes_part(
     principal: Principal, path_params: dict[str, Any], participants: tuple[Participation, ...]
 ) -> bool:
     """Whether the caller's station takes part, in one of the ``participants``
     ways, in the case (candidate, handover) the path names. A candidate route
-    admits the notice's station of *that* candidate only."""
+    admits the notice's station of *that* candidate only; a photo route only the
+    notice's station of a candidate compared on that photo (the comparison page)."""
+    if (photo_id := stored_id(path_params.get("photo_id"))) is not None:
+        return Participation.notice_station in participants and await _compared_photo(
+            principal, photo_id
+        )
     case_id, candidate_id = await _case_of_params(path_params)
     if case_id is None and candidate_id is None:
         return False

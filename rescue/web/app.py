@@ -56,13 +56,14 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
-    from rescue.escorts.pages import EscortPages
+    from rescue.escorts.pages import EscortPages, HandoverPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
     from rescue.searches.pages import SearchPages
+    from rescue.stations.pages import TransferPages
     from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
@@ -78,6 +79,8 @@ def _controllers() -> list[Any]:
         LeadPages,
         PlacementPages,
         EscortPages,
+        HandoverPages,
+        TransferPages,
         AdminPages,
         NoticePages,
         SearchPages,
