@@ -166,7 +166,8 @@ async def test_district_case_2023(client):
         early = await client.post(
             f"/api/cases/{cid}/transitions", json={"to": "settled", "reason": "x"}, headers=a
         )
-        assert early.status_code == 409 and "settlement-approvals" in early.json()["requires"]
+        assert early.status_code == 409
+        assert "settlement-approvals" in early.json()["requires"]
         await _ok(
             await client.post(
                 f"/api/cases/{cid}/settlement-approvals",
@@ -269,7 +270,8 @@ async def test_district_case_2023(client):
         hid = handover["id"]
         closing = {"to": "escorted_home", "reason": "护送返乡, 交接完毕"}
         waiting = await client.post(f"/api/cases/{cid}/transitions", json=closing, headers=a)
-        assert waiting.status_code == 409 and "countersign" in waiting.json()["requires"]
+        assert waiting.status_code == 409
+        assert "countersign" in waiting.json()["requires"]
         assert (
             await client.post(f"/api/handovers/{hid}/countersign", json={}, headers=a)
         ).status_code == 403
@@ -344,7 +346,8 @@ async def test_district_case_2023(client):
         assert await Face.count().where(Face.case == cid) == 0
         assert await Photo.count().where(Photo.case == cid) == 0
         kept = await Candidate.select().where(Candidate.id == candidate_id).first()
-        assert kept is not None and kept["status"] == "confirmed"
+        assert kept is not None
+        assert kept["status"] == "confirmed"
         assert kept["decided_by"] is not None
         assert kept["case_photo"] is None
         assert (
