@@ -254,7 +254,8 @@ def set_password(name: str, password: str) -> None:
 
 @main.group()
 def retention() -> None:
-    """Deletion of face data and photos of closed cases (docs/privacy.md)."""
+    """Deletion of face data and photos of closed cases and their matched notices,
+    and of closed online search requests (docs/privacy.md)."""
 
 
 @retention.command("run")
@@ -266,7 +267,9 @@ def retention_run() -> None:
     report = asyncio.run(run_retention(settings=get_settings().retention, store=get_store()))
     click.echo(
         f"deleted {report.faces_deleted} face encoding(s) and "
-        f"{report.photos_deleted} photo(s) of {len(report.cases)} case(s)"
+        f"{report.photos_deleted} photo(s) of {len(report.cases)} case(s) and "
+        f"{len(report.notices)} matched notice(s); closed {report.requests_closed} and "
+        f"purged {report.requests_purged} online search request(s)"
     )
 
 

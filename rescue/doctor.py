@@ -94,8 +94,8 @@ async def _service_findings(settings: Settings) -> list[Finding]:
         found.append(
             Finding(
                 "photo backlog",
-                queue.pending == 0 or (queue.oldest_age_seconds or 0) < 600,
-                f"{queue.pending} photo(s) pending, oldest {queue.oldest_age_seconds} s",
+                queue.pending == 0 or queue.oldest_age_seconds < 600,
+                f"{queue.pending} photo(s) pending, oldest {queue.oldest_age_seconds:.0f} s",
                 "start the workers (README 'Deployment'); then `rescue photos requeue`",
             )
         )

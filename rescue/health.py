@@ -20,6 +20,7 @@ from typing import Any
 import anyio.to_thread
 from litestar import Response, get
 
+from rescue.photos.services import Backlog
 from rescue.settings import Settings, get_settings, redact_url
 
 __all__ = ["Backlog", "Check", "backlog", "check_broker", "check_database", "check_store"]
@@ -94,26 +95,12 @@ async def check_broker(settings: Settings, within: float) -> Check:
     return await _timed("broker", within, probe)
 
 
-@dataclass(frozen=True)
-class Backlog:
-    """Photos waiting for face processing and how long the oldest has waited (s)."""
-
-    pending: int
-    oldest_age_seconds: float | None
-
-
 async def backlog() -> Backlog:
-    """Pending photos and the age of the oldest (``rescue.clock.now``)."""
-    from rescue.clock import now
-    from rescue.photos.tables import Photo, PhotoStatus
+    """The pending-photo backlog (one computation for readiness, metrics and
+    ``rescue doctor``: :func:`rescue.photos.services.pending_backlog`)."""
+    from rescue.photos.services import pending_backlog
 
-    pending = Photo.status == PhotoStatus.pending.value
-    count = await Photo.count().where(pending)
-    oldest = await Photo.select(Photo.created_at).where(pending).order_by(Photo.created_at).first()
-    age = None
-    if oldest is not None and oldest["created_at"] is not None:
-        age = round(max(0.0, (now() - oldest["created_at"]).total_seconds()), 1)
-    return Backlog(pending=int(count), oldest_age_seconds=age)
+    return await pending_backlog()
 
 
 @get("/health/live", include_in_schema=False, sync_to_thread=False)
@@ -145,7 +132,8 @@ async def ready() -> Response[dict[str, Any]]:
         try:
             queue = await asyncio.wait_for(backlog(), timeout)
             body["photos_pending"] = queue.pending
-            body["oldest_pending_age_seconds"] = queue.oldest_age_seconds
+            body["photos_unqueued"] = queue.unqueued
+            body["oldest_pending_age_seconds"] = round(queue.oldest_age_seconds, 1)
         except Exception:  # noqa: BLE001 - SELECT 1 answered but not this: report, not fail
             body["photos_pending"] = None
     return Response(body, status_code=200 if body["status"] == "ready" else 503)

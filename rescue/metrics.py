@@ -88,7 +88,7 @@ async def _state_metrics() -> list[GaugeMetricFamily]:
         GaugeMetricFamily(
             "rescue_photos_pending_oldest_age_seconds",
             "Seconds the oldest pending photo has waited (0: none pending).",
-            value=queue.oldest_age_seconds or 0.0,
+            value=queue.oldest_age_seconds,
         ),
         GaugeMetricFamily(
             "rescue_candidates_proposed", "Match candidates awaiting review.", value=proposed

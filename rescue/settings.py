@@ -322,6 +322,16 @@ class RetentionSettings:
     photo_days: int = 0
     #: Per-station override of ``photo_days`` (``PHOTO_RETENTION_DAYS_BY_STATION``).
     photo_days_by_station: dict[str, int] = field(default_factory=dict)
+    #: Days after an online search request was closed (rejected, or closed as
+    #: stale) before its photos, contact and details are deleted
+    #: (``FAMILY_REQUEST_RETENTION_DAYS``); the same 30 days as ``face_days``:
+    #: time for the family to read the reason and to object (PIPL art. 47 (1):
+    #: delete once the purpose cannot be achieved).
+    request_days: int = 30
+    #: Days a request may wait for the family's further information before the
+    #: retention run closes it (``FAMILY_REQUEST_STALE_DAYS``); a station policy,
+    #: no regulation sets it: 90 days, three months without an answer.
+    request_stale_days: int = 90
 
     def photo_days_for(self, station: str) -> int:
         return self.photo_days_by_station.get(station, self.photo_days)
@@ -600,6 +610,8 @@ def load_settings() -> Settings:
             face_days=_int("FACE_RETENTION_DAYS", 30),
             photo_days=_int("PHOTO_RETENTION_DAYS", 0),
             photo_days_by_station=_station_days(_env("PHOTO_RETENTION_DAYS_BY_STATION")),
+            request_days=_int("FAMILY_REQUEST_RETENTION_DAYS", 30),
+            request_stale_days=_int("FAMILY_REQUEST_STALE_DAYS", 90),
         ),
         pfif=PfifSettings(
             domain=_env("PFIF_DOMAIN", PfifSettings.domain) or PfifSettings.domain,

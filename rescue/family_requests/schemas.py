@@ -108,3 +108,6 @@ class SearchRequestOut(msgspec.Struct):
     updated_at: datetime
     photos: list[RequestPhotoOut] = msgspec.field(default_factory=list)
     duplicates: list[int] = msgspec.field(default_factory=list)
+    #: When retention deleted the photos, contact and details (rescue.retention;
+    #: ``FAMILY_REQUEST_RETENTION_DAYS`` after closing); then those fields are empty.
+    purged_at: datetime | None = None

@@ -396,6 +396,7 @@ def _out(
         updated_at=row["updated_at"],
         photos=photos,
         duplicates=duplicates,
+        purged_at=row.get("purged_at"),
     )
 
 

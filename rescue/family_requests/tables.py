@@ -73,6 +73,9 @@ class SearchRequest(Table, tablename="search_requests"):
     staff_message = Text(default="")
     decided_by = Integer(null=True, default=None)  # users.id
     decided_at = Timestamptz(null=True, default=None)
+    #: When retention (rescue.retention) deleted the request's photos, contact
+    #: and details; status, dates and ``staff_message`` stay for the tracking code.
+    purged_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 

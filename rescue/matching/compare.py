@@ -15,7 +15,8 @@ from typing import Any
 
 from media.storage import ObjectStore
 from rescue.cases.tables import Case
-from rescue.matching.ledger import breakdown_of, require_candidate
+from rescue.i18n import _
+from rescue.matching.ledger import breakdown_of, loads, require_candidate
 from rescue.notices.tables import Notice
 from rescue.photos.tables import Face, Photo, PhotoStatus
 
@@ -53,9 +54,12 @@ async def _best_photo(photo_id: int | None, column: Any, owner_id: int | None) -
     )
 
 
-async def _side_html(title: str, photo: dict[str, Any] | None, store: ObjectStore) -> str:
+async def _side_html(
+    title: str, photo: dict[str, Any] | None, store: ObjectStore, *, deleted: bool = False
+) -> str:
     if photo is None:
-        return f'<div class="side"><h2>{_e(title)}</h2><p class="none">no photo</p></div>'
+        text = _("Photo deleted under the retention rules.") if deleted else "no photo"
+        return f'<div class="side"><h2>{_e(title)}</h2><p class="none">{_e(text)}</p></div>'
     url = await store.apresigned_url(photo["object_key"])
     faces = await Face.select(Face.top, Face.right, Face.bottom, Face.left).where(
         Face.photo == photo["id"]
@@ -109,6 +113,12 @@ async def render_compare(*, candidate_id: int, store: ObjectStore) -> str:
         for name, values in breakdown.components.items()
     )
     distance = row["best_distance"]
+    # Photos deleted by retention (rescue.retention): the side says so.
+    kept = {
+        k
+        for k, v in (loads(row.get("retained_evidence") or "{}") or {}).items()
+        if v is not None and row.get("photos_deleted_at") is not None
+    }
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>Candidate {_e(candidate_id)}</title><style>{_CSS}</style></head><body>"
@@ -118,8 +128,8 @@ async def render_compare(*, candidate_id: int, store: ObjectStore) -> str:
         f"{', re-proposed ×' + _e(row['re_proposed']) if row['re_proposed'] else ''}"
         f" {flags}</p>"
         '<div class="pair">'
-        f"{await _side_html(case_title, case_photo, store)}"
-        f"{await _side_html(notice_title, notice_photo, store)}"
+        f"{await _side_html(case_title, case_photo, store, deleted='case_photo_id' in kept)}"
+        f"{await _side_html(notice_title, notice_photo, store, deleted='notice_photo_id' in kept)}"
         "</div>"
         f"<table><tr><th>component</th><th>values</th></tr>{component_rows}</table>"
         f"<p class='none'>Photo links expire after {store.presign_seconds} s; "

@@ -162,6 +162,8 @@ def candidate_out(row: dict[str, Any], *, threshold: float, kinds: list[str]) ->
         person_description=row["person_description"],
         version=row["version"],
         confidence=confidence_out(row.get("confidence")),
+        photos_deleted_at=row.get("photos_deleted_at"),
+        retained_evidence=dict(loads(row.get("retained_evidence") or "{}") or {}),
     )
 
 

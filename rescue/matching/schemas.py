@@ -128,6 +128,14 @@ class CandidateOut(msgspec.Struct):
     version: int = 0
     #: None: no face evidence with a gallery size, or no calibration for its model.
     confidence: ConfidenceOut | None = None
+    #: When retention deleted photos or face encodings of either side (then
+    #: ``case_photo_id``/``notice_photo_id`` may be null); None while all are kept.
+    photos_deleted_at: datetime | None = None
+    #: The evidence as it stood then (rescue.retention.evidence_summary): status,
+    #: best_distance, score, band, model, threshold, case_photo_id,
+    #: notice_photo_id (plain ids of deleted photos), decided_by, decided_at,
+    #: first_confirmed_by. ``{}`` while nothing was deleted.
+    retained_evidence: dict[str, Any] = {}
 
 
 class FamilyConfirmationOut(msgspec.Struct):

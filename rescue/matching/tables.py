@@ -101,6 +101,14 @@ class Candidate(Table, tablename="candidates"):
     decided_by = Integer(null=True, default=None)  # users.id
     decided_at = Timestamptz(null=True, default=None)
     decision_reason = Text(default="")
+    #: Set by retention (rescue.retention) when the photos or face encodings of
+    #: either side were deleted: the decision and this summary stay.
+    photos_deleted_at = Timestamptz(null=True, default=None)
+    #: The evidence as it stood when retention deleted biometric data of either
+    #: side (rescue.retention.evidence_summary): status, best distance, score,
+    #: band, model, threshold, the two photo ids as plain integers, who decided
+    #: and when. ``{}`` until then.
+    retained_evidence = JSON(default="{}")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
 
