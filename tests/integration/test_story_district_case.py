@@ -329,37 +329,46 @@ async def test_district_case_2023(client):
         tasks = await _ok_list(client, f"/api/tasks?case_id={cid}", police)
         assert [t["kind"] for t in tasks] == ["cancel_collective_household"]
 
-        # Past the retention period: biometric data retired, the decision kept.
-        from rescue.matching.tables import Candidate, CandidateEvidence, FamilyConfirmation
+        # Past the retention period (30 days after closing, the station's photos
+        # too): biometric data retired on both sides, the decision and its evidence
+        # summary kept (rescue.retention).
         from rescue.photos.tables import Face, Photo
         from rescue.retention import run_retention
         from rescue.runtime import get_store
         from rescue.settings import RetentionSettings
 
-        _until(date(2023, 10, 19) + timedelta(days=31))
-        report = await run_retention(
-            settings=RetentionSettings(face_days=30, photo_days=0, photo_days_by_station={A: 30}),
-            store=get_store(),
-            now=clock.now(),
-        )
+        before = await _ok(await client.get(f"/api/candidates/{candidate_id}", headers=reviewer))
+        settings = RetentionSettings(face_days=30, photo_days=0, photo_days_by_station={A: 30})
+        _until(date(2023, 11, 17))  # 29 days after closing: nothing goes
+        report = await run_retention(settings=settings, store=get_store(), now=clock.now())
+        assert (report.faces_deleted, report.photos_deleted) == (0, 0)
+        _until(date(2023, 11, 20))  # 32 days
+        report = await run_retention(settings=settings, store=get_store(), now=clock.now())
         assert cid in report.cases
-        assert await Face.count().where(Face.case == cid) == 0
-        assert await Photo.count().where(Photo.case == cid) == 0
-        kept = await Candidate.select().where(Candidate.id == candidate_id).first()
-        assert kept is not None
+        assert notice["id"] in report.notices
+        for owner, owner_id in ((Face.case, cid), (Face.notice, notice["id"])):
+            assert await Face.count().where(owner == owner_id) == 0
+        for side, owner_id in ((Photo.case, cid), (Photo.notice, notice["id"])):
+            assert await Photo.count().where(side == owner_id) == 0
+        after = await _ok(await client.get(f"/api/candidates/{candidate_id}", headers=reviewer))
+        kept = after["candidate"]
         assert kept["status"] == "confirmed"
-        assert kept["decided_by"] is not None
-        assert kept["case_photo"] is None
-        assert (
-            await FamilyConfirmation.count().where(FamilyConfirmation.candidate == candidate_id)
-            == 2
-        )
-        evidence = await CandidateEvidence.select(CandidateEvidence.kind).where(
-            CandidateEvidence.candidate == candidate_id
-        )
-        assert "police_face" in {e["kind"] for e in evidence}  # the police comparison stays
+        assert kept["case_photo_id"] is None and kept["notice_photo_id"] is None
+        assert kept["photos_deleted_at"] is not None
+        summary = kept["retained_evidence"]
+        assert summary["status"] == "confirmed"
+        assert summary["best_distance"] == before["candidate"]["best_distance"]
+        assert summary["case_photo_id"] == case_photo["id"]
+        assert summary["notice_photo_id"] == notice_photo["id"]
+        assert summary["decided_by"] is not None
+        assert {e["kind"] for e in after["evidence"]} >= {"face", "police_face"}
+        assert [r["decision"] for r in after["reviews"]][-1] == "confirm"
+        assert len(after["family_confirmations"]) == 2
         timeline = await _ok_list(client, f"/api/cases/{cid}/timeline", a)
-        assert "faces_deleted" in [e["kind"] for e in timeline]
+        assert {"faces_deleted", "photos_deleted"} <= {e["kind"] for e in timeline}
+        # 关岭县 still sees its notice's decision (the candidate), not the case file.
+        assert (await client.get(f"/api/candidates/{candidate_id}", headers=b)).status_code == 200
+        assert (await client.get(f"/api/cases/{cid}", headers=b)).status_code == 403
 
 
 async def _ok_list(client: Any, path: str, headers: dict[str, str]) -> list[dict[str, Any]]:
