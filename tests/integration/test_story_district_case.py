@@ -353,7 +353,8 @@ async def test_district_case_2023(client):
         after = await _ok(await client.get(f"/api/candidates/{candidate_id}", headers=reviewer))
         kept = after["candidate"]
         assert kept["status"] == "confirmed"
-        assert kept["case_photo_id"] is None and kept["notice_photo_id"] is None
+        assert kept["case_photo_id"] is None
+        assert kept["notice_photo_id"] is None
         assert kept["photos_deleted_at"] is not None
         summary = kept["retained_evidence"]
         assert summary["status"] == "confirmed"
