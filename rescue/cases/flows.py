@@ -28,13 +28,13 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
   destination station using this service (``destination_station``, another
   station than the case's): the handover must be countersigned (会签) by that
   station's staff after it recorded the reception (接收)
-  (:data:`COUNTERSIGN_REQUIRED`). Sources: 《生活无着的流浪乞讨人员救助管理
-  办法实施细则》(民政部 2003) art. 17 — the stations of the place left and of
-  the destination work together on the return, and the receiving station
-  receives the person; 民政部《救助管理机构工作规程》(2014) 护送返乡 — the
-  person is handed over (交接) to the receiving party and the handover is
-  signed by both sides. A destination that is not a station of this service
-  keeps the rule above (a handover record with the sheet signed on paper).
+  (:data:`COUNTERSIGN_REQUIRED`). Sources (our reading, no article numbers):
+  2003 细则 — the station helps the person return home with the civil-affairs
+  side of the destination, which receives them; 2014 规程 护送返乡 — the person
+  is handed over (交接) to the receiving party on a sheet signed by both sides.
+  The countersignature in the service is our form of the receiving side's
+  signature. A destination that is not a station of this service keeps the
+  rule above (a handover record with the sheet signed on paper).
 - ``return_planned`` requires a return plan; ``settled`` requires a current
   welfare-home placement (落户安置 is at a 福利院).
 - ``stranded`` requires the stay to be over the normal term (10 days, the
@@ -168,8 +168,8 @@ HANDOVER_REQUIRED: dict[CaseStatus, ReceivingParty | None] = {
     S.collected_by_origin: ReceivingParty.origin_station,
 }
 #: Outcomes that, when the return plan names a destination station of this
-#: service, need that station's countersignature on the handover (2003 细则
-#: art. 17; 2014 规程 护送返乡, 交接 signed by both sides).
+#: service, need that station's countersignature on the handover (2003 细则;
+#: 2014 规程 护送返乡, 交接 signed by both sides; our reading).
 COUNTERSIGN_REQUIRED = frozenset({S.escorted_home, S.collected_by_origin})
 #: Parties other than family who may receive a person leaving only into custody.
 CUSTODIAL_PARTIES = frozenset(

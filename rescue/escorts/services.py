@@ -520,8 +520,8 @@ async def record_reception(
     *, handover_id: int, data: ReceptionCreate, by: Principal
 ) -> HandoverOut:
     """The destination station records the reception (接收): when, by whom, notes.
-    A ``handover_received`` event goes on the timeline. Source: 2003 细则 art. 17
-    and 2014 规程 护送返乡 (交接 at the destination, received by its station).
+    A ``handover_received`` event goes on the timeline. Sources (our reading):
+    2003 细则 and 2014 规程 护送返乡 (交接 at the destination, received there).
 
     Raises:
         NotFound: no such handover.

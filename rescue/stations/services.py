@@ -11,19 +11,24 @@ Who takes part in a case of another station (:func:`takes_part`, used by
   found (the 身份证号 as its role allows) and the handover, records the reception
   and countersigns the handover (rescue.escorts.services).
 
-Sources: 《生活无着的流浪乞讨人员救助管理办法实施细则》(民政部 2003) art. 17
-(受助人员返回住所地: the stations of the place it leaves and of the destination
-work together; 跨省 the receiving side's station or government receives the
-person); 民政部《救助管理机构工作规程》(2014) on 护送返乡 (交接 with the
-receiving party, the handover signed by both sides) and on 转送 between stations
-(转移 of the person with their file). Minimum necessary: PIPL art. 6.
+Sources (our reading; see docs/workflow.md "The other station" for how sure we
+are — no article numbers, we did not have the official texts at hand):
+《城市生活无着的流浪乞讨人员救助管理办法实施细则》(民政部 2003, "2003 细则") —
+the station helps the person return to their home, working with the civil-affairs
+side of the destination, which receives them; 民政部《救助管理机构工作规程》
+(2014, "2014 规程") — 护送返乡 ends with a handover (交接) to the receiving party,
+recorded on a handover sheet signed by both sides. That a receiving station using
+this service countersigns in the service is our design of that second signature.
+转送 between stations is our model of one station handing a person in care over
+to another (e.g. nearer home); we did not find it as a defined term in the texts.
+Minimum necessary: PIPL art. 6.
 
 转送 (:func:`transfer_case`) is immediate: the transferring station records it
-after the person has moved (the stations agree beforehand, outside this service:
-规程 转送 needs the receiving station's agreement), the case's ``station``
-becomes the new one, which then sees the whole record with its history; the
-former station keeps no access (it no longer has the person in care; its own
-writes stay in the audit trail and the timeline).
+after the person has moved (the two stations agree beforehand, outside this
+service), the case's ``station`` becomes the new one, which then sees the whole
+record with its history; the former station keeps no access (it no longer has
+the person in care; its own writes stay in the audit trail and the timeline,
+and the new station sees them).
 """
 
 from __future__ import annotations
