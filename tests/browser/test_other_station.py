@@ -10,7 +10,7 @@ import httpx
 
 from rescue import clock
 from tests.browser.conftest import make_user
-from tests.browser.pages import LoginPage
+from tests.browser.pages import CasePage, IntakePage, LoginPage
 from tests.integration.test_other_station import _handover, _identified_with_plan, _stations
 
 
@@ -52,3 +52,35 @@ async def test_destination_station_countersigns_on_the_handover_page(page, live_
                 headers=h["a"],
             )
             assert closed.status_code == 200, closed.text
+
+
+async def test_staff_transfer_a_person_on_the_case_page(page):
+    with clock.frozen(datetime(2026, 12, 2, 1, 0, tzinfo=UTC)):
+        await make_user("station_staff", "关岭")  # a station using the service
+        username, password = await make_user("station_staff", "西城")
+        await (await LoginPage(page).open()).log_in(username, password)
+        await (await (await IntakePage(page).open()).fill(estimated_age="60")).submit()
+        case_page = CasePage(page)
+        case_id = case_page.case_id()
+        options = await page.locator("#transfer-form #f-to_station option").all_inner_texts()
+        assert "关岭" in options
+        assert "西城" not in options
+
+        # A date in the future is refused next to the form, what was typed kept.
+        await page.select_option("#transfer-form #f-to_station", "关岭")
+        await page.fill("#transfer-form #f-transferred_on", "2026-12-09")
+        await page.fill("#transfer-form #f-reason", "户籍地在关岭, 就近救助")
+        await page.click("#transfer-form button[type=submit]")
+        assert "转送日期晚于今天" in await page.inner_text("#transfers")
+        assert await page.input_value("#transfer-form #f-reason") == "户籍地在关岭, 就近救助"
+
+        await page.fill("#transfer-form #f-transferred_on", "2026-12-02")
+        await page.click("#transfer-form button[type=submit]")
+        assert page.url.endswith("/cases")
+        from rescue.cases.tables import Case
+
+        row = await Case.select(Case.station).where(Case.id == case_id).first()
+        assert row["station"] == "关岭"
+        response = await page.goto(f"/cases/{case_id}")
+        assert response is not None
+        assert response.status == 403

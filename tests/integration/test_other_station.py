@@ -143,6 +143,11 @@ async def test_notice_station_sees_its_candidate_and_the_summary_only(client):
         f"/api/cases/{case_id}/shared",
     ):
         assert await _status(client, h["c"], path) == 403, path
+    # The notice's candidate list shows it to B (its notice), not to C.
+    listed = (await client.get(f"/api/notices/{notice_id}/candidates", headers=h["b"])).json()
+    assert [c["id"] for c in listed["items"]] == [candidate_id]
+    listed = (await client.get(f"/api/notices/{notice_id}/candidates", headers=h["c"])).json()
+    assert listed["items"] == []
     # B's 工作台 list: our notices with candidates at other stations.
     listed = (await client.get("/api/stations/notices-elsewhere", headers=h["b"])).json()
     assert [(x["candidate_id"], x["notice_id"], x["case_station"]) for x in listed] == [
