@@ -191,6 +191,11 @@ async def test_destination_station_receives_countersigns_then_the_case_closes(cl
     ):
         assert await _status(client, h["b"], path) == 403, path
     assert await _status(client, h["c"], f"/api/cases/{case_id}/return-plan") == 403
+    trail = (await client.get(f"/api/cases/{case_id}/audit", headers=h["a"])).json()
+    items = trail["items"] if isinstance(trail, dict) else trail
+    reads = {(r["route"], r["status_code"]) for r in items if r["kind"] == "read"}
+    assert ("/api/cases/{case_id}/return-plan", 200) in reads  # B's reads, audited
+    assert ("/api/cases/{case_id}/identity", 200) in reads
     incoming = (await client.get("/api/stations/incoming", headers=h["b"])).json()
     assert [(x["case_id"], x["from_station"], x["countersigned"]) for x in incoming] == [
         (case_id, "西城", False)
