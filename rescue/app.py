@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -44,6 +45,7 @@ from rescue.stations.controllers import StationController
 from rescue.stats.controllers import StatsController
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 from rescue.web import app as web
+from rescue.web.errors import unknown_address
 from rescue.web.templating import template_config
 
 __all__ = ["create_app"]
@@ -179,7 +181,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[web.session_auth(settings).on_app_init],
         csrf_config=web.csrf_config(settings),
         response_cache_config=response_cache_config(),
-        exception_handlers=exception_handlers,
+        exception_handlers={**exception_handlers, NotFoundException: unknown_address},
         request_class=StationRequest,
         lifespan=[_lifespan(settings)],
         request_max_body_size=settings.upload.max_bytes * 2,

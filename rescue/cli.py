@@ -64,6 +64,29 @@ class _Group(click.Group):
             from rescue.doctor import exit_with
 
             exit_with(exc)
+        except Exception as exc:
+            # A backing service down or missing (database unreachable, no such
+            # database): one line naming it and where to look, never a traceback.
+            from rescue.errors import is_unavailable
+
+            missing_db = type(exc).__name__ == "InvalidCatalogNameError"
+            if not (is_unavailable(exc) or missing_db or isinstance(exc, OSError)):
+                raise
+            from urllib.parse import urlsplit
+
+            from rescue.doctor import EXIT_SERVICE
+            from rescue.settings import redact_url
+
+            said = " ".join(str(exc).split())[:200]
+            for secret in (urlsplit(settings.database.url).password, settings.redis_url):
+                said = said.replace(secret, "***") if secret else said
+            click.echo(
+                f"error: a backing service is unavailable ({type(exc).__name__}: {said}); "
+                f"database {redact_url(settings.database.url)}; "
+                "run `rescue doctor` to see what is wrong and how to fix it",
+                err=True,
+            )
+            raise SystemExit(EXIT_SERVICE) from None
 
 
 def _migrate() -> None:
@@ -177,10 +200,22 @@ def worker(dramatiq_args: tuple[str, ...]) -> None:
     logs in the service's one format too, and Dramatiq's own shutdown wait is
     ``WORKER_STOP_SECONDS`` (workers.lifecycle enforces it either way).
     """
+    settings = get_settings()
+    stop_ms = int(settings.ops.worker_stop_seconds * 1000)
+    # Dramatiq's Prometheus middleware shares its counters through a folder
+    # (default /tmp/dramatiq-prometheus, shared by every Dramatiq on the host and
+    # never emptied): give this deployment's workers their own, emptied at start.
+    if "dramatiq_prom_db" not in os.environ:
+        prom_db = settings.data_dir / "dramatiq-prometheus"
+        with contextlib.suppress(FileNotFoundError):
+            for stale in prom_db.iterdir():
+                stale.unlink()
+        prom_db.mkdir(parents=True, exist_ok=True)
+        os.environ["dramatiq_prom_db"] = str(prom_db)  # noqa: SIM112 - Dramatiq's name
+    # (before importing Dramatiq: its Prometheus middleware reads the folder then)
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    stop_ms = int(get_settings().ops.worker_stop_seconds * 1000)
     args = make_argument_parser().parse_args(
         [
             "workers.broker",

@@ -61,7 +61,13 @@ def login_failed(reason: str) -> None:
 
 
 def prometheus_config() -> PrometheusConfig:
-    """Request metrics by route template and status (health and metrics excluded)."""
+    """Request metrics by route template and status (health and metrics excluded).
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, the folder is created when missing
+    (``/run`` is emptied at boot; without it ``/metrics`` could not answer)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     return PrometheusConfig(
         app_name="rescue",
         prefix="rescue_http",

@@ -167,8 +167,9 @@ async def create_user(
     unique index on it decides between concurrent creations of one name.
 
     Raises:
-        InvalidInput: unknown role, a username that is empty or has a refused
-            character, or too short a password.
+        InvalidInput: unknown role, station staff without a station,
+            a username that is empty or has a refused character, or too short a
+            password.
         Conflict: the username (normalised) exists.
     """
     try:
@@ -177,6 +178,15 @@ async def create_user(
         raise InvalidInput(
             _("unknown role {role!r}", role=role), accepted=[r.value for r in Role]
         ) from exc
+    station = station.strip()
+    if role_value == Role.station_staff and not station:
+        # One rule for the API, the pages and the CLI: station staff work on
+        # their station's people only (rescue.permissions), so they need one.
+        raise InvalidInput(
+            _("station staff belong to a station: give the station"),
+            field="station",
+            accepted=_("the name of the user's station, e.g. north"),
+        )
     username = normalise_username(username)
     taken = Conflict(
         _("user {username!r} already exists", username=username),

@@ -129,6 +129,24 @@ async def test_repeated_failed_logins_are_slowed(client, monkeypatch):
     assert await LoginThrottle.count() == 0
 
 
+async def test_station_staff_without_a_station_are_refused_by_the_api(client, admin):
+    """The same rule as the CLI and the admin page (rescue.users.services.create_user)."""
+    for station in ("", "   "):
+        refused = await client.post(
+            "/api/admin/users",
+            json={"username": "no.station", "role": "station_staff", "station": station},
+            headers=admin,
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["field"] == "station"
+    ok = await client.post(
+        "/api/admin/users",
+        json={"username": "no.station", "role": "station_staff", "station": "north"},
+        headers=admin,
+    )
+    assert ok.status_code == 201, ok.text
+
+
 async def test_usernames_are_normalised_and_compared_so(client, admin):
     """NFKC and case folding: full-width or upper-case spellings are one account."""
     created = await client.post(
@@ -213,7 +231,7 @@ async def test_cli_set_password_reads_stdin(client):
     from rescue.users.services import create_user
     from rescue.users.tables import User
 
-    await create_user(username="zhou", role="station_staff")
+    await create_user(username="zhou", role="station_staff", station="north")
     runner = CliRunner()
     # click runs asyncio.run(); do it off this test's event loop.
     import anyio.to_thread
