@@ -653,7 +653,15 @@ def calibrate(
 )
 @click.option("--station", required=True, help="station responsible for warnings on notices")
 @click.option("--dry-run", is_flag=True, help="only check the file; create nothing")
-def import_list(path: str, kind: str, list_name: str, station: str, dry_run: bool) -> None:
+@click.option(
+    "--photos",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="a ZIP of the photos the 照片 column names",
+)
+def import_list(
+    path: str, kind: str, list_name: str, station: str, dry_run: bool, photos: str | None
+) -> None:
     """Import an external list here: the dry run's findings, then the run with a
     progress bar (rows, rate, time left) on stderr; the summary on stdout.
 
@@ -667,6 +675,7 @@ def import_list(path: str, kind: str, list_name: str, station: str, dry_run: boo
 
     settings = get_settings()
     data = Path(path).read_bytes()
+    zipped = Path(photos).read_bytes() if photos else None
     store = get_store()
 
     async def run() -> None:
@@ -680,6 +689,7 @@ def import_list(path: str, kind: str, list_name: str, station: str, dry_run: boo
                 by=None,
                 store=store,
                 max_bytes=settings.upload.max_bytes,
+                photos=zipped,
             )
         except DomainError as exc:
             raise click.ClickException(exc.detail) from exc

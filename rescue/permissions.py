@@ -41,6 +41,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from rescue.errors import PermissionDenied
+from rescue.i18n import _
 from rescue.users.tables import Role
 
 __all__ = ["PERMISSIONS", "Action", "Participation", "allow"]
@@ -254,12 +255,17 @@ def allow(action: Action, participants: tuple[Participation, ...] = ()):  # type
     """
     roles = PERMISSIONS[action]
 
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+    ) -> None:
         principal = connection.user
         if principal is None or principal.role not in roles:
             raise PermissionDenied(
-                f"{action.value} is not allowed for role "
-                f"{getattr(getattr(principal, 'role', None), 'value', 'anonymous')}",
+                _(
+                    "{action} is not allowed for role {role}",
+                    action=action.value,
+                    role=getattr(getattr(principal, "role", None), "value", "anonymous"),
+                ),
                 accepted=sorted(r.value for r in roles),
             )
         if principal.visible_stations() is None:  # admin, or scope "*"
@@ -275,7 +281,11 @@ def allow(action: Action, participants: tuple[Participation, ...] = ()):  # type
                 if await takes_part(principal, connection.path_params, participants):
                     return
             raise PermissionDenied(
-                f"{target[0]} belongs to station {target[1]!r}, outside your stations",
+                _(
+                    "{what} belongs to station {station}, outside your stations",
+                    what=target[0],
+                    station=target[1],
+                ),
                 accepted=principal.visible_stations(),
             )
 

@@ -25,6 +25,7 @@ from rescue.alerts.schemas import AlertOut
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case, CaseStatus
 from rescue.errors import Conflict, NotFound
+from rescue.i18n import _
 from rescue.schemas import Page
 from rescue.searches.tables import SearchAction, SearchKind
 from rescue.settings import get_settings
@@ -185,7 +186,7 @@ async def alerts_for_case(*, case_id: int, now: datetime | None = None) -> list[
         Case.id, Case.reference, Case.station, Case.status, Case.admitted_at
     ).where(Case.id == case_id)
     if not rows:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     [facts] = await _facts(rows)
     overrides = get_settings().deadlines.overrides
     return case_alerts(

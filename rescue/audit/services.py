@@ -8,7 +8,9 @@ pages (not static files, /schema, /health, /metrics, /public):
   (身份证号), of a handover (the receiver's ID number) or of a placement document
   (a GET whose route template names ``photo``, ``face``, ``candidate``,
   ``identity``, ``handover``, ``document``, ``shared`` or ``return-plan``: the
-  case summary and return plan another station reads, rescue.stations).
+  case summary and return plan another station reads, rescue.stations);
+- every read of one online search request (its text and the family's contact:
+  a route under :data:`SENSITIVE_ITEMS`).
 
 A write's record is written *before* the write runs (:func:`begin_record`,
 ``status_code`` 0: in progress) and completed once with its outcome
@@ -62,6 +64,10 @@ SENSITIVE_READS = (
     "shared",
     "return-plan",
 )
+#: Route prefixes whose reads of one item are audited: an online search
+#: request's text and the family's contact (issue 14), on the API and the page.
+#: Their lists carry neither and are not audited.
+SENSITIVE_ITEMS = ("/api/family-requests/{", "/search-requests/{")
 
 
 def audit_kind(method: str, route: str) -> str | None:
@@ -72,7 +78,7 @@ def audit_kind(method: str, route: str) -> str | None:
         return None
     if method.upper() not in SAFE_METHODS:
         return "write"
-    if any(word in route for word in SENSITIVE_READS):
+    if any(word in route for word in SENSITIVE_READS) or route.startswith(SENSITIVE_ITEMS):
         return "read"
     return None
 

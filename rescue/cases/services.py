@@ -62,13 +62,13 @@ def _validate_ages(data: CaseCreate) -> None:
     low, high, est = data.age_low, data.age_high, data.estimated_age
     if low is not None and high is not None and low > high:
         raise InvalidInput(
-            f"age_low ({low}) is greater than age_high ({high})",
-            accepted="age_low <= estimated_age <= age_high, each 0..120",
+            _("age_low ({low}) is greater than age_high ({high})", low=low, high=high),
+            accepted=_("age_low <= estimated_age <= age_high, each 0..120"),
         )
     if est is not None and ((low is not None and est < low) or (high is not None and est > high)):
         raise InvalidInput(
-            f"estimated_age {est} lies outside age_low..age_high",
-            accepted="age_low <= estimated_age <= age_high, each 0..120",
+            _("estimated_age {est} lies outside age_low..age_high", est=est),
+            accepted=_("age_low <= estimated_age <= age_high, each 0..120"),
         )
 
 
@@ -85,7 +85,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
     station = data.station if data.station is not None else by.station
     if not by.sees_station(station):
         raise PermissionDenied(
-            f"you may not register a case for station {station!r}",
+            _("you may not register a case for station {station}", station=station),
             accepted=by.visible_stations(),
         )
     _validate_ages(data)
@@ -225,7 +225,11 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
         )
     birth = fields.get("birth_date_estimate")
     if birth is not None and birth > clock.today():
-        raise InvalidInput(_("birth_date_estimate is in the future"))
+        raise InvalidInput(
+            _("birth_date_estimate is in the future"),
+            accepted=_("a date up to today"),
+            field="birth_date_estimate",
+        )
     async with Case._meta.db.transaction():
         row = await require_case(case_id=case_id)
         changes = {
@@ -272,7 +276,7 @@ async def request_transition(
     if data.to == CaseStatus.identified:
         row = await require_case(case_id=case_id)
         raise Conflict(
-            "a case becomes identified only when a reviewer confirms a match candidate",
+            _("a case becomes identified only when a reviewer confirms a match candidate"),
             current=row["status"],
             allowed=[
                 s.value
@@ -286,7 +290,7 @@ async def request_transition(
     if data.to == CaseStatus.return_planned:
         row = await require_case(case_id=case_id)
         raise Conflict(
-            "a case becomes return_planned by recording its return plan",
+            _("a case becomes return_planned by recording its return plan"),
             current=row["status"],
             allowed=[
                 s.value

@@ -23,7 +23,7 @@ from rescue.settings import get_settings
 from rescue.web.forms import once, parse, read_form
 from rescue.web.pdf import render_pdf
 
-__all__ = ["EscortPages", "HandoverPages", "handover_page"]
+__all__ = ["EscortPages", "HandoverPages", "TaskPages", "handover_page"]
 
 #: The destination station of the return plan takes part (rescue.stations).
 _DESTINATION = (Participation.destination_station,)
@@ -280,3 +280,38 @@ async def handover_page(
         },
         status_code=status,
     )
+
+
+class TaskPages(Controller):
+    """Police liaison: mark a task (e.g. 集体户口注销) done from the case page."""
+
+    include_in_schema = False
+
+    @post(
+        "/tasks/{task_id:int}/done",
+        guards=[allow(Action.task_complete)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def done(self, task_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """As ``POST /api/tasks/{id}/done`` (the note, if typed, goes on the
+        timeline); a task already done is shown on the case page, not a 500."""
+        from rescue.cases.pages import case_page
+        from rescue.escorts.tables import LiaisonTask
+
+        values, _files = await read_form(request)
+        row = await LiaisonTask.select(LiaisonTask.case).where(LiaisonTask.id == task_id).first()
+        try:
+            await services.complete_task(
+                task_id=task_id, by=request.user, note=values.get("note", "").strip()[:500]
+            )
+        except Conflict as exc:
+            assert row is not None  # complete_task raised NotFound otherwise
+            return await case_page(
+                row["case"],
+                request,
+                form_errors={f"task-{task_id}": {"__all__": exc.detail}},
+                status=exc.status_code,
+            )
+        assert row is not None
+        return Redirect(path=f"/cases/{row['case']}#handovers", status_code=303)

@@ -40,6 +40,9 @@ COLUMNS = (
     Column("place", "地点"),
     Column("event_date", "日期"),
     Column("note", "备注"),
+    # A file name in the photos ZIP, or a URL into this service's object store
+    # (rescue.imports.photos).
+    Column("photo", "照片"),
 )
 
 #: Required fields per kind (besides ``external_id``, always required).

@@ -56,14 +56,17 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
     from rescue.cases.pages import CasePages
-    from rescue.escorts.pages import EscortPages, HandoverPages
+    from rescue.duplicates.pages import DuplicatePages
+    from rescue.escorts.pages import EscortPages, HandoverPages, TaskPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
+    from rescue.imports.pages import ImportPages, WarningPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
-    from rescue.searches.pages import SearchPages
+    from rescue.searches.pages import DnaResultPages, SearchPages
     from rescue.stations.pages import TransferPages
+    from rescue.stats.pages import StatsPages
     from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
@@ -79,11 +82,17 @@ def _controllers() -> list[Any]:
         LeadPages,
         PlacementPages,
         EscortPages,
+        TaskPages,
         HandoverPages,
         TransferPages,
         AdminPages,
+        ImportPages,
+        WarningPages,
+        StatsPages,
+        DuplicatePages,
         NoticePages,
         SearchPages,
+        DnaResultPages,
         PublicPages,
         SearchRequestPages,
     ]

@@ -250,4 +250,47 @@ async def test_cli_set_password_reads_stdin(client):
         lambda: runner.invoke(main, ["users", "set-password", "zhou"], input="short\nshort\n")
     )
     assert short.exit_code != 0
-    assert "12 characters" in short.output
+    assert "至少 12 个字符" in short.output  # the CLI speaks DEFAULT_LOCALE (zh_CN)
+
+
+async def test_login_back_off_behind_a_trusted_proxy_counts_each_client(client, monkeypatch):
+    """Behind a proxy in TRUSTED_PROXIES, one client's failures do not block
+    another's login (the per-address counter uses the forwarded client)."""
+    from litestar.testing import AsyncTestClient
+
+    from rescue import clock
+    from rescue.settings import get_settings
+    from rescue.users.services import create_user
+
+    async def via_proxy(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            scope = {**scope, "client": ("10.9.9.1", 40000)}
+        await client.app(scope, receive, send)
+
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.9.9.0/24")
+    get_settings.cache_clear()
+    try:
+        await create_user(username="liu", role="reviewer", password=PASSWORD)
+        proxy = AsyncTestClient(app=via_proxy)  # type: ignore[arg-type]
+        with clock.frozen(datetime(2026, 12, 1, 2, tzinfo=UTC)):
+            for attempt in range(8):  # client A guesses names and passwords
+                await proxy.post(
+                    "/auth/login",
+                    json={"username": f"guess{attempt}", "password": "wrong password!!"},
+                    headers={"X-Forwarded-For": "198.51.100.1"},
+                )
+            blocked = await proxy.post(
+                "/auth/login",
+                json={"username": "guess-more", "password": "wrong password!!"},
+                headers={"X-Forwarded-For": "198.51.100.1"},
+            )
+            assert blocked.status_code == 429, blocked.text
+            other = await proxy.post(
+                "/auth/login",
+                json={"username": "liu", "password": PASSWORD},
+                headers={"X-Forwarded-For": "198.51.100.2"},
+            )
+            assert other.status_code == 201, other.text
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
