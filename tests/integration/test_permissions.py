@@ -113,6 +113,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/import-warnings/{warning_id:int}/verify"): frozenset({S, A}),
     ("GET", "/api/stats"): ALL,
     ("GET", "/api/stats/csv"): ALL,
+    ("GET", "/api/stats/xlsx"): ALL,
     # The other station (issue 12 item 8): participation and 转送
     ("GET", "/api/cases/{case_id:int}/shared"): ALL,
     ("GET", "/api/stations"): ALL,
