@@ -16,6 +16,7 @@ from rescue.announcements.controllers import AnnouncementController, PublicAnnou
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
+from rescue.backlog.controllers import BacklogController, HistoryController
 from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
 from rescue.duplicates.controllers import CaseDuplicatesController, DuplicateController
@@ -151,6 +152,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DuplicateController,
             PfifController,
             ImportController,
+            BacklogController,
+            HistoryController,
             StatsController,
             CalendarController,
             FamilyRequestController,

@@ -729,6 +729,81 @@ def import_list(
     asyncio.run(run())
 
 
+@main.command("backlog")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--photos", type=click.Path(exists=True, dir_okay=False), help="ZIP of the photos named"
+)
+@click.option("--user", "username", required=True, help="the staff member entering the history")
+@click.option("--dry-run", is_flag=True, help="only check the file; create nothing")
+def backlog(path: str, photos: str | None, username: str, dry_run: bool) -> None:
+    """Load a station's backlog of long-term residents (在站人员历史补录; template:
+    docs/workflow.md "Backlog") as USER (station staff or admin; their station):
+    the dry run's findings, then the run with a progress bar on stderr.
+
+    Exit status 1 when the file cannot be read or the user may not (reason on stderr).
+    """
+    from pathlib import Path
+
+    from rescue.backlog.services import create_run, execute_run
+    from rescue.errors import DomainError
+    from rescue.imports.tables import ImportRun
+    from rescue.runtime import get_store
+    from rescue.users.services import Principal
+    from rescue.users.tables import Role, User
+
+    data = Path(path).read_bytes()
+    archive = Path(photos).read_bytes() if photos else None
+    store = get_store()
+
+    async def run() -> None:
+        row = await User.select().where(User.username == username).first()
+        if row is None or row["role"] not in (Role.station_staff.value, Role.admin.value):
+            raise click.ClickException(f"no station staff or admin user {username!r}")
+        by = Principal(
+            user_id=row["id"], username=username, role=Role(row["role"]), station=row["station"]
+        )
+        try:
+            checked = await create_run(
+                filename=os.path.basename(path),
+                data=data,
+                photos=archive,
+                station=row["station"],
+                by=by,
+                store=store,
+            )
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from exc
+        click.echo(
+            f"run {checked.id}: {checked.total_rows} row(s), {checked.valid_rows} valid, "
+            f"{checked.error_rows} with problems; would create {checked.would_create}"
+        )
+        for e in checked.errors[:50]:
+            click.echo(f"  row {e.row} {e.column}: {e.reason}", err=True)
+        if dry_run:
+            return
+        with click.progressbar(
+            length=checked.total_rows, label="loading", file=sys.stderr, show_pos=True
+        ) as bar:
+            seen = 0
+
+            def progress(done: int, total: int) -> None:
+                nonlocal seen
+                bar.update(done - seen)
+                seen = done
+
+            await ImportRun.update(
+                {ImportRun.status: "running", ImportRun.started_at: _now()}
+            ).where(ImportRun.id == checked.id)
+            done = await execute_run(run_id=checked.id, store=store, on_progress=progress)
+        click.echo(
+            f"run {done.id} {done.status.value}: {done.rows_done} row(s), "
+            f"{done.error_rows} left out"
+        )
+
+    asyncio.run(run())
+
+
 def _now():  # type: ignore[no-untyped-def]
     from rescue import clock
 

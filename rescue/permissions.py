@@ -100,6 +100,8 @@ class Action(StrEnum):
     stats_read = "stats_read"
     #: 转送: move a person in care to another station (rescue.stations).
     case_transfer = "case_transfer"
+    #: History entered later (历史补录) and backlog runs of long-term residents.
+    history_write = "history_write"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -163,6 +165,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.stats_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     # 转送 between stations (issue 12 item 8): the station's staff decide it.
     Action.case_transfer: frozenset({_STAFF, _ADMIN}),
+    # History entered later and backlog loads (issue 12 item 6): the station's
+    # staff, who hold its files, and administrators.
+    Action.history_write: frozenset({_STAFF, _ADMIN}),
 }
 
 

@@ -19,7 +19,7 @@ from datetime import date, datetime
 from typing import Any, BinaryIO
 
 from rescue.i18n import _
-from rescue.imports.templates import COLUMNS, KINDS, ListKind, header_map
+from rescue.imports.templates import COLUMNS, KINDS, ListKind
 
 __all__ = [
     "FileRefused",
@@ -28,6 +28,7 @@ __all__ = [
     "id_number_ok",
     "open_rows",
     "open_stream",
+    "parse_date",
 ]
 
 
@@ -74,8 +75,11 @@ def _decode_name(data: bytes) -> str:
         ) from None
 
 
-def _header(cells: list[Any]) -> list[str]:
-    known = header_map()
+def _header(
+    cells: list[Any], columns: tuple[Any, ...] = COLUMNS, key_field: str = "external_id"
+) -> list[str]:
+    known = {c.header: c.field for c in columns}
+    known.update({c.field: c.field for c in columns})
     fields, unknown = [], []
     for cell in cells:
         name = str(cell or "").strip().lstrip("\ufeff")
@@ -86,12 +90,17 @@ def _header(cells: list[Any]) -> list[str]:
     if unknown:
         raise FileRefused(
             _("unknown column(s): {columns}", columns=", ".join(repr(u) for u in unknown)),
-            accepted=[c.header for c in COLUMNS],
+            accepted=[c.header for c in columns],
         )
-    if "external_id" not in fields:
+    if key_field not in fields:
+        key_header = next(c.header for c in columns if c.field == key_field)
         raise FileRefused(
-            _("the header has no 外部编号 (external_id) column"),
-            accepted=[c.header for c in COLUMNS],
+            _(
+                "the header has no {header} ({field}) column",
+                header=key_header,
+                field=key_field,
+            ),
+            accepted=[c.header for c in columns],
         )
     if len(set(fields)) != len(fields):
         raise FileRefused(_("a column appears twice in the header"))
@@ -120,8 +129,14 @@ def _head_encoding(head: bytes, complete: bool) -> str:
     )
 
 
-def open_rows(data: bytes) -> OpenedFile:
+def open_rows(
+    data: bytes, columns: tuple[Any, ...] = COLUMNS, key_field: str = "external_id"
+) -> OpenedFile:
     """Open a CSV or .xlsx file held in memory: see :func:`open_stream`.
+
+    ``columns`` (field and Chinese header each) and the required ``key_field``
+    are the template's: an external list's by default, or another template's
+    (rescue.backlog.templates).
 
     Raises:
         FileRefused: empty, an unreadable encoding, a broken Excel file, or a
@@ -131,10 +146,16 @@ def open_rows(data: bytes) -> OpenedFile:
         raise FileRefused(_("the file is empty"))
     # A file in memory is decoded whole to tell its encoding (as before streaming).
     encoding = None if data.startswith(b"PK\x03\x04") else _decode_name(data)
-    return open_stream(io.BytesIO(data), encoding=encoding)
+    return open_stream(io.BytesIO(data), encoding=encoding, columns=columns, key_field=key_field)
 
 
-def open_stream(fh: BinaryIO, *, encoding: str | None = None) -> OpenedFile:
+def open_stream(
+    fh: BinaryIO,
+    *,
+    encoding: str | None = None,
+    columns: tuple[Any, ...] = COLUMNS,
+    key_field: str = "external_id",
+) -> OpenedFile:
     """Open a CSV or .xlsx file from a seekable binary file: its format, encoding,
     header fields and a lazy row iterator (rows are read from ``fh`` as they are
     asked for, so memory does not grow with the file; keep ``fh`` open while
@@ -164,7 +185,7 @@ def open_stream(fh: BinaryIO, *, encoding: str | None = None) -> OpenedFile:
         first = next(values, None)
         if first is None:
             raise FileRefused(_("the first sheet is empty"))
-        fields = _header(list(first))
+        fields = _header(list(first), columns, key_field)
         return OpenedFile("xlsx", "", fields, (list(r) for r in values), book)
     encoding = encoding or _head_encoding(head, complete)
     text = io.TextIOWrapper(fh, encoding="gb18030" if encoding == "gbk" else encoding, newline="")
@@ -172,7 +193,7 @@ def open_stream(fh: BinaryIO, *, encoding: str | None = None) -> OpenedFile:
     first_row = next(reader, None)
     if first_row is None:
         raise FileRefused(_("the file is empty"))
-    fields = _header(first_row)
+    fields = _header(first_row, columns, key_field)
     return OpenedFile("csv", encoding, fields, reader, text)
 
 
@@ -330,3 +351,9 @@ def check_rows(
             else:
                 seen_numbers[id_number] = number
         yield RowCheck(number, {k: v for k, v in fields.items() if v}, errors)
+
+
+def parse_date(raw: Any) -> str | None:
+    """A cell as an ISO date: ``2015-06-01``, ``2015/6/1``, ``2015.6.1``,
+    ``2015年6月1日``, ``20150601`` or an Excel date. Raises ValueError."""
+    return _date(raw)

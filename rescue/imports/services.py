@@ -105,7 +105,7 @@ def _run_out(row: dict[str, Any]) -> RunOut:
         valid_rows=row["valid_rows"],
         error_rows=row["error_rows"],
         errors=[RowError(**e) for e in _loads(row["errors"])],
-        would_create={"records": row["valid_rows"]},
+        would_create=_loads(row["plan"]) or {"records": row["valid_rows"]},
         rows_done=row["rows_done"],
         warnings_raised=row["warnings_raised"],
         rate_rows_per_s=None if rate is None else round(rate, 2),
@@ -157,6 +157,11 @@ async def create_run(
             or a header with unknown or missing columns (400; no run is made).
         PayloadTooLarge: over ``max_bytes``.
     """
+    if kind == ListKind.backlog:
+        raise InvalidInput(
+            _("a backlog of the station's own residents is loaded with POST /api/backlog-runs"),
+            accepted=[k.value for k in ListKind if k != ListKind.backlog],
+        )
     if len(data) > max_bytes:
         raise PayloadTooLarge(
             _("the file is {size} bytes; the limit is {limit}", size=len(data), limit=max_bytes)
@@ -344,6 +349,12 @@ async def execute_run(
         raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
     if run["status"] == RunStatus.done.value:
         return _run_out(run)
+    if run["list_kind"] == ListKind.backlog.value:  # the station's own residents
+        from rescue.backlog.services import execute_run as execute_backlog
+
+        return await execute_backlog(
+            run_id=run_id, store=store, stop_after=stop_after, on_progress=on_progress
+        )
     try:
         with contextlib.ExitStack() as stack:
             fh = stack.enter_context(tempfile.TemporaryFile(prefix="rescue-import-"))

@@ -102,12 +102,17 @@ def _out(p: dict[str, Any], docs: list[DocumentOut]) -> PlacementOut:
         ended_at=p["ended_at"],
         current=p["ended_at"] is None,
         documents=docs,
+        entered_later=bool(p.get("entered_later")),
+        created_by=p.get("created_by"),
+        created_at=p.get("created_at"),
     )
 
 
-async def start_in_station(*, case_id: int, station: str, at: datetime, by: Principal) -> None:
-    """The first placement of a new case: in the station itself (站内照料).
-    Called inside the admission transaction."""
+async def start_in_station(
+    *, case_id: int, station: str, at: datetime, by: Principal, entered_later: bool = False
+) -> None:
+    """The first placement of a new case: in the station itself (站内照料), from
+    the admission ``at``. Called inside the admission transaction."""
     await Placement.insert(
         Placement(
             case=case_id,
@@ -116,6 +121,7 @@ async def start_in_station(*, case_id: int, station: str, at: datetime, by: Prin
             reason="admission",
             started_at=at,
             created_by=by.user_id,
+            entered_later=entered_later,
         )
     )
 

@@ -82,6 +82,7 @@ def _out(r: dict[str, Any]) -> SearchActionOut:
         void_reason=r["void_reason"],
         replaced_by=r["replaced_by"],
         announcement_id=r["announcement"],
+        entered_later=bool(r.get("entered_later")),
     )
 
 

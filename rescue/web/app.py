@@ -55,6 +55,7 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
+    from rescue.backlog.pages import BacklogPages
     from rescue.cases.pages import CasePages
     from rescue.duplicates.pages import DuplicatePages
     from rescue.escorts.pages import EscortPages, HandoverPages, TaskPages
@@ -76,6 +77,7 @@ def _controllers() -> list[Any]:
         AccountPages,
         HomePages,
         CasePages,
+        BacklogPages,
         PhotoPages,
         AnnouncementPages,
         ReviewPages,
