@@ -44,6 +44,7 @@ from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, SettingsError, get_settings
+from rescue.stations.controllers import StationController
 from rescue.stats.controllers import StatsController
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 from rescue.web import app as web
@@ -149,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PlacementController,
             SearchController,
             EscortController,
+            StationController,
             AlertController,
             CaseDuplicatesController,
             DuplicateController,

@@ -35,6 +35,7 @@ from rescue.pfif.tables import PfifNoteRecord, PfifPersonRecord
 from rescue.photos.tables import Face, Photo
 from rescue.placements.tables import Placement, PlacementDocument, SettlementApproval
 from rescue.searches.tables import SearchAction
+from rescue.stations.tables import CaseTransfer
 from rescue.users.tables import ApiToken, LoginThrottle, User
 from rescue.web.tables import FormSubmission, WebSession
 
@@ -85,6 +86,7 @@ APP_CONFIG = AppConfig(
         ImportRun,
         ImportRecord,
         ImportWarning,
+        CaseTransfer,
     ],
     migration_dependencies=[],
     commands=[],

@@ -28,7 +28,7 @@ from rescue.matching.schemas import (
 )
 from rescue.matching.tables import CandidateStatus, EvidenceKind
 from rescue.notices.schemas import NoticeCreate
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.runtime import get_store
 from rescue.schemas import Id, Limit, Offset, Page, PathId
 from rescue.settings import get_settings
@@ -201,7 +201,7 @@ class CandidateLedgerController(Controller):
     @get(
         "/{candidate_id:int}",
         summary="One candidate: evidence, score breakdown, reviews, family confirmations",
-        guards=[allow(Action.candidate_read)],
+        guards=[allow(Action.candidate_read, (Participation.notice_station,))],
     )
     async def detail(self, candidate_id: PathId) -> CandidateDetail:
         """Never includes face encodings; attachment URLs expire within 5 minutes.
@@ -214,7 +214,7 @@ class CandidateLedgerController(Controller):
         "/{candidate_id:int}/compare",
         summary="Side-by-side comparison page (HTML)",
         media_type=MediaType.HTML,
-        guards=[allow(Action.candidate_read)],
+        guards=[allow(Action.candidate_read, (Participation.notice_station,))],
     )
     async def compare(self, candidate_id: PathId) -> str:
         """The two best photos with face boxes (presigned, ≤ 5 minutes) and the score

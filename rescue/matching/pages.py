@@ -22,7 +22,7 @@ from rescue.matching.ledger import get_candidate, list_queue
 from rescue.matching.review import add_family_confirmation, candidate_moves, decide
 from rescue.matching.schemas import DecisionIn, FamilyConfirmationIn, FilterChangeIn
 from rescue.matching.tables import CandidateStatus, FamilyConfirmationMethod
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.users.tables import Role
@@ -291,7 +291,10 @@ class ReviewPages(Controller):
             context={"proposed": proposed, "in_review": in_review, "page": page},
         )
 
-    @get("/candidates/{candidate_id:int}", guards=[allow(Action.candidate_read)])
+    @get(
+        "/candidates/{candidate_id:int}",
+        guards=[allow(Action.candidate_read, (Participation.notice_station,))],
+    )
     async def compare(self, candidate_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """Two photos side by side, evidence, score in words, confirmations, decisions."""
         return await _compare_page(candidate_id, request)

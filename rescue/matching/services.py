@@ -743,7 +743,9 @@ async def list_candidates(
     stations: list[str] | None = None,
 ) -> Page[CandidateOut]:
     """Candidates of one case or one notice, best first (score descending, then the
-    smallest face distance); only those whose case belongs to ``stations`` (None: all).
+    smallest face distance); only those whose case belongs to ``stations`` (None: all)
+    and, for a notice registered by one of ``stations``, its candidates (not
+    rejected) at other stations too (rescue.stations: the notice's station).
 
     Raises:
         NotFound: the case or notice does not exist.
@@ -757,7 +759,13 @@ async def list_candidates(
             raise NotFound(_("notice {notice_id} does not exist", notice_id=notice_id))
         where = Candidate.notice == notice_id
     if stations is not None:
-        where = where & Candidate.case.station.is_in(stations or [""])  # type: ignore[assignment]
+        scope = Candidate.case.station.is_in(stations or [""])
+        if notice_id is not None:  # our notice's candidates at other stations (登记站)
+            scope = scope | (  # type: ignore[assignment]
+                Candidate.notice.station.is_in(stations or [""])
+                & (Candidate.status != CandidateStatus.rejected.value)
+            )
+        where = where & scope  # type: ignore[assignment]
     rows = (
         await Candidate.select()
         .where(where)

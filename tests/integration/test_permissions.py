@@ -129,6 +129,16 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/stats"): ALL,
     ("GET", "/api/stats/csv"): ALL,
     ("GET", "/api/stats/xlsx"): ALL,
+    # The other station (issue 12 item 8): participation and 转送
+    ("GET", "/api/cases/{case_id:int}/shared"): ALL,
+    ("GET", "/api/stations"): ALL,
+    ("GET", "/api/stations/incoming"): ALL,
+    ("GET", "/api/stations/notices-elsewhere"): ALL,
+    ("POST", "/api/cases/{case_id:int}/transfers"): frozenset({S, A}),
+    ("GET", "/api/cases/{case_id:int}/transfers"): ALL,
+    ("GET", "/api/cases/{case_id:int}/return-plan"): frozenset({S, P, A}),
+    ("POST", "/api/handovers/{handover_id:int}/reception"): frozenset({S, A}),
+    ("POST", "/api/handovers/{handover_id:int}/countersign"): frozenset({S, A}),
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).
