@@ -423,7 +423,11 @@ async def case_page(
         handovers = await list_handovers(case_id=case_id)
     except (NotFound, PermissionDenied):
         handovers = []
+    from rescue.permissions import PERMISSIONS
+    from rescue.stations.services import known_stations, list_transfers
+
     moves = [s for s in case.allowed_next if s not in NOT_A_PLAIN_MOVE]
+    stations = await known_stations()
     candidates = await _candidates(case_id)
     flash = request.session.pop("flash_error", None) if request.session else None
     return Template(
@@ -455,6 +459,9 @@ async def case_page(
             "terminal": {s.value for s in TERMINAL_STATUSES},
             "status_value": CaseStatus(case.status).value,
             "can_write": user.role.value in ("station_staff", "admin"),
+            "can_transfer": user.role in PERMISSIONS[Action.case_transfer],
+            "transfers": await list_transfers(case_id=case_id),
+            "other_stations": [(s, s) for s in stations if s != case.station],
             "can_complete_task": user.role in PERMISSIONS[Action.task_complete],
             "can_record_police": user.role in PERMISSIONS[Action.police_record],
         },
