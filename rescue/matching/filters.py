@@ -61,7 +61,11 @@ def _owner(side: str, owner_id: int) -> tuple[Any, Any]:
 async def _require_owner(side: str, owner_id: int) -> None:
     table = Case if side == "case" else Notice
     if not await table.exists().where(table.id == owner_id):
-        raise NotFound(f"{side} {owner_id} does not exist")
+        raise NotFound(
+            _("case {id} does not exist", id=owner_id)
+            if side == "case"
+            else _("notice {id} does not exist", id=owner_id)
+        )
 
 
 def _require_filter(name: str) -> None:

@@ -583,7 +583,7 @@ async def _change_from_form(
             side, owner_id, request, errors=errors, values=values, status=400
         )
     if action not in ("relax", "restore"):
-        raise NotFound(f"no filter action {action}")
+        raise NotFound(_("no filter action {action}", action=action))
     try:
         await change_filter(
             side=side,
