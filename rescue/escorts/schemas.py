@@ -24,6 +24,23 @@ class ReturnPlanCreate(msgspec.Struct, forbid_unknown_fields=True):
     escort_staff: Annotated[list[Name], msgspec.Meta(min_length=1)]
     planned_on: date
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    #: Who is expected to receive the person, if known (family, origin_station,
+    #: police, minors_institution) and their name or the institution.
+    receiving_party: ReceivingParty | None = None
+    receiver: Annotated[str, msgspec.Meta(max_length=300)] = ""
+
+
+class ReturnPlanRevision(msgspec.Struct, forbid_unknown_fields=True):
+    """A changed return plan (all fields as when recording it) and why it changed;
+    the case stays ``return_planned``; ``return_plan_revised`` on the timeline."""
+
+    destination: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    transport: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    escort_staff: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    planned_on: date
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    receiving_party: ReceivingParty | None = None
+    receiver: Annotated[str, msgspec.Meta(max_length=300)] = ""
 
 
 class PersonOut(msgspec.Struct):
@@ -44,6 +61,9 @@ class ReturnPlanOut(msgspec.Struct):
     escort_staff: list[str]
     planned_on: date
     created_at: datetime
+    receiving_party: ReceivingParty | None = None
+    receiver: str = ""
+    revised_at: datetime | None = None
     person: PersonOut | None = None
 
 
