@@ -79,7 +79,7 @@ def _plan_out(r: dict[str, Any]) -> ReturnPlanOut:
         escort_staff=json.loads(staff) if isinstance(staff, str) else list(staff),
         planned_on=r["planned_on"],
         created_at=r["created_at"],
-        receiving_party=r.get("receiving_party"),
+        receiving_party=ReceivingParty(r["receiving_party"]) if r.get("receiving_party") else None,
         receiver=r.get("receiver") or "",
         revised_at=r.get("revised_at"),
     )
