@@ -336,6 +336,8 @@ async def case_page(
             "handover_values": handover_values,
             "relationship_bases": bases,
             "user_id": user.user_id,
+            "public_base_url": get_settings().site.public_base_url,
+            "local_base_url": str(request.base_url).rstrip("/"),
             "move_fields": {s: [(n, _(t)) for n, t in f] for s, f in MOVE_FIELDS.items()},
             "move_errors": move_errors or {},
             "move_values": move_values or {},
