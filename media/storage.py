@@ -28,7 +28,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import IO, TypeVar
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -180,6 +180,24 @@ class ObjectStore:
 
         return _bounded(read, "get")
 
+    def get_into(self, key: str, fh: IO[bytes], chunk: int = 1 << 20) -> int:
+        """Copy the object into the open binary file ``fh`` ``chunk`` bytes at a time
+        (never the whole object in memory); returns the bytes written."""
+
+        def copy() -> int:
+            response = self.client.get_object(self.bucket, key)
+            written = 0
+            try:
+                for part in response.stream(chunk):
+                    fh.write(part)
+                    written += len(part)
+            finally:
+                response.close()
+                response.release_conn()
+            return written
+
+        return _bounded(copy, "get")
+
     def remove(self, key: str) -> None:
         """Remove ``key``; removing a key that does not exist is not an error."""
         _bounded(lambda: self.client.remove_object(self.bucket, key), "remove")
@@ -218,6 +236,9 @@ class ObjectStore:
 
     async def aget(self, key: str) -> bytes:
         return await anyio.to_thread.run_sync(self.get, key)
+
+    async def aget_into(self, key: str, fh: IO[bytes]) -> int:
+        return await anyio.to_thread.run_sync(self.get_into, key, fh)
 
     async def aremove(self, key: str) -> None:
         await anyio.to_thread.run_sync(self.remove, key)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.exceptions import NotFoundException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
@@ -15,6 +16,7 @@ from rescue.announcements.controllers import AnnouncementController, PublicAnnou
 from rescue.audit.controllers import AuditController
 from rescue.audit.middleware import audit_middleware
 from rescue.auth import auth_middleware
+from rescue.backlog.controllers import BacklogController, HistoryController
 from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
 from rescue.duplicates.controllers import CaseDuplicatesController, DuplicateController
@@ -43,6 +45,7 @@ from rescue.settings import Settings, SettingsError, get_settings
 from rescue.stats.controllers import StatsController
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 from rescue.web import app as web
+from rescue.web.errors import unknown_address
 from rescue.web.templating import template_config
 
 __all__ = ["create_app"]
@@ -147,6 +150,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DuplicateController,
             PfifController,
             ImportController,
+            BacklogController,
+            HistoryController,
             StatsController,
             CalendarController,
             FamilyRequestController,
@@ -177,7 +182,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         on_app_init=[web.session_auth(settings).on_app_init],
         csrf_config=web.csrf_config(settings),
         response_cache_config=response_cache_config(),
-        exception_handlers=exception_handlers,
+        exception_handlers={**exception_handlers, NotFoundException: unknown_address},
         request_class=StationRequest,
         lifespan=[_lifespan(settings)],
         request_max_body_size=settings.upload.max_bytes * 2,

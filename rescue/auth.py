@@ -11,6 +11,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.types import Receive, Scope, Send
 
 from rescue.errors import NotAuthenticated
+from rescue.i18n import _
 from rescue.users.services import Principal, authenticate
 
 __all__ = ["Principal", "auth_middleware"]
@@ -32,13 +33,15 @@ class BearerTokenMiddleware(AbstractAuthenticationMiddleware):
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:
         header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
+        scheme, _sep, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthenticated(
-                "missing bearer token",
+                _("missing bearer token"),
                 accepted=(
-                    "header 'Authorization: Bearer <token>' "
-                    "(`rescue users create NAME --role ROLE` prints one)"
+                    _(
+                        "header 'Authorization: Bearer <token>' "
+                        "(`rescue users create NAME --role ROLE` prints one)"
+                    )
                 ),
             )
         principal = await authenticate(token.strip())

@@ -64,6 +64,29 @@ class _Group(click.Group):
             from rescue.doctor import exit_with
 
             exit_with(exc)
+        except Exception as exc:
+            # A backing service down or missing (database unreachable, no such
+            # database): one line naming it and where to look, never a traceback.
+            from rescue.errors import is_unavailable
+
+            missing_db = type(exc).__name__ == "InvalidCatalogNameError"
+            if not (is_unavailable(exc) or missing_db or isinstance(exc, OSError)):
+                raise
+            from urllib.parse import urlsplit
+
+            from rescue.doctor import EXIT_SERVICE
+            from rescue.settings import redact_url
+
+            said = " ".join(str(exc).split())[:200]
+            for secret in (urlsplit(settings.database.url).password, settings.redis_url):
+                said = said.replace(secret, "***") if secret else said
+            click.echo(
+                f"error: a backing service is unavailable ({type(exc).__name__}: {said}); "
+                f"database {redact_url(settings.database.url)}; "
+                "run `rescue doctor` to see what is wrong and how to fix it",
+                err=True,
+            )
+            raise SystemExit(EXIT_SERVICE) from None
 
 
 def _migrate() -> None:
@@ -177,10 +200,22 @@ def worker(dramatiq_args: tuple[str, ...]) -> None:
     logs in the service's one format too, and Dramatiq's own shutdown wait is
     ``WORKER_STOP_SECONDS`` (workers.lifecycle enforces it either way).
     """
+    settings = get_settings()
+    stop_ms = int(settings.ops.worker_stop_seconds * 1000)
+    # Dramatiq's Prometheus middleware shares its counters through a folder
+    # (default /tmp/dramatiq-prometheus, shared by every Dramatiq on the host and
+    # never emptied): give this deployment's workers their own, emptied at start.
+    if "dramatiq_prom_db" not in os.environ:
+        prom_db = settings.data_dir / "dramatiq-prometheus"
+        with contextlib.suppress(FileNotFoundError):
+            for stale in prom_db.iterdir():
+                stale.unlink()
+        prom_db.mkdir(parents=True, exist_ok=True)
+        os.environ["dramatiq_prom_db"] = str(prom_db)  # noqa: SIM112 - Dramatiq's name
+    # (before importing Dramatiq: its Prometheus middleware reads the folder then)
     from dramatiq.cli import main as dramatiq_main
     from dramatiq.cli import make_argument_parser
 
-    stop_ms = int(get_settings().ops.worker_stop_seconds * 1000)
     args = make_argument_parser().parse_args(
         [
             "workers.broker",
@@ -618,7 +653,15 @@ def calibrate(
 )
 @click.option("--station", required=True, help="station responsible for warnings on notices")
 @click.option("--dry-run", is_flag=True, help="only check the file; create nothing")
-def import_list(path: str, kind: str, list_name: str, station: str, dry_run: bool) -> None:
+@click.option(
+    "--photos",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="a ZIP of the photos the 照片 column names",
+)
+def import_list(
+    path: str, kind: str, list_name: str, station: str, dry_run: bool, photos: str | None
+) -> None:
     """Import an external list here: the dry run's findings, then the run with a
     progress bar (rows, rate, time left) on stderr; the summary on stdout.
 
@@ -632,6 +675,7 @@ def import_list(path: str, kind: str, list_name: str, station: str, dry_run: boo
 
     settings = get_settings()
     data = Path(path).read_bytes()
+    zipped = Path(photos).read_bytes() if photos else None
     store = get_store()
 
     async def run() -> None:
@@ -645,6 +689,7 @@ def import_list(path: str, kind: str, list_name: str, station: str, dry_run: boo
                 by=None,
                 store=store,
                 max_bytes=settings.upload.max_bytes,
+                photos=zipped,
             )
         except DomainError as exc:
             raise click.ClickException(exc.detail) from exc
@@ -679,6 +724,81 @@ def import_list(path: str, kind: str, list_name: str, station: str, dry_run: boo
         click.echo(
             f"run {done.id} {done.status.value}: {done.rows_done} row(s), "
             f"{done.warnings_raised} warning(s) raised"
+        )
+
+    asyncio.run(run())
+
+
+@main.command("backlog")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--photos", type=click.Path(exists=True, dir_okay=False), help="ZIP of the photos named"
+)
+@click.option("--user", "username", required=True, help="the staff member entering the history")
+@click.option("--dry-run", is_flag=True, help="only check the file; create nothing")
+def backlog(path: str, photos: str | None, username: str, dry_run: bool) -> None:
+    """Load a station's backlog of long-term residents (在站人员历史补录; template:
+    docs/workflow.md "Backlog") as USER (station staff or admin; their station):
+    the dry run's findings, then the run with a progress bar on stderr.
+
+    Exit status 1 when the file cannot be read or the user may not (reason on stderr).
+    """
+    from pathlib import Path
+
+    from rescue.backlog.services import create_run, execute_run
+    from rescue.errors import DomainError
+    from rescue.imports.tables import ImportRun
+    from rescue.runtime import get_store
+    from rescue.users.services import Principal
+    from rescue.users.tables import Role, User
+
+    data = Path(path).read_bytes()
+    archive = Path(photos).read_bytes() if photos else None
+    store = get_store()
+
+    async def run() -> None:
+        row = await User.select().where(User.username == username).first()
+        if row is None or row["role"] not in (Role.station_staff.value, Role.admin.value):
+            raise click.ClickException(f"no station staff or admin user {username!r}")
+        by = Principal(
+            user_id=row["id"], username=username, role=Role(row["role"]), station=row["station"]
+        )
+        try:
+            checked = await create_run(
+                filename=os.path.basename(path),
+                data=data,
+                photos=archive,
+                station=row["station"],
+                by=by,
+                store=store,
+            )
+        except DomainError as exc:
+            raise click.ClickException(exc.detail) from exc
+        click.echo(
+            f"run {checked.id}: {checked.total_rows} row(s), {checked.valid_rows} valid, "
+            f"{checked.error_rows} with problems; would create {checked.would_create}"
+        )
+        for e in checked.errors[:50]:
+            click.echo(f"  row {e.row} {e.column}: {e.reason}", err=True)
+        if dry_run:
+            return
+        with click.progressbar(
+            length=checked.total_rows, label="loading", file=sys.stderr, show_pos=True
+        ) as bar:
+            seen = 0
+
+            def progress(done: int, total: int) -> None:
+                nonlocal seen
+                bar.update(done - seen)
+                seen = done
+
+            await ImportRun.update(
+                {ImportRun.status: "running", ImportRun.started_at: _now()}
+            ).where(ImportRun.id == checked.id)
+            done = await execute_run(run_id=checked.id, store=store, on_progress=progress)
+        click.echo(
+            f"run {done.id} {done.status.value}: {done.rows_done} row(s), "
+            f"{done.error_rows} left out"
         )
 
     asyncio.run(run())

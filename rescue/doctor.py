@@ -24,6 +24,8 @@ __all__ = ["Finding", "diagnose", "exit_with"]
 
 #: Exit status for a configuration error (as for a usage error).
 EXIT_CONFIG = 2
+#: Exit status when a backing service is unreachable (as `rescue doctor` with a problem).
+EXIT_SERVICE = 1
 
 
 def exit_with(exc: SettingsError) -> NoReturn:
@@ -88,8 +90,10 @@ async def _service_findings(settings: Settings) -> list[Finding]:
             "start PostgreSQL or correct DATABASE_URL (user, password, host, port, database)",
         )
     )
-    if db.ok:
-        found.append(await _migrations())
+    migrations = await _migrations() if db.ok else None
+    if migrations is not None:
+        found.append(migrations)
+    if migrations is not None and migrations.ok:  # the tables exist
         queue = await backlog()
         found.append(
             Finding(
@@ -99,6 +103,8 @@ async def _service_findings(settings: Settings) -> list[Finding]:
                 "start the workers (README 'Deployment'); then `rescue photos requeue`",
             )
         )
+    elif migrations is not None:
+        found.append(Finding("photo backlog", True, "not checked before `rescue migrate`"))
     if settings.storage.endpoint:
         store = await check_store(settings, timeout)
         found.append(

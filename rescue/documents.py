@@ -22,11 +22,37 @@ import anyio.to_thread
 from media.documents import ACCEPTED_DOCUMENT_TYPES, DocumentRejected, inspect_document
 from media.storage import ObjectStore, StorageError, StorageUnavailable, new_object_key
 from rescue.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia, is_unavailable
+from rescue.i18n import N_, _
 from rescue.settings import UploadSettings
 
-__all__ = ["StoredDocument", "stored_document"]
+__all__ = ["REFUSALS", "StoredDocument", "refusal_message", "stored_document"]
 
 log = logging.getLogger(__name__)
+
+#: What staff are told when an uploaded file is refused, by the ``reason`` of
+#: media.images.ImageRejected / media.documents.DocumentRejected (the technical
+#: detail of those stays in English for the log; tests/unit/test_messages_catalogued.py
+#: fails on a reason without a message here).
+REFUSALS: dict[str, str] = {
+    "empty": N_("The file is empty."),
+    "not_an_image": N_("The file is not a picture (JPEG, PNG, WebP or HEIC photos only)."),
+    "unsupported_format": N_(
+        "This file type is not accepted: send the photo as JPEG, PNG, WebP or HEIC (on a "
+        "phone: share or export it as JPEG), or a document as PDF."
+    ),
+    "corrupt": N_("The file is damaged or truncated; send it again."),
+    "too_many_pixels": N_(
+        "The picture has too many pixels (at most {max_pixels}); send a smaller copy."
+    ),
+}
+
+
+def refusal_message(reason: str, *, max_pixels: int) -> str:
+    """The refusal of an uploaded file in the page's language (REFUSALS)."""
+    text = REFUSALS.get(reason)
+    if text is None:
+        return _("The file was refused ({reason}).", reason=reason)
+    return _(text, max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)
@@ -52,18 +78,25 @@ async def stored_document(
     accepted = {"media_types": ACCEPTED_DOCUMENT_TYPES, "max_bytes": limits.max_bytes}
     if len(data) > limits.max_bytes:
         raise PayloadTooLarge(
-            f"the file is {len(data)} bytes; the limit is {limits.max_bytes}", accepted=accepted
+            _(
+                "the file is {size} bytes; the limit is {max_bytes}",
+                size=len(data),
+                max_bytes=limits.max_bytes,
+            ),
+            accepted=accepted,
         )
     try:
         info = await anyio.to_thread.run_sync(
             lambda: inspect_document(data, max_pixels=limits.max_pixels)
         )
     except DocumentRejected as exc:
+        log.info("document refused: %s (%s)", exc.reason, exc.detail)
+        detail = refusal_message(exc.reason, max_pixels=limits.max_pixels)
         if exc.reason == "unsupported_format":
-            raise UnsupportedMedia(exc.detail, accepted=accepted, reason=exc.reason) from exc
+            raise UnsupportedMedia(detail, accepted=accepted, reason=exc.reason) from exc
         if exc.reason == "too_many_pixels":
-            raise PayloadTooLarge(exc.detail, accepted=accepted, reason=exc.reason) from exc
-        raise InvalidInput(exc.detail, accepted=accepted, reason=exc.reason) from exc
+            raise PayloadTooLarge(detail, accepted=accepted, reason=exc.reason) from exc
+        raise InvalidInput(detail, accepted=accepted, reason=exc.reason) from exc
     key = new_object_key(prefix, info.extension)
     try:
         await store.aput(key, data, info.media_type)

@@ -42,6 +42,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, generate_l
 from prometheus_client.core import CollectorRegistry, GaugeMetricFamily
 
 from rescue.errors import NotAuthenticated, PermissionDenied
+from rescue.i18n import _
 from rescue.settings import get_settings
 
 __all__ = ["LOGIN_FAILURES", "login_failed", "metrics", "prometheus_config"]
@@ -61,7 +62,13 @@ def login_failed(reason: str) -> None:
 
 
 def prometheus_config() -> PrometheusConfig:
-    """Request metrics by route template and status (health and metrics excluded)."""
+    """Request metrics by route template and status (health and metrics excluded).
+
+    With ``PROMETHEUS_MULTIPROC_DIR`` set, the folder is created when missing
+    (``/run`` is emptied at boot; without it ``/metrics`` could not answer)."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
     return PrometheusConfig(
         app_name="rescue",
         prefix="rescue_http",
@@ -110,16 +117,17 @@ class _Families:
 def _allowed(request: Request[Any, Any, Any]) -> None:
     token = get_settings().ops.metrics_token
     if token:
-        scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+        scheme, _sep, sent = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not hmac.compare_digest(sent.strip(), token):
             raise NotAuthenticated(
-                "metrics need the METRICS_TOKEN", accepted="header 'Authorization: Bearer <token>'"
+                _("metrics need the METRICS_TOKEN"),
+                accepted=_("header 'Authorization: Bearer <token>'"),
             )
         return
     client = request.client.host if request.client else ""
     if client not in {"127.0.0.1", "::1"}:
         raise PermissionDenied(
-            "metrics are served to this machine only; set METRICS_TOKEN to scrape from elsewhere"
+            _("metrics are served to this machine only; set METRICS_TOKEN to scrape from elsewhere")
         )
 
 

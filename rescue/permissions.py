@@ -31,6 +31,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from rescue.errors import PermissionDenied
+from rescue.i18n import _
 from rescue.users.tables import Role
 
 __all__ = ["PERMISSIONS", "Action", "allow"]
@@ -78,6 +79,8 @@ class Action(StrEnum):
     import_warning_read = "import_warning_read"
     import_warning_verify = "import_warning_verify"
     stats_read = "stats_read"
+    #: History entered later (历史补录) and backlog runs of long-term residents.
+    history_write = "history_write"
 
 
 _STAFF, _POLICE, _REVIEWER, _ADMIN = (
@@ -139,6 +142,9 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.import_warning_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.import_warning_verify: frozenset({_STAFF, _ADMIN}),
     Action.stats_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    # History entered later and backlog loads (issue 12 item 6): the station's
+    # staff, who hold its files, and administrators.
+    Action.history_write: frozenset({_STAFF, _ADMIN}),
 }
 
 
@@ -229,12 +235,17 @@ def allow(action: Action):  # type: ignore[no-untyped-def]
     """
     roles = PERMISSIONS[action]
 
-    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(
+        connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
+    ) -> None:
         principal = connection.user
         if principal is None or principal.role not in roles:
             raise PermissionDenied(
-                f"{action.value} is not allowed for role "
-                f"{getattr(getattr(principal, 'role', None), 'value', 'anonymous')}",
+                _(
+                    "{action} is not allowed for role {role}",
+                    action=action.value,
+                    role=getattr(getattr(principal, "role", None), "value", "anonymous"),
+                ),
                 accepted=sorted(r.value for r in roles),
             )
         if principal.visible_stations() is None:  # admin, or scope "*"
@@ -245,7 +256,11 @@ def allow(action: Action):  # type: ignore[no-untyped-def]
         )
         if target is not None and not principal.sees_station(target[1]):
             raise PermissionDenied(
-                f"{target[0]} belongs to station {target[1]!r}, outside your stations",
+                _(
+                    "{what} belongs to station {station}, outside your stations",
+                    what=target[0],
+                    station=target[1],
+                ),
                 accepted=principal.visible_stations(),
             )
 

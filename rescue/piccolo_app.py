@@ -11,7 +11,12 @@ from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case
 from rescue.duplicates.tables import DuplicateFaceCheck, DuplicateWarning
 from rescue.escorts.tables import Handover, LiaisonTask, ReturnPlan
-from rescue.family_requests.tables import RateCounter, SearchRequest, SearchRequestPhoto
+from rescue.family_requests.tables import (
+    RateCounter,
+    SearchRequest,
+    SearchRequestMessage,
+    SearchRequestPhoto,
+)
 from rescue.imports.tables import ImportRecord, ImportRun, ImportWarning
 from rescue.matching.tables import (
     Candidate,
@@ -67,6 +72,7 @@ APP_CONFIG = AppConfig(
         FormSubmission,
         SearchRequest,
         SearchRequestPhoto,
+        SearchRequestMessage,
         RateCounter,
         DuplicateWarning,
         DuplicateFaceCheck,

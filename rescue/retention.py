@@ -320,14 +320,21 @@ async def retire_requests(
 ) -> tuple[int, int]:
     """Close search requests waiting for information longer than
     ``request_stale_days``, and purge requests closed more than ``request_days``
-    ago: photo objects and rows, reporter's name and contact (and its digest),
-    the missing person's details. Kept: status, station, dates, consent version
+    ago: photo objects and rows (those sent with answers too), reporter's name
+    and contact (and its digest), the missing person's details, the text of
+    the family's answers. Kept: status, station, dates, consent version
     and time, the message to the family, and ``purged_at``.
 
     Returns:
         (requests closed, requests purged)
     """
-    from rescue.family_requests.tables import RequestStatus, SearchRequest, SearchRequestPhoto
+    from rescue.family_requests.tables import (
+        MessageAuthor,
+        RequestStatus,
+        SearchRequest,
+        SearchRequestMessage,
+        SearchRequestPhoto,
+    )
     from rescue.i18n import _, use_locale
     from rescue.settings import get_settings
 
@@ -354,6 +361,12 @@ async def retire_requests(
         )
         .returning(SearchRequest.id)
     )
+    for row in closed:  # the closing message joins the exchange staff see
+        await SearchRequestMessage.insert(
+            SearchRequestMessage(
+                request=row["id"], author=MessageAuthor.staff.value, body=message, created_at=now
+            )
+        )
     purge_before = now - timedelta(days=settings.request_days)
     due = await SearchRequest.select(SearchRequest.id).where(
         (SearchRequest.status == RequestStatus.closed.value)
@@ -373,6 +386,12 @@ async def retire_requests(
                 await store.aremove(p["object_key"])
         async with SearchRequest._meta.db.transaction():
             await SearchRequestPhoto.delete().where(SearchRequestPhoto.request.is_in(ids))
+            # The family's answers are their data too; staff's messages stay
+            # (like the message to the family).
+            await SearchRequestMessage.update({SearchRequestMessage.body: ""}).where(
+                SearchRequestMessage.request.is_in(ids)
+                & (SearchRequestMessage.author == MessageAuthor.family.value)
+            )
             await SearchRequest.update(
                 {
                     SearchRequest.missing_name: "",

@@ -11,6 +11,7 @@ Production sets ``DATABASE_URL`` (PostgreSQL), ``S3_ENDPOINT``/``S3_ACCESS_KEY``
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 from dataclasses import dataclass, field
@@ -292,6 +293,22 @@ def _regions(raw: str | None) -> tuple[tuple[str, str], ...]:
     return tuple(result)
 
 
+def _networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    raw = _env(name) or ""
+    result = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            result.append(ipaddress.ip_network(part.strip(), strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name} must be a comma-separated list of addresses or CIDR networks, "
+                f"e.g. '127.0.0.1,10.0.0.0/8,::1'; {part.strip()!r} is neither"
+            ) from None
+    return tuple(result)
+
+
 @dataclass(frozen=True)
 class PublicSettings:
     """The public door (rescue.family_requests): online search requests from families.
@@ -305,12 +322,20 @@ class PublicSettings:
     ``REQUEST_LIMIT_PER_CONTACT`` per contact per day (default 3),
     ``STATUS_LOOKUPS_PER_HOUR`` tracking-code lookups per address per hour
     (default 20; a 128-bit code cannot be guessed, the limit stops scripted tries).
+
+    ``TRUSTED_PROXIES`` (``127.0.0.1,10.0.0.0/8``; default empty): the reverse
+    proxies in front of the app. The client address the per-address limits count
+    is the socket peer, unless that peer is one of these: then it is the
+    right-most address of ``X-Forwarded-For`` that is not a trusted proxy
+    (rescue.family_requests.limits.client_address). Empty: ``X-Forwarded-For``
+    is ignored, since any client can write it.
     """
 
     regions: tuple[tuple[str, str], ...] = ()
     limit_per_address: int = 5
     limit_per_contact: int = 3
     lookups_per_hour: int = 20
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -684,6 +709,7 @@ def load_settings() -> Settings:
             limit_per_address=_int("REQUEST_LIMIT_PER_ADDRESS", 5),
             limit_per_contact=_int("REQUEST_LIMIT_PER_CONTACT", 3),
             lookups_per_hour=_int("STATUS_LOOKUPS_PER_HOUR", 20),
+            trusted_proxies=_networks("TRUSTED_PROXIES"),
         ),
         site=SiteSettings(
             public_base_url=_base_url("PUBLIC_BASE_URL"), stations=_stations("STATION_NAMES")

@@ -38,6 +38,7 @@ from enum import StrEnum
 import chinese_calendar
 
 from rescue.errors import InvalidInput
+from rescue.i18n import _
 
 __all__ = [
     "CHINA_TZ",
@@ -150,13 +151,13 @@ class Period:
     @classmethod
     def parse(cls, text: str) -> Period:
         """``"7 working_days"`` → Period(7, working_days). Raises InvalidInput."""
-        amount, _, unit = text.strip().partition(" ")
+        amount, _sep, unit = text.strip().partition(" ")
         try:
             return cls(int(amount), Unit(unit.strip()))
         except ValueError as exc:
             raise InvalidInput(
-                f"bad deadline period {text!r}",
-                accepted=f"'<amount> <unit>', unit one of {[u.value for u in Unit]}",
+                _("bad deadline period {text}", text=text),
+                accepted=_("'<amount> <unit>', unit one of {units}", units=[u.value for u in Unit]),
             ) from exc
 
     def after(self, start: datetime, calendar: WorkCalendar = PACKAGED) -> datetime:
@@ -276,7 +277,7 @@ def rules_for(station: str, overrides: dict[str, dict[str, str]]) -> dict[AlertK
             kind = AlertKind(name)
         except ValueError as exc:
             raise InvalidInput(
-                f"DEADLINE_OVERRIDES names unknown rule {name!r}",
+                _("DEADLINE_OVERRIDES names unknown rule {name}", name=name),
                 accepted=[k.value for k in AlertKind],
             ) from exc
         table[kind] = replace(table[kind], period=Period.parse(text))

@@ -32,6 +32,11 @@ class AlertOut(msgspec.Struct):
     source: str
     subject_id: int | None = None
     estimated: bool = False
+    #: Fell due before the case was entered into this service (历史补录: a person
+    #: admitted years ago): not applicable now, never ``overdue``, kept off the
+    #: alert list and shown on the case with ``historic_reason``.
+    historic: bool = False
+    historic_reason: str = ""
 
 
 class HolidayScheduleIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -6,6 +6,12 @@ a DNA result, a care decision, an extension filing, a status change). When the
 search ends (identification or leaving) items that were not yet overdue at that
 moment lapse; items already overdue then stay listed until satisfied.
 
+A case entered later than its admission (历史补录, ``cases.entered_at``): its
+deadlines are computed from the real dates, and those that fell due before the
+case was entered are ``historic`` — not overdue, not on the alert list, shown on
+the case with the reason (nobody can announce within 24 hours of a 2014
+admission in 2024). Deadlines still running at entry behave normally.
+
 Also here: :func:`apply_stranded`, which moves cases over 10 days unidentified to
 ``stranded`` with a system timeline event (run by ``rescue deadlines apply`` and
 the ``apply_deadlines`` Dramatiq actor).
@@ -25,6 +31,7 @@ from rescue.alerts.schemas import AlertOut
 from rescue.cases.events import CaseEvent
 from rescue.cases.tables import Case, CaseStatus
 from rescue.errors import Conflict, NotFound
+from rescue.i18n import _
 from rescue.schemas import Page
 from rescue.searches.tables import SearchAction, SearchKind
 from rescue.settings import get_settings
@@ -52,6 +59,8 @@ class CaseFacts:
     station: str
     status: CaseStatus
     admitted_at: datetime
+    #: When the case was entered into this service (``entered_at`` or created_at).
+    entered_at: datetime | None = None
     #: When the case left the unidentified statuses (identification or leaving).
     search_ended_at: datetime | None = None
     announcements: list[date] = field(default_factory=list)
@@ -87,6 +96,7 @@ def case_alerts(
         due, estimated = rule.period.due(start, calendar)
         if lapses and ended is not None and due > ended:
             return  # the search ended before this fell due: nothing outstanding
+        historic = facts.entered_at is not None and due < facts.entered_at
         out.append(
             AlertOut(
                 kind=kind,
@@ -94,13 +104,24 @@ def case_alerts(
                 case_reference=facts.reference,
                 station=facts.station,
                 due_at=due,
-                overdue=due <= now,
+                overdue=due <= now and not historic,
                 period=str(rule.period),
                 counts_from=rule.counts_from,
                 satisfied_by=rule.satisfied_by,
                 source=rule.source,
                 subject_id=subject,
                 estimated=estimated,
+                historic=historic,
+                historic_reason=(
+                    _(
+                        "fell due on {due}, before the case was entered into the service "
+                        "on {entered} (entered later); not applicable now",
+                        due=clock.local(due).date().isoformat(),
+                        entered=clock.local(facts.entered_at).date().isoformat(),
+                    )
+                    if historic and facts.entered_at is not None
+                    else ""
+                ),
             )
         )
 
@@ -139,6 +160,7 @@ async def _facts(case_rows: list[dict[str, Any]]) -> list[CaseFacts]:
             station=r["station"],
             status=CaseStatus(r["status"]),
             admitted_at=r["admitted_at"],
+            entered_at=r.get("entered_at"),
         )
         for r in case_rows
     }
@@ -159,7 +181,7 @@ async def _facts(case_rows: list[dict[str, Any]]) -> list[CaseFacts]:
             f.dna.append(DnaFact(a["id"], a["on_date"], a["result_on"]))
     ended_statuses = [s.value for s in CaseStatus if s not in UNIDENTIFIED]
     ends = (
-        await CaseEvent.select(CaseEvent.case, CaseEvent.at)
+        await CaseEvent.select(CaseEvent.case, CaseEvent.at, CaseEvent.occurred_at)
         .where(
             CaseEvent.case.is_in(ids)
             & (CaseEvent.kind == "status_changed")
@@ -169,8 +191,9 @@ async def _facts(case_rows: list[dict[str, Any]]) -> list[CaseFacts]:
     )
     for e in ends:
         f = facts[e["case"]]
-        if f.search_ended_at is None:
-            f.search_ended_at = e["at"]
+        when = e["occurred_at"] or e["at"]  # an entry recorded later: when it happened
+        if f.search_ended_at is None or when < f.search_ended_at:
+            f.search_ended_at = when
     for f in facts.values():
         if f.status in UNIDENTIFIED:
             f.search_ended_at = None  # e.g. an identification later withdrawn
@@ -179,13 +202,23 @@ async def _facts(case_rows: list[dict[str, Any]]) -> list[CaseFacts]:
     return [facts[i] for i in ids]
 
 
+#: The case columns the rules read.
+_CASE_COLUMNS = (
+    Case.id,
+    Case.reference,
+    Case.station,
+    Case.status,
+    Case.admitted_at,
+    Case.entered_at,
+)
+
+
 async def alerts_for_case(*, case_id: int, now: datetime | None = None) -> list[AlertOut]:
-    """One case's due and overdue items, soonest first. Raises NotFound."""
-    rows = await Case.select(
-        Case.id, Case.reference, Case.station, Case.status, Case.admitted_at
-    ).where(Case.id == case_id)
+    """One case's due and overdue items, soonest first, including ``historic``
+    ones (due before the case was entered; shown with their reason). Raises NotFound."""
+    rows = await Case.select(*_CASE_COLUMNS).where(Case.id == case_id)
     if not rows:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     [facts] = await _facts(rows)
     overrides = get_settings().deadlines.overrides
     return case_alerts(
@@ -203,7 +236,8 @@ async def list_alerts(
     offset: int = 0,
     now: datetime | None = None,
 ) -> Page[AlertOut]:
-    """Due and overdue items across cases, soonest first (overdue ones lead).
+    """Due and overdue items across cases, soonest first (overdue ones lead);
+    without ``historic`` items (due before their case was entered, 历史补录).
 
     Args:
         station: only cases of this station.
@@ -213,7 +247,7 @@ async def list_alerts(
         overdue_only: only items whose deadline has passed.
     """
     now = now or clock.now()
-    query = Case.select(Case.id, Case.reference, Case.station, Case.status, Case.admitted_at)
+    query = Case.select(*_CASE_COLUMNS)
     if station is not None:
         query = query.where(Case.station == station)
     if stations is not None:
@@ -228,6 +262,7 @@ async def list_alerts(
         items.extend(case_alerts(facts, tables[facts.station], now, calendar))
     if kind is not None:
         items = [a for a in items if a.kind == kind]
+    items = [a for a in items if not a.historic]  # due before the case was entered
     if overdue_only:
         items = [a for a in items if a.overdue]
     items.sort(key=lambda a: (a.due_at, a.case_id, a.kind.value))

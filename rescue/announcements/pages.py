@@ -103,6 +103,22 @@ class AnnouncementPages(Controller):
             return _form(case_id, values, {"__all__": exc.detail}, exc.status_code)
         return Redirect(path=f"/cases/{case_id}#announcement", status_code=303)
 
+    @post(
+        "/unpublish",
+        guards=[allow(Action.announcement_publish)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def unpublish(self, case_id: PathId, request: Request[Any, Any, Any]) -> Redirect:
+        """Take the announcement off the public pages (as ``DELETE
+        /api/cases/{id}/announcement``: idempotent, its public photo copies
+        removed); the reason typed, if any, is kept with it. 404 without one."""
+        values, _files = await read_form(request)
+        await services.get_for_staff(case_id=case_id)
+        reason = values.get("reason", "").strip()[:500] or "unpublished by staff"
+        await services.unpublish(case_id=case_id, reason=reason)
+        return Redirect(path=f"/cases/{case_id}#announcement", status_code=303)
+
     @get("/poster.pdf", guards=[allow(Action.case_read)])
     async def poster(self, case_id: PathId, request: Request[Any, Any, Any]) -> Response[bytes]:
         """The A4 寻亲公告 poster (PDF). 404 unless published; 503 without a CJK font."""

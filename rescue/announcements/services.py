@@ -27,6 +27,7 @@ from rescue.announcements.schemas import (
 from rescue.announcements.tables import Announcement
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.errors import Conflict, InvalidInput, NotFound
+from rescue.i18n import _, label
 from rescue.photos.tables import Photo
 from rescue.schemas import Page
 from rescue.settings import get_settings
@@ -81,7 +82,7 @@ async def _public_copies(photo_id: int, store: ObjectStore) -> tuple[str, str]:
     publish time (upright, no metadata: media.images.public_copy); their keys."""
     photo = await Photo.select(Photo.object_key).where(Photo.id == photo_id).first()
     if photo is None:
-        raise NotFound(f"photo {photo_id} does not exist")
+        raise NotFound(_("photo {photo_id} does not exist", photo_id=photo_id))
     original = await store.aget(photo["object_key"])
     limit = get_settings().upload.max_pixels
     clean = await anyio.to_thread.run_sync(
@@ -120,22 +121,31 @@ async def publish(*, case_id: int, data: AnnouncementIn, by: Principal) -> Annou
     """
     case = await Case.select().where(Case.id == case_id).first()
     if case is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     if CaseStatus(case["status"]) in UNPUBLISH_STATUSES:
         raise Conflict(
-            f"case {case_id} is {case['status']}; only a person still searched for is announced",
+            _(
+                "case {case_id} is {status}; only a person still searched for is announced",
+                case_id=case_id,
+                status=label(CaseStatus(case["status"])),
+            ),
             accepted=sorted(s.value for s in set(CaseStatus) - UNPUBLISH_STATUSES),
         )
     if data.photo_id is not None and not await Photo.exists().where(
         (Photo.id == data.photo_id) & (Photo.case == case_id)
     ):
         raise InvalidInput(
-            f"photo {data.photo_id} is not a photo of case {case_id}",
-            accepted="the id of one of this case's photos, or null",
+            _(
+                "photo {photo_id} is not a photo of case {case_id}",
+                photo_id=data.photo_id,
+                case_id=case_id,
+            ),
+            accepted=_("the id of one of this case's photos, or null"),
         )
     if not data.found_place.strip():
         raise InvalidInput(
-            "found_place is required", accepted="the district or road where found, no exact address"
+            _("found_place is required"),
+            accepted=_("the district or road where found, no exact address"),
         )
     found_at = case["found_at"] or case["admitted_at"]
     fields: dict[str, Any] = {
@@ -236,7 +246,7 @@ async def get_for_staff(*, case_id: int) -> AnnouncementOut:
     """The case's announcement, all fields. Raises NotFound."""
     row = await Announcement.select().where(Announcement.case == case_id).first()
     if row is None:
-        raise NotFound(f"case {case_id} has no announcement")
+        raise NotFound(_("case {case_id} has no announcement", case_id=case_id))
     return _out(row)
 
 
@@ -318,7 +328,9 @@ async def _published(announcement_id: int) -> dict[str, Any]:
         .first()
     )
     if row is None:
-        raise NotFound(f"announcement {announcement_id} is not published")
+        raise NotFound(
+            _("announcement {announcement_id} is not published", announcement_id=announcement_id)
+        )
     return row
 
 
@@ -374,7 +386,9 @@ async def public_photo(
     row = await _published(announcement_id)
     fields = _loads(row["fields"])
     if row["photo"] is None or not fields.get("photo") or "photo" in _loads(row["internal"]):
-        raise NotFound(f"announcement {announcement_id} publishes no photo")
+        raise NotFound(
+            _("announcement {announcement_id} publishes no photo", announcement_id=announcement_id)
+        )
     key = row["public_thumb_key"] if thumb else row["public_photo_key"]
     if key:
         return await store.aget(key), "image/jpeg"
@@ -385,7 +399,9 @@ async def public_photo(
         .first()
     )
     if photo is None:
-        raise NotFound(f"announcement {announcement_id} publishes no photo")
+        raise NotFound(
+            _("announcement {announcement_id} publishes no photo", announcement_id=announcement_id)
+        )
     keys = await _public_copies(row["photo"], store)
     await Announcement.update(
         {Announcement.public_photo_key: keys[0], Announcement.public_thumb_key: keys[1]}

@@ -7,7 +7,9 @@ pages (not static files, /schema, /health, /metrics, /public):
 - every read of a photo, of face data, of a candidate, of a case's identity
   (身份证号), of a handover (the receiver's ID number) or of a placement document
   (a GET whose route template names ``photo``, ``face``, ``candidate``,
-  ``identity``, ``handover`` or ``document``).
+  ``identity``, ``handover`` or ``document``);
+- every read of one online search request (its text and the family's contact:
+  a route under :data:`SENSITIVE_ITEMS`).
 
 A write's record is written *before* the write runs (:func:`begin_record`,
 ``status_code`` 0: in progress) and completed once with its outcome
@@ -51,6 +53,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _NOT_AUDITED = ("/static", "/schema", "/health", "/metrics", "/public")
 #: Route words whose reads are audited (sensitive data: photos, faces, candidates).
 SENSITIVE_READS = ("photo", "face", "candidate", "identity", "handover", "document")
+#: Route prefixes whose reads of one item are audited: an online search
+#: request's text and the family's contact (issue 14), on the API and the page.
+#: Their lists carry neither and are not audited.
+SENSITIVE_ITEMS = ("/api/family-requests/{", "/search-requests/{")
 
 
 def audit_kind(method: str, route: str) -> str | None:
@@ -61,7 +67,7 @@ def audit_kind(method: str, route: str) -> str | None:
         return None
     if method.upper() not in SAFE_METHODS:
         return "write"
-    if any(word in route for word in SENSITIVE_READS):
+    if any(word in route for word in SENSITIVE_READS) or route.startswith(SENSITIVE_ITEMS):
         return "read"
     return None
 

@@ -27,6 +27,9 @@ class CaseEvent(Table, tablename="case_events"):
     to_status = Varchar(length=32, null=True, default=None)
     reason = Text(default="")
     data = JSON(default="{}")
+    #: For an entry recorded later (历史补录): when it happened; ``at`` is when it
+    #: was recorded. None: it happened at ``at``.
+    occurred_at = Timestamptz(null=True, default=None)
 
 
 async def record_event(
@@ -39,8 +42,11 @@ async def record_event(
     from_status: str | None = None,
     to_status: str | None = None,
     data: dict[str, Any] | None = None,
+    occurred_at: Any = None,
 ) -> int:
-    """Append an event to a case's timeline; returns its id."""
+    """Append an event to a case's timeline; returns its id. ``occurred_at``: an
+    entry recorded later (历史补录) — when it happened (``at`` stays the moment
+    it is recorded)."""
     from rescue import clock
 
     rows = await CaseEvent.insert(
@@ -54,6 +60,7 @@ async def record_event(
             from_status=from_status,
             to_status=to_status,
             data=data or {},
+            occurred_at=occurred_at,
         )
     ).returning(CaseEvent.id)
     return int(rows[0]["id"])

@@ -38,6 +38,9 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
   name, relatives' contact) from that notice (an ``identity_updated`` event).
 - ``identified`` reached from ``settled`` creates a task for the police liaison to
   cancel the collective household registration (集体户口注销).
+- A change entered later (历史补录, ``transition(at=...)``): the same table and
+  rules, judged at ``at``; not before the admission or the previous change, not
+  in the future; a leaving not before the case's last placement starts.
 """
 
 from __future__ import annotations
@@ -217,7 +220,11 @@ def allowed_next(current: CaseStatus, *, custody: bool = False) -> list[CaseStat
     ]
 
 
-async def _check_rules(case: dict[str, Any], current: CaseStatus, to: CaseStatus) -> None:
+async def _check_rules(
+    case: dict[str, Any], current: CaseStatus, to: CaseStatus, moment: datetime
+) -> None:
+    """Refuse ``to`` unless the rules of the module docstring hold at ``moment``
+    (now, or the historic moment of an entry recorded later)."""
     case_id = case["id"]
     custody = custody_only(case)
 
@@ -291,7 +298,7 @@ async def _check_rules(case: dict[str, Any], current: CaseStatus, to: CaseStatus
         approved = to == S.settled and await SettlementApproval.exists().where(
             SettlementApproval.case == case_id
         )
-        if due > clock.now() and not approved:
+        if due > moment and not approved:
             raise refuse(
                 _(
                     "case {case_id} can become {status} only after {period} in care "
@@ -312,7 +319,11 @@ async def _check_rules(case: dict[str, Any], current: CaseStatus, to: CaseStatus
     if to == S.settled:
         current_placement = (
             await Placement.select(Placement.kind)
-            .where((Placement.case == case_id) & Placement.ended_at.is_null())
+            .where(
+                (Placement.case == case_id)
+                & (Placement.started_at <= moment)
+                & (Placement.ended_at.is_null() | (Placement.ended_at > moment))
+            )
             .first()
         )
         if current_placement is None or current_placement["kind"] != PlacementKind.welfare_home:
@@ -336,7 +347,7 @@ async def not_yet(case: dict[str, Any]) -> dict[CaseStatus, str]:
     blocked: dict[CaseStatus, str] = {}
     for to in allowed_next(current, custody=custody_only(case)):
         try:
-            await _check_rules(case, current, to)
+            await _check_rules(case, current, to, clock.now())
         except Conflict as exc:
             blocked[to] = exc.detail
     return blocked
@@ -355,7 +366,11 @@ async def _after(
     if to in TERMINAL_STATUSES:
         ended = await (
             Placement.update({Placement.ended_at: now})
-            .where((Placement.case == case_id) & Placement.ended_at.is_null())
+            .where(
+                (Placement.case == case_id)
+                & Placement.ended_at.is_null()
+                & (Placement.started_at <= now)
+            )
             .returning(Placement.id)
         )
         for row in ended:
@@ -397,6 +412,7 @@ async def transition(
     by: Principal | None,
     reason: str,
     data: dict[str, object] | None = None,
+    at: datetime | None = None,
 ) -> CaseStatus:
     """Move a case to ``to``; returns the previous status.
 
@@ -404,6 +420,11 @@ async def transition(
         by: the caller; ``None`` is the system (deadline job), allowed only for
             transitions marked ``system`` (to ``stranded``).
         data: outcome details kept on the timeline event.
+        at: a change recorded later (历史补录): when it happened. The same
+            table and rules apply, judged at ``at`` (e.g. 3 months in care by
+            then; a welfare-home placement at that moment); ``at`` must lie
+            between the admission and now and not before the previous status
+            change. The event is marked ``entered_later`` with ``occurred_at``.
 
     Raises:
         NotFound: no such case.
@@ -438,7 +459,23 @@ async def transition(
                 ),
                 accepted=sorted(r.value for r in rule.roles),
             )
-        await _check_rules(row, current, to)
+        now = clock.now()
+        moment = now if at is None else await _historic_moment(row, at, now)
+        if at is not None and to in TERMINAL_STATUSES:
+            later = await Placement.exists().where(
+                (Placement.case == case_id) & (Placement.started_at > moment)
+            )
+            if later:
+                raise InvalidInput(
+                    _(
+                        "case {case_id} has placements starting after {at}; a leaving "
+                        "entered later must come after them",
+                        case_id=case_id,
+                        at=clock.local(moment).isoformat(timespec="minutes"),
+                    ),
+                    accepted="occurred_at after the start of the case's last placement",
+                )
+        await _check_rules(row, current, to, moment)
         if to == S.left_self and not str((data or {}).get("ticket") or "").strip():
             raise InvalidInput(
                 _(
@@ -448,7 +485,6 @@ async def transition(
                 ),
                 accepted={"data": {"ticket": "ticket number and destination"}},
             )
-        now = clock.now()
         updated = (
             await Case.update({Case.status: to.value, Case.updated_at: now})
             .where((Case.id == case_id) & (Case.status == current.value))
@@ -464,8 +500,38 @@ async def transition(
             reason=reason,
             from_status=current.value,
             to_status=to.value,
-            data=dict(data or {}),
+            data={**(data or {}), **({"entered_later": True} if at is not None else {})},
+            occurred_at=moment if at is not None else None,
         )
         await unpublish_for_status(case_id=case_id, status=to)  # 寻亲公告 ends (issue 5)
-        await _after(case_id, current, to, by, now, dict(data or {}))
+        await _after(case_id, current, to, by, moment, dict(data or {}))
     return current
+
+
+async def _historic_moment(case: dict[str, Any], at: datetime, now: datetime) -> datetime:
+    """Check the moment of a status change recorded later: after the admission,
+    not in the future, and not before the case's previous status change (the
+    history's order). Raises InvalidInput."""
+    from rescue.cases.events import CaseEvent
+
+    last = (
+        await CaseEvent.select(CaseEvent.at, CaseEvent.occurred_at)
+        .where((CaseEvent.case == case["id"]) & (CaseEvent.kind == "status_changed"))
+        .order_by(CaseEvent.id, ascending=False)
+        .first()
+    )
+    earliest = case["admitted_at"]
+    if last is not None:
+        earliest = max(earliest, last["occurred_at"] or last["at"])
+    if at < earliest or at > now:
+        shown = clock.local(earliest).isoformat(timespec="minutes")
+        raise InvalidInput(
+            _(
+                "the status change at {at} lies before the admission or the previous "
+                "status change ({earliest}), or in the future",
+                at=clock.local(at).isoformat(timespec="minutes"),
+                earliest=shown,
+            ),
+            accepted=f"{shown} .. {clock.local(now).isoformat(timespec='minutes')}",
+        )
+    return at

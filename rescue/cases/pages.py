@@ -10,18 +10,19 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
+import msgspec
 from litestar import Controller, MediaType, Request, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue import clock
 from rescue.cases import services
-from rescue.cases.schemas import CaseCreate, TransitionRequest
+from rescue.cases.schemas import CaseCreate, CaseUpdate, TransitionRequest
 from rescue.cases.tables import TERMINAL_STATUSES, CaseStatus, Sex
 from rescue.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from rescue.escorts.tables import ReceivingParty, RelationshipBasis
 from rescue.i18n import N_, _, label
-from rescue.permissions import Action, allow
+from rescue.permissions import PERMISSIONS, Action, allow
 from rescue.placements.tables import PlacementKind
 from rescue.runtime import get_store
 from rescue.schemas import PathId
@@ -215,17 +216,107 @@ class CasePages(Controller):
         try:
             await services.request_transition(case_id=case_id, data=data, by=request.user)
         except (Conflict, InvalidInput) as exc:
-            detail = exc.detail
-            if exc.extra.get("requires"):
-                detail = f"{detail} ({exc.extra['requires']})"
+            # The detail says what is missing in the page's language; the API's
+            # ``requires`` (which request to send) is for API clients, not shown.
             return await case_page(
                 case_id,
                 request,
-                move_errors={to: {"__all__": detail}},
+                move_errors={to: {"__all__": exc.detail}},
                 move_values=values,
                 status=exc.status_code,
             )
         return Redirect(path=f"/cases/{case_id}", status_code=303)
+
+    @get("/{case_id:int}/edit", guards=[allow(Action.case_write)])
+    async def edit(self, case_id: PathId, request: Request[Any, Any, Any]) -> Template:
+        """Correct the record: the assessment (``PATCH /api/cases/{id}``: estimated
+        date of birth, height, capacity) and the identity found (``PATCH
+        /api/cases/{id}/identity``), each change with its reason on the timeline."""
+        return await _edit_page(case_id, request)
+
+    @post(
+        "/{case_id:int}/edit",
+        guards=[allow(Action.case_write)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def update(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """Same schema (CaseUpdate) and service as the API; only the fields that
+        differ from the record are sent (an unchanged form: "nothing to change")."""
+        values, _files = await read_form(request)
+        case = await services.get_case(case_id=case_id)
+        current = _assessment_values(case)
+        changed = {k: v for k, v in values.items() if k == "reason" or current.get(k, "") != v}
+        names = {"birth_date_estimate", "height_cm", "reason"}
+        typed_capacity = bool(values.get("lacks_capacity"))
+        data, errors = parse(
+            CaseUpdate,
+            {k: v for k, v in changed.items() if k in names},
+            lacks_capacity=typed_capacity,
+        )
+        if data is None:
+            return await _edit_page(
+                case_id, request, errors={"assessment": errors}, values={"assessment": values}
+            )
+        if typed_capacity == case.lacks_capacity:
+            data = msgspec.structs.replace(data, lacks_capacity=msgspec.UNSET)
+        try:
+            await services.update_case(case_id=case_id, data=data, by=request.user)
+        except InvalidInput as exc:
+            field = exc.extra.get("field")
+            return await _edit_page(
+                case_id,
+                request,
+                errors={"assessment": {field if field in names else "__all__": exc.detail}},
+                values={"assessment": values},
+            )
+        return Redirect(path=f"/cases/{case_id}#details", status_code=303)
+
+    @post(
+        "/{case_id:int}/identity",
+        guards=[allow(Action.identity_write)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def identity(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """Same schema (IdentityUpdate) and service as the API; an empty ID number
+        leaves it unchanged; fields equal to the record are not sent."""
+        from rescue.cases.schemas import IdentityUpdate
+
+        values, _files = await read_form(request)
+        current = await services.get_identity(case_id=case_id, by=request.user)
+        fields = {
+            name: values.get(name, "").strip()
+            for name in (
+                "confirmed_name",
+                "id_number",
+                "household_registration",
+                "relatives_contact",
+            )
+            if values.get(name, "").strip()
+            and values.get(name, "").strip() != (getattr(current, name) or "")
+        }
+        data, errors = parse(IdentityUpdate, {**fields, "reason": values.get("id_reason", "")})
+        if "reason" in errors:
+            errors["id_reason"] = errors.pop("reason")
+        if "id_number" in errors:
+            errors["id_number"] = _(
+                "Enter the 18-character ID number: 17 digits and a check digit (0-9 or X)."
+            )
+        if data is None:
+            return await _edit_page(
+                case_id, request, errors={"identity": errors}, values={"identity": values}
+            )
+        try:
+            await services.update_identity(case_id=case_id, data=data, by=request.user)
+        except InvalidInput as exc:
+            return await _edit_page(
+                case_id,
+                request,
+                errors={"identity": {"__all__": exc.detail}},
+                values={"identity": values},
+            )
+        return Redirect(path=f"/cases/{case_id}#details", status_code=303)
 
     @get("/{case_id:int}/photos/status", guards=[allow(Action.case_read)])
     async def photos_fragment(self, case_id: PathId) -> Template:
@@ -236,6 +327,48 @@ class CasePages(Controller):
             template_name="cases/_photos.html",
             context={"case": case, "photos": photos, "candidates": await _candidates(case_id)},
         )
+
+
+def _assessment_values(case: Any) -> dict[str, str]:
+    """The assessment form's fields as the record holds them."""
+    return {
+        "birth_date_estimate": case.birth_date_estimate.isoformat()
+        if case.birth_date_estimate
+        else "",
+        "height_cm": "" if case.height_cm is None else str(case.height_cm),
+        "lacks_capacity": "true" if case.lacks_capacity else "",
+    }
+
+
+async def _edit_page(
+    case_id: int,
+    request: Request[Any, Any, Any],
+    *,
+    errors: dict[str, dict[str, str]] | None = None,
+    values: dict[str, dict[str, str]] | None = None,
+) -> Template:
+    """The correction page, re-shown with one form's errors and what was typed."""
+    case = await services.get_case(case_id=case_id)
+    can_identity = request.user.role in PERMISSIONS[Action.identity_write]
+    shown = dict(values or {})
+    shown.setdefault("assessment", _assessment_values(case))
+    if can_identity and "identity" not in shown:
+        current = await services.get_identity(case_id=case_id, by=request.user)
+        shown["identity"] = {
+            "confirmed_name": current.confirmed_name or "",
+            "household_registration": current.household_registration,
+            "relatives_contact": current.relatives_contact,
+        }
+    return Template(
+        template_name="cases/edit.html",
+        context={
+            "case": case,
+            "errors": errors or {},
+            "values": shown,
+            "can_identity": can_identity,
+        },
+        status_code=400 if errors else 200,
+    )
 
 
 async def _photos(case_id: int) -> list[Any]:
@@ -353,6 +486,8 @@ async def case_page(
             "terminal": {s.value for s in TERMINAL_STATUSES},
             "status_value": CaseStatus(case.status).value,
             "can_write": user.role.value in ("station_staff", "admin"),
+            "can_complete_task": user.role in PERMISSIONS[Action.task_complete],
+            "can_record_police": user.role in PERMISSIONS[Action.police_record],
         },
         status_code=status,
     )

@@ -38,6 +38,11 @@ class CaseCreate(msgspec.Struct, forbid_unknown_fields=True):
     #: Lacking capacity (mental or intellectual disability): leaving only into custody.
     lacks_capacity: bool = False
     height_cm: Annotated[int, msgspec.Meta(ge=30, le=250)] | None = None
+    #: The real admission (入站) of a person admitted before the case is entered
+    #: here (历史补录, e.g. a long-term resident): not in the future, not before
+    #: ``found_at`` and not before :data:`rescue.cases.services.EARLIEST_ADMISSION`.
+    #: Omitted: now.
+    admitted_at: AwareDatetime | None = None
 
 
 class CaseUpdate(msgspec.Struct, forbid_unknown_fields=True):
@@ -125,6 +130,10 @@ class TimelineEvent(msgspec.Struct):
     to_status: str | None
     reason: str
     data: dict[str, Any]
+    #: An entry recorded later (历史补录): when it happened; ``at`` is when it was
+    #: recorded and ``actor_id`` who recorded it.
+    occurred_at: datetime | None = None
+    entered_later: bool = False
 
 
 class CaseOut(msgspec.Struct):
@@ -148,6 +157,10 @@ class CaseOut(msgspec.Struct):
     admitted_at: datetime
     created_at: datetime
     updated_at: datetime
+    #: When the case was entered into this service; later than ``admitted_at``
+    #: for a person admitted before (``entered_later``, 历史补录).
+    entered_at: datetime | None = None
+    entered_later: bool = False
     birth_date_estimate: date | None = None
     lacks_capacity: bool = False
     height_cm: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -49,6 +49,40 @@ __all__ = [
 ]
 
 
+#: The earliest admission a case may be registered with (历史补录): the service
+#: holds the files of people still in care; 1990 is well before the 2003
+#: 救助管理办法 that created today's stations, so any real file fits.
+EARLIEST_ADMISSION = datetime(1990, 1, 1, tzinfo=UTC)
+
+
+def _validate_admission(data: CaseCreate, now: datetime) -> datetime:
+    """The admission moment: now, or the given past one (checked)."""
+    if data.admitted_at is None:
+        return now
+    at = data.admitted_at
+    accepted = _(
+        "a moment from {earliest} up to now, not before found_at, with its timezone offset",
+        earliest=EARLIEST_ADMISSION.date().isoformat(),
+    )
+    if at > now:
+        raise InvalidInput(_("admitted_at is in the future"), accepted=accepted)
+    if at < EARLIEST_ADMISSION:
+        raise InvalidInput(
+            _(
+                "admitted_at {at} is before {earliest}",
+                at=at.date().isoformat(),
+                earliest=EARLIEST_ADMISSION.date().isoformat(),
+            ),
+            accepted=accepted,
+        )
+    if data.found_at is not None and at < data.found_at:
+        raise InvalidInput(
+            _("admitted_at is before found_at; the person is found before admission"),
+            accepted=accepted,
+        )
+    return at
+
+
 def _validate_ages(data: CaseCreate) -> None:
     if data.birth_date_estimate is not None and data.birth_date_estimate > clock.today():
         raise InvalidInput(
@@ -62,34 +96,52 @@ def _validate_ages(data: CaseCreate) -> None:
     low, high, est = data.age_low, data.age_high, data.estimated_age
     if low is not None and high is not None and low > high:
         raise InvalidInput(
-            f"age_low ({low}) is greater than age_high ({high})",
-            accepted="age_low <= estimated_age <= age_high, each 0..120",
+            _("age_low ({low}) is greater than age_high ({high})", low=low, high=high),
+            accepted=_("age_low <= estimated_age <= age_high, each 0..120"),
         )
     if est is not None and ((low is not None and est < low) or (high is not None and est > high)):
         raise InvalidInput(
-            f"estimated_age {est} lies outside age_low..age_high",
-            accepted="age_low <= estimated_age <= age_high, each 0..120",
+            _("estimated_age {est} lies outside age_low..age_high", est=est),
+            accepted=_("age_low <= estimated_age <= age_high, each 0..120"),
         )
 
 
-async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
+async def create_case(
+    *,
+    data: CaseCreate,
+    by: Principal,
+    entered_at: datetime | None = None,
+    backlog_key: str | None = None,
+) -> CaseOut:
     """Register a person taken in (入站登记).
 
-    The case gets a reference ``YYYY-NNNN`` and a placeholder name ``无名氏-NNNN``
-    (used whenever no name is reported; see docs/glossary.md).
+    The case gets a reference ``YYYY-NNNN`` (the admission's year) and a
+    placeholder name ``无名氏-NNNN`` (used whenever no name is reported; see
+    docs/glossary.md). With ``data.admitted_at`` in the past (历史补录, a person
+    admitted before the case is entered here) the admission event and the first
+    in-station placement carry that moment and are marked entered later.
+
+    Args:
+        entered_at: the moment the case counts as entered into the service
+            (default now; a backlog run gives its start). Deadlines due before it
+            are ``historic`` (rescue.alerts.services).
+        backlog_key: the backlog row's key (rescue.backlog), unique.
 
     Raises:
-        InvalidInput: inconsistent ages, or an estimated birth date in the future.
+        InvalidInput: inconsistent ages, an estimated birth date in the future, or
+            an admission in the future, before 1990 or before ``found_at``.
         PermissionDenied: the station is not one the caller sees.
     """
     station = data.station if data.station is not None else by.station
     if not by.sees_station(station):
         raise PermissionDenied(
-            f"you may not register a case for station {station!r}",
+            _("you may not register a case for station {station}", station=station),
             accepted=by.visible_stations(),
         )
     _validate_ages(data)
     now = clock.now()
+    admitted = _validate_admission(data, now)
+    later = admitted < now
     async with Case._meta.db.transaction():
         rows = await Case.insert(
             Case(
@@ -111,7 +163,9 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
                 lacks_capacity=data.lacks_capacity,
                 height_cm=data.height_cm,
                 created_by=by.user_id,
-                admitted_at=now,
+                admitted_at=admitted,
+                entered_at=(entered_at or now) if later else None,
+                backlog_key=backlog_key,
                 created_at=now,
                 updated_at=now,
             )
@@ -119,7 +173,7 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
         case_id = int(rows[0]["id"])
         await Case.update(
             {
-                Case.reference: f"{now.year}-{case_id:04d}",
+                Case.reference: f"{clock.local(admitted).year}-{case_id:04d}",
                 Case.placeholder_name: f"无名氏-{case_id:04d}",
             }
         ).where(Case.id == case_id)
@@ -130,9 +184,13 @@ async def create_case(*, data: CaseCreate, by: Principal) -> CaseOut:
             actor_role=by.role.value,
             to_status=CaseStatus.admitted.value,
             reason=f"brought by {data.brought_by}" if data.brought_by else "",
+            data={"entered_later": True} if later else None,
+            occurred_at=admitted if later else None,
         )
         station = data.station if data.station is not None else by.station
-        await start_in_station(case_id=case_id, station=station, at=now, by=by)
+        await start_in_station(
+            case_id=case_id, station=station, at=admitted, by=by, entered_later=later
+        )
     return await get_case(case_id=case_id)
 
 
@@ -166,6 +224,8 @@ def _case_out(row: dict[str, Any], photos: list[PhotoSummary]) -> CaseOut:
         admitted_at=row["admitted_at"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        entered_at=row["entered_at"] or row["created_at"],
+        entered_later=row["entered_at"] is not None,
         birth_date_estimate=row["birth_date_estimate"],
         lacks_capacity=row["lacks_capacity"],
         height_cm=row["height_cm"],
@@ -225,7 +285,11 @@ async def update_case(*, case_id: int, data: CaseUpdate, by: Principal) -> CaseO
         )
     birth = fields.get("birth_date_estimate")
     if birth is not None and birth > clock.today():
-        raise InvalidInput(_("birth_date_estimate is in the future"))
+        raise InvalidInput(
+            _("birth_date_estimate is in the future"),
+            accepted=_("a date up to today"),
+            field="birth_date_estimate",
+        )
     async with Case._meta.db.transaction():
         row = await require_case(case_id=case_id)
         changes = {
@@ -272,7 +336,7 @@ async def request_transition(
     if data.to == CaseStatus.identified:
         row = await require_case(case_id=case_id)
         raise Conflict(
-            "a case becomes identified only when a reviewer confirms a match candidate",
+            _("a case becomes identified only when a reviewer confirms a match candidate"),
             current=row["status"],
             allowed=[
                 s.value
@@ -286,7 +350,7 @@ async def request_transition(
     if data.to == CaseStatus.return_planned:
         row = await require_case(case_id=case_id)
         raise Conflict(
-            "a case becomes return_planned by recording its return plan",
+            _("a case becomes return_planned by recording its return plan"),
             current=row["status"],
             allowed=[
                 s.value
@@ -323,6 +387,8 @@ async def timeline(*, case_id: int) -> list[TimelineEvent]:
             to_status=r["to_status"],
             reason=r["reason"],
             data=json.loads(r["data"]) if isinstance(r["data"], str) else r["data"],
+            occurred_at=r["occurred_at"],
+            entered_later=r["occurred_at"] is not None,
         )
         for r in rows
     ]
@@ -490,7 +556,8 @@ async def fill_identity_from_notice(*, case_id: int, notice_id: int, by: Princip
 async def leaving_report(*, month: str, stations: list[str] | None) -> LeavingReport:
     """Leavings of ``month`` (``YYYY-MM``, the station's calendar) by MCA 离站方式
     category: each case counted once, by its first closing transition in the
-    month; ``cross_province`` from the transition's ``data.cross_province``.
+    month (one entered later, 历史补录, counts when it happened);
+    ``cross_province`` from the transition's ``data.cross_province``.
 
     Raises:
         InvalidInput: ``month`` is not ``YYYY-MM``.
@@ -508,20 +575,28 @@ async def leaving_report(*, month: str, stations: list[str] | None) -> LeavingRe
     following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
     start, end = clock.start_of_local_day(first), clock.start_of_local_day(following)
     terminal = [s.value for s in flows.LEAVING_CATEGORY]
+    # A leaving entered later (历史补录) counts in the month it happened.
     query = CaseEvent.select(
-        CaseEvent.case, CaseEvent.to_status, CaseEvent.data, CaseEvent.case.station
+        CaseEvent.case,
+        CaseEvent.to_status,
+        CaseEvent.data,
+        CaseEvent.case.station,
+        CaseEvent.at,
+        CaseEvent.occurred_at,
     ).where(
         (CaseEvent.kind == "status_changed")
         & CaseEvent.to_status.is_in(terminal)
-        & (CaseEvent.at >= start)
-        & (CaseEvent.at < end)
+        & (
+            ((CaseEvent.at >= start) & (CaseEvent.at < end))
+            | ((CaseEvent.occurred_at >= start) & (CaseEvent.occurred_at < end))
+        )
     )
     if stations is not None:
         query = query.where(CaseEvent.case.station.is_in(stations or [""]))
     counts = {c: [0, 0] for c in LeavingCategory}
     seen: set[int] = set()
     for row in await query.order_by(CaseEvent.id):
-        if row["case"] in seen:
+        if row["case"] in seen or not start <= (row["occurred_at"] or row["at"]) < end:
             continue
         seen.add(row["case"])
         data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]

@@ -97,11 +97,13 @@ async def stay_of(*, case_id: int) -> Stay:
     if row is None:
         raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     events = (
-        await CaseEvent.select(CaseEvent.to_status, CaseEvent.at)
+        await CaseEvent.select(CaseEvent.to_status, CaseEvent.at, CaseEvent.occurred_at)
         .where((CaseEvent.case == case_id) & (CaseEvent.kind == "status_changed"))
         .order_by(CaseEvent.id)
     )
     terminal = {s.value for s in TERMINAL_STATUSES}
+    for e in events:  # an entry recorded later (历史补录) counts when it happened
+        e["at"] = e["occurred_at"] or e["at"]
     left = next((e["at"] for e in events if e["to_status"] in terminal), None)
     identified = [e["at"] for e in events if e["to_status"] == CaseStatus.identified.value]
     return Stay(

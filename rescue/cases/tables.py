@@ -101,6 +101,13 @@ class Case(Table, tablename="cases"):
     height_cm = Integer(null=True, default=None)
     status = Varchar(length=32, choices=CaseStatus, default=CaseStatus.admitted)
     admitted_at = Timestamptz(default=TimestamptzNow())
+    #: When the case was entered into this service, if later than the admission
+    #: (历史补录: a long-term resident admitted years ago). None: entered at
+    #: ``created_at``. Deadlines due before it are ``historic`` (rescue.alerts).
+    entered_at = Timestamptz(null=True, default=None)
+    #: The station's own key of a case loaded from a backlog file (``station:编号``);
+    #: unique, so loading the same row again creates nothing (rescue.backlog).
+    backlog_key = Varchar(length=160, null=True, default=None, unique=True)
     created_by = Integer(null=True, default=None)  # users.id
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())

@@ -24,7 +24,7 @@ from rescue.settings import get_settings
 from rescue.web.forms import once, parse, read_form
 from rescue.web.pdf import render_pdf
 
-__all__ = ["EscortPages"]
+__all__ = ["EscortPages", "TaskPages"]
 
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
 
@@ -243,3 +243,38 @@ def _sheet_missing() -> str:
     from rescue.i18n import _
 
     return _("Upload the signed handover sheet (scan or photo).")
+
+
+class TaskPages(Controller):
+    """Police liaison: mark a task (e.g. 集体户口注销) done from the case page."""
+
+    include_in_schema = False
+
+    @post(
+        "/tasks/{task_id:int}/done",
+        guards=[allow(Action.task_complete)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def done(self, task_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """As ``POST /api/tasks/{id}/done`` (the note, if typed, goes on the
+        timeline); a task already done is shown on the case page, not a 500."""
+        from rescue.cases.pages import case_page
+        from rescue.escorts.tables import LiaisonTask
+
+        values, _files = await read_form(request)
+        row = await LiaisonTask.select(LiaisonTask.case).where(LiaisonTask.id == task_id).first()
+        try:
+            await services.complete_task(
+                task_id=task_id, by=request.user, note=values.get("note", "").strip()[:500]
+            )
+        except Conflict as exc:
+            assert row is not None  # complete_task raised NotFound otherwise
+            return await case_page(
+                row["case"],
+                request,
+                form_errors={f"task-{task_id}": {"__all__": exc.detail}},
+                status=exc.status_code,
+            )
+        assert row is not None
+        return Redirect(path=f"/cases/{row['case']}#handovers", status_code=303)

@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromQuery, JSONBody
 
 from rescue.family_requests import services
-from rescue.family_requests.schemas import DecisionIn, SearchRequestOut
+from rescue.family_requests.schemas import DecisionIn, SearchRequestOut, SearchRequestSummary
 from rescue.family_requests.tables import RequestStatus
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
@@ -34,10 +34,11 @@ class FamilyRequestController(Controller):
         status: FromQuery[RequestStatus | None] = None,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> Page[SearchRequestOut]:
+    ) -> Page[SearchRequestSummary]:
         """The caller's stations' requests plus the shared queue, oldest first;
         without ``status`` those not yet registered or closed. Linked duplicates
-        appear in their original's ``duplicates``."""
+        appear in their original's ``duplicates``. No description or contact:
+        those are read on one request (an audited read)."""
         return await services.list_queue(
             stations=request.user.visible_stations(), status=status, limit=limit, offset=offset
         )
@@ -48,7 +49,10 @@ class FamilyRequestController(Controller):
         guards=[allow(Action.family_request_read)],
     )
     async def detail(self, request_id: PathId) -> SearchRequestOut:
-        """404 if unknown; 403 if another station's."""
+        """Everything the family sent, with the exchange (``thread``) and linked
+        duplicates. 404 if unknown; 403 if another station's. Audited read
+        (rescue.audit.services.SENSITIVE_ITEMS): the text and contact are
+        personal data."""
         return await services.get_for_staff(request_id=request_id)
 
     @post(

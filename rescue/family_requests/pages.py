@@ -24,9 +24,9 @@ from rescue.announcements import services as announcements
 from rescue.announcements.schemas import AnnouncedField, PublicFilter
 from rescue.cases.tables import Sex
 from rescue.errors import Conflict, DomainError, InvalidInput, NotFound, TooManyRequests
-from rescue.family_requests import services
+from rescue.family_requests import limits, services
 from rescue.family_requests.controllers import enqueue
-from rescue.family_requests.schemas import Decision, DecisionIn, SearchRequestIn
+from rescue.family_requests.schemas import Decision, DecisionIn, ReplyIn, SearchRequestIn
 from rescue.family_requests.tables import RequestStatus
 from rescue.i18n import label
 from rescue.permissions import Action, allow
@@ -44,7 +44,12 @@ NO_STORE = CacheControlHeader(no_store=True)
 
 
 def _address(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client address the per-address limits count (TRUSTED_PROXIES aware)."""
+    return limits.client_address(
+        request.client.host if request.client else None,
+        request.headers.getall("x-forwarded-for", []),
+        get_settings().public.trusted_proxies,
+    )
 
 
 def _int(raw: str) -> int | None:
@@ -190,10 +195,52 @@ class PublicPages(Controller):
             headers={"Cache-Control": "no-store"},
         )
 
+    @post("/reply", status_code=200, media_type=MediaType.HTML)
+    async def reply(self, request: Request[Any, Any, Any]) -> Template:
+        """The family answers "more information needed" (text, photos with
+        consent) with its tracking code (rescue.family_requests.services.reply);
+        the page shows the new status only. Refused input: the status page again
+        with the error next to the field and what was typed."""
+        values, _files = await read_form(request)
+        form = await request.form()
+        uploads = [
+            v
+            for k, v in form.multi_items()
+            if k == "photos" and isinstance(v, UploadFile) and v.filename
+        ]
+        values["code"] = values.get("code", "")[:100]
+        data, errors = parse(ReplyIn, values)
+        if data is None:
+            return _status_page(None, errors.get("code", ""), status=400)
+        photos: list[tuple[bytes, date | None]] = [(await u.read(), None) for u in uploads]
+        settings = get_settings()
+        try:
+            result = await services.reply(
+                data=data,
+                photos=photos,
+                address=_address(request),
+                store=get_store(),
+                upload=settings.upload,
+                public=settings.public,
+            )
+        except (NotFound, TooManyRequests) as exc:
+            return _status_page(None, exc.detail, status=exc.status_code)
+        except DomainError as exc:
+            field = str(exc.extra.get("field", "__all__"))
+            return _status_page(
+                await services.status_of_known_code(data.code),
+                "",
+                status=exc.status_code,
+                code=data.code,
+                values=values,
+                errors={field: exc.detail},
+            )
+        return _status_page(result, "", replied=True)
+
     @get("/status", cache_control=NO_STORE)
     async def status_form(self) -> Template:
         """Where a family types its tracking code."""
-        return Template(template_name="family/status.html", context={"result": None, "error": ""})
+        return _status_page(None, "")
 
     @post("/status", status_code=200, media_type=MediaType.HTML)
     async def status(self, request: Request[Any, Any, Any]) -> Template:
@@ -207,17 +254,36 @@ class PublicPages(Controller):
                 public=get_settings().public,
             )
         except (NotFound, TooManyRequests) as exc:
-            return Template(
-                template_name="family/status.html",
-                context={"result": None, "error": exc.detail},
-                status_code=exc.status_code,
-                headers={"Cache-Control": "no-store"},
-            )
-        return Template(
-            template_name="family/status.html",
-            context={"result": result, "error": ""},
-            headers={"Cache-Control": "no-store"},
-        )
+            return _status_page(None, exc.detail, status=exc.status_code)
+        return _status_page(result, "", code=values.get("code", "").strip())
+
+
+def _status_page(
+    result: Any,
+    error: str,
+    *,
+    status: int = 200,
+    code: str = "",
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    replied: bool = False,
+) -> Template:
+    """The status page; with "more information needed", the answer form (the
+    code typed by the family in a hidden field: the page is never stored)."""
+    return Template(
+        template_name="family/status.html",
+        context={
+            "result": result,
+            "error": error,
+            "code": code,
+            "values": values or {},
+            "errors": errors or {},
+            "replied": replied,
+            "max_photos": services.MAX_PHOTOS,
+        },
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def _queue_page(result: Any, status: str) -> Template:
@@ -251,11 +317,18 @@ class SearchRequestPages(Controller):
         """Everything the family sent (text shown as text), photos, linked duplicates."""
         return await _detail(request_id)
 
-    @get("/{request_id:int}/photos/{photo_id:int}", guards=[allow(Action.family_request_read)])
-    async def photo(self, request_id: PathId, photo_id: PathId) -> Response[bytes]:
-        """A photo the family sent, through the app (never a bucket URL)."""
+    @get(
+        "/{request_id:int}/photos/{request_photo_id:int}",
+        guards=[allow(Action.family_request_read)],
+    )
+    async def photo(self, request_id: PathId, request_photo_id: PathId) -> Response[bytes]:
+        """A photo the family sent, through the app (never a bucket URL).
+
+        The id is ``request_photo_id``, not ``photo_id``: the station guard and
+        the audit trail read a ``photo_id`` as a case's photo (rescue.permissions),
+        which would check the wrong station."""
         data, media_type = await services.photo_bytes(
-            request_id=request_id, photo_id=photo_id, store=get_store()
+            request_id=request_id, photo_id=request_photo_id, store=get_store()
         )
         return Response(
             content=data,

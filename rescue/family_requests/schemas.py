@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 
 from rescue.cases.tables import Sex
-from rescue.family_requests.tables import RequestStatus
+from rescue.family_requests.tables import MessageAuthor, RequestStatus
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Short = Annotated[str, msgspec.Meta(max_length=300)]
@@ -56,6 +56,16 @@ class PublicStatus(msgspec.Struct):
     updated_at: datetime
 
 
+class ReplyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A family's answer to "more information needed", sent with the tracking
+    code (the status page). ``message`` and/or photos (sent beside it) are
+    required; photos need ``consent_face`` again, as on the request."""
+
+    code: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    message: Long = ""
+    consent_face: bool = False
+
+
 class Decision(StrEnum):
     review = "review"  # 开始审核
     more_info = "more_info"  # 要求补充信息
@@ -79,6 +89,41 @@ class RequestPhotoOut(msgspec.Struct):
     height: int
     taken_on: date | None
     photo_id: int | None
+    #: The family's answer it came with; None: sent with the request.
+    message_id: int | None = None
+
+
+class MessageOut(msgspec.Struct):
+    """One step of the exchange with the family: what staff asked or the family
+    answered (``photos``: ids of the request photos sent with it)."""
+
+    id: int
+    request_id: int
+    author: MessageAuthor
+    body: str
+    created_at: datetime
+    consent_face: bool = False
+    photos: list[int] = msgspec.field(default_factory=list)
+
+
+class SearchRequestSummary(msgspec.Struct):
+    """A request in the queue: what staff need to pick one, no description or
+    contact (those are read, and audited, on the request itself).
+    ``answered``: the family answered the last request for more information."""
+
+    id: int
+    status: RequestStatus
+    station: str
+    region: str
+    missing_name: str
+    sex: Sex
+    missing_since: date | None
+    last_seen_place: str
+    photo_count: int
+    answered: bool
+    created_at: datetime
+    updated_at: datetime
+    duplicates: list[int] = msgspec.field(default_factory=list)
 
 
 class SearchRequestOut(msgspec.Struct):
@@ -108,6 +153,8 @@ class SearchRequestOut(msgspec.Struct):
     updated_at: datetime
     photos: list[RequestPhotoOut] = msgspec.field(default_factory=list)
     duplicates: list[int] = msgspec.field(default_factory=list)
+    #: The exchange with the family, oldest first (of linked duplicates too).
+    thread: list[MessageOut] = msgspec.field(default_factory=list)
     #: When retention deleted the photos, contact and details (rescue.retention;
     #: ``FAMILY_REQUEST_RETENTION_DAYS`` after closing); then those fields are empty.
     purged_at: datetime | None = None

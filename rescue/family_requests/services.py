@@ -30,13 +30,22 @@ from rescue.family_requests import limits
 from rescue.family_requests.schemas import (
     Decision,
     DecisionIn,
+    MessageOut,
     PublicStatus,
+    ReplyIn,
     RequestPhotoOut,
     SearchRequestIn,
     SearchRequestOut,
+    SearchRequestSummary,
     Submitted,
 )
-from rescue.family_requests.tables import RequestStatus, SearchRequest, SearchRequestPhoto
+from rescue.family_requests.tables import (
+    MessageAuthor,
+    RequestStatus,
+    SearchRequest,
+    SearchRequestMessage,
+    SearchRequestPhoto,
+)
 from rescue.i18n import _
 from rescue.notices.schemas import NoticeCreate
 from rescue.notices.tables import NoticeSource
@@ -51,6 +60,7 @@ __all__ = [
     "decide",
     "get_for_staff",
     "list_queue",
+    "reply",
     "status_for_code",
     "submit",
 ]
@@ -337,9 +347,164 @@ async def status_for_code(*, code: str, address: str, public: PublicSettings) ->
         TooManyRequests: over ``STATUS_LOOKUPS_PER_HOUR`` lookups from this address.
         NotFound: no request has this code (the same answer for any wrong code).
     """
+    return _public(await _by_code(code, address, public))
+
+
+async def _by_code(code: str, address: str, public: PublicSettings) -> dict[str, Any]:
+    """The request row of a tracking code; every try counts against
+    ``STATUS_LOOKUPS_PER_HOUR`` of the address. Raises TooManyRequests, NotFound."""
     await limits.hit(
         scope="status-lookup", who=address, limit=public.lookups_per_hour, window_seconds=3600
     )
+    row = None
+    if code.strip():
+        row = await SearchRequest.select().where(SearchRequest.code_hash == code_hash(code)).first()
+    if row is None:
+        raise NotFound(_("No request has this tracking code. Check the code and try again."))
+    return dict(row)
+
+
+async def reply(
+    *,
+    data: ReplyIn,
+    photos: list[tuple[bytes, date | None]],
+    address: str,
+    store: ObjectStore,
+    upload: UploadSettings,
+    public: PublicSettings,
+) -> PublicStatus:
+    """The family answers "more information needed" with its tracking code.
+
+    The answer (text and up to :data:`MAX_PHOTOS` photos in all on the request,
+    checked like every upload; photos only with ``consent_face``) joins the
+    request's thread, and the request (with its linked duplicates, which share
+    its status) goes back to the moderation queue as ``under_review``. The
+    answer reveals nothing but the new status.
+
+    Raises:
+        TooManyRequests: over ``STATUS_LOOKUPS_PER_HOUR`` code tries from this
+            address, or over ``REQUEST_LIMIT_PER_ADDRESS`` /
+            ``REQUEST_LIMIT_PER_CONTACT`` answers a day (the submission limits).
+        NotFound: no request has this code (the same answer as the status page).
+        Conflict: staff have not asked for more information (``current``).
+        InvalidInput: neither text nor photos; photos without consent; more
+            photos than allowed; a photo empty or corrupt (400), not an image
+            (415) or too large (413).
+    """
+    row = await _by_code(data.code, address, public)
+    current = RequestStatus(row["status"])
+    if current != RequestStatus.more_info:
+        raise Conflict(
+            _("The station has not asked for more information; there is nothing to answer now."),
+            current=current.value,
+        )
+    text = data.message.strip()
+    if not text and not photos:
+        raise InvalidInput(
+            _("Write your answer, or add photos."), accepted="a message or photos", field="message"
+        )
+    if photos and not data.consent_face:
+        raise InvalidInput(
+            _(
+                "Photos are only used with your separate consent to processing the faces "
+                "in them. Give it, or send the request without photos."
+            ),
+            accepted="consent_face=true, or no photos",
+            field="consent_face",
+        )
+    have = await SearchRequestPhoto.count().where(SearchRequestPhoto.request == row["id"])
+    if have + len(photos) > MAX_PHOTOS:
+        raise InvalidInput(
+            _(
+                "At most {n} photos in all; {left} more can be sent.",
+                n=MAX_PHOTOS,
+                left=max(0, MAX_PHOTOS - have),
+            ),
+            accepted=max(0, MAX_PHOTOS - have),
+            field="photos",
+        )
+    checked = await _checked_photos(photos, upload)
+    day = 24 * 3600
+    await limits.hit(
+        scope="reply-addr", who=address, limit=public.limit_per_address, window_seconds=day
+    )
+    await limits.hit(
+        scope="reply-contact",
+        who=row["contact_key"] or str(row["id"]),
+        limit=public.limit_per_contact,
+        window_seconds=day,
+    )
+    original = int(row["duplicate_of"] or row["id"])
+    now = clock.now()
+    stored: list[str] = []
+    try:
+        for item in checked:
+            key = new_object_key("requests", item["info"].extension)
+            await store.aput(key, item["data"], item["info"].media_type)
+            stored.append(key)
+        async with SearchRequest._meta.db.transaction():
+            moved = (
+                await SearchRequest.update(
+                    {
+                        SearchRequest.status: RequestStatus.under_review.value,
+                        SearchRequest.updated_at: now,
+                    }
+                )
+                .where(
+                    ((SearchRequest.id == original) | (SearchRequest.duplicate_of == original))
+                    & (SearchRequest.status == RequestStatus.more_info.value)
+                )
+                .returning(SearchRequest.id)
+            )
+            if not moved:  # decided meanwhile
+                raise Conflict(
+                    _(
+                        "The station has not asked for more information; "
+                        "there is nothing to answer now."
+                    ),
+                    current=RequestStatus.under_review.value,
+                )
+            if checked:
+                await SearchRequest.update({SearchRequest.consent_face: True}).where(
+                    SearchRequest.id == row["id"]
+                )
+            rows = await SearchRequestMessage.insert(
+                SearchRequestMessage(
+                    request=row["id"],
+                    author=MessageAuthor.family.value,
+                    body=text,
+                    consent_face=bool(checked),
+                    created_at=now,
+                )
+            ).returning(SearchRequestMessage.id)
+            message_id = int(rows[0]["id"])
+            for key, item in zip(stored, checked, strict=True):
+                await SearchRequestPhoto.insert(
+                    SearchRequestPhoto(
+                        request=row["id"],
+                        object_key=key,
+                        sha256=item["sha256"],
+                        media_type=item["info"].media_type,
+                        size_bytes=len(item["data"]),
+                        width=item["info"].width,
+                        height=item["info"].height,
+                        taken_on=item["taken_on"],
+                        message=message_id,
+                    )
+                )
+    except BaseException:
+        for key in stored:
+            try:
+                await store.aremove(key)
+            except Exception:  # noqa: BLE001 - the first error is the one to report
+                log.warning("could not remove an unrecorded request photo object")
+        raise
+    return PublicStatus(status=RequestStatus.under_review, message="", updated_at=now)
+
+
+async def status_of_known_code(code: str) -> PublicStatus | None:
+    """The status of a code already checked by :func:`reply` in this request
+    (re-showing its form after refused input); no limit is counted."""
     row = (
         await SearchRequest.select(
             SearchRequest.status, SearchRequest.staff_message, SearchRequest.updated_at
@@ -347,8 +512,10 @@ async def status_for_code(*, code: str, address: str, public: PublicSettings) ->
         .where(SearchRequest.code_hash == code_hash(code))
         .first()
     )
-    if row is None or not code.strip():
-        raise NotFound(_("No request has this tracking code. Check the code and try again."))
+    return None if row is None or not code.strip() else _public(row)
+
+
+def _public(row: dict[str, Any]) -> PublicStatus:
     status = RequestStatus(row["status"])
     message = (
         row["staff_message"] if status in (RequestStatus.more_info, RequestStatus.closed) else ""
@@ -365,6 +532,7 @@ def _photo_out(row: dict[str, Any]) -> RequestPhotoOut:
         height=row["height"],
         taken_on=row["taken_on"],
         photo_id=row["photo_id"],
+        message_id=row["message"],
     )
 
 
@@ -409,9 +577,11 @@ def _visible(stations: list[str] | None) -> Any:
 
 async def list_queue(
     *, stations: list[str] | None, status: RequestStatus | None, limit: int, offset: int
-) -> Page[SearchRequestOut]:
+) -> Page[SearchRequestSummary]:
     """Requests waiting for staff (not registered or closed; or of ``status``),
-    oldest first; linked duplicates are listed under their original, not as items."""
+    oldest first; linked duplicates are listed under their original, not as items.
+    Only what picking one needs: no description, no contact (read on the
+    request itself, where the read is audited)."""
     where: Any = SearchRequest.duplicate_of.is_null()
     if status is not None:
         where &= SearchRequest.status == status.value
@@ -427,13 +597,56 @@ async def list_queue(
     if scope is not None:
         where &= scope
     rows = (
-        await SearchRequest.select()
+        await SearchRequest.select(
+            SearchRequest.id,
+            SearchRequest.status,
+            SearchRequest.station,
+            SearchRequest.region,
+            SearchRequest.missing_name,
+            SearchRequest.sex,
+            SearchRequest.missing_since,
+            SearchRequest.last_seen_place,
+            SearchRequest.created_at,
+            SearchRequest.updated_at,
+        )
         .where(where)
         .order_by(SearchRequest.id)
         .limit(limit)
         .offset(offset)
     )
-    items = [_out(r, [], await _duplicates(r["id"])) for r in rows]
+    items = []
+    for r in rows:
+        duplicates = await _duplicates(r["id"])
+        group = [r["id"], *duplicates]
+        last = (
+            await SearchRequestMessage.select(SearchRequestMessage.author)
+            .where(SearchRequestMessage.request.is_in(group))
+            .order_by(SearchRequestMessage.id, ascending=False)
+            .first()
+        )
+        items.append(
+            SearchRequestSummary(
+                id=r["id"],
+                status=RequestStatus(r["status"]),
+                station=r["station"],
+                region=r["region"],
+                missing_name=r["missing_name"],
+                sex=Sex(r["sex"]),
+                missing_since=r["missing_since"],
+                last_seen_place=r["last_seen_place"],
+                photo_count=await SearchRequestPhoto.count().where(
+                    SearchRequestPhoto.request == r["id"]
+                ),
+                answered=(
+                    r["status"] == RequestStatus.under_review.value
+                    and last is not None
+                    and last["author"] == MessageAuthor.family.value
+                ),
+                created_at=r["created_at"],
+                updated_at=r["updated_at"],
+                duplicates=duplicates,
+            )
+        )
     return Page(
         items=items, total=await SearchRequest.count().where(where), limit=limit, offset=offset
     )
@@ -458,7 +671,42 @@ async def get_for_staff(*, request_id: int) -> SearchRequestOut:
         .where(SearchRequestPhoto.request == request_id)
         .order_by(SearchRequestPhoto.id)
     )
-    return _out(row, [_photo_out(p) for p in photos], await _duplicates(request_id))
+    duplicates = await _duplicates(request_id)
+    out = _out(row, [_photo_out(p) for p in photos], duplicates)
+    # The whole group's exchange: staff write on the original, and each linked
+    # family answers on its own request.
+    original = int(row["duplicate_of"] or request_id)
+    group = [request_id, *duplicates] if original == request_id else [original, request_id]
+    out.thread = await _thread(group)
+    return out
+
+
+async def _thread(request_ids: list[int]) -> list[MessageOut]:
+    """The exchange about these requests (one and its linked duplicates), oldest first."""
+    rows = (
+        await SearchRequestMessage.select()
+        .where(SearchRequestMessage.request.is_in(request_ids))
+        .order_by(SearchRequestMessage.id)
+    )
+    if not rows:
+        return []
+    photos = (
+        await SearchRequestPhoto.select(SearchRequestPhoto.id, SearchRequestPhoto.message)
+        .where(SearchRequestPhoto.message.is_in([r["id"] for r in rows]))
+        .order_by(SearchRequestPhoto.id)
+    )
+    return [
+        MessageOut(
+            id=r["id"],
+            request_id=r["request"],
+            author=MessageAuthor(r["author"]),
+            body=r["body"],
+            created_at=r["created_at"],
+            consent_face=r["consent_face"],
+            photos=[p["id"] for p in photos if p["message"] == r["id"]],
+        )
+        for r in rows
+    ]
 
 
 async def photo_bytes(*, request_id: int, photo_id: int, store: ObjectStore) -> tuple[bytes, str]:
@@ -618,7 +866,18 @@ async def decide(
     }
     if data.decision != Decision.review:
         values[SearchRequest.staff_message] = message
-    await SearchRequest.update(values).where(
-        (SearchRequest.id == request_id) | (SearchRequest.duplicate_of == request_id)
-    )
+    async with SearchRequest._meta.db.transaction():
+        await SearchRequest.update(values).where(
+            (SearchRequest.id == request_id) | (SearchRequest.duplicate_of == request_id)
+        )
+        if message and data.decision in (Decision.more_info, Decision.reject):
+            await SearchRequestMessage.insert(
+                SearchRequestMessage(
+                    request=request_id,
+                    author=MessageAuthor.staff.value,
+                    body=message,
+                    user_id=by.user_id,
+                    created_at=clock.now(),
+                )
+            )
     return await get_for_staff(request_id=request_id)

@@ -95,6 +95,28 @@ class SearchRequestPhoto(Table, tablename="search_request_photos"):
     height = Integer()
     taken_on = Date(null=True, default=None)
     photo_id = Integer(null=True, default=None)
+    #: The family's answer it came with (search_request_messages.id); None: sent
+    #: with the request itself.
+    message = Integer(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class MessageAuthor(StrEnum):
+    staff = "staff"  # 工作人员
+    family = "family"  # 家属
+
+
+class SearchRequestMessage(Table, tablename="search_request_messages"):
+    """The exchange about one request: what staff asked (more information needed,
+    reason of rejection) and the family's answers sent with the tracking code."""
+
+    id: Serial
+    request = ForeignKey(references=SearchRequest, index=True)
+    author = Varchar(length=10, choices=MessageAuthor)
+    body = Text(default="")
+    user_id = Integer(null=True, default=None)  # users.id of the staff member
+    #: The answer carried photos sent with a (new) consent to face processing.
+    consent_face = Boolean(default=False)
     created_at = Timestamptz(default=TimestamptzNow())
 
 

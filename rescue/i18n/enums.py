@@ -18,9 +18,12 @@ def visible_enums() -> list[type[Enum]]:
     from rescue.alerts.rules import AlertKind, Unit
     from rescue.announcements.schemas import AnnouncedField
     from rescue.cases.tables import CaseStatus, LeavingCategory, Sex
+    from rescue.duplicates.tables import DuplicateStatus
     from rescue.escorts.tables import ReceivingParty, RelationshipBasis, TaskKind
     from rescue.family_requests.schemas import Decision
-    from rescue.family_requests.tables import RequestStatus
+    from rescue.family_requests.tables import MessageAuthor, RequestStatus
+    from rescue.imports.tables import RunStatus, WarningOutcome
+    from rescue.imports.templates import ListKind
     from rescue.matching.tables import (
         CandidateStatus,
         ConfidenceBand,
@@ -41,8 +44,11 @@ def visible_enums() -> list[type[Enum]]:
         CaseStatus,
         ConfidenceBand,
         Decision,
+        DuplicateStatus,
         LeavingCategory,
+        ListKind,
         EvidenceKind,
+        MessageAuthor,
         FamilyConfirmationMethod,
         NoticeSource,
         NoticeStatus,
@@ -53,8 +59,10 @@ def visible_enums() -> list[type[Enum]]:
         RelationshipBasis,
         RequestStatus,
         Role,
+        RunStatus,
         SearchKind,
         Sex,
         TaskKind,
         Unit,
+        WarningOutcome,
     ]

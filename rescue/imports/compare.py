@@ -23,9 +23,30 @@ from pypinyin import lazy_pinyin
 
 from rescue import clock
 from rescue.cases.tables import IN_CARE_STATUSES, Case
+from rescue.i18n import N_, _
 from rescue.notices.tables import Notice, NoticeStatus
 
-__all__ = ["AGE_SLACK", "Hit", "Target", "TargetIndex", "compare", "name_keys"]
+__all__ = ["AGE_SLACK", "Hit", "Target", "TargetIndex", "compare", "explain", "name_keys"]
+
+#: What each kind of evidence says, for the warning's explanation (translated when shown).
+EVIDENCE_TEXT = {
+    "id_number": N_("the same ID number"),
+    "name": N_("the same name"),
+    "name_pinyin": N_("the same name in pinyin (variant characters)"),
+    "sex": N_("the same sex"),
+    "age": N_("ages that agree"),
+    "place": N_("places that agree"),
+    "date": N_("dates close together"),
+    "face": N_("close faces"),
+}
+
+
+def explain(evidence: list[str]) -> str:
+    """The warning's explanation in the active locale: what agrees, in order
+    (e.g. 依据：姓名拼音相同（异体字）、性别相同、年龄相符)."""
+    parts = [_(EVIDENCE_TEXT[e]) if e in EVIDENCE_TEXT else e for e in evidence]
+    return _("agreeing: {evidence}", evidence=_("; ").join(parts))
+
 
 #: Years of tolerance on each side of an age range (visual estimates, the
 #: stations' ±5 convention; see rescue.matching.scoring for the notices' rule).
@@ -124,6 +145,8 @@ class TargetIndex:
 
     by_pinyin: dict[str, list[Target]] = field(default_factory=dict)
     by_id_number: dict[str, list[Target]] = field(default_factory=dict)
+    #: Every person in care and open notice, named or not (face hits).
+    by_key: dict[tuple[str, int], Target] = field(default_factory=dict)
 
     @classmethod
     async def build(cls) -> TargetIndex:
@@ -131,6 +154,7 @@ class TargetIndex:
         cases = await Case.select().where(Case.status.is_in([s.value for s in IN_CARE_STATUSES]))
         notices = await Notice.select().where(Notice.status == NoticeStatus.open.value)
         for target in [*map(_case_target, cases), *map(_notice_target, notices)]:
+            index.by_key[(target.kind, target.id)] = target
             if target.pinyin:
                 index.by_pinyin.setdefault(target.pinyin, []).append(target)
         if hasattr(Case, "id_number"):  # once the workflow records ID numbers on cases
@@ -139,8 +163,15 @@ class TargetIndex:
                     index.by_id_number.setdefault(row["id_number"], []).append(_case_target(row))
         return index
 
-    def hits(self, fields: dict[str, str]) -> list[Hit]:
-        """Every target the record hits, best first."""
+    def hits(
+        self, fields: dict[str, str], faces: dict[tuple[str, int], float] | None = None
+    ) -> list[Hit]:
+        """Every target the record hits, best first.
+
+        ``faces``: (kind, id) → face distance of the targets whose faces are within
+        the matcher's threshold of the record's photo (rescue.imports.photos); a
+        face hit alone is a hit, and adds ``face`` to an attribute hit's evidence.
+        """
         found: dict[tuple[str, int], Hit] = {}
         for target in self.by_id_number.get(fields.get("id_number", ""), []):
             found[(target.kind, target.id)] = Hit(target, ["id_number"], 1.0, "same ID number")
@@ -151,6 +182,17 @@ class TargetIndex:
             hit = compare(fields, target)
             if hit is not None:
                 found[(target.kind, target.id)] = hit
+        for key, distance in (faces or {}).items():
+            person = self.by_key.get(key)
+            if person is None:  # not in care any more, or the notice is closed
+                continue
+            score = round(max(0.0, 1.0 - distance), 2)
+            if key in found:
+                hit = found[key]
+                evidence = [*hit.evidence, "face"]
+                found[key] = Hit(person, evidence, max(hit.score, score), explain(evidence))
+            else:
+                found[key] = Hit(person, ["face"], score, explain(["face"]))
         return sorted(found.values(), key=lambda h: -h.score)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 
 from rescue.imports import services
 from rescue.imports.schemas import RunOut, VerifyIn, WarningOut, WarningSummaryRow
@@ -22,13 +22,16 @@ from rescue.settings import get_settings
 @dataclass
 class RunUpload:
     """Multipart form: ``file`` (CSV in UTF-8/GBK, or .xlsx, from the kind's
-    template), ``list_kind``, ``list_name`` (e.g. "2026年11月公安失踪人员") and, for
-    an administrator, the responsible ``station`` (staff: their own)."""
+    template), ``list_kind``, ``list_name`` (e.g. "2026年11月公安失踪人员"), for
+    an administrator the responsible ``station`` (staff: their own), and
+    ``photos``: a ZIP whose file names the 照片 column gives."""
 
     file: UploadFile
     list_kind: ListKind
     list_name: str
     station: str = ""
+    #: A ZIP of the photos the 照片 column names (optional; rescue.imports.photos).
+    photos: UploadFile | None = None
 
 
 async def _enqueue(run_id: int) -> None:
@@ -38,6 +41,9 @@ async def _enqueue(run_id: int) -> None:
 
 
 Outcome = Annotated[str | None, "open, helped, already_known, not_same or no_action"]
+MinAge = Annotated[
+    int | None, QueryParameter(ge=0, le=36500, description="days since raised, at least")
+]
 
 
 class ImportController(Controller):
@@ -67,7 +73,10 @@ class ImportController(Controller):
     ) -> RunOut:
         """Answers 201 with the run ``checked``: rows, valid rows, per-row errors and
         what the run would create. Nothing else is created until ``start``. 400 for
-        a file that cannot be read (encoding, unknown columns, broken Excel)."""
+        a file that cannot be read (encoding, unknown columns, broken Excel) or a
+        photos file that is not a ZIP. Each row's photo is checked like an upload
+        (a row whose photo fails, is missing, or is a URL outside this service's
+        object store is a per-row problem)."""
         settings = get_settings()
         user = request.user
         station = (
@@ -82,6 +91,7 @@ class ImportController(Controller):
             by=user,
             store=get_store(),
             max_bytes=settings.upload.max_bytes,
+            photos=await data.photos.read() if data.photos and data.photos.filename else None,
         )
 
     @get(
@@ -119,9 +129,11 @@ class ImportController(Controller):
         list_name: FromQuery[str | None] = None,
         station: FromQuery[str | None] = None,
         outcome: FromQuery[Outcome] = None,
+        min_age_days: MinAge = None,
     ) -> Page[WarningOut]:
-        """Filters: ``list_name``, ``station``, ``outcome`` (``open`` or an outcome).
-        Only warnings of the stations the caller sees; ``age_days`` since raised."""
+        """Filters: ``list_name``, ``station``, ``outcome`` (``open`` or an outcome),
+        ``min_age_days`` (raised at least that many days ago). Only warnings of the
+        stations the caller sees; ``age_days`` since raised."""
         return await services.list_warnings(
             limit=limit,
             offset=offset,
@@ -129,6 +141,7 @@ class ImportController(Controller):
             list_name=list_name,
             station=station,
             outcome=outcome,
+            min_age_days=min_age_days,
         )
 
     @get(
@@ -158,6 +171,7 @@ class ImportController(Controller):
         list_name: FromQuery[str | None] = None,
         station: FromQuery[str | None] = None,
         outcome: FromQuery[Outcome] = None,
+        min_age_days: MinAge = None,
     ) -> Response[bytes]:
         """Same filters as the list; UTF-8 with BOM."""
         body = await services.warnings_csv(
@@ -165,6 +179,7 @@ class ImportController(Controller):
             list_name=list_name,
             station=station,
             outcome=outcome,
+            min_age_days=min_age_days,
         )
         return Response(
             body,

@@ -16,11 +16,20 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, BinaryIO
 
-from rescue.imports.templates import COLUMNS, KINDS, ListKind, header_map
+from rescue.i18n import _
+from rescue.imports.templates import COLUMNS, KINDS, ListKind
 
-__all__ = ["FileRefused", "RowCheck", "check_rows", "id_number_ok", "open_rows"]
+__all__ = [
+    "FileRefused",
+    "RowCheck",
+    "check_rows",
+    "id_number_ok",
+    "open_rows",
+    "open_stream",
+    "parse_date",
+]
 
 
 class FileRefused(ValueError):
@@ -38,13 +47,20 @@ class OpenedFile:
     encoding: str
     fields: list[str]
     rows: Iterator[list[Any]]
+    #: What reads the underlying file (text wrapper or workbook), closed by close().
+    source: Any = None
+
+    def close(self) -> None:
+        """Close the reader and the file under it (streamed files)."""
+        if self.source is not None:
+            self.source.close()
 
 
 def _decode_name(data: bytes) -> str:
     if data.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise FileRefused("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)")
+        raise FileRefused(_("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)"))
     try:
         data.decode("utf-8")
         return "utf-8"
@@ -55,12 +71,15 @@ def _decode_name(data: bytes) -> str:
         return "gbk"
     except UnicodeDecodeError:
         raise FileRefused(
-            "the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)"
+            _("the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)")
         ) from None
 
 
-def _header(cells: list[Any]) -> list[str]:
-    known = header_map()
+def _header(
+    cells: list[Any], columns: tuple[Any, ...] = COLUMNS, key_field: str = "external_id"
+) -> list[str]:
+    known = {c.header: c.field for c in columns}
+    known.update({c.field: c.field for c in columns})
     fields, unknown = [], []
     for cell in cells:
         name = str(cell or "").strip().lstrip("\ufeff")
@@ -70,51 +89,112 @@ def _header(cells: list[Any]) -> list[str]:
         fields.append(field or "")
     if unknown:
         raise FileRefused(
-            f"unknown column(s): {', '.join(repr(u) for u in unknown)}",
-            accepted=[c.header for c in COLUMNS],
+            _("unknown column(s): {columns}", columns=", ".join(repr(u) for u in unknown)),
+            accepted=[c.header for c in columns],
         )
-    if "external_id" not in fields:
+    if key_field not in fields:
+        key_header = next(c.header for c in columns if c.field == key_field)
         raise FileRefused(
-            "the header has no 外部编号 (external_id) column", accepted=[c.header for c in COLUMNS]
+            _(
+                "the header has no {header} ({field}) column",
+                header=key_header,
+                field=key_field,
+            ),
+            accepted=[c.header for c in columns],
         )
     if len(set(fields)) != len(fields):
-        raise FileRefused("a column appears twice in the header")
+        raise FileRefused(_("a column appears twice in the header"))
     return fields
 
 
-def open_rows(data: bytes) -> OpenedFile:
-    """Open a CSV or .xlsx file: its format, encoding, header fields and row iterator.
+#: Bytes read ahead to tell the encoding of a streamed file (the rest is decoded
+#: as it is read; a bad byte later raises UnicodeDecodeError while iterating).
+HEAD_BYTES = 1 << 20
+
+
+def _head_encoding(head: bytes, complete: bool) -> str:
+    """The encoding of a file from its first bytes (``complete``: the whole file)."""
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise FileRefused(_("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)"))
+    for name, codec in (("utf-8", "utf-8"), ("gbk", "gb18030")):
+        try:
+            codecs.getincrementaldecoder(codec)().decode(head, final=complete)
+            return name
+        except UnicodeDecodeError:
+            continue
+    raise FileRefused(
+        _("the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)")
+    )
+
+
+def open_rows(
+    data: bytes, columns: tuple[Any, ...] = COLUMNS, key_field: str = "external_id"
+) -> OpenedFile:
+    """Open a CSV or .xlsx file held in memory: see :func:`open_stream`.
+
+    ``columns`` (field and Chinese header each) and the required ``key_field``
+    are the template's: an external list's by default, or another template's
+    (rescue.backlog.templates).
 
     Raises:
         FileRefused: empty, an unreadable encoding, a broken Excel file, or a
             header with unknown or missing columns.
     """
     if not data.strip():
-        raise FileRefused("the file is empty")
-    if data.startswith(b"PK\x03\x04"):
+        raise FileRefused(_("the file is empty"))
+    # A file in memory is decoded whole to tell its encoding (as before streaming).
+    encoding = None if data.startswith(b"PK\x03\x04") else _decode_name(data)
+    return open_stream(io.BytesIO(data), encoding=encoding, columns=columns, key_field=key_field)
+
+
+def open_stream(
+    fh: BinaryIO,
+    *,
+    encoding: str | None = None,
+    columns: tuple[Any, ...] = COLUMNS,
+    key_field: str = "external_id",
+) -> OpenedFile:
+    """Open a CSV or .xlsx file from a seekable binary file: its format, encoding,
+    header fields and a lazy row iterator (rows are read from ``fh`` as they are
+    asked for, so memory does not grow with the file; keep ``fh`` open while
+    iterating). The encoding (``utf-8``, ``utf-8-sig`` or ``gbk``) is told from
+    the first :data:`HEAD_BYTES` unless given.
+
+    Raises:
+        FileRefused: empty, an unreadable encoding, a broken Excel file, or a
+            header with unknown or missing columns.
+    """
+    head = fh.read(HEAD_BYTES)
+    complete = len(head) < HEAD_BYTES
+    fh.seek(0)
+    if not head.strip():
+        raise FileRefused(_("the file is empty"))
+    if head.startswith(b"PK\x03\x04"):
         from openpyxl import load_workbook
 
         try:
-            book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+            book = load_workbook(fh, read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many kinds on a broken file
-            raise FileRefused(f"not a readable Excel .xlsx file ({type(exc).__name__})") from exc
+            raise FileRefused(
+                _("not a readable Excel .xlsx file ({error})", error=type(exc).__name__)
+            ) from exc
         sheet = book.worksheets[0]
         values = sheet.iter_rows(values_only=True)
         first = next(values, None)
         if first is None:
-            raise FileRefused("the first sheet is empty")
-        fields = _header(list(first))
-        return OpenedFile("xlsx", "", fields, (list(r) for r in values))
-    encoding = _decode_name(data)
-    text = io.TextIOWrapper(
-        io.BytesIO(data), encoding="gb18030" if encoding == "gbk" else encoding, newline=""
-    )
+            raise FileRefused(_("the first sheet is empty"))
+        fields = _header(list(first), columns, key_field)
+        return OpenedFile("xlsx", "", fields, (list(r) for r in values), book)
+    encoding = encoding or _head_encoding(head, complete)
+    text = io.TextIOWrapper(fh, encoding="gb18030" if encoding == "gbk" else encoding, newline="")
     reader = csv.reader(text)
     first_row = next(reader, None)
     if first_row is None:
-        raise FileRefused("the file is empty")
-    fields = _header(first_row)
-    return OpenedFile("csv", encoding, fields, reader)
+        raise FileRefused(_("the file is empty"))
+    fields = _header(first_row, columns, key_field)
+    return OpenedFile("csv", encoding, fields, reader, text)
 
 
 _DATE_PATTERNS = (
@@ -174,13 +254,18 @@ class RowCheck:
     errors: list[tuple[str, str]]
 
 
-def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
+def check_rows(
+    kind: ListKind, opened: OpenedFile, *, duplicates: bool = True
+) -> Iterator[RowCheck]:
     """Each data row with its cleaned fields and its problems (column, reason).
 
     Cleaned: ``sex`` male/female/unknown; dates ISO; ``birth_date`` may be a
     year alone; ``age`` a number of years or ``low-high``; ``id_number`` upper-case,
     and birth date and sex taken from it when the row has none. Duplicates of an
-    earlier row's 外部编号 or 身份证号 are problems of the later row.
+    earlier row's 外部编号 or 身份证号 are problems of the later row
+    (``duplicates=False``: not looked for, and nothing kept per row, so memory
+    does not grow with the file; the import run skips the rows its dry run
+    found instead). Reasons are in the active locale (rescue.i18n).
     """
     required = KINDS[kind] | {"external_id"}
     seen_ids: dict[str, int] = {}
@@ -205,10 +290,10 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
         if len(cells) > len(opened.fields) and any(
             str(c or "").strip() for c in cells[len(opened.fields) :]
         ):
-            errors.append(("", "the row has more cells than the header has columns"))
+            errors.append(("", _("the row has more cells than the header has columns")))
         sex = fields.get("sex", "").lower()
         if sex not in _SEXES:
-            errors.append(("sex", f"{fields['sex']!r} is not 男, 女 or 未知"))
+            errors.append(("sex", _("{value!r} is not 男, 女 or 未知", value=fields["sex"])))
         else:
             fields["sex"] = _SEXES[sex]
         for name in ("birth_date", "event_date"):
@@ -222,12 +307,15 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
             try:
                 fields[name] = _date(value) or ""
             except ValueError:
-                errors.append((name, f"{text!r} is not a date like 2026-01-31 or 2026年1月31日"))
+                why = _("{value!r} is not a date like 2026-01-31 or 2026年1月31日", value=text)
+                errors.append((name, why))
         age = fields.get("age", "")
         if age:
             m = re.fullmatch(r"(\d{1,3})(?:\s*[-~至]\s*(\d{1,3}))?", age)
             if not m or int(m.group(1)) > 120 or (m.group(2) and int(m.group(2)) < int(m.group(1))):
-                errors.append(("age", f"{age!r} is not an age in years or a range like 30-40"))
+                errors.append(
+                    ("age", _("{value!r} is not an age in years or a range like 30-40", value=age))
+                )
             else:
                 fields["age"] = m.group(1) + (f"-{m.group(2)}" if m.group(2) else "")
         id_number = fields.get("id_number", "").upper()
@@ -235,7 +323,7 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
             fields["id_number"] = id_number
             if not id_number_ok(id_number):
                 errors.append(
-                    ("id_number", "not an 18-character ID number with a valid check digit")
+                    ("id_number", _("not an 18-character ID number with a valid check digit"))
                 )
             else:
                 fields.setdefault(
@@ -247,16 +335,25 @@ def check_rows(kind: ListKind, opened: OpenedFile) -> Iterator[RowCheck]:
             if not fields.get(name) or (
                 name == "sex" and fields["sex"] == "unknown" and not raw.get("sex")
             ):
-                errors.append((name, "required for this list kind"))
+                errors.append((name, _("required for this list kind")))
         external_id = fields.get("external_id", "")
-        if external_id:
+        if external_id and duplicates:
             if external_id in seen_ids:
-                errors.append(("external_id", f"duplicate of row {seen_ids[external_id]}"))
+                why = _("duplicate of row {row}", row=seen_ids[external_id])
+                errors.append(("external_id", why))
             else:
                 seen_ids[external_id] = number
-        if id_number and id_number_ok(id_number):
+        if duplicates and id_number and id_number_ok(id_number):
             if id_number in seen_numbers:
-                errors.append(("id_number", f"the same ID number as row {seen_numbers[id_number]}"))
+                errors.append(
+                    ("id_number", _("the same ID number as row {row}", row=seen_numbers[id_number]))
+                )
             else:
                 seen_numbers[id_number] = number
         yield RowCheck(number, {k: v for k, v in fields.items() if v}, errors)
+
+
+def parse_date(raw: Any) -> str | None:
+    """A cell as an ISO date: ``2015-06-01``, ``2015/6/1``, ``2015.6.1``,
+    ``2015年6月1日``, ``20150601`` or an Excel date. Raises ValueError."""
+    return _date(raw)

@@ -21,20 +21,25 @@ verified ``not_same`` or ``no_action`` then opens again.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
+import tempfile
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from media.storage import ObjectStore, new_object_key
+import anyio.to_thread
+
+from media.storage import ObjectMissing, ObjectStore, new_object_key
 from rescue import clock
 from rescue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from rescue.i18n import _
-from rescue.imports.compare import Hit, TargetIndex
-from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows
+from rescue.imports.compare import Hit, TargetIndex, explain
+from rescue.imports.photos import PhotoProblem, PhotoSource, encode_faces, photos_key
+from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows, open_stream
 from rescue.imports.schemas import (
     RowError,
     RunOut,
@@ -51,7 +56,7 @@ from rescue.imports.tables import (
 )
 from rescue.imports.templates import ListKind
 from rescue.schemas import Page
-from rescue.settings import Settings
+from rescue.settings import Settings, get_settings
 from rescue.users.services import Principal
 
 __all__ = [
@@ -100,7 +105,7 @@ def _run_out(row: dict[str, Any]) -> RunOut:
         valid_rows=row["valid_rows"],
         error_rows=row["error_rows"],
         errors=[RowError(**e) for e in _loads(row["errors"])],
-        would_create={"records": row["valid_rows"]},
+        would_create=_loads(row["plan"]) or {"records": row["valid_rows"]},
         rows_done=row["rows_done"],
         warnings_raised=row["warnings_raised"],
         rate_rows_per_s=None if rate is None else round(rate, 2),
@@ -138,26 +143,54 @@ async def create_run(
     by: Principal | None,
     store: ObjectStore,
     max_bytes: int,
+    photos: bytes | None = None,
 ) -> RunOut:
     """Dry run: read and check every row; store the file and the run's findings.
 
-    ``by`` is None for the command line (``rescue import``).
+    ``by`` is None for the command line (``rescue import``). ``photos``: a ZIP of
+    the photos the 照片 column names (rescue.imports.photos); every row's photo
+    (in the ZIP or a URL into this service's object store) is checked like an
+    upload, and a row whose photo fails is a problem of that row (left out).
 
     Raises:
         InvalidInput: empty, undecodable (neither UTF-8 nor GBK), broken Excel,
             or a header with unknown or missing columns (400; no run is made).
         PayloadTooLarge: over ``max_bytes``.
     """
+    if kind == ListKind.backlog:
+        raise InvalidInput(
+            _("a backlog of the station's own residents is loaded with POST /api/backlog-runs"),
+            accepted=[k.value for k in ListKind if k != ListKind.backlog],
+        )
     if len(data) > max_bytes:
         raise PayloadTooLarge(
             _("the file is {size} bytes; the limit is {limit}", size=len(data), limit=max_bytes)
         )
+    if photos is not None and len(photos) > max_bytes:
+        raise PayloadTooLarge(
+            _("the file is {size} bytes; the limit is {limit}", size=len(photos), limit=max_bytes)
+        )
+    settings = get_settings()
+    try:
+        source = PhotoSource(
+            io.BytesIO(photos) if photos else None,
+            store=store,
+            storage=settings.storage,
+            limits=settings.upload,
+        )
+    except PhotoProblem as exc:
+        raise InvalidInput(exc.reason, accepted={"photos": "a ZIP of JPEG/PNG photos"}) from exc
     try:
         opened = open_rows(data)
         total = valid = 0
         errors: list[dict[str, Any]] = []
         for check in check_rows(kind, opened):
             total += 1
+            if not check.errors and check.fields.get("photo"):
+                try:
+                    await source.read(check.fields["photo"])
+                except PhotoProblem as exc:
+                    check.errors.append(("photo", exc.reason))
             if check.errors:
                 errors.extend(
                     {"row": check.row, "column": col, "reason": why} for col, why in check.errors
@@ -167,11 +200,22 @@ async def create_run(
     except FileRefused as exc:
         raise _refuse(exc) from exc
     except UnicodeDecodeError as exc:  # a bad byte after the part used for detection
-        raise _refuse(FileRefused(f"undecodable bytes at position {exc.start}")) from exc
+        raise _refuse(
+            FileRefused(_("undecodable bytes at position {position}", position=exc.start))
+        ) from exc
     except Exception as exc:  # a CSV/Excel structure the readers reject (e.g. NUL bytes)
-        raise _refuse(FileRefused(f"unreadable {type(exc).__name__}: {exc}")) from exc
+        raise _refuse(
+            FileRefused(
+                _("unreadable file ({error}: {detail})", error=type(exc).__name__, detail=exc)
+            )
+        ) from exc
     key = new_object_key("imports", opened.file_format)
     await store.aput(key, data, MEDIA_TYPES[opened.file_format])
+    if photos:
+        await store.aput(photos_key(key), photos, "application/zip")
+    # Every problem row's number, for the run to skip without re-finding duplicates.
+    bad = sorted({e["row"] for e in errors})
+    await store.aput(skip_key(key), json.dumps(bad).encode(), "application/json")
     error_rows = len({e["row"] for e in errors})
     rows = await ImportRun.insert(
         ImportRun(
@@ -268,19 +312,34 @@ async def _raise_warning(
     return True
 
 
+class InjectedFailure(RuntimeError):
+    """Raised by :func:`execute_run` when asked to fail after some batches (tests)."""
+
+
 async def execute_run(
     *,
     run_id: int,
     store: ObjectStore,
     stop_after: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    batch_size: int = PROGRESS_EVERY,
+    fail_after_batches: int | None = None,
 ) -> RunOut:
     """Store and compare the run's valid rows from ``rows_done`` on.
+
+    The file is streamed from the object store into a temporary file and read row
+    by row (:func:`rescue.imports.reader.open_stream`): memory holds one batch of
+    rows, not the file. Each batch of ``batch_size`` rows is committed with its
+    progress in one transaction.
 
     Args:
         stop_after: stop (as a crash would) after this many rows of this call;
             the run stays ``running`` and resumes where it stopped.
         on_progress: called with (rows_done, total_rows) at each save (CLI bar).
+        batch_size: rows per transaction (default :data:`PROGRESS_EVERY`).
+        fail_after_batches: raise :class:`InjectedFailure` right after this many
+            batches of this call were committed (a deterministic crash for tests);
+            the run is then ``failed`` and resumes from its last committed row.
 
     Idempotent: rows at or before ``rows_done`` are skipped; a row done twice
     (a crash between its work and the next save) stores nothing new.
@@ -290,27 +349,51 @@ async def execute_run(
         raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
     if run["status"] == RunStatus.done.value:
         return _run_out(run)
+    if run["list_kind"] == ListKind.backlog.value:  # the station's own residents
+        from rescue.backlog.services import execute_run as execute_backlog
+
+        return await execute_backlog(
+            run_id=run_id, store=store, stop_after=stop_after, on_progress=on_progress
+        )
     try:
-        data = await store.aget(run["object_key"])
-        index = await TargetIndex.build()
-        done, raised, this_call = int(run["rows_done"]), int(run["warnings_raised"]), 0
-        batch: list[RowCheck] = []
-        for check in check_rows(ListKind(run["list_kind"]), open_rows(data)):
-            if check.row <= done:
-                continue
-            batch.append(check)
-            this_call += 1
-            stopping = stop_after is not None and this_call >= stop_after
-            if len(batch) >= PROGRESS_EVERY or stopping:
-                raised += await _flush(run, batch, index)
-                done, batch = batch[-1].row, []
-                if on_progress:
-                    on_progress(done, run["total_rows"])
-            if stopping:
-                return await get_run(run_id=run_id)
-        if batch:
-            raised += await _flush(run, batch, index)
-            done = batch[-1].row
+        with contextlib.ExitStack() as stack:
+            fh = stack.enter_context(tempfile.TemporaryFile(prefix="rescue-import-"))
+            await store.aget_into(run["object_key"], fh)
+            fh.seek(0)
+            index = await TargetIndex.build()
+            faces = await _FaceSearch.open(run["object_key"], store, stack)
+            skip = await _skipped_rows(run["object_key"], store)
+            done, raised, this_call, batches = (
+                int(run["rows_done"]),
+                int(run["warnings_raised"]),
+                0,
+                0,
+            )
+            batch: list[RowCheck] = []
+            opened = open_stream(fh)
+            stack.callback(opened.close)
+            rows = check_rows(ListKind(run["list_kind"]), opened, duplicates=skip is None)
+            for check in rows:
+                if check.row <= done:
+                    continue
+                if skip is not None and check.row in skip and not check.errors:
+                    check.errors.append(("", "a problem row of the dry run"))
+                batch.append(check)
+                this_call += 1
+                stopping = stop_after is not None and this_call >= stop_after
+                if len(batch) >= batch_size or stopping:
+                    raised += await _flush(run, batch, index, faces)
+                    done, batch = batch[-1].row, []
+                    batches += 1
+                    if on_progress:
+                        on_progress(done, run["total_rows"])
+                    if fail_after_batches is not None and batches >= fail_after_batches:
+                        raise InjectedFailure(f"injected failure after {batches} batch(es)")
+                if stopping:
+                    return await get_run(run_id=run_id)
+            if batch:
+                raised += await _flush(run, batch, index, faces)
+                done = batch[-1].row
         await ImportRun.update(
             {
                 ImportRun.rows_done: done,
@@ -334,10 +417,82 @@ async def execute_run(
     return await get_run(run_id=run_id)
 
 
-async def _flush(run: dict[str, Any], batch: list[RowCheck], index: TargetIndex) -> int:
+def skip_key(run_object_key: str) -> str:
+    """Object key of the dry run's problem row numbers (a JSON list)."""
+    return f"{run_object_key}.skip.json"
+
+
+async def _skipped_rows(object_key: str, store: ObjectStore) -> set[int] | None:
+    """The dry run's problem rows (None for a run made before they were kept: the
+    run then finds duplicates within the file itself)."""
+    try:
+        return set(json.loads(await store.aget(skip_key(object_key))))
+    except ObjectMissing:
+        return None
+
+
+class _FaceSearch:
+    """The run's photos (rescue.imports.photos) and the matcher's galleries: a
+    row's photo → (kind, id) → face distance of the people within the threshold."""
+
+    def __init__(self, source: PhotoSource | None, settings: Settings) -> None:
+        self.source = source
+        self.settings = settings
+        self.galleries: Any = None
+
+    @classmethod
+    async def open(
+        cls, object_key: str, store: ObjectStore, stack: contextlib.ExitStack
+    ) -> _FaceSearch:
+        settings = get_settings()
+        zipped = None
+        if await store.aexists(photos_key(object_key)):
+            zipped = stack.enter_context(tempfile.TemporaryFile(prefix="rescue-photos-"))  # noqa: SIM115
+            await store.aget_into(photos_key(object_key), zipped)
+            zipped.seek(0)
+        source = PhotoSource(zipped, store=store, storage=settings.storage, limits=settings.upload)
+        stack.callback(source.close)
+        return cls(source, settings)
+
+    async def distances(self, check: RowCheck) -> dict[tuple[str, int], float]:
+        """Face distances of the row's photo; a photo that fails makes the row a
+        problem row (as in the dry run)."""
+        value = check.fields.get("photo")
+        if not value or self.source is None:
+            return {}
+        try:
+            data = await self.source.read(value)
+        except PhotoProblem as exc:
+            check.errors.append(("photo", exc.reason))
+            return {}
+        encodings = await anyio.to_thread.run_sync(encode_faces, data, self.settings)
+        if not encodings:
+            return {}
+        if self.galleries is None:
+            from rescue.matching.services import GallerySet
+
+            self.galleries = GallerySet()
+        threshold = self.settings.matching.threshold
+        found: dict[tuple[str, int], float] = {}
+        for kind, side in (("case", self.galleries.cases), ("notice", self.galleries.notices)):
+            gallery = await side.refresh()
+            for hit in await anyio.to_thread.run_sync(gallery.search, encodings, threshold):
+                found[(kind, hit.owner_id)] = float(hit.distance)
+        return found
+
+
+async def _flush(
+    run: dict[str, Any],
+    batch: list[RowCheck],
+    index: TargetIndex,
+    faces: _FaceSearch | None = None,
+) -> int:
     """Store a batch of rows, raise their warnings and save the progress in one
     transaction (a crash loses the whole batch or nothing). Returns warnings raised."""
     run_id = int(run["id"])
+    distances = {
+        c.row: await faces.distances(c) for c in batch if faces is not None and not c.errors
+    }
     valid = [c for c in batch if not c.errors]
     raised = 0
     async with ImportRun._meta.db.transaction():
@@ -361,7 +516,7 @@ async def _flush(run: dict[str, Any], batch: list[RowCheck], index: TargetIndex)
                 )
             }
             for c in valid:
-                for hit in index.hits(c.fields):
+                for hit in index.hits(c.fields, distances.get(c.row)):
                     raised += await _raise_warning(run, ids[f"{run_id}:{c.row}"], c.fields, hit)
         await ImportRun.update(
             {
@@ -402,7 +557,7 @@ async def _warning_outs(rows: list[dict[str, Any]]) -> list[WarningOut]:
                 target=WarningTarget(kind=kind, id=target_id, link=f"/api/{kind}s/{target_id}"),
                 station=w["station"],
                 evidence=list(_loads(w["evidence"])),
-                explanation=w["explanation"],
+                explanation=explain(list(_loads(w["evidence"]))),
                 score=w["score"],
                 outcome=WarningOutcome(w["outcome"]) if w["outcome"] else None,
                 note=w["note"],
@@ -421,8 +576,13 @@ def _where(
     station: str | None,
     outcome: str | None,
     stations: list[str] | None,
+    min_age_days: int | None = None,
 ) -> Any:
     where: Any = ImportWarning.id > 0
+    if min_age_days is not None and min_age_days > 0:
+        # age_days >= n  <=>  raised on or before the station day today - n.
+        cutoff = clock.today() - timedelta(days=min_age_days - 1)
+        where &= ImportWarning.raised_at < clock.start_of_local_day(cutoff)
     if list_name:
         where &= ImportWarning.list_name == list_name
     if station:
@@ -444,10 +604,18 @@ async def list_warnings(
     list_name: str | None = None,
     station: str | None = None,
     outcome: str | None = None,
+    min_age_days: int | None = None,
 ) -> Page[WarningOut]:
     """Warnings, oldest open first (``outcome``: open or a WarningOutcome value);
-    only those of ``stations`` (None: all)."""
-    where = _where(list_name=list_name, station=station, outcome=outcome, stations=stations)
+    only those of ``stations`` (None: all); ``min_age_days``: raised at least that
+    many station days ago (``age_days`` >= n)."""
+    where = _where(
+        list_name=list_name,
+        station=station,
+        outcome=outcome,
+        stations=stations,
+        min_age_days=min_age_days,
+    )
     rows = (
         await ImportWarning.select()
         .where(where)
@@ -500,9 +668,16 @@ async def warnings_csv(
     list_name: str | None = None,
     station: str | None = None,
     outcome: str | None = None,
+    min_age_days: int | None = None,
 ) -> bytes:
     """Every matching warning as CSV (UTF-8 with BOM, Chinese headers), oldest first."""
-    where = _where(list_name=list_name, station=station, outcome=outcome, stations=stations)
+    where = _where(
+        list_name=list_name,
+        station=station,
+        outcome=outcome,
+        stations=stations,
+        min_age_days=min_age_days,
+    )
     rows = (
         await ImportWarning.select()
         .where(where)

@@ -60,6 +60,10 @@ class ImportRun(Table, tablename="import_runs"):
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None)
     failure_reason = Text(default="")
+    #: Backlog runs (rescue.backlog): the ZIP of photos named in the rows, and
+    #: what the run would create ({"cases": n, "placements": n, "photos": n}).
+    archive_key = Varchar(length=200, null=True, default=None)
+    plan = JSON(default="{}")
     created_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())

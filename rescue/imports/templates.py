@@ -20,6 +20,9 @@ class ListKind(StrEnum):
     station_intake = "station_intake"  # 其他救助站受助人员
     poverty_monitoring = "poverty_monitoring"  # 防返贫监测对象
     medical_insurance = "medical_insurance"  # 医保参保人员
+    #: Not an external list: a station's own long-term residents with their
+    #: history (在站人员历史补录), loaded through /api/backlog-runs (rescue.backlog).
+    backlog = "backlog"
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,9 @@ COLUMNS = (
     Column("place", "地点"),
     Column("event_date", "日期"),
     Column("note", "备注"),
+    # A file name in the photos ZIP, or a URL into this service's object store
+    # (rescue.imports.photos).
+    Column("photo", "照片"),
 )
 
 #: Required fields per kind (besides ``external_id``, always required).
@@ -49,6 +55,7 @@ KINDS: dict[ListKind, frozenset[str]] = {
     ListKind.station_intake: frozenset({"sex"}),
     ListKind.poverty_monitoring: frozenset({"name", "id_number"}),
     ListKind.medical_insurance: frozenset({"name", "id_number"}),
+    ListKind.backlog: frozenset(),  # its own template: rescue.backlog.templates
 }
 
 
@@ -61,5 +68,8 @@ def header_map() -> dict[str, str]:
 
 def template_csv(kind: ListKind) -> bytes:
     """The kind's template: a UTF-8 CSV with BOM (opens correctly in Excel/WPS)."""
-    del kind  # one header for every kind; required columns differ
+    if kind == ListKind.backlog:
+        from rescue.backlog.templates import template_csv as backlog_template
+
+        return backlog_template()
     return ("\ufeff" + ",".join(c.header for c in COLUMNS) + "\r\n").encode("utf-8")

@@ -167,7 +167,7 @@ class CandidateLedgerController(Controller):
             kind = EvidenceKind(data.kind)
         except ValueError as exc:
             raise InvalidInput(
-                f"unknown evidence kind {data.kind!r}",
+                _("unknown evidence kind {kind}", kind=data.kind),
                 accepted=[k.value for k in VALUE_TYPES],
             ) from exc
         notice = None
@@ -176,7 +176,7 @@ class CandidateLedgerController(Controller):
                 notice = msgspec.convert(_json_object("notice", data.notice), type=NoticeCreate)
             except msgspec.ValidationError as exc:
                 raise InvalidInput(
-                    f"notice: {exc}", accepted=msgspec.json.schema(NoticeCreate)
+                    _("notice: {problem}", problem=exc), accepted=msgspec.json.schema(NoticeCreate)
                 ) from exc
         attachment = await data.attachment.read() if data.attachment is not None else None
         settings = get_settings()

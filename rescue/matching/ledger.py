@@ -208,7 +208,7 @@ async def rescore(*, candidate_id: int) -> Breakdown:
     """Recompute and store a candidate's ``score`` and ``flags``. Raises NotFound."""
     row = await Candidate.select().where(Candidate.id == candidate_id).first()
     if row is None:
-        raise NotFound(f"candidate {candidate_id} does not exist")
+        raise NotFound(_("candidate {candidate_id} does not exist", candidate_id=candidate_id))
     breakdown = await breakdown_of(row)
     await Candidate.update(
         {
@@ -395,36 +395,39 @@ async def submit_candidate(
     """
     if kind == EvidenceKind.face:
         raise InvalidInput(
-            "face evidence comes from the service's own matching; upload photos instead",
+            _("face evidence comes from the service's own matching; upload photos instead"),
             accepted=[k.value for k in VALUE_TYPES],
         )
     if kind in POLICE_KINDS and by.role != Role.police_liaison:
         raise PermissionDenied(
-            f"{kind.value} evidence comes from the police; only police liaison may submit it",
+            _(
+                "{kind} evidence comes from the police; only police liaison may submit it",
+                kind=label(kind),
+            ),
             accepted=[Role.police_liaison.value],
         )
     try:
         clean_values = msgspec.to_builtins(msgspec.convert(values, type=VALUE_TYPES[kind]))
     except msgspec.ValidationError as exc:
         raise InvalidInput(
-            f"values for {kind.value}: {exc}",
+            _("values for {kind}: {problem}", kind=label(kind), problem=exc),
             accepted=msgspec.json.schema(VALUE_TYPES[kind]),
         ) from exc
     description = person_description.strip()
     if (case_id is None) == (not description):
         raise InvalidInput(
-            "give either case_id or person_description (a person not registered as a case)",
+            _("give either case_id or person_description (a person not registered as a case)"),
             accepted=["case_id", "person_description"],
         )
     if (notice_id is None) == (notice is None):
         raise InvalidInput(
-            "give either notice_id or notice (the notice's details, to create it)",
+            _("give either notice_id or notice (the notice's details, to create it)"),
             accepted=["notice_id", "notice"],
         )
     if case_id is not None and not await Case.exists().where(Case.id == case_id):
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     if notice_id is not None and not await Notice.exists().where(Notice.id == notice_id):
-        raise NotFound(f"notice {notice_id} does not exist")
+        raise NotFound(_("notice {notice_id} does not exist", notice_id=notice_id))
 
     async with contextlib.AsyncExitStack() as stack:
         # A report is validated and stored first; if anything below fails, the
@@ -547,7 +550,7 @@ async def require_candidate(*, candidate_id: int) -> dict[str, Any]:
     """The candidate row. Raises NotFound."""
     row = await Candidate.select().where(Candidate.id == candidate_id).first()
     if row is None:
-        raise NotFound(f"candidate {candidate_id} does not exist")
+        raise NotFound(_("candidate {candidate_id} does not exist", candidate_id=candidate_id))
     return row
 
 

@@ -18,7 +18,7 @@ from litestar.response import Redirect, Template
 from rescue.errors import Conflict, InvalidInput, PermissionDenied
 from rescue.i18n import N_, _, label
 from rescue.matching.ledger import get_candidate, list_queue
-from rescue.matching.review import add_family_confirmation, decide
+from rescue.matching.review import add_family_confirmation, candidate_moves, decide
 from rescue.matching.schemas import DecisionIn, FamilyConfirmationIn
 from rescue.matching.tables import CandidateStatus, FamilyConfirmationMethod
 from rescue.permissions import Action, allow
@@ -27,7 +27,7 @@ from rescue.settings import get_settings
 from rescue.users.tables import Role
 from rescue.web.forms import parse, read_form
 
-__all__ = ["ReviewPages", "explain"]
+__all__ = ["ReviewPages", "evidence_rows", "explain", "score_components"]
 
 _FLAGS = {
     "sex_mismatch": N_("The recorded sexes differ (score halved)."),
@@ -38,6 +38,112 @@ _FLAGS = {
         "The person was found before the date they went missing (score halved)."
     ),
 }
+
+
+#: Label of every evidence value (rescue.matching.schemas.VALUE_TYPES and the
+#: service's own face evidence, rescue.matching.ledger), shown on the comparison page.
+EVIDENCE_VALUE_LABELS = {
+    "distance": N_("Face distance"),
+    "threshold": N_("Matching threshold"),
+    "model": N_("Face model"),
+    "case_photo_id": N_("Photo of the person in care (number)"),
+    "notice_photo_id": N_("Photo of the notice (number)"),
+    "gallery_size": N_("People searched"),
+    "face_quality": N_("Face quality"),
+    "score": N_("Similarity reported by the police system (0 to 1)"),
+    "system": N_("Comparison system"),
+    "report_number": N_("Report number"),
+    "likelihood_ratio": N_("DNA likelihood ratio"),
+    "relationship_tested": N_("Relationship tested"),
+    "lab": N_("Laboratory"),
+    "summary": N_("Summary of the lead"),
+    "source_contact": N_("Source contact"),
+    # face_quality (rescue.matching.quality.FaceQuality of each side)
+    "case": N_("Person in care"),
+    "notice": N_("Missing-person notice"),
+    "width_px": N_("Face width (pixels)"),
+    "sharpness": N_("Sharpness"),
+    "yaw": N_("Head turn (yaw)"),
+    "retake": N_("Retake because"),
+}
+#: Why a face is too poor to match (rescue.matching.quality.measure reasons).
+_RETAKE_REASONS = {
+    "too_small": N_("the face is too small"),
+    "blurred": N_("the face is blurred"),
+    "turned_away": N_("the face is turned away"),
+}
+
+#: What each plausibility check of rescue.matching.scoring found, in words.
+_RESULTS = {
+    "unknown": N_("not recorded on both sides, not compared"),
+    "compatible": N_("the same"),
+    "incompatible": N_("different"),
+    "plausible": N_("plausible"),
+    "stretch": N_("up to 5 years apart"),
+    "unlikely": N_("5 to 10 years apart"),
+    "impossible": N_("more than 10 years apart"),
+    "consistent": N_("found after going missing"),
+    "found_before_missing": N_("found before going missing"),
+    "same": N_("the same place"),
+    "different": N_("different places"),
+    "same_county": N_("the same county"),
+    "same_prefecture": N_("the same prefecture"),
+    "same_province": N_("the same province"),
+    "different_province": N_("different provinces"),
+}
+_COMPONENTS = {
+    "sex": N_("Sex"),
+    "age": N_("Age"),
+    "dates": N_("Dates"),
+    "place": N_("Place"),
+}
+
+
+def _value_title(key: str) -> str:
+    title = EVIDENCE_VALUE_LABELS.get(key)
+    return _(title) if title else _("Other detail ({key})", key=key)
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, list):
+        return (
+            _("none")
+            if not value
+            else "、".join(
+                _(_RETAKE_REASONS[v]) if v in _RETAKE_REASONS else _value_text(v) for v in value
+            )
+        )
+    if value is None:
+        return "—"
+    if isinstance(value, dict):
+        return "; ".join(
+            _("{label}: {value}", label=_value_title(k), value=_value_text(v))
+            for k, v in value.items()
+        )
+    return str(value)
+
+
+def evidence_rows(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label in the page's language, value) of an evidence item's values: every
+    key through the catalogue (EVIDENCE_VALUE_LABELS), nested values too."""
+    return [(_value_title(key), _value_text(value)) for key, value in values.items()]
+
+
+def score_components(breakdown: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(check, what it found, factor) of the sex, age, dates and place checks, in words."""
+    rows = []
+    components = breakdown.get("components", {})
+    for key, title in _COMPONENTS.items():
+        part = components.get(key)
+        if not part:
+            continue
+        result = str(part.get("result", "unknown"))
+        found = _(_RESULTS[result]) if result in _RESULTS else result
+        factor = float(part.get("factor", 1.0))
+        rows.append((_(title), found, _("score × {factor}", factor=f"{factor:g}")))
+    return rows
 
 
 def explain(breakdown: dict[str, Any]) -> list[str]:
@@ -68,6 +174,21 @@ def explain(breakdown: dict[str, Any]) -> list[str]:
                     strength=f"{strength:.2f}",
                 )
             )
+    confidence = components.get("confidence") or {}
+    if confidence.get("band"):
+        from rescue.matching.tables import ConfidenceBand
+
+        try:
+            band = label(ConfidenceBand(confidence["band"]))
+        except ValueError:
+            band = str(confidence["band"])
+        lines.append(
+            _(
+                "Confidence of the face match: {band} ({people} people were searched).",
+                band=band,
+                people=confidence.get("gallery_size", "?"),
+            )
+        )
     for flag in breakdown.get("flags", []):
         if flag in _FLAGS:
             lines.append(_(_FLAGS[flag]))
@@ -110,6 +231,8 @@ async def _compare_page(
 ) -> Template:
     detail = await get_candidate(candidate_id=candidate_id, settings=get_settings())
     candidate = detail.candidate
+    is_reviewer = request.user.role == Role.reviewer
+    moves = candidate_moves(candidate.status) if is_reviewer else ()
     return Template(
         template_name="matching/compare.html",
         context={
@@ -118,9 +241,19 @@ async def _compare_page(
             "case_photo": await _photo(candidate.case_photo_id),
             "notice_photo": await _photo(candidate.notice_photo_id),
             "explanation": explain(detail.breakdown),
-            "is_reviewer": request.user.role == Role.reviewer,
-            "open": candidate.status
-            in (CandidateStatus.proposed.value, CandidateStatus.under_review.value),
+            "components": score_components(detail.breakdown),
+            "evidence_rows": evidence_rows,
+            "is_reviewer": is_reviewer,
+            "moves": moves,
+            "decisions": [
+                (d, t)
+                for d, t in (
+                    ("start_review", _("Start the review (take it on)")),
+                    ("confirm", _("Confirm: this is the person")),
+                    ("reject", _("Reject")),
+                )
+                if d in moves
+            ],
             "methods": [(m.value, label(m)) for m in FamilyConfirmationMethod],
             "errors": errors or {},
             "values": values or {},

@@ -65,7 +65,7 @@ async def get_rematch(*, run_id: int) -> RematchRunOut:
     """A run's progress. Raises NotFound."""
     row = await RematchRun.select().where(RematchRun.id == run_id).first()
     if row is None:
-        raise NotFound(f"rematch run {run_id} does not exist")
+        raise NotFound(_("rematch run {run_id} does not exist", run_id=run_id))
     return _out(row)
 
 

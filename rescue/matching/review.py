@@ -28,6 +28,7 @@ from rescue.cases.events import record_event
 from rescue.cases.flows import transition
 from rescue.cases.tables import CaseStatus
 from rescue.errors import Conflict, InvalidInput, PermissionDenied
+from rescue.i18n import _, label
 from rescue.matching.ledger import get_candidate, require_candidate
 from rescue.matching.schemas import CandidateDetail, DecisionIn, FamilyConfirmationIn
 from rescue.matching.tables import (
@@ -44,14 +45,38 @@ from rescue.settings import Settings
 from rescue.users.services import Principal
 from rescue.users.tables import Role
 
-__all__ = ["add_family_confirmation", "decide"]
+__all__ = ["CANDIDATE_MOVES", "add_family_confirmation", "candidate_moves", "decide"]
 
 _OPEN = {s.value for s in OPEN_CANDIDATE_STATUSES}
+
+#: The one table of what a reviewer may do to a candidate in each status (the
+#: state diagram above; docs/scoring.md "Review"): :func:`decide` and
+#: :func:`add_family_confirmation` refuse anything else with 409, and the
+#: comparison page offers only these moves. Family confirmations are still
+#: recorded on a confirmed candidate (a video call, then the visit).
+CANDIDATE_MOVES: dict[CandidateStatus, tuple[str, ...]] = {
+    CandidateStatus.proposed: ("start_review", "confirm", "reject", "family_confirmation"),
+    CandidateStatus.under_review: ("confirm", "reject", "family_confirmation"),
+    CandidateStatus.confirmed: ("family_confirmation",),
+    CandidateStatus.rejected: (),
+    CandidateStatus.superseded: (),
+}
+
+
+def candidate_moves(status: str) -> tuple[str, ...]:
+    """The moves :data:`CANDIDATE_MOVES` allows a candidate of ``status`` (none if unknown)."""
+    try:
+        return CANDIDATE_MOVES[CandidateStatus(status)]
+    except ValueError:
+        return ()
 
 
 def _stale(candidate_id: int) -> Conflict:
     return Conflict(
-        f"candidate {candidate_id} was decided or changed meanwhile; reload it and retry",
+        _(
+            "candidate {candidate_id} was decided or changed meanwhile; reload it and retry",
+            candidate_id=candidate_id,
+        ),
         reason="concurrent_decision",
     )
 
@@ -125,19 +150,25 @@ async def decide(
             become identified or the notice is no longer open.
     """
     if by.role != Role.reviewer:
-        raise PermissionDenied("only reviewers decide candidates", accepted=[Role.reviewer.value])
+        raise PermissionDenied(
+            _("only reviewers decide candidates"), accepted=[Role.reviewer.value]
+        )
     reason = data.reason.strip()
     if not reason:
-        raise InvalidInput("a reason is required", accepted="a non-blank reason")
+        raise InvalidInput(_("a reason is required"), accepted=_("a non-blank reason"))
     row = await require_candidate(candidate_id=candidate_id)
     if data.expected_version is not None and data.expected_version != row["version"]:
         raise _stale(candidate_id)
     status = row["status"]
     if data.decision == "start_review":
-        if status != CandidateStatus.proposed.value:
+        if "start_review" not in candidate_moves(status):
             raise Conflict(
-                f"candidate {candidate_id} is {status}; only a proposed candidate can go "
-                "under review",
+                _(
+                    "candidate {candidate_id} is {status}; only a proposed candidate can go "
+                    "under review",
+                    candidate_id=candidate_id,
+                    status=label(CandidateStatus(status)),
+                ),
                 current=status,
             )
         async with Candidate._meta.db.transaction():
@@ -145,9 +176,13 @@ async def decide(
             await _review(
                 row, by=by, decision="start_review", to=CandidateStatus.under_review, reason=reason
             )
-    elif status not in _OPEN:
+    elif data.decision not in candidate_moves(status):
         raise Conflict(
-            f"candidate {candidate_id} is {status}; it can no longer be decided",
+            _(
+                "candidate {candidate_id} is {status}; it can no longer be decided",
+                candidate_id=candidate_id,
+                status=label(CandidateStatus(status)),
+            ),
             current=status,
             accepted=sorted(_OPEN),
         )
@@ -210,14 +245,20 @@ async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings:
     candidate_id = row["id"]
     if row["case"] is None:
         raise Conflict(
-            f"candidate {candidate_id} is a lead without a case; register the person as a "
-            "case and submit the evidence for that case first",
+            _(
+                "candidate {candidate_id} is a lead without a case; register the person as a "
+                "case and submit the evidence for that case first",
+                candidate_id=candidate_id,
+            ),
             reason="no_case",
         )
     if not await FamilyConfirmation.exists().where(FamilyConfirmation.candidate == candidate_id):
         raise Conflict(
-            f"candidate {candidate_id} has no family confirmation; record at least one "
-            f"(POST /api/candidates/{candidate_id}/family-confirmations) before confirming",
+            _(
+                "candidate {candidate_id} has no family confirmation; record at least one "
+                "before confirming",
+                candidate_id=candidate_id,
+            ),
             reason="family_confirmation_required",
         )
     now = datetime.now(UTC)
@@ -238,8 +279,11 @@ async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings:
             return
         if first == by.user_id:
             raise Conflict(
-                f"candidate {candidate_id} needs a second, different reviewer to confirm "
-                "(REQUIRE_SECOND_REVIEWER)",
+                _(
+                    "candidate {candidate_id} needs a second, different reviewer to confirm "
+                    "(REQUIRE_SECOND_REVIEWER)",
+                    candidate_id=candidate_id,
+                ),
                 reason="second_reviewer_required",
                 first_confirmed_by=first,
             )
@@ -272,8 +316,11 @@ async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings:
         if not found:
             current = await Notice.select(Notice.status).where(Notice.id == row["notice"]).first()
             raise Conflict(
-                f"notice {row['notice']} is {current['status'] if current else 'gone'}, not open; "
-                "it cannot be matched to this case",
+                _(
+                    "notice {notice_id} is {status}, not open; it cannot be matched to this case",
+                    notice_id=row["notice"],
+                    status=label(NoticeStatus(current["status"])) if current else _("gone"),
+                ),
                 reason="notice_not_open",
             )
         superseded = (
@@ -325,19 +372,23 @@ async def add_family_confirmation(
         Conflict: the candidate is rejected or superseded.
     """
     row = await require_candidate(candidate_id=candidate_id)
-    if row["status"] not in _OPEN | {CandidateStatus.confirmed.value}:
+    if "family_confirmation" not in candidate_moves(row["status"]):
         raise Conflict(
-            f"candidate {candidate_id} is {row['status']}; family confirmations are recorded "
-            "on proposed, under_review or confirmed candidates",
+            _(
+                "candidate {candidate_id} is {status}; family confirmations are recorded "
+                "on proposed, under_review or confirmed candidates",
+                candidate_id=candidate_id,
+                status=label(CandidateStatus(row["status"])),
+            ),
             current=row["status"],
         )
     confirmed_at = data.confirmed_at or clock.now()
     if confirmed_at.tzinfo is None:
         raise InvalidInput(
-            "confirmed_at needs a time zone", accepted="ISO 8601 with offset, e.g. +08:00"
+            _("confirmed_at needs a time zone"), accepted=_("ISO 8601 with offset, e.g. +08:00")
         )
     if confirmed_at > clock.now():
-        raise InvalidInput("confirmed_at is in the future", accepted="a time up to now")
+        raise InvalidInput(_("confirmed_at is in the future"), accepted=_("a time up to now"))
     async with Candidate._meta.db.transaction():
         rows = await FamilyConfirmation.insert(
             FamilyConfirmation(

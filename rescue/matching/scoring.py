@@ -85,6 +85,22 @@ FLAG_FACTORS = {
     "sex_mismatch": 0.5,
     "found_before_missing": 0.5,
 }
+#: Every ``result`` each plausibility check of :func:`compute_score` can give
+#: (``components[check]["result"]``); pages put each one into words.
+RESULTS_OF_CHECKS: dict[str, tuple[str, ...]] = {
+    "sex": ("unknown", "compatible", "incompatible"),
+    "age": ("unknown", "plausible", "stretch", "unlikely", "impossible"),
+    "dates": ("unknown", "consistent", "found_before_missing"),
+    "place": (
+        "unknown",
+        "same",
+        "different",
+        "same_county",
+        "same_prefecture",
+        "same_province",
+        "different_province",
+    ),
+}
 
 
 @dataclass(frozen=True)

@@ -364,7 +364,14 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
     try:
         faces, qualities = await anyio.to_thread.run_sync(detect)
     except ImageRejected as exc:
-        return await _finish(photo["id"], PhotoStatus.failed, exc.detail)
+        from rescue.documents import refusal_message
+
+        log.info("photo %s refused: %s (%s)", photo["id"], exc.reason, exc.detail)
+        return await _finish(
+            photo["id"],
+            PhotoStatus.failed,
+            refusal_message(exc.reason, max_pixels=settings.upload.max_pixels),
+        )
     log.info("photo %s: %d face(s) found", photo["id"], len(faces))
     async with Photo._meta.db.transaction():
         claimed = (
@@ -639,11 +646,11 @@ async def list_candidates(
     """
     if case_id is not None:
         if not await Case.exists().where(Case.id == case_id):
-            raise NotFound(f"case {case_id} does not exist")
+            raise NotFound(_("case {case_id} does not exist", case_id=case_id))
         where = Candidate.case == case_id
     else:
         if not await Notice.exists().where(Notice.id == notice_id):
-            raise NotFound(f"notice {notice_id} does not exist")
+            raise NotFound(_("notice {notice_id} does not exist", notice_id=notice_id))
         where = Candidate.notice == notice_id
     if stations is not None:
         where = where & Candidate.case.station.is_in(stations or [""])  # type: ignore[assignment]

@@ -7,6 +7,7 @@ from typing import Any
 
 from rescue import clock
 from rescue.errors import InvalidInput, NotFound
+from rescue.i18n import _
 from rescue.notices.schemas import NoticeCreate, NoticeOut
 from rescue.notices.tables import Notice
 from rescue.photos.schemas import PhotoSummary
@@ -20,12 +21,16 @@ __all__ = ["create_notice", "get_notice", "list_notices", "require_notice"]
 def _validate_dates(data: NoticeCreate) -> None:
     today = clock.today()  # the station's date, not UTC's
     if data.date_of_birth and data.date_of_birth > today:
-        raise InvalidInput("date_of_birth is in the future", accepted="a date on or before today")
+        raise InvalidInput(
+            _("date_of_birth is in the future"), accepted=_("a date on or before today")
+        )
     if data.missing_since and data.missing_since > today:
-        raise InvalidInput("missing_since is in the future", accepted="a date on or before today")
+        raise InvalidInput(
+            _("missing_since is in the future"), accepted=_("a date on or before today")
+        )
     if data.date_of_birth and data.missing_since and data.missing_since < data.date_of_birth:
         raise InvalidInput(
-            "missing_since is before date_of_birth", accepted="date_of_birth <= missing_since"
+            _("missing_since is before date_of_birth"), accepted=_("date_of_birth <= missing_since")
         )
 
 
@@ -57,7 +62,7 @@ async def require_notice(*, notice_id: int) -> dict[str, Any]:
     """The notice row as a dict. Raises NotFound."""
     row = await Notice.select().where(Notice.id == notice_id).first()
     if row is None:
-        raise NotFound(f"notice {notice_id} does not exist")
+        raise NotFound(_("notice {notice_id} does not exist", notice_id=notice_id))
     return row
 
 

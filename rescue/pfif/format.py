@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from rescue.i18n import _
+
 __all__ = [
     "NOTE_FIELDS",
     "NOTE_STATUSES",
@@ -217,8 +219,11 @@ def _version_of(tag: str) -> str:
         if tag.startswith("{" + NS.format(version) + "}"):
             return version
     raise PfifFileError(
-        f"root element {tag!r} is not in a PFIF namespace; accepted: "
-        + ", ".join(NS.format(v) for v in VERSIONS)
+        _(
+            "root element {tag!r} is not in a PFIF namespace; accepted: {namespaces}",
+            tag=tag,
+            namespaces=", ".join(NS.format(v) for v in VERSIONS),
+        )
     )
 
 
@@ -232,12 +237,14 @@ def _fields(element: ET.Element, ns: str, accepted: frozenset[str], what: str) -
         if name == "note" and what == "person":
             continue
         if name not in accepted:
-            raise ValueError(f"unknown {what} field {name!r} for this PFIF version")
+            raise ValueError(
+                _("unknown {what} field {name!r} for this PFIF version", what=what, name=name)
+            )
         canonical = _RENAMED.get(name, name)
         if canonical in out:
-            raise ValueError(f"field {name!r} appears twice")
+            raise ValueError(_("field {name!r} appears twice", name=name))
         if len(child):
-            raise ValueError(f"field {name!r} must hold text, not elements")
+            raise ValueError(_("field {name!r} must hold text, not elements", name=name))
         value = (child.text or "").strip()
         if value:
             out[canonical] = value
@@ -247,41 +254,57 @@ def _fields(element: ET.Element, ns: str, accepted: frozenset[str], what: str) -
 def _check_common(fields: dict[str, str], id_field: str, now: datetime) -> None:
     record_id = fields.get(id_field)
     if not record_id:
-        raise ValueError(f"{id_field} is missing")
+        raise ValueError(_("{id_field} is missing", id_field=id_field))
     if not _RECORD_ID.match(record_id):
-        raise ValueError(f"{id_field} {record_id!r} is not 'domain/unique-id'")
+        raise ValueError(
+            _(
+                "{id_field} {record_id!r} is not 'domain/unique-id'",
+                id_field=id_field,
+                record_id=record_id,
+            )
+        )
     for name in _DATE_FIELDS:
         if name in fields:
             try:
                 parse_date(fields[name])
             except ValueError:
                 raise ValueError(
-                    f"{name} {fields[name]!r} is not a UTC date like 2026-01-31T08:00:00Z"
+                    _(
+                        "{name} {value!r} is not a UTC date like 2026-01-31T08:00:00Z",
+                        name=name,
+                        value=fields[name],
+                    )
                 ) from None
 
 
 def _check_person(fields: dict[str, str], now: datetime) -> None:
     _check_common(fields, "person_record_id", now)
     if not fields.keys() & {"full_name", "given_name", "family_name"}:
-        raise ValueError("the person has no name (full_name, given_name or family_name)")
+        raise ValueError(_("the person has no name (full_name, given_name or family_name)"))
     if "sex" in fields and fields["sex"] not in SEXES:
-        raise ValueError(f"sex {fields['sex']!r} is not one of {', '.join(SEXES)}")
+        raise ValueError(
+            _("sex {sex!r} is not one of {accepted}", sex=fields["sex"], accepted=", ".join(SEXES))
+        )
     dob = fields.get("date_of_birth")
     if dob is not None:
         if not _DOB.match(dob):
-            raise ValueError(f"date_of_birth {dob!r} is not YYYY, YYYY-MM or YYYY-MM-DD")
+            raise ValueError(_("date_of_birth {dob!r} is not YYYY, YYYY-MM or YYYY-MM-DD", dob=dob))
         parts = [int(p) for p in dob.split("-")]
         try:
             datetime(parts[0], parts[1] if len(parts) > 1 else 1, parts[2] if len(parts) > 2 else 1)
         except ValueError:
-            raise ValueError(f"date_of_birth {dob!r} is not a real date") from None
+            raise ValueError(_("date_of_birth {dob!r} is not a real date", dob=dob)) from None
     age = fields.get("age")
     if age is not None:
         m = _AGE.match(age)
         if not m or (m.group(3) is not None and int(m.group(3)) < int(m.group(1))):
-            raise ValueError(f"age {age!r} is not a number of years or a range like 30-40")
+            raise ValueError(
+                _("age {age!r} is not a number of years or a range like 30-40", age=age)
+            )
     if "expiry_date" in fields and parse_date(fields["expiry_date"]) <= now:
-        raise ValueError(f"the record expired on {fields['expiry_date']}")
+        raise ValueError(
+            _("the record expired on {expiry_date}", expiry_date=fields["expiry_date"])
+        )
 
 
 def _check_note(fields: dict[str, str], person_id: str | None, now: datetime) -> None:
@@ -290,18 +313,32 @@ def _check_note(fields: dict[str, str], person_id: str | None, now: datetime) ->
         given = fields.setdefault("person_record_id", person_id)
         if given != person_id:
             raise ValueError(
-                f"person_record_id {given!r} differs from the enclosing person {person_id!r}"
+                _(
+                    "person_record_id {given!r} differs from the enclosing person {person_id!r}",
+                    given=given,
+                    person_id=person_id,
+                )
             )
     elif "person_record_id" not in fields:
-        raise ValueError("a top-level note needs person_record_id")
+        raise ValueError(_("a top-level note needs person_record_id"))
     linked = fields.get("linked_person_record_id")
     if linked is not None and not _RECORD_ID.match(linked):
-        raise ValueError(f"linked_person_record_id {linked!r} is not 'domain/unique-id'")
+        raise ValueError(
+            _("linked_person_record_id {linked!r} is not 'domain/unique-id'", linked=linked)
+        )
     if "status" in fields and fields["status"] not in NOTE_STATUSES:
-        raise ValueError(f"status {fields['status']!r} is not one of {', '.join(NOTE_STATUSES)}")
+        raise ValueError(
+            _(
+                "status {status!r} is not one of {accepted}",
+                status=fields["status"],
+                accepted=", ".join(NOTE_STATUSES),
+            )
+        )
     contact = fields.get("author_made_contact")
     if contact is not None and contact not in {"true", "false"}:
-        raise ValueError(f"author_made_contact (found) {contact!r} is not true or false")
+        raise ValueError(
+            _("author_made_contact (found) {contact!r} is not true or false", contact=contact)
+        )
 
 
 def parse(data: bytes, *, now: datetime) -> ParsedFile:
@@ -322,13 +359,13 @@ def parse(data: bytes, *, now: datetime) -> ParsedFile:
     try:
         root = SafeET.fromstring(data)
     except DefusedXmlException as exc:
-        raise PfifFileError(f"unsafe XML refused ({type(exc).__name__})") from exc
+        raise PfifFileError(_("unsafe XML refused ({error})", error=type(exc).__name__)) from exc
     except ET.ParseError as exc:
-        raise PfifFileError(f"not well-formed XML: {exc}") from exc
+        raise PfifFileError(_("not well-formed XML: {error}", error=exc)) from exc
     version = _version_of(root.tag)
     ns = NS.format(version)
     if root.tag != f"{{{ns}}}pfif":
-        raise PfifFileError(f"root element must be pfif:pfif, got {root.tag!r}")
+        raise PfifFileError(_("root element must be pfif:pfif, got {tag!r}", tag=root.tag))
     person_ok, note_ok = _ACCEPTED[version]
     persons: list[PfifPerson] = []
     by_id: dict[str, PfifPerson] = {}
@@ -343,7 +380,12 @@ def parse(data: bytes, *, now: datetime) -> ParsedFile:
                 fields = _fields(element, ns, person_ok, "person")
                 _check_person(fields, now)
                 if record_id in by_id:
-                    raise ValueError(f"person_record_id {record_id!r} appears twice in the file")
+                    raise ValueError(
+                        _(
+                            "person_record_id {record_id!r} appears twice in the file",
+                            record_id=record_id,
+                        )
+                    )
             except ValueError as exc:
                 errors.append(RecordError("person", record_id, n_person, str(exc)))
                 continue
@@ -372,7 +414,9 @@ def parse(data: bytes, *, now: datetime) -> ParsedFile:
             loose.append(PfifNote(fields=note))
         elif isinstance(element.tag, str) and element.tag.startswith(f"{{{ns}}}"):
             errors.append(
-                RecordError("element", "", 0, f"unknown top-level element {element.tag!r}")
+                RecordError(
+                    "element", "", 0, _("unknown top-level element {tag!r}", tag=element.tag)
+                )
             )
     orphans: list[PfifNote] = []
     for loose_note in loose:

@@ -62,13 +62,21 @@ ACCEPTED = {
 }
 
 
+def _owner(owner: str) -> str:
+    """ "case" or "notice" in the page's language (for messages)."""
+    return _("case") if owner == "case" else _("notice")
+
+
 def _reject(exc: ImageRejected, limits: UploadSettings) -> InvalidInput:
+    from rescue.documents import refusal_message
+
     accepted = {**ACCEPTED, "max_bytes": limits.max_bytes, "max_pixels": limits.max_pixels}
+    detail = refusal_message(exc.reason, max_pixels=limits.max_pixels)
     if exc.reason in {"not_an_image", "unsupported_format"}:
-        return UnsupportedMedia(exc.detail, accepted=accepted, reason=exc.reason)
+        return UnsupportedMedia(detail, accepted=accepted, reason=exc.reason)
     if exc.reason == "too_many_pixels":
-        return PayloadTooLarge(exc.detail, accepted=accepted, reason=exc.reason)
-    return InvalidInput(exc.detail, accepted=accepted, reason=exc.reason)
+        return PayloadTooLarge(detail, accepted=accepted, reason=exc.reason)
+    return InvalidInput(detail, accepted=accepted, reason=exc.reason)
 
 
 async def upload_photo(
@@ -106,12 +114,18 @@ async def upload_photo(
     """
     table = Case if owner == "case" else Notice
     if not await table.exists().where(table.id == owner_id):
-        raise NotFound(f"{owner} {owner_id} does not exist")
+        raise NotFound(
+            _("{owner} {owner_id} does not exist", owner=_owner(owner), owner_id=owner_id)
+        )
     if not data:
-        raise InvalidInput("the file is empty", accepted=ACCEPTED)
+        raise InvalidInput(_("the file is empty"), accepted=ACCEPTED)
     if len(data) > limits.max_bytes:
         raise PayloadTooLarge(
-            f"the file is {len(data)} bytes; the limit is {limits.max_bytes}",
+            _(
+                "the file is {size} bytes; the limit is {max_bytes}",
+                size=len(data),
+                max_bytes=limits.max_bytes,
+            ),
             accepted={**ACCEPTED, "max_bytes": limits.max_bytes},
         )
     try:
@@ -129,7 +143,12 @@ async def upload_photo(
     )
     if existing is not None:
         raise Conflict(
-            f"this file is already photo {existing['id']} of {owner} {owner_id}",
+            _(
+                "this file is already photo {photo_id} of {owner} {owner_id}",
+                photo_id=existing["id"],
+                owner=_owner(owner),
+                owner_id=owner_id,
+            ),
             photo_id=existing["id"],
         )
     key = new_object_key("photos", info.extension)
@@ -272,7 +291,7 @@ async def get_photo(*, photo_id: int, store: ObjectStore | None = None) -> Photo
     """
     row = await Photo.select().where(Photo.id == photo_id).first()
     if row is None:
-        raise NotFound(f"photo {photo_id} does not exist")
+        raise NotFound(_("photo {photo_id} does not exist", photo_id=photo_id))
     faces = (
         await Face.select(Face.id, Face.top, Face.right, Face.bottom, Face.left)
         .where(Face.photo == photo_id)

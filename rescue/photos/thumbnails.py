@@ -17,6 +17,7 @@ from PIL import Image, ImageOps
 
 from media.storage import ObjectStore
 from rescue.errors import NotFound
+from rescue.i18n import _
 from rescue.photos.tables import Photo
 
 __all__ = ["THUMB_SIDE", "photo_bytes", "thumb_key"]
@@ -49,7 +50,7 @@ async def photo_bytes(*, photo_id: int, size: str, store: ObjectStore) -> tuple[
     """
     row = await Photo.select(Photo.object_key, Photo.media_type).where(Photo.id == photo_id).first()
     if row is None:
-        raise NotFound(f"photo {photo_id} does not exist")
+        raise NotFound(_("photo {photo_id} does not exist", photo_id=photo_id))
     if size == "full":
         return await store.aget(row["object_key"]), row["media_type"]
     key = thumb_key(row["object_key"])

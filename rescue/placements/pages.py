@@ -11,7 +11,7 @@ from rescue.errors import Conflict, DomainError, InvalidInput
 from rescue.i18n import _
 from rescue.permissions import Action, allow
 from rescue.placements import services
-from rescue.placements.schemas import PlacementCreate
+from rescue.placements.schemas import PlacementCreate, PlacementEnd
 from rescue.runtime import get_store
 from rescue.schemas import PathId
 from rescue.settings import get_settings
@@ -72,6 +72,42 @@ class PlacementPages(Controller):
                 status=exc.status_code,
             )
         return Redirect(path=url, status_code=303)
+
+    @post(
+        "/placements/{placement_id:int}/end",
+        guards=[allow(Action.placement_write)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def end(self, placement_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """End the placement (same rules as ``POST /api/placements/{id}/end``:
+        after its start, not in the future; empty time: now). Errors are shown in
+        the case page's end form, with what was typed."""
+        from rescue.cases.pages import case_page
+
+        values, _files = await read_form(request)
+        placement = await services.get_placement(placement_id=placement_id)
+        case_id = placement.case_id
+        data, errors = parse(PlacementEnd, values)
+        if data is None:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"end_placement": errors},
+                form_values=values,
+                status=400,
+            )
+        try:
+            await services.end_placement(placement_id=placement_id, data=data, by=request.user)
+        except (InvalidInput, Conflict) as exc:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"end_placement": {"__all__": exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/cases/{case_id}#placements", status_code=303)
 
     @post(
         "/placements/{placement_id:int}/documents",

@@ -59,6 +59,10 @@ class PlacementOut(msgspec.Struct):
     ended_at: datetime | None
     current: bool
     documents: list[DocumentOut] = msgspec.field(default_factory=list)
+    #: Recorded later (历史补录): ``created_at`` is when, ``created_by`` who.
+    entered_later: bool = False
+    created_by: int | None = None
+    created_at: datetime | None = None
 
 
 class PlacementList(msgspec.Struct):

@@ -19,7 +19,7 @@ from rescue.cases.events import record_event
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.documents import stored_document
 from rescue.errors import Conflict, InvalidInput, NotFound
-from rescue.i18n import _
+from rescue.i18n import _, label
 from rescue.placements.schemas import (
     DocumentOut,
     PlacementCreate,
@@ -59,13 +59,22 @@ async def _case_in_care(case_id: int, *, lock: bool = False) -> dict[str, Any]:
         query = query.lock_rows()
     row = await query.first()
     if row is None:
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     if CaseStatus(row["status"]) in TERMINAL_STATUSES:
         raise Conflict(
-            f"case {case_id} is closed ({row['status']}); placements cannot change",
+            _(
+                "case {case_id} is closed ({status}); placements cannot change",
+                case_id=case_id,
+                status=label(CaseStatus(row["status"])),
+            ),
             current=row["status"],
         )
     return row
+
+
+def _local(moment: datetime) -> str:
+    """A moment as the station's local date and time (for messages)."""
+    return clock.local(moment).strftime("%Y-%m-%d %H:%M")
 
 
 def _doc_out(d: dict[str, Any]) -> DocumentOut:
@@ -93,12 +102,17 @@ def _out(p: dict[str, Any], docs: list[DocumentOut]) -> PlacementOut:
         ended_at=p["ended_at"],
         current=p["ended_at"] is None,
         documents=docs,
+        entered_later=bool(p.get("entered_later")),
+        created_by=p.get("created_by"),
+        created_at=p.get("created_at"),
     )
 
 
-async def start_in_station(*, case_id: int, station: str, at: datetime, by: Principal) -> None:
-    """The first placement of a new case: in the station itself (站内照料).
-    Called inside the admission transaction."""
+async def start_in_station(
+    *, case_id: int, station: str, at: datetime, by: Principal, entered_later: bool = False
+) -> None:
+    """The first placement of a new case: in the station itself (站内照料), from
+    the admission ``at``. Called inside the admission transaction."""
     await Placement.insert(
         Placement(
             case=case_id,
@@ -107,6 +121,7 @@ async def start_in_station(*, case_id: int, station: str, at: datetime, by: Prin
             reason="admission",
             started_at=at,
             created_by=by.user_id,
+            entered_later=entered_later,
         )
     )
 
@@ -129,22 +144,25 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
     start = data.started_at or now
     end = data.ended_at
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
-        raise InvalidInput("started_at and ended_at need a UTC offset", accepted="ISO 8601")
+        raise InvalidInput(_("started_at and ended_at need a UTC offset"), accepted=_("ISO 8601"))
     if end is not None and end <= start:
-        raise InvalidInput("ended_at must be after started_at")
+        raise InvalidInput(_("ended_at must be after started_at"))
     if start > now:
-        raise InvalidInput("started_at is in the future", accepted="a moment up to now")
+        raise InvalidInput(_("started_at is in the future"), accepted=_("a moment up to now"))
     if data.kind == PlacementKind.outsourced_care and not data.contract_reference.strip():
         raise InvalidInput(
-            "outsourced care (站外托养) needs the contract reference",
-            accepted="contract_reference: the care agreement's number",
+            _("outsourced care (站外托养) needs the contract reference"),
+            accepted=_("contract_reference: the care agreement's number"),
         )
     async with Case._meta.db.transaction():
         case = await _case_in_care(case_id, lock=True)
         if start < case["admitted_at"]:
             raise InvalidInput(
-                f"started_at is before the admission ({case['admitted_at'].isoformat()})",
-                accepted="a start at or after admission",
+                _(
+                    "started_at is before the admission ({admitted_at})",
+                    admitted_at=_local(case["admitted_at"]),
+                ),
+                accepted=_("a start at or after admission"),
             )
         existing = await Placement.select().where(Placement.case == case_id)
         moved: dict[str, Any] | None = None
@@ -157,11 +175,17 @@ async def create_placement(*, case_id: int, data: PlacementCreate, by: Principal
                 p_end is None or p_end > start
             ):
                 raise Conflict(
-                    f"the period overlaps placement {p['id']} ({p['kind']} at "
-                    f"{p['facility']}, {p['started_at'].isoformat()} – "
-                    f"{p_end.isoformat() if p_end else 'now'})",
+                    _(
+                        "the period overlaps placement {placement_id} ({kind} at {facility}, "
+                        "{start} – {end})",
+                        placement_id=p["id"],
+                        kind=label(PlacementKind(p["kind"])),
+                        facility=p["facility"],
+                        start=_local(p["started_at"]),
+                        end=_local(p_end) if p_end else _("now"),
+                    ),
                     placement_id=p["id"],
-                    accepted="a period that overlaps no other placement of the case",
+                    accepted=_("a period that overlaps no other placement of the case"),
                 )
         if moved is not None:
             await Placement.update({Placement.ended_at: start}).where(Placement.id == moved["id"])
@@ -215,14 +239,20 @@ async def end_placement(*, placement_id: int, data: PlacementEnd, by: Principal)
     """
     row = await Placement.select().where(Placement.id == placement_id).first()
     if row is None:
-        raise NotFound(f"placement {placement_id} does not exist")
+        raise NotFound(_("placement {placement_id} does not exist", placement_id=placement_id))
     if row["ended_at"] is not None:
-        raise Conflict(f"placement {placement_id} already ended at {row['ended_at'].isoformat()}")
+        raise Conflict(
+            _(
+                "placement {placement_id} already ended at {ended_at}",
+                placement_id=placement_id,
+                ended_at=_local(row["ended_at"]),
+            )
+        )
     end = data.ended_at or clock.now()
     if end.tzinfo is None or end <= row["started_at"] or end > clock.now():
         raise InvalidInput(
-            "ended_at must be after the placement's start and not in the future",
-            accepted="ISO 8601 with offset",
+            _("ended_at must be after the placement's start and not in the future"),
+            accepted=_("ISO 8601 with offset"),
         )
     async with Placement._meta.db.transaction():
         await Placement.update({Placement.ended_at: end}).where(Placement.id == placement_id)
@@ -241,7 +271,7 @@ async def get_placement(*, placement_id: int) -> PlacementOut:
     """One placement with its documents. Raises NotFound."""
     row = await Placement.select().where(Placement.id == placement_id).first()
     if row is None:
-        raise NotFound(f"placement {placement_id} does not exist")
+        raise NotFound(_("placement {placement_id} does not exist", placement_id=placement_id))
     docs = (
         await PlacementDocument.select()
         .where(PlacementDocument.placement == placement_id)
@@ -253,7 +283,7 @@ async def get_placement(*, placement_id: int) -> PlacementOut:
 async def list_placements(*, case_id: int) -> PlacementList:
     """A case's placements, oldest first. Raises NotFound."""
     if not await Case.exists().where(Case.id == case_id):
-        raise NotFound(f"case {case_id} does not exist")
+        raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     rows = await Placement.select().where(Placement.case == case_id).order_by(Placement.started_at)
     docs = (
         await PlacementDocument.select()
@@ -282,7 +312,7 @@ async def add_document(
     """
     row = await Placement.select(Placement.case).where(Placement.id == placement_id).first()
     if row is None:
-        raise NotFound(f"placement {placement_id} does not exist")
+        raise NotFound(_("placement {placement_id} does not exist", placement_id=placement_id))
     title = title.strip() or "document"
     async with (
         stored_document(data=data, store=store, limits=limits) as doc,
@@ -314,7 +344,7 @@ async def get_document(*, document_id: int, store: ObjectStore | None = None) ->
     """A document's record and (with ``store``) a presigned URL. Raises NotFound."""
     row = await PlacementDocument.select().where(PlacementDocument.id == document_id).first()
     if row is None:
-        raise NotFound(f"document {document_id} does not exist")
+        raise NotFound(_("document {document_id} does not exist", document_id=document_id))
     out = _doc_out(row)
     if store is not None:
         out.url = await store.apresigned_url(row["object_key"])
@@ -354,7 +384,7 @@ async def record_settlement_approval(
     if approved_on > clock.today() or approved_on < clock.local_date(case["admitted_at"]):
         raise InvalidInput(
             _("approved_on must lie between the admission and today"),
-            accepted="a date in the case's stay, station's local date",
+            accepted=_("a date in the case's stay, station's local date"),
         )
     async with (
         stored_document(data=document, store=store, limits=limits) as doc,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from piccolo.columns import Date, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import Boolean, Date, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -36,6 +36,9 @@ class Placement(Table, tablename="placements"):
     ended_at = Timestamptz(null=True, default=None)
     created_by = Integer(null=True, default=None)  # users.id; None = the system
     created_at = Timestamptz(default=TimestamptzNow())
+    #: Recorded later from the station's files (历史补录) by ``created_by`` at
+    #: ``created_at``; the period itself lies in the past.
+    entered_later = Boolean(default=False)
 
 
 class PlacementDocument(Table, tablename="placement_documents"):

@@ -12,19 +12,21 @@ from litestar import Controller, MediaType, Request, post
 from litestar.response import Redirect
 
 from rescue.errors import Conflict, InvalidInput
+from rescue.i18n import _
 from rescue.permissions import Action, allow
 from rescue.schemas import PathId
 from rescue.searches import services
 from rescue.searches.schemas import (
     AnnouncementCreate,
     DnaRequestCreate,
+    DnaResultCreate,
     FilingCreate,
     InterviewCreate,
     PoliceCheckCreate,
 )
 from rescue.web.forms import once, parse, read_form
 
-__all__ = ["SEARCH_FORMS", "SearchPages"]
+__all__ = ["SEARCH_FORMS", "DnaResultPages", "SearchPages"]
 
 #: form name → (schema, service, action that may record it).
 SEARCH_FORMS: dict[str, tuple[type[Any], Callable[..., Awaitable[Any]], Action]] = {
@@ -131,3 +133,50 @@ class SearchPages(Controller):
     )
     async def filing(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
         return await _record("filing", case_id, request)
+
+
+class DnaResultPages(Controller):
+    """Police liaison (or staff): the police's DNA result of a request, from the case page."""
+
+    include_in_schema = False
+
+    @post(
+        "/dna-requests/{action_id:int}/result",
+        guards=[allow(Action.police_record)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def result(self, action_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """Checked with the API's DnaResultCreate and recorded by
+        rescue.searches.services.record_dna_result (never overwritten; the date
+        after the request and not in the future). Errors next to the fields."""
+        from rescue.cases.pages import case_page
+        from rescue.errors import NotFound
+        from rescue.searches.tables import SearchAction
+
+        row = (
+            await SearchAction.select(SearchAction.case).where(SearchAction.id == action_id).first()
+        )
+        if row is None:
+            raise NotFound(_("DNA request {action_id} does not exist", action_id=action_id))
+        case_id = row["case"]
+        form = f"dna-result-{action_id}"
+        values, _files = await read_form(request)
+        data, errors = parse(DnaResultCreate, values)
+        if data is None:
+            return await case_page(
+                case_id, request, form_errors={form: errors}, form_values=values, status=400
+            )
+        try:
+            await services.record_dna_result(action_id=action_id, data=data, by=request.user)
+        except (InvalidInput, Conflict) as exc:
+            # The service's only InvalidInput is about the date (future, before the request).
+            field = "result_on" if isinstance(exc, InvalidInput) else "__all__"
+            return await case_page(
+                case_id,
+                request,
+                form_errors={form: {field: exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/cases/{case_id}#search-actions", status_code=303)

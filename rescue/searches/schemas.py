@@ -94,6 +94,8 @@ class SearchActionOut(msgspec.Struct):
     void_reason: str = ""
     replaced_by: int | None = None
     announcement_id: int | None = None
+    #: Recorded later (历史补录) by ``recorded_by`` at ``created_at``.
+    entered_later: bool = False
 
 
 class VoidRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -20,7 +20,7 @@ from rescue.cases.events import record_event
 from rescue.cases.stay import Stay, stay_of
 from rescue.cases.tables import Case
 from rescue.errors import Conflict, InvalidInput, NotFound
-from rescue.i18n import _
+from rescue.i18n import _, label
 from rescue.searches.schemas import (
     AnnouncementCreate,
     DnaRequestCreate,
@@ -82,6 +82,7 @@ def _out(r: dict[str, Any]) -> SearchActionOut:
         void_reason=r["void_reason"],
         replaced_by=r["replaced_by"],
         announcement_id=r["announcement"],
+        entered_later=bool(r.get("entered_later")),
     )
 
 
@@ -145,7 +146,11 @@ async def record_announcement(
         case_id=case_id,
         kind=SearchKind.announcement,
         by=by,
-        summary=f"announcement on {data.channel.value} {data.reference}".strip(),
+        summary=_(
+            "announcement on {channel} {reference}",
+            channel=label(data.channel),
+            reference=data.reference,
+        ).strip(),
         on_date=data.published_on,
         channel=data.channel.value,
         reference=data.reference,
@@ -162,7 +167,7 @@ async def record_dna_request(
         case_id=case_id,
         kind=SearchKind.dna_request,
         by=by,
-        summary=f"DNA requested from {data.police_unit}",
+        summary=_("DNA requested from {unit}", unit=data.police_unit),
         on_date=data.requested_on,
         police_unit=data.police_unit,
         sample_id=data.sample_id,
@@ -226,7 +231,9 @@ async def record_police_check(
         case_id=case_id,
         kind=SearchKind.police_check,
         by=by,
-        summary=f"{data.check_type.value}: {data.result}".strip(": "),
+        summary=_("{check}: {result}", check=label(data.check_type), result=data.result).strip(
+            ": ：",
+        ),
         on_date=data.checked_on,
         check_type=data.check_type.value,
         police_unit=data.police_unit,
@@ -243,7 +250,7 @@ async def record_interview(
         case_id=case_id,
         kind=SearchKind.interview,
         by=by,
-        summary="interview",
+        summary=_("interview"),
         on_date=data.held_on,
         clues=msgspec.to_builtins(data.clues),
         notes=data.notes,
@@ -259,7 +266,7 @@ async def record_filing(*, case_id: int, data: FilingCreate, by: Principal) -> S
     """
     if data.kind not in (SearchKind.care_decision, SearchKind.extension_filing):
         raise InvalidInput(
-            f"kind {data.kind.value} is not a filing",
+            _("kind {kind} is not a filing", kind=label(data.kind)),
             accepted=[SearchKind.care_decision.value, SearchKind.extension_filing.value],
         )
     _not_future(data.on_date, "on_date")
@@ -267,7 +274,7 @@ async def record_filing(*, case_id: int, data: FilingCreate, by: Principal) -> S
         case_id=case_id,
         kind=data.kind,
         by=by,
-        summary=f"{data.kind.value} {data.reference}".strip(),
+        summary=f"{label(data.kind)} {data.reference}".strip(),
         on_date=data.on_date,
         reference=data.reference,
         notes=data.notes,

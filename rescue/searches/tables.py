@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from piccolo.columns import JSON, Date, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    Serial,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -70,3 +80,6 @@ class SearchAction(Table, tablename="search_actions"):
     #: announcements.id: the case's 寻亲公告 this publication belongs to (one
     #: announcement, published here and on other channels).
     announcement = Integer(null=True, default=None)
+    #: Recorded later from the station's files (历史补录) by ``recorded_by`` at
+    #: ``created_at``; ``on_date`` is when it happened.
+    entered_later = Boolean(default=False)

@@ -1,4 +1,4 @@
-"""HTTP routes for statistics (JSON and CSV)."""
+"""HTTP routes for statistics (JSON, CSV and Excel)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from litestar.params import FromQuery
 from rescue.permissions import Action, allow
 from rescue.stats import services
 from rescue.stats.schemas import Statistics
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 def _stations(request: Request[Any, Any, Any], asked: list[str] | None) -> list[str] | None:
@@ -56,4 +58,22 @@ class StatsController(Controller):
             services.statistics_csv(stats),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="statistics.csv"'},
+        )
+
+    @get("/xlsx", summary="The same figures as Excel (Chinese)", guards=[allow(Action.stats_read)])
+    async def xlsx(
+        self,
+        request: Request[Any, Any, Any],
+        date_from: FromQuery[date],
+        date_to: FromQuery[date],
+        station: FromQuery[list[str] | None] = None,
+    ) -> Response[bytes]:
+        """An .xlsx workbook, sheet 统计 with two columns (指标, 数值)."""
+        stats = await services.compute(
+            date_from=date_from, date_to=date_to, stations=_stations(request, station)
+        )
+        return Response(
+            services.statistics_xlsx(stats),
+            media_type=XLSX,
+            headers={"Content-Disposition": 'attachment; filename="statistics.xlsx"'},
         )

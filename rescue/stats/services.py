@@ -32,7 +32,15 @@ from rescue.imports.tables import ImportWarning
 from rescue.matching.tables import Candidate, CandidateEvidence, CandidateStatus
 from rescue.stats.schemas import Statistics
 
-__all__ = ["CHANNELS", "DAY_BUCKETS", "compute", "leaving_code", "statistics_csv"]
+__all__ = [
+    "CHANNELS",
+    "DAY_BUCKETS",
+    "compute",
+    "leaving_code",
+    "statistics_csv",
+    "statistics_rows",
+    "statistics_xlsx",
+]
 
 CHANNELS = (
     "face_match",
@@ -213,7 +221,7 @@ _LABELS = {
     "warnings_verified": "预警（已核实）",
     "warnings_helped": "预警（核实有效）",
 }
-_CHANNEL_LABELS = {
+CHANNEL_LABELS = {
     "face_match": "人脸比对",
     "police_dna": "公安DNA比对",
     "police_face": "公安人像比对",
@@ -225,20 +233,44 @@ _CHANNEL_LABELS = {
 }
 
 
+def statistics_rows(stats: Statistics) -> list[tuple[str, Any]]:
+    """The figures as (指标, 数值) rows in Chinese: the CSV's and the Excel sheet's
+    lines, in the same order (period, stations, totals, channels, days, outcomes)."""
+    rows: list[tuple[str, Any]] = [
+        ("统计期间", f"{stats.date_from.isoformat()} 至 {stats.date_to.isoformat()}"),
+        ("救助站", "、".join(stats.stations) if stats.stations is not None else "全部"),
+    ]
+    for key, label in _LABELS.items():
+        value = getattr(stats, key)
+        rows.append((label, "" if value is None else value))
+    for channel, count in stats.identified_by_channel.items():
+        rows.append((f"查明途径：{CHANNEL_LABELS[channel]}", count))
+    for bucket, count in stats.days_to_identification.items():
+        rows.append((f"查明用时：{bucket} 天", count))
+    for outcome, count in stats.left_by_outcome.items():
+        rows.append((f"离站方式：{outcome}", count))
+    return rows
+
+
 def statistics_csv(stats: Statistics) -> bytes:
     """The figures as a two-column CSV (指标, 数值) in Chinese, UTF-8 with BOM."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["指标", "数值"])
-    writer.writerow(["统计期间", f"{stats.date_from.isoformat()} 至 {stats.date_to.isoformat()}"])
-    writer.writerow(["救助站", "、".join(stats.stations) if stats.stations is not None else "全部"])
-    for key, label in _LABELS.items():
-        value = getattr(stats, key)
-        writer.writerow([label, "" if value is None else value])
-    for channel, count in stats.identified_by_channel.items():
-        writer.writerow([f"查明途径：{_CHANNEL_LABELS[channel]}", count])
-    for bucket, count in stats.days_to_identification.items():
-        writer.writerow([f"查明用时：{bucket} 天", count])
-    for outcome, count in stats.left_by_outcome.items():
-        writer.writerow([f"离站方式：{outcome}", count])
+    writer.writerows(statistics_rows(stats))
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def statistics_xlsx(stats: Statistics) -> bytes:
+    """The figures as an Excel .xlsx workbook (openpyxl, the library that reads
+    imported lists): one sheet 统计 with the columns 指标, 数值 (numbers as numbers)."""
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("统计")
+    sheet.append(["指标", "数值"])
+    for label, value in statistics_rows(stats):
+        sheet.append([label, value])
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()

@@ -113,8 +113,8 @@ class AdminPages(Controller):
                 )
             except Conflict:
                 errors["username"] = _("This username is taken.")
-            except InvalidInput as exc:
-                errors["__all__"] = exc.detail
+            except InvalidInput as exc:  # next to the field the service names
+                errors[str(exc.extra.get("field") or "__all__")] = exc.detail
         return _users_page(await _all_users(), errors=errors, values=values, status=400)
 
     @post(

@@ -17,9 +17,18 @@ from rescue.users.schemas import LoginIn, LoginOut, TokenOut, UserCreate, UserOu
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
-    """The peer address (no proxy headers are trusted; put the proxy's own
-    address-forwarding in front if needed)."""
-    return request.client.host if request.client else "unknown"
+    """The client's address for the login back-off: the socket peer, or behind a
+    proxy listed in ``TRUSTED_PROXIES`` the right-most untrusted
+    ``X-Forwarded-For`` hop (the same rule as the public pages' limits,
+    :func:`rescue.family_requests.limits.client_address`)."""
+    from rescue.family_requests.limits import client_address as address_of
+    from rescue.settings import get_settings
+
+    return address_of(
+        request.client.host if request.client else None,
+        request.headers.getall("x-forwarded-for", []),
+        get_settings().public.trusted_proxies,
+    )
 
 
 def _token(row: dict[str, Any]) -> TokenOut:

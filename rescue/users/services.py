@@ -167,8 +167,9 @@ async def create_user(
     unique index on it decides between concurrent creations of one name.
 
     Raises:
-        InvalidInput: unknown role, a username that is empty or has a refused
-            character, or too short a password.
+        InvalidInput: unknown role, station staff without a station,
+            a username that is empty or has a refused character, or too short a
+            password.
         Conflict: the username (normalised) exists.
     """
     try:
@@ -177,6 +178,15 @@ async def create_user(
         raise InvalidInput(
             _("unknown role {role!r}", role=role), accepted=[r.value for r in Role]
         ) from exc
+    station = station.strip()
+    if role_value == Role.station_staff and not station:
+        # One rule for the API, the pages and the CLI: station staff work on
+        # their station's people only (rescue.permissions), so they need one.
+        raise InvalidInput(
+            _("station staff belong to a station: give the station"),
+            field="station",
+            accepted=_("the name of the user's station, e.g. north"),
+        )
     username = normalise_username(username)
     taken = Conflict(
         _("user {username!r} already exists", username=username),
@@ -227,8 +237,8 @@ async def _insert_user(
 async def _hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(
-            f"the password has {len(password)} characters",
-            accepted=f"at least {MIN_PASSWORD_LENGTH} characters",
+            _("the password has {size} characters", size=len(password)),
+            accepted=_("at least {n} characters", n=MIN_PASSWORD_LENGTH),
         )
     return await anyio.to_thread.run_sync(_hasher.hash, password)
 
@@ -248,7 +258,7 @@ async def set_password(*, username: str, password: str) -> None:
         .returning(User.id)
     )
     if not updated:
-        raise NotFound(f"user {username!r} does not exist")
+        raise NotFound(_("user {username} does not exist", username=username))
 
 
 def _verify(stored: str | None, password: str) -> bool:
@@ -419,14 +429,14 @@ def _auth_columns() -> tuple[Any, ...]:
 async def _lookup(digest: str) -> tuple[Principal, datetime | None]:
     row = await ApiToken.select(*_auth_columns()).where(ApiToken.token_hash == digest).first()
     if row is None:
-        raise NotAuthenticated("unknown token")
+        raise NotAuthenticated(_("unknown token"))
     if row["revoked_at"] is not None:
-        raise NotAuthenticated("token has been revoked")
+        raise NotAuthenticated(_("token has been revoked"))
     expires = row["expires_at"]
     if expires is not None and expires <= clock.now():
-        raise NotAuthenticated("token has expired")
+        raise NotAuthenticated(_("token has expired"))
     if not row["user.active"]:
-        raise NotAuthenticated("user is deactivated")
+        raise NotAuthenticated(_("user is deactivated"))
     principal = Principal(
         user_id=int(row["user.id"]),
         username=row["user.username"],
@@ -458,7 +468,7 @@ async def list_tokens(*, by: Principal, all_users: bool = False) -> list[dict[st
     query = ApiToken.select(*_TOKEN_FIELDS).order_by(ApiToken.id, ascending=False)
     if all_users:
         if by.role != Role.admin:
-            raise PermissionDenied("only an admin may list every user's tokens")
+            raise PermissionDenied(_("only an admin may list every user's tokens"))
     else:
         query = query.where(ApiToken.user == by.user_id)
     return list(await query)
@@ -474,7 +484,7 @@ async def revoke_token(*, token_id: int, by: Principal) -> None:
     if by.role != Role.admin:
         where = where & (ApiToken.user == by.user_id)
     if not await ApiToken.exists().where(where):
-        raise NotFound(f"token {token_id} does not exist or is not yours")
+        raise NotFound(_("token {token_id} does not exist or is not yours", token_id=token_id))
     await ApiToken.update({ApiToken.revoked_at: clock.now()}).where(
         where & ApiToken.revoked_at.is_null()
     )
@@ -511,7 +521,7 @@ async def get_user(*, user_id: int) -> dict[str, Any]:
     """One user (no password hash). Raises NotFound."""
     row = await User.select(*_USER_FIELDS).where(User.id == user_id).first()
     if row is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound(_("user {user_id} does not exist", user_id=user_id))
     row["has_password"] = await User.exists().where(
         (User.id == user_id) & User.password_hash.is_not_null()
     )
@@ -527,7 +537,7 @@ async def deactivate_user(*, user_id: int, by: Principal) -> dict[str, Any]:
     """
     await get_user(user_id=user_id)
     if user_id == by.user_id:
-        raise Conflict("you cannot deactivate yourself", accepted="another user's id")
+        raise Conflict(_("you cannot deactivate yourself"), accepted=_("another user's id"))
     now = clock.now()
     async with User._meta.db.transaction():
         await User.update({User.active: False}).where(User.id == user_id)
@@ -546,7 +556,7 @@ async def set_locale(*, user_id: int, locale: str) -> None:
     from rescue.settings import LOCALES
 
     if locale not in ("", *LOCALES):
-        raise InvalidInput(f"unknown language {locale!r}", accepted=["", *LOCALES])
+        raise InvalidInput(_("unknown language {locale}", locale=locale), accepted=["", *LOCALES])
     await User.update({User.locale: locale}).where(User.id == user_id)
 
 

@@ -55,14 +55,18 @@ VENDOR = {"htmx": "htmx.org/dist", "swagger-ui": "swagger-ui-dist"}
 
 def _controllers() -> list[Any]:
     from rescue.announcements.pages import AnnouncementPages
+    from rescue.backlog.pages import BacklogPages
     from rescue.cases.pages import CasePages
-    from rescue.escorts.pages import EscortPages
+    from rescue.duplicates.pages import DuplicatePages
+    from rescue.escorts.pages import EscortPages, TaskPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
+    from rescue.imports.pages import ImportPages, WarningPages
     from rescue.matching.pages import LeadPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
-    from rescue.searches.pages import SearchPages
+    from rescue.searches.pages import DnaResultPages, SearchPages
+    from rescue.stats.pages import StatsPages
     from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
     from rescue.web.pages import HomePages
@@ -72,15 +76,22 @@ def _controllers() -> list[Any]:
         AccountPages,
         HomePages,
         CasePages,
+        BacklogPages,
         PhotoPages,
         AnnouncementPages,
         ReviewPages,
         LeadPages,
         PlacementPages,
         EscortPages,
+        TaskPages,
         AdminPages,
+        ImportPages,
+        WarningPages,
+        StatsPages,
+        DuplicatePages,
         NoticePages,
         SearchPages,
+        DnaResultPages,
         PublicPages,
         SearchRequestPages,
     ]

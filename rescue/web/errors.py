@@ -28,7 +28,7 @@ from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from rescue.errors import DomainError, NotAuthenticated, NotFound, PermissionDenied
 from rescue.i18n import _
 
-__all__ = ["login_url", "page_exception_handlers", "safe_next"]
+__all__ = ["login_url", "page_exception_handlers", "safe_next", "unknown_address"]
 
 log = logging.getLogger("rescue.web")
 
@@ -48,7 +48,9 @@ def login_url(request: Request[Any, Any, Any]) -> str:
 
     parts = urlsplit(here)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    return f"/login?next={quote(safe_next(target), safe='')}&expired=1"
+    url = f"/login?next={quote(safe_next(target), safe='')}"
+    # "Your session has ended" only to someone who had one (a first visit has no cookie).
+    return url + "&expired=1" if "rescue_session" in request.cookies else url
 
 
 def _to_login(request: Request[Any, Any, Any], _exc: Exception) -> Response[Any]:
@@ -84,6 +86,19 @@ def _forbidden(request: Request[Any, Any, Any], exc: Exception) -> Template:
 
 def _not_found(request: Request[Any, Any, Any], exc: Exception) -> Template:
     return _page(request, 404, _("Not found"), _("There is nothing at this address."))
+
+
+def unknown_address(request: Request[Any, Any, Any], exc: NotFoundException) -> Response[Any]:
+    """An address no route serves: the "not found" page for a browser (it asks
+    for ``text/html``), the API's JSON error body for everyone else, and always
+    JSON under ``/api/``."""
+    from rescue.errors import exception_handlers
+
+    accept = request.headers.get("accept", "")
+    if "text/html" in accept and not request.url.path.startswith("/api/"):
+        return _not_found(request, exc)
+    handler = exception_handlers[HTTPException]
+    return handler(request, exc)  # type: ignore[no-any-return]
 
 
 def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Template:

@@ -16,11 +16,13 @@ user sees, and each entry links to where it is dealt with:
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from litestar import Controller, Request, get
 from litestar.response import Template
 
+from rescue import clock
 from rescue.alerts.services import list_alerts
 from rescue.cases.tables import IN_CARE_STATUSES, Case, CaseStatus
 from rescue.escorts.services import handovers_to_approve, list_tasks
@@ -71,6 +73,13 @@ async def in_care_counts(*, stations: list[str] | None) -> list[tuple[CaseStatus
     return counts
 
 
+#: What the 工作台 lists as due: overdue items and those due within a week (the
+#: shortest statutory terms are 24 hours to 7 working days, docs/workflow.md, so a
+#: week ahead shows everything a shift can still act on in time); items due later
+#: are counted, not listed (a 3-month settlement date is not today's work).
+DUE_SOON = timedelta(days=7)
+
+
 class HomePages(Controller):
     include_in_schema = False
 
@@ -82,7 +91,12 @@ class HomePages(Controller):
         sections = SECTIONS[user.role]
         context: dict[str, Any] = {"sections": sections}
         if "alerts" in sections:
-            context["alerts"] = await list_alerts(stations=stations, limit=100)
+            every = await list_alerts(stations=stations, limit=10_000)
+            horizon = clock.now() + DUE_SOON
+            soon = [a for a in every.items if a.overdue or a.due_at <= horizon]
+            context["alerts"] = soon[:100]
+            context["alerts_soon"] = len(soon)
+            context["alerts_later"] = every.total - len(soon)
         if "candidates" in sections:
             context["candidates"] = await list_queue(
                 settings=get_settings(),

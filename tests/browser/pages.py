@@ -186,6 +186,16 @@ class RequestStatusPage:
     async def status(self) -> str:
         return str(await self.page.get_attribute("#status-label", "data-status"))
 
+    async def answer(self, message: str, *paths: str, consent: bool = True) -> None:
+        """Answer "more information needed" on the status page (after :meth:`check`)."""
+        await self.page.fill("#reply-form #f-message", message)
+        if paths:
+            await self.page.set_input_files("#reply-form #f-photos", list(paths))
+        if consent:
+            await self.page.check("#reply-form #f-consent_face")
+        async with self.page.expect_navigation():
+            await self.page.click("#reply-form button[type=submit]")
+
     async def main_text(self) -> str:
         return str(await self.page.inner_text("main"))
 

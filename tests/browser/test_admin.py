@@ -11,6 +11,10 @@ async def test_admin_creates_a_user_who_logs_in_then_is_deactivated(page, browse
     await page.goto("/admin/users")
     await page.fill("#f-username", "王新员工")
     await page.select_option("#f-role", "station_staff")
+    async with page.expect_navigation():  # station staff without a station: refused
+        await page.click("#user-form button[type=submit]")
+    assert "救助站" in await page.inner_text("#e-station")
+    assert await page.input_value("#f-username") == "王新员工"
     await page.fill("#f-station", "north")
     async with page.expect_navigation():
         await page.click("#user-form button[type=submit]")
@@ -32,7 +36,11 @@ async def test_admin_creates_a_user_who_logs_in_then_is_deactivated(page, browse
         await other.close()
 
     await page.goto("/admin/audit?case_id=")
-    assert "/admin/users" in await page.inner_text("#audit")
+    audit = await page.inner_text("#audit")
+    assert "/admin/users" in audit
+    assert "管理员" in audit
+    assert "(admin)" not in audit
+    assert "已修改" in audit
 
 
 async def test_rematch_progress_bar_reaches_done(page):

@@ -287,3 +287,94 @@ async def test_unpublished_and_closed_case_announcements_are_unreachable(phone):
         response = await phone.request.get(url)
         assert response.status == 404, url
     assert "甲" not in await (await phone.request.get("/public/announcements")).text()
+
+
+async def test_family_answers_more_information_on_the_phone_and_staff_see_the_thread(
+    phone, browser, live_server
+):
+    import msgspec
+
+    from rescue.audit.tables import AuditRecord
+    from rescue.family_requests import services
+    from rescue.family_requests.schemas import DecisionIn, SearchRequestIn
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+
+    settings = get_settings()
+    done = await services.submit(
+        data=msgspec.convert(
+            {
+                "missing_name": "赵六",
+                "reporter_contact": "137 5555 0000",
+                "description": "第一行\n第二行",
+                "consent_personal": True,
+                "consent_face": True,
+            },
+            SearchRequestIn,
+        ),
+        photos=[(photo(OBAMA_A), None)],
+        address="192.0.2.1",
+        store=get_store(),
+        upload=settings.upload,
+        public=settings.public,
+    )
+
+    async def no_enqueue(photo_id: int) -> None:
+        raise AssertionError("nothing is matched before acceptance")
+
+    await services.decide(
+        request_id=done.id,
+        data=DecisionIn(decision="more_info", message="请补充一张近照"),  # type: ignore[arg-type]
+        by=await _staff(),
+        store=get_store(),
+        upload=settings.upload,
+        enqueue=no_enqueue,
+    )
+    status = RequestStatusPage(phone)
+    await status.check(done.code)
+    assert await status.status() == "more_info"
+    assert "请补充一张近照" in await status.main_text()
+    await phone.screenshot(path="tests/browser/artifacts/status-reply.png", full_page=True)
+    # Photos without the separate consent: refused next to the field, text kept.
+    await status.answer("这是近照", str(FACES_DIR / OBAMA_B), consent=False)
+    assert "单独同意" in await phone.inner_text("#e-consent_face")
+    assert await phone.input_value("#reply-form #f-message") == "这是近照"
+    await status.answer("<b>去年</b>拍的\n在火车站", str(FACES_DIR / OBAMA_B))
+    assert await phone.locator("#reply-sent").count() == 1
+    assert await status.status() == "under_review"
+    assert await phone.locator("#reply-form").count() == 0
+    width = await phone.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"]
+
+    context = await browser.new_context(base_url=live_server, locale="zh-CN")
+    staff = await context.new_page()
+    try:
+        username, password = await make_user("station_staff", "north")
+        await (await LoginPage(staff).open()).log_in(username, password)
+        await staff.goto("/search-requests")
+        row = staff.locator(f"#queue tr[data-id='{done.id}']")
+        assert await row.locator("[data-answered]").count() == 1
+        assert "第一行" not in await staff.inner_text("#queue")  # no description in the list
+        await ModerationPage(staff).open_first_in_queue()
+        messages = staff.locator("#thread li")
+        assert await messages.count() == 2
+        assert await messages.nth(0).get_attribute("data-author") == "staff"
+        assert await messages.nth(1).get_attribute("data-author") == "family"
+        answer = messages.nth(1).locator("[data-field=message]")
+        assert await answer.inner_text() == "<b>去年</b>拍的\n在火车站"  # as text, lines kept
+        assert await messages.nth(1).locator("b").count() == 0
+        assert await messages.nth(1).locator("img").count() == 1
+        # The .pre style of the app's stylesheet keeps the family's line breaks.
+        white_space = await answer.evaluate("el => getComputedStyle(el).whiteSpace")
+        assert white_space == "pre-wrap"
+        description = staff.locator("[data-field=description]")
+        assert await description.evaluate("el => getComputedStyle(el).whiteSpace") == "pre-wrap"
+        assert await description.inner_text() == "第一行\n第二行"
+        assert await staff.locator("#request-photos img").count() == 2
+        reads = await AuditRecord.select(AuditRecord.route, AuditRecord.username).where(
+            (AuditRecord.kind == "read") & (AuditRecord.resource_id == str(done.id))
+        )
+        assert {"route": "/search-requests/{request_id}", "username": username} in reads
+        await staff.screenshot(path="tests/browser/artifacts/moderation-thread.png", full_page=True)
+    finally:
+        await context.close()

@@ -65,6 +65,21 @@ async def test_expired_session_returns_to_login_then_back(page):
         assert page.url.endswith(f"/cases/{case_id}")
 
 
+async def test_a_first_visit_is_not_told_its_session_ended(page):
+    await page.goto("/")
+    assert "/login" in page.url
+    assert "会话已结束" not in await page.inner_text("main")
+
+
+async def test_an_unknown_address_is_a_chinese_page_not_json(page):
+    answer = await page.goto("/no-such-page")
+    assert answer.status == 404
+    assert "此地址没有内容" in await page.inner_text("main")
+    api = await page.request.get("/api/no-such-route")
+    assert api.status == 404
+    assert api.headers["content-type"].startswith("application/json")
+
+
 async def _relogin(page) -> str:
     username, password = await make_user("station_staff")
     await LoginPage(page).log_in(username, password)
@@ -132,6 +147,10 @@ async def test_intake_on_a_phone_with_a_photo_then_moves(page):
     assert await case.status() == "寻亲中"
     await page.goto("/")
     assert await page.locator("#alerts a", has_text="").count() >= 1
+    # The 3-month settlement date is counted, not listed as today's work.
+    alerts = await page.inner_text("#alerts")
+    assert "可申请落户安置" not in alerts
+    assert "一周以后到期" in alerts
 
 
 async def test_double_submitted_intake_creates_one_case(page):

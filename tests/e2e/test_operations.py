@@ -79,8 +79,7 @@ def production(
 ) -> Iterator[tuple[str, dict[str, str], subprocess.Popen[bytes], Path]]:
     """The README's production command, verbatim but for host and port, with 2 workers."""
     port = free_port()
-    metrics_dir = tmp_path / "prometheus"
-    metrics_dir.mkdir()
+    metrics_dir = tmp_path / "run" / "prometheus"  # missing, like /run/x after a boot
     env = {
         **{k: v for k, v in os.environ.items() if k != "DB_POOL_MAX"},  # production: a pool
         "LOG_FORMAT": "json",
@@ -330,6 +329,48 @@ def test_a_bad_setting_is_one_line_without_secret(variable, value, names, entry,
     assert names in lines[0], lines[0]
     assert "Traceback" not in done.stderr
     assert "S3cret-pw" not in done.stderr
+
+
+def test_an_unreachable_database_is_one_line_without_secret(tmp_path):
+    """CLI commands against a database that does not answer: one line that names
+    it (password masked) and points at `rescue doctor`; never a traceback."""
+    env = {**os.environ, "DATABASE_URL": "postgresql://rescue:S3cret-pw@127.0.0.1:1/rescue"}
+    for command in (["migrate"], ["users", "create", "x", "--role", "admin"]):
+        done = subprocess.run(
+            [str(BIN / "rescue"), *command],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done.stdout + done.stderr
+        errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1, done.stderr
+        assert "rescue doctor" in errors[0]
+        assert "127.0.0.1:1" in errors[0]
+        assert "Traceback" not in done.stderr
+        assert "S3cret-pw" not in done.stderr + done.stdout
+
+
+def test_doctor_before_migrate_says_to_migrate_and_checks_the_services(tmp_path):
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "S3_ENDPOINT")},
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}",
+        "DATA_DIR": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [str(BIN / "rescue"), "doctor"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "UndefinedTable" not in done.stdout
+    assert "no such table" not in done.stdout
+    problems = [line for line in done.stdout.splitlines() if line.startswith("PROBLEM")]
+    assert len(problems) == 1, done.stdout
+    assert "migrations" in problems[0]
+    assert "rescue migrate" in done.stdout
+    assert "object store" in done.stdout
+    assert "broker" in done.stdout
 
 
 def test_worker_stops_within_the_bound_on_sigterm_to_its_group(tmp_path):

@@ -129,6 +129,24 @@ async def test_repeated_failed_logins_are_slowed(client, monkeypatch):
     assert await LoginThrottle.count() == 0
 
 
+async def test_station_staff_without_a_station_are_refused_by_the_api(client, admin):
+    """The same rule as the CLI and the admin page (rescue.users.services.create_user)."""
+    for station in ("", "   "):
+        refused = await client.post(
+            "/api/admin/users",
+            json={"username": "no.station", "role": "station_staff", "station": station},
+            headers=admin,
+        )
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["field"] == "station"
+    ok = await client.post(
+        "/api/admin/users",
+        json={"username": "no.station", "role": "station_staff", "station": "north"},
+        headers=admin,
+    )
+    assert ok.status_code == 201, ok.text
+
+
 async def test_usernames_are_normalised_and_compared_so(client, admin):
     """NFKC and case folding: full-width or upper-case spellings are one account."""
     created = await client.post(
@@ -213,7 +231,7 @@ async def test_cli_set_password_reads_stdin(client):
     from rescue.users.services import create_user
     from rescue.users.tables import User
 
-    await create_user(username="zhou", role="station_staff")
+    await create_user(username="zhou", role="station_staff", station="north")
     runner = CliRunner()
     # click runs asyncio.run(); do it off this test's event loop.
     import anyio.to_thread
@@ -232,4 +250,47 @@ async def test_cli_set_password_reads_stdin(client):
         lambda: runner.invoke(main, ["users", "set-password", "zhou"], input="short\nshort\n")
     )
     assert short.exit_code != 0
-    assert "12 characters" in short.output
+    assert "至少 12 个字符" in short.output  # the CLI speaks DEFAULT_LOCALE (zh_CN)
+
+
+async def test_login_back_off_behind_a_trusted_proxy_counts_each_client(client, monkeypatch):
+    """Behind a proxy in TRUSTED_PROXIES, one client's failures do not block
+    another's login (the per-address counter uses the forwarded client)."""
+    from litestar.testing import AsyncTestClient
+
+    from rescue import clock
+    from rescue.settings import get_settings
+    from rescue.users.services import create_user
+
+    async def via_proxy(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            scope = {**scope, "client": ("10.9.9.1", 40000)}
+        await client.app(scope, receive, send)
+
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.9.9.0/24")
+    get_settings.cache_clear()
+    try:
+        await create_user(username="liu", role="reviewer", password=PASSWORD)
+        proxy = AsyncTestClient(app=via_proxy)  # type: ignore[arg-type]
+        with clock.frozen(datetime(2026, 12, 1, 2, tzinfo=UTC)):
+            for attempt in range(8):  # client A guesses names and passwords
+                await proxy.post(
+                    "/auth/login",
+                    json={"username": f"guess{attempt}", "password": "wrong password!!"},
+                    headers={"X-Forwarded-For": "198.51.100.1"},
+                )
+            blocked = await proxy.post(
+                "/auth/login",
+                json={"username": "guess-more", "password": "wrong password!!"},
+                headers={"X-Forwarded-For": "198.51.100.1"},
+            )
+            assert blocked.status_code == 429, blocked.text
+            other = await proxy.post(
+                "/auth/login",
+                json={"username": "liu", "password": PASSWORD},
+                headers={"X-Forwarded-For": "198.51.100.2"},
+            )
+            assert other.status_code == 201, other.text
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()

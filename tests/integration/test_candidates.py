@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from rescue import clock
+from rescue.i18n import use_locale
 from tests.integration.helpers import (
     admitted_days_ago,
     decide,
@@ -539,7 +540,7 @@ async def test_second_reviewer_required_when_configured(client, staff, reviewer)
     )
     assert after_first.candidate.status == "under_review"
     assert after_first.awaiting_second_reviewer
-    with pytest.raises(Conflict, match="second, different reviewer"):
+    with use_locale("en"), pytest.raises(Conflict, match="second, different reviewer"):
         await decide_service(candidate_id=face["id"], data=confirm, by=first, settings=settings)
     done = await decide_service(candidate_id=face["id"], data=confirm, by=second, settings=settings)
     assert done.candidate.status == "confirmed"

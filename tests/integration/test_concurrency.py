@@ -140,7 +140,10 @@ async def test_parallel_creation_of_one_username(app):
     async with _client(app, "admin") as api:
         answers = await asyncio.gather(
             *(
-                api.post("/api/admin/users", json={"username": name, "role": "station_staff"})
+                api.post(
+                    "/api/admin/users",
+                    json={"username": name, "role": "station_staff", "station": "north"},
+                )
                 for _ in range(20)
             )
         )

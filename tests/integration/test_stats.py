@@ -204,3 +204,33 @@ async def test_statistics_of_a_known_data_set(client):
         "/api/stats", params={"date_from": "2026-11-30", "date_to": "2026-11-01"}, headers=admin
     )
     assert backwards.status_code == 400
+
+
+async def test_statistics_as_excel_with_chinese_headers(client):
+    import io
+
+    from openpyxl import load_workbook
+
+    await known_data_set()
+    admin = {"Authorization": f"Bearer {await make_token('admin')}"}
+    period = {"date_from": "2026-11-01", "date_to": "2026-11-30", "station": "north"}
+    response = await client.get("/api/stats/xlsx", params=period, headers=admin)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith(
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    )
+    book = load_workbook(io.BytesIO(response.content), read_only=True)
+    sheet = book["统计"]
+    rows = [tuple(r) for r in sheet.iter_rows(values_only=True)]
+    assert rows[0] == ("指标", "数值")
+    figures = dict(rows[1:])
+    assert figures["入站人数"] == 4
+    assert figures["查明身份人数"] == 3
+    assert figures["查明途径：公安DNA比对"] == 1
+    assert figures["审核准确率"] == 0.75
+    bad = await client.get(
+        "/api/stats/xlsx",
+        params={"date_from": "2026-11-30", "date_to": "2026-11-01"},
+        headers=admin,
+    )
+    assert bad.status_code == 400

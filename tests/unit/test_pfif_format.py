@@ -9,6 +9,16 @@ import pytest
 
 from rescue.pfif.format import NOTE_FIELDS, PERSON_FIELDS, PfifFileError, parse, write
 
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The reasons below are checked in English (the catalogue's msgids)."""
+    from rescue.i18n import use_locale
+
+    with use_locale("en"):
+        yield
+
+
 DATA = Path(__file__).resolve().parents[1] / "data" / "pfif"
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 

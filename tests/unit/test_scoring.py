@@ -191,3 +191,22 @@ def test_confidence_depends_on_gallery_size_and_names_the_photo_pair():
         > 100 * small.components["confidence"]["false_match_rate"] / 2
     )
     assert small.score == large.score  # the band informs; the score ranks
+
+
+def test_every_check_result_is_one_the_pages_know():
+    """compute_score gives only results listed in RESULTS_OF_CHECKS (put into words
+    by the comparison page), over pairs covering each branch."""
+    from rescue.matching.scoring import RESULTS_OF_CHECKS
+
+    pairs = [
+        (case(), notice()),
+        (case(sex="female", found_place="成都市武侯区"), notice(last_seen_place="重庆")),
+        (
+            case(found_at=datetime(2020, 5, 1, tzinfo=UTC), found_place="成都市武侯区"),
+            notice(age_when_missing=10, missing_since=date(2021, 1, 1), last_seen_place="成都"),
+        ),
+    ]
+    for case_row, notice_row in pairs:
+        result = compute_score(case=case_row, notice=notice_row, evidence=[face(0.3)], today=TODAY)
+        for check, known in RESULTS_OF_CHECKS.items():
+            assert result.components[check]["result"] in known, (check, result.components)
