@@ -173,6 +173,14 @@ class EscortPages(Controller):
         sheet = files.get("sheet")
         if sheet is None:
             errors.setdefault("sheet", _sheet_missing())
+        if (
+            data is not None
+            and data.receiving_party == ReceivingParty.family
+            and data.relationship_basis not in (None, RelationshipBasis.confirmed_candidate)
+            and files.get("proof") is None
+        ):
+            errors.setdefault("proof", _proof_missing())
+            data = None
         if data is None or sheet is None:
             return await case_page(
                 case_id, request, form_errors={"handover": errors}, form_values=values, status=400
@@ -237,6 +245,12 @@ def _handover_missing(handover_id: int) -> str:
     from rescue.i18n import _
 
     return _("handover {handover_id} does not exist", handover_id=handover_id)
+
+
+def _proof_missing() -> str:
+    from rescue.i18n import _
+
+    return _("Attach the proof document (户口簿, 派出所证明 or DNA result) for this basis.")
 
 
 def _sheet_missing() -> str:

@@ -160,6 +160,14 @@ async def test_return_plan_shown_changed_and_an_early_family_accepted(page, morn
     sheet = ARTIFACTS / "signed-sheet.pdf"
     ARTIFACTS.mkdir(exist_ok=True)
     sheet.write_bytes(b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n")
+    # A basis that needs a document, without it: said next to the proof field.
+    await page.select_option("#f-relationship_basis", "household_register")
+    await page.set_input_files("#f-sheet", str(sheet))
+    async with page.expect_navigation():
+        await page.click("#handover-form button[type=submit]")
+    assert "户口簿" in await page.inner_text("#e-proof")
+    assert await page.input_value("#f-receiver_name") == "朱小明"  # what was typed is kept
+    await page.select_option("#f-relationship_basis", "")
     await page.set_input_files("#f-sheet", str(sheet))
     async with page.expect_navigation():
         await page.click("#handover-form button[type=submit]")
