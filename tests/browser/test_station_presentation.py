@@ -112,6 +112,7 @@ async def test_poster_qr_carries_public_base_url_and_the_station_name(page, site
     # The case page and the public page name the station too.
     await page.goto(f"/cases/{case_id}")
     assert await page.inner_text("#details [data-field=station]") == "北区救助管理站"
+    assert "北区救助管理站" in await page.inner_text("#placements")  # in the station
     assert await page.locator("#qr-local-warning").count() == 0
     sheet = await page.request.get(f"/cases/{case_id}/handover-sheet.pdf")
     text = _pdf_text(await sheet.body(), tmp_path)
