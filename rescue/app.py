@@ -31,6 +31,8 @@ from rescue.logs import configure_logging, request_context_middleware, request_i
 from rescue.matching.controllers import (
     CandidateController,
     CandidateLedgerController,
+    MatchFilterController,
+    ReencodeController,
     RematchController,
 )
 from rescue.metrics import metrics, prometheus_config
@@ -42,6 +44,7 @@ from rescue.placements.controllers import PlacementController
 from rescue.read_cache import STORE_NAME, ReadCacheStore, response_cache_config
 from rescue.searches.controllers import SearchController
 from rescue.settings import Settings, SettingsError, get_settings
+from rescue.stations.controllers import StationController
 from rescue.stats.controllers import StatsController
 from rescue.users.controllers import AdminUserController, LoginController, TokenController
 from rescue.web import app as web
@@ -135,6 +138,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PhotoController,
             CandidateController,
             CandidateLedgerController,
+            MatchFilterController,
+            ReencodeController,
             RematchController,
             LoginController,
             TokenController,
@@ -145,6 +150,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PlacementController,
             SearchController,
             EscortController,
+            StationController,
             AlertController,
             CaseDuplicatesController,
             DuplicateController,

@@ -470,6 +470,59 @@ def rematch_cancel(run_id: int) -> None:
     click.echo(f"rematch run {run.id} {run.status} at {run.done}/{run.total} photo(s)")
 
 
+@main.command()
+@click.option("--now", is_flag=True, help="run here and wait, instead of queueing for the workers")
+def reencode(now: bool) -> None:
+    """Re-encode photos whose faces another face model encoded, then re-match them.
+
+    Run after the face model changed (rescue.matching.embedding.MODEL_NAME): until
+    then those faces are searched by no one. With workers (REDIS_URL) the run is
+    queued and its id printed (progress at GET /api/admin/reencode/{id}); in the
+    embedded set-up, or with --now, it runs here with a progress bar.
+    """
+    from rescue.matching.reencode import run_reencode, start_reencode
+    from rescue.matching.rematch import get_rematch
+    from rescue.runtime import get_galleries, get_store
+
+    settings = get_settings()
+    here = now or _embedded()
+
+    async def enqueue(run_id: int) -> None:
+        if not here:
+            from workers.actors import reencode as actor
+
+            actor.send(run_id)
+
+    async def run() -> str:
+        started = await start_reencode(by=None, settings=settings, enqueue=enqueue)
+        if not here:
+            return (
+                f"queued re-encoding run {started.id} over {started.total} photo(s) for the workers"
+            )
+        with click.progressbar(
+            length=started.total, label=f"re-encoding run {started.id}", file=sys.stderr
+        ) as bar:
+
+            def progress(done: int, total: int) -> None:
+                bar.update(done - bar.pos)
+
+            status = await run_reencode(
+                run_id=started.id,
+                settings=settings,
+                store=get_store(),
+                galleries=get_galleries(),
+                progress=progress,
+            )
+        done = await get_rematch(run_id=started.id)
+        return (
+            f"re-encoding run {done.id} {status}: {done.done}/{done.total} photo(s) with "
+            f"{done.model}, {done.candidates_touched} candidate(s) touched"
+            + (f"; {done.error}" if done.error else "")
+        )
+
+    click.echo(asyncio.run(run()))
+
+
 @contextlib.contextmanager
 def _object_store(*, restoring: bool) -> Iterator[ObjectStore]:
     """The bucket to back up from or restore into: ``S3_ENDPOINT``; else the S3

@@ -7,7 +7,8 @@ Each route declares ``guards=[allow(Action.X)]``. Roles (see docs/glossary.md):
   candidates with evidence; records police checks and DNA results (police work)
   and completes liaison tasks (集体户口注销); never changes case status,
   placements or decides candidates.
-- ``reviewer``: decides candidates, records family confirmations.
+- ``reviewer``: decides candidates, records family confirmations, relaxes a
+  matching filter (sex) for one case or notice.
 - ``admin``: users, tokens, settings, re-matching.
 
 Station scoping (the second half of every guard): a route whose path names a
@@ -19,6 +20,16 @@ notice photos are not scoped: they come from families and police to be matched
 everywhere. Because this is done in :func:`allow`, new routes that follow the
 path-parameter names are scoped without further code. List routes filter by
 :meth:`~rescue.users.services.Principal.visible_stations` in their services.
+
+The other station (issue 12 item 8): a route may also admit, for a case of a
+station the caller does not see, a station that *takes part* in it
+(:class:`Participation`), named route by route in ``allow(action, participants)``
+(minimum necessary, PIPL art. 6): the station that registered the notice of a
+candidate on the case (``notice_station``: the candidate, its comparison, the
+case summary) and the station a return plan names as destination
+(``destination_station``: the case summary, the plan, the identity found, the
+handover, reception and countersignature). Every other route of the case stays
+403 for them. The checks are in :mod:`rescue.stations.services`.
 """
 
 from __future__ import annotations
@@ -34,7 +45,16 @@ from rescue.errors import PermissionDenied
 from rescue.i18n import _
 from rescue.users.tables import Role
 
-__all__ = ["PERMISSIONS", "Action", "allow"]
+__all__ = ["PERMISSIONS", "Action", "Participation", "allow"]
+
+
+class Participation(StrEnum):
+    """How a station takes part in another station's case (rescue.stations)."""
+
+    #: It registered the notice of a candidate on the case (登记站).
+    notice_station = "notice_station"
+    #: The case's return plan names it as destination (接收站).
+    destination_station = "destination_station"
 
 
 class Action(StrEnum):
@@ -50,6 +70,7 @@ class Action(StrEnum):
     candidate_decide = "candidate_decide"
     family_confirmation_record = "family_confirmation_record"
     rematch = "rematch"
+    match_filter_relax = "match_filter_relax"
     token_manage = "token_manage"  # noqa: S105 - an action's name
     user_admin = "user_admin"
     audit_read = "audit_read"
@@ -79,6 +100,8 @@ class Action(StrEnum):
     import_warning_read = "import_warning_read"
     import_warning_verify = "import_warning_verify"
     stats_read = "stats_read"
+    #: 转送: move a person in care to another station (rescue.stations).
+    case_transfer = "case_transfer"
     #: History entered later (历史补录) and backlog runs of long-term residents.
     history_write = "history_write"
 
@@ -106,6 +129,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.candidate_decide: frozenset({_REVIEWER}),
     Action.family_confirmation_record: frozenset({_REVIEWER}),
     Action.rematch: frozenset({_ADMIN}),
+    # A reviewer relaxes a matching filter for one case or notice (rescue.matching.filters).
+    Action.match_filter_relax: frozenset({_REVIEWER}),
     Action.token_manage: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.user_admin: frozenset({_ADMIN}),
     Action.audit_read: frozenset({_ADMIN}),
@@ -142,6 +167,8 @@ PERMISSIONS: dict[Action, frozenset[Role]] = {
     Action.import_warning_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
     Action.import_warning_verify: frozenset({_STAFF, _ADMIN}),
     Action.stats_read: frozenset({_STAFF, _POLICE, _REVIEWER, _ADMIN}),
+    # 转送 between stations (issue 12 item 8): the station's staff decide it.
+    Action.case_transfer: frozenset({_STAFF, _ADMIN}),
     # History entered later and backlog loads (issue 12 item 6): the station's
     # staff, who hold its files, and administrators.
     Action.history_write: frozenset({_STAFF, _ADMIN}),
@@ -225,9 +252,11 @@ async def _request_station(path_params: dict[str, Any]) -> tuple[str, str] | Non
     return f"search request {path_params['request_id']}", str(row["station"])
 
 
-def allow(action: Action):  # type: ignore[no-untyped-def]
+def allow(action: Action, participants: tuple[Participation, ...] = ()):  # type: ignore[no-untyped-def]
     """A Litestar guard admitting the roles that :data:`PERMISSIONS` lists for ``action``,
-    then checking the station scope of the case the path points at.
+    then checking the station scope of the case the path points at; a caller
+    outside that station passes only when one of ``participants`` says their
+    station takes part (:func:`rescue.stations.services.takes_part`).
 
     Raises:
         PermissionDenied: (403) naming the roles that may, or the stations the
@@ -255,6 +284,11 @@ def allow(action: Action):  # type: ignore[no-untyped-def]
             connection.path_params
         )
         if target is not None and not principal.sees_station(target[1]):
+            if participants:
+                from rescue.stations.services import takes_part
+
+                if await takes_part(principal, connection.path_params, participants):
+                    return
             raise PermissionDenied(
                 _(
                     "{what} belongs to station {station}, outside your stations",

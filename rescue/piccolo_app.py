@@ -25,6 +25,8 @@ from rescue.matching.tables import (
     FaceDeletion,
     FamilyConfirmation,
     MatchCalibration,
+    MatchFilteredPair,
+    MatchFilterRelaxation,
     RematchRun,
 )
 from rescue.notices.events import NoticeEvent
@@ -33,6 +35,7 @@ from rescue.pfif.tables import PfifNoteRecord, PfifPersonRecord
 from rescue.photos.tables import Face, Photo
 from rescue.placements.tables import Placement, PlacementDocument, SettlementApproval
 from rescue.searches.tables import SearchAction
+from rescue.stations.tables import CaseTransfer
 from rescue.users.tables import ApiToken, LoginThrottle, User
 from rescue.web.tables import FormSubmission, WebSession
 
@@ -57,6 +60,8 @@ APP_CONFIG = AppConfig(
         RematchRun,
         MatchCalibration,
         FaceDeletion,
+        MatchFilterRelaxation,
+        MatchFilteredPair,
         LoginThrottle,
         AuditRecord,
         Announcement,
@@ -81,6 +86,7 @@ APP_CONFIG = AppConfig(
         ImportRun,
         ImportRecord,
         ImportWarning,
+        CaseTransfer,
     ],
     migration_dependencies=[],
     commands=[],

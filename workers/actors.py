@@ -14,7 +14,9 @@ __all__ = [
     "apply_retention",
     "process_photo",
     "recover",
+    "reencode",
     "rematch",
+    "rematch_owner",
     "run_import",
 ]
 
@@ -76,6 +78,26 @@ async def rematch(run_id: int) -> None:
     from rescue.matching.rematch import run_rematch
 
     await run_rematch(run_id=run_id, settings=get_settings(), galleries=get_galleries())
+
+
+@dramatiq.actor(queue_name="rematch", max_retries=0, time_limit=24 * 60 * 60_000)
+async def reencode(run_id: int) -> None:
+    """Re-encode photos whose faces another model encoded, then re-match them
+    (rescue.matching.reencode; progress in the run row)."""
+    from rescue.matching.reencode import run_reencode
+
+    await run_reencode(
+        run_id=run_id, settings=get_settings(), store=get_store(), galleries=get_galleries()
+    )
+
+
+@dramatiq.actor(queue_name="rematch", max_retries=3, time_limit=60 * 60_000)
+async def rematch_owner(side: str, owner_id: int) -> None:
+    """Re-match one case (``side="case"``) or notice after a reviewer relaxed or
+    restored one of its filters (rescue.matching.filters). Idempotent."""
+    from rescue.matching.filters import rematch_owner as run
+
+    await run(side=side, owner_id=owner_id, settings=get_settings(), galleries=get_galleries())
 
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=60 * 60_000)

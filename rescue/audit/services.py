@@ -7,7 +7,8 @@ pages (not static files, /schema, /health, /metrics, /public):
 - every read of a photo, of face data, of a candidate, of a case's identity
   (身份证号), of a handover (the receiver's ID number) or of a placement document
   (a GET whose route template names ``photo``, ``face``, ``candidate``,
-  ``identity``, ``handover`` or ``document``);
+  ``identity``, ``handover``, ``document``, ``shared`` or ``return-plan``: the
+  case summary and return plan another station reads, rescue.stations);
 - every read of one online search request (its text and the family's contact:
   a route under :data:`SENSITIVE_ITEMS`).
 
@@ -52,7 +53,17 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: Routes never audited (no personal data).
 _NOT_AUDITED = ("/static", "/schema", "/health", "/metrics", "/public")
 #: Route words whose reads are audited (sensitive data: photos, faces, candidates).
-SENSITIVE_READS = ("photo", "face", "candidate", "identity", "handover", "document")
+SENSITIVE_READS = (
+    "photo",
+    "face",
+    "candidate",
+    "identity",
+    "handover",
+    "document",
+    # What another station reads of a case it takes part in (rescue.stations).
+    "shared",
+    "return-plan",
+)
 #: Route prefixes whose reads of one item are audited: an online search
 #: request's text and the family's contact (issue 14), on the API and the page.
 #: Their lists carry neither and are not audited.

@@ -23,7 +23,7 @@ from rescue.cases.schemas import (
 )
 from rescue.cases.tables import CaseStatus
 from rescue.duplicates import services as duplicates
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.schemas import Limit, Offset, Page, PathId
 
 
@@ -62,7 +62,7 @@ class CaseController(Controller):
     @get(
         "/{case_id:int}/identity",
         summary="The identity found: confirmed name, 身份证号, 户籍地, relatives' contact",
-        guards=[allow(Action.case_read)],
+        guards=[allow(Action.case_read, (Participation.destination_station,))],
     )
     async def identity(self, case_id: PathId, request: Request[Any, Any, Any]) -> IdentityOut:
         """The ID number is masked for roles that do not need it (reviewers); every

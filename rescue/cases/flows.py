@@ -24,6 +24,17 @@ Rules checked in the same transaction (409 with ``current``/``allowed``/``requir
 - ``escorted_home``, ``handed_to_family`` and ``collected_by_origin`` require a
   handover record (交接) with the receiver's identity document checked; family for
   ``handed_to_family``, the origin's station for ``collected_by_origin``.
+- ``escorted_home`` and ``collected_by_origin`` when the return plan names a
+  destination station using this service (``destination_station``, another
+  station than the case's): the handover must be countersigned (会签) by that
+  station's staff after it recorded the reception (接收)
+  (:data:`COUNTERSIGN_REQUIRED`). Sources (our reading, no article numbers):
+  2003 细则 — the station helps the person return home with the civil-affairs
+  side of the destination, which receives them; 2014 规程 护送返乡 — the person
+  is handed over (交接) to the receiving party on a sheet signed by both sides.
+  The countersignature in the service is our form of the receiving side's
+  signature. A destination that is not a station of this service keeps the
+  rule above (a handover record with the sheet signed on paper).
 - ``return_planned`` requires a return plan; ``settled`` requires a current
   welfare-home placement (落户安置 is at a 福利院).
 - ``stranded`` requires the stay to be over the normal term (10 days, the
@@ -62,6 +73,7 @@ from rescue.users.services import Principal
 from rescue.users.tables import Role
 
 __all__ = [
+    "COUNTERSIGN_REQUIRED",
     "CUSTODY_REFUSED",
     "HANDOVER_REQUIRED",
     "LEAVING_CATEGORY",
@@ -159,6 +171,10 @@ HANDOVER_REQUIRED: dict[CaseStatus, ReceivingParty | None] = {
     S.handed_to_family: ReceivingParty.family,
     S.collected_by_origin: ReceivingParty.origin_station,
 }
+#: Outcomes that, when the return plan names a destination station of this
+#: service, need that station's countersignature on the handover (2003 细则;
+#: 2014 规程 护送返乡, 交接 signed by both sides; our reading).
+COUNTERSIGN_REQUIRED = frozenset({S.escorted_home, S.collected_by_origin})
 #: Parties other than family who may receive a person leaving only into custody.
 CUSTODIAL_PARTIES = frozenset(
     {ReceivingParty.origin_station, ReceivingParty.police, ReceivingParty.minors_institution}
@@ -283,6 +299,29 @@ async def _check_rules(
                 )
                 requires = f"POST /api/cases/{case_id}/handover first"
             raise refuse(detail, requires)
+    if to in COUNTERSIGN_REQUIRED:
+        plan = (
+            await ReturnPlan.select(ReturnPlan.destination_station)
+            .where(ReturnPlan.case == case_id)
+            .first()
+        )
+        destination = plan["destination_station"] if plan else None
+        if destination and destination != case.get("station"):
+            countersigned = await Handover.exists().where(
+                (Handover.case == case_id) & Handover.countersigned_at.is_not_null()
+            )
+            if not countersigned:
+                raise refuse(
+                    _(
+                        "case {case_id} is handed over to the station {station}: it closes "
+                        "only after that station recorded the reception and countersigned "
+                        "the handover",
+                        case_id=case_id,
+                        station=destination,
+                    ),
+                    "POST /api/handovers/{id}/reception and POST /api/handovers/{id}/countersign "
+                    f"by staff of {destination}",
+                )
     if to == S.return_planned and not await ReturnPlan.exists().where(ReturnPlan.case == case_id):
         raise refuse(
             _("case {case_id} has no return plan", case_id=case_id),

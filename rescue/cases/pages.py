@@ -412,6 +412,10 @@ async def case_page(
         handovers = await list_handovers(case_id=case_id)
     except (NotFound, PermissionDenied):
         handovers = []
+    from rescue.permissions import PERMISSIONS
+    from rescue.stations.services import known_stations, list_transfers
+
+    stations = await known_stations()
     from rescue.cases import flows
     from rescue.cases.tables import Case
     from rescue.escorts.services import get_return_plan
@@ -422,7 +426,7 @@ async def case_page(
     moves = [s for s in case.allowed_next if s not in NOT_A_PLAIN_MOVE and s not in blocked]
     not_yet = [(s, why) for s, why in blocked.items() if s not in NOT_A_PLAIN_MOVE]
     try:
-        plan = await get_return_plan(case_id=case_id)
+        plan = await get_return_plan(case_id=case_id, with_id_number=False)
     except NotFound:
         plan = None
     revising = bool((form_errors or {}).get("plan_revision"))
@@ -486,6 +490,9 @@ async def case_page(
             "terminal": {s.value for s in TERMINAL_STATUSES},
             "status_value": CaseStatus(case.status).value,
             "can_write": user.role.value in ("station_staff", "admin"),
+            "can_transfer": user.role in PERMISSIONS[Action.case_transfer],
+            "transfers": await list_transfers(case_id=case_id),
+            "other_stations": [(s, s) for s in stations if s != case.station],
             "can_complete_task": user.role in PERMISSIONS[Action.task_complete],
             "can_record_police": user.role in PERMISSIONS[Action.police_record],
         },

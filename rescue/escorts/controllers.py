@@ -9,18 +9,23 @@ from litestar.params import FromQuery, JSONBody, MultipartBody
 
 from rescue.escorts import services
 from rescue.escorts.schemas import (
+    Countersignature,
     HandoverApproval,
     HandoverForm,
     HandoverOut,
+    ReceptionCreate,
     ReturnPlanCreate,
     ReturnPlanOut,
     ReturnPlanRevision,
     TaskOut,
 )
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.runtime import get_store
 from rescue.schemas import PathId, QueryId
 from rescue.settings import get_settings
+
+#: The destination station of the return plan takes part (rescue.stations).
+_DESTINATION = (Participation.destination_station,)
 
 
 class EscortController(Controller):
@@ -58,15 +63,6 @@ class EscortController(Controller):
         identification; 404 case or plan. A ``return_plan_revised`` timeline event
         keeps the earlier values."""
         return await services.revise_return_plan(case_id=case_id, data=data, by=request.user)
-
-    @get(
-        "/cases/{case_id:int}/return-plan",
-        summary="The case's return plan",
-        guards=[allow(Action.case_read)],
-    )
-    async def get_return_plan(self, case_id: PathId) -> ReturnPlanOut:
-        """Destination, planned date, transport, escorts, receiving party; 404 none."""
-        return await services.get_return_plan(case_id=case_id)
 
     @post(
         "/cases/{case_id:int}/handover",
@@ -116,7 +112,7 @@ class EscortController(Controller):
     @get(
         "/handovers/{handover_id:int}",
         summary="A handover record with a short-lived URL of its sheet",
-        guards=[allow(Action.handover_read)],
+        guards=[allow(Action.handover_read, _DESTINATION)],
     )
     async def handover_detail(self, handover_id: PathId) -> HandoverOut:
         """404 if unknown."""
@@ -125,11 +121,65 @@ class EscortController(Controller):
     @get(
         "/cases/{case_id:int}/handovers",
         summary="A case's handover records",
-        guards=[allow(Action.handover_read)],
+        guards=[allow(Action.handover_read, _DESTINATION)],
     )
     async def handovers(self, case_id: PathId) -> list[HandoverOut]:
         """The case's handover records (交接单), oldest first. 404 unknown case."""
         return await services.list_handovers(case_id=case_id)
+
+    @get(
+        "/cases/{case_id:int}/return-plan",
+        summary="The case's return plan, with the person",
+        guards=[allow(Action.handover_read, _DESTINATION)],
+    )
+    async def return_plan_detail(
+        self, case_id: PathId, request: Request[Any, Any, Any]
+    ) -> ReturnPlanOut:
+        """For the case's station and the plan's destination station; the 身份证号
+        only for roles that read it (``id_number_read``). Audited. 404 no plan."""
+        from rescue.permissions import PERMISSIONS
+
+        return await services.get_return_plan(
+            case_id=case_id,
+            with_id_number=request.user.role in PERMISSIONS[Action.id_number_read],
+        )
+
+    @post(
+        "/handovers/{handover_id:int}/reception",
+        status_code=200,
+        summary="The destination station records the reception (接收)",
+        guards=[allow(Action.escort_write, _DESTINATION)],
+    )
+    async def reception(
+        self,
+        handover_id: PathId,
+        data: JSONBody[ReceptionCreate],
+        request: Request[Any, Any, Any],
+    ) -> HandoverOut:
+        """Only staff of the plan's destination station. 400 time in the future or
+        before the handover; 403 another station; 409 already received, case
+        closed, no destination station; 404 unknown."""
+        return await services.record_reception(handover_id=handover_id, data=data, by=request.user)
+
+    @post(
+        "/handovers/{handover_id:int}/countersign",
+        status_code=200,
+        summary="The destination station countersigns the handover (会签)",
+        guards=[allow(Action.escort_write, _DESTINATION)],
+    )
+    async def countersign(
+        self,
+        handover_id: PathId,
+        data: JSONBody[Countersignature],
+        request: Request[Any, Any, Any],
+    ) -> HandoverOut:
+        """Only staff of the plan's destination station, after the reception; the
+        case closes as escorted_home / collected_by_origin only after it. 403
+        another station (the sending station cannot countersign for it); 409
+        already countersigned, no reception, case closed; 404 unknown."""
+        return await services.countersign_handover(
+            handover_id=handover_id, by=request.user, note=data.note
+        )
 
     @get("/tasks", summary="Police-liaison tasks", guards=[allow(Action.task_read)])
     async def tasks(

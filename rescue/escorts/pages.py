@@ -10,21 +10,24 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 
 from rescue import clock
 from rescue.errors import Conflict, InvalidInput, NotFound
 from rescue.escorts import services
 from rescue.escorts.schemas import HandoverForm, ReturnPlanCreate, ReturnPlanRevision
 from rescue.escorts.tables import ReceivingParty, RelationshipBasis
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.runtime import get_store
 from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.web.forms import once, parse, read_form
 from rescue.web.pdf import render_pdf
 
-__all__ = ["EscortPages", "TaskPages"]
+__all__ = ["EscortPages", "HandoverPages", "TaskPages", "handover_page"]
+
+#: The destination station of the return plan takes part (rescue.stations).
+_DESTINATION = (Participation.destination_station,)
 
 _Text = Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
 
@@ -215,7 +218,7 @@ class EscortPages(Controller):
             )
         return Redirect(path=url, status_code=303)
 
-    @get("/handover-sheet.pdf", guards=[allow(Action.handover_read)])
+    @get("/handover-sheet.pdf", guards=[allow(Action.handover_read, _DESTINATION)])
     async def sheet(self, case_id: PathId) -> Response[bytes]:
         """The 交接单 to print and sign at the handover (A4 PDF): the person, the
         return plan, and blanks for the receiver's identity and signatures."""
@@ -257,6 +260,130 @@ def _sheet_missing() -> str:
     from rescue.i18n import _
 
     return _("Upload the signed handover sheet (scan or photo).")
+
+
+class _ReceptionFields(msgspec.Struct):
+    """The reception form's fields (rules in record_reception)."""
+
+    received_at: datetime
+    received_by_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    notes: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class HandoverPages(Controller):
+    """The handover (交接) page, for the sending station and for the destination
+    station, whose staff record the reception (接收) and countersign (会签) there."""
+
+    path = "/handovers/{handover_id:int}"
+    include_in_schema = False
+
+    @get("/", guards=[allow(Action.handover_read, _DESTINATION)])
+    async def detail(self, handover_id: PathId, request: Request[Any, Any, Any]) -> Template:
+        """The handover, the case summary, the plan and the person; the reception
+        and countersign forms for staff of the destination station."""
+        return await handover_page(handover_id, request)
+
+    @post(
+        "/reception",
+        guards=[allow(Action.escort_write, _DESTINATION)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def reception(self, handover_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """Record the reception (same rules as ``POST /api/handovers/{id}/reception``)."""
+        from rescue.errors import PermissionDenied
+        from rescue.escorts.schemas import ReceptionCreate
+
+        values, _files = await read_form(request)
+        data, errors = parse(_ReceptionFields, values)
+        if data is None:
+            return await handover_page(
+                handover_id, request, form_errors={"reception": errors}, form_values=values
+            )
+        try:
+            await services.record_reception(
+                handover_id=handover_id,
+                data=ReceptionCreate(**msgspec.structs.asdict(data)),
+                by=request.user,
+            )
+        except (Conflict, InvalidInput, PermissionDenied) as exc:
+            return await handover_page(
+                handover_id,
+                request,
+                form_errors={"reception": {"__all__": exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/handovers/{handover_id}#countersign", status_code=303)
+
+    @post(
+        "/countersign",
+        guards=[allow(Action.escort_write, _DESTINATION)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def countersign(self, handover_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """Countersign (same rules as ``POST /api/handovers/{id}/countersign``)."""
+        from rescue.errors import PermissionDenied
+
+        values, _files = await read_form(request)
+        try:
+            await services.countersign_handover(
+                handover_id=handover_id, by=request.user, note=values.get("note", "")[:2000]
+            )
+        except (Conflict, InvalidInput, PermissionDenied) as exc:
+            return await handover_page(
+                handover_id,
+                request,
+                form_errors={"countersign": {"__all__": exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/handovers/{handover_id}", status_code=303)
+
+
+async def handover_page(
+    handover_id: int,
+    request: Request[Any, Any, Any],
+    *,
+    form_errors: dict[str, dict[str, str]] | None = None,
+    form_values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    """The handover page (re-shown with one form's errors and what was typed)."""
+    from rescue.permissions import PERMISSIONS
+    from rescue.stations.services import case_summary
+
+    user = request.user
+    handover = await services.get_handover(handover_id=handover_id, store=get_store())
+    summary = await case_summary(case_id=handover.case_id, by=user)
+    from rescue.errors import NotFound
+
+    try:
+        plan = await services.get_return_plan(
+            case_id=handover.case_id,
+            with_id_number=user.role in PERMISSIONS[Action.id_number_read],
+        )
+    except NotFound:
+        plan = None
+    is_destination = (
+        handover.destination_station is not None
+        and user.station == handover.destination_station
+        and user.role in PERMISSIONS[Action.escort_write]
+    )
+    return Template(
+        template_name="escorts/handover.html",
+        context={
+            "h": handover,
+            "summary": summary,
+            "plan": plan,
+            "own_station": user.sees_station(summary.station),
+            "is_destination": is_destination,
+            "form_errors": form_errors or {},
+            "form_values": form_values or {},
+        },
+        status_code=status,
+    )
 
 
 class TaskPages(Controller):

@@ -29,6 +29,10 @@ class ReturnPlanCreate(msgspec.Struct, forbid_unknown_fields=True):
     receiving_party: ReceivingParty | None = None
     receiver: Annotated[str, msgspec.Meta(max_length=300)] = ""
 
+    #: The receiving station when it uses this service (``GET /api/stations``);
+    #: it then takes part and must countersign before the case closes.
+    destination_station: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
 
 class ReturnPlanRevision(msgspec.Struct, forbid_unknown_fields=True):
     """A changed return plan (all fields as when recording it) and why it changed;
@@ -65,6 +69,7 @@ class ReturnPlanOut(msgspec.Struct):
     receiver: str = ""
     revised_at: datetime | None = None
     person: PersonOut | None = None
+    destination_station: str | None = None
 
 
 @dataclass
@@ -102,6 +107,20 @@ class HandoverApproval(msgspec.Struct, forbid_unknown_fields=True):
     note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
 
 
+class ReceptionCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """The destination station records that it received the person (接收)."""
+
+    received_at: AwareDatetime
+    received_by_name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    notes: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
+class Countersignature(msgspec.Struct, forbid_unknown_fields=True):
+    """The destination station's staff member countersigns the handover (会签)."""
+
+    note: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+
+
 class HandoverOut(msgspec.Struct):
     id: int
     case_id: int
@@ -127,6 +146,14 @@ class HandoverOut(msgspec.Struct):
     approved_at: datetime | None = None
     #: The person handed over (identity found; read audited).
     person: PersonOut | None = None
+    #: The reception (接收) and countersignature (会签) by the destination station.
+    destination_station: str | None = None
+    received_at: datetime | None = None
+    received_by_name: str | None = None
+    reception_notes: str = ""
+    reception_recorded_by: int | None = None
+    countersigned_by: int | None = None
+    countersigned_at: datetime | None = None
 
 
 class TaskOut(msgspec.Struct):

@@ -25,6 +25,7 @@ from rescue.escorts.schemas import (
     HandoverForm,
     HandoverOut,
     PersonOut,
+    ReceptionCreate,
     ReturnPlanCreate,
     ReturnPlanOut,
     ReturnPlanRevision,
@@ -47,9 +48,12 @@ MINUTE = timedelta(minutes=1)
 __all__ = [
     "approve_handover",
     "complete_task",
+    "countersign_handover",
     "get_handover",
+    "get_return_plan",
     "list_tasks",
     "record_handover",
+    "record_reception",
     "record_return_plan",
     "revise_return_plan",
 ]
@@ -82,6 +86,7 @@ def _plan_out(r: dict[str, Any]) -> ReturnPlanOut:
         receiving_party=ReceivingParty(r["receiving_party"]) if r.get("receiving_party") else None,
         receiver=r.get("receiver") or "",
         revised_at=r.get("revised_at"),
+        destination_station=r["destination_station"],
     )
 
 
@@ -97,9 +102,11 @@ async def record_return_plan(
         PermissionDenied: the role may not plan returns.
     """
     async with Case._meta.db.transaction():
-        row = await Case.select(Case.status).where(Case.id == case_id).first()
+        row = await Case.select(Case.status, Case.station).where(Case.id == case_id).first()
         if row is None:
             raise NotFound(_("case {case_id} does not exist", case_id=case_id))
+        if data.destination_station is not None:
+            await _check_destination_station(data.destination_station, row["station"])
         if row["status"] != CaseStatus.identified:
             raise Conflict(
                 _(
@@ -128,6 +135,7 @@ async def record_return_plan(
                 created_at=clock.now(),  # the handover must not precede it
                 receiving_party=data.receiving_party.value if data.receiving_party else None,
                 receiver=data.receiver.strip(),
+                destination_station=data.destination_station,
             )
         ).returning(ReturnPlan.id)
         await flows.transition(
@@ -143,6 +151,7 @@ async def record_return_plan(
                 "planned_on": data.planned_on.isoformat(),
                 "receiving_party": data.receiving_party.value if data.receiving_party else None,
                 "receiver": data.receiver.strip(),
+                "destination_station": data.destination_station,
             },
         )
     plan = await ReturnPlan.select().where(ReturnPlan.case == case_id).first()
@@ -243,21 +252,36 @@ async def revise_return_plan(
                 "after": {k: after[k] for k in changed},
             },
         )
-    out = await get_return_plan(case_id=case_id)
-    out.person = await _person(case_id, with_id_number=True)  # staff: escort_write
-    return out
+    return await get_return_plan(case_id=case_id, with_id_number=True)  # escort_write
 
 
-async def get_return_plan(*, case_id: int) -> ReturnPlanOut:
-    """The case's return plan (without the person; see record/revise).
+async def _check_destination_station(station: str, own: str) -> None:
+    """Raise InvalidInput unless ``station`` is another station using this service."""
+    from rescue.stations.services import known_stations
+
+    stations = [s for s in await known_stations() if s != own]
+    if station not in stations:
+        raise InvalidInput(
+            _(
+                "destination_station {station!r} is not another station using this service",
+                station=station,
+            ),
+            accepted=stations,
+        )
+
+
+async def get_return_plan(*, case_id: int, with_id_number: bool) -> ReturnPlanOut:
+    """A case's return plan with the person (ID number only ``with_id_number``).
 
     Raises:
-        NotFound: no such case, or no return plan.
+        NotFound: no such case, or no plan.
     """
     plan = await ReturnPlan.select().where(ReturnPlan.case == case_id).first()
     if plan is None:
         raise NotFound(_("case {case_id} has no return plan", case_id=case_id))
-    return _plan_out(plan)
+    out = _plan_out(plan)
+    out.person = await _person(case_id, with_id_number=with_id_number)
+    return out
 
 
 def _handover_out(r: dict[str, Any]) -> HandoverOut:
@@ -281,6 +305,12 @@ def _handover_out(r: dict[str, Any]) -> HandoverOut:
         recorded_by=r["recorded_by"],
         approved_by=r["approved_by"],
         approved_at=r["approved_at"],
+        received_at=r["received_at"],
+        received_by_name=r["received_by_name"],
+        reception_notes=r["reception_notes"],
+        reception_recorded_by=r["reception_recorded_by"],
+        countersigned_by=r["countersigned_by"],
+        countersigned_at=r["countersigned_at"],
     )
 
 
@@ -570,6 +600,7 @@ async def get_handover(*, handover_id: int, store: ObjectStore | None = None) ->
         raise NotFound(_("handover {handover_id} does not exist", handover_id=handover_id))
     out = _handover_out(row)
     out.person = await _person(row["case"], with_id_number=True)  # handover_read roles
+    out.destination_station = await _destination_station(row["case"])
     if store is not None:
         out.sheet_url = await store.apresigned_url(row["sheet_object_key"])
         out.sheet_url_expires_in = store.presign_seconds
@@ -591,9 +622,159 @@ async def list_handovers(*, case_id: int) -> list[HandoverOut]:
     rows = await Handover.select().where(Handover.case == case_id).order_by(Handover.id)
     person = await _person(case_id, with_id_number=True)
     outs = [_handover_out(r) for r in rows]
+    destination = await _destination_station(case_id)
     for out in outs:
         out.person = person
+        out.destination_station = destination
     return outs
+
+
+async def _destination_station(case_id: int) -> str | None:
+    plan = (
+        await ReturnPlan.select(ReturnPlan.destination_station)
+        .where(ReturnPlan.case == case_id)
+        .first()
+    )
+    return plan["destination_station"] if plan else None
+
+
+async def _for_destination(handover_id: int, by: Principal) -> tuple[dict[str, Any], str]:
+    """The handover row and its destination station; refuses any caller who is
+    not staff of that station (A cannot receive or countersign for B).
+
+    Raises:
+        NotFound: no such handover.
+        Conflict: no destination station on the plan; the case is closed.
+        PermissionDenied: the caller is not of the destination station.
+    """
+    from rescue.errors import PermissionDenied
+
+    row = await Handover.select().where(Handover.id == handover_id).first()
+    if row is None:
+        raise NotFound(_("handover {handover_id} does not exist", handover_id=handover_id))
+    destination = await _destination_station(row["case"])
+    if destination is None:
+        raise Conflict(
+            _(
+                "case {case_id} has no destination station on its return plan",
+                case_id=row["case"],
+            ),
+            requires="a return plan with destination_station",
+        )
+    if by.station != destination:
+        raise PermissionDenied(
+            _(
+                "only staff of the destination station {station} may do this",
+                station=destination,
+            ),
+            accepted=[destination],
+        )
+    case = await Case.select(Case.status).where(Case.id == row["case"]).first()
+    assert case is not None
+    if CaseStatus(case["status"]) in TERMINAL_STATUSES:
+        raise Conflict(
+            _(
+                "case {case_id} is closed ({status})",
+                case_id=row["case"],
+                status=label(CaseStatus(case["status"])),
+            ),
+            current=case["status"],
+        )
+    return row, destination
+
+
+async def record_reception(
+    *, handover_id: int, data: ReceptionCreate, by: Principal
+) -> HandoverOut:
+    """The destination station records the reception (接收): when, by whom, notes.
+    A ``handover_received`` event goes on the timeline. Sources (our reading):
+    2003 细则 and 2014 规程 护送返乡 (交接 at the destination, received there).
+
+    Raises:
+        NotFound: no such handover.
+        PermissionDenied: the caller is not staff of the destination station.
+        Conflict: already received; the case is closed; no destination station.
+        InvalidInput: received_at in the future or before the handover.
+    """
+    async with Handover._meta.db.transaction():
+        row, destination = await _for_destination(handover_id, by)
+        if row["received_at"] is not None:
+            raise Conflict(
+                _("handover {handover_id} was already received", handover_id=handover_id)
+            )
+        at = data.received_at
+        if at > clock.now():
+            raise InvalidInput(
+                _("received_at must not be in the future"), accepted="ISO 8601 with offset"
+            )
+        stay = await stay_of(case_id=row["case"])
+        stay.check_after(at, "received_at", row["handed_over_at"], _("the handover"))
+        await Handover.update(
+            {
+                Handover.received_at: at,
+                Handover.received_by_name: data.received_by_name.strip(),
+                Handover.reception_notes: data.notes.strip(),
+                Handover.reception_recorded_by: by.user_id,
+            }
+        ).where(Handover.id == handover_id)
+        await record_event(
+            case_id=row["case"],
+            kind="handover_received",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.notes.strip(),
+            data={
+                "handover_id": handover_id,
+                "station": destination,
+                "received_at": clock.iso_utc(at),
+                "received_by_name": data.received_by_name.strip(),
+            },
+        )
+    return await get_handover(handover_id=handover_id)
+
+
+async def countersign_handover(*, handover_id: int, by: Principal, note: str = "") -> HandoverOut:
+    """The destination station's staff member countersigns the handover (会签):
+    a second signature record, with the time. Needs the reception recorded first.
+    When the destination is a station using this service, the case closes only
+    after this (rescue.cases.flows). A ``handover_countersigned`` event.
+
+    Raises:
+        NotFound: no such handover.
+        PermissionDenied: the caller is not staff of the destination station.
+        Conflict: already countersigned; reception not recorded; case closed.
+    """
+    async with Handover._meta.db.transaction():
+        row, destination = await _for_destination(handover_id, by)
+        if row["countersigned_at"] is not None:
+            raise Conflict(
+                _("handover {handover_id} is already countersigned", handover_id=handover_id)
+            )
+        if row["received_at"] is None:
+            raise Conflict(
+                _(
+                    "handover {handover_id}: record the reception before countersigning",
+                    handover_id=handover_id,
+                ),
+                requires=f"POST /api/handovers/{handover_id}/reception",
+            )
+        now = clock.now()
+        await Handover.update(
+            {
+                Handover.countersigned_by: by.user_id,
+                Handover.countersigned_at: now,
+                Handover.countersign_station: destination,
+            }
+        ).where(Handover.id == handover_id)
+        await record_event(
+            case_id=row["case"],
+            kind="handover_countersigned",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=note,
+            data={"handover_id": handover_id, "station": destination},
+        )
+    return await get_handover(handover_id=handover_id)
 
 
 def _task_out(r: dict[str, Any]) -> TaskOut:

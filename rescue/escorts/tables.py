@@ -29,6 +29,10 @@ class ReturnPlan(Table, tablename="return_plans"):
     id: Serial
     case = ForeignKey(references=Case, unique=True)
     destination = Varchar(length=300)
+    #: The station using this service that receives the person (接收站), when the
+    #: destination is one: it then sees the case summary, the plan and the
+    #: handover, records the reception and countersigns (rescue.stations).
+    destination_station = Varchar(length=100, null=True, default=None)
     transport = Varchar(length=200)
     escort_staff = JSON(default="[]")  # list of names
     planned_on = Date()
@@ -85,6 +89,17 @@ class Handover(Table, tablename="handovers"):
     #: A second staff member's approval (custody: handover to family).
     approved_by = Integer(null=True, default=None)
     approved_at = Timestamptz(null=True, default=None)
+    #: The reception (接收) recorded by the destination station's staff.
+    received_at = Timestamptz(null=True, default=None)
+    received_by_name = Varchar(length=200, null=True, default=None)
+    reception_notes = Text(default="")
+    reception_recorded_by = Integer(null=True, default=None)
+    #: The destination station's countersignature (会签): a second signature
+    #: record by its staff member; required to close when the destination is a
+    #: station using this service (rescue.cases.flows).
+    countersigned_by = Integer(null=True, default=None)
+    countersigned_at = Timestamptz(null=True, default=None)
+    countersign_station = Varchar(length=100, null=True, default=None)
 
 
 class TaskKind(StrEnum):

@@ -99,10 +99,10 @@ class ImportController(Controller):
         summary="A run and its progress",
         guards=[allow(Action.import_run)],
     )
-    async def detail(self, run_id: PathId) -> RunOut:
+    async def detail(self, run_id: PathId, request: Request[Any, Any, Any]) -> RunOut:
         """``rows_done`` of ``total_rows``, ``rate_rows_per_s`` and ``seconds_left``
-        while running. 404 if unknown."""
-        return await services.get_run(run_id=run_id)
+        while running. 404 if unknown; 403 another station's."""
+        return await services.get_run(run_id=run_id, by=request.user)
 
     @post(
         "/import-runs/{run_id:int}/start",
@@ -110,11 +110,11 @@ class ImportController(Controller):
         summary="Run a checked import (or resume one that stopped)",
         guards=[allow(Action.import_run)],
     )
-    async def start(self, run_id: PathId) -> RunOut:
+    async def start(self, run_id: PathId, request: Request[Any, Any, Any]) -> RunOut:
         """Queues the run on a worker; poll ``GET /api/import-runs/{id}``. A run that
         stopped (crash, failure) resumes after its last saved row without
-        duplicating anything. 409 when already done."""
-        return await services.start_run(run_id=run_id, enqueue=_enqueue)
+        duplicating anything. 409 when already done; 403 another station's."""
+        return await services.start_run(run_id=run_id, enqueue=_enqueue, by=request.user)
 
     @get(
         "/import-warnings",

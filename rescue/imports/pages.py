@@ -159,20 +159,20 @@ class ImportPages(Controller):
         return Redirect(path=f"/imports/{run.id}", status_code=303)
 
     @get("/{run_id:int}", guards=[allow(Action.import_run)])
-    async def detail(self, run_id: PathId) -> Template:
+    async def detail(self, run_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """The dry run's findings (per-row errors, what would be created) and the run's
         progress, which updates itself while running."""
-        run = await services.get_run(run_id=run_id)
+        run = await services.get_run(run_id=run_id, by=request.user)
         return Template(
             template_name="imports/run.html",
             context={"run": run, "headers": {c.field: c.header for c in COLUMNS}},
         )
 
     @get("/{run_id:int}/progress", guards=[allow(Action.import_run)])
-    async def progress(self, run_id: PathId) -> Template:
+    async def progress(self, run_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """The progress block alone (polled by htmx every second while running): rows
         done, rate (rows/s) and time left, measured by ``services.get_run``."""
-        run = await services.get_run(run_id=run_id)
+        run = await services.get_run(run_id=run_id, by=request.user)
         return Template(template_name="imports/_progress.html", context={"run": run})
 
     @post(
@@ -181,10 +181,10 @@ class ImportPages(Controller):
         status_code=303,
         media_type=MediaType.HTML,
     )
-    async def start(self, run_id: PathId) -> Any:
+    async def start(self, run_id: PathId, request: Request[Any, Any, Any]) -> Any:
         """Run the checked list (or resume a stopped run) on a worker."""
         with contextlib.suppress(Conflict):  # already done: the page shows it
-            await services.start_run(run_id=run_id, enqueue=_enqueue)
+            await services.start_run(run_id=run_id, enqueue=_enqueue, by=request.user)
         return Redirect(path=f"/imports/{run_id}", status_code=303)
 
 

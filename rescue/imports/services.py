@@ -117,11 +117,19 @@ def _run_out(row: dict[str, Any]) -> RunOut:
     )
 
 
-async def get_run(*, run_id: int) -> RunOut:
-    """A run with its progress. Raises NotFound."""
+async def get_run(*, run_id: int, by: Principal | None = None) -> RunOut:
+    """A run with its progress.
+
+    Raises:
+        NotFound: no such run.
+        PermissionDenied: ``by`` does not see the run's station (its rows name
+            people: the same scoping as cases).
+    """
     row = await ImportRun.select().where(ImportRun.id == run_id).first()
     if row is None:
         raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
+    if by is not None and not by.sees_station(row["station"]):
+        raise PermissionDenied(_("the run belongs to another station"))
     return _run_out(row)
 
 
@@ -238,14 +246,17 @@ async def create_run(
     return await get_run(run_id=int(rows[0]["id"]))
 
 
-async def start_run(*, run_id: int, enqueue: Callable[[int], Awaitable[None]]) -> RunOut:
+async def start_run(
+    *, run_id: int, enqueue: Callable[[int], Awaitable[None]], by: Principal | None = None
+) -> RunOut:
     """Start a dry-run-checked run, or resume one that stopped (running or failed).
 
     Raises:
         NotFound: no such run.
+        PermissionDenied: ``by`` does not see the run's station.
         Conflict: the run is already done.
     """
-    run = await get_run(run_id=run_id)
+    run = await get_run(run_id=run_id, by=by)
     if run.status == RunStatus.done:
         raise Conflict(
             _("import run {run_id} is already done", run_id=run_id),

@@ -10,11 +10,11 @@ import anyio.to_thread
 import msgspec
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.params import FromQuery, JSONBody, MultipartBody
+from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody
 
 from rescue.errors import InvalidInput, InvalidJSON, too_deep
 from rescue.i18n import _
-from rescue.matching import ledger, rematch, review, services
+from rescue.matching import filters, ledger, reencode, rematch, review, services
 from rescue.matching.compare import render_compare
 from rescue.matching.schemas import (
     VALUE_TYPES,
@@ -22,11 +22,13 @@ from rescue.matching.schemas import (
     CandidateOut,
     DecisionIn,
     FamilyConfirmationIn,
+    FilterChangeIn,
+    MatchFilterOut,
     RematchRunOut,
 )
 from rescue.matching.tables import CandidateStatus, EvidenceKind
 from rescue.notices.schemas import NoticeCreate
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.runtime import get_store
 from rescue.schemas import Id, Limit, Offset, Page, PathId
 from rescue.settings import get_settings
@@ -199,7 +201,7 @@ class CandidateLedgerController(Controller):
     @get(
         "/{candidate_id:int}",
         summary="One candidate: evidence, score breakdown, reviews, family confirmations",
-        guards=[allow(Action.candidate_read)],
+        guards=[allow(Action.candidate_read, (Participation.notice_station,))],
     )
     async def detail(self, candidate_id: PathId) -> CandidateDetail:
         """Never includes face encodings; attachment URLs expire within 5 minutes.
@@ -212,7 +214,7 @@ class CandidateLedgerController(Controller):
         "/{candidate_id:int}/compare",
         summary="Side-by-side comparison page (HTML)",
         media_type=MediaType.HTML,
-        guards=[allow(Action.candidate_read)],
+        guards=[allow(Action.candidate_read, (Participation.notice_station,))],
     )
     async def compare(self, candidate_id: PathId) -> str:
         """The two best photos with face boxes (presigned, ≤ 5 minutes) and the score
@@ -301,3 +303,131 @@ class RematchController(Controller):
         only adds evidence). 404 if unknown; 409 if it is already done, failed or
         cancelled."""
         return await rematch.cancel_rematch(run_id=run_id)
+
+
+async def enqueue_owner_rematch(side: str, owner_id: int) -> None:
+    """Queue ``workers.actors.rematch_owner`` for one case or notice."""
+    from workers.actors import rematch_owner as actor
+
+    await anyio.to_thread.run_sync(actor.send, side, owner_id)
+
+
+class MatchFilterController(Controller):
+    """Matching filters of one case or notice: what they remove, relax, restore
+    (rescue.matching.filters). Relax/restore: reviewers; audited; on the timeline."""
+
+    path = "/api"
+    tags = ("candidates",)
+
+    @get(
+        "/cases/{case_id:int}/match-filters",
+        summary="Pairs each matching filter removes for this case, and its relaxations",
+        guards=[allow(Action.candidate_read)],
+    )
+    async def of_case(self, case_id: PathId) -> list[MatchFilterOut]:
+        """One entry per filter (``sex``): ``removed`` pairs now, ``relaxed``, history. 404."""
+        return await filters.filter_state(side="case", owner_id=case_id, settings=get_settings())
+
+    @get(
+        "/notices/{notice_id:int}/match-filters",
+        summary="Pairs each matching filter removes for this notice, and its relaxations",
+        guards=[allow(Action.candidate_read)],
+    )
+    async def of_notice(self, notice_id: PathId) -> list[MatchFilterOut]:
+        """As for a case. 404."""
+        return await filters.filter_state(
+            side="notice", owner_id=notice_id, settings=get_settings()
+        )
+
+    @post(
+        "/cases/{case_id:int}/match-filters/{name:str}/{action:str}",
+        status_code=200,
+        summary="Relax or restore a matching filter for this case (reason required)",
+        guards=[allow(Action.match_filter_relax)],
+    )
+    async def change_case(
+        self,
+        case_id: PathId,
+        name: FromPath[str],
+        action: FromPath[str],
+        data: JSONBody[FilterChangeIn],
+        request: Request[Any, Any, Any],
+    ) -> list[MatchFilterOut]:
+        """``action`` ``relax`` or ``restore``; the case is then re-matched by the worker
+        (``rematched_at`` set when done). 400 unknown filter/action; 404; 409 already
+        relaxed / not relaxed."""
+        return await _change("case", case_id, name, action, data, request)
+
+    @post(
+        "/notices/{notice_id:int}/match-filters/{name:str}/{action:str}",
+        status_code=200,
+        summary="Relax or restore a matching filter for this notice (reason required)",
+        guards=[allow(Action.match_filter_relax)],
+    )
+    async def change_notice(
+        self,
+        notice_id: PathId,
+        name: FromPath[str],
+        action: FromPath[str],
+        data: JSONBody[FilterChangeIn],
+        request: Request[Any, Any, Any],
+    ) -> list[MatchFilterOut]:
+        """As for a case."""
+        return await _change("notice", notice_id, name, action, data, request)
+
+
+async def _change(
+    side: str,
+    owner_id: int,
+    name: str,
+    action: str,
+    data: FilterChangeIn,
+    request: Request[Any, Any, Any],
+) -> list[MatchFilterOut]:
+    if action not in ("relax", "restore"):
+        raise InvalidInput(
+            _("unknown filter action {action}", action=action), accepted=["relax", "restore"]
+        )
+    return await filters.change_filter(
+        side=side,
+        owner_id=owner_id,
+        name=name,
+        relax=action == "relax",
+        data=data,
+        by=request.user,
+        settings=get_settings(),
+        enqueue=enqueue_owner_rematch,
+    )
+
+
+async def _enqueue_reencode(run_id: int) -> None:
+    from workers.actors import reencode as actor
+
+    await anyio.to_thread.run_sync(actor.send, run_id)
+
+
+class ReencodeController(Controller):
+    """Re-encoding after a face model change (rescue.matching.reencode)."""
+
+    path = "/api/admin/reencode"
+    tags = ("admin",)
+
+    @post(
+        "/",
+        status_code=202,
+        summary="Re-encode photos whose faces another model encoded, then re-match them",
+        guards=[allow(Action.rematch)],
+    )
+    async def start(self, request: Request[Any, Any, Any]) -> RematchRunOut:
+        """Queue a run (202) over the photos with faces of another model than the one in
+        use; follow it at ``GET /api/admin/reencode/{id}``; cancel it at
+        ``POST /api/admin/rematch/{id}/cancel``."""
+        return await reencode.start_reencode(
+            by=request.user, settings=get_settings(), enqueue=_enqueue_reencode
+        )
+
+    @get("/{run_id:int}", summary="A re-encoding run's progress", guards=[allow(Action.rematch)])
+    async def progress(self, run_id: PathId) -> RematchRunOut:
+        """``status``; ``done`` of ``total`` photos; ``error`` lists photos whose original
+        could not be read. 404 if unknown."""
+        return await rematch.get_rematch(run_id=run_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import anyio.to_thread
 import numpy as np
 
+from rescue.matching.embedding import MODEL_NAME
 from rescue.matching.gallery import GalleryHit
 from rescue.matching.services import GallerySet
 from rescue.photos.tables import Face, Photo
@@ -36,7 +37,11 @@ async def same_person_faces(
     photo = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
     if photo is None or photo["case"] is None:
         return []
-    faces = await Face.select(Face.encoding).where(Face.photo == photo_id).order_by(Face.id)
+    faces = (
+        await Face.select(Face.encoding)
+        .where((Face.photo == photo_id) & (Face.model == MODEL_NAME))
+        .order_by(Face.id)
+    )
     if not faces:
         return []
     probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])

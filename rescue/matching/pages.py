@@ -12,22 +12,23 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Request, get, post
-from litestar.params import FromQuery
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
-from rescue.errors import Conflict, InvalidInput, PermissionDenied
+from rescue.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from rescue.i18n import N_, _, label
+from rescue.matching.filters import change_filter, filter_state
 from rescue.matching.ledger import get_candidate, list_queue
 from rescue.matching.review import add_family_confirmation, candidate_moves, decide
-from rescue.matching.schemas import DecisionIn, FamilyConfirmationIn
+from rescue.matching.schemas import DecisionIn, FamilyConfirmationIn, FilterChangeIn
 from rescue.matching.tables import CandidateStatus, FamilyConfirmationMethod
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.users.tables import Role
 from rescue.web.forms import parse, read_form
 
-__all__ = ["ReviewPages", "evidence_rows", "explain", "score_components"]
+__all__ = ["MatchFilterPages", "ReviewPages", "evidence_rows", "explain", "score_components"]
 
 _FLAGS = {
     "sex_mismatch": N_("The recorded sexes differ (score halved)."),
@@ -290,7 +291,10 @@ class ReviewPages(Controller):
             context={"proposed": proposed, "in_review": in_review, "page": page},
         )
 
-    @get("/candidates/{candidate_id:int}", guards=[allow(Action.candidate_read)])
+    @get(
+        "/candidates/{candidate_id:int}",
+        guards=[allow(Action.candidate_read, (Participation.notice_station,))],
+    )
     async def compare(self, candidate_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """Two photos side by side, evidence, score in words, confirmations, decisions."""
         return await _compare_page(candidate_id, request)
@@ -440,3 +444,121 @@ def _struct_dict(value: Any) -> dict[str, Any]:
     import msgspec
 
     return dict(msgspec.to_builtins(value))
+
+
+async def _filters_page(
+    side: str,
+    owner_id: int,
+    request: Request[Any, Any, Any],
+    *,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    state = await filter_state(side=side, owner_id=owner_id, settings=get_settings())
+    if side == "case":
+        title = _("Matching filters of case #{id}", id=owner_id)
+    else:
+        title = _("Matching filters of notice #{id}", id=owner_id)
+    return Template(
+        template_name="matching/filters.html",
+        context={
+            "title": title,
+            "filters": state,
+            "base": f"/{side}s/{owner_id}/match-filters",
+            "owner_link": f"/{side}s/{owner_id}",
+            "is_reviewer": request.user.role == Role.reviewer,
+            "errors": errors or {},
+            "values": values or {},
+        },
+        status_code=status,
+    )
+
+
+async def _change_from_form(
+    side: str,
+    owner_id: int,
+    name: FromPath[str],
+    action: FromPath[str],
+    request: Request[Any, Any, Any],
+) -> Any:
+    from rescue.matching.controllers import enqueue_owner_rematch
+
+    values, _files = await read_form(request)
+    data, errors = parse(FilterChangeIn, values)
+    if data is None:
+        return await _filters_page(
+            side, owner_id, request, errors=errors, values=values, status=400
+        )
+    if action not in ("relax", "restore"):
+        raise NotFound(_("no filter action {action}", action=action))
+    try:
+        await change_filter(
+            side=side,
+            owner_id=owner_id,
+            name=name,
+            relax=action == "relax",
+            data=data,
+            by=request.user,
+            settings=get_settings(),
+            enqueue=enqueue_owner_rematch,
+        )
+    except (Conflict, InvalidInput) as exc:
+        return await _filters_page(
+            side,
+            owner_id,
+            request,
+            errors={"__all__": exc.detail},
+            values=values,
+            status=exc.status_code,
+        )
+    return Redirect(path=f"/{side}s/{owner_id}/match-filters", status_code=303)
+
+
+class MatchFilterPages(Controller):
+    """The reviewer's page of a case's or notice's matching filters: pairs each
+    removed, relax / restore with a reason (rescue.matching.filters)."""
+
+    include_in_schema = False
+
+    @get("/cases/{case_id:int}/match-filters", guards=[allow(Action.candidate_read)])
+    async def of_case(self, case_id: PathId, request: Request[Any, Any, Any]) -> Template:
+        """Filters of one case: pairs removed, relaxations; reviewers get the form."""
+        return await _filters_page("case", case_id, request)
+
+    @get("/notices/{notice_id:int}/match-filters", guards=[allow(Action.candidate_read)])
+    async def of_notice(self, notice_id: PathId, request: Request[Any, Any, Any]) -> Template:
+        """Filters of one notice: pairs removed, relaxations; reviewers get the form."""
+        return await _filters_page("notice", notice_id, request)
+
+    @post(
+        "/cases/{case_id:int}/match-filters/{name:str}/{action:str}",
+        guards=[allow(Action.match_filter_relax)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def change_case(
+        self,
+        case_id: PathId,
+        name: FromPath[str],
+        action: FromPath[str],
+        request: Request[Any, Any, Any],
+    ) -> Any:
+        """Relax or restore (reason required); errors shown on the page."""
+        return await _change_from_form("case", case_id, name, action, request)
+
+    @post(
+        "/notices/{notice_id:int}/match-filters/{name:str}/{action:str}",
+        guards=[allow(Action.match_filter_relax)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def change_notice(
+        self,
+        notice_id: PathId,
+        name: FromPath[str],
+        action: FromPath[str],
+        request: Request[Any, Any, Any],
+    ) -> Any:
+        """Relax or restore (reason required); errors shown on the page."""
+        return await _change_from_form("notice", notice_id, name, action, request)

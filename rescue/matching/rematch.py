@@ -36,7 +36,7 @@ PROGRESS_EVERY = 10
 
 
 def _out(row: dict[str, Any]) -> RematchRunOut:
-    return RematchRunOut(**{k: row[k] for k in RematchRunOut.__struct_fields__})
+    return RematchRunOut(**{k: row[k] for k in RematchRunOut.__struct_fields__ if k in row})
 
 
 async def start_rematch(

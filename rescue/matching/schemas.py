@@ -195,7 +195,9 @@ class FamilyConfirmationIn(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RematchRunOut(msgspec.Struct):
-    """Progress of a re-matching run: ``done`` of ``total`` processed photos."""
+    """Progress of a re-matching run: ``done`` of ``total`` processed photos; of a
+    re-encoding run (``kind="reencode"``): ``done`` of ``total`` photos re-encoded
+    with ``model`` and re-matched."""
 
     id: int
     status: str
@@ -209,3 +211,38 @@ class RematchRunOut(msgspec.Struct):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    kind: str = "rematch"
+
+
+class FilterChangeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Relax or restore a matching filter for one case or notice; ``reason`` required
+    (e.g. "sex recorded wrongly at intake", "sex uncertain")."""
+
+    reason: Reason
+
+
+class FilterRelaxationOut(msgspec.Struct):
+    """One relaxation of a filter: who, when, why; restored or still in force."""
+
+    id: int
+    filter: str
+    reason: str
+    relaxed_by: int | None
+    relaxed_at: datetime
+    restored_by: int | None
+    restored_at: datetime | None
+    restore_reason: str
+    rematched_at: datetime | None
+
+
+class MatchFilterOut(msgspec.Struct):
+    """One filter for a case or notice: ``removed`` pairs it removes now (their other
+    side's ids in ``removed_ids``), whether a reviewer relaxed it here, and the history."""
+
+    filter: str
+    label: str
+    removed: int
+    removed_ids: list[int]
+    relaxed: bool
+    relaxed_globally: bool
+    history: list[FilterRelaxationOut]

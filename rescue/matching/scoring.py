@@ -46,8 +46,9 @@ candidate still appears, lower in the queue, with its flag):
 **Filters** (:func:`excluded_by`), applied before ranking when matching a new photo:
 a *sure* difference removes the pair instead of lowering it. Only sex is sure
 (recorded by staff on both sides); age, dates and places are estimates, so they
-only lower the rank. ``MATCH_FILTER_SEX=false`` relaxes the filter (then a
-re-match brings the pairs back, flagged ``sex_mismatch``).
+only lower the rank. ``MATCH_FILTER_SEX=false`` relaxes the filter everywhere
+(then a re-match brings the pairs back, flagged ``sex_mismatch``); a reviewer
+relaxes it for one case or notice (rescue.matching.filters), with a reason.
 
 **Confidence** (:func:`confidence_of`, not part of the score): what the face
 distance means at the size of the gallery it was found in, from the calibration
@@ -215,11 +216,19 @@ def _place_relation(case_place: str, notice_place: str) -> str:
 
 
 def excluded_by(
-    case: dict[str, Any], notice: dict[str, Any], *, filter_sex: bool = True
+    case: dict[str, Any],
+    notice: dict[str, Any],
+    *,
+    filter_sex: bool = True,
+    relaxed: frozenset[str] | set[str] = frozenset(),
 ) -> list[str]:
     """The filters that remove this (case, notice) pair before ranking: ``sex``
-    when both sexes are recorded and differ (and ``filter_sex``). Empty: keep it."""
+    when both sexes are recorded and differ, unless relaxed globally
+    (``filter_sex=False``) or for this pair (``"sex" in relaxed``: a reviewer relaxed
+    it for the case or the notice, rescue.matching.filters). Empty: keep it."""
     case_sex, notice_sex = case.get("sex") or "unknown", notice.get("sex") or "unknown"
+    if "sex" in relaxed:
+        return []
     if filter_sex and "unknown" not in (case_sex, notice_sex) and case_sex != notice_sex:
         return ["sex"]
     return []

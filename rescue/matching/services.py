@@ -31,6 +31,7 @@ from rescue.errors import NotFound, is_unavailable
 from rescue.i18n import _
 from rescue.matching.calibration import calibration_for
 from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encode
+from rescue.matching.filters import relaxed_filters
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
     candidate_outs,
@@ -44,7 +45,12 @@ from rescue.matching.quality import FaceQuality
 from rescue.matching.quality import of_detected as face_quality
 from rescue.matching.schemas import CandidateOut
 from rescue.matching.scoring import EvidenceInput, compute_score, excluded_by
-from rescue.matching.tables import Candidate, CandidateStatus, FaceDeletion
+from rescue.matching.tables import (
+    Candidate,
+    CandidateStatus,
+    FaceDeletion,
+    MatchFilteredPair,
+)
 from rescue.notices.tables import Notice, NoticeStatus
 from rescue.photos.tables import Face, Photo, PhotoStatus
 from rescue.schemas import Page
@@ -52,6 +58,8 @@ from rescue.settings import Settings
 
 __all__ = [
     "GallerySet",
+    "detect_faces",
+    "face_rows",
     "list_candidates",
     "match_photo",
     "process_photo",
@@ -88,6 +96,11 @@ class SideGallery:
       commit within milliseconds), then forgotten (rolled back).
 
     Only the first load counts the side's faces, to size the gallery exactly.
+
+    Only faces encoded by the model in use (``MODEL_NAME``) are loaded: distances
+    between encodings of two models mean nothing, so a gallery never mixes model
+    versions; faces of another model wait for a re-encoding run
+    (rescue.matching.reencode), which writes them again as new faces.
     """
 
     side: str
@@ -119,7 +132,7 @@ class SideGallery:
         while True:
             rows = (
                 await Face.select(Face.id, owner, Face.photo, Face.encoding, Face.retake)
-                .where(owner.is_not_null() & (Face.id > face_id))
+                .where(owner.is_not_null() & (Face.id > face_id) & (Face.model == MODEL_NAME))
                 .order_by(Face.id)
                 .limit(_LOAD_BATCH)
             )
@@ -155,7 +168,7 @@ class SideGallery:
             return
         rows = await Face.select(
             Face.id, self.owner_column, Face.photo, Face.encoding, Face.retake
-        ).where(Face.id.is_in(list(self.gaps)))
+        ).where(Face.id.is_in(list(self.gaps)) & (Face.model == MODEL_NAME))
         self._add_rows(rows)
         for r in rows:
             self.gaps.pop(int(r["id"]), None)
@@ -187,7 +200,9 @@ class SideGallery:
             .first()
         )
         self.last_deletion_id = int(last["id"]) if last else 0
-        total = await Face.count().where(self.owner_column.is_not_null())
+        total = await Face.count().where(
+            self.owner_column.is_not_null() & (Face.model == MODEL_NAME)
+        )
         self.gallery, self.last_face_id, self.gaps = FaceGallery(capacity=max(1, total)), 0, {}
         await self._load_since(0)
 
@@ -347,22 +362,50 @@ async def _finish(photo_id: int, status: PhotoStatus, reason: str = "") -> str:
     return status.value
 
 
+def detect_faces(data: bytes, settings: Settings) -> tuple[list[DetectedFace], list[FaceQuality]]:
+    """Decode an original, detect and encode its faces with the model in use, and
+    measure each face's quality (blocking: run it in a thread).
+
+    Raises:
+        ImageRejected: the file cannot be decoded or is too large.
+    """
+    matching = settings.matching
+    decoded = decode_for_detection(
+        data, max_pixels=settings.upload.max_pixels, min_side=matching.detect_max_side
+    )
+    found = detect_and_encode(
+        decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
+    )
+    return found, [face_quality(decoded, (f.top, f.right, f.bottom, f.left)) for f in found]
+
+
+def face_rows(
+    photo: dict[str, Any], faces: list[DetectedFace], qualities: list[FaceQuality]
+) -> list[Face]:
+    """``faces`` rows of a photo (``id``, ``case``, ``notice``), encoded by ``MODEL_NAME``."""
+    return [
+        Face(
+            photo=photo["id"],
+            case=photo["case"],
+            notice=photo["notice"],
+            top=f.top,
+            right=f.right,
+            bottom=f.bottom,
+            left=f.left,
+            encoding=np.asarray(f.encoding, dtype="<f8").tobytes(),
+            model=MODEL_NAME,
+            quality=q.as_dict(),
+            retake=bool(q.retake),
+        )
+        for f, q in zip(faces, qualities, strict=True)
+    ]
+
+
 async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settings) -> str | None:
     """Store the photo's faces. Returns a final status if there is nothing to match."""
     data = await store.aget(photo["object_key"])
-    matching = settings.matching
-
-    def detect() -> tuple[list[DetectedFace], list[FaceQuality]]:
-        decoded = decode_for_detection(
-            data, max_pixels=settings.upload.max_pixels, min_side=matching.detect_max_side
-        )
-        found = detect_and_encode(
-            decoded, detect_max_side=matching.detect_max_side, upsample=matching.detect_upsample
-        )
-        return found, [face_quality(decoded, (f.top, f.right, f.bottom, f.left)) for f in found]
-
     try:
-        faces, qualities = await anyio.to_thread.run_sync(detect)
+        faces, qualities = await anyio.to_thread.run_sync(detect_faces, data, settings)
     except ImageRejected as exc:
         from rescue.documents import refusal_message
 
@@ -380,24 +423,7 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
             .returning(Photo.id)
         )
         if claimed and faces:
-            await Face.insert(
-                *[
-                    Face(
-                        photo=photo["id"],
-                        case=photo["case"],
-                        notice=photo["notice"],
-                        top=f.top,
-                        right=f.right,
-                        bottom=f.bottom,
-                        left=f.left,
-                        encoding=np.asarray(f.encoding, dtype="<f8").tobytes(),
-                        model=MODEL_NAME,
-                        quality=q.as_dict(),
-                        retake=bool(q.retake),
-                    )
-                    for f, q in zip(faces, qualities, strict=True)
-                ]
-            )
+            await Face.insert(*face_rows(photo, faces, qualities))
     if not faces:
         return await _finish(photo["id"], PhotoStatus.no_face)
     return None
@@ -414,7 +440,9 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
        (``MATCH_LOOSE_BOUND``, else the model's calibration), their best face pair;
     2. only those still eligible (open notices; cases in care), nearest
        :data:`POOL_PER_CANDIDATE` × ``MATCH_CANDIDATES`` first;
-    3. filters of a sure difference (sex; docs/scoring.md) remove pairs;
+    3. filters of a sure difference (sex; docs/scoring.md) remove pairs, unless a
+       reviewer relaxed the filter for the case or the notice
+       (rescue.matching.filters); removed pairs are recorded for the reviewer's page;
     4. the rest ranked by the full score (rescue.matching.scoring), then distance;
        the best ``MATCH_CANDIDATES`` become (or update) candidates, each with the
        gallery's size in people for its confidence band.
@@ -457,9 +485,16 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
     owner_column = Face.case if is_case else Face.notice
     faces = (
         await Face.select(Face.photo, Face.encoding, Face.quality)
-        .where((owner_column == owner_id) & (Face.retake == False))  # noqa: E712
+        .where(
+            (owner_column == owner_id)
+            & (Face.retake == False)  # noqa: E712
+            & (Face.model == MODEL_NAME)
+        )
         .order_by(Face.id)
     )
+    if not faces:
+        log.info("photo %s: no face of its owner encoded by %s yet", photo_id, MODEL_NAME)
+        return []
     probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
     probe_photos = [int(f["photo"]) for f in faces]
     probe_quality = [loads(f["quality"]) or {} for f in faces]
@@ -467,17 +502,27 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
     bound = matching.loose_bound or (calibration.loose_bound if calibration else matching.threshold)
     gallery = await side.refresh()
     hits = await anyio.to_thread.run_sync(gallery.search, probes, bound)
-    hits = hits[: POOL_PER_CANDIDATE * matching.candidates]
+    hits = await _current_model(hits[: POOL_PER_CANDIDATE * matching.candidates])
     others = await _eligible_rows(is_case=is_case, ids=[h.owner_id for h in hits])
+    own_relaxed = (await relaxed_filters(side="case" if is_case else "notice", ids=[owner_id])).get(
+        owner_id, set()
+    )
+    other_relaxed = await relaxed_filters(side="notice" if is_case else "case", ids=list(others))
     ranked: list[tuple[float, float, GalleryHit]] = []
-    filtered = 0
+    removed: dict[int, tuple[str, float]] = {}
     for hit in hits:
         other = others.get(hit.owner_id)
         if other is None:
             continue
         case_row, notice_row = (own, other) if is_case else (other, own)
-        if excluded_by(case_row, notice_row, filter_sex=matching.filter_sex):
-            filtered += 1
+        exclusions = excluded_by(
+            case_row,
+            notice_row,
+            filter_sex=matching.filter_sex,
+            relaxed=own_relaxed | other_relaxed.get(hit.owner_id, set()),
+        )
+        if exclusions:
+            removed[hit.owner_id] = (exclusions[0], hit.distance)
             continue
         score = compute_score(
             case=case_row,
@@ -490,6 +535,10 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
         ).score
         ranked.append((-score, hit.distance, hit))
     ranked.sort(key=lambda r: (r[0], r[1], r[2].owner_id))
+    filtered = len(removed)
+    await _record_filtered(
+        is_case=is_case, owner_id=owner_id, removed=removed, kept=[h for *_r, h in ranked]
+    )
     chosen = [hit for _score, _distance, hit in ranked[: matching.candidates]]
     people = gallery.owner_count
     log.info(
@@ -531,6 +580,61 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
             )
         )
     return touched
+
+
+async def _current_model(hits: list[GalleryHit]) -> list[GalleryHit]:
+    """Drop hits on faces no longer encoded by the model in use: a worker started
+    before the faces' model was changed may still hold them (its gallery drops them
+    when a re-encoding run replaces them)."""
+    if not hits:
+        return hits
+    current = {
+        int(r["id"])
+        for r in await Face.select(Face.id).where(
+            Face.id.is_in([h.face_id for h in hits]) & (Face.model == MODEL_NAME)
+        )
+    }
+    return [h for h in hits if h.face_id in current]
+
+
+async def _record_filtered(
+    *,
+    is_case: bool,
+    owner_id: int,
+    removed: dict[int, tuple[str, float]],
+    kept: list[GalleryHit],
+) -> None:
+    """Keep ``match_filtered_pairs`` in step with this search: pairs a filter removed
+    are (re)written, pairs it kept are no longer removed (rescue.matching.filters)."""
+
+    def ids(other: int) -> tuple[int, int]:
+        return (owner_id, other) if is_case else (other, owner_id)
+
+    kept_keys = [pair_key(*ids(h.owner_id)) for h in kept]
+    if kept_keys:
+        await MatchFilteredPair.delete().where(MatchFilteredPair.pair_key.is_in(kept_keys))
+    now = clock.now()
+    for other, (name, distance) in removed.items():
+        case_id, notice_id = ids(other)
+        key = pair_key(case_id, notice_id)
+        await MatchFilteredPair.insert(
+            MatchFilteredPair(
+                pair_key=key,
+                case=case_id,
+                notice=notice_id,
+                filter=name,
+                distance=distance,
+                updated_at=now,
+            )
+        ).on_conflict(
+            target=MatchFilteredPair.pair_key,
+            action="DO UPDATE",
+            values=[
+                MatchFilteredPair.filter,
+                MatchFilteredPair.distance,
+                MatchFilteredPair.updated_at,
+            ],
+        )
 
 
 async def _eligible_rows(*, is_case: bool, ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -639,7 +743,9 @@ async def list_candidates(
     stations: list[str] | None = None,
 ) -> Page[CandidateOut]:
     """Candidates of one case or one notice, best first (score descending, then the
-    smallest face distance); only those whose case belongs to ``stations`` (None: all).
+    smallest face distance); only those whose case belongs to ``stations`` (None: all)
+    and, for a notice registered by one of ``stations``, its candidates (not
+    rejected) at other stations too (rescue.stations: the notice's station).
 
     Raises:
         NotFound: the case or notice does not exist.
@@ -653,7 +759,13 @@ async def list_candidates(
             raise NotFound(_("notice {notice_id} does not exist", notice_id=notice_id))
         where = Candidate.notice == notice_id
     if stations is not None:
-        where = where & Candidate.case.station.is_in(stations or [""])  # type: ignore[assignment]
+        scope = Candidate.case.station.is_in(stations or [""])
+        if notice_id is not None:  # our notice's candidates at other stations (登记站)
+            scope = scope | (  # type: ignore[assignment]
+                Candidate.notice.station.is_in(stations or [""])
+                & (Candidate.status != CandidateStatus.rejected.value)
+            )
+        where = where & scope  # type: ignore[assignment]
     rows = (
         await Candidate.select()
         .where(where)

@@ -15,6 +15,7 @@ from piccolo.columns import (
     Timestamptz,
     Varchar,
 )
+from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
@@ -173,9 +174,13 @@ class FamilyConfirmation(Table, tablename="family_confirmations"):
 
 
 class RematchRun(Table, tablename="rematch_runs"):
-    """A re-matching of every processed photo (after a threshold or model change)."""
+    """A re-matching of every processed photo (after a threshold or model change), or
+    (``kind="reencode"``) a re-encoding of the photos whose faces were encoded by
+    another model than the one in use, then their re-matching
+    (rescue.matching.reencode)."""
 
     id: Serial
+    kind = Varchar(length=16, default="rematch")  # rematch, reencode
     status = Varchar(length=16, default="queued")  # queued, running, done, failed, cancelled
     total = Integer(default=0)
     done = Integer(default=0)
@@ -212,3 +217,38 @@ class FaceDeletion(Table, tablename="face_deletions"):
 
     id: Serial
     face_id = Integer()
+
+
+class MatchFilterRelaxation(Table, tablename="match_filter_relaxations"):
+    """A reviewer's relaxation of a matching filter (``sex``) for one case or one
+    notice (rescue.matching.filters): while ``restored_at`` is null, pairs of this
+    case/notice are not removed by the filter but matched flagged (``sex_mismatch``)
+    and ranked lower. Rows are never deleted: the history of who relaxed and restored
+    what, why and when."""
+
+    id: Serial
+    case = ForeignKey(references=Case, null=True, default=None, index=True)
+    notice = ForeignKey(references=Notice, null=True, default=None, index=True)
+    filter = Varchar(length=16)  # sex
+    reason = Text(default="")
+    relaxed_by = Integer(null=True, default=None)  # users.id
+    relaxed_at = Timestamptz(default=TimestamptzNow())
+    restored_by = Integer(null=True, default=None)
+    restored_at = Timestamptz(null=True, default=None)
+    restore_reason = Text(default="")
+    #: When the worker finished re-matching after the last change (null: queued).
+    rematched_at = Timestamptz(null=True, default=None)
+
+
+class MatchFilteredPair(Table, tablename="match_filtered_pairs"):
+    """A (case, notice) pair a filter removed the last time a search looked at it
+    (rescue.matching.services.match_photo, either direction); deleted when a later
+    search keeps the pair. What the filter counts on the reviewer's page are read from."""
+
+    id: Serial
+    pair_key = Varchar(length=64, unique=True)
+    case = ForeignKey(references=Case, index=True, on_delete=OnDelete.cascade)
+    notice = ForeignKey(references=Notice, index=True, on_delete=OnDelete.cascade)
+    filter = Varchar(length=16)
+    distance = DoublePrecision()
+    updated_at = Timestamptz(default=TimestamptzNow())

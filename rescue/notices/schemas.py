@@ -43,3 +43,5 @@ class NoticeOut(msgspec.Struct):
     created_at: datetime
     updated_at: datetime
     photos: list[PhotoSummary] = msgspec.field(default_factory=list)
+    #: The registering station (登记站), empty for none (admin, external lists).
+    station: str = ""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rescue import clock
@@ -37,7 +36,7 @@ def _validate_dates(data: NoticeCreate) -> None:
 async def create_notice(*, data: NoticeCreate, by: Principal) -> NoticeOut:
     """Register a notice. Raises InvalidInput for impossible dates."""
     _validate_dates(data)
-    now = datetime.now(UTC)
+    now = clock.now()
     rows = await Notice.insert(
         Notice(
             name=data.name.strip(),
@@ -51,6 +50,7 @@ async def create_notice(*, data: NoticeCreate, by: Principal) -> NoticeOut:
             reporter_contact=data.reporter_contact,
             description=data.description,
             created_by=by.user_id,
+            station=by.station,
             created_at=now,
             updated_at=now,
         )

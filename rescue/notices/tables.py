@@ -39,5 +39,9 @@ class Notice(Table, tablename="notices"):
     description = Text(default="")
     status = Varchar(length=16, choices=NoticeStatus, default=NoticeStatus.open)
     created_by = Integer(null=True, default=None)  # users.id
+    #: The registering station (登记站): the station of the account that
+    #: registered it; its staff take part in a candidate on another station's
+    #: case (rescue.stations). Empty: registered by no station (admin, imports).
+    station = Varchar(length=100, default="")
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())

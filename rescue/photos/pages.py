@@ -7,7 +7,7 @@ from typing import Any
 from litestar import Controller, Response, get
 from litestar.params import FromQuery
 
-from rescue.permissions import Action, allow
+from rescue.permissions import Action, Participation, allow
 from rescue.photos.thumbnails import photo_bytes
 from rescue.runtime import get_store
 from rescue.schemas import PathId
@@ -19,7 +19,10 @@ class PhotoPages(Controller):
     path = "/photos"
     include_in_schema = False
 
-    @get("/{photo_id:int}/image", guards=[allow(Action.photo_read)])
+    @get(
+        "/{photo_id:int}/image",
+        guards=[allow(Action.photo_read, (Participation.notice_station,))],
+    )
     async def image(self, photo_id: PathId, size: FromQuery[str] = "thumb") -> Response[Any]:
         """The photo (``size=full``) or its thumbnail (default); 403 outside the
         viewer's stations, 404 unknown. Private, not stored by shared caches."""

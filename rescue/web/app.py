@@ -58,14 +58,15 @@ def _controllers() -> list[Any]:
     from rescue.backlog.pages import BacklogPages
     from rescue.cases.pages import CasePages
     from rescue.duplicates.pages import DuplicatePages
-    from rescue.escorts.pages import EscortPages, TaskPages
+    from rescue.escorts.pages import EscortPages, HandoverPages, TaskPages
     from rescue.family_requests.pages import PublicPages, SearchRequestPages
     from rescue.imports.pages import ImportPages, WarningPages
-    from rescue.matching.pages import LeadPages, ReviewPages
+    from rescue.matching.pages import LeadPages, MatchFilterPages, ReviewPages
     from rescue.notices.pages import NoticePages
     from rescue.photos.pages import PhotoPages
     from rescue.placements.pages import PlacementPages
     from rescue.searches.pages import DnaResultPages, SearchPages
+    from rescue.stations.pages import TransferPages
     from rescue.stats.pages import StatsPages
     from rescue.users.admin_pages import AdminPages
     from rescue.users.pages import AccountPages, LoginPages
@@ -80,10 +81,13 @@ def _controllers() -> list[Any]:
         PhotoPages,
         AnnouncementPages,
         ReviewPages,
+        MatchFilterPages,
         LeadPages,
         PlacementPages,
         EscortPages,
         TaskPages,
+        HandoverPages,
+        TransferPages,
         AdminPages,
         ImportPages,
         WarningPages,

@@ -11,7 +11,11 @@ user sees, and each entry links to where it is dealt with:
   someone else: rescue.escorts.services.handovers_to_approve) → the case's
   handovers, where the approval form is;
 - photos where no face was found (retake) → the case's photos;
-- people in care by status → the filtered list of people.
+- people in care by status → the filtered list of people;
+- persons other stations will hand over to ours (rescue.stations.services.incoming)
+  → the handover page (reception, countersignature);
+- our notices with candidates at other stations
+  (rescue.stations.services.notices_elsewhere) → the comparison.
 """
 
 from __future__ import annotations
@@ -37,8 +41,17 @@ __all__ = ["HomePages", "no_face_photos"]
 
 #: Which lists each role's 工作台 shows.
 SECTIONS: dict[Role, tuple[str, ...]] = {
-    Role.station_staff: ("approvals", "alerts", "no_face", "in_care", "candidates", "tasks"),
-    Role.admin: ("approvals", "alerts", "candidates", "tasks", "no_face", "in_care"),
+    Role.station_staff: (
+        "approvals",
+        "incoming",
+        "alerts",
+        "no_face",
+        "in_care",
+        "candidates",
+        "notices_elsewhere",
+        "tasks",
+    ),
+    Role.admin: ("approvals", "alerts", "candidates", "tasks", "no_face", "in_care", "incoming"),
     Role.reviewer: ("candidates", "in_care"),
     Role.police_liaison: ("tasks", "alerts", "candidates"),
 }
@@ -115,4 +128,14 @@ class HomePages(Controller):
             context["no_face"] = await no_face_photos(stations=stations)
         if "in_care" in sections:
             context["in_care"] = await in_care_counts(stations=stations)
+        if "incoming" in sections:
+            from rescue.stations.services import incoming
+
+            context["incoming"] = await incoming(stations=stations)
+        if "notices_elsewhere" in sections:
+            from rescue.stations.services import notices_elsewhere
+
+            context["notices_elsewhere"] = await notices_elsewhere(
+                stations=stations or [user.station]
+            )
         return Template(template_name="web/home.html", context=context)

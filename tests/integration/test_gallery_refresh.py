@@ -7,6 +7,7 @@ import secrets
 import numpy as np
 
 from rescue.matching import services
+from rescue.matching.embedding import MODEL_NAME
 from rescue.matching.gallery import DIM, FaceGallery
 from rescue.matching.services import SideGallery
 from rescue.notices.tables import Notice
@@ -39,7 +40,7 @@ async def _notice_faces(count: int, rng: np.random.Generator) -> dict[int, np.nd
                 bottom=1,
                 left=0,
                 encoding=v.astype("<f8").tobytes(),
-                model="test",
+                model=MODEL_NAME,  # galleries hold only the model in use
             )
             for v in vectors
         ]
@@ -121,3 +122,19 @@ async def test_truncating_the_faces_table_empties_the_gallery():
     await Face._meta.db.run_ddl("TRUNCATE faces")
     faces = await _notice_faces(1, rng)
     assert _held(await side.refresh()).keys() == faces.keys()
+
+
+async def test_gallery_holds_only_faces_of_the_model_in_use():
+    """Distances across two models mean nothing: faces of another model are loaded
+    neither at the first load nor later (they wait for a re-encoding run)."""
+    rng = np.random.default_rng(1)
+    current = await _notice_faces(3, rng)
+    stale = await _notice_faces(2, rng)
+    await Face.update({Face.model: "another-model"}).where(Face.id.is_in(list(stale)))
+    side = SideGallery("notice")
+    await side.refresh()
+    assert _held(side).keys() == current.keys()
+    later = await _notice_faces(2, rng)
+    await Face.update({Face.model: "another-model"}).where(Face.id == min(later))
+    await side.refresh()
+    assert _held(side).keys() == current.keys() | {max(later)}

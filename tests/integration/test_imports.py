@@ -176,6 +176,19 @@ async def test_a_run_that_stopped_resumes_without_duplicating(client):
     assert await ImportWarning.count() == 2
 
 
+async def test_another_stations_run_is_refused(client):
+    """A run's rows name people: its progress and start are the station's own."""
+    north, south = await headers_of("north"), await headers_of("south")
+    run = (await dry_run(client, north, csv_bytes(ROWS[:2]))).json()
+    for method, path in (
+        ("get", f"/api/import-runs/{run['id']}"),
+        ("post", f"/api/import-runs/{run['id']}/start"),
+    ):
+        refused = await getattr(client, method)(path, headers=south)
+        assert refused.status_code == 403, (path, refused.text)
+    assert (await client.get(f"/api/import-runs/{run['id']}", headers=north)).status_code == 200
+
+
 async def test_verify_outcomes_ledger_and_new_evidence(client):
     north, south = await headers_of("north"), await headers_of("south")
     case, _notice = await people(client, north)

@@ -60,6 +60,13 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/admin/rematch/{run_id:int}"): frozenset({A}),
     ("GET", "/api/admin/rematch"): frozenset({A}),
     ("POST", "/api/admin/rematch/{run_id:int}/cancel"): frozenset({A}),
+    ("POST", "/api/admin/reencode"): frozenset({A}),
+    ("GET", "/api/admin/reencode/{run_id:int}"): frozenset({A}),
+    # Matching filters a reviewer relaxes per case or notice (issue 16)
+    ("GET", "/api/cases/{case_id:int}/match-filters"): ALL,
+    ("GET", "/api/notices/{notice_id:int}/match-filters"): ALL,
+    ("POST", "/api/cases/{case_id:int}/match-filters/{name:str}/{action:str}"): frozenset({R}),
+    ("POST", "/api/notices/{notice_id:int}/match-filters/{name:str}/{action:str}"): frozenset({R}),
     # Workflow: placements, identity search, deadlines, escort home (issue 3)
     ("PATCH", "/api/cases/{case_id:int}"): frozenset({S, A}),
     ("POST", "/api/cases/{case_id:int}/transitions"): frozenset({S, A}),
@@ -80,7 +87,6 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/cases/{case_id:int}/search-actions"): ALL,
     ("POST", "/api/cases/{case_id:int}/return-plan"): frozenset({S, A}),
     ("PUT", "/api/cases/{case_id:int}/return-plan"): frozenset({S, A}),
-    ("GET", "/api/cases/{case_id:int}/return-plan"): ALL,
     ("POST", "/api/cases/{case_id:int}/handover"): frozenset({S, A}),
     ("GET", "/api/cases/{case_id:int}/handovers"): frozenset({S, P, A}),
     ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
@@ -123,6 +129,17 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/import-warnings/{warning_id:int}/verify"): frozenset({S, A}),
     ("GET", "/api/stats"): ALL,
     ("GET", "/api/stats/csv"): ALL,
+    ("GET", "/api/stats/xlsx"): ALL,
+    # The other station (issue 12 item 8): participation and 转送
+    ("GET", "/api/cases/{case_id:int}/shared"): ALL,
+    ("GET", "/api/stations"): ALL,
+    ("GET", "/api/stations/incoming"): ALL,
+    ("GET", "/api/stations/notices-elsewhere"): ALL,
+    ("POST", "/api/cases/{case_id:int}/transfers"): frozenset({S, A}),
+    ("GET", "/api/cases/{case_id:int}/transfers"): ALL,
+    ("GET", "/api/cases/{case_id:int}/return-plan"): frozenset({S, P, A}),
+    ("POST", "/api/handovers/{handover_id:int}/reception"): frozenset({S, A}),
+    ("POST", "/api/handovers/{handover_id:int}/countersign"): frozenset({S, A}),
 }
 
 #: Answers that count as "allowed" (the guard passed; the handler answered).

@@ -139,6 +139,9 @@ def test_a_sure_sex_difference_filters_and_can_be_relaxed():
     assert excluded_by(case(sex="male"), notice(sex="female"), filter_sex=False) == []
     assert excluded_by(case(sex="unknown"), notice(sex="female")) == []
     assert excluded_by(case(sex="female"), notice(sex="female")) == []
+    # A reviewer relaxed the sex filter for the case or the notice (rescue.matching.filters).
+    assert excluded_by(case(sex="male"), notice(sex="female"), relaxed={"sex"}) == []
+    assert excluded_by(case(sex="male"), notice(sex="female"), relaxed=set()) == ["sex"]
 
 
 @pytest.mark.parametrize(
