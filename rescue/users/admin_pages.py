@@ -32,7 +32,7 @@ __all__ = ["AdminPages"]
 def _users_page(
     rows: list[dict[str, Any]],
     *,
-    errors: dict[str, str] | None = None,
+    errors: dict[str, Any] | None = None,
     values: dict[str, str] | None = None,
     notice: str = "",
     status: int = 200,
@@ -116,6 +116,33 @@ class AdminPages(Controller):
             except InvalidInput as exc:  # next to the field the service names
                 errors[str(exc.extra.get("field") or "__all__")] = exc.detail
         return _users_page(await _all_users(), errors=errors, values=values, status=400)
+
+    @post(
+        "/users/{user_id:int}/assignment",
+        guards=[allow(Action.user_admin)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def assign(self, user_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """Change a user's role, station and covered stations
+        (:func:`rescue.users.services.change_assignment`); errors next to the field
+        in the user's row, what was typed kept."""
+        values, _files = await read_form(request)
+        try:
+            await services.change_assignment(
+                user_id=user_id,
+                role=values.get("role", ""),
+                station=values.get("station", ""),
+                scope=values.get("scope", ""),
+                by=request.user,
+            )
+        except (InvalidInput, Conflict) as exc:
+            row = {str(exc.extra.get("field") or "__all__"): exc.detail}
+            row["_station"] = values.get("station", "")
+            return _users_page(
+                await _all_users(), errors={f"assign_{user_id}": row}, status=exc.status_code
+            )
+        return Redirect(path="/admin/users", status_code=303)
 
     @post(
         "/users/{user_id:int}/deactivate",

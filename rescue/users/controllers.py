@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, delete, get, post, put
 from litestar.params import FromQuery, JSONBody
 
 from rescue.errors import NotAuthenticated, TooManyRequests
@@ -13,7 +13,14 @@ from rescue.permissions import Action, allow
 from rescue.schemas import Limit, Offset, Page, PathId
 from rescue.settings import get_settings
 from rescue.users import services
-from rescue.users.schemas import LoginIn, LoginOut, TokenOut, UserCreate, UserOut
+from rescue.users.schemas import (
+    LoginIn,
+    LoginOut,
+    TokenOut,
+    UserAssignment,
+    UserCreate,
+    UserOut,
+)
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
@@ -123,6 +130,27 @@ class AdminUserController(Controller):
         """Users by id, never password hashes; ``has_password`` says who can log in."""
         rows, total = await services.list_users(limit=limit, offset=offset)
         return Page(items=[UserOut(**r) for r in rows], total=total, limit=limit, offset=offset)
+
+    @put(
+        "/{user_id:int}/assignment",
+        summary="Change a user's role, station and covered stations",
+        guards=[allow(Action.user_admin)],
+        status_code=200,
+    )
+    async def assign(
+        self, user_id: PathId, data: JSONBody[UserAssignment], request: Request[Any, Any, Any]
+    ) -> UserOut:
+        """Takes effect on the user's next request. 400 station staff without a
+        station; 404 unknown user; 409 changing your own role."""
+        return UserOut(
+            **await services.change_assignment(
+                user_id=user_id,
+                role=data.role.value,
+                station=data.station,
+                scope=data.scope,
+                by=request.user,
+            )
+        )
 
     @post(
         "/{user_id:int}/deactivate",

@@ -50,6 +50,15 @@ class UserCreate(msgspec.Struct, forbid_unknown_fields=True):
     password: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
 
 
+class UserAssignment(msgspec.Struct, forbid_unknown_fields=True):
+    """A user's role, station and covered stations (``scope``: reviewers and police
+    liaison, comma-separated or ``*``)."""
+
+    role: Role
+    station: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    scope: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+
 class UserOut(msgspec.Struct):
     id: int
     username: str

@@ -179,14 +179,7 @@ async def create_user(
             _("unknown role {role!r}", role=role), accepted=[r.value for r in Role]
         ) from exc
     station = station.strip()
-    if role_value == Role.station_staff and not station:
-        # One rule for the API, the pages and the CLI: station staff work on
-        # their station's people only (rescue.permissions), so they need one.
-        raise InvalidInput(
-            _("station staff belong to a station: give the station"),
-            field="station",
-            accepted=_("the name of the user's station, e.g. north"),
-        )
+    _require_station(role_value, station)
     username = normalise_username(username)
     taken = Conflict(
         _("user {username!r} already exists", username=username),
@@ -211,6 +204,22 @@ async def create_user(
     return int(rows[0]["id"])
 
 
+def _require_station(role: Role, station: str) -> None:
+    """One rule for the API, the pages and the CLI: station staff work on their
+    station's people only (rescue.permissions), so they need a station."""
+    if role == Role.station_staff and not station:
+        raise InvalidInput(
+            _("station staff belong to a station: give the station"),
+            field="station",
+            accepted=_("the name of the user's station, e.g. north"),
+        )
+
+
+def _scope_of(role: Role, scope: str) -> str:
+    """Stored scope: reviewers and police liaison only (others see their station)."""
+    return ",".join(parse_scope(scope)) if role in (Role.reviewer, Role.police_liaison) else ""
+
+
 async def _insert_user(
     *,
     username: str,
@@ -225,9 +234,7 @@ async def _insert_user(
             username=username,
             role=role_value.value,
             station=station,
-            scope=",".join(parse_scope(scope))
-            if role_value in (Role.reviewer, Role.police_liaison)
-            else "",
+            scope=_scope_of(role_value, scope),
             display_name=display_name or username,
             password_hash=password_hash,
         )
@@ -544,6 +551,43 @@ async def deactivate_user(*, user_id: int, by: Principal) -> dict[str, Any]:
         await ApiToken.update({ApiToken.revoked_at: now}).where(
             (ApiToken.user == user_id) & ApiToken.revoked_at.is_null()
         )
+    return await get_user(user_id=user_id)
+
+
+async def change_assignment(
+    *, user_id: int, role: str, station: str, scope: str, by: Principal
+) -> dict[str, Any]:
+    """Change a user's role, station and covered stations (``scope``, as in
+    :func:`create_user`). Takes effect on the user's next request: sessions and
+    tokens read the user's row each time (tokens through the read cache, which
+    the ``users`` change notification clears).
+
+    Raises:
+        NotFound: no such user.
+        InvalidInput: unknown role; station staff without a station.
+        Conflict: an administrator changing their own role (they could lock
+            every administrator out).
+    """
+    current = await get_user(user_id=user_id)
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise InvalidInput(
+            _("unknown role {role!r}", role=role), field="role", accepted=[r.value for r in Role]
+        ) from exc
+    station = station.strip()
+    _require_station(role_value, station)
+    if user_id == by.user_id and role_value.value != str(current["role"]):
+        raise Conflict(
+            _("you cannot change your own role"), accepted=_("another administrator does it")
+        )
+    await User.update(
+        {
+            User.role: role_value.value,
+            User.station: station,
+            User.scope: _scope_of(role_value, scope),
+        }
+    ).where(User.id == user_id)
     return await get_user(user_id=user_id)
 
 

@@ -49,3 +49,27 @@ async def test_rematch_progress_bar_reaches_done(page):
     async with page.expect_navigation():
         await page.click("#rematch-form button[type=submit]")
     await page.wait_for_selector("#rematch-progress[data-status='done']", timeout=60_000)
+
+
+async def test_admin_changes_a_users_role_and_station_on_the_page(page):
+    from tests.browser.conftest import make_user
+
+    me = await _logged_in(page, role="admin", station="")
+    username, _password = await make_user("station_staff", "north")
+    await page.goto("/admin/users")
+    row = page.locator(f"#users tr[data-username='{username}']")
+    await row.locator("details.assign summary").click()
+    await row.locator("input[name=station]").fill("")
+    async with page.expect_navigation():  # station staff need a station: refused
+        await row.locator("details.assign button[type=submit]").click()
+    row = page.locator(f"#users tr[data-username='{username}']")
+    assert "救助站" in await row.locator(".field-error").inner_text()
+    await row.locator("select[name=role]").select_option("reviewer")
+    await row.locator("input[name=station]").fill("south")
+    async with page.expect_navigation():
+        await row.locator("details.assign button[type=submit]").click()
+    row = page.locator(f"#users tr[data-username='{username}']")
+    assert "审核员" in await row.inner_text()
+    assert "south" in await row.inner_text()
+    own = page.locator(f"#users tr[data-username='{me}'] form[action$='/deactivate']")
+    assert await own.count() == 0  # an admin cannot deactivate themselves: no button

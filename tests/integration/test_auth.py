@@ -129,6 +129,44 @@ async def test_repeated_failed_logins_are_slowed(client, monkeypatch):
     assert await LoginThrottle.count() == 0
 
 
+async def test_an_admin_changes_a_users_role_and_station(client, admin):
+    """Role, station and scope change at once for the user's next request; station
+    staff still need a station; an admin cannot change their own role."""
+    created = await client.post(
+        "/api/admin/users",
+        json={"username": "sun", "role": "station_staff", "station": "north"},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    user, token = created.json(), created.json()["token"]
+    sun = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/family-requests", headers=sun)).status_code == 200
+    path = f"/api/admin/users/{user['id']}/assignment"
+    moved = await client.put(
+        path, json={"role": "reviewer", "station": "south", "scope": "*"}, headers=admin
+    )
+    assert moved.status_code == 200, moved.text
+    assert (moved.json()["role"], moved.json()["station"], moved.json()["scope"]) == (
+        "reviewer",
+        "south",
+        "*",
+    )
+    assert (await client.get("/api/family-requests", headers=sun)).status_code == 403
+    refused = await client.put(path, json={"role": "station_staff"}, headers=admin)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["field"] == "station"
+    second = await client.post(
+        "/api/admin/users", json={"username": "boss2", "role": "admin"}, headers=admin
+    )
+    boss2 = {"Authorization": f"Bearer {second.json()['token']}"}
+    own = await client.put(
+        f"/api/admin/users/{second.json()['id']}/assignment",
+        json={"role": "reviewer", "station": "north"},
+        headers=boss2,
+    )
+    assert own.status_code == 409, own.text
+
+
 async def test_station_staff_without_a_station_are_refused_by_the_api(client, admin):
     """The same rule as the CLI and the admin page (rescue.users.services.create_user)."""
     for station in ("", "   "):

@@ -44,6 +44,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/admin/users"): frozenset({A}),
     ("POST", "/api/admin/users"): frozenset({A}),
     ("POST", "/api/admin/users/{user_id:int}/deactivate"): frozenset({A}),
+    ("PUT", "/api/admin/users/{user_id:int}/assignment"): frozenset({A}),
     ("GET", "/api/audit"): frozenset({A}),
     ("GET", "/api/cases/{case_id:int}/audit"): frozenset({S, A}),
     ("GET", "/api/cases/{case_id:int}/announcement"): ALL,
