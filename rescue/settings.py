@@ -12,6 +12,7 @@ Production sets ``DATABASE_URL`` (PostgreSQL), ``S3_ENDPOINT``/``S3_ACCESS_KEY``
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -338,6 +339,83 @@ class PublicSettings:
 
 
 @dataclass(frozen=True)
+class StationInfo:
+    """How a station is named to people (handover sheet, poster, public pages)."""
+
+    name: str
+    contact: str = ""
+    #: False when no name is configured: ``name`` is then the station's code.
+    named: bool = True
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """How the service presents itself beyond the staff's own screen.
+
+    ``PUBLIC_BASE_URL``: the address families reach the public pages at
+    (``https://xunqin.example.gov.cn``); the poster's QR code and printed link use
+    it. Unset: the address of the staff browser's request, and the print page
+    warns that the QR code then carries that (local) address.
+    ``STATION_NAMES``: JSON, station code → name or ``{"name", "contact"}``, e.g.
+    ``{"north": {"name": "北区救助管理站", "contact": "010-12345678"}}``; a station
+    not listed is shown by its code.
+    """
+
+    public_base_url: str | None = None
+    stations: dict[str, StationInfo] = field(default_factory=dict)
+
+    def station(self, code: str) -> StationInfo:
+        """The station ``code`` as shown to people (its code if not configured)."""
+        return self.stations.get(code) or StationInfo(name=code, named=False)
+
+
+def _base_url(name: str) -> str | None:
+    from urllib.parse import urlsplit
+
+    raw = _env(name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+        raise SettingsError(
+            f"{name} must be the address families open the public pages at, "
+            f"got {raw!r}; for example {name}=https://xunqin.example.gov.cn"
+        )
+    return raw.rstrip("/")
+
+
+def _stations(name: str) -> dict[str, StationInfo]:
+    raw = _env(name)
+    if raw is None:
+        return {}
+    example = f'{name}={{"north": {{"name": "北区救助管理站", "contact": "010-12345678"}}}}'
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        raise SettingsError(f"{name} must be a JSON object, got {raw!r}; for example {example}")
+    out: dict[str, StationInfo] = {}
+    for code, value in data.items():
+        if isinstance(value, str):
+            value = {"name": value}
+        if not (
+            isinstance(value, dict)
+            and isinstance(value.get("name"), str)
+            and value["name"].strip()
+            and isinstance(value.get("contact", ""), str)
+        ):
+            raise SettingsError(
+                f"{name}: station {code!r} needs a name (and may have a contact); "
+                f"for example {example}"
+            )
+        out[str(code)] = StationInfo(
+            name=value["name"].strip(), contact=str(value.get("contact", "")).strip()
+        )
+    return out
+
+
+@dataclass(frozen=True)
 class RetentionSettings:
     """How long data of a closed case is kept (docs/privacy.md; PIPL art. 19, 47)."""
 
@@ -543,6 +621,7 @@ class Settings:
     public: PublicSettings = field(default_factory=PublicSettings)
     recovery: RecoverySettings = field(default_factory=RecoverySettings)
     pfif: PfifSettings = field(default_factory=PfifSettings)
+    site: SiteSettings = field(default_factory=SiteSettings)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -631,6 +710,9 @@ def load_settings() -> Settings:
             limit_per_contact=_int("REQUEST_LIMIT_PER_CONTACT", 3),
             lookups_per_hour=_int("STATUS_LOOKUPS_PER_HOUR", 20),
             trusted_proxies=_networks("TRUSTED_PROXIES"),
+        ),
+        site=SiteSettings(
+            public_base_url=_base_url("PUBLIC_BASE_URL"), stations=_stations("STATION_NAMES")
         ),
         retention=RetentionSettings(
             face_days=_int("FACE_RETENTION_DAYS", 30),

@@ -23,6 +23,7 @@ from rescue.i18n import _, label
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
 from rescue.schemas import PathId
+from rescue.settings import get_settings
 from rescue.web.forms import parse, read_form
 from rescue.web.pdf import render_pdf
 
@@ -36,6 +37,14 @@ def qr_svg(url: str) -> str:
     out = io.BytesIO()
     segno.make(url, error="m").save(out, kind="svg", scale=4, border=2)
     return "data:image/svg+xml;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+def poster_url(*, announcement_id: int, request: Request[Any, Any, Any]) -> str:
+    """The announcement's public address as families reach it: ``PUBLIC_BASE_URL``
+    + ``/public/announcements/{id}`` (a phone is sent on to the page), or, when
+    unset, the staff browser's own address (the case page then warns)."""
+    base = get_settings().site.public_base_url or str(request.base_url).rstrip("/")
+    return f"{base}/public/announcements/{announcement_id}"
 
 
 async def _form(
@@ -139,10 +148,14 @@ class AnnouncementPages(Controller):
                 announcement_id=row["id"], store=get_store()
             )
             photo = f"data:{media_type};base64," + base64.b64encode(data).decode()
-        public_url = str(request.base_url).rstrip("/") + f"/public/announcements/{row['id']}"
+        public_url = poster_url(announcement_id=row["id"], request=request)
+        from rescue.cases.tables import Case
+
+        case = await Case.select(Case.station).where(Case.id == case_id).first()
         pdf = await render_pdf(
             "announcements/poster.html",
             view=view,
+            home=get_settings().site.station(case["station"] if case else ""),
             photo=photo,
             qr=qr_svg(public_url),
             public_url=public_url,

@@ -83,6 +83,7 @@ __all__ = [
     "custody_age",
     "custody_only",
     "handover_qualifies",
+    "not_yet",
     "possibly_minor",
     "transition",
 ]
@@ -372,6 +373,23 @@ async def _check_rules(
                 ),
                 f"POST /api/cases/{case_id}/placements with kind welfare_home first",
             )
+
+
+async def not_yet(case: dict[str, Any]) -> dict[CaseStatus, str]:
+    """Moves the table allows from ``case``'s status now (:func:`allowed_next`)
+    whose rule is not met yet, each with why (the detail the move would answer
+    409 with: a handover first, a return plan, the stranded period, a
+    welfare-home placement, custody...). Pages show the why instead of a button
+    that would fail. ``case``: the case's row (``Case.select()``). Input checked
+    only when moving (``left_self``'s ticket) is not a rule here."""
+    current = CaseStatus(case["status"])
+    blocked: dict[CaseStatus, str] = {}
+    for to in allowed_next(current, custody=custody_only(case)):
+        try:
+            await _check_rules(case, current, to, clock.now())
+        except Conflict as exc:
+            blocked[to] = exc.detail
+    return blocked
 
 
 async def _after(

@@ -20,7 +20,7 @@ from rescue.cases import services
 from rescue.cases.schemas import CaseCreate, CaseUpdate, TransitionRequest
 from rescue.cases.tables import TERMINAL_STATUSES, CaseStatus, Sex
 from rescue.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
-from rescue.escorts.tables import ReceivingParty
+from rescue.escorts.tables import ReceivingParty, RelationshipBasis
 from rescue.i18n import N_, _, label
 from rescue.permissions import PERMISSIONS, Action, allow
 from rescue.placements.tables import PlacementKind
@@ -426,8 +426,44 @@ async def case_page(
     from rescue.permissions import PERMISSIONS
     from rescue.stations.services import known_stations, list_transfers
 
-    moves = [s for s in case.allowed_next if s not in NOT_A_PLAIN_MOVE]
     stations = await known_stations()
+    from rescue.cases import flows
+    from rescue.cases.tables import Case
+    from rescue.escorts.services import get_return_plan
+    from rescue.matching.tables import Candidate, CandidateStatus
+
+    row = await Case.select().where(Case.id == case_id).first()
+    blocked = await flows.not_yet(row) if row is not None else {}
+    moves = [s for s in case.allowed_next if s not in NOT_A_PLAIN_MOVE and s not in blocked]
+    not_yet = [(s, why) for s, why in blocked.items() if s not in NOT_A_PLAIN_MOVE]
+    try:
+        plan = await get_return_plan(case_id=case_id, with_id_number=False)
+    except NotFound:
+        plan = None
+    revising = bool((form_errors or {}).get("plan_revision"))
+    plan_values = (
+        form_values or {}
+        if revising or plan is None
+        else {
+            "destination": plan.destination,
+            "transport": plan.transport,
+            "escort_staff": "\n".join(plan.escort_staff),
+            "planned_on": plan.planned_on.isoformat(),
+            "receiving_party": plan.receiving_party.value if plan.receiving_party else "",
+            "receiver": plan.receiver,
+        }
+    )
+    confirmed = await Candidate.exists().where(
+        (Candidate.case == case_id) & (Candidate.status == CandidateStatus.confirmed.value)
+    )
+    bases = [
+        (b.value, label(b))
+        for b in RelationshipBasis
+        if confirmed or b != RelationshipBasis.confirmed_candidate
+    ]
+    handover_values = dict(form_values or {})
+    if "relationship_basis" not in handover_values and confirmed:
+        handover_values["relationship_basis"] = RelationshipBasis.confirmed_candidate.value
     candidates = await _candidates(case_id)
     flash = request.session.pop("flash_error", None) if request.session else None
     return Template(
@@ -444,6 +480,14 @@ async def case_page(
             "handovers": handovers,
             "tasks": await list_tasks(case_id=case_id, open_only=False),
             "moves": moves if user.role.value in ("station_staff", "admin") else [],
+            "not_yet": not_yet if user.role.value in ("station_staff", "admin") else [],
+            "plan": plan,
+            "plan_values": plan_values,
+            "handover_values": handover_values,
+            "relationship_bases": bases,
+            "user_id": user.user_id,
+            "public_base_url": get_settings().site.public_base_url,
+            "local_base_url": str(request.base_url).rstrip("/"),
             "move_fields": {s: [(n, _(t)) for n, t in f] for s, f in MOVE_FIELDS.items()},
             "move_errors": move_errors or {},
             "move_values": move_values or {},

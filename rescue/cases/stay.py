@@ -3,9 +3,12 @@
 Every time staff record (a search action's date, a handover, a return plan, a
 DNA result) must fall inside the person's stay — not before admission (入站),
 not after leaving (离站), not in the future — and after what it depends on (a
-handover after the identification and on or after the return plan's date; a
-DNA result on or after its request). Dates typed by staff are the station's
-local dates (rescue.clock). Issue 12 item 3.
+handover after the identification and not before the return plan was made —
+its recorded time, not its planned departure date: families often arrive
+early; a DNA result on or after its request). Dates typed by staff are the
+station's local dates (rescue.clock). A time typed on a page to the minute
+stands for the whole minute (``until``: its last instant), so a handover typed
+in the minute of the identification is not "before" it. Issue 12 item 3.
 """
 
 from __future__ import annotations
@@ -49,10 +52,13 @@ class Stay:
             accepted=f"{start} .. {end}",
         )
 
-    def check_moment(self, moment: datetime, name: str) -> None:
-        """Raise InvalidInput unless admission <= ``moment`` <= leaving (or now)."""
+    def check_moment(self, moment: datetime, name: str, until: datetime | None = None) -> None:
+        """Raise InvalidInput unless admission <= ``moment`` <= leaving (or now).
+
+        ``until``: the last instant ``moment`` stands for (a minute typed on a
+        page: ``moment`` + 59.999999 s); then the interval must touch the stay."""
         end = self._end()
-        if moment < self.admitted_at or moment > end:
+        if (until or moment) < self.admitted_at or moment > end:
             raise self._outside(
                 name,
                 clock.local(moment).isoformat(timespec="minutes"),

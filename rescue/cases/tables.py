@@ -106,8 +106,10 @@ class Case(Table, tablename="cases"):
     #: ``created_at``. Deadlines due before it are ``historic`` (rescue.alerts).
     entered_at = Timestamptz(null=True, default=None)
     #: The station's own key of a case loaded from a backlog file (``station:编号``);
-    #: unique, so loading the same row again creates nothing (rescue.backlog).
-    backlog_key = Varchar(length=160, null=True, default=None, unique=True)
+    #: unique (the index ``cases_backlog_key_unique``, made by a migration because
+    #: SQLite cannot add a UNIQUE column), so loading the same row again creates
+    #: nothing (rescue.backlog).
+    backlog_key = Varchar(length=160, null=True, default=None)
     created_by = Integer(null=True, default=None)  # users.id
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())

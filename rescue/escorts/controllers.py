@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Controller, Request, get, post, put
 from litestar.params import FromQuery, JSONBody, MultipartBody
 
 from rescue.escorts import services
@@ -16,6 +16,7 @@ from rescue.escorts.schemas import (
     ReceptionCreate,
     ReturnPlanCreate,
     ReturnPlanOut,
+    ReturnPlanRevision,
     TaskOut,
 )
 from rescue.permissions import Action, Participation, allow
@@ -45,6 +46,23 @@ class EscortController(Controller):
         """Destination, transport, escorting staff, date. 201; 409 case not identified
         (body ``current``/``allowed``); 404 case."""
         return await services.record_return_plan(case_id=case_id, data=data, by=request.user)
+
+    @put(
+        "/cases/{case_id:int}/return-plan",
+        summary="Change the return plan (reason required); the case stays return_planned",
+        guards=[allow(Action.escort_write)],
+    )
+    async def revise_return_plan(
+        self,
+        case_id: PathId,
+        data: JSONBody[ReturnPlanRevision],
+        request: Request[Any, Any, Any],
+    ) -> ReturnPlanOut:
+        """All fields of the plan as they are now, and ``reason``. 200; 409 case not
+        return_planned (body ``current``); 400 bad field or date before the
+        identification; 404 case or plan. A ``return_plan_revised`` timeline event
+        keeps the earlier values."""
+        return await services.revise_return_plan(case_id=case_id, data=data, by=request.user)
 
     @post(
         "/cases/{case_id:int}/handover",

@@ -4,6 +4,7 @@ and the printable 交接单 (handover sheet) to be signed at the handover."""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,10 +13,10 @@ from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect, Template
 
 from rescue import clock
-from rescue.errors import Conflict, InvalidInput
+from rescue.errors import Conflict, InvalidInput, NotFound
 from rescue.escorts import services
-from rescue.escorts.schemas import HandoverForm, ReturnPlanCreate
-from rescue.escorts.tables import ReceivingParty
+from rescue.escorts.schemas import HandoverForm, ReturnPlanCreate, ReturnPlanRevision
+from rescue.escorts.tables import ReceivingParty, RelationshipBasis
 from rescue.permissions import Action, Participation, allow
 from rescue.runtime import get_store
 from rescue.schemas import PathId
@@ -42,6 +43,17 @@ class _HandoverFields(msgspec.Struct):
     place: _Text
     id_document_checked: bool = False
     relationship: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    relationship_basis: RelationshipBasis | None = None
+
+
+#: A ``datetime-local`` value typed to the minute (no seconds).
+_TYPED_MINUTE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _plan_fields(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The return plan form's fields, and its escort staff (one per line)."""
+    staff = [s.strip() for s in values.get("escort_staff", "").splitlines() if s.strip()]
+    return {k: v for k, v in values.items() if k not in ("escort_staff", "_form_key")}, staff
 
 
 class EscortPages(Controller):
@@ -59,8 +71,7 @@ class EscortPages(Controller):
         from rescue.cases.pages import case_page
 
         values, _files = await read_form(request)
-        staff = [s.strip() for s in values.get("escort_staff", "").splitlines() if s.strip()]
-        fields = {k: v for k, v in values.items() if k != "escort_staff"}
+        fields, staff = _plan_fields(values)
         data, errors = parse(ReturnPlanCreate, fields, escort_staff=staff)
         if data is None:
             return await case_page(
@@ -83,6 +94,74 @@ class EscortPages(Controller):
         return Redirect(path=f"/cases/{case_id}#handovers", status_code=303)
 
     @post(
+        "/return-plan/revise",
+        guards=[allow(Action.escort_write)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def revise_return_plan(self, case_id: PathId, request: Request[Any, Any, Any]) -> Any:
+        """修改返乡计划: the plan's fields as they should be now and the reason
+        (same rules as ``PUT /api/cases/{id}/return-plan``)."""
+        from rescue.cases.pages import case_page
+
+        values, _files = await read_form(request)
+        fields, staff = _plan_fields(values)
+        data, errors = parse(ReturnPlanRevision, fields, escort_staff=staff)
+        if data is None:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"plan_revision": errors},
+                form_values=values,
+                status=400,
+            )
+        try:
+            await services.revise_return_plan(case_id=case_id, data=data, by=request.user)
+        except (Conflict, InvalidInput, NotFound) as exc:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"plan_revision": {"__all__": exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/cases/{case_id}#return-plan", status_code=303)
+
+    @post(
+        "/handovers/{handover_id:int}/approve",
+        guards=[allow(Action.escort_write)],
+        status_code=303,
+        media_type=MediaType.HTML,
+    )
+    async def approve_handover(
+        self, case_id: PathId, handover_id: PathId, request: Request[Any, Any, Any]
+    ) -> Any:
+        """A second staff member approves a handover to family of a person who may
+        leave only into custody (same rules as ``POST /api/handovers/{id}/approve``:
+        not the one who recorded it; station scope by the guard)."""
+        from rescue.cases.pages import case_page
+        from rescue.escorts.tables import Handover
+
+        values, _files = await read_form(request)
+        if not await Handover.exists().where(
+            (Handover.id == handover_id) & (Handover.case == case_id)
+        ):
+            raise NotFound(_handover_missing(handover_id))
+        try:
+            await services.approve_handover(
+                handover_id=handover_id, by=request.user, note=values.get("note", "")[:2000]
+            )
+        except (Conflict, InvalidInput) as exc:
+            return await case_page(
+                case_id,
+                request,
+                form_errors={"approve": {"__all__": exc.detail}},
+                form_values=values,
+                status=exc.status_code,
+            )
+        return Redirect(path=f"/cases/{case_id}#handovers", status_code=303)
+
+    @post(
         "/handover",
         guards=[allow(Action.escort_write)],
         status_code=303,
@@ -97,20 +176,33 @@ class EscortPages(Controller):
         sheet = files.get("sheet")
         if sheet is None:
             errors.setdefault("sheet", _sheet_missing())
+        if (
+            data is not None
+            and data.receiving_party == ReceivingParty.family
+            and data.relationship_basis not in (None, RelationshipBasis.confirmed_candidate)
+            and files.get("proof") is None
+        ):
+            errors.setdefault("proof", _proof_missing())
+            data = None
         if data is None or sheet is None:
             return await case_page(
                 case_id, request, form_errors={"handover": errors}, form_values=values, status=400
             )
 
+        proof = files.get("proof")
+        typed_minute = bool(_TYPED_MINUTE.fullmatch(values.get("handed_over_at", "").strip()))
+
         async def action() -> str:
-            form = HandoverForm(sheet=sheet, **msgspec.structs.asdict(data))
+            form = HandoverForm(sheet=sheet, proof=proof, **msgspec.structs.asdict(data))
             await services.record_handover(
                 case_id=case_id,
                 form=form,
                 sheet=await sheet.read(),
+                proof=await proof.read() if proof is not None else None,
                 by=request.user,
                 store=get_store(),
                 limits=get_settings().upload,
+                minute_precision=typed_minute,
             )
             return f"/cases/{case_id}#handovers"
 
@@ -150,6 +242,18 @@ class EscortPages(Controller):
             media_type="application/pdf",
             headers={"Content-Disposition": f'inline; filename="handover-{case.reference}.pdf"'},
         )
+
+
+def _handover_missing(handover_id: int) -> str:
+    from rescue.i18n import _
+
+    return _("handover {handover_id} does not exist", handover_id=handover_id)
+
+
+def _proof_missing() -> str:
+    from rescue.i18n import _
+
+    return _("Attach the proof document (户口簿, 派出所证明 or DNA result) for this basis.")
 
 
 def _sheet_missing() -> str:

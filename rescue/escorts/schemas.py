@@ -24,9 +24,27 @@ class ReturnPlanCreate(msgspec.Struct, forbid_unknown_fields=True):
     escort_staff: Annotated[list[Name], msgspec.Meta(min_length=1)]
     planned_on: date
     reason: Annotated[str, msgspec.Meta(max_length=2000)] = ""
+    #: Who is expected to receive the person, if known (family, origin_station,
+    #: police, minors_institution) and their name or the institution.
+    receiving_party: ReceivingParty | None = None
+    receiver: Annotated[str, msgspec.Meta(max_length=300)] = ""
+
     #: The receiving station when it uses this service (``GET /api/stations``);
     #: it then takes part and must countersign before the case closes.
     destination_station: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
+
+
+class ReturnPlanRevision(msgspec.Struct, forbid_unknown_fields=True):
+    """A changed return plan (all fields as when recording it) and why it changed;
+    the case stays ``return_planned``; ``return_plan_revised`` on the timeline."""
+
+    destination: Annotated[str, msgspec.Meta(min_length=1, max_length=300)]
+    transport: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    escort_staff: Annotated[list[Name], msgspec.Meta(min_length=1)]
+    planned_on: date
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    receiving_party: ReceivingParty | None = None
+    receiver: Annotated[str, msgspec.Meta(max_length=300)] = ""
 
 
 class PersonOut(msgspec.Struct):
@@ -47,6 +65,9 @@ class ReturnPlanOut(msgspec.Struct):
     escort_staff: list[str]
     planned_on: date
     created_at: datetime
+    receiving_party: ReceivingParty | None = None
+    receiver: str = ""
+    revised_at: datetime | None = None
     person: PersonOut | None = None
     destination_station: str | None = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from contextlib import AsyncExitStack
+from datetime import timedelta
 from typing import Any
 
 from media.storage import ObjectStore
@@ -27,6 +28,7 @@ from rescue.escorts.schemas import (
     ReceptionCreate,
     ReturnPlanCreate,
     ReturnPlanOut,
+    ReturnPlanRevision,
     TaskOut,
 )
 from rescue.escorts.tables import (
@@ -40,6 +42,9 @@ from rescue.i18n import _, label
 from rescue.settings import UploadSettings
 from rescue.users.services import Principal
 
+#: The precision of a time typed on a page (``datetime-local``).
+MINUTE = timedelta(minutes=1)
+
 __all__ = [
     "approve_handover",
     "complete_task",
@@ -50,6 +55,7 @@ __all__ = [
     "record_handover",
     "record_reception",
     "record_return_plan",
+    "revise_return_plan",
 ]
 
 
@@ -77,6 +83,9 @@ def _plan_out(r: dict[str, Any]) -> ReturnPlanOut:
         escort_staff=json.loads(staff) if isinstance(staff, str) else list(staff),
         planned_on=r["planned_on"],
         created_at=r["created_at"],
+        receiving_party=ReceivingParty(r["receiving_party"]) if r.get("receiving_party") else None,
+        receiver=r.get("receiver") or "",
+        revised_at=r.get("revised_at"),
         destination_station=r["destination_station"],
     )
 
@@ -123,6 +132,9 @@ async def record_return_plan(
                 escort_staff=staff,
                 planned_on=data.planned_on,
                 created_by=by.user_id,
+                created_at=clock.now(),  # the handover must not precede it
+                receiving_party=data.receiving_party.value if data.receiving_party else None,
+                receiver=data.receiver.strip(),
                 destination_station=data.destination_station,
             )
         ).returning(ReturnPlan.id)
@@ -137,6 +149,8 @@ async def record_return_plan(
                 "transport": data.transport,
                 "escort_staff": staff,
                 "planned_on": data.planned_on.isoformat(),
+                "receiving_party": data.receiving_party.value if data.receiving_party else None,
+                "receiver": data.receiver.strip(),
                 "destination_station": data.destination_station,
             },
         )
@@ -145,6 +159,100 @@ async def record_return_plan(
     out = _plan_out(plan)
     out.person = await _person(case_id, with_id_number=True)  # staff: escort_write
     return out
+
+
+_PLAN_FIELDS = (
+    "destination",
+    "transport",
+    "escort_staff",
+    "planned_on",
+    "receiving_party",
+    "receiver",
+)
+
+
+def _plan_values(r: dict[str, Any]) -> dict[str, Any]:
+    staff = r["escort_staff"]
+    return {
+        "destination": r["destination"],
+        "transport": r["transport"],
+        "escort_staff": json.loads(staff) if isinstance(staff, str) else list(staff),
+        "planned_on": r["planned_on"].isoformat(),
+        "receiving_party": r.get("receiving_party"),
+        "receiver": r.get("receiver") or "",
+    }
+
+
+async def revise_return_plan(
+    *, case_id: int, data: ReturnPlanRevision, by: Principal
+) -> ReturnPlanOut:
+    """Change the return plan of a ``return_planned`` case (a new date, transport,
+    escorts, destination or receiving party), with the reason. The row is
+    updated (``created_at`` stays the time the plan was first made, which the
+    handover must not precede); the timeline gets ``return_plan_revised`` with
+    the earlier and the new values (``before``/``after``, changed fields only).
+
+    Raises:
+        NotFound: no such case, or the case has no return plan.
+        Conflict: the case is not ``return_planned`` (409 with ``current``).
+        InvalidInput: ``planned_on`` before the identification's date.
+    """
+    async with Case._meta.db.transaction():
+        row = await Case.select(Case.status).where(Case.id == case_id).first()
+        if row is None:
+            raise NotFound(_("case {case_id} does not exist", case_id=case_id))
+        if row["status"] != CaseStatus.return_planned:
+            raise Conflict(
+                _(
+                    "case {case_id} is {status}; only a return plan of a case in "
+                    "return_planned can be changed",
+                    case_id=case_id,
+                    status=label(CaseStatus(row["status"])),
+                ),
+                current=row["status"],
+            )
+        plan = await ReturnPlan.select().where(ReturnPlan.case == case_id).first()
+        if plan is None:
+            raise NotFound(_("case {case_id} has no return plan", case_id=case_id))
+        stay = await stay_of(case_id=case_id)
+        if stay.identified_at is not None:
+            stay.check_after(
+                data.planned_on, "planned_on", stay.identified_at, _("the identification")
+            )
+        before = _plan_values(plan)
+        after = {
+            "destination": data.destination.strip(),
+            "transport": data.transport.strip(),
+            "escort_staff": list(data.escort_staff),
+            "planned_on": data.planned_on.isoformat(),
+            "receiving_party": data.receiving_party.value if data.receiving_party else None,
+            "receiver": data.receiver.strip(),
+        }
+        changed = [k for k in _PLAN_FIELDS if before[k] != after[k]]
+        await ReturnPlan.update(
+            {
+                ReturnPlan.destination: after["destination"],
+                ReturnPlan.transport: after["transport"],
+                ReturnPlan.escort_staff: after["escort_staff"],
+                ReturnPlan.planned_on: data.planned_on,
+                ReturnPlan.receiving_party: after["receiving_party"],
+                ReturnPlan.receiver: after["receiver"],
+                ReturnPlan.revised_at: clock.now(),
+            }
+        ).where(ReturnPlan.id == plan["id"])
+        await record_event(
+            case_id=case_id,
+            kind="return_plan_revised",
+            actor_id=by.user_id,
+            actor_role=by.role.value,
+            reason=data.reason.strip(),
+            data={
+                "return_plan_id": plan["id"],
+                "before": {k: before[k] for k in changed},
+                "after": {k: after[k] for k in changed},
+            },
+        )
+    return await get_return_plan(case_id=case_id, with_id_number=True)  # escort_write
 
 
 async def _check_destination_station(station: str, own: str) -> None:
@@ -252,6 +360,7 @@ async def record_handover(
     store: ObjectStore,
     limits: UploadSettings,
     proof: bytes | None = None,
+    minute_precision: bool = False,
 ) -> HandoverOut:
     """Record a handover with the scanned signed sheet (and the relationship proof,
     if any), stored in the object store and removed again if the record cannot be
@@ -264,6 +373,12 @@ async def record_handover(
     confirmed_candidate, or a proof document); the handover then needs a second
     staff member's approval (:func:`approve_handover`) before the case can close.
     Sources: 未成年人保护法 (2020) art. 2 and 92–96; 2014 规程 (离站, 亲属接领).
+
+    ``handed_over_at`` lies in the stay, not before the identification and not
+    before the return plan was recorded (its ``created_at``; the planned date may
+    lie after an early handover). ``minute_precision``: the time was typed on a
+    page to the minute and stands for that whole minute (a handover typed in the
+    minute of the identification is accepted); API times are compared exactly.
 
     Raises:
         NotFound: no such case.
@@ -299,13 +414,17 @@ async def record_handover(
             _("handed_over_at needs a UTC offset and must not be in the future"),
             accepted="ISO 8601 with offset",
         )
+    # A minute typed on a page stands for the whole minute (issue 12, trial finding 3).
+    last = at + (MINUTE - timedelta(microseconds=1)) if minute_precision else at
     stay = await stay_of(case_id=case_id)
-    stay.check_moment(at, "handed_over_at")
+    stay.check_moment(at, "handed_over_at", until=last)
     if stay.identified_at is not None:
-        stay.check_after(at, "handed_over_at", stay.identified_at, _("the identification"))
-    plan = await ReturnPlan.select(ReturnPlan.planned_on).where(ReturnPlan.case == case_id).first()
+        stay.check_after(last, "handed_over_at", stay.identified_at, _("the identification"))
+    plan = await ReturnPlan.select(ReturnPlan.created_at).where(ReturnPlan.case == case_id).first()
     if plan is not None:
-        stay.check_after(at, "handed_over_at", plan["planned_on"], _("the return plan's date"))
+        # Not before the plan was made (its recorded time), whatever its planned
+        # departure date: a family may come before it (issue 12).
+        stay.check_after(last, "handed_over_at", plan["created_at"], _("the return plan"))
     basis = form.relationship_basis
     if form.receiving_party != ReceivingParty.family:
         basis = None
@@ -424,6 +543,54 @@ async def approve_handover(*, handover_id: int, by: Principal, note: str = "") -
             data={"handover_id": handover_id, "recorded_by": row["recorded_by"]},
         )
     return await get_handover(handover_id=handover_id)
+
+
+async def handovers_to_approve(
+    *, stations: list[str] | None, user_id: int | None
+) -> list[dict[str, Any]]:
+    """Handovers to family of people who may leave only into custody, with the
+    relationship basis recorded, not yet approved, of open cases of ``stations``
+    (None: all), recorded by someone else than ``user_id`` (the four-eyes rule of
+    :func:`approve_handover`), oldest first: ``{"id", "case_id",
+    "case_reference", "receiver_name", "relationship_basis", "handed_over_at"}``.
+    """
+    query = (
+        Handover.select(
+            Handover.id,
+            Handover.case,
+            Handover.receiver_name,
+            Handover.relationship_basis,
+            Handover.handed_over_at,
+            Handover.recorded_by,
+        )
+        .where(
+            (Handover.receiving_party == ReceivingParty.family.value)
+            & Handover.relationship_basis.is_not_null()
+            & Handover.approved_by.is_null()
+            & Handover.case.status.not_in([s.value for s in TERMINAL_STATUSES])
+        )
+        .order_by(Handover.id)
+    )
+    if stations is not None:
+        query = query.where(Handover.case.station.is_in(stations or [""]))
+    out = []
+    for r in await query:
+        if user_id is not None and r["recorded_by"] == user_id:
+            continue
+        case = await Case.select().where(Case.id == r["case"]).first()
+        if case is None or not flows.custody_only(case):
+            continue
+        out.append(
+            {
+                "id": r["id"],
+                "case_id": r["case"],
+                "case_reference": case["reference"],
+                "receiver_name": r["receiver_name"],
+                "relationship_basis": r["relationship_basis"],
+                "handed_over_at": r["handed_over_at"],
+            }
+        )
+    return out
 
 
 async def get_handover(*, handover_id: int, store: ObjectStore | None = None) -> HandoverOut:

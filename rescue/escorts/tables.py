@@ -22,7 +22,9 @@ from rescue.cases.tables import Case
 
 
 class ReturnPlan(Table, tablename="return_plans"):
-    """How an identified person goes home (one per case; a new plan replaces the row)."""
+    """How an identified person goes home (one per case). A revision updates the
+    row (``return_plan_revised`` on the timeline keeps the earlier values);
+    ``created_at`` stays the time the plan was first made."""
 
     id: Serial
     case = ForeignKey(references=Case, unique=True)
@@ -36,6 +38,11 @@ class ReturnPlan(Table, tablename="return_plans"):
     planned_on = Date()
     created_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    #: Who is expected to receive the person (a ReceivingParty value) and who
+    #: they are (name, relationship or institution); None/"" if not known yet.
+    receiving_party = Varchar(length=32, null=True, default=None)
+    receiver = Varchar(length=300, default="")
+    revised_at = Timestamptz(null=True, default=None)
 
 
 class ReceivingParty(StrEnum):

@@ -136,10 +136,19 @@ class PublicPages(Controller):
     async def detail(self, announcement_id: PathId) -> Template:
         """One published announcement; 404 page when unknown or not published."""
         view = await announcements.public_get(announcement_id=announcement_id)
+        from rescue.announcements.tables import Announcement
+        from rescue.settings import get_settings
+
+        row = (
+            await Announcement.select(Announcement.case.station.as_alias("station"))
+            .where(Announcement.id == announcement_id)
+            .first()
+        )
         return Template(
             template_name="family/detail.html",
             context={
                 "view": view,
+                "home": get_settings().site.station(row["station"] if row else ""),
                 "fields": [
                     f for f in AnnouncedField if f.value in view and f != AnnouncedField.photo
                 ],

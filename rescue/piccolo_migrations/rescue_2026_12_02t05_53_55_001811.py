@@ -27,7 +27,7 @@ async def forwards():
             "default": None,
             "null": True,
             "primary_key": False,
-            "unique": True,
+            "unique": False,  # unique through an index: 2026-12-02T07:40 (SQLite)
             "index": False,
             "index_method": IndexMethod.btree,
             "choices": None,

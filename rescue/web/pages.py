@@ -7,6 +7,9 @@ user sees, and each entry links to where it is dealt with:
 - candidates waiting for review (rescue.matching.ledger.list_queue) → the case's
   candidates;
 - police-liaison tasks (rescue.escorts.services.list_tasks) → the case;
+- handovers waiting for a second staff member's approval (custody; recorded by
+  someone else: rescue.escorts.services.handovers_to_approve) → the case's
+  handovers, where the approval form is;
 - photos where no face was found (retake) → the case's photos;
 - people in care by status → the filtered list of people;
 - persons other stations will hand over to ours (rescue.stations.services.incoming)
@@ -26,7 +29,7 @@ from litestar.response import Template
 from rescue import clock
 from rescue.alerts.services import list_alerts
 from rescue.cases.tables import IN_CARE_STATUSES, Case, CaseStatus
-from rescue.escorts.services import list_tasks
+from rescue.escorts.services import handovers_to_approve, list_tasks
 from rescue.matching.ledger import list_queue
 from rescue.matching.tables import CandidateStatus
 from rescue.permissions import Action, allow
@@ -40,6 +43,7 @@ __all__ = ["HomePages", "no_face_photos"]
 #: Which lists each role's 工作台 shows.
 SECTIONS: dict[Role, tuple[str, ...]] = {
     Role.station_staff: (
+        "approvals",
         "incoming",
         "alerts",
         "no_face",
@@ -48,7 +52,7 @@ SECTIONS: dict[Role, tuple[str, ...]] = {
         "notices_elsewhere",
         "tasks",
     ),
-    Role.admin: ("alerts", "candidates", "tasks", "no_face", "in_care", "incoming"),
+    Role.admin: ("approvals", "alerts", "candidates", "tasks", "no_face", "in_care", "incoming"),
     Role.reviewer: ("candidates", "in_care"),
     Role.police_liaison: ("tasks", "alerts", "candidates"),
 }
@@ -114,6 +118,10 @@ class HomePages(Controller):
                 limit=50,
                 offset=0,
                 stations=stations,
+            )
+        if "approvals" in sections:
+            context["approvals"] = await handovers_to_approve(
+                stations=stations, user_id=user.user_id
             )
         if "tasks" in sections:
             context["tasks"] = await list_tasks(stations=stations)

@@ -60,6 +60,14 @@ def _label(value: Any, enum: type[Enum] | None = None) -> str:
     return "" if value is None else str(value)
 
 
+def _station(code: str) -> Any:
+    """``{{ station(case.station).name }}``: how a station is named to people
+    (``STATION_NAMES``; its code when not configured)."""
+    from rescue.settings import get_settings
+
+    return get_settings().site.station(code or "")
+
+
 class _Enums:
     """``enums.PhotoStatus`` etc. in templates (for ``label(value, enums.X)``)."""
 
@@ -86,6 +94,7 @@ def _configure(engine: JinjaTemplateEngine) -> None:
         permitted=permitted,
     )
     env.globals["enums"] = _Enums()
+    env.globals["station"] = _station
     env.filters["localtime"] = _localtime
     env.filters["localdate"] = _localdate
     env.policies["ext.i18n.trimmed"] = True

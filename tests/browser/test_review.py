@@ -106,8 +106,8 @@ async def test_police_lead_then_review_and_confirm(page, browser, live_server, s
     # Staff plan the escort home, print and upload the handover sheet, close the case.
     from rescue import clock
 
-    clock.advance(3600)  # 10:00 CST: the handover below (09:30) lies between the
-    # identification (09:00) and now
+    clock.advance(3600)  # 10:00 CST: the plan is made now; the handover below is
+    # typed for this minute (10:00), which stands for the whole minute
     case = CasePage(page)
     await page.fill("#f-destination", "四川省成都市")
     await page.fill("#f-transport", "火车")
@@ -127,7 +127,7 @@ async def test_police_lead_then_review_and_confirm(page, browser, live_server, s
     await page.fill("#f-id_document_type", "居民身份证")
     await page.fill("#f-id_document_number", "510100195001010000")
     await page.check("input[name=id_document_checked]")
-    await page.fill("#f-handed_over_at", "2026-12-02T09:30")
+    await page.fill("#f-handed_over_at", "2026-12-02T10:00")
     await page.fill("#f-place", "成都市救助站")
     await page.set_input_files("#f-sheet", str(signed))  # the printed sheet, "signed"
     async with page.expect_navigation():

@@ -87,6 +87,7 @@ EXPECTED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/cases/{case_id:int}/filings"): frozenset({S, A}),
     ("GET", "/api/cases/{case_id:int}/search-actions"): ALL,
     ("POST", "/api/cases/{case_id:int}/return-plan"): frozenset({S, A}),
+    ("PUT", "/api/cases/{case_id:int}/return-plan"): frozenset({S, A}),
     ("POST", "/api/cases/{case_id:int}/handover"): frozenset({S, A}),
     ("GET", "/api/cases/{case_id:int}/handovers"): frozenset({S, P, A}),
     ("GET", "/api/handovers/{handover_id:int}"): frozenset({S, P, A}),
