@@ -470,6 +470,7 @@ async def case_page(
         template_name="cases/detail.html",
         context={
             "case": case,
+            "custody_age": flows.custody_age(case.station),
             "photos": await _photos(case_id),
             "candidates": candidates,
             "refs": await load_refs([], [c.notice_id for c in candidates]),

@@ -62,6 +62,8 @@ async def test_minor_handed_to_family_with_confirmed_candidate_and_second_approv
     cid = await _identified_minor(live_server)
     await _logged_in(page)
     case = await CasePage(page).open(cid)
+    # The banner states the station's custody age (CUSTODY_AGE, 18 by default).
+    assert "未满18周岁" in await page.inner_text("main")
     # Before a handover: no button that would fail, but why not yet.
     assert "handed_to_family" not in await case.moves()
     hint = await page.inner_text("#not-yet li[data-move='handed_to_family']")
@@ -121,7 +123,9 @@ async def test_return_plan_shown_changed_and_an_early_family_accepted(page, morn
     from rescue.users.tables import Role
 
     by = Principal(user_id=0, username="setup", role=Role.station_staff, station="north")
-    cid = (await create_case(data=CaseCreate(estimated_age=50), by=by)).id
+    cid = (
+        await create_case(data=CaseCreate(estimated_age=50, found_place="G318 国道路边"), by=by)
+    ).id
     clock.advance(600)
     reviewer = Principal(user_id=0, username="r", role=Role.reviewer, station="north")
     await flows.transition(case_id=cid, to=CaseStatus.identified, by=reviewer, reason="t")

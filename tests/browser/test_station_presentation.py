@@ -89,7 +89,7 @@ async def _case(announce: bool) -> tuple[int, int | None]:
     from rescue.users.tables import Role
 
     by = Principal(user_id=0, username="setup", role=Role.station_staff, station="north")
-    case = await create_case(data=CaseCreate(estimated_age=60), by=by)
+    case = await create_case(data=CaseCreate(estimated_age=60, found_place="G318 国道路边"), by=by)
     if not announce:
         return case.id, None
     out = await publish(case_id=case.id, data=AnnouncementIn(found_place="城西区 G318 附近"), by=by)
