@@ -283,6 +283,27 @@ class HandoverPages(Controller):
         and countersign forms for staff of the destination station."""
         return await handover_page(handover_id, request)
 
+    @get("/signed-sheet", guards=[allow(Action.handover_read, _DESTINATION)])
+    async def signed_sheet(self, handover_id: PathId) -> Response[bytes]:
+        """The signed handover sheet's bytes, through the app (permission checked,
+        read audited: the route names a handover), so that it opens from any PC
+        that reaches the service, never from the object store's address."""
+        from rescue.escorts.tables import Handover
+        from rescue.i18n import _
+
+        row = (
+            await Handover.select(Handover.sheet_object_key, Handover.sheet_media_type)
+            .where(Handover.id == handover_id)
+            .first()
+        )
+        if row is None:
+            raise NotFound(_("handover {handover_id} does not exist", handover_id=handover_id))
+        return Response(
+            content=await get_store().aget(row["sheet_object_key"]),
+            media_type=row["sheet_media_type"],
+            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        )
+
     @post(
         "/reception",
         guards=[allow(Action.escort_write, _DESTINATION)],

@@ -30,6 +30,13 @@ async def test_destination_station_countersigns_on_the_handover_page(page, live_
             await incoming.locator("a.incoming-handover").first.click()
             assert f"/handovers/{handover['id']}" in page.url
             assert "等待接收" in await page.inner_text("#countersign-status")
+            # The signed sheet opens through the app (any PC), never the store's address.
+            href = await page.get_attribute("#sheet-link", "href")
+            assert href == f"/handovers/{handover['id']}/signed-sheet"
+            sheet = await page.request.get(href)
+            assert sheet.status == 200
+            assert sheet.headers["content-type"] == "image/jpeg"  # the scan uploaded
+            assert (await sheet.body()).startswith(b"\xff\xd8")
 
             # A reception time in the future is refused next to the field, in Chinese.
             await page.fill("#f-received_at", "2026-12-02T12:30")
