@@ -60,9 +60,15 @@ def _to_login(request: Request[Any, Any, Any], _exc: Exception) -> Response[Any]
     return Redirect(path=url, status_code=303)
 
 
+#: Paths of the public pages (families, no login): their errors use the public
+#: layout, never the staff navigation.
+_PUBLIC_PAGES = ("/family", "/public")
+
+
 def _page(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Template:
+    public = request.url.path.startswith(_PUBLIC_PAGES)
     return Template(
-        template_name="error.html",
+        template_name="family/error.html" if public else "error.html",
         context={"status": status, "title": title, "detail": detail},
         status_code=status,
     )

@@ -287,6 +287,11 @@ async def test_unpublished_and_closed_case_announcements_are_unreachable(phone):
     ):
         response = await phone.request.get(url)
         assert response.status == 404, url
+    # A family following an old link sees the public page, not the staff workbench.
+    gone = await phone.goto(f"/family/announcements/{hidden_id}")
+    assert gone.status == 404
+    assert "工作台" not in await phone.inner_text("body")
+    assert await phone.locator("a[href='/family']").count() >= 1
     assert "甲" not in await (await phone.request.get("/public/announcements")).text()
 
 
