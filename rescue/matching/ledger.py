@@ -83,12 +83,15 @@ def pair_key(case_id: int, notice_id: int) -> str:
 
 
 def _explain(distance: float | None, threshold: float) -> str:
+    """The face comparison in one line, in the reader's language (rescue.i18n)."""
     if distance is None:
-        return "no face comparison"
-    margin = threshold - distance
-    return (
-        f"closest faces are {distance:.3f} apart (Euclidean, dlib 128-d); "
-        f"threshold {threshold:.2f}, margin {margin:+.3f}"
+        return _("no face comparison")
+    return _(
+        "closest faces are {distance} apart (Euclidean, dlib 128-d); "
+        "threshold {threshold}, margin {margin}",
+        distance=f"{distance:.3f}",
+        threshold=f"{threshold:.2f}",
+        margin=f"{threshold - distance:+.3f}",
     )
 
 

@@ -53,3 +53,15 @@ def test_negotiation_prefers_user_setting_then_quality_then_default() -> None:
     assert negotiate(None) == "zh_CN"
     assert negotiate("zh-TW") == "zh_CN"  # the one Chinese catalogue
     assert negotiate("garbage;;q=x,,") == "zh_CN"
+
+
+def test_a_candidates_face_explanation_is_in_the_readers_language() -> None:
+    """The case page's 依据 column (CandidateOut.explanation) is built at read time."""
+    from rescue.matching.ledger import _explain
+
+    with use_locale("zh_CN"):
+        assert _explain(0.346, 0.53) == (
+            "最接近的两张人脸相距 0.346（欧氏距离，dlib 128 维）；阈值 0.53，余量 +0.184"
+        )
+    with use_locale("en"):
+        assert _explain(0.346, 0.53).startswith("closest faces are 0.346 apart")
