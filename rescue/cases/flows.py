@@ -342,11 +342,11 @@ async def _check_rules(
                 _(
                     "case {case_id} can become {status} only after {period} in care "
                     "(from {due}); admitted {admitted}",
-                    case_id=case_id,
+                    case_id=case.get("reference") or case_id,
                     status=label(to),
-                    period=str(rule.period),
-                    due=clock.local(due).isoformat(timespec="minutes"),
-                    admitted=clock.local(case["admitted_at"]).isoformat(timespec="minutes"),
+                    period=f"{rule.period.amount} {label(rule.period.unit)}",
+                    due=clock.local(due).strftime("%Y-%m-%d %H:%M"),
+                    admitted=clock.local(case["admitted_at"]).strftime("%Y-%m-%d %H:%M"),
                 ),
                 f"wait until {due.isoformat()}"
                 + (
