@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from litestar import Controller, MediaType, Request, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 
@@ -306,6 +306,35 @@ class ReviewPages(Controller):
     async def compare(self, candidate_id: PathId, request: Request[Any, Any, Any]) -> Template:
         """Two photos side by side, evidence, score in words, confirmations, decisions."""
         return await _compare_page(candidate_id, request)
+
+    @get(
+        "/candidates/{candidate_id:int}/evidence/{evidence_id:int}/attachment",
+        guards=[allow(Action.candidate_read, (Participation.notice_station,))],
+    )
+    async def attachment(self, candidate_id: PathId, evidence_id: PathId) -> Response[bytes]:
+        """An evidence record's attachment (e.g. the police face-comparison report),
+        through the app: the candidate's permission checked, the read audited (the
+        route names a candidate), from any PC that reaches the service."""
+        from rescue.matching.tables import CandidateEvidence
+        from rescue.runtime import get_store
+
+        row = (
+            await CandidateEvidence.select(
+                CandidateEvidence.attachment_key, CandidateEvidence.attachment_media_type
+            )
+            .where(
+                (CandidateEvidence.id == evidence_id)
+                & (CandidateEvidence.candidate == candidate_id)
+            )
+            .first()
+        )
+        if row is None or not row["attachment_key"]:
+            raise NotFound(_("evidence {evidence_id} has no attachment", evidence_id=evidence_id))
+        return Response(
+            content=await get_store().aget(row["attachment_key"]),
+            media_type=row["attachment_media_type"] or "application/octet-stream",
+            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        )
 
     @post(
         "/candidates/{candidate_id:int}/decision",

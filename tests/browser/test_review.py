@@ -84,6 +84,13 @@ async def test_police_lead_then_review_and_confirm(page, browser, live_server, s
         await (await LoginPage(reviewer).open(candidate_url)).log_in(username, password)
         assert reviewer.url.endswith(candidate_url)
         assert "公安人像比对" in await reviewer.inner_text("#score")
+        # The police report opens from the comparison page, through the app.
+        href = await reviewer.get_attribute("#evidence a.attachment", "href")
+        assert href is not None
+        assert href.startswith("/candidates/")
+        report_file = await reviewer.request.get(href)
+        assert report_file.status == 200
+        assert await report_file.body() == _report_png()
         async with reviewer.expect_navigation():
             await reviewer.click("#decide-confirm button[type=submit]")
         assert "此项必填" in await reviewer.inner_text("#decide")  # reason required
