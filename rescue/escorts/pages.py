@@ -21,6 +21,7 @@ from rescue.permissions import Action, Participation, allow
 from rescue.runtime import get_store
 from rescue.schemas import PathId
 from rescue.settings import get_settings
+from rescue.web.files import private_file
 from rescue.web.forms import once, parse, read_form
 from rescue.web.pdf import render_pdf
 
@@ -298,10 +299,8 @@ class HandoverPages(Controller):
         )
         if row is None:
             raise NotFound(_("handover {handover_id} does not exist", handover_id=handover_id))
-        return Response(
-            content=await get_store().aget(row["sheet_object_key"]),
-            media_type=row["sheet_media_type"],
-            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        return private_file(
+            await get_store().aget(row["sheet_object_key"]), row["sheet_media_type"]
         )
 
     @post(

@@ -33,6 +33,7 @@ from rescue.permissions import Action, allow
 from rescue.runtime import get_store
 from rescue.schemas import PathId
 from rescue.settings import get_settings
+from rescue.web.files import private_file
 from rescue.web.forms import parse, read_form
 
 __all__ = ["PublicPages", "SearchRequestPages"]
@@ -330,11 +331,7 @@ class SearchRequestPages(Controller):
         data, media_type = await services.photo_bytes(
             request_id=request_id, photo_id=request_photo_id, store=get_store()
         )
-        return Response(
-            content=data,
-            media_type=media_type,
-            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
-        )
+        return private_file(data, media_type)
 
     @post(
         "/{request_id:int}/decision",

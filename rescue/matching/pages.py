@@ -27,6 +27,7 @@ from rescue.permissions import Action, Participation, allow
 from rescue.schemas import PathId
 from rescue.settings import get_settings
 from rescue.users.tables import Role
+from rescue.web.files import private_file
 from rescue.web.forms import parse, read_form
 from rescue.web.refs import load_refs
 
@@ -330,10 +331,8 @@ class ReviewPages(Controller):
         )
         if row is None or not row["attachment_key"]:
             raise NotFound(_("evidence {evidence_id} has no attachment", evidence_id=evidence_id))
-        return Response(
-            content=await get_store().aget(row["attachment_key"]),
-            media_type=row["attachment_media_type"] or "application/octet-stream",
-            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
+        return private_file(
+            await get_store().aget(row["attachment_key"]), row["attachment_media_type"]
         )
 
     @post(

@@ -15,6 +15,7 @@ from rescue.placements.schemas import PlacementCreate, PlacementEnd
 from rescue.runtime import get_store
 from rescue.schemas import PathId
 from rescue.settings import get_settings
+from rescue.web.files import private_file
 from rescue.web.forms import once, parse, read_form
 
 __all__ = ["PlacementPages"]
@@ -151,8 +152,4 @@ class PlacementPages(Controller):
         )
         assert row is not None  # get_document raised NotFound otherwise
         data = await get_store().aget(row["object_key"])
-        return Response(
-            content=data,
-            media_type=row["media_type"],
-            headers={"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"},
-        )
+        return private_file(data, row["media_type"])
