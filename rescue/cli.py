@@ -754,26 +754,9 @@ def import_list(
             click.echo(f"  row {e.row} {e.column}: {e.reason}", err=True)
         if dry_run:
             return
-        with click.progressbar(
-            length=checked.total_rows,
-            label="comparing",
-            file=sys.stderr,
-            show_eta=True,
-            show_pos=True,
-        ) as bar:
-            seen = 0
-
-            def progress(done: int, total: int) -> None:
-                nonlocal seen
-                bar.update(done - seen)
-                seen = done
-
-            from rescue.imports.tables import ImportRun
-
-            await ImportRun.update(
-                {ImportRun.status: "running", ImportRun.started_at: _now()}
-            ).where(ImportRun.id == checked.id)
-            done = await execute_run(run_id=checked.id, store=store, on_progress=progress)
+        done = await _run_with_bar(
+            checked.id, checked.total_rows, "comparing", execute_run, store, eta=True
+        )
         click.echo(
             f"run {done.id} {done.status.value}: {done.rows_done} row(s), "
             f"{done.warnings_raised} warning(s) raised"
@@ -800,7 +783,6 @@ def backlog(path: str, photos: str | None, username: str, dry_run: bool) -> None
 
     from rescue.backlog.services import create_run, execute_run
     from rescue.errors import DomainError
-    from rescue.imports.tables import ImportRun
     from rescue.runtime import get_store
     from rescue.users.services import Principal
     from rescue.users.tables import Role, User
@@ -835,26 +817,36 @@ def backlog(path: str, photos: str | None, username: str, dry_run: bool) -> None
             click.echo(f"  row {e.row} {e.column}: {e.reason}", err=True)
         if dry_run:
             return
-        with click.progressbar(
-            length=checked.total_rows, label="loading", file=sys.stderr, show_pos=True
-        ) as bar:
-            seen = 0
-
-            def progress(done: int, total: int) -> None:
-                nonlocal seen
-                bar.update(done - seen)
-                seen = done
-
-            await ImportRun.update(
-                {ImportRun.status: "running", ImportRun.started_at: _now()}
-            ).where(ImportRun.id == checked.id)
-            done = await execute_run(run_id=checked.id, store=store, on_progress=progress)
+        done = await _run_with_bar(checked.id, checked.total_rows, "loading", execute_run, store)
         click.echo(
             f"run {done.id} {done.status.value}: {done.rows_done} row(s), "
             f"{done.error_rows} left out"
         )
 
     asyncio.run(run())
+
+
+async def _run_with_bar(  # type: ignore[no-untyped-def]
+    run_id: int, total: int, label: str, execute, store, *, eta: bool = False
+):
+    """Mark a checked import run as running and carry it out with ``execute``
+    (an ``execute_run(run_id=, store=, on_progress=)``), a progress bar on stderr."""
+    from rescue.imports.tables import ImportRun
+
+    with click.progressbar(
+        length=total, label=label, file=sys.stderr, show_eta=eta, show_pos=True
+    ) as bar:
+        seen = 0
+
+        def progress(done: int, _total: int) -> None:
+            nonlocal seen
+            bar.update(done - seen)
+            seen = done
+
+        await ImportRun.update({ImportRun.status: "running", ImportRun.started_at: _now()}).where(
+            ImportRun.id == run_id
+        )
+        return await execute(run_id=run_id, store=store, on_progress=progress)
 
 
 def _now():  # type: ignore[no-untyped-def]
