@@ -327,7 +327,7 @@ class PublicSettings:
     proxies in front of the app. The client address the per-address limits count
     is the socket peer, unless that peer is one of these: then it is the
     right-most address of ``X-Forwarded-For`` that is not a trusted proxy
-    (rescue.family_requests.limits.client_address). Empty: ``X-Forwarded-For``
+    (rescue.clients.client_address). Empty: ``X-Forwarded-For``
     is ignored, since any client can write it.
     """
 

@@ -27,8 +27,8 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     """The client's address for the login back-off: the socket peer, or behind a
     proxy listed in ``TRUSTED_PROXIES`` the right-most untrusted
     ``X-Forwarded-For`` hop (the same rule as the public pages' limits,
-    :func:`rescue.family_requests.limits.client_address`)."""
-    from rescue.family_requests.limits import client_address as address_of
+    :func:`rescue.clients.client_address`)."""
+    from rescue.clients import client_address as address_of
     from rescue.settings import get_settings
 
     return address_of(
