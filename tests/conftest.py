@@ -57,8 +57,20 @@ async def clean_tables() -> AsyncIterator[None]:
     from rescue.piccolo_app import APP_CONFIG
 
     names = ", ".join(f'"{t._meta.tablename}"' for t in APP_CONFIG.table_classes)
-    await APP_CONFIG.table_classes[0]._meta.db.run_ddl(f"TRUNCATE {names} CASCADE")
-    return
+    # The real worker may still be finishing a photo an earlier test uploaded; its
+    # row locks can deadlock with TRUNCATE's table locks. PostgreSQL then aborts one
+    # side; if that is the TRUNCATE, it is simply run again (the worker's update of a
+    # truncated row is harmless).
+    from asyncpg.exceptions import DeadlockDetectedError
+
+    for attempt in range(5):
+        try:
+            await APP_CONFIG.table_classes[0]._meta.db.run_ddl(f"TRUNCATE {names} CASCADE")
+            return
+        except DeadlockDetectedError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2)
 
 
 @pytest.fixture(scope="session")
