@@ -13,12 +13,12 @@ import contextlib
 import json
 import logging
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from media.storage import ObjectStore
+from rescue import clock
 from rescue.cases.events import record_event
 from rescue.cases.tables import Case
 from rescue.documents import StoredDocument, stored_document
@@ -263,7 +263,7 @@ async def record_face_evidence(
     refreshed when the same distance is found again, e.g. by a re-match).
     """
     key = f"{candidate_id}:face:{model}"
-    now = datetime.now(UTC)
+    now = clock.now()
     values = {
         "distance": distance,
         "threshold": threshold,
@@ -334,7 +334,7 @@ async def re_propose_if_rejected(
                 Candidate.status: CandidateStatus.proposed.value,
                 Candidate.re_proposed: row["re_proposed"] + 1,
                 Candidate.version: row["version"] + 1,
-                Candidate.updated_at: datetime.now(UTC),
+                Candidate.updated_at: clock.now(),
             }
         )
         .where(
@@ -470,7 +470,7 @@ async def _record_submission(
     doc: StoredDocument | None,
 ) -> tuple[int, bool]:
     """The database half of :func:`submit_candidate`, in one transaction."""
-    now = datetime.now(UTC)
+    now = clock.now()
     async with Candidate._meta.db.transaction():
         if notice is not None:
             notice_id = (await create_notice(data=notice, by=by)).id

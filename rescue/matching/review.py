@@ -20,7 +20,6 @@ log — all in one transaction.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from rescue import clock
@@ -88,7 +87,7 @@ async def _claim(row: dict[str, Any], values: dict[Any, Any]) -> None:
             {
                 **values,
                 Candidate.version: row["version"] + 1,
-                Candidate.updated_at: datetime.now(UTC),
+                Candidate.updated_at: clock.now(),
             }
         )
         .where(
@@ -214,7 +213,7 @@ async def _lock_for_decision(row: dict[str, Any], *, notice: bool) -> None:
 
 
 async def _reject(row: dict[str, Any], *, by: Principal, reason: str) -> None:
-    now = datetime.now(UTC)
+    now = clock.now()
     async with Candidate._meta.db.transaction():
         await _lock_for_decision(row, notice=False)
         await _claim(
@@ -261,7 +260,7 @@ async def _confirm(row: dict[str, Any], *, by: Principal, reason: str, settings:
             ),
             reason="family_confirmation_required",
         )
-    now = datetime.now(UTC)
+    now = clock.now()
     if settings.review.require_second_reviewer:
         first = row["first_confirmed_by"]
         if first is None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -346,7 +345,7 @@ async def _process(
             return outcome
     await match_photo(photo_id=photo_id, settings=settings, galleries=galleries)
     await Photo.update(
-        {Photo.status: PhotoStatus.processed.value, Photo.processed_at: datetime.now(UTC)}
+        {Photo.status: PhotoStatus.processed.value, Photo.processed_at: clock.now()}
     ).where((Photo.id == photo_id) & (Photo.status == PhotoStatus.pending.value))
     return PhotoStatus.processed.value
 
@@ -356,7 +355,7 @@ async def _finish(photo_id: int, status: PhotoStatus, reason: str = "") -> str:
         {
             Photo.status: status.value,
             Photo.failure_reason: reason,
-            Photo.processed_at: datetime.now(UTC),
+            Photo.processed_at: clock.now(),
         }
     ).where((Photo.id == photo_id) & (Photo.status == PhotoStatus.pending.value))
     return status.value
@@ -418,7 +417,7 @@ async def _encode(photo: dict[str, Any], *, store: ObjectStore, settings: Settin
     log.info("photo %s: %d face(s) found", photo["id"], len(faces))
     async with Photo._meta.db.transaction():
         claimed = (
-            await Photo.update({Photo.encoded_at: datetime.now(UTC)})
+            await Photo.update({Photo.encoded_at: clock.now()})
             .where((Photo.id == photo["id"]) & Photo.encoded_at.is_null())
             .returning(Photo.id)
         )
@@ -677,7 +676,7 @@ async def upsert_face_candidate(
     applies when the new distance is smaller.
     """
     key = pair_key(case_id, notice_id)
-    now = datetime.now(UTC)
+    now = clock.now()
     await Candidate.insert(
         Candidate(
             case=case_id,

@@ -691,3 +691,28 @@ async def test_recording_a_birth_date_estimate_rescores_the_case_candidates(clie
     after = await detail(client, staff, face["id"])
     assert "age_impossible" not in after["candidate"]["flags"]
     assert after["candidate"]["score"] > before["candidate"]["score"]
+
+
+async def test_evidence_is_stamped_by_the_station_clock(client, staff, police):
+    """Evidence and candidate times come from rescue.clock (the comparison page
+    shows them beside family confirmations stamped by the same clock)."""
+    from datetime import UTC, datetime
+
+    from rescue import clock
+
+    case = await new_case(client, staff)
+    at = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)
+    with clock.frozen(at):
+        body = await submit_candidate(
+            client,
+            police,
+            kind="police_face",
+            values={"score": 0.91, "system": "省厅人像比对平台"},
+            case_id=case["id"],
+            notice={"name": "张三", "source": "police", "sex": "male"},
+            expect=201,
+        )
+    candidate = body["candidate"]
+    assert datetime.fromisoformat(candidate["created_at"]) == at
+    detail = (await client.get(f"/api/candidates/{candidate['id']}", headers=police)).json()
+    assert [datetime.fromisoformat(e["created_at"]) for e in detail["evidence"]] == [at]
