@@ -15,7 +15,10 @@ from PIL import Image
 from tests.browser.test_workbench import _logged_in
 
 BASE = "https://xunqin.example.gov.cn"
-NAMES = '{"north": {"name": "北区救助管理站", "contact": "010-87654321"}}'
+NAMES = (
+    '{"north": {"name": "北区救助管理站", "contact": "010-87654321"},'
+    ' "south": {"name": "南县救助管理站"}}'
+)
 
 
 @pytest.fixture
@@ -120,6 +123,25 @@ async def test_poster_qr_carries_public_base_url_and_the_station_name(page, site
     assert "010-87654321" in text
     for party in ("亲属", "流出地救助站", "公安机关", "未成年人救助保护机构"):
         assert party in "".join(text.split()), (party, text)
+    assert "南县救助管理站" not in text  # no plan: all blank
+    assert "☑" not in text
+    # A return plan that names the destination station: the sheet ticks it, by name.
+    from datetime import date
+
+    from rescue.escorts.tables import ReturnPlan
+
+    await ReturnPlan.insert(
+        ReturnPlan(
+            case=case_id,
+            destination="南县",
+            destination_station="south",
+            transport="汽车",
+            planned_on=date(2026, 12, 3),
+        )
+    )
+    sheet = await page.request.get(f"/cases/{case_id}/handover-sheet.pdf")
+    planned = "".join(_pdf_text(await sheet.body(), tmp_path).split())
+    assert "☑流出地救助站：南县救助管理站" in planned, planned
     await page.goto(f"/family/announcements/{public_id}")
     assert "北区救助管理站" in await page.inner_text("main")
 
