@@ -41,10 +41,14 @@ async def test_a_nested_transaction_that_raises_leaves_nothing_of_its_block(prob
     unit = await open_unit(db)
     try:
         await probe("before")
-        with pytest.raises(RuntimeError):
+
+        async def refused() -> None:
             async with db.transaction():
                 await probe("inside")
                 raise RuntimeError("refused")
+
+        with pytest.raises(RuntimeError):
+            await refused()
         async with db.transaction():
             await probe("kept")
         await unit.commit()
@@ -62,9 +66,13 @@ async def test_a_failed_statement_in_a_nested_block_leaves_the_request_usable(pr
     db = Case._meta.db
     unit = await open_unit(db)
     try:
-        with pytest.raises(Exception, match="no_such_table"):
+
+        async def failing() -> None:
             async with db.transaction():
                 await Case.raw("SELECT * FROM no_such_table")
+
+        with pytest.raises(Exception, match="no_such_table"):
+            await failing()
         await probe("after")
         await unit.commit()
     finally:
