@@ -20,6 +20,7 @@ allows one writer at a time, and by default a second writer fails at once with
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -30,7 +31,15 @@ from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionTy
 
 from rescue.settings import DatabaseSettings, get_settings
 
-__all__ = ["StationSQLiteEngine", "lock_rows", "make_engine", "postgres_config"]
+log = logging.getLogger("rescue.db")
+
+__all__ = [
+    "StationPostgresEngine",
+    "StationSQLiteEngine",
+    "lock_rows",
+    "make_engine",
+    "postgres_config",
+]
 
 
 def _locked(exc: BaseException) -> bool:
@@ -51,6 +60,48 @@ def _busy(timeout: float) -> Exception:
         ),
         retry_after=max(1, round(timeout / 10)),
     )
+
+
+class _Nested:
+    """A transaction opened inside another one: a savepoint of the outer one.
+
+    Piccolo makes a nested ``transaction()`` a no-op that never rolls back. Here
+    every request's audited write runs in one transaction (rescue.audit.unit), so
+    a service's own ``async with DB.transaction():`` is nested in it, and a
+    service that raises inside its block must still leave nothing of the block
+    behind: the block is a savepoint, rolled back on an exception and released
+    otherwise. A failed statement on PostgreSQL aborts the whole transaction;
+    rolling back to the savepoint makes it usable again (the 409 is then
+    recorded with the request, not lost with it).
+    """
+
+    def __init__(self, parent: Any) -> None:
+        self.parent = parent
+        self.savepoint: Any = None
+
+    async def __aenter__(self) -> Any:
+        self.savepoint = await self.parent.savepoint()
+        return self.parent
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None:
+            await self.savepoint.release()
+            return False
+        try:
+            await self.savepoint.rollback_to()
+        except Exception as undo:  # noqa: BLE001 - the original error is the one to raise
+            log.warning("could not roll back to a savepoint after %r: %r", exc, undo)
+        return False
+
+
+class StationPostgresEngine(PostgresEngine):
+    """Piccolo's PostgreSQL engine whose nested transactions are savepoints."""
+
+    def transaction(self, allow_nested: bool = True) -> Any:  # type: ignore[override]
+        parent = self.current_transaction.get()
+        if parent is not None and allow_nested:
+            return _Nested(parent)
+        return super().transaction(allow_nested=allow_nested)
 
 
 class _ImmediateTransaction(SQLiteTransaction):
@@ -87,7 +138,10 @@ class StationSQLiteEngine(SQLiteEngine):
         self,
         transaction_type: TransactionType = TransactionType.immediate,
         allow_nested: bool = True,
-    ) -> SQLiteTransaction:
+    ) -> Any:
+        parent = self.current_transaction.get()
+        if parent is not None and allow_nested:
+            return _Nested(parent)
         return _ImmediateTransaction(
             engine=self, transaction_type=transaction_type, allow_nested=allow_nested
         )
@@ -152,4 +206,4 @@ def make_engine(database: DatabaseSettings | None = None) -> Engine:
         path = Path(database.sqlite_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         return StationSQLiteEngine(path=str(path), busy_timeout=database.sqlite_busy_timeout)
-    return PostgresEngine(config=postgres_config(database.url))
+    return StationPostgresEngine(config=postgres_config(database.url))

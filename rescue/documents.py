@@ -21,6 +21,7 @@ import anyio.to_thread
 
 from media.documents import ACCEPTED_DOCUMENT_TYPES, DocumentRejected, inspect_document
 from media.storage import ObjectStore, StorageError, StorageUnavailable, new_object_key
+from rescue.audit import unit
 from rescue.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia, is_unavailable
 from rescue.i18n import N_, _
 from rescue.settings import UploadSettings
@@ -103,6 +104,9 @@ async def stored_document(
     except StorageUnavailable:
         await _discard(store, key)  # the store may still finish it: else the sweep removes it
         raise
+    # Its row commits with the request (rescue.audit.unit): if the request is
+    # rolled back, the object goes too.
+    unit.after_rollback(lambda: _discard(store, key))
     try:
         yield StoredDocument(key, info.media_type, len(data), hashlib.sha256(data).hexdigest())
     except BaseException as exc:

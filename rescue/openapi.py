@@ -61,8 +61,10 @@ _DESCRIPTIONS = {
     413: "Payload too large: the body or a file is over the limit (accepted gives it)",
     415: "Unsupported media: the file is not an accepted type (accepted lists them)",
     429: "Too many requests: login back-off; wait Retry-After seconds",
-    503: "Service unavailable: the database or object store is busy or down; retry after "
-    "Retry-After seconds, nothing was changed",
+    503: "Service unavailable: the database, object store or broker is busy or down; retry "
+    "after Retry-After seconds. Nothing was changed, unless the body says otherwise: "
+    "`applied: \"unknown\"` (audit_failed: the database failed while committing and could "
+    "not be asked; look before retrying) or `stored: \"unknown\"` (a photo upload)",
 }
 
 #: Routes that answer 404 for ids given in the body or query, not the path.

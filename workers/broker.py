@@ -17,9 +17,15 @@ so an unreachable broker costs an upload at most that long (it then answers
 broker command runs one with chance ``BROKER_MAINTENANCE_PER_MILLION`` / 10⁶)
 puts its unfinished messages back on their queues (README "What bounds
 recovery").
+
+Inside a request's audited write (rescue.audit.unit) a message is not sent at
+once but after the request's transaction commits, and not at all if it rolls
+back: a worker never looks for a row that is not committed yet.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import dramatiq
 import redis
@@ -27,6 +33,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 
+from rescue.audit.unit import after_commit
 from rescue.logs import configure_logging
 from rescue.settings import Settings, SettingsError, get_settings
 from workers.lifecycle import JobContext, JobMetrics, StopWithin
@@ -42,6 +49,24 @@ except SettingsError as _exc:
 configure_logging(_settings.ops)
 
 
+class _AfterCommit:
+    """Broker mix-in: inside a request's transaction, enqueue after its commit."""
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        parent = super()
+        if after_commit(lambda: parent.enqueue(message, delay=delay)):  # type: ignore[attr-defined]
+            return message
+        return parent.enqueue(message, delay=delay)  # type: ignore[attr-defined]
+
+
+class StationRedisBroker(_AfterCommit, RedisBroker):
+    """Dramatiq's Redis broker, enqueueing after the request's commit."""
+
+
+class StationStubBroker(_AfterCommit, StubBroker):
+    """Dramatiq's in-memory broker (embedded mode), enqueueing after the commit."""
+
+
 def redis_broker(settings: Settings) -> RedisBroker:
     """A Redis broker with the timeouts and dead-worker bound of ``settings``."""
     recovery = settings.recovery
@@ -50,7 +75,7 @@ def redis_broker(settings: Settings) -> RedisBroker:
         socket_timeout=recovery.broker_timeout_seconds,
         socket_connect_timeout=recovery.broker_timeout_seconds,
     )
-    return RedisBroker(
+    return StationRedisBroker(
         client=client,
         namespace=settings.broker_namespace,
         heartbeat_timeout=recovery.heartbeat_timeout_seconds * 1000,
@@ -58,7 +83,7 @@ def redis_broker(settings: Settings) -> RedisBroker:
     )
 
 
-broker: dramatiq.Broker = redis_broker(_settings) if _settings.redis_url else StubBroker()
+broker: dramatiq.Broker = redis_broker(_settings) if _settings.redis_url else StationStubBroker()
 broker.add_middleware(AsyncIO())
 broker.add_middleware(JobContext())
 if _settings.redis_url:

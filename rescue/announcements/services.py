@@ -25,6 +25,7 @@ from rescue.announcements.schemas import (
     PublicFilter,
 )
 from rescue.announcements.tables import Announcement
+from rescue.audit import unit
 from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
 from rescue.errors import Conflict, InvalidInput, NotFound
 from rescue.i18n import _, label
@@ -94,6 +95,9 @@ async def _public_copies(photo_id: int, store: ObjectStore) -> tuple[str, str]:
     keys = (new_object_key("public", "jpg"), new_object_key("public", "jpg"))
     await store.aput(keys[0], clean, "image/jpeg")
     await store.aput(keys[1], thumb, "image/jpeg")
+    # Their announcement commits with the request (rescue.audit.unit): if the
+    # request is rolled back, the copies go too.
+    unit.after_rollback(lambda: _remove_objects(list(keys)))
     return keys
 
 

@@ -3,13 +3,26 @@
 It runs after routing and authentication (so it knows the route template, path
 parameters and caller).
 
-- **Writes**: the record is written *before* the handler runs (``status_code``
-  0, in progress). If it cannot be written the handler does not run and the
-  client gets 503 ``audit_failed`` with ``applied: false``: nothing was changed.
-  After the handler, the record is completed with the outcome before the answer
-  is sent. If only that completion fails, the write stands (it is on record as
-  attempted) and the client gets the handler's real answer, with the header
-  ``Audit-Outcome: unrecorded``; the failure is logged.
+- **Writes** run in one database transaction with their audit record
+  (rescue.audit.unit): the transaction is opened before the handler; the
+  handler's answer is held back; its record is added and both commit together,
+  then the answer is sent. So a write is never applied without its record, and
+  a record never claims a write that did not happen:
+
+  - the transaction cannot be opened, or the record cannot be written: nothing
+    is applied; the client gets 503 ``audit_failed`` with ``applied: false``;
+  - the handler answers 5xx: its changes are rolled back (nothing half-written)
+    and the failure is recorded on its own;
+  - the handler refused (4xx) after a database error that spoiled the
+    transaction: rolled back, the refusal recorded on its own, and the refusal
+    sent (nothing was applied);
+  - the commit itself fails: the database is asked, on a new connection,
+    whether the record (and so the write) was committed; the answer is the
+    handler's if it was, 503 ``applied: false`` if it was not, and 503
+    ``applied: "unknown"`` if the database cannot be asked.
+
+  Work that others would see (queue messages) runs only after the commit; an
+  object stored for a rolled-back row is removed.
 - **Reads** (of photos, faces, candidates): the record is written after the
   handler and before the answer; if it cannot be written the client gets 503
   ``audit_failed`` instead of the data.
@@ -24,10 +37,14 @@ import json
 import logging
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from litestar.middleware.base import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from rescue.audit.services import audit_kind, begin_record, complete_record, write_record
+from rescue.audit.services import audit_kind, case_of_write, write_record
+from rescue.audit.tables import AuditRecord
+from rescue.audit.unit import Unit, open_unit
 from rescue.i18n import _
 from rescue.settings import get_settings
 
@@ -36,10 +53,11 @@ __all__ = ["audit_middleware"]
 log = logging.getLogger("rescue.audit")
 
 
-async def _refuse(send: Send, detail: str) -> None:
-    """Answer 503 ``audit_failed``: nothing was done or shown."""
+async def _refuse(send: Send, detail: str, applied: bool | str = False) -> None:
+    """Answer 503 ``audit_failed``: nothing was done or shown (``applied`` False),
+    or whether it was is unknown (``"unknown"``)."""
     body = json.dumps(
-        {"status_code": 503, "error": "audit_failed", "detail": detail, "applied": False},
+        {"status_code": 503, "error": "audit_failed", "detail": detail, "applied": applied},
         ensure_ascii=False,
     ).encode()
     retry_after = str(get_settings().recovery.retry_after_seconds).encode()
@@ -80,63 +98,173 @@ class AuditMiddleware:
             "principal": scope.get("user"),
             "client": client[0] if client else "unknown",
         }
-        record_id: int | None = None
         if kind == "write":
+            await _audited_write(self.app, scope, receive, send, where)
+            return
+        await _audited_read(self.app, scope, receive, send, where)
+
+
+async def _audited_read(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, where: dict[str, Any]
+) -> None:
+    """Send the answer only once its read is on record (else 503 ``audit_failed``)."""
+    held: dict[str, Any] = {}
+    state = {"recorded": False, "failed": False}
+
+    async def audited_send(message: Message) -> None:
+        if state["failed"]:
+            return
+        if message["type"] == "http.response.start":
+            held["start"] = message
+            return
+        if message["type"] == "http.response.body" and not state["recorded"]:
+            state["recorded"] = True
+            start = held.pop("start")
+            more = bool(message.get("more_body", False))
             try:
-                record_id = await begin_record(**where)
+                await write_record(
+                    kind="read",
+                    status_code=int(start["status"]),
+                    body=b"" if more else bytes(message.get("body", b"")),
+                    **where,
+                )
             except Exception:
-                log.exception("audit record for %s %s could not be written", method, route)
+                log.exception("audit record for %s %s could not be written", *_what(where))
+                state["failed"] = True
+                await _refuse(
+                    send, _("the audit record could not be written, so the data is withheld")
+                )
+                return
+            await send(start)
+        await send(message)
+
+    await app(scope, receive, audited_send)
+
+
+def _what(where: dict[str, Any]) -> tuple[str, str]:
+    return str(where["method"]), str(where["route"])
+
+
+def _not_changed() -> str:
+    return _(
+        "the audit record could not be written, so the request was not carried out; "
+        "nothing was changed; try again later"
+    )
+
+
+async def _audited_write(
+    app: ASGIApp, scope: Scope, receive: Receive, send: Send, where: dict[str, Any]
+) -> None:
+    """Run a write and its audit record in one transaction (module docstring)."""
+    engine = AuditRecord._meta.db
+    unit: Unit | None = None
+    try:
+        unit = await open_unit(engine)
+        # The case is read before the write: a write that deletes its row still
+        # belongs to that case's trail.
+        case_id = await case_of_write(where["path_params"], where["route"])
+    except Exception:
+        log.exception("audit record for %s %s could not be begun", *_what(where))
+        if unit is not None:
+            await unit.rollback()
+            await unit.close()
+        await _refuse(send, _not_changed())
+        return
+
+    messages: list[Message] = []
+
+    async def held_send(message: Message) -> None:
+        messages.append(message)
+
+    try:
+        await app(scope, receive, held_send)
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await unit.rollback()
+            await unit.close()
+        raise
+    start = next((m for m in messages if m["type"] == "http.response.start"), None)
+    if start is None:  # the client went away before an answer: nothing applied
+        await unit.rollback()
+        await unit.close()
+        return
+    status = int(start["status"])  # type: ignore[typeddict-item]
+    body = b"".join(
+        bytes(m.get("body", b"")) for m in messages if m["type"] == "http.response.body"
+    )
+    record = {**where, "kind": "write", "status_code": status, "body": body, "case_id": case_id}
+
+    if status >= 500:
+        # Nothing half-written: the handler failed, its changes go.
+        await unit.rollback()
+        await unit.close()
+        await _record_alone(record)
+        await _send_all(send, messages)
+        return
+    try:
+        record_id = await write_record(**record)
+    except Exception:
+        log.exception("audit record for %s %s could not be written", *_what(where))
+        await unit.rollback()
+        await unit.close()
+        if status >= 400 and await _record_alone(record):
+            await _send_all(send, messages)  # a refusal: nothing was applied
+        else:
+            await _refuse(send, _not_changed())
+        return
+    with anyio.CancelScope(shield=True):
+        try:
+            await unit.commit()
+        except Exception:
+            log.exception("commit of %s %s failed", *_what(where))
+            await unit.close()
+            committed = await _was_committed(record_id)
+            if committed is None:
                 await _refuse(
                     send,
                     _(
-                        "the audit record could not be written, so the request was not "
-                        "carried out; nothing was changed; try again later"
+                        "the database failed while saving; whether the request was "
+                        "carried out is unknown; look before trying again"
                     ),
+                    applied="unknown",
                 )
                 return
-        held: dict[str, Any] = {}  # the response start, held back until recorded
-        state = {"recorded": False, "failed": False}
-
-        async def record(start: Message, body: bytes) -> bool:
-            status = int(start["status"])  # type: ignore[typeddict-item]
-            try:
-                if record_id is not None:
-                    await complete_record(
-                        record_id=record_id, route=route, status_code=status, body=body
-                    )
-                else:
-                    await write_record(kind=kind, status_code=status, body=body, **where)
-            except Exception:
-                log.exception("audit record for %s %s could not be completed", method, route)
-                return False
-            return True
-
-        async def audited_send(message: Message) -> None:
-            if state["failed"]:
+            if not committed:
+                await unit.undo()
+                await _refuse(send, _not_changed())
                 return
-            if message["type"] == "http.response.start":
-                held["start"] = message
-                return
-            if message["type"] == "http.response.body" and not state["recorded"]:
-                state["recorded"] = True
-                start = held.pop("start")
-                more = bool(message.get("more_body", False))
-                if not await record(start, b"" if more else bytes(message.get("body", b""))):
-                    if record_id is None:  # a read: withhold the data
-                        state["failed"] = True
-                        await _refuse(
-                            send,
-                            _("the audit record could not be written, so the data is withheld"),
-                        )
-                        return
-                    start = {
-                        **start,
-                        "headers": [*start.get("headers", []), (b"audit-outcome", b"unrecorded")],
-                    }
-                await send(start)
-            await send(message)
+        else:
+            await unit.close()
+        await anyio.to_thread.run_sync(unit.run_committed)
+    await _send_all(send, messages)
 
-        await self.app(scope, receive, audited_send)
+
+async def _send_all(send: Send, messages: list[Message]) -> None:
+    for message in messages:
+        await send(message)
+
+
+async def _record_alone(record: dict[str, Any]) -> bool:
+    """Write the record of a write that changed nothing, in its own transaction;
+    False (logged) if it cannot be written."""
+    try:
+        await write_record(**record)
+    except Exception:
+        log.exception("audit record for %s %s could not be written", *_what(record))
+        return False
+    return True
+
+
+async def _was_committed(record_id: int) -> bool | None:
+    """Whether the record ``record_id`` (and so its write) is in the database;
+    None if the database cannot be asked (a few tries over ~4 s)."""
+    for wait in (0.0, 0.5, 1.0, 2.5):
+        await anyio.sleep(wait)
+        try:
+            return bool(await AuditRecord.exists().where(AuditRecord.id == record_id))
+        except Exception as exc:  # noqa: BLE001 - any failure: ask again
+            log.warning("cannot ask whether a write was committed yet: %r", exc)
+    return None
 
 
 audit_middleware = DefineMiddleware(AuditMiddleware)

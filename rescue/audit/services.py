@@ -12,12 +12,10 @@ pages (not static files, /schema, /health, /metrics, /public):
 - every read of one online search request (its text and the family's contact:
   a route under :data:`SENSITIVE_ITEMS`).
 
-A write's record is written *before* the write runs (:func:`begin_record`,
-``status_code`` 0: in progress) and completed once with its outcome
-(:func:`complete_record`); the database allows exactly that one update. So no
-write is ever applied without its record: if the record cannot be written, the
-write is not attempted. A read's record is written after the read, before its
-answer is sent (:func:`write_record`).
+A write's record is written in the write's own transaction, after the
+handler and before the commit (rescue.audit.unit, rescue.audit.middleware): the
+write and its record commit together or not at all. A read's record is written
+after the read, before its answer is sent (:func:`write_record`).
 
 PIPL art. 51 (security measures) and art. 55–56 (impact assessment of processing
 sensitive personal information) call for a record of who processed it.
@@ -34,19 +32,14 @@ from rescue.audit.tables import AuditRecord
 from rescue.schemas import Page, require_timezone, stored_id
 
 __all__ = [
-    "IN_PROGRESS",
     "SAFE_METHODS",
     "audit_kind",
-    "begin_record",
-    "complete_record",
+    "case_of_write",
     "describe",
     "list_case_records",
     "list_records",
     "write_record",
 ]
-
-#: ``status_code`` of a write's record until its outcome is recorded.
-IN_PROGRESS = 0
 
 #: Methods that change nothing (RFC 9110 §9.2.1 "safe methods").
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -163,6 +156,12 @@ def _created_id(body: bytes) -> str | None:
     return str(value) if isinstance(value, int) else None
 
 
+async def case_of_write(path_params: dict[str, Any], route: str) -> int | None:
+    """The case a write's path names (read before the write runs: a write that
+    deletes its row still belongs to that case's trail); None if none."""
+    return await _case_of(path_params, route, None)
+
+
 async def write_record(
     *,
     kind: str,
@@ -174,11 +173,21 @@ async def write_record(
     client: str,
     status_code: int,
     body: bytes,
+    case_id: int | None = None,
 ) -> int:
     """Append one complete record; returns its id. Any failure propagates (the
-    request must fail)."""
+    request must fail).
+
+    ``case_id``: the case found before a write ran (:func:`case_of_write`);
+    else the case is looked up now from the path, the id a write created, or the
+    case its answer names (a candidate submission).
+    """
     resource_type, resource_id = describe(route, path_params)
     created = _created_id(body) if method != "GET" and 200 <= status_code < 300 else None
+    if case_id is None:
+        case_id = await _case_of(path_params, route, created)
+    if case_id is None and kind == "write" and 200 <= status_code < 300:
+        case_id = _body_case_id(body)
     rows = await AuditRecord.insert(
         AuditRecord(
             user_id=getattr(principal, "user_id", None),
@@ -191,7 +200,7 @@ async def write_record(
             resource_type=resource_type[:40],
             resource_id=None if resource_id is None else resource_id[:40],
             created_id=created,
-            case_id=await _case_of(path_params, route, created),
+            case_id=case_id,
             client=client[:100],
             status_code=status_code,
         )
@@ -212,62 +221,6 @@ async def list_case_records(*, case_id: int, limit: int, offset: int) -> Page[Au
     if not await Case.exists().where(Case.id == case_id):
         raise NotFound(_("case {case_id} does not exist", case_id=case_id))
     return await list_records(limit=limit, offset=offset, case_id=case_id)
-
-
-async def begin_record(
-    *,
-    method: str,
-    route: str,
-    path: str,
-    path_params: dict[str, Any],
-    principal: Any,
-    client: str,
-) -> int:
-    """Append the record of a write about to run (``status_code`` 0); returns its id.
-
-    Raises:
-        Exception: the record could not be written; the write must not run.
-    """
-    return await write_record(
-        kind="write",
-        method=method,
-        route=route,
-        path=path,
-        path_params=path_params,
-        principal=principal,
-        client=client,
-        status_code=IN_PROGRESS,
-        body=b"",
-    )
-
-
-async def complete_record(*, record_id: int, route: str, status_code: int, body: bytes) -> None:
-    """Record the outcome of a write begun with :func:`begin_record` (once): its
-    status, and the id it created (``created_id``, and ``case_id`` for a new case).
-
-    Raises:
-        Exception: the outcome could not be recorded (the record stays "in progress").
-    """
-    created = _created_id(body) if 200 <= status_code < 300 else None
-    values: dict[Any, Any] = {AuditRecord.status_code: status_code}
-    if created is not None:
-        values[AuditRecord.created_id] = created
-        if route.rstrip("/") == "/api/cases" and (case_id := stored_id(created)) is not None:
-            values[AuditRecord.case_id] = case_id
-    if (
-        200 <= status_code < 300
-        and AuditRecord.case_id not in values
-        and (case_id := _body_case_id(body)) is not None
-        and await AuditRecord.exists().where(
-            (AuditRecord.id == record_id) & AuditRecord.case_id.is_null()
-        )
-    ):
-        # A route without a case in its path (a candidate submission): the case
-        # the answer names (the one completing UPDATE may fill an empty case_id).
-        values[AuditRecord.case_id] = case_id
-    await AuditRecord.update(values).where(
-        (AuditRecord.id == record_id) & (AuditRecord.status_code == IN_PROGRESS)
-    )
 
 
 async def list_records(

@@ -33,8 +33,18 @@ Form = MultipartBody[PhotoUpload]
 
 
 async def _enqueue(photo_id: int) -> None:
-    from workers.actors import send_photo
+    """Queue the photo's processing. Inside a request's transaction the message
+    goes out after the commit (workers.broker), so the broker is asked first
+    whether it answers: if not, this raises and the photo is ``deferred`` (the
+    recovery sweep queues it)."""
+    import anyio.to_thread
 
+    from rescue.audit import unit
+    from workers.actors import send_photo
+    from workers.broker import broker_reachable
+
+    if unit.active() and not await anyio.to_thread.run_sync(broker_reachable):
+        raise ConnectionError("the broker does not answer")
     await send_photo(photo_id)
 
 

@@ -25,6 +25,7 @@ import anyio.to_thread
 from media.images import ACCEPTED_MEDIA_TYPES, ImageRejected, inspect_image
 from media.storage import ObjectStore, StorageError, StorageUnavailable, new_object_key
 from rescue import clock
+from rescue.audit import unit
 from rescue.cases.tables import Case
 from rescue.errors import (
     Conflict,
@@ -164,24 +165,72 @@ async def upload_photo(
             retry_after=retry_after,
             stored=False,
         ) from exc
+    row = Photo(
+        case=owner_id if owner == "case" else None,
+        notice=owner_id if owner == "notice" else None,
+        object_key=key,
+        sha256=digest,
+        size_bytes=len(data),
+        media_type=info.media_type,
+        width=info.width,
+        height=info.height,
+        taken_on=taken_on,
+        status=PhotoStatus.pending.value,
+        uploaded_by=by.user_id,
+        queued_at=clock.now(),
+    )
+    if unit.active():
+        photo_id, created_at = await _insert_in_unit(store, key, row)
+    else:
+        photo_id, created_at = await _insert_alone(store, key, row, retry_after)
+    # The photo is stored: from here on nothing may turn the answer into a failure.
+    return PhotoOut(
+        id=photo_id,
+        status=PhotoStatus.pending.value,
+        case_id=owner_id if owner == "case" else None,
+        notice_id=owner_id if owner == "notice" else None,
+        media_type=info.media_type,
+        size_bytes=len(data),
+        sha256=digest,
+        width=info.width,
+        height=info.height,
+        taken_on=taken_on.isoformat() if taken_on else None,
+        created_at=created_at,
+        queue=await _enqueue(photo_id, enqueue),
+    )
+
+
+async def _insert_in_unit(store: ObjectStore, key: str, row: Photo) -> tuple[int, datetime]:
+    """Record the stored object inside the request's transaction (a savepoint):
+    the row exists only if the request commits, so the object is removed if the
+    INSERT fails or the request is rolled back (rescue.audit.unit)."""
+    unit.after_rollback(lambda: _discard(store, key))
     try:
-        rows = await Photo.insert(
-            Photo(
-                case=owner_id if owner == "case" else None,
-                notice=owner_id if owner == "notice" else None,
-                object_key=key,
-                sha256=digest,
-                size_bytes=len(data),
-                media_type=info.media_type,
-                width=info.width,
-                height=info.height,
-                taken_on=taken_on,
-                status=PhotoStatus.pending.value,
-                uploaded_by=by.user_id,
-                queued_at=clock.now(),
-            )
-        ).returning(Photo.id, Photo.created_at)
-        photo_id, created_at = int(rows[0]["id"]), rows[0]["created_at"]
+        async with Photo._meta.db.transaction():
+            rows = await Photo.insert(row).returning(Photo.id, Photo.created_at)
+    except BaseException as exc:
+        with anyio.CancelScope(shield=True):
+            await _discard(store, key)
+        if isinstance(exc, Exception) and is_unavailable(exc):
+            raise ServiceUnavailable(
+                _("the database is unavailable; the photo was not stored; try again"),
+                retry_after=get_settings().recovery.retry_after_seconds,
+                stored=False,
+            ) from exc
+        raise
+    return int(rows[0]["id"]), rows[0]["created_at"]
+
+
+async def _insert_alone(
+    store: ObjectStore, key: str, row: Photo, retry_after: int
+) -> tuple[int, datetime]:
+    """Record the stored object in its own statement (outside a request: a
+    backlog run). If the INSERT raises, what exists is decided from the
+    database, not from the exception: the object is removed only when no row
+    refers to it."""
+    try:
+        rows = await Photo.insert(row).returning(Photo.id, Photo.created_at)
+        return int(rows[0]["id"]), rows[0]["created_at"]
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
             found = await _photo_with_key(key)
@@ -208,22 +257,7 @@ async def upload_photo(
                 ) from exc
             raise
         log.warning("photo %s was stored although recording it raised %r", found[0], exc)
-        photo_id, created_at = found
-    # The photo is stored: from here on nothing may turn the answer into a failure.
-    return PhotoOut(
-        id=photo_id,
-        status=PhotoStatus.pending.value,
-        case_id=owner_id if owner == "case" else None,
-        notice_id=owner_id if owner == "notice" else None,
-        media_type=info.media_type,
-        size_bytes=len(data),
-        sha256=digest,
-        width=info.width,
-        height=info.height,
-        taken_on=taken_on.isoformat() if taken_on else None,
-        created_at=created_at,
-        queue=await _enqueue(photo_id, enqueue),
-    )
+        return found
 
 
 async def _photo_with_key(key: str) -> tuple[int, datetime] | Literal[False] | None:

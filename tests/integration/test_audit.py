@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import make_token
 from tests.integration.helpers import new_case, new_notice, upload, upload_file
-from tests.support import OBAMA_A, OBAMA_B, no_face_jpeg
+from tests.support import OBAMA_A, OBAMA_B, no_face_jpeg, photo
 
 
 async def test_scripted_session_leaves_one_record_per_audited_call(client, staff, admin):
@@ -129,33 +129,81 @@ async def test_a_write_is_not_carried_out_when_its_record_cannot_be_written(clie
     assert plain.status_code == 200
 
 
-async def test_a_write_whose_outcome_cannot_be_recorded_still_stands_on_record(client, staff):
-    """The record is written before the write; if only its completion fails, the
-    answer is the real one (the write stands) and says the outcome is unrecorded."""
+async def _refuse_write_records(db, *, at_commit: bool) -> None:
+    """Make the database refuse write records: at their INSERT, or (a deferred
+    constraint trigger) only when the transaction commits."""
+    await db.run_ddl(
+        "CREATE FUNCTION refuse_record() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.kind = 'write' THEN RAISE EXCEPTION 'record refused for the test'; END IF; "
+        "RETURN NEW; END; $$ LANGUAGE plpgsql"
+    )
+    if at_commit:
+        await db.run_ddl(
+            "CREATE CONSTRAINT TRIGGER refuse_record AFTER INSERT ON audit_records "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_record()"
+        )
+    else:
+        await db.run_ddl(
+            "CREATE TRIGGER refuse_record BEFORE INSERT ON audit_records "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_record()"
+        )
+
+
+async def _allow_records(db) -> None:
+    await db.run_ddl("DROP TRIGGER refuse_record ON audit_records")
+    await db.run_ddl("DROP FUNCTION refuse_record()")
+
+
+@pytest.mark.parametrize("at_commit", [False, True], ids=["at-insert", "at-commit"])
+async def test_a_write_whose_record_fails_after_it_ran_is_undone(client, staff, at_commit):
+    """The write ran, then its record failed (at its INSERT, or at COMMIT): the
+    write is rolled back with it, and the answer says nothing was applied."""
     from rescue.audit.tables import AuditRecord
     from rescue.cases.tables import Case
 
     db = AuditRecord._meta.db
-    await db.run_ddl(
-        "CREATE FUNCTION refuse_completion() RETURNS trigger AS $$ BEGIN "
-        "RAISE EXCEPTION 'completion refused for the test'; END; $$ LANGUAGE plpgsql"
-    )
-    await db.run_ddl(
-        "CREATE TRIGGER refuse_completion BEFORE UPDATE ON audit_records "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_completion()"
-    )
+    await _refuse_write_records(db, at_commit=at_commit)
     try:
         response = await client.post(
             "/api/cases", json={"sex": "female", "found_place": "G318"}, headers=staff
         )
     finally:
-        await db.run_ddl("DROP TRIGGER refuse_completion ON audit_records")
-        await db.run_ddl("DROP FUNCTION refuse_completion()")
-    assert response.status_code == 201, response.text
-    assert response.headers["audit-outcome"] == "unrecorded"
-    assert await Case.exists().where(Case.id == response.json()["id"])
-    row = await AuditRecord.select().where(AuditRecord.route == "/api/cases").first()
-    assert (row["kind"], row["method"], row["status_code"]) == ("write", "POST", 0)
+        await _allow_records(db)
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"].isdigit()
+    body = response.json()
+    assert (body["error"], body["applied"]) == ("audit_failed", False)
+    assert await Case.count() == 0
+    assert await AuditRecord.count().where(AuditRecord.kind == "write") == 0
+
+
+async def test_a_photo_whose_record_fails_leaves_no_row_and_no_object(client, staff):
+    """The upload stored its object and its row; the record failed at COMMIT:
+    the row is rolled back and the object removed (no orphan either way)."""
+    from rescue.audit.tables import AuditRecord
+    from rescue.photos.tables import Photo
+    from rescue.runtime import get_store
+
+    def objects() -> set[str]:
+        store = get_store()
+        return {o.object_name for o in store.client.list_objects(store.bucket, "photos/", True)}
+
+    case = await new_case(client, staff)
+    db = AuditRecord._meta.db
+    before = objects()
+    await _refuse_write_records(db, at_commit=True)
+    try:
+        response = await client.post(
+            f"/api/cases/{case['id']}/photos",
+            files={"file": ("a.jpg", photo(OBAMA_A), "image/jpeg")},
+            headers=staff,
+        )
+    finally:
+        await _allow_records(db)
+    assert response.status_code == 503, response.text
+    assert response.json()["applied"] is False
+    assert await Photo.count() == 0
+    assert objects() == before
 
 
 async def test_a_write_record_is_completed_once_and_never_changed(client, staff):
