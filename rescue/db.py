@@ -153,3 +153,29 @@ def make_engine(database: DatabaseSettings | None = None) -> Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         return StationSQLiteEngine(path=str(path), busy_timeout=database.sqlite_busy_timeout)
     return PostgresEngine(config=postgres_config(database.url))
+
+
+async def start_pool(size: int, *, min_size: int = 10) -> bool:
+    """Open the PostgreSQL connection pool of this process's engine, on the running
+    event loop (asyncpg pools belong to one loop), with at most ``size``
+    connections (``min(size, min_size)`` opened at once). Returns False, doing
+    nothing, on SQLite or when ``size`` is 0 (every query then opens its own
+    connection, a few milliseconds each).
+    """
+    from rescue.cases.tables import Case
+
+    engine = Case._meta.db
+    if not isinstance(engine, PostgresEngine) or size <= 0:
+        return False
+    # asyncpg opens min_size at once and refuses min > max.
+    await engine.start_connection_pool(min_size=min(size, min_size), max_size=size)  # type: ignore[call-arg]
+    return True
+
+
+async def close_pool() -> None:
+    """Close the pool opened by :func:`start_pool` (waits for connections in use)."""
+    from rescue.cases.tables import Case
+
+    engine = Case._meta.db
+    if isinstance(engine, PostgresEngine) and engine.pool is not None:
+        await engine.close_connection_pool()
