@@ -30,8 +30,10 @@ there on its refreshes are the service's own incremental ones. Synthetic
 encodings are drawn as bench/search.py draws them. The cases gallery (duplicate
 intake) holds only this bench's cases.
 
-Run (needs PostgreSQL and Redis as ``make test``; ~10 min and ~8 GB RAM at 4 M):
-``.venv/bin/python -m bench.worker_step --faces 1000000 --faces 4000000``
+Run (needs PostgreSQL and Redis as ``make test``; ~15 min, ~8 GB RAM and ~6 GB of
+PostgreSQL disk at 4 M; part of ``make bench``): ``.venv/bin/python -m bench.worker_step``
+(``--faces N`` repeatable, growing; ``BENCH_PROFILE=1`` prints the job's SQL
+statements by time, as found the per-query connection and pool reset).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from bench._common import FACES_DIR, Report, fmt_seconds, paired, rss_bytes
+from bench._common import FACES_DIR, Report, fmt_seconds, paired, rss_bytes, scale
 from bench.search import K, encoding_shape, exact_top_k, synthetic
 from tests import preflight
 
@@ -168,7 +170,7 @@ async def run(report: Report, sizes: list[int]) -> None:
     settings = get_settings()
     store = get_store()
     # The pool each worker process opens at boot (workers.lifecycle.DatabasePool).
-    pooled = await start_pool(settings.database.worker_pool_max_size, min_size=1)
+    pooled = await start_pool(settings.database.worker_pool_max_size, min_size=0)
     report.note(
         f"database: a pool of ≤ {settings.database.worker_pool_max_size} connections, "
         "as a worker process opens it"
@@ -519,9 +521,14 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--faces", type=int, action="append", help="gallery sizes, growing")
+    parser.add_argument(
+        "--faces",
+        type=int,
+        action="append",
+        help="gallery sizes (repeatable); default 1M and 4M × BENCH_SCALE",
+    )
     args = parser.parse_args(argv)
-    sizes = sorted(args.faces or [1_000_000, 4_000_000])
+    sizes = sorted(args.faces or [int(b * scale()) for b in (1_000_000, 4_000_000)])
     issues = preflight.problems()
     if issues:
         print("\n".join(issues), file=sys.stderr)

@@ -65,7 +65,9 @@ class DatabasePool(Middleware):
 
         loop_thread = get_event_loop_thread()
         if loop_thread is not None and self.size > 0:
-            loop_thread.run_coroutine(start_pool(self.size, min_size=1))
+            # No connection opened at boot (min_size 0): a worker still starts while
+            # PostgreSQL is down, and its jobs fail over as transient errors, as before.
+            loop_thread.run_coroutine(start_pool(self.size, min_size=0))
 
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         import asyncio
