@@ -62,15 +62,11 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
         from piccolo.engine.postgres import PostgresEngine
 
         from rescue.cases.tables import Case
+        from rescue.db import close_pool, start_pool
         from rescue.runtime import get_store
 
         engine = Case._meta.db
-        pooled = isinstance(engine, PostgresEngine) and settings.database.pool_max_size > 0
-        if pooled:
-            assert isinstance(engine, PostgresEngine)
-            size = settings.database.pool_max_size
-            # asyncpg opens min_size (default 10) at once and refuses min > max.
-            await engine.start_connection_pool(min_size=min(size, 10), max_size=size)  # type: ignore[call-arg]
+        pooled = await start_pool(settings.database.pool_max_size)
         if isinstance(engine, PostgresEngine) and settings.database.read_cache:
             from rescue.db import postgres_config
 
@@ -92,7 +88,7 @@ def _lifespan(settings: Settings):  # type: ignore[no-untyped-def]
                 worker.stop()
             await feed.stop()
             if pooled:
-                await engine.close_connection_pool()
+                await close_pool()
 
     return lifespan
 

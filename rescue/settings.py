@@ -92,6 +92,12 @@ class DatabaseSettings:
     ``DB_POOL_MAX``: PostgreSQL connection-pool size of the API process (0: no pool,
     one connection per query).
 
+    ``WORKER_DB_POOL_MAX`` (default 4): the same for each ``dramatiq`` worker
+    process (workers.lifecycle.DatabasePool; its async jobs share one event loop,
+    so a few connections serve every thread). Without a pool every query opened a
+    new PostgreSQL connection: a photo job opened ~100, and the connections
+    alone made the worker step 2.3x its detection + encoding time (bench.worker_step).
+
     ``READ_CACHE`` (default true): each API process keeps the callers of recent
     tokens and recent notice reads in memory, dropped the moment PostgreSQL
     reports a committed write to the tables they came from (``rescue.changes``).
@@ -105,6 +111,7 @@ class DatabaseSettings:
 
     url: str
     pool_max_size: int = 10
+    worker_pool_max_size: int = 4
     read_cache: bool = True
     read_cache_entries: int = 10_000
     sqlite_busy_timeout: float = 15.0
@@ -648,6 +655,7 @@ def load_settings() -> Settings:
         database=DatabaseSettings(
             url=db_url,
             pool_max_size=_int("DB_POOL_MAX", 10),
+            worker_pool_max_size=_int("WORKER_DB_POOL_MAX", 4),
             read_cache=_bool("READ_CACHE", True),
             read_cache_entries=_int("READ_CACHE_ENTRIES", 10_000),
             sqlite_busy_timeout=_float("SQLITE_BUSY_TIMEOUT_SECONDS", 15.0),

@@ -36,7 +36,7 @@ from dramatiq.middleware import AsyncIO
 from rescue.audit.unit import after_commit
 from rescue.logs import configure_logging
 from rescue.settings import Settings, SettingsError, get_settings
-from workers.lifecycle import JobContext, JobMetrics, StopWithin
+from workers.lifecycle import DatabasePool, JobContext, JobMetrics, StopWithin
 
 __all__ = ["broker", "broker_reachable", "redis_broker"]
 
@@ -87,6 +87,8 @@ broker: dramatiq.Broker = redis_broker(_settings) if _settings.redis_url else St
 broker.add_middleware(AsyncIO())
 broker.add_middleware(JobContext())
 if _settings.redis_url:
+    # Worker processes of their own (embedded mode's worker runs in the API process).
+    broker.add_middleware(DatabasePool(_settings.database.worker_pool_max_size))
     broker.add_middleware(StopWithin(_settings.ops.worker_stop_seconds))
     broker.add_middleware(JobMetrics())
 dramatiq.set_broker(broker)
