@@ -34,7 +34,8 @@ Printed, each next to a baseline of the same run:
    of 2 says what a larger gallery adds per row): one worker process (1 thread)
    running the list as one run, and two worker processes running it as two runs
    of half the list each (a run is one Dramatiq message: one list never uses
-   more than one worker process, so two workers need the list split in two).
+   more than one worker process, so two workers need the list split in two, and
+   ``dramatiq_queue_prefetch=1``, or one process prefetches both runs).
    Wall time from the start to the last run done, rows/s, photos/s, ratio.
 
 Needs PostgreSQL and Redis as ``make test`` does. No timed assertion.
@@ -420,7 +421,9 @@ async def measure(report: Report, services: DevServices, photos_n: int) -> None:
         )
     report.note(
         "a run is one Dramatiq message (`run_import`), so one list is worked by one worker "
-        "process; the 2-process figure splits the list into two runs"
+        "process; the 2-process figure splits the list into two runs, with "
+        "`dramatiq_queue_prefetch=1` (with Dramatiq's default prefetch of 2 × threads one "
+        "process took both runs and the other stayed idle: no gain)"
     )
     report.note(
         "the bench passes max_bytes beyond UPLOAD_MAX_BYTES (20 MiB): a ZIP of 20,000 real "
@@ -471,8 +474,13 @@ async def on_workers(
             processes,
             1,
             log_name=f"import-worker-{processes}.log",
-            # Its own metrics port: another worker on this machine may hold the default.
-            extra_env={"WORKER_METRICS_PORT": str(free_port())},
+            extra_env={
+                # Its own metrics port: another worker on this machine may hold the default.
+                "WORKER_METRICS_PORT": str(free_port()),
+                # One message per worker thread: with Dramatiq's default prefetch
+                # (2 × threads) the first process took both runs and the second idled.
+                "dramatiq_queue_prefetch": "1",
+            },
         )
         try:
             t0 = time.perf_counter()
