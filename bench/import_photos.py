@@ -407,7 +407,7 @@ async def measure(report: Report, services: DevServices, photos_n: int) -> None:
             f"{photos_n / walls[processes]:,.2f}/s",
             f"{photos_n / walls[1]:,.2f}/s (1 worker process)",
             f"{walls[1] / walls[processes]:.2f}×",
-            f"worker peak RSS {peaks[processes]:.0f} MiB",
+            f"worker peak RSS {peaks[processes]:.0f} MiB" + (" (both)" if processes > 1 else ""),
         )
     report.data["workers"] = workers
     full_rows, full_photos = 100_000, 20_000
