@@ -65,6 +65,7 @@ bench: $(STAMP)  ## benchmarks, each figure next to its same-run baseline -> doc
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.imports
 	$(BIN)/python -m bench.worker_step
+	$(BIN)/python -m bench.import_photos
 	$(BIN)/python -m bench.report
 
 accuracy: $(STAMP)  ## matching accuracy on ../shared/faces -> docs/accuracy.md

@@ -169,6 +169,27 @@ class ObjectStore:
             "put",
         )
 
+    def put_file(self, key: str, fh: IO[bytes], content_type: str) -> int:
+        """Store the whole of the open, seekable binary file ``fh`` (read from its
+        start) under ``key``, streamed: the SDK reads it one part at a time (a
+        multipart upload in parts of 5 MiB, one at a time, above that size), so
+        memory does not grow with the file. Returns the bytes stored."""
+
+        def put() -> int:
+            length = fh.seek(0, io.SEEK_END)
+            fh.seek(0)
+            self.client.put_object(
+                self.bucket,
+                key,
+                fh,  # type: ignore[arg-type]  # any object with read()
+                length,
+                content_type=content_type,
+                num_parallel_uploads=1,
+            )
+            return length
+
+        return _bounded(put, "put")
+
     def get(self, key: str) -> bytes:
         def read() -> bytes:
             response = self.client.get_object(self.bucket, key)
@@ -233,6 +254,9 @@ class ObjectStore:
     # --- async wrappers ---------------------------------------------------------
     async def aput(self, key: str, data: bytes, content_type: str) -> None:
         await anyio.to_thread.run_sync(self.put, key, data, content_type)
+
+    async def aput_file(self, key: str, fh: IO[bytes], content_type: str) -> int:
+        return await anyio.to_thread.run_sync(self.put_file, key, fh, content_type)
 
     async def aget(self, key: str) -> bytes:
         return await anyio.to_thread.run_sync(self.get, key)

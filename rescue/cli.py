@@ -720,16 +720,19 @@ def import_list(
 
     Exit status 1 when the file cannot be read (the reason on stderr).
     """
-    from pathlib import Path
+    import contextlib
 
     from rescue.errors import DomainError
     from rescue.imports.services import create_run, execute_run
     from rescue.runtime import get_store
 
     settings = get_settings()
-    data = Path(path).read_bytes()
-    zipped = Path(photos).read_bytes() if photos else None
     store = get_store()
+
+    # The files are read as streams (the dry run does not hold them whole).
+    stack = contextlib.ExitStack()
+    data = stack.enter_context(open(path, "rb"))  # noqa: SIM115 - closed by the stack
+    zipped = stack.enter_context(open(photos, "rb")) if photos else None  # noqa: SIM115
 
     async def run() -> None:
         try:
@@ -746,6 +749,8 @@ def import_list(
             )
         except DomainError as exc:
             raise click.ClickException(exc.detail) from exc
+        finally:
+            stack.close()
         click.echo(
             f"run {checked.id}: {checked.total_rows} row(s), {checked.valid_rows} valid, "
             f"{checked.error_rows} with problems ({checked.encoding or checked.file_format})"

@@ -86,12 +86,12 @@ class ImportController(Controller):
             kind=data.list_kind,
             list_name=data.list_name.strip()[:200] or data.file.filename,
             filename=data.file.filename or "",
-            data=await data.file.read(),
+            data=data.file.file,  # spooled to disk by the multipart parser: streamed
             station=station,
             by=user,
             store=get_store(),
             max_bytes=settings.upload.max_bytes,
-            photos=await data.photos.read() if data.photos and data.photos.filename else None,
+            photos=data.photos.file if data.photos and data.photos.filename else None,
         )
 
     @get(

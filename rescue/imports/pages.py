@@ -146,12 +146,12 @@ class ImportPages(Controller):
                 kind=ListKind(kind_raw),
                 list_name=values.get("list_name", "").strip()[:200] or upload.filename,
                 filename=upload.filename or "",
-                data=await upload.read(),
+                data=upload.file,  # spooled to disk by the multipart parser: streamed
                 station=station,
                 by=user,
                 store=get_store(),
                 max_bytes=get_settings().upload.max_bytes,
-                photos=await files["photos"].read() if "photos" in files else None,
+                photos=files["photos"].file if "photos" in files else None,
             )
         except (InvalidInput, PayloadTooLarge) as exc:
             errors["file"] = str(exc.detail)

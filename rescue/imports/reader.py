@@ -13,10 +13,11 @@ import codecs
 import csv
 import io
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from rescue.i18n import _
 from rescue.imports.templates import COLUMNS, KINDS, ListKind
@@ -29,6 +30,7 @@ __all__ = [
     "open_rows",
     "open_stream",
     "parse_date",
+    "sniff_encoding",
 ]
 
 
@@ -54,6 +56,16 @@ class OpenedFile:
         """Close the reader and the file under it (streamed files)."""
         if self.source is not None:
             self.source.close()
+
+    def release(self) -> None:
+        """Stop reading but leave the file under the reader open (a CSV's text
+        wrapper is detached; a workbook is closed, which leaves a file it was
+        given open)."""
+        if isinstance(self.source, io.TextIOWrapper):
+            self.source.detach()
+        elif self.source is not None:
+            self.source.close()
+        self.source = None
 
 
 def _decode_name(data: bytes) -> str:
@@ -129,6 +141,49 @@ def _head_encoding(head: bytes, complete: bool) -> str:
     )
 
 
+#: Bytes decoded at a time by :func:`sniff_encoding`.
+SNIFF_CHUNK = 1 << 20
+
+
+def sniff_encoding(fh: IO[bytes]) -> str | None:
+    """The encoding of a whole CSV file read in chunks of :data:`SNIFF_CHUNK` bytes
+    from the start of the seekable ``fh`` (left at its start): ``utf-8-sig``,
+    ``utf-8`` or ``gbk`` (GB18030), the same answer as decoding the file whole,
+    without holding it; None for an Excel file (a ZIP). UTF-8 is tried first, and
+    GBK only once a byte is not UTF-8 (a GBK file whose first megabyte happens to
+    be ASCII is still told right).
+
+    Raises:
+        FileRefused: empty, UTF-16, or neither UTF-8 nor GBK.
+    """
+    fh.seek(0)
+    head = fh.read(SNIFF_CHUNK)
+    fh.seek(0)
+    if not head.strip() and len(head) < SNIFF_CHUNK:
+        raise FileRefused(_("the file is empty"))
+    if head.startswith(b"PK\x03\x04"):
+        return None
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise FileRefused(_("the file is UTF-16; save it as CSV UTF-8 or CSV (GBK)"))
+    try:
+        for name, codec in (("utf-8", "utf-8"), ("gbk", "gb18030")):
+            decoder = codecs.getincrementaldecoder(codec)()
+            try:
+                while chunk := fh.read(SNIFF_CHUNK):
+                    decoder.decode(chunk)
+                decoder.decode(b"", final=True)
+                return name
+            except UnicodeDecodeError:
+                fh.seek(0)
+    finally:
+        fh.seek(0)
+    raise FileRefused(
+        _("the file is neither UTF-8 nor GBK text; save it as CSV UTF-8 or CSV (GBK)")
+    )
+
+
 def open_rows(
     data: bytes, columns: tuple[Any, ...] = COLUMNS, key_field: str = "external_id"
 ) -> OpenedFile:
@@ -150,7 +205,7 @@ def open_rows(
 
 
 def open_stream(
-    fh: BinaryIO,
+    fh: IO[bytes],
     *,
     encoding: str | None = None,
     columns: tuple[Any, ...] = COLUMNS,
@@ -247,6 +302,41 @@ def _date(raw: Any) -> str | None:
     raise ValueError(text)
 
 
+class SeenKeys:
+    """The first row of each key (外部编号, 身份证号) seen in a file, kept in a
+    private temporary SQLite database on disk (``sqlite3.connect("")``) with a
+    page cache of :data:`CACHE_KIB`, so finding duplicates within a file of any
+    length holds a bounded amount of memory (a dict of 100 k keys held ~10 MiB).
+    Close it when done (the database file goes with it)."""
+
+    #: SQLite's page cache for the keys (KiB); pages beyond it are on disk.
+    CACHE_KIB = 1024
+
+    def __init__(self) -> None:
+        self.db = sqlite3.connect("", isolation_level=None)
+        self.db.execute(f"PRAGMA cache_size = -{self.CACHE_KIB}")
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute(
+            "CREATE TABLE seen (space INTEGER, key TEXT, row INTEGER, PRIMARY KEY (space, key))"
+            " WITHOUT ROWID"
+        )
+
+    def first(self, space: int, key: str, row: int) -> int | None:
+        """The row where ``key`` (in key space ``space``) was first seen, or None
+        when this is the first time (``row`` is then remembered for it)."""
+        cur = self.db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?, ?)", (space, key, row))
+        if cur.rowcount:
+            return None
+        found = self.db.execute(
+            "SELECT row FROM seen WHERE space = ? AND key = ?", (space, key)
+        ).fetchone()
+        return int(found[0])
+
+    def close(self) -> None:
+        self.db.close()
+
+
 @dataclass
 class RowCheck:
     row: int
@@ -265,11 +355,20 @@ def check_rows(
     earlier row's 外部编号 or 身份证号 are problems of the later row
     (``duplicates=False``: not looked for, and nothing kept per row, so memory
     does not grow with the file; the import run skips the rows its dry run
-    found instead). Reasons are in the active locale (rescue.i18n).
+    found instead). The keys seen so far are kept on disk (:class:`SeenKeys`),
+    so memory does not grow with the file either way. Reasons are in the active
+    locale (rescue.i18n).
     """
+    seen = SeenKeys() if duplicates else None
+    try:
+        yield from _check_rows(kind, opened, seen)
+    finally:
+        if seen is not None:
+            seen.close()
+
+
+def _check_rows(kind: ListKind, opened: OpenedFile, seen: SeenKeys | None) -> Iterator[RowCheck]:
     required = KINDS[kind] | {"external_id"}
-    seen_ids: dict[str, int] = {}
-    seen_numbers: dict[str, int] = {}
     for number, cells in enumerate(opened.rows, start=1):
         if all(c is None or str(c).strip() == "" for c in cells):
             continue
@@ -337,19 +436,14 @@ def check_rows(
             ):
                 errors.append((name, _("required for this list kind")))
         external_id = fields.get("external_id", "")
-        if external_id and duplicates:
-            if external_id in seen_ids:
-                why = _("duplicate of row {row}", row=seen_ids[external_id])
-                errors.append(("external_id", why))
-            else:
-                seen_ids[external_id] = number
-        if duplicates and id_number and id_number_ok(id_number):
-            if id_number in seen_numbers:
-                errors.append(
-                    ("id_number", _("the same ID number as row {row}", row=seen_numbers[id_number]))
-                )
-            else:
-                seen_numbers[id_number] = number
+        if external_id and seen is not None:
+            earlier = seen.first(0, external_id, number)
+            if earlier is not None:
+                errors.append(("external_id", _("duplicate of row {row}", row=earlier)))
+        if seen is not None and id_number and id_number_ok(id_number):
+            earlier = seen.first(1, id_number, number)
+            if earlier is not None:
+                errors.append(("id_number", _("the same ID number as row {row}", row=earlier)))
         yield RowCheck(number, {k: v for k, v in fields.items() if v}, errors)
 
 

@@ -27,9 +27,10 @@ import hashlib
 import io
 import json
 import tempfile
+from array import array
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import IO, Any
 
 import anyio.to_thread
 
@@ -39,7 +40,13 @@ from rescue.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, Per
 from rescue.i18n import _
 from rescue.imports.compare import Hit, TargetIndex, explain
 from rescue.imports.photos import PhotoProblem, PhotoSource, encode_faces, photos_key
-from rescue.imports.reader import FileRefused, RowCheck, check_rows, open_rows, open_stream
+from rescue.imports.reader import (
+    FileRefused,
+    RowCheck,
+    check_rows,
+    open_stream,
+    sniff_encoding,
+)
 from rescue.imports.schemas import (
     RowError,
     RunOut,
@@ -141,19 +148,38 @@ def _refuse(exc: FileRefused) -> InvalidInput:
     )
 
 
+def _as_file(data: bytes | IO[bytes]) -> IO[bytes]:
+    return io.BytesIO(data) if isinstance(data, bytes | bytearray) else data
+
+
+def _file_size(fh: IO[bytes]) -> int:
+    size = fh.seek(0, io.SEEK_END)
+    fh.seek(0)
+    return size
+
+
 async def create_run(
     *,
     kind: ListKind,
     list_name: str,
     filename: str,
-    data: bytes,
+    data: bytes | IO[bytes],
     station: str,
     by: Principal | None,
     store: ObjectStore,
     max_bytes: int,
-    photos: bytes | None = None,
+    photos: bytes | IO[bytes] | None = None,
 ) -> RunOut:
     """Dry run: read and check every row; store the file and the run's findings.
+
+    ``data`` and ``photos`` are open, seekable binary files (an upload's spooled
+    temporary file, a file on disk) or bytes. The file is streamed, as the run
+    reads it: its encoding is told by decoding it chunk by chunk
+    (:func:`rescue.imports.reader.sniff_encoding`), rows are read one at a time,
+    the keys seen so far (duplicates within the file) are kept on disk, the
+    per-row problems kept are the first :data:`MAX_ERRORS_KEPT` (counts are
+    complete), and the file and the ZIP are copied to the object store part by
+    part; memory does not grow with the file (bench/imports.py measures it).
 
     ``by`` is None for the command line (``rescue import``). ``photos``: a ZIP of
     the photos the 照片 column names (rescue.imports.photos); every row's photo
@@ -170,28 +196,27 @@ async def create_run(
             _("a backlog of the station's own residents is loaded with POST /api/backlog-runs"),
             accepted=[k.value for k in ListKind if k != ListKind.backlog],
         )
-    if len(data) > max_bytes:
-        raise PayloadTooLarge(
-            _("the file is {size} bytes; the limit is {limit}", size=len(data), limit=max_bytes)
-        )
-    if photos is not None and len(photos) > max_bytes:
-        raise PayloadTooLarge(
-            _("the file is {size} bytes; the limit is {limit}", size=len(photos), limit=max_bytes)
-        )
+    fh = _as_file(data)
+    zipped = None if photos is None else _as_file(photos)
+    for part in (fh, zipped):
+        size = 0 if part is None else _file_size(part)
+        if size > max_bytes:
+            raise PayloadTooLarge(
+                _("the file is {size} bytes; the limit is {limit}", size=size, limit=max_bytes)
+            )
+    if zipped is not None and not _file_size(zipped):
+        zipped = None  # an empty photos field: no ZIP
     settings = get_settings()
     try:
-        source = PhotoSource(
-            io.BytesIO(photos) if photos else None,
-            store=store,
-            storage=settings.storage,
-            limits=settings.upload,
-        )
+        source = PhotoSource(zipped, store=store, storage=settings.storage, limits=settings.upload)
     except PhotoProblem as exc:
         raise InvalidInput(exc.reason, accepted={"photos": "a ZIP of JPEG/PNG photos"}) from exc
+    total = valid = error_rows = 0
+    errors: list[dict[str, Any]] = []  # the first MAX_ERRORS_KEPT
+    bad = array("l")  # every problem row's number, for the run to skip
+    opened = None
     try:
-        opened = open_rows(data)
-        total = valid = 0
-        errors: list[dict[str, Any]] = []
+        opened = open_stream(fh, encoding=sniff_encoding(fh))
         for check in check_rows(kind, opened):
             total += 1
             if not check.errors and check.fields.get("photo"):
@@ -200,8 +225,11 @@ async def create_run(
                 except PhotoProblem as exc:
                     check.errors.append(("photo", exc.reason))
             if check.errors:
+                error_rows += 1
+                bad.append(check.row)
                 errors.extend(
-                    {"row": check.row, "column": col, "reason": why} for col, why in check.errors
+                    {"row": check.row, "column": col, "reason": why}
+                    for col, why in check.errors[: max(0, MAX_ERRORS_KEPT - len(errors))]
                 )
             else:
                 valid += 1
@@ -217,14 +245,22 @@ async def create_run(
                 _("unreadable file ({error}: {detail})", error=type(exc).__name__, detail=exc)
             )
         ) from exc
+    finally:
+        source.close()
+        if opened is not None:
+            opened.release()  # the caller's file stays open
+    assert opened is not None  # set, or the try raised
     key = new_object_key("imports", opened.file_format)
-    await store.aput(key, data, MEDIA_TYPES[opened.file_format])
-    if photos:
-        await store.aput(photos_key(key), photos, "application/zip")
-    # Every problem row's number, for the run to skip without re-finding duplicates.
-    bad = sorted({e["row"] for e in errors})
-    await store.aput(skip_key(key), json.dumps(bad).encode(), "application/json")
-    error_rows = len({e["row"] for e in errors})
+    fh.seek(0)
+    digest = hashlib.sha256()
+    while chunk := fh.read(1 << 20):
+        digest.update(chunk)
+    sha256 = digest.hexdigest()
+    await store.aput_file(key, fh, MEDIA_TYPES[opened.file_format])
+    if zipped is not None:
+        await store.aput_file(photos_key(key), zipped, "application/zip")
+    # Rows are numbered in order, so ``bad`` is sorted (no set needed).
+    await store.aput(skip_key(key), json.dumps(bad.tolist()).encode(), "application/json")
     rows = await ImportRun.insert(
         ImportRun(
             list_kind=kind.value,
@@ -232,14 +268,14 @@ async def create_run(
             station=station,
             filename=filename[:300],
             object_key=key,
-            file_sha256=hashlib.sha256(data).hexdigest(),
+            file_sha256=sha256,
             file_format=opened.file_format,
             encoding=opened.encoding,
             status=RunStatus.checked.value,
             total_rows=total,
             valid_rows=valid,
             error_rows=error_rows,
-            errors=errors[:MAX_ERRORS_KEPT],
+            errors=errors,
             created_by=by.user_id if by is not None else None,
         )
     ).returning(ImportRun.id)
@@ -381,7 +417,8 @@ async def execute_run(
                 0,
             )
             batch: list[RowCheck] = []
-            opened = open_stream(fh)
+            # The dry run told the encoding from the whole file (run["encoding"]).
+            opened = open_stream(fh, encoding=run["encoding"] or None)
             stack.callback(opened.close)
             rows = check_rows(ListKind(run["list_kind"]), opened, duplicates=skip is None)
             for check in rows:
