@@ -63,8 +63,8 @@ _DESCRIPTIONS = {
     429: "Too many requests: login back-off; wait Retry-After seconds",
     503: "Service unavailable: the database, object store or broker is busy or down; retry "
     "after Retry-After seconds. Nothing was changed, unless the body says otherwise: "
-    "`applied: \"unknown\"` (audit_failed: the database failed while committing and could "
-    "not be asked; look before retrying) or `stored: \"unknown\"` (a photo upload)",
+    '`applied: "unknown"` (audit_failed: the database failed while committing and could '
+    'not be asked; look before retrying) or `stored: "unknown"` (a photo upload)',
 }
 
 #: Routes that answer 404 for ids given in the body or query, not the path.
