@@ -201,7 +201,12 @@ def is_unavailable(exc: BaseException) -> bool:
         # e.g. "cannot switch to state 12; another operation (2) is in progress":
         # the server ended the connection (57P01) while it sat idle in the pool.
         return "another operation" in str(exc)
-    return isinstance(exc, pg.InterfaceError) and "closed" in str(exc)
+    # "connection is closed"; or "connection has been released back to the pool":
+    # the server ended a pooled connection that a request's transaction holds
+    # (rescue.audit.unit), and asyncpg handed it back to the pool on closing.
+    return isinstance(exc, pg.InterfaceError) and (
+        "closed" in str(exc) or "released back to the pool" in str(exc)
+    )
 
 
 def _retry_after() -> int:

@@ -325,6 +325,8 @@ async def test_postgres_connections_terminated_during_burst(stack, http):
     async def burst() -> None:
         for owner, owner_id, data in uploads:
             response, _ = await _upload(http, owner, owner_id, data)
+            if response.status_code not in (202, 503):
+                print(stack.log("api.log", 20000))  # shown with the failure: the traceback
             assert response.status_code in (202, 503), response.text
             if response.status_code == 202:
                 accepted.append(response.json()["id"])
