@@ -27,9 +27,7 @@ _state: dict[str, Any] = {}
 def _xdist_controller(config: pytest.Config) -> bool:
     """True in the process that only hands tests to ``-n`` workers (pytest-xdist):
     each worker starts services of its own; this one starts none."""
-    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(
-        config, "workerinput"
-    )
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
 
 
 def pytest_configure(config: pytest.Config) -> None:
