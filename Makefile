@@ -54,9 +54,13 @@ fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Test processes (pytest-xdist; a file's tests stay in one process). Each starts
+# its own database, S3 server and worker; TEST_PROCESSES=0 runs in this one.
+TEST_PROCESSES ?= 2
+
 test: lint  ## linters, then the whole suite on real PostgreSQL, Redis and S3
 	$(BIN)/python -m tests.preflight
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
 bench: $(STAMP)  ## benchmarks, each figure next to its same-run baseline -> docs/performance.md
 	$(BIN)/python -m tests.preflight

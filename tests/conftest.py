@@ -24,7 +24,15 @@ from tests import preflight
 _state: dict[str, Any] = {}
 
 
+def _xdist_controller(config: pytest.Config) -> bool:
+    """True in the process that only hands tests to ``-n`` workers (pytest-xdist):
+    each worker starts services of its own; this one starts none."""
+    return bool(getattr(config.option, "numprocesses", None)) and not hasattr(config, "workerinput")
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if _xdist_controller(config):
+        return
     issues = preflight.problems()
     if issues:
         raise pytest.UsageError("\n".join(issues))
