@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from tests.conftest import make_token, worker_log
+from tests.conftest import make_token, wait_for_photo, worker_log
 from tests.integration.helpers import new_case, upload, upload_file
 from tests.support import BIDEN, OBAMA_A, OBAMA_B, photo
 
@@ -76,7 +76,9 @@ async def test_same_photo_bytes_warn_in_the_upload_answer(client):
     assert warning["other"]["case_id"] == earlier["id"]
     assert warning["reasons"][0]["kind"] == "same_photo"
     assert warning["reasons"][0]["other_photo_id"] is not None
-    # Faces agree too: one warning for the pair, with both kinds of evidence.
+    # Faces agree too, once the worker has processed the photo: one warning for
+    # the pair, with both kinds of evidence.
+    await wait_for_photo(client, north, response.json()["id"])
     body = await duplicates(client, north, later["id"])
     assert len(body["warnings"]) == 1
     assert sorted(r["kind"] for r in body["warnings"][0]["reasons"]) == ["face", "same_photo"]
