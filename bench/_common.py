@@ -13,7 +13,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,3 +256,25 @@ class Report:
         )
         print(f"\n(saved {path.relative_to(ROOT)})", flush=True)
         return path
+
+
+def on_dev_services(run: Callable[[Any], Awaitable[None]]) -> None:
+    """Start private services (a fresh PostgreSQL database, weed, Redis namespace;
+    rescue.devservices), point this process's settings at them, ``asyncio.run``
+    ``run(services)``, and stop them. A connection per query (``DB_POOL_MAX=0``),
+    as the CLI does."""
+    import asyncio
+
+    from rescue.devservices import DevServices
+    from tests import preflight
+
+    services = DevServices(preflight.pg_url(), preflight.redis_url(), prefix="rescue-bench")
+    env = services.start(DB_POOL_MAX="0")
+    try:
+        os.environ.update(env)
+        from rescue.settings import get_settings
+
+        get_settings.cache_clear()
+        asyncio.run(run(services))  # type: ignore[arg-type]
+    finally:
+        services.stop()

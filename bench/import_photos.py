@@ -56,11 +56,10 @@ from typing import Any
 
 import numpy as np
 
-from bench._common import FACES_DIR, Report, labels, scale
+from bench._common import FACES_DIR, Report, labels, on_dev_services, scale
 from bench.imports import HEADER, _names, _status_kb, reset_peak
 from media.s3server import free_port
 from rescue.devservices import DevServices, stop_process
-from tests import preflight
 
 NAMES = 2000
 GALLERIES = (1_000, 10_000, 100_000)
@@ -510,16 +509,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.photos:  # recorded as the run's scale: bench.report keeps quick runs apart
         os.environ["BENCH_SCALE"] = f"{photos_n / 20_000:g}"
     report = Report("import_photos", "Import of a list with photos")
-    services = DevServices(preflight.pg_url(), preflight.redis_url(), prefix="rescue-bench")
-    env = services.start(DB_POOL_MAX="0")
-    try:
-        os.environ.update(env)
-        from rescue.settings import get_settings
-
-        get_settings.cache_clear()
-        asyncio.run(measure(report, services, photos_n))
-    finally:
-        services.stop()
+    on_dev_services(lambda services: measure(report, services, photos_n))
     report.save()
     return 0
 

@@ -32,17 +32,13 @@ No timed assertion: figures and ratios are printed and saved (bench/out/imports.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import random
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import Report, scale
-from rescue.devservices import DevServices
-from tests import preflight
+from bench._common import Report, on_dev_services, scale
 
 HEADER = "外部编号,姓名,性别,出生日期,年龄,身份证号,户籍地,地点,日期,备注"
 SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕"
@@ -236,16 +232,7 @@ def main() -> int:
     report = Report("imports", "Import of an external list")
     large = max(10_000, int(100_000 * scale()))
     small = max(1_000, large // 10)
-    services = DevServices(preflight.pg_url(), preflight.redis_url(), prefix="rescue-bench")
-    env = services.start(DB_POOL_MAX="0")  # connections per query, as the CLI
-    try:
-        os.environ.update(env)
-        from rescue.settings import get_settings
-
-        get_settings.cache_clear()
-        asyncio.run(measure(report, small, large))
-    finally:
-        services.stop()
+    on_dev_services(lambda _services: measure(report, small, large))
     report.save()
     return 0
 
