@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.async_api import Error as PlaywrightError
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -100,7 +102,14 @@ async def page(
     yield page
     ARTIFACTS.mkdir(exist_ok=True)
     try:
-        await page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
+        # The screenshot is an artifact for people to look at, not a check: a page
+        # still navigating when the test ends (htmx polling that meets the session's
+        # end once a test's frozen clock is released) must not fail the test.
+        await page.screenshot(
+            path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True, timeout=10_000
+        )
+    except PlaywrightError as exc:
+        logging.getLogger(__name__).warning("no screenshot of %s: %s", request.node.name, exc)
     finally:
         await context.close()
 
