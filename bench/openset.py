@@ -18,8 +18,24 @@ Protocol (LFW subset of ``../shared/faces``: every photo with a face; 623 people
 - Enrolled probes: the other photos of people in the gallery.
 - The service's rule (rescue.matching.services.match_photo): people within the
   loose bound of the calibration, minus sure differences (sex, when known on both
-  sides), ranked by the full score (with age unknown: by distance), the best
-  :data:`CAP` shown, each with its band at this gallery size.
+  sides), ranked by the full score (rescue.matching.scoring.compute_score, then
+  distance; with age unknown the score follows the distance), the best
+  :data:`CAP` shown, each with its band at this gallery size (from its face
+  distance; an open-set probe counts at the strongest band shown).
+- *Age known*: each person's approximate age at photo time is labelled
+  (bench/lfw_age.csv, a band such as 48–57). The probe's case gets that band
+  widened by the station's estimate error, ``age_low − 10 .. age_high + 10`` (as
+  ``estimated_age ± 10`` is in the score), and the notice ``age_when_missing`` =
+  the middle of its person's band, missing since the day of the photo (no years
+  pass: LFW's photos are of one period); the case's window (about 30 years) is
+  wider than a station's 20 (``estimated_age ± 10``), because the label is itself
+  a band. Age only lowers a candidate's rank
+  (factor 0.8 / 0.6 / 0.3 for a gap of ≤ 5, ≤ 10, > 10 years); it never removes
+  one. The probe and its own notice carry the same label, so a true match is
+  never lowered by age here: a station's real estimate errs, which the ± 10
+  stands for; the last *age known* row moves each probe's band by an error drawn
+  from N(0, 7) years (whole years, one per probe photo) to show what a wrong
+  estimate costs.
 - Baseline in the same run: raw face distance, every person within 0.53 (the
   former per-pair threshold), uncapped.
 
@@ -36,17 +52,28 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 
 from bench.encodings import Encoded
 from rescue.matching.calibration import BANDS, Calibration, calibrate, pair_distances
 from rescue.matching.embedding import MODEL_NAME
+from rescue.matching.scoring import VISUAL_AGE_ERROR_YEARS, EvidenceInput, compute_score
+from rescue.settings import get_settings
 
 CAP = 5
 BASELINE = 0.53
 REPEATS = 5
 EXTRAPOLATED = (1_000, 10_000, 100_000)
+#: The station's age estimate error in the last *age known* row: N(0, 7) years, the
+#: 5–8-year mean absolute error of visual age estimation (Voelkle et al. 2012), as
+#: the synthetic records of bench/accuracy.py assume.
+AGE_ERROR_YEARS = 7.0
+AGE_ERROR_SEED = 16
+AGE_ERROR_ROW = (
+    f"service, sex and age known, station's estimate off by N(0, {AGE_ERROR_YEARS:.0f}) years"
+)
 
 
 @dataclass
@@ -58,9 +85,13 @@ class People:
     fold: np.ndarray  # per person: 0 or 1
     sex: np.ndarray  # per person: "male" / "female" / "unknown"
     distance: np.ndarray  # (rows, rows) face distances
+    #: per person: labelled age band at photo time (low, high) in years; NaN unknown
+    age: np.ndarray = field(default_factory=lambda: np.empty((0, 2)))
 
 
-def people(enc: Encoded, sexes: dict[str, str]) -> People:
+def people(
+    enc: Encoded, sexes: dict[str, str], ages: dict[str, tuple[int, int]] | None = None
+) -> People:
     rows = np.array(
         [i for i, p in enumerate(enc.paths) if p.startswith("lfw_subset/") and enc.found[i]]
     )
@@ -74,7 +105,64 @@ def people(enc: Encoded, sexes: dict[str, str]) -> People:
     sq = np.einsum("ij,ij->i", v, v)
     distance = np.sqrt(np.clip(sq[:, None] + sq[None, :] - 2 * v @ v.T, 0, None))
     sex = np.array([sexes.get(n, "unknown") for n in names])
-    return People(rows, person, names, first, fold, sex, distance)
+    age = np.array([(ages or {}).get(n, (math.nan, math.nan)) for n in names], dtype=float)
+    return People(rows, person, names, first, fold, sex, distance, age)
+
+
+#: The day of every photo, notice and case in the age-known rows (no years pass).
+_PHOTO_DAY = datetime(2003, 6, 1, tzinfo=UTC)
+
+
+def _case(ppl: People, k: int, offset: float = 0.0) -> dict[str, object]:
+    """The case row of a probe of person k: recorded sex, the label moved by the
+    station's estimate error ``offset`` (years) and widened by ± 10 years."""
+    low, high = ppl.age[k]
+    known = not math.isnan(low)
+    return {
+        "sex": ppl.sex[k],
+        "age_low": low + offset - VISUAL_AGE_ERROR_YEARS if known else None,
+        "age_high": high + offset + VISUAL_AGE_ERROR_YEARS if known else None,
+        "estimated_age": None,
+        "found_at": _PHOTO_DAY,
+        "admitted_at": _PHOTO_DAY,
+    }
+
+
+def _notice(ppl: People, k: int) -> dict[str, object]:
+    """The notice row of person k: recorded sex, age when missing the middle of
+    the label."""
+    low, high = ppl.age[k]
+    return {
+        "sex": ppl.sex[k],
+        "date_of_birth": None,
+        "age_when_missing": None if math.isnan(low) else round((low + high) / 2),
+        "missing_since": _PHOTO_DAY.date(),
+    }
+
+
+_FACTORS: dict[tuple[object, ...], float] = {}
+
+
+def plausibility(ppl: People, a: int, b: int, offset: float = 0.0) -> float:
+    """The plausibility factor of the service's score (S × A × D: sex, age, dates)
+    for a probe of person a (the case, its age off by ``offset`` years) against the
+    notice of person b: ``compute_score`` at face distance 0, once per distinct
+    pair of records."""
+    case, notice = _case(ppl, a, offset), _notice(ppl, b)
+    key = (
+        case["sex"],
+        case["age_low"],
+        case["age_high"],
+        notice["sex"],
+        notice["age_when_missing"],
+    )
+    if key not in _FACTORS:
+        t = get_settings().matching.threshold
+        perfect = [EvidenceInput(kind="face", values={}, distance=0.0, threshold=t)]
+        _FACTORS[key] = compute_score(
+            case=case, notice=notice, evidence=perfect, today=_PHOTO_DAY.date()
+        ).score
+    return _FACTORS[key]
 
 
 def fold_calibrations(enc: Encoded, ppl: People) -> list[Calibration]:
@@ -108,24 +196,56 @@ class Tally:
 
 
 def _shown(
-    d: np.ndarray, candidates: np.ndarray, probe_sex: str, ppl: People, bound: float, sex: bool
+    d: np.ndarray,
+    candidates: np.ndarray,
+    probe: int | None,
+    ppl: People,
+    bound: float,
+    sex: bool,
+    age: bool = False,
+    offset: float = 0.0,
 ) -> np.ndarray:
-    """Person indices shown for one probe: within the bound, sex-filtered, best CAP."""
+    """Positions (into ``candidates``) shown for one probe of person ``probe`` (None:
+    nothing recorded): within the bound, sex-filtered, ranked by the service's score
+    (face strength × :func:`plausibility`, the case's age off by ``offset`` years,
+    rounded as compute_score rounds it, then distance), best CAP. Without age the
+    score of the people kept follows the distance, so they are ranked by distance."""
     keep = d <= bound
+    probe_sex = ppl.sex[probe] if probe is not None else "unknown"
     if sex and probe_sex != "unknown":
         other = ppl.sex[candidates]
         keep &= (other == "unknown") | (other == probe_sex)
     within = np.flatnonzero(keep)
-    order = within[np.argsort(d[within], kind="stable")][:CAP]
-    return order
+    if not age or probe is None:
+        return within[np.argsort(d[within], kind="stable")][:CAP]
+    t = get_settings().matching.threshold
+    strength = np.clip(1.0 - d[within] / (2 * t), 0.0, 1.0)
+    factor = np.array([plausibility(ppl, probe, int(b), offset) for b in candidates[within]])
+    score = np.round(np.clip(strength * factor, 0.0, 1.0), 4)
+    return within[np.lexsort((d[within], -score))][:CAP]
 
 
 def evaluate(
-    ppl: People, cals: list[Calibration], n: int, *, sex: bool, rng: np.random.Generator
+    ppl: People,
+    cals: list[Calibration],
+    n: int,
+    *,
+    sex: bool,
+    rng: np.random.Generator,
+    age: bool = False,
+    age_error: float = 0.0,
 ) -> Tally:
-    """Pooled figures over REPEATS galleries of n people (one, all people, at the largest)."""
+    """Pooled figures over REPEATS galleries of n people (one, all people, at the
+    largest). ``age``: rank by the score with ages known; ``age_error``: the
+    station's estimate of each probe's age off by N(0, age_error) years (whole
+    years, drawn once per probe photo, the same for every gallery)."""
     total = len(ppl.names)
     tally = Tally()
+    offsets = np.zeros(len(ppl.rows))
+    if age_error:
+        offsets = np.round(
+            np.random.default_rng(AGE_ERROR_SEED).normal(0, age_error, len(ppl.rows))
+        )
     repeats = 1 if n >= total else REPEATS
     for _ in range(repeats):
         gallery = np.arange(total) if n >= total else np.sort(rng.choice(total, n, replace=False))
@@ -146,7 +266,7 @@ def evaluate(
                 if not is_enrolled and len(own):
                     dd[own] = np.inf  # this person is in no notice
                 size = n - 1 if (not is_enrolled and n >= total) else n
-                shown = _shown(dd, gallery, ppl.sex[i], ppl, cal.loose_bound, sex)
+                shown = _shown(dd, gallery, i, ppl, cal.loose_bound, sex, age, offsets[r])
                 people_shown = gallery[shown]
                 tally.probes += 1
                 tally.shown += len(shown)
@@ -158,7 +278,7 @@ def evaluate(
                 else:
                     tally.open_probes += 1
                     tally.open_any += int(len(shown) > 0)
-                    best = float(dd[shown[0]]) if len(shown) else math.inf
+                    best = float(dd[shown].min()) if len(shown) else math.inf
                     for name, limit in BANDS:
                         tally.band_hits[name] += int(best <= _cutoff(cal, limit, size))
     return tally
@@ -287,8 +407,8 @@ def multi_photo(ppl: People, cals: list[Calibration]) -> tuple[int, float, float
         d2[has_two] = np.minimum(d1[has_two], ppl.distance[r, seconds[has_two]])
         everyone = np.arange(total)
         probes += 1
-        one += int(i in everyone[_shown(d1, everyone, "unknown", ppl, cal.loose_bound, False)])
-        two += int(i in everyone[_shown(d2, everyone, "unknown", ppl, cal.loose_bound, False)])
+        one += int(i in everyone[_shown(d1, everyone, None, ppl, cal.loose_bound, False)])
+        two += int(i in everyone[_shown(d2, everyone, None, ppl, cal.loose_bound, False)])
     return probes, one / probes, two / probes
 
 
@@ -296,9 +416,12 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f} %" if x < 0.1 else f"{100 * x:.1f} %"
 
 
-def report(enc: Encoded, sexes: dict[str, str]) -> list[str]:
-    """Markdown lines of the open-set section."""
-    ppl = people(enc, sexes)
+def report(
+    enc: Encoded, sexes: dict[str, str], ages: dict[str, tuple[int, int]] | None = None
+) -> list[str]:
+    """Markdown lines of the open-set section (``ages``: labelled age band at photo
+    time per identity, bench/lfw_age.csv; without it no *age known* rows)."""
+    ppl = people(enc, sexes, ages)
     cals = fold_calibrations(enc, ppl)
     total = len(ppl.names)
     sizes = [100, total]
@@ -307,7 +430,8 @@ def report(enc: Encoded, sexes: dict[str, str]) -> list[str]:
         "",
         (__doc__ or "").split("\n\n", 1)[1].strip(),
         "",
-        f"{total} people ({int((ppl.sex != 'unknown').sum())} with a recorded sex), "
+        f"{total} people ({int((ppl.sex != 'unknown').sum())} with a recorded sex, "
+        f"{int((~np.isnan(ppl.age[:, 0])).sum())} with an approximate age), "
         f"{len(ppl.rows)} photos. Calibrations: fold 0 loose bound "
         f"{cals[0].loose_bound:.2f}, fold 1 {cals[1].loose_bound:.2f}.",
         "",
@@ -317,19 +441,21 @@ def report(enc: Encoded, sexes: dict[str, str]) -> list[str]:
         "stated / measured |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    figures: dict[str, dict[str, float]] = {}
+    rules = [("service, sex and age unknown", False, False, 0.0)]
+    if sexes:
+        rules.append(("service, sex known", True, False, 0.0))
+    if sexes and ages:
+        rules.append(("service, sex and age known", True, True, 0.0))
+        rules.append((AGE_ERROR_ROW, True, True, AGE_ERROR_YEARS))
+    tallies: dict[tuple[int, str], Tally] = {}
     for n in sizes:
-        for label, sex in (("service, sex and age unknown", False), ("service, sex known", True)):
-            if sex and not sexes:
-                continue
-            t = evaluate(ppl, cals, n, sex=sex, rng=np.random.default_rng(n))
+        for label, sex, age, error in rules:
+            t = evaluate(
+                ppl, cals, n, sex=sex, age=age, age_error=error, rng=np.random.default_rng(n)
+            )
+            tallies[(n, label)] = t
             strong = t.band_hits["strong"] / t.open_probes
             possible = t.band_hits["possible"] / t.open_probes
-            figures[f"{n} {label}"] = {
-                "top5": t.top5 / t.enrolled,
-                "per_probe": t.shown / t.probes,
-                "strong": strong,
-            }
             lines.append(
                 f"| {n:,} | {label} | {_pct(t.top1 / t.enrolled)} | {_pct(t.top5 / t.enrolled)} "
                 f"| {t.shown / t.probes:.2f} ({t.most_shown}) | {_pct(t.open_any / t.open_probes)} "
@@ -359,4 +485,31 @@ def report(enc: Encoded, sexes: dict[str, str]) -> list[str]:
         f"for {_pct(one)} with one notice photo and {_pct(two)} with two (best pair).",
         "",
     ]
+    if sexes and ages:
+        lines += [*_age_effect(tallies, sizes), ""]
+    return lines
+
+
+def _age_effect(tallies: dict[tuple[int, str], Tally], sizes: list[int]) -> list[str]:
+    """Markdown table: what knowing the age changed against sex known, in probes."""
+    lines = [
+        "What age adds to sex known, in probes (same galleries and probes; age only "
+        "reorders, so candidates shown per probe and people in no notice given any "
+        "candidate stay the same):",
+        "",
+        "| gallery (people) | the station's age estimate | enrolled in top 1 shown | "
+        "in top 5 shown | people in no notice given a strong candidate |",
+        "|---|---|---:|---:|---:|",
+    ]
+    for label, how in (
+        ("service, sex and age known", "the label"),
+        (AGE_ERROR_ROW, f"the label off by N(0, {AGE_ERROR_YEARS:.0f}) years"),
+    ):
+        for n in sizes:
+            s, a = tallies[(n, "service, sex known")], tallies[(n, label)]
+            lines.append(
+                f"| {n:,} | {how} | {s.top1:,} → {a.top1:,} of {a.enrolled:,} "
+                f"| {s.top5:,} → {a.top5:,} "
+                f"| {s.band_hits['strong']:,} → {a.band_hits['strong']:,} of {a.open_probes:,} |"
+            )
     return lines
