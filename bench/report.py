@@ -1,8 +1,20 @@
-"""Assemble ``docs/performance.md`` from the fragments the benchmarks wrote to bench/out/."""
+"""Assemble ``docs/performance.md`` from the fragments the benchmarks wrote to bench/out/.
+
+Notes written by hand into docs/performance.md (runs outside ``make bench``, what a
+measurement changed in the code) survive a regeneration when they are wrapped as::
+
+    <!-- notes after=worker_step -->
+    ...
+    <!-- /notes -->
+
+``after`` names the part (one of :data:`PARTS`) the notes follow, or ``intro``;
+each block is carried over verbatim, in its order, to the same place.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -10,6 +22,24 @@ from bench._common import OUT, ROOT, machine
 
 DOC = ROOT / "docs" / "performance.md"
 PARTS = ["search", "embedding", "e2e", "imports", "worker_step", "import_photos"]
+NOTES = re.compile(r"<!-- notes after=(\w+) -->\n.*?<!-- /notes -->\n", re.DOTALL)
+
+
+def kept_notes(text: str) -> dict[str, list[str]]:
+    """The hand-written blocks of ``text`` by the part they follow (``intro`` or a part).
+
+    Raises:
+        ValueError: a block names a place that is neither ``intro`` nor a part
+            (it would be lost silently).
+    """
+    notes: dict[str, list[str]] = {}
+    for match in NOTES.finditer(text):
+        where = match.group(1)
+        if where != "intro" and where not in PARTS:
+            raise ValueError(f"notes after={where}: not intro nor one of {PARTS}")
+        notes.setdefault(where, []).append(match.group(0))
+    return notes
+
 
 INTRO = """\
 # Performance
@@ -81,6 +111,7 @@ What these measurements changed in the code:
 
 def main() -> int:
     info = machine()
+    notes = kept_notes(DOC.read_text()) if DOC.exists() else {}
     parts = []
     for name in PARTS:
         path = OUT / f"{name}.md"
@@ -88,6 +119,7 @@ def main() -> int:
             parts.append(path.read_text())
         else:
             parts.append(f"## {name}\n\n(not run: `.venv/bin/python -m bench.{name}`)\n")
+        parts.extend(notes.get(name, []))
     metas = {
         n: json.loads((OUT / f"{n}.json").read_text())
         for n in PARTS
@@ -98,6 +130,7 @@ def main() -> int:
     run_scale = {m.get("scale", 1.0) for m in metas.values()}
     lines = [
         INTRO,
+        *notes.get("intro", []),
         "## Machine",
         "",
         f"- run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, BENCH_SCALE="
@@ -119,11 +152,11 @@ def main() -> int:
     # docs/performance.md holds full runs only; a quick run must not replace them.
     target = DOC if run_scale == {1.0} else OUT / "performance-quick.md"
     target.write_text("\n".join(lines) + "\n")
-    print(f"written {target.relative_to(ROOT)}")
+    print(f"written {target}")
     if target != DOC:
         print(
             f"(BENCH_SCALE={', '.join(f'{x:g}' for x in sorted(run_scale))}: a quick run; "
-            f"{DOC.relative_to(ROOT)} keeps the last full run)"
+            f"{DOC} keeps the last full run)"
         )
     return 0
 
