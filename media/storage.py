@@ -24,6 +24,7 @@ Errors::
 from __future__ import annotations
 
 import io
+import logging
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 
 from rescue.settings import StorageSettings
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ObjectMissing",
@@ -266,6 +269,15 @@ class ObjectStore:
 
     async def aremove(self, key: str) -> None:
         await anyio.to_thread.run_sync(self.remove, key)
+
+    async def adiscard(self, key: str) -> None:
+        """Remove an object no row refers to (a write rolled back or refused); if the
+        store fails now, leave it: the recovery sweep (rescue.recovery) removes
+        unreferenced objects past ``ORPHAN_GRACE_SECONDS``. Never raises StorageError."""
+        try:
+            await self.aremove(key)
+        except StorageError as exc:
+            log.warning("could not remove an unrecorded object now (%s); the sweep will", exc)
 
     async def apresigned_url(self, key: str) -> str:
         """:meth:`presigned_url` off the event loop (signing is local, but the SDK

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import anyio.to_thread
 
 from media.documents import ACCEPTED_DOCUMENT_TYPES, DocumentRejected, inspect_document
-from media.storage import ObjectStore, StorageError, StorageUnavailable, new_object_key
+from media.storage import ObjectStore, StorageUnavailable, new_object_key
 from rescue.audit import unit
 from rescue.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia, is_unavailable
 from rescue.i18n import N_, _
@@ -102,11 +102,11 @@ async def stored_document(
     try:
         await store.aput(key, data, info.media_type)
     except StorageUnavailable:
-        await _discard(store, key)  # the store may still finish it: else the sweep removes it
+        await store.adiscard(key)  # the store may still finish it: else the sweep removes it
         raise
     # Its row commits with the request (rescue.audit.unit): if the request is
     # rolled back, the object goes too.
-    unit.after_rollback(lambda: _discard(store, key))
+    unit.after_rollback(lambda: store.adiscard(key))
     try:
         yield StoredDocument(key, info.media_type, len(data), hashlib.sha256(data).hexdigest())
     except BaseException as exc:
@@ -115,12 +115,5 @@ async def stored_document(
             # recovery sweep removes the object later if no row refers to it.
             log.warning("document %s left to the recovery sweep after %r", key, exc)
         else:
-            await _discard(store, key)
+            await store.adiscard(key)
         raise
-
-
-async def _discard(store: ObjectStore, key: str) -> None:
-    try:
-        await store.aremove(key)
-    except StorageError as exc:
-        log.warning("could not remove an unrecorded object now (%s); the sweep will", exc)

@@ -23,7 +23,7 @@ import anyio
 import anyio.to_thread
 
 from media.images import ACCEPTED_MEDIA_TYPES, ImageRejected, inspect_image
-from media.storage import ObjectStore, StorageError, StorageUnavailable, new_object_key
+from media.storage import ObjectStore, StorageUnavailable, new_object_key
 from rescue import clock
 from rescue.audit import unit
 from rescue.cases.tables import Case
@@ -159,7 +159,7 @@ async def upload_photo(
     except StorageUnavailable as exc:
         # The store may still finish the write it did not confirm: remove the key
         # now if we can, else the recovery sweep does once it is old enough.
-        await _discard(store, key)
+        await store.adiscard(key)
         raise ServiceUnavailable(
             _("the object store did not store the photo in time; nothing was saved; try again"),
             retry_after=retry_after,
@@ -204,13 +204,13 @@ async def _insert_in_unit(store: ObjectStore, key: str, row: Photo) -> tuple[int
     """Record the stored object inside the request's transaction (a savepoint):
     the row exists only if the request commits, so the object is removed if the
     INSERT fails or the request is rolled back (rescue.audit.unit)."""
-    unit.after_rollback(lambda: _discard(store, key))
+    unit.after_rollback(lambda: store.adiscard(key))
     try:
         async with Photo._meta.db.transaction():
             rows = await Photo.insert(row).returning(Photo.id, Photo.created_at)
     except BaseException as exc:
         with anyio.CancelScope(shield=True):
-            await _discard(store, key)
+            await store.adiscard(key)
         if isinstance(exc, Exception) and is_unavailable(exc):
             raise ServiceUnavailable(
                 _("the database is unavailable; the photo was not stored; try again"),
@@ -235,7 +235,7 @@ async def _insert_alone(
         with anyio.CancelScope(shield=True):
             found = await _photo_with_key(key)
             if found is False:
-                await _discard(store, key)
+                await store.adiscard(key)
         if not isinstance(exc, Exception):
             raise  # cancelled: the decision above is done, the caller is gone
         if found is None:
@@ -276,15 +276,6 @@ async def _photo_with_key(key: str) -> tuple[int, datetime] | Literal[False] | N
             continue
         return (int(row["id"]), row["created_at"]) if row is not None else False
     return None
-
-
-async def _discard(store: ObjectStore, key: str) -> None:
-    """Remove an object no row refers to; if the store fails, leave it to the
-    recovery sweep (it removes unreferenced objects past ``ORPHAN_GRACE_SECONDS``)."""
-    try:
-        await store.aremove(key)
-    except StorageError as exc:
-        log.warning("could not remove an unrecorded object now (%s); the sweep will", exc)
 
 
 async def _enqueue(photo_id: int, enqueue: Callable[[int], Awaitable[None]]) -> str:
