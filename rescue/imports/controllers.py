@@ -46,6 +46,13 @@ MinAge = Annotated[
 ]
 
 
+async def _enqueue_photo(photo_id: int) -> None:
+    """Queue a photo's matching (the photo service's own queue)."""
+    from rescue.photos.controllers import _enqueue
+
+    await _enqueue(photo_id)
+
+
 class ImportController(Controller):
     path = "/api"
     tags = ("imports",)
@@ -207,4 +214,5 @@ class ImportController(Controller):
             by=request.user,
             store=get_store(),
             settings=settings,
+            enqueue=_enqueue_photo,
         )

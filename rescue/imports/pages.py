@@ -105,6 +105,13 @@ def _filters(
     return typed, errors, age
 
 
+async def _enqueue_photo(photo_id: int) -> None:
+    """Queue a photo's matching (the photo service's own queue)."""
+    from rescue.photos.controllers import _enqueue
+
+    await _enqueue(photo_id)
+
+
 class ImportPages(Controller):
     path = "/imports"
     include_in_schema = False
@@ -320,6 +327,7 @@ class WarningPages(Controller):
                     by=request.user,
                     store=get_store(),
                     settings=get_settings(),
+                    enqueue=_enqueue_photo,
                 )
             except (InvalidInput, Conflict, PermissionDenied) as exc:
                 problem = str(exc.detail)

@@ -470,6 +470,14 @@ def skip_key(run_object_key: str) -> str:
     return f"{run_object_key}.skip.json"
 
 
+def row_photo_key(run_object_key: str, row: int) -> str:
+    """Object key of row ``row``'s photo, kept when its face is within the matcher's
+    threshold of someone (the warning's evidence): verifying the warning ``helped``
+    puts it on the new notice, so the reviewer compares the faces. Photos of rows
+    that raise nothing are not kept (docs/privacy.md)."""
+    return f"{run_object_key}.rows/{row}"
+
+
 async def _skipped_rows(object_key: str, store: ObjectStore) -> set[int] | None:
     """The dry run's problem rows (None for a run made before they were kept: the
     run then finds duplicates within the file itself)."""
@@ -483,10 +491,19 @@ class _FaceSearch:
     """The run's photos (rescue.imports.photos) and the matcher's galleries: a
     row's photo → (kind, id) → face distance of the people within the threshold."""
 
-    def __init__(self, source: PhotoSource | None, settings: Settings) -> None:
+    def __init__(
+        self,
+        source: PhotoSource | None,
+        settings: Settings,
+        *,
+        object_key: str = "",
+        store: ObjectStore | None = None,
+    ) -> None:
         self.source = source
         self.settings = settings
         self.galleries: Any = None
+        self.object_key = object_key  # the run's list: where kept row photos go
+        self.store = store
 
     @classmethod
     async def open(
@@ -500,7 +517,7 @@ class _FaceSearch:
             zipped.seek(0)
         source = PhotoSource(zipped, store=store, storage=settings.storage, limits=settings.upload)
         stack.callback(source.close)
-        return cls(source, settings)
+        return cls(source, settings, object_key=object_key, store=store)
 
     async def distances(self, check: RowCheck) -> dict[tuple[str, int], float]:
         """Face distances of the row's photo; a photo that fails makes the row a
@@ -526,6 +543,11 @@ class _FaceSearch:
             gallery = await side.refresh()
             for hit in await anyio.to_thread.run_sync(gallery.search, encodings, threshold):
                 found[(kind, hit.owner_id)] = float(hit.distance)
+        if found and self.store is not None and self.object_key:
+            # Kept before the row's batch commits; a resumed run writes the same key.
+            await self.store.aput(
+                row_photo_key(self.object_key, check.row), data, "application/octet-stream"
+            )
         return found
 
 
@@ -778,9 +800,15 @@ async def verify(
     by: Principal,
     store: ObjectStore,
     settings: Settings,
+    enqueue: Callable[[int], Awaitable[None]] | None = None,
 ) -> WarningOut:
     """Record the outcome of verifying a warning (核实). ``helped`` also submits the
     pair to the candidate review ledger (a staff lead carrying the external record).
+    When the list's person is new to the service (a warning on a person in care),
+    the lead creates a notice from the record, and the row's kept photo (a face
+    warning's evidence, :func:`row_photo_key`) becomes that notice's photo through
+    the photo service (``enqueue`` queues its matching), so the reviewer sees both
+    faces and the matcher adds the face evidence to the same candidate.
 
     Raises:
         NotFound: no such warning.
@@ -807,7 +835,9 @@ async def verify(
         )
     candidate_id = None
     if outcome == WarningOutcome.helped:
-        candidate_id = await _to_ledger(row, note=note, by=by, store=store, settings=settings)
+        candidate_id = await _to_ledger(
+            row, note=note, by=by, store=store, settings=settings, enqueue=enqueue
+        )
     now = clock.now()
     updated = (
         await ImportWarning.update(
@@ -831,7 +861,13 @@ async def verify(
 
 
 async def _to_ledger(
-    row: dict[str, Any], *, note: str, by: Principal, store: ObjectStore, settings: Settings
+    row: dict[str, Any],
+    *,
+    note: str,
+    by: Principal,
+    store: ObjectStore,
+    settings: Settings,
+    enqueue: Callable[[int], Awaitable[None]] | None,
 ) -> int:
     """Submit a verified-same warning as a staff lead; returns the candidate id."""
     from datetime import date
@@ -844,7 +880,9 @@ async def _to_ledger(
     from rescue.notices.tables import NoticeSource
 
     record = (
-        await ImportRecord.select(ImportRecord.fields)
+        await ImportRecord.select(
+            ImportRecord.fields, ImportRecord.row_number, ImportRecord.run.object_key
+        )
         .where(ImportRecord.id == row["record"])
         .first()
     )
@@ -879,6 +917,15 @@ async def _to_ledger(
             notice=notice,
             note=note,
         )
+        if record and enqueue is not None and "face" in _loads(row["evidence"]):
+            await _notice_photo_from_row(
+                record,
+                notice_id=detail.candidate.notice_id,
+                by=by,
+                store=store,
+                settings=settings,
+                enqueue=enqueue,
+            )
     else:
         detail, _new = await submit_candidate(
             kind=EvidenceKind.staff,
@@ -894,3 +941,37 @@ async def _to_ledger(
             note=note,
         )
     return int(detail.candidate.id)
+
+
+async def _notice_photo_from_row(
+    record: dict[str, Any],
+    *,
+    notice_id: int,
+    by: Principal,
+    store: ObjectStore,
+    settings: Settings,
+    enqueue: Callable[[int], Awaitable[None]],
+) -> None:
+    """Give the notice made from a list row that row's kept photo (uploaded like any
+    photo: checked, stored, queued for matching). A photo already on the notice
+    (verified twice through a retry) or no longer kept is left as it is."""
+    from rescue.photos.services import upload_photo
+
+    key = row_photo_key(record["run.object_key"], int(record["row_number"]))
+    try:
+        data = await store.aget(key)
+    except ObjectMissing:
+        return
+    try:
+        await upload_photo(
+            owner="notice",
+            owner_id=notice_id,
+            data=data,
+            taken_on=None,
+            by=by,
+            store=store,
+            limits=settings.upload,
+            enqueue=enqueue,
+        )
+    except Conflict:  # the same bytes are already this notice's photo
+        return

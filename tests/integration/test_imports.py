@@ -8,7 +8,7 @@ import json
 import time
 from typing import Any
 
-from tests.conftest import make_token, worker_log
+from tests.conftest import make_token, wait_for_photo, worker_log
 from tests.integration.helpers import new_case, new_notice
 
 HEADER = "外部编号,姓名,性别,出生日期,年龄,身份证号,户籍地,地点,日期,备注"
@@ -423,6 +423,24 @@ async def test_photos_in_a_zip_or_the_object_store_are_checked_and_compared(clie
     assert (json.loads(evidence) if isinstance(evidence, str) else evidence) == ["face"]
     page = (await client.get("/api/import-warnings", headers=north)).json()
     assert page["items"][0]["explanation"]  # explained in the caller's language
+
+    # Verified "helped": the notice made from the row carries the row's photo, and
+    # the matcher adds the face to the same candidate for the reviewer to compare.
+    helped = await client.post(
+        f"/api/import-warnings/{warnings[0]['id']}/verify",
+        json={"outcome": "helped", "note": "家属看照片确认"},
+        headers=north,
+    )
+    assert helped.status_code == 200, helped.text
+    path = f"/api/candidates/{helped.json()['candidate_id']}"
+    candidate = (await client.get(path, headers=north)).json()["candidate"]
+    notice = (await client.get(f"/api/notices/{candidate['notice_id']}", headers=north)).json()
+    assert len(notice["photos"]) == 1, notice
+    await wait_for_photo(client, north, notice["photos"][0]["id"])
+    candidate = (await client.get(path, headers=north)).json()["candidate"]
+    assert candidate["case_id"] == case["id"]
+    assert "face" in candidate["evidence_kinds"], candidate
+    assert candidate["notice_photo_id"] == notice["photos"][0]["id"]
 
     not_zip = await client.post(
         "/api/import-runs",
