@@ -12,7 +12,8 @@ from litestar.params import FromQuery
 from litestar.response import Template
 
 from rescue import clock
-from rescue.i18n import _
+from rescue.cases.tables import LeavingCategory
+from rescue.i18n import _, label
 from rescue.permissions import Action, allow
 from rescue.stats import services
 from rescue.stats.controllers import XLSX
@@ -93,6 +94,9 @@ class StatsPages(Controller):
                 "channels": _bars(stats.identified_by_channel),
                 "channel_labels": services.CHANNEL_LABELS,
                 "days": _bars(stats.days_to_identification),
+                "leaving": [
+                    (label(LeavingCategory(k)), v, w) for k, v, w in _bars(stats.left_by_outcome)
+                ],
                 "query": query,
             },
             status_code=400 if errors else 200,

@@ -23,7 +23,9 @@ class Statistics(msgspec.Struct):
     days_to_identification: dict[str, int]
     became_stranded: int
     settled: int
-    #: Terminal statuses reached in the period, by leaving outcome (离站方式).
+    #: Cases that left in the period, by official 离站方式 category (every
+    #: ``LeavingCategory`` code, zero included), from the workflow's table
+    #: rescue.cases.flows.LEAVING_CATEGORY.
     left_by_outcome: dict[str, int]
     candidates_proposed: int
     candidates_confirmed: int

@@ -25,9 +25,10 @@ from typing import Any
 
 from rescue import clock
 from rescue.cases.events import CaseEvent
-from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus
+from rescue.cases.tables import TERMINAL_STATUSES, Case, CaseStatus, LeavingCategory
 from rescue.errors import InvalidInput
-from rescue.i18n import _
+from rescue.i18n import _, use_locale
+from rescue.i18n import label as enum_label
 from rescue.imports.tables import ImportWarning
 from rescue.matching.tables import Candidate, CandidateEvidence, CandidateStatus
 from rescue.stats.schemas import Statistics
@@ -64,9 +65,12 @@ _EVIDENCE_CHANNEL = (
 
 
 def leaving_code(status: str) -> str:
-    """The leaving outcome's key in the statistics (hook for the official
-    离站方式 codes of the workflow; until then the status name)."""
-    return status
+    """The official 离站方式 category (民政部救助管理统计, ``LeavingCategory``) of a
+    case that left in ``status``: the workflow's one table of them
+    (rescue.cases.flows.LEAVING_CATEGORY)."""
+    from rescue.cases.flows import LEAVING_CATEGORY
+
+    return LEAVING_CATEGORY[CaseStatus(status)].value
 
 
 def _bucket(days: float) -> str:
@@ -156,7 +160,7 @@ async def compute(*, date_from: date, date_to: date, stations: list[str] | None)
     )
     stranded = {int(m["case"]) for m in moves if m["to_status"] == CaseStatus.stranded.value}
     settled = {int(m["case"]) for m in moves if m["to_status"] == CaseStatus.settled.value}
-    left: dict[str, int] = {}
+    left: dict[str, int] = {c.value: 0 for c in LeavingCategory}  # every category, as reported
     terminal = {s.value for s in TERMINAL_STATUSES}
     for m in moves:
         if m["to_status"] in terminal:
@@ -194,7 +198,7 @@ async def compute(*, date_from: date, date_to: date, stations: list[str] | None)
         days_to_identification=buckets,
         became_stranded=len(stranded),
         settled=len(settled),
-        left_by_outcome=dict(sorted(left.items())),
+        left_by_outcome=left,
         candidates_proposed=proposed,
         candidates_confirmed=n_confirmed,
         candidates_rejected=rejected,
@@ -247,8 +251,9 @@ def statistics_rows(stats: Statistics) -> list[tuple[str, Any]]:
         rows.append((f"查明途径：{CHANNEL_LABELS[channel]}", count))
     for bucket, count in stats.days_to_identification.items():
         rows.append((f"查明用时：{bucket} 天", count))
-    for outcome, count in stats.left_by_outcome.items():
-        rows.append((f"离站方式：{outcome}", count))
+    with use_locale("zh_CN"):  # the downloads are in Chinese whatever the page's language
+        for outcome, count in stats.left_by_outcome.items():
+            rows.append((f"离站方式：{enum_label(LeavingCategory(outcome))}", count))
     return rows
 
 

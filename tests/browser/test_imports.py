@@ -105,6 +105,9 @@ async def test_statistics_page_with_downloads(page):
     await page.goto("/stats?date_from=2026-11-01&date_to=2026-11-30")
     assert await page.inner_text("h1") == "统计"
     assert "人脸比对" in await page.inner_text("#stats-channels")
+    leaving = await page.inner_text("#stats-leaving")  # every official category, in Chinese
+    assert "接领返乡" in leaving
+    assert "护送返乡" in leaving
     xlsx = await page.request.get(await page.get_attribute("#stats-xlsx", "href"))
     assert xlsx.status == 200
     assert (await xlsx.body())[:2] == b"PK"

@@ -166,7 +166,18 @@ async def test_statistics_of_a_known_data_set(client):
     }
     assert north["became_stranded"] == 1
     assert north["settled"] == 1
-    assert north["left_by_outcome"] == {"handed_to_family": 1}
+    # Every official 离站方式 category is reported; handed to family is 接领返乡.
+    assert set(north["left_by_outcome"]) == {
+        "placement",
+        "ticket_self_return",
+        "terminated",
+        "left_unauthorised",
+        "escorted_return",
+        "collected_return",
+        "deceased",
+        "other",
+    }
+    assert {k: v for k, v in north["left_by_outcome"].items() if v} == {"collected_return": 1}
     assert (north["candidates_proposed"], north["candidates_confirmed"]) == (3, 3)
     assert north["candidates_rejected"] == 1
     assert north["review_precision"] == 0.75
@@ -181,7 +192,10 @@ async def test_statistics_of_a_known_data_set(client):
     assert everywhere["admitted"] == 5
     assert everywhere["identified"] == 4
     assert everywhere["identified_by_channel"]["face_match"] == 2
-    assert everywhere["left_by_outcome"] == {"escorted_home": 1, "handed_to_family": 1}
+    assert {k: v for k, v in everywhere["left_by_outcome"].items() if v} == {
+        "escorted_return": 1,
+        "collected_return": 1,
+    }
     assert everywhere["warnings_raised"] == 3
 
     # A station's staff see only their station, whatever they ask for.
@@ -200,6 +214,7 @@ async def test_statistics_of_a_known_data_set(client):
     assert "入站人数,4" in csv_text
     assert "查明途径：公安DNA比对,1" in csv_text
     assert "审核准确率,0.75" in csv_text
+    assert "离站方式：接领返乡,1" in csv_text  # the official category, in Chinese
     backwards = await client.get(
         "/api/stats", params={"date_from": "2026-11-30", "date_to": "2026-11-01"}, headers=admin
     )
