@@ -34,6 +34,7 @@ count).
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import unicodedata
 from typing import Any
@@ -322,6 +323,10 @@ def _problems_text(problems: Any) -> str:
     return "; ".join(p for p in parts if p)
 
 
+#: Litestar's text for a required parameter left out (it puts no ``extra`` on it).
+_MISSING_PARAMETER = re.compile(r"Missing required (?P<source>\w+) parameter '(?P<name>[^']+)'")
+
+
 def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     from rescue.i18n import _
 
@@ -330,11 +335,19 @@ def _http_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Respon
         # Litestar's own text quotes the raw path ("Validation failed for GET
         # /api/cases/<anything>"); say which values were refused instead.
         problems = _problems_text(exc.extra)
-        detail = (
-            _("the request has values that are not accepted: {problems}", problems=problems)
-            if problems
-            else _("the request is not valid")
-        )
+        missing = _MISSING_PARAMETER.match(str(exc.detail))
+        if problems:
+            detail = _(
+                "the request has values that are not accepted: {problems}", problems=problems
+            )
+        elif missing:  # Litestar: "Missing required query parameter 'date_from' for path …"
+            detail = _(
+                "the {source} parameter {name} is required",
+                source=missing["source"],
+                name=missing["name"],
+            )
+        else:
+            detail = _("the request is not valid")
     body: dict[str, Any] = {
         "status_code": exc.status_code,
         "error": "validation_failed" if isinstance(exc, ValidationException) else "http_error",

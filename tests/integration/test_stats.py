@@ -249,3 +249,6 @@ async def test_statistics_as_excel_with_chinese_headers(client):
         headers=admin,
     )
     assert bad.status_code == 400
+    missing = await client.get("/api/stats", params={"date_to": "2026-11-30"}, headers=admin)
+    assert missing.status_code == 400
+    assert "date_from" in missing.json()["detail"]  # the left-out parameter is named
