@@ -29,6 +29,11 @@ async def test_publish_and_print_the_poster(page):
     async with page.expect_navigation():
         await page.click("#announcement-form button[type=submit]")
     assert "已发布" in await page.inner_text("#announcement")
+    public = await page.get_attribute("#announcement-public-page", "href")
+    assert public.startswith("/family/announcements/")  # the families' page, not the JSON
+    recorded = page.locator(f"tr[data-action] a[href='{public}']")  # 身份查询 lists it
+    assert "寻亲公告" in await recorded.inner_text()
+    assert "announcement " not in await page.inner_text("main")  # no English reference
     href = await page.get_attribute("#print-poster", "href")
     response = await page.request.get(href)
     assert response.status == 200
