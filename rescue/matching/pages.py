@@ -129,10 +129,65 @@ def _value_text(value: Any) -> str:
     return str(value)
 
 
-def evidence_rows(values: dict[str, Any]) -> list[tuple[str, str]]:
+#: Evidence values for whoever checks the method (model, threshold, photo numbers,
+#: gallery size, face quality measures): folded under 技术细节 on the page, so a
+#: reviewer reads the distance and the sources first.
+TECHNICAL_VALUES = frozenset(
+    {"model", "threshold", "case_photo_id", "notice_photo_id", "gallery_size", "face_quality"}
+)
+
+
+def evidence_rows(values: dict[str, Any], technical: bool = False) -> list[tuple[str, str]]:
     """(label in the page's language, value) of an evidence item's values: every
-    key through the catalogue (EVIDENCE_VALUE_LABELS), nested values too."""
-    return [(_value_title(key), _value_text(value)) for key, value in values.items()]
+    key through the catalogue (EVIDENCE_VALUE_LABELS), nested values too; the
+    :data:`TECHNICAL_VALUES` only (``technical``) or all the others."""
+    return [
+        (_value_title(key), _value_text(value))
+        for key, value in values.items()
+        if (key in TECHNICAL_VALUES) == technical
+    ]
+
+
+async def side_facts(case_id: int | None, notice_id: int) -> tuple[list[Any], list[Any]]:
+    """What the reviewer weighs beside the faces, for each side: ([(label, value)]
+    of the case: reference, name, sex, age, where and when found, station; of the
+    notice: name, sex, birth or age when missing, since when, last seen)."""
+    from rescue import clock
+    from rescue.cases.services import get_case
+    from rescue.cases.tables import Sex
+    from rescue.notices.services import get_notice
+
+    def age_range(low: int | None, high: int | None, estimate: int | None) -> str:
+        if low is not None and high is not None:
+            return _("{low} to {high} years", low=low, high=high)
+        return _("about {age} years", age=estimate) if estimate is not None else "—"
+
+    case_facts: list[tuple[str, str]] = []
+    if case_id is not None:
+        case = await get_case(case_id=case_id)
+        case_facts = [
+            (_("Reference"), case.reference),
+            (_("Name"), case.display_name),
+            (_("Sex"), label(Sex(case.sex))),
+            (_("Age"), age_range(case.age_low, case.age_high, case.estimated_age)),
+            (_("Found at"), case.found_place or "—"),
+            (_("Admitted"), clock.local_date(case.admitted_at).isoformat()),
+            (_("Station"), case.station or "—"),
+        ]
+    notice = await get_notice(notice_id=notice_id)
+    notice_facts = [
+        (_("Name"), notice.name or "—"),
+        (_("Sex"), label(Sex(notice.sex))),
+        (
+            _("Born or age when missing"),
+            notice.date_of_birth.isoformat()
+            if notice.date_of_birth
+            else age_range(None, None, notice.age_when_missing),
+        ),
+        (_("Missing since"), notice.missing_since.isoformat() if notice.missing_since else "—"),
+        (_("Last seen"), notice.last_seen_place or "—"),
+    ]
+    return case_facts, notice_facts
 
 
 def score_components(breakdown: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -237,6 +292,10 @@ async def _compare_page(
     candidate = detail.candidate
     is_reviewer = request.user.role == Role.reviewer
     moves = candidate_moves(candidate.status) if is_reviewer else ()
+    # Confirming needs a family confirmation first (rescue.matching.review.decide):
+    # the button waits for one instead of answering 409.
+    needs_family = "confirm" in moves and not detail.family_confirmations
+    case_facts, notice_facts = await side_facts(candidate.case_id, candidate.notice_id)
     return Template(
         template_name="matching/compare.html",
         context={
@@ -256,8 +315,11 @@ async def _compare_page(
                     ("confirm", _("Confirm: this is the person")),
                     ("reject", _("Reject")),
                 )
-                if d in moves
+                if d in moves and not (d == "confirm" and needs_family)
             ],
+            "needs_family": needs_family,
+            "case_facts": case_facts,
+            "notice_facts": notice_facts,
             "methods": [(m.value, label(m)) for m in FamilyConfirmationMethod],
             "errors": errors or {},
             "values": values or {},

@@ -91,15 +91,25 @@ async def test_police_lead_then_review_and_confirm(page, browser, live_server, s
         report_file = await reviewer.request.get(href)
         assert report_file.status == 200
         assert await report_file.body() == _report_png()
-        async with reviewer.expect_navigation():
-            await reviewer.click("#decide-confirm button[type=submit]")
-        assert "此项必填" in await reviewer.inner_text("#decide")  # reason required
+        # Both sides are described beside the photos, the notice one click away.
+        sides = await reviewer.inner_text("#side-by-side")
+        assert f"2026-{case_id:04d}" in sides
+        assert "李四" in sides
+        assert "约45岁" in sides
+        assert await reviewer.get_attribute("#open-notice", "href") == f"/notices/{notice_id}"
+        # No confirm button before a family confirmation: the page says what comes first.
+        assert await reviewer.locator("#decide-confirm").count() == 0
+        assert "亲属确认" in await reviewer.inner_text("#confirm-needs-family")
         await reviewer.fill("#f-confirmer_name", "李大妈")
         await reviewer.fill("#f-relationship", "母亲")
         await reviewer.select_option("#f-method", "video_call")
         async with reviewer.expect_navigation():
             await reviewer.click("#family-form button[type=submit]")
         assert "李大妈" in await reviewer.inner_text("#family")
+        assert await reviewer.locator("#confirm-needs-family").count() == 0
+        async with reviewer.expect_navigation():
+            await reviewer.click("#decide-confirm button[type=submit]")
+        assert "此项必填" in await reviewer.inner_text("#decide")  # reason required
         await reviewer.fill("#reason-confirm", "视频确认，公安比对高分")
         async with reviewer.expect_navigation():
             await reviewer.click("#decide-confirm button[type=submit]")

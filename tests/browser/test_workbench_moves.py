@@ -211,7 +211,9 @@ async def test_reviewer_takes_a_candidate_on_and_sees_only_allowed_moves(page, s
     assert "比对系统：公安人像比对系统" in evidence
     assert "报告编号" in evidence
     assert "性别" in await page.inner_text("#score-components")
-    assert await page.locator("#decide form").count() == 3  # start, confirm, reject
+    # start, reject: confirming waits for a family confirmation (the page says so)
+    assert await page.locator("#decide form").count() == 2
+    assert await page.locator("#confirm-needs-family").count() == 1
 
     async with page.expect_navigation():
         await page.click("#decide-start_review button[type=submit]")
