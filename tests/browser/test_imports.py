@@ -73,6 +73,15 @@ async def test_upload_dry_run_run_and_verify_a_warning(page):
         await page.click("#to-warnings")
     card = page.locator("section[data-outcome='open']").first
     assert f"/notices/{notice_id}" in (await card.inner_html())
+    # Each 核实 choice sits right beside its words (a radio once stretched across
+    # the row, far from its label).
+    choice = card.locator("label:has(input[value='not_same'])")
+    radio = await choice.locator("input").bounding_box()
+    box = await choice.bounding_box()
+    assert radio is not None
+    assert box is not None
+    assert radio["x"] - box["x"] < 4
+    assert box["width"] < 200, box
     # No note for "not the same person": refused next to the form, nothing recorded.
     await card.locator("input[value='not_same']").check()
     async with page.expect_navigation():
