@@ -33,12 +33,11 @@ from rescue.matching.embedding import MODEL_NAME, DetectedFace, detect_and_encod
 from rescue.matching.filters import relaxed_filters
 from rescue.matching.gallery import FaceGallery, GalleryHit
 from rescue.matching.ledger import (
+    FaceMatch,
     candidate_outs,
     loads,
     pair_key,
-    re_propose_if_rejected,
-    record_face_evidence,
-    rescore,
+    record_face_matches,
 )
 from rescue.matching.quality import FaceQuality
 from rescue.matching.quality import of_detected as face_quality
@@ -559,26 +558,33 @@ async def match_photo(*, photo_id: int, settings: Settings, galleries: GallerySe
             Face.id.is_in([h.face_id for h in chosen] or [0])
         )
     }
-    touched = []
+    matches = []
     for hit in chosen:
         own_photo = probe_photos[hit.probe_index]
         own_q, other_q = probe_quality[hit.probe_index], qualities.get(hit.face_id, {})
-        touched.append(
-            await upsert_face_candidate(
+        matches.append(
+            FaceMatch(
                 case_id=owner_id if is_case else hit.owner_id,
                 notice_id=hit.owner_id if is_case else owner_id,
                 distance=hit.distance,
                 case_photo_id=own_photo if is_case else hit.photo_id,
                 notice_photo_id=hit.photo_id if is_case else own_photo,
-                threshold=matching.threshold,
-                gallery_size=people,
                 face_quality={
                     "case": own_q if is_case else other_q,
                     "notice": other_q if is_case else own_q,
                 },
             )
         )
-    return touched
+    chosen_rows = {hit.owner_id: others[hit.owner_id] for hit in chosen}
+    return await record_face_matches(
+        matches,
+        threshold=matching.threshold,
+        model=MODEL_NAME,
+        gallery_size=people,
+        cases={owner_id: own} if is_case else chosen_rows,
+        notices=chosen_rows if is_case else {owner_id: own},
+        calibration=calibration,
+    )
 
 
 async def _current_model(hits: list[GalleryHit]) -> list[GalleryHit]:
@@ -673,63 +679,25 @@ async def upsert_face_candidate(
     back as proposed with ``re_proposed`` + 1.
 
     Safe under concurrent workers: ``pair_key`` is unique and the update only
-    applies when the new distance is smaller.
+    applies when the new distance is smaller. One pair of
+    :func:`rescue.matching.ledger.record_face_matches` (which writes many at once).
     """
-    key = pair_key(case_id, notice_id)
-    now = clock.now()
-    await Candidate.insert(
-        Candidate(
-            case=case_id,
-            notice=notice_id,
-            pair_key=key,
-            best_distance=distance,
-            case_photo=case_photo_id,
-            notice_photo=notice_photo_id,
-            status=CandidateStatus.proposed.value,
-            created_at=now,
-            updated_at=now,
-        )
-    ).on_conflict(target=Candidate.pair_key, action="DO NOTHING")
-    await Candidate.update(
-        {
-            Candidate.best_distance: distance,
-            Candidate.case_photo: case_photo_id,
-            Candidate.notice_photo: notice_photo_id,
-            Candidate.updated_at: now,
-        }
-    ).where(
-        (Candidate.pair_key == key)
-        & (Candidate.best_distance.is_null() | (Candidate.best_distance > distance))
-    )
-    row = (
-        await Candidate.select(Candidate.id, Candidate.status, Candidate.rejected_photo_ids)
-        .where(Candidate.pair_key == key)
-        .first()
-    )
-    assert row is not None  # inserted above, and candidates are never deleted
-    candidate_id = int(row["id"])
-    await record_face_evidence(
-        candidate_id=candidate_id,
-        distance=distance,
+    ids = await record_face_matches(
+        [
+            FaceMatch(
+                case_id=case_id,
+                notice_id=notice_id,
+                distance=distance,
+                case_photo_id=case_photo_id,
+                notice_photo_id=notice_photo_id,
+                face_quality=face_quality,
+            )
+        ],
         threshold=threshold,
         model=model,
-        case_photo_id=case_photo_id,
-        notice_photo_id=notice_photo_id,
         gallery_size=gallery_size,
-        face_quality=face_quality,
     )
-    if row["status"] == CandidateStatus.rejected.value:
-        seen = {int(p) for p in (loads(row["rejected_photo_ids"]) or [])}
-        new_photos = sorted({case_photo_id, notice_photo_id} - seen)
-        if new_photos:
-            await re_propose_if_rejected(
-                candidate_id=candidate_id,
-                why="face match from a photo added after the rejection",
-                actor=None,
-                data={"photo_ids": new_photos, "distance": distance},
-            )
-    await rescore(candidate_id=candidate_id)
-    return candidate_id
+    return ids[0]
 
 
 async def list_candidates(
