@@ -305,7 +305,7 @@ async def run(report: Report, sizes: list[int]) -> None:
             pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
             total = sum(sum(v) for v in spent.values())
             print(f"SQL: {sum(len(v) for v in spent.values())} statements, {total * 1e3:.1f} ms")
-            for sql, times in sorted(spent.items(), key=lambda kv: -sum(kv[1]))[:25]:
+            for sql, times in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
                 print(f"{sum(times) * 1e3:8.1f} ms {len(times):3d}x  {sql}")
 
         # 1. the whole worker step against detection + encoding alone.
