@@ -230,29 +230,59 @@ async def check_photo_faces(*, photo_id: int, galleries: Any, threshold: float) 
         return 0
     if await DuplicateFaceCheck.exists().where(DuplicateFaceCheck.photo == photo_id):
         return 0
-    hits = await same_person_faces(photo_id=photo_id, galleries=galleries, threshold=threshold)
-    eligible = await _eligible_cases([h.owner_id for h in hits])
-    raised = 0
-    for hit in hits:
-        if hit.owner_id not in eligible:
-            continue
-        raised += 1
-        await _raise(
-            case_id=int(photo["case"]),
-            other_case_id=hit.owner_id,
-            reason={
-                "kind": "face",
-                "photo_id": photo_id,
-                "other_photo_id": hit.photo_id,
-                "distance": round(hit.distance, 4),
-                "threshold": threshold,
-            },
-            distance=hit.distance,
-        )
-    await DuplicateFaceCheck.insert(DuplicateFaceCheck(photo=photo_id, hits=raised)).on_conflict(
-        target=DuplicateFaceCheck.photo, action="DO NOTHING"
+    case_id = int(photo["case"])
+    hits = await same_person_faces(
+        photo_id=photo_id, galleries=galleries, threshold=threshold, case_id=case_id
     )
-    return raised
+    eligible = await _eligible_cases([h.owner_id for h in hits])
+    found = [h for h in hits if h.owner_id in eligible]
+    reasons = {
+        h.owner_id: {
+            "kind": "face",
+            "photo_id": photo_id,
+            "other_photo_id": h.photo_id,
+            "distance": round(h.distance, 4),
+            "threshold": threshold,
+        }
+        for h in found
+    }
+    # One transaction (one commit); pairs without a warning yet in one statement.
+    async with DuplicateWarning._meta.db.transaction():
+        new = set()
+        if found:
+            now = clock.now()
+            rows = (
+                await DuplicateWarning.insert(
+                    *(
+                        DuplicateWarning(
+                            case=case_id,
+                            other_case=h.owner_id,
+                            pair_key=_pair_key(case_id, h.owner_id),
+                            reasons=[reasons[h.owner_id]],
+                            best_distance=h.distance,
+                            status=DuplicateStatus.open.value,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                        for h in sorted(found, key=lambda h: _pair_key(case_id, h.owner_id))
+                    )
+                )
+                .on_conflict(target=DuplicateWarning.pair_key, action="DO NOTHING")
+                .returning(DuplicateWarning.pair_key)
+            )
+            new = {str(r["pair_key"]) for r in rows}
+        for hit in found:
+            if _pair_key(case_id, hit.owner_id) not in new:
+                await _raise(
+                    case_id=case_id,
+                    other_case_id=hit.owner_id,
+                    reason=reasons[hit.owner_id],
+                    distance=hit.distance,
+                )
+        await DuplicateFaceCheck.insert(
+            DuplicateFaceCheck(photo=photo_id, hits=len(found))
+        ).on_conflict(target=DuplicateFaceCheck.photo, action="DO NOTHING")
+    return len(found)
 
 
 async def _outs(rows: list[dict[str, Any]], case_id: int) -> list[DuplicateWarningOut]:

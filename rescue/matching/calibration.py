@@ -36,6 +36,7 @@ are too low for East Asian faces. A deployment calibrates on faces like its own.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -244,31 +245,62 @@ def calibrate(
     )
 
 
+@functools.lru_cache(maxsize=1)
 def default_calibration() -> Calibration:
-    """The shipped default (LFW, measured by ``make accuracy``)."""
+    """The shipped default (LFW, measured by ``make accuracy``), read once per process
+    (the file changes only with a release). Frozen: callers share it."""
     return Calibration.from_dict(json.loads(DEFAULT_FILE.read_text()))
+
+
+#: model → (key of the row in force: (id, created_at), or None for the shipped
+#: default; its calibration): :func:`calibration_for`'s cache.
+_IN_FORCE: dict[str, tuple[tuple[int, Any] | None, Calibration | None]] = {}
 
 
 async def calibration_for(model: str) -> Calibration | None:
     """The calibration in force for ``model``: the newest ``match_calibrations`` row,
-    else the shipped default when it is of this model, else None (no bands)."""
+    else the shipped default when it is of this model, else None (no bands).
+
+    Cached per model version: each call reads only the id of the newest row (one
+    indexed row), and parses its ~20 KB of distributions again only when that row
+    changed, i.e. when a deployment's calibration was written (by any process:
+    ``rescue calibrate`` runs apart from the workers) or removed. The worker used to
+    read and parse the calibration 6 times per job (issue 16).
+    """
     from rescue.matching.tables import MatchCalibration
 
     row = (
-        await MatchCalibration.select(MatchCalibration.data)
+        await MatchCalibration.select(MatchCalibration.id, MatchCalibration.created_at)
         .where(MatchCalibration.model == model)
         .order_by(MatchCalibration.id, ascending=False)
         .first()
     )
+    key = (int(row["id"]), row["created_at"]) if row is not None else None
+    cached = _IN_FORCE.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    calibration: Calibration | None
     if row is not None:
-        data = row["data"]
-        return Calibration.from_dict(json.loads(data) if isinstance(data, str) else data)
-    default = default_calibration()
-    return default if default.model == model else None
+        stored = (
+            await MatchCalibration.select(MatchCalibration.data)
+            .where(MatchCalibration.id == row["id"])
+            .first()
+        )
+        if stored is None:  # removed meanwhile: look again
+            _IN_FORCE.pop(model, None)
+            return await calibration_for(model)
+        data = stored["data"]
+        calibration = Calibration.from_dict(json.loads(data) if isinstance(data, str) else data)
+    else:
+        default = default_calibration()
+        calibration = default if default.model == model else None
+    _IN_FORCE[model] = (key, calibration)
+    return calibration
 
 
 async def save_calibration(calibration: Calibration) -> int:
-    """Store ``calibration`` as the one in force for its model; returns its row id."""
+    """Store ``calibration`` as the one in force for its model; returns its row id.
+    Other processes see it at their next :func:`calibration_for`."""
     from rescue.matching.tables import MatchCalibration
 
     rows = await MatchCalibration.insert(
@@ -276,6 +308,7 @@ async def save_calibration(calibration: Calibration) -> int:
             model=calibration.model, source=calibration.source, data=calibration.to_dict()
         )
     ).returning(MatchCalibration.id)
+    _IN_FORCE.pop(calibration.model, None)
     return int(rows[0]["id"])
 
 

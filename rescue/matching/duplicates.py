@@ -22,21 +22,24 @@ __all__ = ["same_person_faces"]
 
 
 async def same_person_faces(
-    *, photo_id: int, galleries: GallerySet, threshold: float
+    *, photo_id: int, galleries: GallerySet, threshold: float, case_id: int | None = None
 ) -> list[GalleryHit]:
     """Other cases with a face within ``threshold`` of a face of case photo ``photo_id``.
 
     Args:
         galleries: the worker's galleries (the cases side is refreshed and searched).
         threshold: Euclidean distance (unitless) on 128-d dlib encodings.
+        case_id: the photo's case, when the caller has just read it (not read again).
 
     Returns:
         One hit per other case (its best face), closest first; empty when the
         photo has no face, is not a case photo or no longer exists.
     """
-    photo = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
-    if photo is None or photo["case"] is None:
-        return []
+    if case_id is None:
+        photo = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
+        if photo is None or photo["case"] is None:
+            return []
+        case_id = int(photo["case"])
     faces = (
         await Face.select(Face.encoding)
         .where((Face.photo == photo_id) & (Face.model == MODEL_NAME))
@@ -47,7 +50,7 @@ async def same_person_faces(
     probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
     gallery = await galleries.cases.refresh()
     hits = await anyio.to_thread.run_sync(gallery.search, probes, threshold)
-    own = int(photo["case"])
+    own = case_id
     best: dict[int, GalleryHit] = {}
     for hit in hits:
         if hit.owner_id == own:

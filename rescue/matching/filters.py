@@ -45,6 +45,7 @@ __all__ = [
     "filter_state",
     "mark_rematched",
     "relaxed_filters",
+    "relaxed_filters_of",
 ]
 
 #: Filters a reviewer can relax, with their label (docs/scoring.md "Filters").
@@ -85,6 +86,32 @@ async def relaxed_filters(*, side: str, ids: list[int]) -> dict[int, set[str]]:
     out: dict[int, set[str]] = {}
     for r in rows:
         out.setdefault(int(r[side]), set()).add(str(r["filter"]))
+    return out
+
+
+async def relaxed_filters_of(ids: dict[str, list[int]]) -> dict[str, dict[int, set[str]]]:
+    """:func:`relaxed_filters` for cases and notices at once (one statement):
+    ``ids`` by side (``"case"``, ``"notice"``) → side → id → filters relaxed now."""
+    out: dict[str, dict[int, set[str]]] = {"case": {}, "notice": {}}
+    columns: dict[str, Any] = {
+        "case": MatchFilterRelaxation.case,
+        "notice": MatchFilterRelaxation.notice,
+    }
+    where: Any = None
+    for side, wanted in ids.items():
+        if wanted:
+            term = columns[side].is_in(wanted)
+            where = term if where is None else where | term
+    if where is None:
+        return out
+    rows = await MatchFilterRelaxation.select(
+        MatchFilterRelaxation.case, MatchFilterRelaxation.notice, MatchFilterRelaxation.filter
+    ).where(where & MatchFilterRelaxation.restored_at.is_null())
+    sets = {side: set(wanted) for side, wanted in ids.items()}
+    for r in rows:
+        for side, held in sets.items():
+            if r[side] is not None and int(r[side]) in held:
+                out[side].setdefault(int(r[side]), set()).add(str(r["filter"]))
     return out
 
 

@@ -2,20 +2,38 @@
 
 A worker keeps one gallery per side (faces of notices, faces of cases) and
 refreshes it incrementally (:meth:`FaceGallery.add` / :meth:`FaceGallery.remove`)
-instead of reloading per job. Vectors are held as one contiguous float32 matrix
-(N × 128, 512 bytes per face) plus their squared norms, so a search is SGEMM
-over blocks of rows: ``d² = |p|² + |g|² − 2 p·gᵀ``. Faces within reach of the threshold are
-then re-measured exactly (float64 difference of the stored vectors), so the
-accept decision matches ``face_recognition.face_distance`` to ~1e-7.
+instead of reloading per job. Vectors are held as float32 (512 bytes per face),
+their dimensions in :data:`DIM_ORDER` and split in two contiguous matrices, the
+head (the 96 dimensions of largest spread) and the tail (32), plus squared norms,
+so a search is SGEMM/GEMV over blocks of rows: ``d² = |p|² + |g|² − 2 p·gᵀ``.
+Faces within reach of the threshold are then re-measured exactly (float64
+difference of the stored vectors, in their own order), so the accept decision
+matches ``face_recognition.face_distance`` to ~1e-7.
 
-Memory: 512 bytes of vector + 4 of squared norm + 24 of ids per face (+ 16 per
-distinct owner, for :attr:`FaceGallery.owner_count`), and no per-face Python
-objects (face ids are looked up in the ids column). A worker's first load
-reserves the exact size (:meth:`FaceGallery.reserve`); later growth adds
-1/16 of the capacity at a time (at least 1024 rows), so the arrays stay ≤ 1.13 ×
-the raw float32 matrix (1.04 × after an exact load). bench/search.py measured
-1.04 × RSS growth at 1 M faces; a 25 % growth step measured up to 1.32 × and
-missed the 1.2 × target.
+:meth:`FaceGallery.search` (a bound) reads the head only: the squared distance
+over the head's dimensions is a lower bound of the whole one, so a face whose
+partial distance is beyond the bound is out, and only the few within it are
+finished with their tail (issue 16). At 1 M synthetic dlib-shaped faces and the
+loose bound 0.64 its answers were identical to the whole-matrix scan and it took
+0.76× its time, for one probe and for 3 (medians of 9 alternating runs side by
+side in one process, 2026-12-02, load ~3.5; bench/worker_step.py in
+docs/performance.md). :meth:`FaceGallery.top_k` (no bound
+known in advance) reads both. Rejected, measured the same day: float16 storage
+(numpy's float16→float32 conversion ran at ~1.7 ns per value, slower than reading
+the float32 it saves; bench/search.py ``Float16Gallery``) and a PCA-rotated
+prefilter (on the bench's synthetic encodings the leading 32 / 64 dimensions hold
+37 % / 63 % of the spread, and 97 % / 13 % of random faces survive a 0.6 bound;
+a rotation also changes the stored float32 values, so the exact re-check would
+need a second copy).
+
+Memory: 512 bytes of vector + 8 of squared norms (whole and head) + 24 of ids per
+face (+ 16 per distinct owner, for :attr:`FaceGallery.owner_count`), and no
+per-face Python objects (face ids are looked up in the ids column). A worker's
+first load reserves the exact size (:meth:`FaceGallery.reserve`); later growth
+adds 1/16 of the capacity at a time (at least 1024 rows), so the arrays stay
+≤ 1.13 × the raw float32 matrix (1.06 × after an exact load). bench/search.py
+measured 1.04 × RSS growth at 1 M faces (4 bytes per face fewer then); a 25 %
+growth step measured up to 1.32 × and missed the 1.2 × target.
 """
 
 from __future__ import annotations
@@ -47,6 +65,27 @@ _MARGIN = 1e-3
 #: with sub-block GEMVs (1.1-1.2× one probe for 2-3, 1.6× for 5).
 _GEMV_MAX_PROBES = 8
 _SUB_ROWS = 2048
+#: Dimensions in the order the matrix stores them: by decreasing standard deviation
+#: of real dlib encodings (80 LFW photos, bench/search.py ``encoding_shape``).
+#: Any order gives the same distances; this one puts most of a distance in the head.
+# fmt: off
+DIM_ORDER = np.array([
+    85, 41, 7, 28, 48, 109, 111, 116, 83, 74, 71, 18, 4, 96, 5, 81,
+    80, 125, 13, 76, 121, 23, 59, 54, 61, 39, 20, 29, 51, 33, 113, 95,
+    82, 43, 22, 10, 17, 60, 12, 49, 38, 84, 92, 16, 105, 100, 68, 62,
+    78, 63, 101, 89, 122, 67, 15, 55, 6, 31, 42, 64, 73, 123, 58, 124,
+    24, 52, 57, 9, 1, 45, 21, 110, 88, 108, 27, 2, 126, 103, 37, 35,
+    14, 36, 112, 77, 32, 117, 87, 107, 0, 8, 106, 75, 11, 119, 97, 104,
+    40, 70, 114, 79, 19, 46, 127, 47, 90, 102, 91, 65, 3, 50, 99, 120,
+    93, 115, 25, 44, 56, 86, 118, 53, 72, 69, 34, 30, 98, 66, 26, 94,
+], dtype=np.intp)
+# fmt: on
+#: Leading dimensions (of DIM_ORDER) held in the head matrix; the other 32 in the tail.
+#: ``search`` scans the head only (384 of 512 bytes per face) and finishes the rows
+#: whose partial distance, a lower bound of the full one, is within the bound: on
+#: encodings shaped like dlib's, 2-3 % of random faces at the loose bound 0.64
+#: (bench/worker_step.py's synthetic gallery; 84 % of the variance is in the head).
+HEAD = 96
 
 
 @dataclass(frozen=True)
@@ -64,8 +103,11 @@ class FaceGallery:
     """Face vectors with owner ids; search returns the best face per owner."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        self._vectors = np.zeros((capacity, DIM), dtype=np.float32)
-        self._sqnorms = np.zeros(capacity, dtype=np.float32)
+        # The vectors' columns in DIM_ORDER, split: head (N × HEAD) and tail.
+        self._head = np.zeros((capacity, HEAD), dtype=np.float32)
+        self._tail = np.zeros((capacity, DIM - HEAD), dtype=np.float32)
+        self._sqnorms = np.zeros(capacity, dtype=np.float32)  # |g|²
+        self._head_sq = np.zeros(capacity, dtype=np.float32)  # |g_head|²
         self._ids = np.zeros((capacity, 3), dtype=np.int64)  # face, owner, photo
         self._size = 0
         # Distinct owners (sorted) and their face counts: the gallery size in people,
@@ -80,8 +122,10 @@ class FaceGallery:
     def nbytes(self) -> int:
         """Bytes held by the arrays (all of the gallery's memory but a few hundred bytes)."""
         return (
-            self._vectors.nbytes
+            self._head.nbytes
+            + self._tail.nbytes
             + self._sqnorms.nbytes
+            + self._head_sq.nbytes
             + self._ids.nbytes
             + self._owners.nbytes
             + self._owner_faces.nbytes
@@ -113,27 +157,37 @@ class FaceGallery:
 
     @property
     def vectors(self) -> np.ndarray:
-        """The live (N, 128) float32 matrix (a view; do not modify)."""
-        return self._vectors[: self._size]
+        """The (N, 128) float32 vectors in their own dimension order (a copy)."""
+        return self._rows(np.arange(self._size)).astype(np.float32)
+
+    def _rows(self, rows: np.ndarray) -> np.ndarray:
+        """Rows' vectors in their own dimension order, float64 (exact: the stored
+        float32 values)."""
+        out = np.empty((len(rows), DIM), dtype=np.float64)
+        out[:, DIM_ORDER[:HEAD]] = self._head[rows]
+        out[:, DIM_ORDER[HEAD:]] = self._tail[rows]
+        return out
 
     def reserve(self, total: int) -> None:
         """Make room for ``total`` faces in all (no-op if there is room already).
 
         Use before a bulk load whose size is known, so no growth slack is kept.
         """
-        if total <= self._vectors.shape[0]:
+        if total <= self._head.shape[0]:
             return
-        vectors = np.empty((total, DIM), dtype=np.float32)
-        vectors[: self._size] = self._vectors[: self._size]
-        sqnorms = np.empty(total, dtype=np.float32)
-        sqnorms[: self._size] = self._sqnorms[: self._size]
-        ids = np.empty((total, 3), dtype=np.int64)
-        ids[: self._size] = self._ids[: self._size]
-        self._vectors, self._sqnorms, self._ids = vectors, sqnorms, ids
+
+        def grown(a: np.ndarray) -> np.ndarray:
+            out = np.empty((total, *a.shape[1:]), dtype=a.dtype)
+            out[: self._size] = a[: self._size]
+            return out
+
+        self._head, self._tail = grown(self._head), grown(self._tail)
+        self._sqnorms, self._head_sq = grown(self._sqnorms), grown(self._head_sq)
+        self._ids = grown(self._ids)
 
     def _grow_for(self, extra: int) -> None:
         needed = self._size + extra
-        capacity = self._vectors.shape[0]
+        capacity = self._head.shape[0]
         if needed > capacity:
             step = max(_MIN_STEP, int(capacity * _GROWTH))
             self.reserve(max(needed, capacity + step))
@@ -162,10 +216,11 @@ class FaceGallery:
         n = len(face_ids)
         self._grow_for(n)
         start, end = self._size, self._size + n
-        self._vectors[start:end] = vectors
-        self._sqnorms[start:end] = np.einsum(
-            "ij,ij->i", self._vectors[start:end], self._vectors[start:end]
-        )
+        head, tail = self._head[start:end], self._tail[start:end]
+        head[:] = vectors[:, DIM_ORDER[:HEAD]]
+        tail[:] = vectors[:, DIM_ORDER[HEAD:]]
+        self._head_sq[start:end] = np.einsum("ij,ij->i", head, head)
+        self._sqnorms[start:end] = self._head_sq[start:end] + np.einsum("ij,ij->i", tail, tail)
         self._ids[start:end, 0] = face_ids
         self._ids[start:end, 1] = np.asarray(owner_ids, dtype=np.int64).reshape(-1)[keep]
         self._ids[start:end, 2] = np.asarray(photo_ids, dtype=np.int64).reshape(-1)[keep]
@@ -183,8 +238,8 @@ class FaceGallery:
         new_size = size - count
         holes = np.flatnonzero(gone[:new_size])
         movers = new_size + np.flatnonzero(~gone[new_size:size])
-        self._vectors[holes] = self._vectors[movers]
-        self._sqnorms[holes] = self._sqnorms[movers]
+        for a in (self._head, self._tail, self._sqnorms, self._head_sq):
+            a[holes] = a[movers]
         self._ids[holes] = self._ids[movers]
         self._size = new_size
 
@@ -193,6 +248,27 @@ class FaceGallery:
         p = np.asarray(probes, dtype=np.float32).reshape(-1, DIM)
         pn = np.einsum("ij,ij->i", p, p)[:, None]
         return np.concatenate([s + pn for _, s in self._chunks(p)], axis=1)
+
+    def _blocks(self, q: int) -> Iterator[tuple[int, int]]:
+        rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, q)))
+        for start in range(0, self._size, rows):
+            yield start, min(self._size, start + rows)
+
+    @staticmethod
+    def _products(matrix: np.ndarray, minus_2p: np.ndarray, start: int, end: int) -> np.ndarray:
+        """``−2 p · g`` for rows start..end of ``matrix`` (one of the column parts),
+        float32 (q, rows): one SGEMM, or for 2-8 probes one GEMV per probe over
+        sub-blocks read from memory once (see _GEMV_MAX_PROBES)."""
+        q = len(minus_2p)
+        if not 1 < q <= _GEMV_MAX_PROBES:
+            return minus_2p @ matrix[start:end].T
+        s = np.empty((q, end - start), dtype=np.float32)
+        for sub in range(start, end, _SUB_ROWS):
+            block = matrix[sub : min(end, sub + _SUB_ROWS)]
+            at = sub - start
+            for k in range(q):
+                np.matmul(block, minus_2p[k], out=s[k, at : at + len(block)])
+        return s
 
     def _chunks(self, probes: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
         """(first row, ``s``) per block of gallery rows, where ``s = |g|² − 2 p·g``
@@ -205,21 +281,10 @@ class FaceGallery:
         in bench/search.py (8192-row blocks made one probe 3× slower than one pass
         over the matrix: per-call BLAS threading overhead).
         """
-        minus_2p = probes * np.float32(-2.0)
-        q = len(probes)
-        rows = min(_MAX_ROWS, max(_MIN_ROWS, _BLOCK_VALUES // max(1, q)))
-        few = 1 < q <= _GEMV_MAX_PROBES
-        for start in range(0, self._size, rows):
-            end = min(self._size, start + rows)
-            if few:
-                s = np.empty((q, end - start), dtype=np.float32)
-                for sub in range(start, end, _SUB_ROWS):
-                    block = self._vectors[sub : min(end, sub + _SUB_ROWS)]
-                    at = sub - start
-                    for k in range(q):
-                        np.matmul(block, minus_2p[k], out=s[k, at : at + len(block)])
-            else:
-                s = minus_2p @ self._vectors[start:end].T
+        minus_2p = probes[:, DIM_ORDER] * np.float32(-2.0)
+        for start, end in self._blocks(len(probes)):
+            s = self._products(self._head, minus_2p[:, :HEAD], start, end)
+            s += self._products(self._tail, minus_2p[:, HEAD:], start, end)
             s += self._sqnorms[start:end]
             yield start, s
 
@@ -269,7 +334,7 @@ class FaceGallery:
         for p in range(q):
             rows, vals = np.concatenate(pool_rows[p]), np.concatenate(pool_s[p])
             rows = rows[vals <= np.partition(vals, k - 1)[k - 1] + _MARGIN]
-            diff = self._vectors[rows].astype(np.float64) - p64[p]
+            diff = self._rows(rows) - p64[p]
             exact = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             order = np.lexsort((rows, exact))[:k]
             ids[p], dist[p] = self._ids[rows[order], 0], exact[order]
@@ -284,25 +349,40 @@ class FaceGallery:
 
         Returns:
             One hit per owner (its closest face over all probes), nearest first.
+
+        Reads the head matrix, then the tail of the faces whose partial distance
+        is within ``threshold`` (see the module docstring); the same hits as a scan
+        of whole vectors.
         """
         if self._size == 0:
             return []
         probes = np.asarray(probes, dtype=np.float64).reshape(-1, DIM)
-        p32 = probes.astype(np.float32)
+        p32 = probes[:, DIM_ORDER].astype(np.float32)
+        head_p, tail_p = p32[:, :HEAD], p32[:, HEAD:]
         # Float32 rounding of d² is far below 1e-3; re-measure anything that close.
-        # The limit is on s = d² − |p|² (see _chunks).
-        limit = np.float32((threshold + 1e-3) ** 2) - np.einsum("ij,ij->i", p32, p32)
-        found = [
-            (np.full(len(cols), p), cols + start)
-            for start, s in self._chunks(p32)
-            for p, cols in self._within(s, limit)
-            if len(cols)
-        ]
+        # The head's partial d² (over HEAD dimensions) is a lower bound of d²: rows
+        # whose partial exceeds the bound are out. The limit is on the partial less
+        # the probe's own |p_head|² (see _chunks).
+        bound = np.float32((threshold + 1e-3) ** 2)
+        limit = bound - np.einsum("ij,ij->i", head_p, head_p)
+        minus_2p = head_p * np.float32(-2.0)
+        found = []
+        for start, end in self._blocks(len(probes)):
+            s = self._products(self._head, minus_2p, start, end)
+            s += self._head_sq[start:end]
+            for p, cols in self._within(s, limit):
+                rows = cols + start
+                # Finish the survivors: the tail's squared distance, added.
+                t = self._tail[rows] - tail_p[p]
+                d2 = s[p, cols] + (bound - limit[p]) + np.einsum("ij,ij->i", t, t)
+                rows = rows[d2 <= bound]
+                if len(rows):
+                    found.append((np.full(len(rows), p), rows))
         if not found:
             return []
         probe_idx = np.concatenate([f[0] for f in found])
         rows = np.concatenate([f[1] for f in found])
-        diff = self._vectors[rows].astype(np.float64) - probes[probe_idx]
+        diff = self._rows(rows) - probes[probe_idx]
         dist = np.sqrt(np.einsum("ij,ij->i", diff, diff))
         best: dict[int, GalleryHit] = {}
         for p, row, d in zip(probe_idx.tolist(), rows.tolist(), dist.tolist(), strict=True):

@@ -79,3 +79,26 @@ async def test_calibrate_refuses_a_folder_without_labels(tmp_path):
     result = await anyio.run_process([RESCUE, "calibrate", str(tmp_path)], cwd=ROOT, check=False)
     assert result.returncode == 1
     assert b"labels.csv" in result.stderr
+
+
+async def test_calibration_in_force_is_cached_and_follows_a_row_written_elsewhere():
+    """The worker parses the calibration once per model, and still takes up a
+    calibration another process (`rescue calibrate`) writes, or its removal."""
+    import dataclasses
+
+    default = await calibration_for(MODEL_NAME)
+    assert default is not None
+    assert "LFW" in default.source
+    assert await calibration_for(MODEL_NAME) is default  # not read and parsed again
+    station = dataclasses.replace(default, source="a station's labelled set", loose_bound=0.5)
+    # A plain insert, as another process's save_calibration is to this one.
+    await MatchCalibration.insert(
+        MatchCalibration(model=MODEL_NAME, source=station.source, data=station.to_dict())
+    )
+    try:
+        in_force = await calibration_for(MODEL_NAME)
+        assert in_force == station
+        assert await calibration_for(MODEL_NAME) is in_force
+    finally:
+        await MatchCalibration.delete(force=True)
+    assert await calibration_for(MODEL_NAME) is default

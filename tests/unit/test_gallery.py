@@ -105,7 +105,8 @@ def test_memory_stays_within_1_2x_of_raw_matrix_while_growing_one_job_at_a_time(
     ids = np.arange(1, 50_001)
     gallery.add(ids, ids, ids, vectors)
     # Each face is its own owner here: 16 bytes of owner count per face on top.
-    assert gallery.nbytes <= 1.06 * len(gallery) * DIM * 4 + 16 * gallery.owner_count
+    # 512 bytes of vector, 8 of squared norms (whole and head), 24 of ids: 1.0625×.
+    assert gallery.nbytes <= 1.07 * len(gallery) * DIM * 4 + 16 * gallery.owner_count
     for start in range(50_001, 60_001, 3):
         new = np.arange(start, start + 3)
         gallery.add(new, new, new, vectors[:3])
@@ -136,3 +137,48 @@ def test_owner_count_follows_adds_and_removes():
     gallery.remove([8, 4, 5, 6, 7])
     assert gallery.owner_count == 0
     assert len(gallery) == 0
+
+
+def _dlib_like(n: int, seed: int) -> np.ndarray:
+    """Encodings shaped like dlib's: per-dimension spread 0.03-0.08, in no
+    particular order of dimensions (the gallery's head/tail split must not matter)."""
+    rng = np.random.default_rng(seed)
+    spread = rng.permutation(np.linspace(0.03, 0.08, DIM))
+    return rng.standard_normal((n, DIM)) * spread + rng.normal(0, 0.05, DIM)
+
+
+@pytest.mark.parametrize("threshold", [0.3, 0.45, 0.53, 0.641, 0.8, 1.2])
+@pytest.mark.parametrize("probes", [1, 3, 9])
+def test_search_prefilter_loses_no_face_within_the_bound(threshold, probes):
+    """``search`` scans the head dimensions only and finishes the rows whose partial
+    distance is within the bound: exactly the owners and best faces of a float64
+    brute force, also after removals moved rows, for one probe, a 3-face photo and
+    more probes than the per-probe GEMV path takes."""
+    vectors = _dlib_like(6000, seed=probes)
+    centre = vectors.mean(0)
+    vectors = np.vstack([vectors, centre + (vectors[:200] - centre) * 0.4])  # near ones
+    gallery, ids = _gallery(vectors)
+    gone = ids[::7]
+    gallery.remove(gone)
+    keep = ~np.isin(ids, gone)
+    rng = np.random.default_rng(probes)
+    p = np.vstack([vectors[keep][:probes] + rng.normal(0, 0.02, (probes, DIM))])
+    kept32 = vectors[keep].astype(np.float32).astype(np.float64)
+    dist = _brute(kept32, p)
+    best: dict[int, tuple[float, int]] = {}
+    for q in range(probes):
+        for row in np.flatnonzero(dist[q] <= threshold):
+            owner, d = int(ids[keep][row] // 3), float(dist[q, row])
+            if owner not in best or d < best[owner][0]:
+                best[owner] = (d, int(ids[keep][row]))
+    hits = gallery.search(p, threshold)
+    assert {h.owner_id: h.face_id for h in hits} == {o: f for o, (_d, f) in best.items()}
+    for h in hits:
+        assert h.distance == pytest.approx(best[h.owner_id][0], abs=1e-12)
+    assert len(best) > 0
+
+
+def test_vectors_come_back_in_their_own_dimension_order():
+    vectors = _dlib_like(50, seed=4).astype(np.float32)
+    gallery, _ids = _gallery(vectors)
+    np.testing.assert_array_equal(gallery.vectors, vectors)
