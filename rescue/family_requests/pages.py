@@ -64,12 +64,22 @@ def _day(raw: str) -> date | None:
         return None
 
 
-def _request_form(values: dict[str, str], errors: dict[str, str], status: int = 200) -> Template:
+def _request_form(
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+    *,
+    photos_dropped: bool = False,
+) -> Template:
+    """The request form; with ``errors`` every problem is also listed at the top
+    (a phone reloads at the top, the fields are far below), and ``photos_dropped``
+    says that chosen photos must be chosen again (a browser cannot refill them)."""
     return Template(
         template_name="family/request.html",
         context={
             "values": values,
             "errors": errors,
+            "photos_dropped": photos_dropped,
             "sexes": [(s.value, label(s)) for s in Sex],
             "regions": [(r, r) for r, _s in get_settings().public.regions],
             "max_photos": services.MAX_PHOTOS,
@@ -174,7 +184,15 @@ class PublicPages(Controller):
         ]
         data, errors = parse(SearchRequestIn, values)
         if data is None:
-            return _request_form(values, errors, 400)
+            # Tell every problem at once: the consents too (checked by the service
+            # only once the fields parse).
+            for name, problem in services.consent_problems(
+                personal=bool(values.get("consent_personal")),
+                face=bool(values.get("consent_face")),
+                photo_count=len(uploads),
+            ).items():
+                errors.setdefault(name, problem)
+            return _request_form(values, errors, 400, photos_dropped=bool(uploads))
         photos: list[tuple[bytes, date | None]] = [(await u.read(), None) for u in uploads]
         settings = get_settings()
         try:
@@ -188,7 +206,9 @@ class PublicPages(Controller):
             )
         except DomainError as exc:
             field = str(exc.extra.get("field", "__all__"))
-            return _request_form(values, {field: exc.detail}, exc.status_code)
+            return _request_form(
+                values, {field: exc.detail}, exc.status_code, photos_dropped=bool(uploads)
+            )
         return Template(
             template_name="family/submitted.html",
             context={"code": done.code, "status": done.status},

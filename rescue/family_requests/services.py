@@ -118,19 +118,36 @@ def _station_for(region: str, settings: PublicSettings) -> str:
     return dict(settings.regions).get(region.strip(), "")
 
 
+def consent_problems(*, personal: bool, face: bool, photo_count: int) -> dict[str, str]:
+    """The consents missing, by form field: ``consent_personal`` always needed
+    (PIPL art. 14), ``consent_face`` separately when there are photos (PIPL art. 29,
+    sensitive personal information)."""
+    problems = {}
+    if not personal:
+        problems["consent_personal"] = _(
+            "Without your consent to processing this information we cannot search."
+        )
+    if photo_count and not face:
+        problems["consent_face"] = _(
+            "Photos are only used with your separate consent to processing the faces "
+            "in them. Give it, or send the request without photos."
+        )
+    return problems
+
+
 def _check_data(data: SearchRequestIn, photo_count: int) -> None:
-    if not data.consent_personal:
+    problems = consent_problems(
+        personal=data.consent_personal, face=data.consent_face, photo_count=photo_count
+    )
+    if "consent_personal" in problems:
         raise InvalidInput(
-            _("Without your consent to processing this information we cannot search."),
+            problems["consent_personal"],
             accepted="consent_personal=true",
             field="consent_personal",
         )
-    if photo_count and not data.consent_face:
+    if "consent_face" in problems:
         raise InvalidInput(
-            _(
-                "Photos are only used with your separate consent to processing the faces "
-                "in them. Give it, or send the request without photos."
-            ),
+            problems["consent_face"],
             accepted="consent_face=true, or no photos",
             field="consent_face",
         )

@@ -222,8 +222,24 @@ async def test_no_consent_no_image_and_wrong_code(phone):
     from rescue.family_requests.tables import SearchRequest
 
     form = await (await SearchRequestFormPage(phone).open()).fill(
-        missing_name="王五", reporter_contact="139 0000 1111"
+        missing_name="王五",
+        reporter_contact="12",  # too short to call back
     )
+    assert await phone.get_attribute("#f-reporter_contact", "type") == "tel"  # number pad
+    # Everything wrong at once, listed at the top where the phone reloads.
+    await form.attach(str(FACES_DIR / OBAMA_A))
+    await form.consent(personal=False, face=False)
+    await form.submit()
+    problems = phone.locator("#form-problems")
+    assert await problems.is_visible()
+    top = await problems.bounding_box()
+    assert top is not None
+    assert top["y"] < 844  # on the first screen of a 390×844 phone
+    assert await problems.locator("a[href='#f-reporter_contact']").count() == 1
+    assert await problems.locator("a[href='#f-consent_personal']").count() == 1
+    assert await problems.locator("a[href='#f-consent_face']").count() == 1
+    assert "重新选择" in await phone.inner_text("#photos-again")
+    await form.fill(reporter_contact="139 0000 1111")
     await form.attach(str(FACES_DIR / OBAMA_A))
     await form.consent(personal=True, face=False)
     await form.submit()
