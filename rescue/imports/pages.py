@@ -34,10 +34,14 @@ __all__ = ["ImportPages", "WarningPages"]
 PAGE_SIZE = 50
 
 
-async def _enqueue(run_id: int) -> None:
+async def _enqueue(run_id: int, chunk_no: int | None = None) -> None:
+    """Queue a chunk of an import run (None: the whole run) on the workers."""
     from workers.actors import run_import
 
-    await anyio.to_thread.run_sync(run_import.send, run_id)
+    if chunk_no is None:
+        await anyio.to_thread.run_sync(run_import.send, run_id)
+    else:
+        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
 
 
 async def _recent_runs() -> list[dict[str, Any]]:
@@ -56,7 +60,7 @@ async def _recent_runs() -> list[dict[str, Any]]:
         .order_by(ImportRun.id, ascending=False)
         .limit(50)
     )
-    return rows
+    return await services.with_chunk_progress(rows)
 
 
 async def _runs_page(
