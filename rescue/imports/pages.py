@@ -18,6 +18,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue.errors import Conflict, InvalidInput, PayloadTooLarge, PermissionDenied
+from rescue.forms import BODY_LIMIT
 from rescue.i18n import _, label
 from rescue.imports import services
 from rescue.imports.tables import ImportRun, ImportWarning, RunStatus, WarningOutcome
@@ -127,7 +128,15 @@ class ImportPages(Controller):
             headers={"Content-Disposition": 'attachment; filename="template.csv"'},
         )
 
-    @post("/", guards=[allow(Action.import_run)], status_code=303, media_type=MediaType.HTML)
+    @post(
+        "/",
+        guards=[allow(Action.import_run)],
+        status_code=303,
+        media_type=MediaType.HTML,
+        # Files up to IMPORT_MAX_BYTES each, counted by the form reader (rescue.forms).
+        # (rescue.app._import_body_limits sets Litestar's limit of these routes).
+        opt={BODY_LIMIT: "import"},
+    )
     async def create(self, request: Request[Any, Any, Any]) -> Any:
         """Upload a list: its dry run (same rules as ``POST /api/import-runs``); a
         file that cannot be read is named next to the file field (400)."""
@@ -154,7 +163,7 @@ class ImportPages(Controller):
                 station=station,
                 by=user,
                 store=get_store(),
-                max_bytes=get_settings().upload.max_bytes,
+                max_bytes=get_settings().upload.import_max_bytes,
                 photos=files["photos"].file if "photos" in files else None,
             )
         except (InvalidInput, PayloadTooLarge) as exc:

@@ -3,14 +3,20 @@
 1. :func:`create_run` — the dry run: the file is read and every row checked;
    nothing is created but the run's record (per-row problems, rows to create).
    An unreadable file is refused whole (400) and no run is made.
-2. :func:`start_run` — queues :func:`execute_run` on a worker (``rescue import``
-   runs it in the terminal with a progress bar).
-3. :func:`execute_run` — stores each valid row and compares it with the people
-   in care and the open notices (:mod:`rescue.imports.compare`); each hit is a
-   warning for the responsible station. Progress (``rows_done``) is saved every
-   :data:`PROGRESS_EVERY` rows; after a crash the run resumes after the last
-   saved row, and rows done again are not stored or warned twice (unique
-   ``row_key`` and ``pair_key``).
+   The dry run also cuts the rows into chunks of ``IMPORT_CHUNK_ROWS``
+   (:class:`~rescue.imports.tables.ImportChunk`; for CSV with the byte offset
+   of each chunk's first row).
+2. :func:`start_run` — queues one :func:`execute_run` job per unfinished chunk,
+   so the worker processes share one list (``rescue import`` runs the chunks
+   in order in the terminal with a progress bar).
+3. :func:`execute_run` — stores each valid row of a chunk and compares it with
+   the people in care and the open notices (:mod:`rescue.imports.compare`);
+   each hit is a warning for the responsible station. A chunk's progress is
+   saved every :data:`PROGRESS_EVERY` rows; the run's ``rows_done`` is the sum
+   over its chunks and it is done when every chunk is. After a crash a resumed
+   run queues only the unfinished chunks, each going on after its last saved
+   row, and rows done again are not stored or warned twice (unique ``row_key``
+   and ``pair_key``).
 4. :func:`verify` — staff record the outcome; ``helped`` puts the pair in the
    candidate review ledger (``rescue.matching.ledger.submit_candidate``).
 
@@ -31,6 +37,7 @@ import json
 import os
 import socket
 import tempfile
+import time
 from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -627,7 +634,7 @@ async def _execute_chunk(
     try:
         async with _RunFiles.open(run["object_key"], store) as (list_path, zip_path):
             with contextlib.ExitStack() as stack:
-                index = await TargetIndex.build()
+                index = await _target_index(run_id)
                 faces = _FaceSearch.open(zip_path, store, stack)
                 skip = await _skipped_rows(run["object_key"], store)
                 fh = stack.enter_context(list_path.open("rb"))
@@ -751,6 +758,36 @@ def _chunk_rows(
     for _skipped in itertools.islice(opened.rows, first - 1):
         pass
     yield from check_rows(kind, opened, duplicates=duplicates and first == 1, first_row=first)
+
+
+#: Seconds a worker process reuses a run's index of the people in care and the
+#: open notices for the run's next chunks before building it again. Building it
+#: took 0.9 s at 10,000 open notices and 9.5 s at 100,000 (docs/performance.md,
+#: issue 13): once per chunk of 1,000 rows that was ~12 % of the chunk's time.
+#: Before chunks a run built it once and used it to its end (hours).
+INDEX_MAX_AGE_SECONDS = 300.0
+_indexes: dict[int, tuple[float, TargetIndex]] = {}
+_index_lock = asyncio.Lock()
+
+
+async def _target_index(run_id: int) -> TargetIndex:
+    """This process's index for the run (:data:`INDEX_MAX_AGE_SECONDS`).
+
+    Not refreshed row by row like the face galleries: those follow an
+    append-only table of faces, while a person leaves care or a notice closes
+    by an update whose time (``updated_at``) is written by the application,
+    not the database, so "what changed since" cannot be asked reliably. A
+    rebuild every few minutes keeps the comparison at most that stale (a run
+    used to keep its index for hours)."""
+    async with _index_lock:
+        now = time.monotonic()
+        held = _indexes.get(run_id)
+        if held is not None and now - held[0] < INDEX_MAX_AGE_SECONDS:
+            return held[1]
+        index = await TargetIndex.build()
+        _indexes.clear()  # one run's index at a time (a process takes one chunk at a time)
+        _indexes[run_id] = (time.monotonic(), index)
+        return index
 
 
 @dataclass
