@@ -97,6 +97,13 @@ __all__ = [
 #: Rows stored, compared and saved as progress in one transaction (a crash loses
 #: at most this many rows' work, which the resumed run redoes).
 PROGRESS_EVERY = 100
+#: Most chunks of an Excel list. A chunk of an Excel file reads past the rows
+#: before it (openpyxl cannot seek: 7,300 rows/s on the benchmark machine, so
+#: 100 chunks of a 100,000-row list would read 5 million rows, ~11 min of CPU);
+#: 10 chunks read 450,000 (~1 min, ~2 % of the list's time with photos). A CSV
+#: chunk seeks to its byte offset instead (reading past 100,000 CSV rows takes
+#: 0.1 s). Measured with the reader on 100,000 rows (docs/performance.md).
+XLSX_MAX_CHUNKS = 10
 #: Per-row problems kept on the run (the counts are always complete).
 MAX_ERRORS_KEPT = 1000
 MEDIA_TYPES = {
@@ -193,7 +200,8 @@ async def create_run(
     """Dry run: read and check every row; store the file and the run's findings.
 
     The rows are cut into chunks of ``chunk_rows`` rows (default
-    ``IMPORT_CHUNK_ROWS``), one worker job each (:class:`ImportChunk`); for a CSV
+    ``IMPORT_CHUNK_ROWS``; an Excel file into at most :data:`XLSX_MAX_CHUNKS`),
+    one worker job each (:class:`ImportChunk`); for a CSV
     file the byte offset of each chunk's first row is kept, so that a worker
     seeks to it instead of reading the rows before it (one more pass over the
     file at the C CSV parser's speed, :func:`rescue.imports.reader.csv_offsets`).
@@ -280,6 +288,9 @@ async def create_run(
         if opened is not None:
             opened.release()  # the caller's file stays open
     assert opened is not None  # set, or the try raised
+    if opened.file_format == "xlsx" and len(starts) > XLSX_MAX_CHUNKS:
+        every = -(-len(starts) // XLSX_MAX_CHUNKS)  # fewer, larger chunks
+        starts = {row: starts[row] for row in sorted(starts)[::every]}
     offsets: dict[int, int] | None = None
     if opened.file_format == "csv":
         offsets = await anyio.to_thread.run_sync(

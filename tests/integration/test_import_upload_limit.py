@@ -18,20 +18,17 @@ IMPORT_MAX = 700_000
 
 
 @pytest.fixture
-async def small_limits(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
-    """An app made with UPLOAD_MAX_BYTES=250,000 and IMPORT_MAX_BYTES=700,000."""
-    from litestar.testing import AsyncTestClient
-
-    from rescue.app import create_app
+async def small_limits(client: Any, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+    """The app's client with UPLOAD_MAX_BYTES=250,000 and IMPORT_MAX_BYTES=700,000
+    (read per request; Litestar's own body limits are fixed when the app is made:
+    test_litestar_takes_import_sized_bodies_on_the_import_routes_only)."""
     from rescue.settings import get_settings
 
     monkeypatch.setenv("UPLOAD_MAX_BYTES", str(UPLOAD_MAX))
     monkeypatch.setenv("IMPORT_MAX_BYTES", str(IMPORT_MAX))
     get_settings.cache_clear()
     try:
-        async with AsyncTestClient(app=create_app()) as client:
-            client.headers["Accept-Language"] = "en"
-            yield client
+        yield client
     finally:
         for name in ("UPLOAD_MAX_BYTES", "IMPORT_MAX_BYTES"):
             monkeypatch.delenv(name, raising=False)
@@ -68,7 +65,7 @@ async def test_a_photos_zip_over_the_upload_limit_is_taken_under_the_import_limi
     from tests.integration.helpers import new_case
 
     north = await headers_of("north")
-    # Over UPLOAD_MAX_BYTES, and over the app's body limit of 2 x UPLOAD_MAX_BYTES.
+    # Over UPLOAD_MAX_BYTES (and over 2 x UPLOAD_MAX_BYTES, another route's body limit).
     zipped = photos_zip(350_000)
     assert 2 * UPLOAD_MAX < len(zipped) < IMPORT_MAX
     accepted = await upload(small_limits, north, zipped)
@@ -94,3 +91,34 @@ async def test_a_photos_zip_over_the_upload_limit_is_taken_under_the_import_limi
     assert huge.status_code == 413, huge.text
     assert "IMPORT_MAX_BYTES" in huge.json()["detail"]
     assert str(IMPORT_MAX) in huge.json()["detail"]
+
+
+def test_litestar_takes_import_sized_bodies_on_the_import_routes_only(monkeypatch):
+    """Litestar's body limit: 2 x IMPORT_MAX_BYTES and a margin on the two routes
+    that take an import upload (API and page), 2 x UPLOAD_MAX_BYTES elsewhere."""
+    from rescue.app import create_app
+    from rescue.forms import BODY_LIMIT, FORM_OVERHEAD
+    from rescue.settings import get_settings
+
+    monkeypatch.setenv("UPLOAD_MAX_BYTES", str(UPLOAD_MAX))
+    monkeypatch.setenv("IMPORT_MAX_BYTES", str(IMPORT_MAX))
+    get_settings.cache_clear()
+    try:
+        app = create_app()
+    finally:
+        monkeypatch.delenv("UPLOAD_MAX_BYTES")
+        monkeypatch.delenv("IMPORT_MAX_BYTES")
+        get_settings.cache_clear()
+    limits: dict[str, int | None] = {}
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if "POST" in getattr(handler, "http_methods", ()):
+                limits[route.path] = handler.resolve_request_max_body_size()
+                if handler.opt.get(BODY_LIMIT) == "import":
+                    limits[route.path + " (import)"] = limits.pop(route.path)
+    big = 2 * IMPORT_MAX + 2 * FORM_OVERHEAD
+    assert {p: v for p, v in limits.items() if v == big} == {
+        "/api/import-runs (import)": big,
+        "/imports (import)": big,
+    }
+    assert {v for p, v in limits.items() if not p.endswith("(import)")} == {2 * UPLOAD_MAX}
