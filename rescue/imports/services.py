@@ -778,7 +778,18 @@ def _chunk_rows(
 #: Before chunks a run built it once and used it to its end (hours).
 INDEX_MAX_AGE_SECONDS = 300.0
 _indexes: dict[int, tuple[float, TargetIndex]] = {}
-_index_lock = asyncio.Lock()
+_loop_locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def _loop_lock(name: str) -> asyncio.Lock:
+    """A lock of the running event loop (a process may run several loops in turn:
+    the command line, tests; an asyncio lock must not outlive its loop)."""
+    key = (id(asyncio.get_running_loop()), name)
+    if key not in _loop_locks:
+        if len(_loop_locks) > 64:
+            _loop_locks.clear()
+        _loop_locks[key] = asyncio.Lock()
+    return _loop_locks[key]
 
 
 async def _target_index(run_id: int) -> TargetIndex:
@@ -790,7 +801,7 @@ async def _target_index(run_id: int) -> TargetIndex:
     not the database, so "what changed since" cannot be asked reliably. A
     rebuild every few minutes keeps the comparison at most that stale (a run
     used to keep its index for hours)."""
-    async with _index_lock:
+    async with _loop_lock("index"):
         now = time.monotonic()
         held = _indexes.get(run_id)
         if held is not None and now - held[0] < INDEX_MAX_AGE_SECONDS:
@@ -821,15 +832,13 @@ class _RunFiles:
     _folder: tempfile.TemporaryDirectory[str] | None = None
     _files: dict[str, tuple[Path, Path | None]] = {}  # noqa: RUF012
     _users: dict[str, int] = {}  # noqa: RUF012
-    _locks: dict[str, asyncio.Lock] = {}  # noqa: RUF012
 
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
         cls, object_key: str, store: ObjectStore
     ) -> AsyncIterator[tuple[Path, Path | None]]:
-        lock = cls._locks.setdefault(object_key, asyncio.Lock())
-        async with lock:
+        async with _loop_lock(f"files:{object_key}"):
             if object_key not in cls._files:
                 cls._evict()
                 cls._files[object_key] = await cls._fetch(object_key, store)
@@ -860,7 +869,6 @@ class _RunFiles:
                 if path is not None:
                     path.unlink(missing_ok=True)
             del cls._users[key]
-            cls._locks.pop(key, None)
 
 
 def skip_key(run_object_key: str) -> str:
