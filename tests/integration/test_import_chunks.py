@@ -46,21 +46,54 @@ async def chunks_of(run_id: int) -> list[dict[str, Any]]:
 
 
 async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_rows):
-    """27 rows in chunks of 4 (7 chunks, a byte offset each), a second worker
-    process started: the run ends done with every valid row stored once, the
-    problem rows of the dry run left out, and one warning per hit."""
+    """27 rows in chunks of 4 (7 chunks, a byte offset each; a photo in each
+    chunk), run by a worker with two processes of its own (its own broker
+    namespace, so the suite's worker takes none): both processes take chunks
+    (one at a time each), and the run ends done with every valid row stored
+    once, the problem rows of the dry run left out, and one warning per hit."""
+    import dataclasses
+    import io
+    import time
+    import zipfile
+
+    import anyio.to_thread
+
     from media.s3server import free_port
     from rescue.devservices import stop_process
+    from rescue.imports.services import get_run, start_run
     from rescue.imports.tables import ImportRecord, ImportWarning
+    from rescue.settings import get_settings
     from tests.conftest import _state
+    from tests.integration.test_imports import HEADER
+    from tests.support import OBAMA_B, photo
+    from workers.actors import run_import
+    from workers.broker import redis_broker
 
     chunk_rows(4)
     north = await headers_of("north")
     await people(client, north)
     # The hits (ROWS[0], ROWS[1]) fall in the first and the sixth chunk; ROWS[3:]
     # are problem rows (bad date, a duplicate of row 1's id, bad ID number).
-    rows = [ROWS[0], *filler(0, 20), ROWS[2], ROWS[1], *ROWS[3:], "F-99,某99,男,,40,,,,,"]
-    run = (await dry_run(client, north, csv_bytes(rows, encoding="gbk"))).json()
+    lines = [ROWS[0], *filler(0, 20), ROWS[2], ROWS[1], *ROWS[3:], "F-99,某99,男,,40,,,,,"]
+    lines = [line + (",a.jpg" if i % 4 == 1 else ",") for i, line in enumerate(lines)]
+    zipped = io.BytesIO()
+    with zipfile.ZipFile(zipped, "w") as z:
+        z.writestr("a.jpg", photo(OBAMA_B))
+    created = await client.post(
+        "/api/import-runs",
+        files={
+            "file": (
+                "list.csv",
+                csv_bytes(lines, encoding="gbk", header=HEADER + ",照片"),
+                "text/csv",
+            ),
+            "photos": ("photos.zip", zipped.getvalue(), "application/zip"),
+        },
+        data={"list_kind": "police_missing", "list_name": "2026年11月公安失踪人员"},
+        headers=north,
+    )
+    assert created.status_code == 201, created.text
+    run = created.json()
     assert (run["total_rows"], run["valid_rows"], run["error_rows"]) == (27, 24, 3)
     chunks = await chunks_of(run["id"])
     assert [(c["first_row"], c["last_row"]) for c in chunks] == [
@@ -73,21 +106,42 @@ async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_
         (25, None),
     ]
     assert all(c["byte_offset"] is not None for c in chunks[1:])  # CSV: seek, not re-read
-    second = _state["services"].start_worker(
-        processes=1,
+
+    namespace = f"{get_settings().broker_namespace}-chunks"
+    broker = redis_broker(dataclasses.replace(get_settings(), broker_namespace=namespace))
+
+    async def enqueue(run_id: int, chunk_no: int | None) -> None:
+        await anyio.to_thread.run_sync(broker.enqueue, run_import.message(run_id, chunk_no))
+
+    services = _state["services"]
+    worker = services.start_worker(
+        processes=2,
         threads=1,
-        log_name="worker-2.log",
-        extra_env={"WORKER_METRICS_PORT": str(free_port())},
+        log_name="worker-chunks.log",
+        extra_env={
+            "BROKER_NAMESPACE": namespace,
+            "WORKER_METRICS_PORT": str(free_port()),
+            "dramatiq_worker_timeout": "100",  # an idle process polls every 0.1 s
+        },
     )
     try:
-        done = await run_to_end(client, north, run["id"])
+        deadline = time.monotonic() + 120
+        while services.log("worker-chunks.log", tail=100_000).count("ready for action") < 2:
+            assert time.monotonic() < deadline, services.log("worker-chunks.log")
+            await asyncio.sleep(0.2)
+        await start_run(run_id=run["id"], enqueue=enqueue)
+        while (out := await get_run(run_id=run["id"])).status.value not in {"done", "failed"}:
+            assert time.monotonic() < deadline, services.log("worker-chunks.log")
+            await asyncio.sleep(0.25)
     finally:
-        stop_process(second)
-    assert (done["status"], done["rows_done"], done["total_rows"]) == ("done", 27, 27)
+        stop_process(worker)
+        broker.close()
+    assert (out.status.value, out.rows_done, out.total_rows) == ("done", 27, 27), out
     chunks = await chunks_of(run["id"])
     assert {c["status"] for c in chunks} == {"done"}
-    assert all(c["worked_by"] for c in chunks)
     assert sum(c["rows_done"] for c in chunks) == 27
+    # Both processes of the worker took chunks: one list, two processes.
+    assert len({c["worked_by"] for c in chunks}) == 2, [c["worked_by"] for c in chunks]
     records = await ImportRecord.select(ImportRecord.row_key, ImportRecord.external_id)
     assert len({r["row_key"] for r in records}) == len(records) == 24
     assert sorted(r["external_id"] for r in records if not r["external_id"].startswith("F-")) == [
@@ -100,7 +154,7 @@ async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_
         ("P-1", True),
         ("P-2", False),
     ]
-    assert done["warnings_raised"] == 2
+    assert out.warnings_raised == 2
 
 
 async def test_a_crash_in_a_chunk_then_resume_duplicates_nothing(client, chunk_rows):
