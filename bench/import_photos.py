@@ -30,13 +30,17 @@ Printed, each next to a baseline of the same run:
    gallery/2,000 notices that are compared in full). Rates come from the run's
    progress callbacks (first to last batch); the run's set-up (building the
    notices index, loading the face gallery) is timed apart.
-3. The whole list against 10,000 open notices (WORKER_GALLERY; the 100,000 step
-   of 2 says what a larger gallery adds per row): one worker process (1 thread)
-   running the list as one run, and two worker processes running it as two runs
-   of half the list each (a run is one Dramatiq message: one list never uses
-   more than one worker process, so two workers need the list split in two, and
-   ``dramatiq_queue_prefetch=1``, or one process prefetches both runs).
-   Wall time from the start to the last run done, rows/s, photos/s, ratio.
+3. ONE list against 10,000 open notices (WORKER_GALLERY; the 100,000 step
+   of 2 says what a larger gallery adds per row), cut into chunks
+   (IMPORT_CHUNK_ROWS, scaled with the list so that a 1/N run has about as many
+   chunks as a full-size list), on one worker process (1 thread), then a copy of
+   it (other external ids) on two: the chunks are shared by the processes.
+   Wall time from the start to the run done, records/s, photos/s, the rates of
+   the first and second half of the rows (a steady rate is what makes the
+   extrapolation honest), each process's peak RSS and chunks done.
+4. The time of a full-size list (100,000 records, 20,000 photos) with one and
+   two worker processes: measured when BENCH_SCALE=1, otherwise extrapolated
+   from the measured rates and labelled so.
 
 Needs PostgreSQL and Redis as ``make test`` does. No timed assertion.
 """
@@ -216,44 +220,6 @@ async def run_here(run_id: int) -> tuple[float, float, int]:
     return (t_first - t0) - per_row * r_first, per_row, r_last - r_first
 
 
-async def until_done(run_ids: list[int], limit_s: float) -> float:
-    """Poll the runs until every one is done; the time the last one finished."""
-    from rescue.imports.tables import ImportRun
-
-    deadline = time.monotonic() + limit_s
-    while True:
-        rows = await ImportRun.select(
-            ImportRun.id, ImportRun.status, ImportRun.failure_reason
-        ).where(ImportRun.id.is_in(run_ids))
-        if any(r["status"] == "failed" for r in rows):
-            raise RuntimeError(f"a run failed: {rows}")
-        if all(r["status"] == "done" for r in rows):
-            return time.perf_counter()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"runs not done after {limit_s:.0f} s: {rows}")
-        await asyncio.sleep(0.5)
-
-
-def worker_peak_mib(master: Any) -> float:
-    """Peak resident set (VmHWM) of the worker processes under the dramatiq master."""
-    total = 0
-    children: list[str] = []
-    for task in Path(f"/proc/{master.pid}/task").iterdir():
-        try:
-            children += (task / "children").read_text().split()
-        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
-            continue
-    for child in children:
-        try:
-            text = Path(f"/proc/{child}/status").read_text()
-        except OSError:
-            continue
-        for line in text.splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1])
-    return total / 1024
-
-
 async def measure(report: Report, services: DevServices, photos_n: int) -> None:
     from rescue.runtime import get_store
     from rescue.settings import get_settings
@@ -381,52 +347,76 @@ async def measure(report: Report, services: DevServices, photos_n: int) -> None:
         )
     report.data["comparison"] = costs
 
-    walls, peaks = workers["walls"], workers["peaks"]
+    walls, halves, peaks = workers["walls"], workers["halves"], workers["peaks"]
+    chunk_rows = get_settings().upload.import_chunk_rows
     report.section(
-        f"the whole list on Dramatiq workers: {rows_n:,} rows, {photos_n:,} photos, "
-        f"{WORKER_GALLERY:,} open notices"
+        f"ONE list on Dramatiq workers: {rows_n:,} rows, {photos_n:,} photos, "
+        f"{WORKER_GALLERY:,} open notices, chunks of {chunk_rows:,} rows"
     )
     for processes in (1, 2):
-        how = "one run" if processes == 1 else "two runs of half the list"
+        who = f"{processes} worker process{'es' if processes > 1 else ''}"
         report.row(
-            f"{processes} worker process{'es' if processes > 1 else ''} ({how}): wall time",
+            f"{who}: wall time",
             f"{walls[processes]:,.0f} s",
             f"{walls[1]:,.0f} s (1 worker process)",
             f"{walls[1] / walls[processes]:.2f}× as fast",
             "≤ 2× on 2 cores" if processes == 2 else "",
         )
         report.row(
-            f"{processes} worker process{'es' if processes > 1 else ''}: records/s",
+            f"{who}: records/s",
             f"{rows_n / walls[processes]:,.1f}/s",
             f"{rows_n / walls[1]:,.1f}/s (1 worker process)",
             f"{walls[1] / walls[processes]:.2f}×",
         )
         report.row(
-            f"{processes} worker process{'es' if processes > 1 else ''}: photos/s",
+            f"{who}: photos/s",
             f"{photos_n / walls[processes]:,.2f}/s",
             f"{photos_n / walls[1]:,.2f}/s (1 worker process)",
             f"{walls[1] / walls[processes]:.2f}×",
-            f"worker peak RSS {peaks[processes]:.0f} MiB" + (" (both)" if processes > 1 else ""),
+        )
+        first, second = halves[processes]
+        report.row(
+            f"{who}: records/s, first / second half of the rows",
+            f"{rows_n / 2 / first:,.1f}/s / {rows_n / 2 / second:,.1f}/s",
+            f"{rows_n / walls[processes]:,.1f}/s (whole run)",
+            f"{first / second:.2f} (second half / first half rate)",
+            "steady: the extrapolation holds" if 0.8 <= first / second <= 1.25 else "NOT steady",
+        )
+        report.row(
+            f"{who}: peak RSS per worker process",
+            " / ".join(f"{m:.0f} MiB" for m in peaks[processes]),
+            "",
+            "",
+            "chunks done per process: "
+            + ", ".join(str(n) for n in sorted(workers["chunks"][processes].values())),
         )
     report.data["workers"] = workers
     full_rows, full_photos = 100_000, 20_000
-    if rows_n != full_rows:
-        factor = full_rows / rows_n
-        report.note(
-            f"measured at {rows_n:,} rows / {photos_n:,} photos; linear extrapolation to "
-            f"{full_rows:,} rows / {full_photos:,} photos (cost per row flat, bench/imports.py): "
-            f"{walls[1] * factor / 60:,.0f} min with 1 worker process, "
-            f"{walls[2] * factor / 60:,.0f} min with 2 (extrapolated, not measured)"
+    factor = full_rows / rows_n
+    label = (
+        "measured"
+        if rows_n == full_rows
+        else f"extrapolated from a 1/{factor:g} run (rate of this run × {factor:g})"
+    )
+    report.section(f"a full-size list ({full_rows:,} records, {full_photos:,} photos)")
+    for processes in (1, 2):
+        report.row(
+            f"{processes} worker process{'es' if processes > 1 else ''}: time for the list",
+            f"{walls[processes] * factor / 60:,.0f} min",
+            f"{walls[1] * factor / 60:,.0f} min (1 worker process)",
+            f"{walls[1] / walls[processes]:.2f}× as fast",
+            label,
         )
     report.note(
-        "a run is one Dramatiq message (`run_import`), so one list is worked by one worker "
-        "process; the 2-process figure splits the list into two runs, with "
-        "`dramatiq_queue_prefetch=1` (with Dramatiq's default prefetch of 2 × threads one "
-        "process took both runs and the other stayed idle: no gain)"
+        "a run is cut into chunks of IMPORT_CHUNK_ROWS rows, one Dramatiq message each; "
+        "the imports queue is consumed one message at a time per worker process "
+        "(workers.broker.LONG_JOB_QUEUES), so the processes share one list. The bench "
+        f"scales the chunk with the list (IMPORT_CHUNK_ROWS={chunk_rows:,} here) so a "
+        "1/N run has about as many chunks as a full-size list has with the default"
     )
     report.note(
         "the bench passes max_bytes beyond UPLOAD_MAX_BYTES (20 MiB): a ZIP of 20,000 real "
-        "photos would exceed it; such lists name their photos by URL into the object store"
+        "photos is uploaded under IMPORT_MAX_BYTES (default 4 GiB), spooled to disk"
     )
 
 
@@ -454,46 +444,99 @@ async def on_workers(
     whole_run: int,
     rows_n: int,
 ) -> dict[str, Any]:
-    """The whole list (run ``whole_run``, already checked) on one worker process,
-    then as two halves (two runs) on two: wall times (s) and the workers' peak RSS."""
+    """ONE list on one worker process, then the same list (a copy with other
+    external ids, checked again) on two: each run's chunks are shared by the
+    processes. Wall times (s), the rates of the first and second half of the
+    rows (is the rate steady?), each worker process's peak RSS (MiB) and which
+    process did how many chunks."""
     import workers.actors as actors
     from rescue.imports.services import start_run
 
-    async def enqueue(run_id: int) -> None:
-        actors.run_import.send(run_id)
+    async def enqueue(run_id: int, chunk_no: int | None) -> None:
+        actors.run_import.send(run_id, chunk_no)
 
-    halves = [tmp / "half-1.csv", tmp / "half-2.csv"]
-    for k, path in enumerate(halves):
-        write_list(path, rows_n // 2, names, f"H{k}", by_zip, start=k * (rows_n // 2))
-    half_ids = [(await dry_run(p, zipped, p.stem))[0] for p in halves]
-    walls: dict[int, float] = {}
-    peaks: dict[int, float] = {}
-    for processes, ids in ((1, [whole_run]), (2, half_ids)):
+    copy = tmp / "whole-2.csv"
+    write_list(copy, rows_n, names, "Y", by_zip)
+    second_run = (await dry_run(copy, zipped, "whole list, second copy"))[0]
+    out: dict[str, Any] = {"walls": {}, "halves": {}, "peaks": {}, "chunks": {}}
+    for processes, run_id in ((1, whole_run), (2, second_run)):
         worker = services.start_worker(
             processes,
             1,
             log_name=f"import-worker-{processes}.log",
-            extra_env={
-                # Its own metrics port: another worker on this machine may hold the default.
-                "WORKER_METRICS_PORT": str(free_port()),
-                # One message per worker thread: with Dramatiq's default prefetch
-                # (2 × threads) the first process took both runs and the second idled.
-                "dramatiq_queue_prefetch": "1",
-            },
+            # Its own metrics port: another worker on this machine may hold the default.
+            extra_env={"WORKER_METRICS_PORT": str(free_port())},
         )
         try:
+            await asyncio.sleep(3)  # the processes boot (imports, broker) before the clock starts
             t0 = time.perf_counter()
-            for run_id in ids:
-                await start_run(run_id=run_id, enqueue=enqueue)
-            walls[processes] = await until_done(ids, limit_s=6 * 3600) - t0
-            peaks[processes] = worker_peak_mib(worker)
+            await start_run(run_id=run_id, enqueue=enqueue)
+            t_half, t_end, peaks = await until_done(run_id, worker, limit_s=6 * 3600)
+            out["walls"][processes] = t_end - t0
+            out["halves"][processes] = (t_half - t0, t_end - t_half)
+            out["peaks"][processes] = peaks
+            out["chunks"][processes] = await chunks_by_process(run_id)
         except Exception:
             print(services.log(f"import-worker-{processes}.log"))
             raise
         finally:
             stop_process(worker)
-    print(f"  (workers: {walls})", flush=True)
-    return {"walls": walls, "peaks": peaks}
+    print(f"  (workers: {out['walls']})", flush=True)
+    return out
+
+
+async def until_done(run_id: int, master: Any, limit_s: float) -> tuple[float, float, list[float]]:
+    """Poll the run (its rows done summed over its chunks) until it is done: the
+    times half its rows and all were done, and the worker processes' peak RSS."""
+    from rescue.imports.services import get_run
+
+    deadline = time.monotonic() + limit_s
+    t_half = None
+    peaks: dict[str, float] = {}
+    while True:
+        run = await get_run(run_id=run_id)
+        peaks.update(worker_peaks_mib(master))
+        if run.status.value == "failed":
+            raise RuntimeError(f"the run failed: {run.failure_reason}")
+        now = time.perf_counter()
+        if t_half is None and run.rows_done * 2 >= run.total_rows:
+            t_half = now
+        if run.status.value == "done":
+            assert t_half is not None
+            return t_half, now, sorted(peaks.values())
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"run not done after {limit_s:.0f} s: {run}")
+        await asyncio.sleep(0.5)
+
+
+async def chunks_by_process(run_id: int) -> dict[str, int]:
+    """How many of the run's chunks each worker process did."""
+    from rescue.imports.tables import ImportChunk
+
+    done: dict[str, int] = {}
+    for r in await ImportChunk.select(ImportChunk.worked_by).where(ImportChunk.run == run_id):
+        done[r["worked_by"]] = done.get(r["worked_by"], 0) + 1
+    return done
+
+
+def worker_peaks_mib(master: Any) -> dict[str, float]:
+    """Peak resident set (VmHWM, MiB) of each worker process under the dramatiq master."""
+    children: list[str] = []
+    for task in Path(f"/proc/{master.pid}/task").iterdir():
+        try:
+            children += (task / "children").read_text().split()
+        except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+            continue
+    peaks = {}
+    for child in children:
+        try:
+            text = Path(f"/proc/{child}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[child] = int(line.split()[1]) / 1024
+    return peaks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -508,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
     photos_n = args.photos or max(200, int(20_000 * scale()))
     if args.photos:  # recorded as the run's scale: bench.report keeps quick runs apart
         os.environ["BENCH_SCALE"] = f"{photos_n / 20_000:g}"
+    # Chunks scaled with the list: a 1/N run has about as many chunks as a
+    # full-size list with the default (IMPORT_CHUNK_ROWS), at least one batch each.
+    os.environ.setdefault("IMPORT_CHUNK_ROWS", str(max(100, int(1000 * photos_n / 20_000 + 0.5))))
     report = Report("import_photos", "Import of a list with photos")
     on_dev_services(lambda services: measure(report, services, photos_n))
     report.save()

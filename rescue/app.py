@@ -205,4 +205,24 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     document_errors(app)
+    _import_body_limits(app, settings)
     return app
+
+
+def _import_body_limits(app: Litestar, settings: Settings) -> None:
+    """Routes marked ``opt={BODY_LIMIT: "import"}`` (an import run's upload: a list
+    and its photos ZIP, up to ``IMPORT_MAX_BYTES`` each) take bodies up to
+    :func:`rescue.forms.import_body_limit` plus a margin; every other route keeps
+    the app's 2 x ``UPLOAD_MAX_BYTES``. The form reader (rescue.forms) refuses a
+    body over the import limit first, naming it; Litestar's limit is the backstop
+    (also for a form Litestar's CSRF check reads before the reader)."""
+    from litestar.types import Empty
+
+    from rescue.forms import BODY_LIMIT, FORM_OVERHEAD
+
+    limit = 2 * settings.upload.import_max_bytes + 2 * FORM_OVERHEAD
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if handler.opt.get(BODY_LIMIT) == "import":
+                handler.request_max_body_size = limit
+                handler._resolved_request_max_body_size = Empty

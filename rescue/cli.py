@@ -744,7 +744,7 @@ def import_list(
                 station=station,
                 by=None,
                 store=store,
-                max_bytes=settings.upload.max_bytes,
+                max_bytes=settings.upload.import_max_bytes,
                 photos=zipped,
             )
         except DomainError as exc:

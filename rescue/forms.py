@@ -34,7 +34,7 @@ from multipart import (  # type: ignore[import-untyped]
 from rescue.errors import InvalidInput, PayloadTooLarge
 from rescue.i18n import _
 
-__all__ = ["form_middleware", "parse_form"]
+__all__ = ["BODY_LIMIT", "form_middleware", "import_body_limit", "parse_form"]
 
 
 def _is_text(segment: MultipartSegment) -> bool:
@@ -101,23 +101,69 @@ async def _with_end(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     yield b""
 
 
+#: Route option (``opt={BODY_LIMIT: "import"}``) of a route whose body may be as
+#: large as an import upload (``IMPORT_MAX_BYTES`` per file: a list and its
+#: photos ZIP): :func:`parse_form` counts the bytes as they arrive and refuses
+#: more than :func:`import_body_limit`, naming it; Litestar's own limit of the
+#: route is set a little above it (rescue.app), 2 × ``UPLOAD_MAX_BYTES`` on
+#: every other route.
+BODY_LIMIT = "body_limit"
+#: Bytes of a form beyond its files: the other fields and the parts' headers.
+FORM_OVERHEAD = 1 << 20
+
+
+def import_body_limit() -> int:
+    """Largest body of an import upload: two files of ``IMPORT_MAX_BYTES`` and
+    the form around them (bytes)."""
+    from rescue.settings import get_settings
+
+    return 2 * get_settings().upload.import_max_bytes + FORM_OVERHEAD
+
+
+async def _limited(stream: AsyncIterator[bytes], max_bytes: int | None) -> AsyncIterator[bytes]:
+    seen = 0
+    async for chunk in stream:
+        seen += len(chunk)
+        if max_bytes is not None and seen > max_bytes:
+            from rescue.settings import get_settings
+
+            limit = get_settings().upload.import_max_bytes
+            raise PayloadTooLarge(
+                _(
+                    "the request body is over {max_bytes} bytes; each file may be at most "
+                    "{limit} bytes (IMPORT_MAX_BYTES)",
+                    max_bytes=max_bytes,
+                    limit=limit,
+                ),
+                accepted={"max_file_bytes": limit, "max_body_bytes": max_bytes},
+            )
+        yield chunk
+
+
 async def parse_form(
-    stream: AsyncIterator[bytes], boundary: bytes, *, part_limit: int
+    stream: AsyncIterator[bytes],
+    boundary: bytes,
+    *,
+    part_limit: int,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """The form of a multipart body: name → str or UploadFile (a list when repeated).
+    A file part goes to a temporary file (rolled to disk past 1 MiB), never whole
+    into memory.
 
     Raises:
         InvalidInput: (400) malformed framing or headers, a part without a name,
             text that is not in its charset, an unknown charset, a file part
             without a plain non-empty filename.
-        PayloadTooLarge: (413) more than ``part_limit`` parts.
+        PayloadTooLarge: (413) more than ``part_limit`` parts, or a body over
+            ``max_bytes`` (None: the route's own limit, applied by Litestar).
     """
     fields: defaultdict[str, list[Any]] = defaultdict(list)
     data: UploadFile | bytearray = bytearray()
     segment: MultipartSegment | None = None
     try:
         with PushMultipartParser(boundary, max_segment_count=part_limit) as parser:
-            async for chunk in _with_end(stream):
+            async for chunk in _with_end(_limited(stream, max_bytes)):
                 for part in parser.parse(chunk):
                     if isinstance(part, MultipartSegment):
                         segment = part
@@ -183,7 +229,7 @@ async def parse_form(
             _("the multipart/form-data body is malformed: {reason}", reason=reason),
             accepted=_("multipart/form-data as in RFC 7578, parts in UTF-8"),
         ) from None
-    except InvalidInput:
+    except (InvalidInput, PayloadTooLarge):
         await _close(fields, data)
         raise
     return {k: v if len(v) > 1 else v[0] for k, v in fields.items()}
@@ -211,10 +257,13 @@ class FormMiddleware:
                         _("the multipart/form-data body has no boundary"),
                         accepted=_("Content-Type: multipart/form-data; boundary=…"),
                     )
+                handler = scope.get("route_handler")
+                big = handler is not None and handler.opt.get(BODY_LIMIT) == "import"
                 state.form = form = await parse_form(
                     request.stream(),
                     boundary.encode(),
                     part_limit=request.app.multipart_form_part_limit,
+                    max_bytes=import_body_limit() if big else None,
                 )
         try:
             await self.app(scope, receive, send)

@@ -17,7 +17,7 @@ from rescue.family_requests.tables import (
     SearchRequestMessage,
     SearchRequestPhoto,
 )
-from rescue.imports.tables import ImportRecord, ImportRun, ImportWarning
+from rescue.imports.tables import ImportChunk, ImportRecord, ImportRun, ImportWarning
 from rescue.matching.tables import (
     Candidate,
     CandidateEvidence,
@@ -84,6 +84,7 @@ APP_CONFIG = AppConfig(
         PfifPersonRecord,
         PfifNoteRecord,
         ImportRun,
+        ImportChunk,
         ImportRecord,
         ImportWarning,
         CaseTransfer,

@@ -239,6 +239,15 @@ class UploadSettings:
     #: Largest accepted decoded image, pixels (default 50 MP); guards against
     #: decompression bombs.
     max_pixels: int = 50_000_000
+    #: ``IMPORT_MAX_BYTES``: largest list file or photos ZIP of an import run
+    #: (default 4 GiB: 20,000 photos of ~200 KB are ~4 GB). Only the import-run
+    #: routes accept a body this large; it is spooled to a temporary file on disk,
+    #: never held in memory.
+    import_max_bytes: int = 4 * 1024**3
+    #: ``IMPORT_CHUNK_ROWS``: rows of an import run per worker job (chunk); the
+    #: chunks of one list are shared by the worker processes (default 1,000:
+    #: docs/performance.md, issue 13).
+    import_chunk_rows: int = 1000
 
 
 @dataclass(frozen=True)
@@ -685,6 +694,8 @@ def load_settings() -> Settings:
         upload=UploadSettings(
             max_bytes=_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024),
             max_pixels=_int("UPLOAD_MAX_PIXELS", 50_000_000),
+            import_max_bytes=_int("IMPORT_MAX_BYTES", 4 * 1024**3),
+            import_chunk_rows=max(1, _int("IMPORT_CHUNK_ROWS", 1000)),
         ),
         deadlines=DeadlineSettings(overrides=_json_overrides("DEADLINE_OVERRIDES")),
         redis_url=redis_url,

@@ -49,11 +49,15 @@ async def process_photo(photo_id: int) -> None:
 
 
 @dramatiq.actor(queue_name="imports", max_retries=3, time_limit=6 * 60 * 60_000)
-async def run_import(run_id: int) -> None:
-    """Store and compare an external list's rows (resumes after its last saved row)."""
+async def run_import(run_id: int, chunk_no: int | None = None) -> None:
+    """Store and compare one chunk of an external list's rows (``chunk_no`` None:
+    every unfinished chunk in order, or a backlog run); resumes after the chunk's
+    last committed row. One message per chunk: the worker processes share a list
+    (the "imports" queue is consumed one message at a time per process,
+    workers.broker.LONG_JOB_QUEUES)."""
     from rescue.imports.services import execute_run
 
-    await execute_run(run_id=run_id, store=get_store())
+    await execute_run(run_id=run_id, store=get_store(), chunk_no=chunk_no)
 
 
 async def send_photo(photo_id: int) -> None:

@@ -38,7 +38,7 @@ from rescue.logs import configure_logging
 from rescue.settings import Settings, SettingsError, get_settings
 from workers.lifecycle import DatabasePool, JobContext, JobMetrics, StopWithin
 
-__all__ = ["broker", "broker_reachable", "redis_broker"]
+__all__ = ["LONG_JOB_QUEUES", "broker", "broker_reachable", "redis_broker"]
 
 try:
     _settings = get_settings()
@@ -59,8 +59,22 @@ class _AfterCommit:
         return parent.enqueue(message, delay=delay)  # type: ignore[attr-defined]
 
 
+#: Queues of long jobs (an import chunk takes minutes): a worker process takes
+#: one message of these at a time (prefetch 1), so the messages of one list are
+#: shared by the worker processes. With Dramatiq's default prefetch (2 x
+#: threads per process) the first process to poll took every chunk of a list
+#: and the others stayed idle (measured: bench/import_photos.py).
+LONG_JOB_QUEUES = frozenset({"imports"})
+
+
 class StationRedisBroker(_AfterCommit, RedisBroker):
-    """Dramatiq's Redis broker, enqueueing after the request's commit."""
+    """Dramatiq's Redis broker, enqueueing after the request's commit; a queue of
+    :data:`LONG_JOB_QUEUES` is consumed one message at a time per process."""
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        if queue_name in LONG_JOB_QUEUES:  # not its delay queue ("imports.DQ")
+            prefetch = 1
+        return super().consume(queue_name, prefetch=prefetch, timeout=timeout)
 
 
 class StationStubBroker(_AfterCommit, StubBroker):

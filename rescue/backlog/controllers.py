@@ -37,10 +37,14 @@ class BacklogUpload:
     station: str = ""
 
 
-async def _enqueue(run_id: int) -> None:
+async def _enqueue(run_id: int, chunk_no: int | None = None) -> None:
+    """Queue a chunk of an import run (None: the whole run) on the workers."""
     from workers.actors import run_import
 
-    await anyio.to_thread.run_sync(run_import.send, run_id)
+    if chunk_no is None:
+        await anyio.to_thread.run_sync(run_import.send, run_id)
+    else:
+        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
 
 
 async def _run_row(run_id: int, request: Request[Any, Any, Any]) -> None:

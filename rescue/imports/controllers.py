@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
 
+from rescue.forms import BODY_LIMIT
 from rescue.imports import services
 from rescue.imports.schemas import RunOut, VerifyIn, WarningOut, WarningSummaryRow
 from rescue.imports.templates import ListKind, template_csv
@@ -34,10 +35,14 @@ class RunUpload:
     photos: UploadFile | None = None
 
 
-async def _enqueue(run_id: int) -> None:
+async def _enqueue(run_id: int, chunk_no: int | None = None) -> None:
+    """Queue a chunk of an import run (None: the whole run) on the workers."""
     from workers.actors import run_import
 
-    await anyio.to_thread.run_sync(run_import.send, run_id)
+    if chunk_no is None:
+        await anyio.to_thread.run_sync(run_import.send, run_id)
+    else:
+        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
 
 
 Outcome = Annotated[str | None, "open, helped, already_known, not_same or no_action"]
@@ -74,6 +79,10 @@ class ImportController(Controller):
         "/import-runs",
         summary="Upload an external list: the dry run",
         guards=[allow(Action.import_run)],
+        # Files up to IMPORT_MAX_BYTES each (a photos ZIP of a full-size list),
+        # counted by the form reader (rescue.forms), not Litestar's 2 x UPLOAD_MAX_BYTES.
+        # (rescue.app._import_body_limits sets Litestar's limit of these routes).
+        opt={BODY_LIMIT: "import"},
     )
     async def create(
         self, data: MultipartBody[RunUpload], request: Request[Any, Any, Any]
@@ -81,9 +90,11 @@ class ImportController(Controller):
         """Answers 201 with the run ``checked``: rows, valid rows, per-row errors and
         what the run would create. Nothing else is created until ``start``. 400 for
         a file that cannot be read (encoding, unknown columns, broken Excel) or a
-        photos file that is not a ZIP. Each row's photo is checked like an upload
-        (a row whose photo fails, is missing, or is a URL outside this service's
-        object store is a per-row problem)."""
+        photos file that is not a ZIP. 413 naming the limit for a file over
+        ``IMPORT_MAX_BYTES`` (default 4 GiB; the list and the ZIP are each spooled
+        to a temporary file on disk, never held in memory). Each row's photo is
+        checked like an upload (a row whose photo fails, is missing, or is a URL
+        outside this service's object store is a per-row problem)."""
         settings = get_settings()
         user = request.user
         station = (
@@ -97,7 +108,7 @@ class ImportController(Controller):
             station=station,
             by=user,
             store=get_store(),
-            max_bytes=settings.upload.max_bytes,
+            max_bytes=settings.upload.import_max_bytes,
             photos=data.photos.file if data.photos and data.photos.filename else None,
         )
 

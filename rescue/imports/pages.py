@@ -18,6 +18,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue.errors import Conflict, InvalidInput, PayloadTooLarge, PermissionDenied
+from rescue.forms import BODY_LIMIT
 from rescue.i18n import _, label
 from rescue.imports import services
 from rescue.imports.tables import ImportRun, ImportWarning, RunStatus, WarningOutcome
@@ -34,10 +35,14 @@ __all__ = ["ImportPages", "WarningPages"]
 PAGE_SIZE = 50
 
 
-async def _enqueue(run_id: int) -> None:
+async def _enqueue(run_id: int, chunk_no: int | None = None) -> None:
+    """Queue a chunk of an import run (None: the whole run) on the workers."""
     from workers.actors import run_import
 
-    await anyio.to_thread.run_sync(run_import.send, run_id)
+    if chunk_no is None:
+        await anyio.to_thread.run_sync(run_import.send, run_id)
+    else:
+        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
 
 
 async def _recent_runs() -> list[dict[str, Any]]:
@@ -56,7 +61,7 @@ async def _recent_runs() -> list[dict[str, Any]]:
         .order_by(ImportRun.id, ascending=False)
         .limit(50)
     )
-    return rows
+    return await services.with_chunk_progress(rows)
 
 
 async def _runs_page(
@@ -130,7 +135,15 @@ class ImportPages(Controller):
             headers={"Content-Disposition": 'attachment; filename="template.csv"'},
         )
 
-    @post("/", guards=[allow(Action.import_run)], status_code=303, media_type=MediaType.HTML)
+    @post(
+        "/",
+        guards=[allow(Action.import_run)],
+        status_code=303,
+        media_type=MediaType.HTML,
+        # Files up to IMPORT_MAX_BYTES each, counted by the form reader (rescue.forms).
+        # (rescue.app._import_body_limits sets Litestar's limit of these routes).
+        opt={BODY_LIMIT: "import"},
+    )
     async def create(self, request: Request[Any, Any, Any]) -> Any:
         """Upload a list: its dry run (same rules as ``POST /api/import-runs``); a
         file that cannot be read is named next to the file field (400)."""
@@ -157,7 +170,7 @@ class ImportPages(Controller):
                 station=station,
                 by=user,
                 store=get_store(),
-                max_bytes=get_settings().upload.max_bytes,
+                max_bytes=get_settings().upload.import_max_bytes,
                 photos=files["photos"].file if "photos" in files else None,
             )
         except (InvalidInput, PayloadTooLarge) as exc:

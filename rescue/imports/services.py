@@ -3,14 +3,20 @@
 1. :func:`create_run` — the dry run: the file is read and every row checked;
    nothing is created but the run's record (per-row problems, rows to create).
    An unreadable file is refused whole (400) and no run is made.
-2. :func:`start_run` — queues :func:`execute_run` on a worker (``rescue import``
-   runs it in the terminal with a progress bar).
-3. :func:`execute_run` — stores each valid row and compares it with the people
-   in care and the open notices (:mod:`rescue.imports.compare`); each hit is a
-   warning for the responsible station. Progress (``rows_done``) is saved every
-   :data:`PROGRESS_EVERY` rows; after a crash the run resumes after the last
-   saved row, and rows done again are not stored or warned twice (unique
-   ``row_key`` and ``pair_key``).
+   The dry run also cuts the rows into chunks of ``IMPORT_CHUNK_ROWS``
+   (:class:`~rescue.imports.tables.ImportChunk`; for CSV with the byte offset
+   of each chunk's first row).
+2. :func:`start_run` — queues one :func:`execute_run` job per unfinished chunk,
+   so the worker processes share one list (``rescue import`` runs the chunks
+   in order in the terminal with a progress bar).
+3. :func:`execute_run` — stores each valid row of a chunk and compares it with
+   the people in care and the open notices (:mod:`rescue.imports.compare`);
+   each hit is a warning for the responsible station. A chunk's progress is
+   saved every :data:`PROGRESS_EVERY` rows; the run's ``rows_done`` is the sum
+   over its chunks and it is done when every chunk is. After a crash a resumed
+   run queues only the unfinished chunks, each going on after its last saved
+   row, and rows done again are not stored or warned twice (unique ``row_key``
+   and ``pair_key``).
 4. :func:`verify` — staff record the outcome; ``helped`` puts the pair in the
    candidate review ledger (``rescue.matching.ledger.submit_candidate``).
 
@@ -21,15 +27,22 @@ verified ``not_same`` or ``no_action`` then opens again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import hashlib
 import io
+import itertools
 import json
+import os
+import socket
 import tempfile
+import time
 from array import array
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import IO, Any
 
 import anyio.to_thread
@@ -44,6 +57,8 @@ from rescue.imports.reader import (
     FileRefused,
     RowCheck,
     check_rows,
+    csv_offsets,
+    open_at,
     open_stream,
     sniff_encoding,
 )
@@ -55,6 +70,8 @@ from rescue.imports.schemas import (
     WarningTarget,
 )
 from rescue.imports.tables import (
+    ChunkStatus,
+    ImportChunk,
     ImportRecord,
     ImportRun,
     ImportWarning,
@@ -80,6 +97,13 @@ __all__ = [
 #: Rows stored, compared and saved as progress in one transaction (a crash loses
 #: at most this many rows' work, which the resumed run redoes).
 PROGRESS_EVERY = 100
+#: Most chunks of an Excel list. A chunk of an Excel file reads past the rows
+#: before it (openpyxl cannot seek: 7,300 rows/s on the benchmark machine, so
+#: 100 chunks of a 100,000-row list would read 5 million rows, ~11 min of CPU);
+#: 10 chunks read 450,000 (~1 min, ~2 % of the list's time with photos). A CSV
+#: chunk seeks to its byte offset instead (reading past 100,000 CSV rows takes
+#: 0.1 s). Measured with the reader on 100,000 rows (docs/performance.md).
+XLSX_MAX_CHUNKS = 10
 #: Per-row problems kept on the run (the counts are always complete).
 MAX_ERRORS_KEPT = 1000
 MEDIA_TYPES = {
@@ -125,7 +149,9 @@ def _run_out(row: dict[str, Any]) -> RunOut:
 
 
 async def get_run(*, run_id: int, by: Principal | None = None) -> RunOut:
-    """A run with its progress.
+    """A run with its progress: ``rows_done`` and ``warnings_raised`` are summed
+    over the run's chunks (each worker job commits its own); rate and time left
+    from them and the run's start.
 
     Raises:
         NotFound: no such run.
@@ -137,7 +163,7 @@ async def get_run(*, run_id: int, by: Principal | None = None) -> RunOut:
         raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
     if by is not None and not by.sees_station(row["station"]):
         raise PermissionDenied(_("the run belongs to another station"))
-    return _run_out(row)
+    return _run_out((await with_chunk_progress([row]))[0])
 
 
 def _refuse(exc: FileRefused) -> InvalidInput:
@@ -169,8 +195,16 @@ async def create_run(
     store: ObjectStore,
     max_bytes: int,
     photos: bytes | IO[bytes] | None = None,
+    chunk_rows: int | None = None,
 ) -> RunOut:
     """Dry run: read and check every row; store the file and the run's findings.
+
+    The rows are cut into chunks of ``chunk_rows`` rows (default
+    ``IMPORT_CHUNK_ROWS``; an Excel file into at most :data:`XLSX_MAX_CHUNKS`),
+    one worker job each (:class:`ImportChunk`); for a CSV
+    file the byte offset of each chunk's first row is kept, so that a worker
+    seeks to it instead of reading the rows before it (one more pass over the
+    file at the C CSV parser's speed, :func:`rescue.imports.reader.csv_offsets`).
 
     ``data`` and ``photos`` are open, seekable binary files (an upload's spooled
     temporary file, a file on disk) or bytes. The file is streamed, as the run
@@ -214,10 +248,14 @@ async def create_run(
     total = valid = error_rows = 0
     errors: list[dict[str, Any]] = []  # the first MAX_ERRORS_KEPT
     bad = array("l")  # every problem row's number, for the run to skip
+    chunk_rows = chunk_rows or settings.upload.import_chunk_rows
+    starts: dict[int, str] = {}  # each chunk's first row → its 外部编号
     opened = None
     try:
         opened = open_stream(fh, encoding=sniff_encoding(fh))
         for check in check_rows(kind, opened):
+            if total % chunk_rows == 0:
+                starts[check.row] = check.fields.get("external_id", "")
             total += 1
             if not check.errors and check.fields.get("photo"):
                 try:
@@ -250,6 +288,14 @@ async def create_run(
         if opened is not None:
             opened.release()  # the caller's file stays open
     assert opened is not None  # set, or the try raised
+    if opened.file_format == "xlsx" and len(starts) > XLSX_MAX_CHUNKS:
+        every = -(-len(starts) // XLSX_MAX_CHUNKS)  # fewer, larger chunks
+        starts = {row: starts[row] for row in sorted(starts)[::every]}
+    offsets: dict[int, int] | None = None
+    if opened.file_format == "csv":
+        offsets = await anyio.to_thread.run_sync(
+            lambda: csv_offsets(fh, encoding=opened.encoding, fields=opened.fields, starts=starts)
+        )
     key = new_object_key("imports", opened.file_format)
     fh.seek(0)
     digest = hashlib.sha256()
@@ -279,13 +325,39 @@ async def create_run(
             created_by=by.user_id if by is not None else None,
         )
     ).returning(ImportRun.id)
-    return await get_run(run_id=int(rows[0]["id"]))
+    run_id = int(rows[0]["id"])
+    firsts = sorted(starts)
+    if firsts:
+        await ImportChunk.insert(
+            *[
+                ImportChunk(
+                    run=run_id,
+                    chunk_no=no,
+                    chunk_key=f"{run_id}:{no}",
+                    first_row=first,
+                    last_row=firsts[no + 1] - 1 if no + 1 < len(firsts) else None,
+                    byte_offset=None if offsets is None else offsets.get(first),
+                    first_id=starts[first][:100],
+                    row_done=first - 1,
+                )
+                for no, first in enumerate(firsts)
+            ]
+        )
+    return await get_run(run_id=run_id)
 
 
 async def start_run(
-    *, run_id: int, enqueue: Callable[[int], Awaitable[None]], by: Principal | None = None
+    *,
+    run_id: int,
+    enqueue: Callable[[int, int | None], Awaitable[None]],
+    by: Principal | None = None,
 ) -> RunOut:
     """Start a dry-run-checked run, or resume one that stopped (running or failed).
+
+    ``enqueue(run_id, chunk_no)`` queues one worker job per chunk not yet done
+    (``chunk_no`` None: the whole run, for a backlog run), so that the worker
+    processes share the list; a resumed run queues only its unfinished chunks,
+    each going on after its last committed row.
 
     Raises:
         NotFound: no such run.
@@ -306,8 +378,80 @@ async def start_run(
             ImportRun.updated_at: clock.now(),
         }
     ).where(ImportRun.id == run_id)
-    await enqueue(run_id)
+    if run.list_kind == ListKind.backlog:
+        await enqueue(run_id, None)
+        return await get_run(run_id=run_id)
+    await _ensure_chunks(run_id)
+    unfinished = (
+        await ImportChunk.select(ImportChunk.chunk_no)
+        .where((ImportChunk.run == run_id) & (ImportChunk.status != ChunkStatus.done.value))
+        .order_by(ImportChunk.chunk_no)
+    )
+    await ImportChunk.update(
+        {
+            ImportChunk.status: ChunkStatus.pending.value,
+            ImportChunk.failure_reason: "",
+            ImportChunk.updated_at: clock.now(),
+        }
+    ).where((ImportChunk.run == run_id) & (ImportChunk.status == ChunkStatus.failed.value))
+    for row in unfinished:
+        await enqueue(run_id, int(row["chunk_no"]))
+    if not unfinished:  # every chunk done but the run not marked (a crash between)
+        await _finish_run(run_id)
     return await get_run(run_id=run_id)
+
+
+async def _ensure_chunks(run_id: int) -> None:
+    """A run checked before runs had chunks gets one chunk for all its rows,
+    going on after the run's saved row."""
+    if await ImportChunk.exists().where(ImportChunk.run == run_id):
+        return
+    run = await ImportRun.select(ImportRun.rows_done).where(ImportRun.id == run_id).first()
+    assert run is not None
+    await ImportChunk.insert(
+        ImportChunk(
+            run=run_id,
+            chunk_no=0,
+            chunk_key=f"{run_id}:0",
+            first_row=1,
+            last_row=None,
+            row_done=int(run["rows_done"]),
+            rows_done=int(run["rows_done"]),
+        )
+    ).on_conflict(target=ImportChunk.chunk_key, action="DO NOTHING")
+
+
+async def _chunk_sums(run_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """run → (rows done, warnings raised), summed over its chunks."""
+    if not run_ids:
+        return {}
+    rows = await ImportChunk.select(
+        ImportChunk.run, ImportChunk.rows_done, ImportChunk.warnings_raised
+    ).where(ImportChunk.run.is_in(run_ids))
+    sums: dict[int, tuple[int, int]] = {}
+    for r in rows:
+        done, raised = sums.get(int(r["run"]), (0, 0))
+        sums[int(r["run"])] = (done + int(r["rows_done"]), raised + int(r["warnings_raised"]))
+    return sums
+
+
+async def with_chunk_progress(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs (rows of ``import_runs``) with ``rows_done`` and ``warnings_raised``
+    summed over their chunks (a run without chunks, a backlog run: its own)."""
+    sums = await _chunk_sums([int(r["id"]) for r in rows])
+    out = []
+    for r in rows:
+        if int(r["id"]) in sums:
+            done, raised = sums[int(r["id"])]
+            r = {**r, "rows_done": done, "warnings_raised": raised}
+        out.append(r)
+    return out
+
+
+def pair_key(run: dict[str, Any], fields: dict[str, str], hit: Hit) -> str:
+    """The warning's unique key: (list kind, external id, target)."""
+    target = hit.target
+    return f"{run['list_kind']}:{fields['external_id']}|{target.kind}:{target.id}"[:300]
 
 
 async def _raise_warning(
@@ -315,7 +459,7 @@ async def _raise_warning(
 ) -> bool:
     """Create the pair's warning or add new evidence to it. True if (re)raised."""
     target = hit.target
-    key = f"{run['list_kind']}:{fields['external_id']}|{target.kind}:{target.id}"[:300]
+    key = pair_key(run, fields, hit)
     now = clock.now()
     created = (
         await ImportWarning.insert(
@@ -363,106 +507,368 @@ class InjectedFailure(RuntimeError):
     """Raised by :func:`execute_run` when asked to fail after some batches (tests)."""
 
 
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"[:100]
+
+
 async def execute_run(
     *,
     run_id: int,
     store: ObjectStore,
+    chunk_no: int | None = None,
     stop_after: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     batch_size: int = PROGRESS_EVERY,
     fail_after_batches: int | None = None,
 ) -> RunOut:
-    """Store and compare the run's valid rows from ``rows_done`` on.
+    """Store and compare the valid rows of one chunk of the run (``chunk_no``, a
+    worker job), or of every unfinished chunk in order (``chunk_no`` None: the
+    command line, or a job queued before runs had chunks).
 
-    The file is streamed from the object store into a temporary file and read row
-    by row (:func:`rescue.imports.reader.open_stream`): memory holds one batch of
-    rows, not the file. Each batch of ``batch_size`` rows is committed with its
-    progress in one transaction.
+    A chunk's rows are read from the list file (copied once per worker process
+    from the object store to a temporary file, :class:`_RunFiles`) from the
+    chunk's byte offset (CSV) or by reading past the rows before it (Excel):
+    memory holds one batch of rows, not the file. Each batch of ``batch_size``
+    rows is committed with the chunk's progress in one transaction. The run is
+    done when its last chunk is.
 
     Args:
         stop_after: stop (as a crash would) after this many rows of this call;
-            the run stays ``running`` and resumes where it stopped.
-        on_progress: called with (rows_done, total_rows) at each save (CLI bar).
+            the chunk stays ``running`` and resumes where it stopped.
+        on_progress: called with (rows_done, total_rows) at each save (CLI bar);
+            rows_done is summed over the run's chunks.
         batch_size: rows per transaction (default :data:`PROGRESS_EVERY`).
         fail_after_batches: raise :class:`InjectedFailure` right after this many
             batches of this call were committed (a deterministic crash for tests);
-            the run is then ``failed`` and resumes from its last committed row.
+            the chunk and the run are then ``failed`` and resume from the chunk's
+            last committed row.
 
-    Idempotent: rows at or before ``rows_done`` are skipped; a row done twice
-    (a crash between its work and the next save) stores nothing new.
+    Idempotent: rows up to a chunk's ``row_done`` are skipped; a row done twice
+    (a crash between its work and the next save, or two workers given the same
+    chunk) stores nothing new (unique ``row_key`` and ``pair_key``).
     """
     run = await ImportRun.select().where(ImportRun.id == run_id).first()
     if run is None:
         raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
     if run["status"] == RunStatus.done.value:
-        return _run_out(run)
+        return await get_run(run_id=run_id)
     if run["list_kind"] == ListKind.backlog.value:  # the station's own residents
         from rescue.backlog.services import execute_run as execute_backlog
 
         return await execute_backlog(
             run_id=run_id, store=store, stop_after=stop_after, on_progress=on_progress
         )
-    try:
-        with contextlib.ExitStack() as stack:
-            fh = stack.enter_context(tempfile.TemporaryFile(prefix="rescue-import-"))
-            await store.aget_into(run["object_key"], fh)
-            fh.seek(0)
-            index = await TargetIndex.build()
-            faces = await _FaceSearch.open(run["object_key"], store, stack)
-            skip = await _skipped_rows(run["object_key"], store)
-            done, raised, this_call, batches = (
-                int(run["rows_done"]),
-                int(run["warnings_raised"]),
-                0,
-                0,
-            )
-            batch: list[RowCheck] = []
-            # The dry run told the encoding from the whole file (run["encoding"]).
-            opened = open_stream(fh, encoding=run["encoding"] or None)
-            stack.callback(opened.close)
-            rows = check_rows(ListKind(run["list_kind"]), opened, duplicates=skip is None)
-            for check in rows:
-                if check.row <= done:
-                    continue
-                if skip is not None and check.row in skip and not check.errors:
-                    check.errors.append(("", "a problem row of the dry run"))
-                batch.append(check)
-                this_call += 1
-                stopping = stop_after is not None and this_call >= stop_after
-                if len(batch) >= batch_size or stopping:
-                    raised += await _flush(run, batch, index, faces)
-                    done, batch = batch[-1].row, []
-                    batches += 1
-                    if on_progress:
-                        on_progress(done, run["total_rows"])
-                    if fail_after_batches is not None and batches >= fail_after_batches:
-                        raise InjectedFailure(f"injected failure after {batches} batch(es)")
-                if stopping:
-                    return await get_run(run_id=run_id)
-            if batch:
-                raised += await _flush(run, batch, index, faces)
-                done = batch[-1].row
+    await _ensure_chunks(run_id)
+    where = (ImportChunk.run == run_id) & (ImportChunk.status != ChunkStatus.done.value)
+    if chunk_no is not None:
+        where &= ImportChunk.chunk_no == chunk_no
+    chunks = await ImportChunk.select().where(where).order_by(ImportChunk.chunk_no)
+    budget = _Budget(stop_after, fail_after_batches)
+    progress = None
+    if on_progress is not None:
+        sums = await _chunk_sums([run_id])
+        others = sums.get(run_id, (0, 0))[0] - sum(int(c["rows_done"]) for c in chunks)
+        progress = _Progress(on_progress, int(run["total_rows"]), others)
+    for chunk in chunks:
+        finished = await _execute_chunk(run, chunk, store, budget, progress, batch_size)
+        if not finished:
+            return await get_run(run_id=run_id)
+    await _finish_run(run_id)
+    if on_progress is not None:
+        out = await get_run(run_id=run_id)
+        on_progress(out.rows_done, out.total_rows)
+    return await get_run(run_id=run_id)
+
+
+@dataclass
+class _Budget:
+    """How far one call may go (tests' crashes): rows and committed batches."""
+
+    stop_after: int | None
+    fail_after_batches: int | None
+    rows: int = 0
+    batches: int = 0
+
+
+@dataclass
+class _Progress:
+    """Reports the run's rows done (the other chunks' + this call's) to the CLI."""
+
+    report: Callable[[int, int], None]
+    total: int
+    others: int
+    mine: dict[int, int] = field(default_factory=dict)
+
+    def __call__(self, chunk_no: int, rows_done: int) -> None:
+        self.mine[chunk_no] = rows_done
+        self.report(self.others + sum(self.mine.values()), self.total)
+
+
+async def _execute_chunk(
+    run: dict[str, Any],
+    chunk: dict[str, Any],
+    store: ObjectStore,
+    budget: _Budget,
+    progress: _Progress | None,
+    batch_size: int,
+) -> bool:
+    """Do one chunk from its last committed row. False if stopped (``stop_after``)."""
+    run_id, no = int(run["id"]), int(chunk["chunk_no"])
+    chunk_where = (ImportChunk.run == run_id) & (ImportChunk.chunk_no == no)
+    now = clock.now()
+    await ImportChunk.update(
+        {
+            ImportChunk.status: ChunkStatus.running.value,
+            ImportChunk.started_at: chunk["started_at"] or now,
+            ImportChunk.worked_by: _worker_name(),
+            ImportChunk.failure_reason: "",
+            ImportChunk.updated_at: now,
+        }
+    ).where(chunk_where)
+    # A failed chunk retried (Dramatiq's retry, or resumed): the run runs again
+    # unless another chunk is still failed.
+    if run["status"] == RunStatus.failed.value and not await ImportChunk.exists().where(
+        (ImportChunk.run == run_id)
+        & (ImportChunk.status == ChunkStatus.failed.value)
+        & (ImportChunk.chunk_no != no)
+    ):
         await ImportRun.update(
+            {ImportRun.status: RunStatus.running.value, ImportRun.failure_reason: ""}
+        ).where((ImportRun.id == run_id) & (ImportRun.status == RunStatus.failed.value))
+    state = _ChunkState(
+        chunk_no=no,
+        row_done=int(chunk["row_done"]),
+        rows_done=int(chunk["rows_done"]),
+        raised=int(chunk["warnings_raised"]),
+    )
+    last_row = chunk["last_row"]
+    try:
+        async with _RunFiles.open(run["object_key"], store) as (list_path, zip_path):
+            with contextlib.ExitStack() as stack:
+                index = await _target_index(run_id)
+                faces = _FaceSearch.open(zip_path, store, stack, object_key=run["object_key"])
+                skip = await _skipped_rows(run["object_key"], store)
+                fh = stack.enter_context(list_path.open("rb"))
+                rows = _chunk_rows(run, chunk, fh, duplicates=skip is None, stack=stack)
+                batch: list[RowCheck] = []
+                for check in rows:
+                    if last_row is not None and check.row > last_row:
+                        break
+                    if check.row <= state.row_done:
+                        continue
+                    if skip is not None and check.row in skip and not check.errors:
+                        check.errors.append(("", "a problem row of the dry run"))
+                    batch.append(check)
+                    budget.rows += 1
+                    stopping = budget.stop_after is not None and budget.rows >= budget.stop_after
+                    if len(batch) >= batch_size or stopping:
+                        await _flush(run, state, batch, index, faces)
+                        batch = []
+                        budget.batches += 1
+                        if progress is not None:
+                            progress(no, state.rows_done)
+                        if (
+                            budget.fail_after_batches is not None
+                            and budget.batches >= budget.fail_after_batches
+                        ):
+                            raise InjectedFailure(
+                                f"injected failure after {budget.batches} batch(es)"
+                            )
+                    if stopping:
+                        return False
+                if batch:
+                    await _flush(run, state, batch, index, faces)
+                    if progress is not None:
+                        progress(no, state.rows_done)
+        await ImportChunk.update(
             {
-                ImportRun.rows_done: done,
-                ImportRun.warnings_raised: raised,
-                ImportRun.status: RunStatus.done.value,
-                ImportRun.finished_at: clock.now(),
-                ImportRun.updated_at: clock.now(),
+                ImportChunk.status: ChunkStatus.done.value,
+                ImportChunk.finished_at: clock.now(),
+                ImportChunk.updated_at: clock.now(),
             }
-        ).where(ImportRun.id == run_id)
-        if on_progress:
-            on_progress(done, run["total_rows"])
+        ).where(chunk_where)
     except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        await ImportChunk.update(
+            {
+                ImportChunk.status: ChunkStatus.failed.value,
+                ImportChunk.failure_reason: reason,
+                ImportChunk.updated_at: clock.now(),
+            }
+        ).where(chunk_where)
         await ImportRun.update(
             {
                 ImportRun.status: RunStatus.failed.value,
-                ImportRun.failure_reason: f"{type(exc).__name__}: {exc}"[:2000],
+                ImportRun.failure_reason: f"chunk {no}: {reason}"[:2000],
                 ImportRun.updated_at: clock.now(),
             }
         ).where(ImportRun.id == run_id)
         raise
-    return await get_run(run_id=run_id)
+    await _finish_run(run_id)
+    return True
+
+
+async def _finish_run(run_id: int) -> None:
+    """Mark the run done once every chunk is (called after each chunk: the last
+    one to finish sees none left), with its totals summed over the chunks."""
+    if await ImportChunk.exists().where(
+        (ImportChunk.run == run_id) & (ImportChunk.status != ChunkStatus.done.value)
+    ):
+        return
+    done, raised = (await _chunk_sums([run_id])).get(run_id, (0, 0))
+    await ImportRun.update(
+        {
+            ImportRun.rows_done: done,
+            ImportRun.warnings_raised: raised,
+            ImportRun.status: RunStatus.done.value,
+            ImportRun.failure_reason: "",
+            ImportRun.finished_at: clock.now(),
+            ImportRun.updated_at: clock.now(),
+        }
+    ).where((ImportRun.id == run_id) & (ImportRun.status != RunStatus.done.value))
+
+
+def _chunk_rows(
+    run: dict[str, Any],
+    chunk: dict[str, Any],
+    fh: IO[bytes],
+    *,
+    duplicates: bool,
+    stack: contextlib.ExitStack,
+) -> Iterator[RowCheck]:
+    """The checked rows of the list file from the chunk's first row on (to the end
+    of the file: the caller stops at ``last_row``).
+
+    A CSV chunk with a byte offset is read from there (its first row checked
+    against ``first_id``; on a mismatch the file is read from the start
+    instead); otherwise the rows before the chunk are read past without checks
+    (the Excel reader cannot seek).
+    """
+    kind = ListKind(run["list_kind"])
+    first = int(chunk["first_row"])
+    # The dry run told the encoding from the whole file (run["encoding"]).
+    opened = open_stream(fh, encoding=run["encoding"] or None)
+    stack.callback(lambda: opened.close())
+    if chunk["byte_offset"] is not None and opened.file_format == "csv" and first > 1:
+        at = open_at(fh, opened, int(chunk["byte_offset"]))
+        rows = check_rows(kind, at, duplicates=False, first_row=first)
+        head = next(rows, None)
+        if (
+            head is not None
+            and head.row == first
+            and head.fields.get("external_id", "") == chunk["first_id"]
+        ):
+            stack.callback(at.close)
+            yield head
+            yield from rows
+            return
+        at.release()  # the offset does not hold (a changed file?): read from the start
+        fh.seek(0)
+        opened = open_stream(fh, encoding=run["encoding"] or None)
+        stack.callback(opened.close)
+    for _skipped in itertools.islice(opened.rows, first - 1):
+        pass
+    yield from check_rows(kind, opened, duplicates=duplicates and first == 1, first_row=first)
+
+
+#: Seconds a worker process reuses a run's index of the people in care and the
+#: open notices for the run's next chunks before building it again. Building it
+#: took 0.9 s at 10,000 open notices and 9.5 s at 100,000 (docs/performance.md,
+#: issue 13): once per chunk of 1,000 rows that was ~12 % of the chunk's time.
+#: Before chunks a run built it once and used it to its end (hours).
+INDEX_MAX_AGE_SECONDS = 300.0
+_indexes: dict[int, tuple[float, TargetIndex]] = {}
+_loop_locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+
+def _loop_lock(name: str) -> asyncio.Lock:
+    """A lock of the running event loop (a process may run several loops in turn:
+    the command line, tests; an asyncio lock must not outlive its loop)."""
+    key = (id(asyncio.get_running_loop()), name)
+    if key not in _loop_locks:
+        if len(_loop_locks) > 64:
+            _loop_locks.clear()
+        _loop_locks[key] = asyncio.Lock()
+    return _loop_locks[key]
+
+
+async def _target_index(run_id: int) -> TargetIndex:
+    """This process's index for the run (:data:`INDEX_MAX_AGE_SECONDS`).
+
+    Not refreshed row by row like the face galleries: those follow an
+    append-only table of faces, while a person leaves care or a notice closes
+    by an update whose time (``updated_at``) is written by the application,
+    not the database, so "what changed since" cannot be asked reliably. A
+    rebuild every few minutes keeps the comparison at most that stale (a run
+    used to keep its index for hours)."""
+    async with _loop_lock("index"):
+        now = time.monotonic()
+        held = _indexes.get(run_id)
+        if held is not None and now - held[0] < INDEX_MAX_AGE_SECONDS:
+            return held[1]
+        index = await TargetIndex.build()
+        _indexes.clear()  # one run's index at a time (a process takes one chunk at a time)
+        _indexes[run_id] = (time.monotonic(), index)
+        return index
+
+
+@dataclass
+class _ChunkState:
+    """A chunk's committed progress, carried from batch to batch."""
+
+    chunk_no: int
+    row_done: int
+    rows_done: int
+    raised: int
+
+
+class _RunFiles:
+    """The list file and photos ZIP of the runs this process works on, copied from
+    the object store to a private temporary folder once per process, not once
+    per chunk (a photos ZIP of a full-size list is gigabytes). Files of a run no
+    chunk is using are removed when another run's are fetched (at most the runs
+    in progress plus one are kept on disk)."""
+
+    _folder: tempfile.TemporaryDirectory[str] | None = None
+    _files: dict[str, tuple[Path, Path | None]] = {}  # noqa: RUF012
+    _users: dict[str, int] = {}  # noqa: RUF012
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, object_key: str, store: ObjectStore
+    ) -> AsyncIterator[tuple[Path, Path | None]]:
+        async with _loop_lock(f"files:{object_key}"):
+            if object_key not in cls._files:
+                cls._evict()
+                cls._files[object_key] = await cls._fetch(object_key, store)
+            cls._users[object_key] = cls._users.get(object_key, 0) + 1
+        try:
+            yield cls._files[object_key]
+        finally:
+            cls._users[object_key] -= 1
+
+    @classmethod
+    async def _fetch(cls, object_key: str, store: ObjectStore) -> tuple[Path, Path | None]:
+        if cls._folder is None:
+            cls._folder = tempfile.TemporaryDirectory(prefix="rescue-import-")
+        base = Path(cls._folder.name) / hashlib.sha256(object_key.encode()).hexdigest()[:16]
+        list_path, zip_path = base.with_suffix(".list"), base.with_suffix(".zip")
+        with list_path.open("wb") as fh:
+            await store.aget_into(object_key, fh)
+        if not await store.aexists(photos_key(object_key)):
+            return list_path, None
+        with zip_path.open("wb") as fh:
+            await store.aget_into(photos_key(object_key), fh)
+        return list_path, zip_path
+
+    @classmethod
+    def _evict(cls) -> None:
+        for key in [k for k, n in cls._users.items() if n == 0]:
+            for path in cls._files.pop(key, (None, None)):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+            del cls._users[key]
 
 
 def skip_key(run_object_key: str) -> str:
@@ -489,7 +895,11 @@ async def _skipped_rows(object_key: str, store: ObjectStore) -> set[int] | None:
 
 class _FaceSearch:
     """The run's photos (rescue.imports.photos) and the matcher's galleries: a
-    row's photo → (kind, id) → face distance of the people within the threshold."""
+    row's photo → (kind, id) → face distance of the people within the threshold.
+
+    The galleries are the worker process's own (:func:`rescue.runtime.get_galleries`,
+    shared with the photo jobs), refreshed incrementally before each search, not
+    loaded again per run or chunk."""
 
     def __init__(
         self,
@@ -501,20 +911,20 @@ class _FaceSearch:
     ) -> None:
         self.source = source
         self.settings = settings
-        self.galleries: Any = None
         self.object_key = object_key  # the run's list: where kept row photos go
         self.store = store
 
     @classmethod
-    async def open(
-        cls, object_key: str, store: ObjectStore, stack: contextlib.ExitStack
+    def open(
+        cls,
+        zip_path: Path | None,
+        store: ObjectStore,
+        stack: contextlib.ExitStack,
+        *,
+        object_key: str,
     ) -> _FaceSearch:
         settings = get_settings()
-        zipped = None
-        if await store.aexists(photos_key(object_key)):
-            zipped = stack.enter_context(tempfile.TemporaryFile(prefix="rescue-photos-"))  # noqa: SIM115
-            await store.aget_into(photos_key(object_key), zipped)
-            zipped.seek(0)
+        zipped = None if zip_path is None else stack.enter_context(zip_path.open("rb"))
         source = PhotoSource(zipped, store=store, storage=settings.storage, limits=settings.upload)
         stack.callback(source.close)
         return cls(source, settings, object_key=object_key, store=store)
@@ -533,13 +943,12 @@ class _FaceSearch:
         encodings = await anyio.to_thread.run_sync(encode_faces, data, self.settings)
         if not encodings:
             return {}
-        if self.galleries is None:
-            from rescue.matching.services import GallerySet
+        from rescue.runtime import get_galleries
 
-            self.galleries = GallerySet()
+        galleries: Any = get_galleries()
         threshold = self.settings.matching.threshold
         found: dict[tuple[str, int], float] = {}
-        for kind, side in (("case", self.galleries.cases), ("notice", self.galleries.notices)):
+        for kind, side in (("case", galleries.cases), ("notice", galleries.notices)):
             gallery = await side.refresh()
             for hit in await anyio.to_thread.run_sync(gallery.search, encodings, threshold):
                 found[(kind, hit.owner_id)] = float(hit.distance)
@@ -553,12 +962,19 @@ class _FaceSearch:
 
 async def _flush(
     run: dict[str, Any],
+    state: _ChunkState,
     batch: list[RowCheck],
     index: TargetIndex,
     faces: _FaceSearch | None = None,
-) -> int:
-    """Store a batch of rows, raise their warnings and save the progress in one
-    transaction (a crash loses the whole batch or nothing). Returns warnings raised."""
+) -> None:
+    """Store a batch of rows, raise their warnings and save the chunk's progress
+    in one transaction (a crash loses the whole batch or nothing). ``state`` is
+    advanced once the transaction committed.
+
+    The warnings of the batch are raised in the order of their pair keys, so two
+    chunks (or runs) raising warnings for the same pairs at once take the
+    unique index's locks in the same order (no deadlock); the second waits and
+    then finds the first's warning (ON CONFLICT DO NOTHING)."""
     run_id = int(run["id"])
     distances = {
         c.row: await faces.distances(c) for c in batch if faces is not None and not c.errors
@@ -585,17 +1001,23 @@ async def _flush(
                     ImportRecord.row_key.is_in([f"{run_id}:{c.row}" for c in valid])
                 )
             }
-            for c in valid:
-                for hit in index.hits(c.fields, distances.get(c.row)):
-                    raised += await _raise_warning(run, ids[f"{run_id}:{c.row}"], c.fields, hit)
-        await ImportRun.update(
+            hits = [
+                (pair_key(run, c.fields, hit), c, hit)
+                for c in valid
+                for hit in index.hits(c.fields, distances.get(c.row))
+            ]
+            for _key, c, hit in sorted(hits, key=lambda h: h[0]):
+                raised += await _raise_warning(run, ids[f"{run_id}:{c.row}"], c.fields, hit)
+        rows_done = state.rows_done + len(batch)
+        await ImportChunk.update(
             {
-                ImportRun.rows_done: batch[-1].row,
-                ImportRun.warnings_raised: ImportRun.warnings_raised + raised,
-                ImportRun.updated_at: clock.now(),
+                ImportChunk.row_done: batch[-1].row,
+                ImportChunk.rows_done: rows_done,
+                ImportChunk.warnings_raised: state.raised + raised,
+                ImportChunk.updated_at: clock.now(),
             }
-        ).where(ImportRun.id == run_id)
-    return raised
+        ).where((ImportChunk.run == run_id) & (ImportChunk.chunk_no == state.chunk_no))
+    state.row_done, state.rows_done, state.raised = batch[-1].row, rows_done, state.raised + raised
 
 
 def _age_days(raised_at: datetime) -> int:

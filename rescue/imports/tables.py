@@ -6,6 +6,7 @@ from enum import StrEnum
 
 from piccolo.columns import (
     JSON,
+    BigInt,
     Float,
     ForeignKey,
     Integer,
@@ -66,6 +67,44 @@ class ImportRun(Table, tablename="import_runs"):
     plan = JSON(default="{}")
     created_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+
+class ChunkStatus(StrEnum):
+    pending = "pending"  # queued (or to be queued): not started, or handed back
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
+class ImportChunk(Table, tablename="import_chunks"):
+    """A stretch of a run's rows (``first_row`` to ``last_row``, row numbers as in
+    the dry run) done by one worker job, with its own committed progress, so that
+    several worker processes share one list. ``chunk_key`` "run:chunk_no" is
+    unique. ``byte_offset``: where the chunk's first row starts in a CSV file (a
+    worker seeks there instead of reading the rows before it; None: an Excel file,
+    read from the start), checked against ``first_id`` (the row's 外部编号)."""
+
+    id: Serial
+    run = ForeignKey(references=ImportRun, index=True)
+    chunk_no = Integer()
+    chunk_key = Varchar(length=40, unique=True)
+    first_row = Integer()
+    #: Last row number of the chunk (None: to the end of the file).
+    last_row = Integer(null=True, default=None)
+    byte_offset = BigInt(null=True, default=None)
+    first_id = Varchar(length=100, default="")
+    status = Varchar(length=16, choices=ChunkStatus, default=ChunkStatus.pending)
+    #: Last row number whose work is committed (resume after it); first_row - 1: none.
+    row_done = Integer(default=0)
+    #: Rows of the chunk done (its share of the run's ``rows_done``).
+    rows_done = Integer(default=0)
+    warnings_raised = Integer(default=0)
+    #: The worker process that last worked on the chunk ("host:pid").
+    worked_by = Varchar(length=100, default="")
+    failure_reason = Text(default="")
+    started_at = Timestamptz(null=True, default=None)
+    finished_at = Timestamptz(null=True, default=None)
     updated_at = Timestamptz(default=TimestamptzNow())
 
 

@@ -163,7 +163,11 @@ async def test_a_run_that_stopped_resumes_without_duplicating(client):
     assert (stopped.status.value, stopped.rows_done) == ("running", 2)
     assert await ImportRecord.count() == 2
     # The last row's work is redone after the crash: its progress was not saved.
-    await ImportRun.update({ImportRun.rows_done: 1}).where(ImportRun.id == run["id"])
+    from rescue.imports.tables import ImportChunk
+
+    await ImportChunk.update({ImportChunk.row_done: 1, ImportChunk.rows_done: 1}).where(
+        ImportChunk.run == run["id"]
+    )
     done = await run_to_end(client, north, run["id"])
     assert done["status"] == "done"
     assert await ImportRecord.count() == 3
@@ -323,8 +327,7 @@ async def test_a_crash_after_committed_batches_resumes_without_duplicates(client
     await ImportRun.update({ImportRun.status: "running"}).where(ImportRun.id == run["id"])
     with pytest.raises(InjectedFailure):
         await execute_run(run_id=run["id"], store=get_store(), batch_size=10, fail_after_batches=2)
-    crashed = await ImportRun.select().where(ImportRun.id == run["id"]).first()
-    assert crashed is not None
+    crashed = (await client.get(f"/api/import-runs/{run['id']}", headers=north)).json()
     assert (crashed["status"], crashed["rows_done"]) == ("failed", 20)
     assert "InjectedFailure" in crashed["failure_reason"]
     assert await ImportRecord.count() == 20
