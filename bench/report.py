@@ -8,7 +8,10 @@ measurement changed in the code) survive a regeneration when they are wrapped as
     <!-- /notes -->
 
 ``after`` names the part (one of :data:`PARTS`) the notes follow, or ``intro``;
-each block is carried over verbatim, in its order, to the same place.
+each block is carried over verbatim, in its order, to the same place. Each part
+is written between ``<!-- part NAME -->`` and ``<!-- /part -->``; a part whose
+benchmark did not run this time keeps its block from the current file (a run of
+one benchmark does not wipe the others' figures).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from bench._common import OUT, ROOT, machine
 DOC = ROOT / "docs" / "performance.md"
 PARTS = ["search", "embedding", "e2e", "imports", "worker_step", "import_photos"]
 NOTES = re.compile(r"<!-- notes after=(\w+) -->\n.*?<!-- /notes -->\n", re.DOTALL)
+PART = re.compile(r"<!-- part (\w+) -->\n.*?<!-- /part -->\n", re.DOTALL)
 
 
 def kept_notes(text: str) -> dict[str, list[str]]:
@@ -111,12 +115,17 @@ What these measurements changed in the code:
 
 def main() -> int:
     info = machine()
-    notes = kept_notes(DOC.read_text()) if DOC.exists() else {}
+    current = DOC.read_text() if DOC.exists() else ""
+    notes = kept_notes(current)
+    earlier = {m.group(1): m.group(0) for m in PART.finditer(current)}
     parts = []
     for name in PARTS:
         path = OUT / f"{name}.md"
         if path.exists():
-            parts.append(path.read_text())
+            body = path.read_text().rstrip("\n") + "\n"
+            parts.append(f"<!-- part {name} -->\n{body}<!-- /part -->\n")
+        elif name in earlier:
+            parts.append(earlier[name])
         else:
             parts.append(f"## {name}\n\n(not run: `.venv/bin/python -m bench.{name}`)\n")
         parts.extend(notes.get(name, []))

@@ -36,6 +36,26 @@ def test_regeneration_keeps_hand_written_notes_in_place(tmp_path, monkeypatch):
     assert doc.read_text().count("## float16, measured by hand") == 1
 
 
+def test_a_part_not_run_this_time_keeps_its_figures(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    doc = tmp_path / "performance.md"
+    doc.write_text(
+        "# Performance\n<!-- part search -->\n## 1:N search\n\nearlier figures\n<!-- /part -->\n"
+    )
+    (out / "embedding.md").write_text("## Photo to embeddings\n\nthis run\n")
+    (out / "embedding.json").write_text('{"scale": 1.0}')
+    monkeypatch.setattr(report, "OUT", out)
+    monkeypatch.setattr(report, "DOC", doc)
+
+    report.main()
+
+    text = doc.read_text()
+    assert "earlier figures" in text  # search did not run: its block stays
+    assert "this run" in text
+    assert text.index("earlier figures") < text.index("this run")  # in the parts' order
+
+
 def test_a_note_for_an_unknown_part_is_refused_rather_than_dropped():
     with pytest.raises(ValueError, match="after=nowhere"):
         report.kept_notes("<!-- notes after=nowhere -->\nx\n<!-- /notes -->\n")
