@@ -242,6 +242,7 @@ async def _check_rules(
     """Refuse ``to`` unless the rules of the module docstring hold at ``moment``
     (now, or the historic moment of an entry recorded later)."""
     case_id = case["id"]
+    shown = case.get("reference") or case_id  # what staff call the case (2026-0001)
     custody = custody_only(case)
 
     def refuse(detail: str, requires: str) -> Conflict:
@@ -257,7 +258,7 @@ async def _check_rules(
             _(
                 "case {case_id} is possibly under {age} or lacks capacity; they may leave "
                 "only into custody, not {status}",
-                case_id=case_id,
+                case_id=shown,
                 age=custody_age(case.get("station") or ""),
                 status=label(to),
             ),
@@ -268,7 +269,7 @@ async def _check_rules(
             _(
                 "case {case_id} is not a minor (no age estimate under {age}); only minors "
                 "are transferred to a minors' protection institution",
-                case_id=case_id,
+                case_id=shown,
                 age=custody_age(case.get("station") or ""),
             ),
             "an age estimate under the custody age (PATCH the case) or another outcome",
@@ -286,14 +287,14 @@ async def _check_rules(
                     "case {case_id} may leave only into custody: a handover to family needs "
                     "the relationship established (confirmed candidate or proof document) "
                     "and a second staff member's approval",
-                    case_id=case_id,
+                    case_id=shown,
                 )
                 requires = "POST /api/handovers/{id}/approve by another staff member"
             else:
                 detail = _(
                     "case {case_id} cannot become {status} without a handover record "
                     "(receiver: {receiver}, identity document checked)",
-                    case_id=case_id,
+                    case_id=shown,
                     status=label(to),
                     receiver=receiver,
                 )
@@ -316,7 +317,7 @@ async def _check_rules(
                         "case {case_id} is handed over to the station {station}: it closes "
                         "only after that station recorded the reception and countersigned "
                         "the handover",
-                        case_id=case_id,
+                        case_id=shown,
                         station=destination,
                     ),
                     "POST /api/handovers/{id}/reception and POST /api/handovers/{id}/countersign "
@@ -324,7 +325,7 @@ async def _check_rules(
                 )
     if to == S.return_planned and not await ReturnPlan.exists().where(ReturnPlan.case == case_id):
         raise refuse(
-            _("case {case_id} has no return plan", case_id=case_id),
+            _("case {case_id} has no return plan", case_id=shown),
             f"POST /api/cases/{case_id}/return-plan (it moves the case itself)",
         )
     if to in (S.stranded, S.settled):
@@ -342,7 +343,7 @@ async def _check_rules(
                 _(
                     "case {case_id} can become {status} only after {period} in care "
                     "(from {due}); admitted {admitted}",
-                    case_id=case.get("reference") or case_id,
+                    case_id=shown,
                     status=label(to),
                     period=f"{rule.period.amount} {label(rule.period.unit)}",
                     due=clock.local(due).strftime("%Y-%m-%d %H:%M"),
@@ -369,7 +370,7 @@ async def _check_rules(
             raise refuse(
                 _(
                     "case {case_id} can be settled only while placed at a welfare home",
-                    case_id=case_id,
+                    case_id=shown,
                 ),
                 f"POST /api/cases/{case_id}/placements with kind welfare_home first",
             )

@@ -94,6 +94,7 @@ async def test_upload_dry_run_run_and_verify_a_warning(page):
         await card.locator("button[type=submit]").click()
     verified = page.locator("section[data-outcome='already_known']")
     assert "已掌握" in await verified.inner_text()
+    assert "今天提出" in await verified.inner_text()  # not "0 天前"
 
     # The list's counts: raised 1, verified 1; the CSV link keeps the filters.
     await page.goto("/warnings?outcome=already_known")

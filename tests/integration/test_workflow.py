@@ -88,7 +88,7 @@ async def test_seed_case_admission_to_escorted_home(client, staff, police):
         headers={**staff, "Accept-Language": "zh-CN"},
     )
     detail_zh = chinese.json()["detail"]
-    assert f"案件 {case['reference']} 须在站 10 日 后" in detail_zh  # reference, unit in words
+    assert f"案件 {case['reference']} 须在站满 10 日后" in detail_zh  # reference, unit in words
     assert "T" not in detail_zh.split("（自 ", 1)[1][:16]  # a local time, not ISO's T
     await admitted_days_ago(cid, 11)  # test set-up: eleven days in care
     events = await timeline(client, staff, cid)
