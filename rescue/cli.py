@@ -284,7 +284,7 @@ def set_password(name: str, password: str) -> None:
         asyncio.run(set_pw(username=name, password=password))
     except DomainError as exc:
         raise click.ClickException(f"{exc.detail} ({exc.accepted})") from exc
-    click.echo(f"password of {name} set; log in with POST /auth/login")
+    click.echo(f"password of {name} set; log in to the workbench at /login (API: POST /auth/login)")
 
 
 @main.group()
