@@ -337,7 +337,7 @@ class PublicSettings:
     ``REQUEST_LIMIT_PER_ADDRESS`` submissions per address per day (default 5),
     ``REQUEST_LIMIT_PER_CONTACT`` per contact per day (default 3),
     ``STATUS_LOOKUPS_PER_HOUR`` tracking-code lookups per address per hour
-    (default 20; a 128-bit code cannot be guessed, the limit stops scripted tries).
+    (default 20; an 80-bit code cannot be guessed, the limit stops scripted tries).
 
     ``TRUSTED_PROXIES`` (``127.0.0.1,10.0.0.0/8``; default empty): the reverse
     proxies in front of the app. The client address the per-address limits count

@@ -96,9 +96,40 @@ MOVES: dict[RequestStatus, dict[Decision, RequestStatus]] = {
 }
 
 
+#: Tracking-code letters: Crockford's base32 (no I, L, O, U), so a code read out
+#: over the phone or copied by hand has no 0/O or 1/l/I to confuse.
+CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: 16 letters of 5 bits: 80 bits, shown in groups of 4 (e.g. ``7KQ3-M9XD-2HPA-W4RT``).
+#: Status lookups are limited per address (``STATUS_LOOKUPS_PER_HOUR``), so guessing
+#: online is hopeless; 80 bits also keeps an offline search of a leaked digest
+#: beyond reach. The code was 22 mixed-case characters (``token_urlsafe``), which a
+#: fresh user found hard for families to keep.
+CODE_LETTERS = 16
+_READ_AS = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def new_code() -> str:
+    """A new tracking code, grouped by 4 with hyphens."""
+    letters = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LETTERS))
+    return "-".join(letters[i : i + 4] for i in range(0, CODE_LETTERS, 4))
+
+
+def _normal(code: str) -> str:
+    """The code as typed, read as Crockford's base32 does: case, spaces and hyphens
+    ignored, O read as 0 and I or L as 1."""
+    return "".join(c for c in code.upper() if c.isalnum()).translate(_READ_AS)
+
+
 def code_hash(code: str) -> str:
-    """SHA-256 hex of a tracking code (a 128-bit random code: a fast hash suffices)."""
-    return hashlib.sha256(code.strip().encode()).hexdigest()
+    """SHA-256 hex of a tracking code as stored (of its normal form; a random code
+    of 80 bits: a fast hash suffices)."""
+    return hashlib.sha256(_normal(code).encode()).hexdigest()
+
+
+def code_hashes(code: str) -> list[str]:
+    """The digests a typed code may be stored under: its normal form, and the code
+    exactly as typed (codes given out before the base32 codes were case-sensitive)."""
+    return [code_hash(code), hashlib.sha256(code.strip().encode()).hexdigest()]
 
 
 def _person_key(data: SearchRequestIn) -> str:
@@ -294,7 +325,7 @@ async def submit(
     )
     person_key = _person_key(data)
     duplicate_of = await _find_duplicate(person_key, [c["sha256"] for c in checked])
-    code = secrets.token_urlsafe(16)  # 128 bits
+    code = new_code()
     now = clock.now()
     stored: list[str] = []
     try:
@@ -375,7 +406,11 @@ async def _by_code(code: str, address: str, public: PublicSettings) -> dict[str,
     )
     row = None
     if code.strip():
-        row = await SearchRequest.select().where(SearchRequest.code_hash == code_hash(code)).first()
+        row = (
+            await SearchRequest.select()
+            .where(SearchRequest.code_hash.is_in(code_hashes(code)))
+            .first()
+        )
     if row is None:
         raise NotFound(_("No request has this tracking code. Check the code and try again."))
     return dict(row)
@@ -526,7 +561,7 @@ async def status_of_known_code(code: str) -> PublicStatus | None:
         await SearchRequest.select(
             SearchRequest.status, SearchRequest.staff_message, SearchRequest.updated_at
         )
-        .where(SearchRequest.code_hash == code_hash(code))
+        .where(SearchRequest.code_hash.is_in(code_hashes(code)))
         .first()
     )
     return None if row is None or not code.strip() else _public(row)

@@ -3,6 +3,7 @@ the real services (PostgreSQL, S3, the worker)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from datetime import UTC, date, datetime
@@ -70,7 +71,8 @@ async def test_a_file_that_is_not_an_image_is_refused():
 
 async def test_submission_is_not_matched_and_goes_to_the_station_by_place():
     done = await _submit(_data(), [photo(OBAMA_A)])
-    assert len(done.code) >= 22  # 128 bits, URL-safe
+    # 16 letters of Crockford's base32 (80 bits) in groups of 4: no 0/O, 1/l/I to confuse
+    assert re.fullmatch(r"([0-9A-HJKMNP-TV-Z]{4}-){3}[0-9A-HJKMNP-TV-Z]{4}", done.code)
     row = await SearchRequest.select().where(SearchRequest.id == done.id).first()
     assert row["station"] == "north"
     assert row["code_hash"] != done.code
@@ -746,3 +748,20 @@ async def test_retention_empties_the_familys_answers_and_their_photos(client, st
         ("staff", "已找到"),
     ]
     assert await SearchRequestPhoto.count().where(SearchRequestPhoto.request == done.id) == 0
+
+
+async def test_a_tracking_code_is_found_however_a_family_copies_it():
+    from rescue.family_requests.services import code_hash, status_of_known_code
+
+    done = await _submit(_data(), [])
+    sloppy = done.code.lower().replace("-", " ").replace("0", "o").replace("1", "l")
+    for typed in (done.code, sloppy, f"  {done.code.replace('-', '')}  "):
+        assert await status_of_known_code(typed) is not None, typed
+    wrong = done.code[:-1] + ("Y" if done.code[-1] != "Y" else "Z")
+    assert await status_of_known_code(wrong) is None
+    # A code given out before (22 URL-safe characters, case-sensitive) still works.
+    await SearchRequest.update(
+        {SearchRequest.code_hash: hashlib.sha256(b"AbC-old_Code").hexdigest()}
+    ).where(SearchRequest.id == done.id)
+    assert await status_of_known_code("AbC-old_Code") is not None
+    assert code_hash("AbC-old_Code") != hashlib.sha256(b"AbC-old_Code").hexdigest()
