@@ -67,6 +67,7 @@ async def test_upload_dry_run_run_and_verify_a_warning(page):
         await page.click("#start-form button[type=submit]")
     await page.wait_for_selector("#run-progress[data-status='done']", timeout=60_000)
     assert await page.inner_text("#rows-done") == "3"
+    assert "已处理行数：3 / 3" in await page.inner_text("#run-progress")  # a full-width colon
     assert await page.inner_text("#warnings-raised") == "1"
 
     async with page.expect_navigation():
