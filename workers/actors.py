@@ -60,6 +60,17 @@ async def run_import(run_id: int, chunk_no: int | None = None) -> None:
     await execute_run(run_id=run_id, store=get_store(), chunk_no=chunk_no)
 
 
+async def send_import(run_id: int, chunk_no: int | None = None) -> None:
+    """Queue ``run_import`` for one chunk of a run (None: the whole run, as a
+    backlog run is); the broker client blocks: run it in a thread."""
+    import anyio.to_thread
+
+    if chunk_no is None:
+        await anyio.to_thread.run_sync(run_import.send, run_id)
+    else:
+        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
+
+
 async def send_photo(photo_id: int) -> None:
     """Queue ``process_photo`` (the broker client blocks: run it in a thread)."""
     import anyio.to_thread

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import JSONBody, MultipartBody
@@ -39,12 +38,9 @@ class BacklogUpload:
 
 async def _enqueue(run_id: int, chunk_no: int | None = None) -> None:
     """Queue a chunk of an import run (None: the whole run) on the workers."""
-    from workers.actors import run_import
+    from workers.actors import send_import
 
-    if chunk_no is None:
-        await anyio.to_thread.run_sync(run_import.send, run_id)
-    else:
-        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
+    await send_import(run_id, chunk_no)
 
 
 async def _run_row(run_id: int, request: Request[Any, Any, Any]) -> None:

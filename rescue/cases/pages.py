@@ -48,7 +48,7 @@ NOT_A_PLAIN_MOVE = {CaseStatus.identified, CaseStatus.return_planned}
 
 
 async def _upload_photo(case_id: int, upload: Any, request: Request[Any, Any, Any]) -> Any:
-    from rescue.photos.controllers import _enqueue
+    from rescue.photos.controllers import enqueue_photo
     from rescue.photos.services import upload_photo
 
     data = await upload.read()
@@ -60,7 +60,7 @@ async def _upload_photo(case_id: int, upload: Any, request: Request[Any, Any, An
         by=request.user,
         store=get_store(),
         limits=get_settings().upload,
-        enqueue=_enqueue,
+        enqueue=enqueue_photo,
     )
 
 

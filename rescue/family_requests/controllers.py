@@ -18,9 +18,9 @@ from rescue.settings import get_settings
 
 async def enqueue(photo_id: int) -> None:
     """Queue face processing and matching of a new notice photo."""
-    from rescue.photos.controllers import _enqueue
+    from rescue.photos.controllers import enqueue_photo
 
-    await _enqueue(photo_id)
+    await enqueue_photo(photo_id)
 
 
 class FamilyRequestController(Controller):

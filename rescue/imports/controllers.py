@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio.to_thread
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, FromQuery, JSONBody, MultipartBody, QueryParameter
@@ -15,6 +14,7 @@ from rescue.imports import services
 from rescue.imports.schemas import RunOut, VerifyIn, WarningOut, WarningSummaryRow
 from rescue.imports.templates import ListKind, template_csv
 from rescue.permissions import Action, allow
+from rescue.photos.controllers import enqueue_photo
 from rescue.runtime import get_store
 from rescue.schemas import Limit, Offset, Page, PathId
 from rescue.settings import get_settings
@@ -37,25 +37,15 @@ class RunUpload:
 
 async def _enqueue(run_id: int, chunk_no: int | None = None) -> None:
     """Queue a chunk of an import run (None: the whole run) on the workers."""
-    from workers.actors import run_import
+    from workers.actors import send_import
 
-    if chunk_no is None:
-        await anyio.to_thread.run_sync(run_import.send, run_id)
-    else:
-        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
+    await send_import(run_id, chunk_no)
 
 
 Outcome = Annotated[str | None, "open, helped, already_known, not_same or no_action"]
 MinAge = Annotated[
     int | None, QueryParameter(ge=0, le=36500, description="days since raised, at least")
 ]
-
-
-async def _enqueue_photo(photo_id: int) -> None:
-    """Queue a photo's matching (the photo service's own queue)."""
-    from rescue.photos.controllers import _enqueue
-
-    await _enqueue(photo_id)
 
 
 class ImportController(Controller):
@@ -225,5 +215,5 @@ class ImportController(Controller):
             by=request.user,
             store=get_store(),
             settings=settings,
-            enqueue=_enqueue_photo,
+            enqueue=enqueue_photo,
         )

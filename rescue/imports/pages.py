@@ -12,7 +12,6 @@ import contextlib
 from typing import Any
 from urllib.parse import urlencode
 
-import anyio.to_thread
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect, Template
@@ -24,6 +23,7 @@ from rescue.imports import services
 from rescue.imports.tables import ImportRun, ImportWarning, RunStatus, WarningOutcome
 from rescue.imports.templates import COLUMNS, ListKind, template_csv
 from rescue.permissions import PERMISSIONS, Action, allow
+from rescue.photos.controllers import enqueue_photo
 from rescue.runtime import get_store
 from rescue.schemas import PathId
 from rescue.settings import get_settings
@@ -37,12 +37,9 @@ PAGE_SIZE = 50
 
 async def _enqueue(run_id: int, chunk_no: int | None = None) -> None:
     """Queue a chunk of an import run (None: the whole run) on the workers."""
-    from workers.actors import run_import
+    from workers.actors import send_import
 
-    if chunk_no is None:
-        await anyio.to_thread.run_sync(run_import.send, run_id)
-    else:
-        await anyio.to_thread.run_sync(run_import.send, run_id, chunk_no)
+    await send_import(run_id, chunk_no)
 
 
 async def _recent_runs() -> list[dict[str, Any]]:
@@ -108,13 +105,6 @@ def _filters(
         "min_age_days": min_age_days,
     }
     return typed, errors, age
-
-
-async def _enqueue_photo(photo_id: int) -> None:
-    """Queue a photo's matching (the photo service's own queue)."""
-    from rescue.photos.controllers import _enqueue
-
-    await _enqueue(photo_id)
 
 
 class ImportPages(Controller):
@@ -340,7 +330,7 @@ class WarningPages(Controller):
                     by=request.user,
                     store=get_store(),
                     settings=get_settings(),
-                    enqueue=_enqueue_photo,
+                    enqueue=enqueue_photo,
                 )
             except (InvalidInput, Conflict, PermissionDenied) as exc:
                 problem = str(exc.detail)

@@ -78,7 +78,7 @@ class NoticePages(Controller):
     async def register(self, request: Request[Any, Any, Any]) -> Any:
         """Register the notice (API rules), then each photo with the date it was taken
         (same checks as the photo API); a refused photo is named on the notice page."""
-        from rescue.photos.controllers import _enqueue
+        from rescue.photos.controllers import enqueue_photo
         from rescue.photos.services import upload_photo
 
         values, files = await read_form(request)
@@ -109,7 +109,7 @@ class NoticePages(Controller):
                         by=request.user,
                         store=get_store(),
                         limits=get_settings().upload,
-                        enqueue=_enqueue,
+                        enqueue=enqueue_photo,
                     )
                 except DomainError as exc:
                     refused.append(f"{upload.filename}: {exc.detail}")

@@ -32,7 +32,7 @@ class PhotoUpload:
 Form = MultipartBody[PhotoUpload]
 
 
-async def _enqueue(photo_id: int) -> None:
+async def enqueue_photo(photo_id: int) -> None:
     """Queue the photo's processing. Inside a request's transaction the message
     goes out after the commit (workers.broker), so the broker is asked first
     whether it answers: if not, this raises and the photo is ``deferred`` (the
@@ -60,7 +60,7 @@ async def _upload(
         by=request.user,
         store=get_store(),
         limits=get_settings().upload,
-        enqueue=_enqueue,
+        enqueue=enqueue_photo,
     )
 
 

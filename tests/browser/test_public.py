@@ -61,7 +61,7 @@ async def _case(**fields: Any) -> int:
 
 
 async def _photo(case_id: int, rel: str) -> int:
-    from rescue.photos.controllers import _enqueue
+    from rescue.photos.controllers import enqueue_photo
     from rescue.photos.services import upload_photo
     from rescue.runtime import get_store
     from rescue.settings import get_settings
@@ -74,7 +74,7 @@ async def _photo(case_id: int, rel: str) -> int:
         by=await _staff(),
         store=get_store(),
         limits=get_settings().upload,
-        enqueue=_enqueue,
+        enqueue=enqueue_photo,
     )
     return int(out.id)
 
