@@ -64,7 +64,6 @@ __all__ = [
     "list_queue",
     "loads",
     "pair_key",
-    "record_face_evidence",
     "record_face_matches",
     "rescore",
     "rescore_rows",
@@ -367,73 +366,6 @@ async def rescore_case(*, case_id: int) -> int:
 
 
 # --- evidence ---------------------------------------------------------------
-async def record_face_evidence(
-    *,
-    candidate_id: int,
-    distance: float,
-    threshold: float,
-    model: str,
-    case_photo_id: int,
-    notice_photo_id: int,
-    gallery_size: int | None = None,
-    face_quality: dict[str, Any] | None = None,
-) -> int:
-    """Write or refresh the candidate's face evidence for ``model``; returns its id.
-
-    One record per (candidate, model). It keeps the best (smallest) distance
-    seen, with the two photos that gave it, the threshold in force then and the
-    number of people in the gallery searched (``gallery_size``, for the confidence;
-    refreshed when the same distance is found again, e.g. by a re-match).
-    """
-    key = f"{candidate_id}:face:{model}"
-    now = clock.now()
-    values = {
-        "distance": distance,
-        "threshold": threshold,
-        "model": model,
-        "case_photo_id": case_photo_id,
-        "notice_photo_id": notice_photo_id,
-    }
-    if gallery_size is not None:
-        values["gallery_size"] = gallery_size
-    if face_quality is not None:
-        values["face_quality"] = face_quality
-    await CandidateEvidence.insert(
-        CandidateEvidence(
-            candidate=candidate_id,
-            kind=EvidenceKind.face.value,
-            values=values,
-            face_key=key,
-            model=model,
-            threshold=threshold,
-            distance=distance,
-            case_photo=case_photo_id,
-            notice_photo=notice_photo_id,
-            submitted_by=None,
-            submitted_role="system",
-            created_at=now,
-            updated_at=now,
-        )
-    ).on_conflict(target=CandidateEvidence.face_key, action="DO NOTHING")
-    await CandidateEvidence.update(
-        {
-            CandidateEvidence.values: values,
-            CandidateEvidence.threshold: threshold,
-            CandidateEvidence.distance: distance,
-            CandidateEvidence.case_photo: case_photo_id,
-            CandidateEvidence.notice_photo: notice_photo_id,
-            CandidateEvidence.updated_at: now,
-        }
-    ).where((CandidateEvidence.face_key == key) & (CandidateEvidence.distance >= distance))
-    row = (
-        await CandidateEvidence.select(CandidateEvidence.id)
-        .where(CandidateEvidence.face_key == key)
-        .first()
-    )
-    assert row is not None
-    return int(row["id"])
-
-
 @dataclass(frozen=True)
 class FaceMatch:
     """A (case, notice) pair found by a face search: its best face distance
@@ -463,7 +395,7 @@ async def record_face_matches(
 
     Per pair, as one candidate (``pair_key``, never two): create it, or lower its
     best distance and photos when the new distance is smaller; write or refresh its
-    face evidence record for ``model`` (:func:`record_face_evidence`'s rule: the
+    face evidence record for ``model`` (one per candidate and model: the
     smallest distance seen, refreshed when found again); bring a rejected pair back
     when a photo processed after the rejection gave it (``rejected_photo_ids``;
     :func:`re_propose_if_rejected`, on the case timeline); rescore it.

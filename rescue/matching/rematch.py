@@ -4,7 +4,7 @@ A run is a row in ``rematch_runs`` (``total``/``done`` show progress); the
 Dramatiq actor ``workers.actors.rematch`` works through it. New photos are
 matched as they arrive (``process_photo``); this is for changes of the matcher
 itself. Rejected pairs are not re-proposed by a re-match: the photos are the
-same ones the reviewer saw (see rescue.matching.services.upsert_face_candidate).
+same ones the reviewer saw (see rescue.matching.ledger.record_face_matches).
 """
 
 from __future__ import annotations

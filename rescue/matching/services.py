@@ -720,48 +720,6 @@ async def _eligible_rows(*, is_case: bool, ids: list[int]) -> dict[int, dict[str
     return {int(r["id"]): r for r in rows}
 
 
-async def upsert_face_candidate(
-    *,
-    case_id: int,
-    notice_id: int,
-    distance: float,
-    case_photo_id: int,
-    notice_photo_id: int,
-    threshold: float = 0.6,
-    model: str = MODEL_NAME,
-    gallery_size: int | None = None,
-    face_quality: dict[str, Any] | None = None,
-) -> int:
-    """Create the pair's candidate, or lower its best distance; write or refresh its
-    face evidence record (model, threshold, the two photos, distance) and its
-    score. Returns the candidate id.
-
-    A rejected pair stays rejected when the face pair comes from photos that were
-    already processed at rejection (``rejected_photo_ids``); a new photo brings it
-    back as proposed with ``re_proposed`` + 1.
-
-    Safe under concurrent workers: ``pair_key`` is unique and the update only
-    applies when the new distance is smaller. One pair of
-    :func:`rescue.matching.ledger.record_face_matches` (which writes many at once).
-    """
-    ids = await record_face_matches(
-        [
-            FaceMatch(
-                case_id=case_id,
-                notice_id=notice_id,
-                distance=distance,
-                case_photo_id=case_photo_id,
-                notice_photo_id=notice_photo_id,
-                face_quality=face_quality,
-            )
-        ],
-        threshold=threshold,
-        model=model,
-        gallery_size=gallery_size,
-    )
-    return ids[0]
-
-
 async def list_candidates(
     *,
     settings: Settings,
@@ -812,4 +770,4 @@ async def list_candidates(
     )
 
 
-__all__ += ["GalleryHit", "upsert_face_candidate"]
+__all__ += ["GalleryHit"]
