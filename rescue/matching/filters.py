@@ -44,7 +44,6 @@ __all__ = [
     "change_filter",
     "filter_state",
     "mark_rematched",
-    "relaxed_filters",
     "relaxed_filters_of",
 ]
 
@@ -74,24 +73,10 @@ def _require_filter(name: str) -> None:
         raise InvalidInput(_("unknown matching filter {name}", name=name), accepted=sorted(FILTERS))
 
 
-async def relaxed_filters(*, side: str, ids: list[int]) -> dict[int, set[str]]:
-    """Filters relaxed now for each of ``ids`` (cases or notices, by ``side``);
-    ids without a relaxation are absent."""
-    if not ids:
-        return {}
-    column = MatchFilterRelaxation.case if side == "case" else MatchFilterRelaxation.notice
-    rows = await MatchFilterRelaxation.select(column, MatchFilterRelaxation.filter).where(
-        column.is_in(ids) & MatchFilterRelaxation.restored_at.is_null()
-    )
-    out: dict[int, set[str]] = {}
-    for r in rows:
-        out.setdefault(int(r[side]), set()).add(str(r["filter"]))
-    return out
-
-
 async def relaxed_filters_of(ids: dict[str, list[int]]) -> dict[str, dict[int, set[str]]]:
-    """:func:`relaxed_filters` for cases and notices at once (one statement):
-    ``ids`` by side (``"case"``, ``"notice"``) → side → id → filters relaxed now."""
+    """Filters relaxed now, for cases and notices at once (one statement): ``ids``
+    by side (``"case"``, ``"notice"``) → side → id → filters relaxed now (ids
+    without a relaxation are absent)."""
     out: dict[str, dict[int, set[str]]] = {"case": {}, "notice": {}}
     columns: dict[str, Any] = {
         "case": MatchFilterRelaxation.case,
