@@ -247,6 +247,20 @@ class ObjectStore:
 
         yield from _bounded(listing, "list")
 
+    def keys_under(self, prefix: str) -> list[str]:
+        """Every key under ``prefix/``, whatever its age."""
+
+        def listing() -> list[str]:
+            return [
+                str(obj.object_name)
+                for obj in self.client.list_objects(
+                    self.bucket, prefix=f"{prefix}/", recursive=True
+                )
+                if obj.object_name
+            ]
+
+        return _bounded(listing, "list")
+
     def presigned_url(self, key: str, seconds: int | None = None) -> str:
         """A GET URL valid for ``seconds`` (at most the configured lifetime)."""
         ttl = min(seconds or self.presign_seconds, self.presign_seconds)
@@ -289,3 +303,6 @@ class ObjectStore:
 
     async def akeys_older_than(self, prefix: str, before: datetime) -> list[str]:
         return await anyio.to_thread.run_sync(lambda: list(self.keys_older_than(prefix, before)))
+
+    async def akeys_under(self, prefix: str) -> list[str]:
+        return await anyio.to_thread.run_sync(self.keys_under, prefix)

@@ -290,7 +290,8 @@ def set_password(name: str, password: str) -> None:
 @main.group()
 def retention() -> None:
     """Deletion of face data and photos of closed cases and their matched notices,
-    and of closed online search requests (docs/privacy.md)."""
+    of closed online search requests, of old import runs' lists and rows, and of
+    the old face deletion log (docs/privacy.md)."""
 
 
 @retention.command("run")
@@ -304,7 +305,10 @@ def retention_run() -> None:
         f"deleted {report.faces_deleted} face encoding(s) and "
         f"{report.photos_deleted} photo(s) of {len(report.cases)} case(s) and "
         f"{len(report.notices)} matched notice(s); closed {report.requests_closed} and "
-        f"purged {report.requests_purged} online search request(s)"
+        f"purged {report.requests_purged} online search request(s); purged "
+        f"{len(report.import_runs)} import run(s) ({report.import_records_deleted} row(s) "
+        f"deleted, {report.import_records_emptied} emptied, {report.import_objects_deleted} "
+        f"object(s) removed); pruned {report.deletion_log_pruned} face deletion log entries"
     )
 
 

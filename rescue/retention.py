@@ -1,4 +1,5 @@
-"""Retention of biometric data, photos and search requests (docs/privacy.md, "Retention").
+"""Retention of biometric data, photos, search requests and imported lists
+(docs/privacy.md, "Retention").
 
 - Face encodings of a closed case (status in ``TERMINAL_STATUSES``) are deleted
   ``FACE_RETENTION_DAYS`` (default 30) after it closed; PIPL art. 19 and 47:
@@ -25,6 +26,24 @@
 - Failed-login counters (usernames, client addresses) are deleted a day after
   their last failure; expired page sessions and day-old once-only form keys
   (rescue.web.sessions.purge_expired) too.
+- Import runs (external lists, rescue.imports; and backlog runs, rescue.backlog)
+  without activity for ``IMPORT_RETENTION_DAYS`` (default 30; the run's own
+  last change or any chunk's progress: finished, failed, stopped, or checked and
+  never started) lose their list file, photos ZIP, problem-row list and kept
+  row photos (objects first), then their row records: a row no warning refers
+  to is deleted, a row whose warnings are all verified keeps only its number
+  and external id (``fields`` emptied; the warning, its outcome, note and
+  verifier stay, and the foreign key would otherwise cascade and delete the
+  warning). Rows of warnings still open keep their fields and kept photo, so
+  staff verify them as before; the run's daily revisit releases them once
+  verified (:func:`retire_imports`). The run keeps its summary (kind, name,
+  station, file name and digest, counts, dates, who) and gets ``purged_at``;
+  its per-row problems are emptied (they quote cells). A purged run cannot be
+  started or resumed.
+- The face deletion log (``face_deletions``, read incrementally by the worker
+  galleries) keeps :data:`DELETION_LOG_DAYS` (7) days; older entries are
+  pruned and the newest of them becomes a reload marker, so a gallery that had
+  not read them reloads (:func:`prune_deletion_log`).
 - Settled people (落户安置) are not closed: their search continues, so they keep
   both.
 
@@ -32,7 +51,8 @@ The moment a case closed is its last ``status_changed`` event into a terminal
 status (the case timeline). Runs daily from the scheduler (``rescue retention
 schedule``, or inside ``rescue serve`` in embedded mode) through the Dramatiq
 actor ``workers.actors.apply_retention``, or by hand: ``rescue retention run``.
-Idempotent. Each deletion is written to the case's or notice's timeline.
+Idempotent. Each deletion is written to the case's or notice's timeline (an
+import run's to its ``purged_at``).
 """
 
 from __future__ import annotations
@@ -47,10 +67,12 @@ from rescue import clock
 from rescue.cases.events import CaseEvent, record_event
 from rescue.cases.tables import TERMINAL_STATUSES, Case, Sex
 from rescue.matching.tables import (
+    RELOAD_MARKER,
     Candidate,
     CandidateEvidence,
     CandidateStatus,
     EvidenceKind,
+    FaceDeletion,
 )
 from rescue.notices.events import record_notice_event
 from rescue.notices.tables import Notice, NoticeStatus
@@ -58,9 +80,27 @@ from rescue.photos.tables import Face, Photo
 from rescue.settings import RetentionSettings
 from rescue.users.tables import LoginThrottle
 
-__all__ = ["RetentionReport", "closed_cases", "evidence_summary", "run_retention"]
+__all__ = [
+    "DELETION_LOG_DAYS",
+    "RetentionReport",
+    "closed_cases",
+    "evidence_summary",
+    "prune_deletion_log",
+    "retire_imports",
+    "run_retention",
+]
 
 log = logging.getLogger(__name__)
+
+#: Days an entry of the face deletion log is kept. Every worker gallery reads
+#: the log at each photo job and import chunk (rescue.matching.services
+#: .SideGallery.refresh), so a working gallery is seconds behind; one idle for
+#: longer than this finds the reload marker and loads its side again (one full
+#: load, as at a worker's start). A week keeps even a worker idle over a
+#: holiday incremental, while the log stays a week of deletions instead of
+#: every deletion ever. The log holds face ids only (no personal data): a
+#: housekeeping period, not a privacy one, hence no setting.
+DELETION_LOG_DAYS = 7
 
 
 @dataclass
@@ -76,6 +116,15 @@ class RetentionReport:
     cases: list[int] = field(default_factory=list)
     #: Matched notices whose face encodings or photos were deleted.
     notices: list[int] = field(default_factory=list)
+    #: Import runs whose list objects and rows were deleted by this run.
+    import_runs: list[int] = field(default_factory=list)
+    #: Import row records deleted, and emptied (kept for a verified warning).
+    import_records_deleted: int = 0
+    import_records_emptied: int = 0
+    #: Objects of import runs removed: list files, ZIPs, problem-row lists, row photos.
+    import_objects_deleted: int = 0
+    #: Entries pruned from the face deletion log.
+    deletion_log_pruned: int = 0
 
 
 async def closed_cases() -> dict[int, tuple[datetime, str]]:
@@ -413,11 +462,186 @@ async def retire_requests(
     return len(closed), len(ids)
 
 
+async def _remove_counted(store: ObjectStore, key: str) -> int:
+    """Remove ``key`` if it is there; 1 if it was (so that a repeated run counts 0)."""
+    if not await store.aexists(key):
+        return 0
+    await store.aremove(key)
+    return 1
+
+
+def _open_records() -> Any:
+    """Sub-select: ids of the import records shown by a warning still open."""
+    from rescue.imports.tables import ImportWarning
+
+    return ImportWarning.select(ImportWarning.record).where(ImportWarning.outcome.is_null())
+
+
+async def _release_records(where: Any) -> tuple[int, int]:
+    """Of the import records matching ``where`` (of purged runs), delete those no
+    warning refers to, and empty the fields of those whose warnings are all
+    verified. Records of open warnings are left as they are. Call inside a
+    transaction.
+
+    Returns:
+        (records deleted, records emptied)
+    """
+    from rescue.imports.tables import ImportRecord, ImportWarning
+
+    deleted = (
+        await ImportRecord.delete()
+        .where(where & ImportRecord.id.not_in(ImportWarning.select(ImportWarning.record)))
+        .returning(ImportRecord.id)
+    )
+    candidates = await ImportRecord.select(ImportRecord.id, ImportRecord.fields).where(
+        where & ImportRecord.id.not_in(_open_records())
+    )
+    full = [int(r["id"]) for r in candidates if _loads(r["fields"])]
+    if full:
+        await ImportRecord.update({ImportRecord.fields: {}}).where(ImportRecord.id.is_in(full))
+    return len(deleted), len(full)
+
+
+async def _purge_run(
+    run: dict[str, Any], *, store: ObjectStore, now: datetime, report: RetentionReport
+) -> None:
+    """Delete one inactive run's objects (every kept row photo but those of open
+    warnings, the problem-row list, the ZIP, the list file last), then in one
+    transaction its releasable records (:func:`_release_records`), the first
+    external id of each chunk and the per-row problems, and set ``purged_at``.
+    A store failure raises before any row changed: the next run does it again."""
+    from rescue.imports.photos import photos_key
+    from rescue.imports.services import skip_key
+    from rescue.imports.tables import ImportChunk, ImportRecord, ImportRun
+
+    run_id, key = int(run["id"]), str(run["object_key"])
+    kept = {
+        int(r["row_number"])
+        for r in await ImportRecord.select(ImportRecord.row_number).where(
+            (ImportRecord.run == run_id) & ImportRecord.id.is_in(_open_records())
+        )
+    }
+    removed = 0
+    for row_key in await store.akeys_under(f"{key}.rows"):
+        row = row_key.rsplit("/", 1)[-1]
+        if row.isdigit() and int(row) in kept:
+            continue  # an open warning's evidence: verifying "helped" puts it on a notice
+        await store.aremove(row_key)
+        removed += 1
+    # The list file last: while it is there, a failed run can still be resumed.
+    for object_key in (skip_key(key), photos_key(key), run["archive_key"], key):
+        if object_key:
+            removed += await _remove_counted(store, object_key)
+    async with ImportRun._meta.db.transaction():
+        deleted, emptied = await _release_records(ImportRecord.run == run_id)
+        await ImportChunk.update({ImportChunk.first_id: ""}).where(ImportChunk.run == run_id)
+        await ImportRun.update({ImportRun.purged_at: now, ImportRun.errors: []}).where(
+            ImportRun.id == run_id
+        )
+    report.import_runs.append(run_id)
+    report.import_objects_deleted += removed
+    report.import_records_deleted += deleted
+    report.import_records_emptied += emptied
+
+
+async def retire_imports(
+    *, settings: RetentionSettings, store: ObjectStore, now: datetime, report: RetentionReport
+) -> None:
+    """Apply ``IMPORT_RETENTION_DAYS`` to import runs (module docstring).
+
+    1. A run not yet purged whose last activity (``import_runs.updated_at``: its
+       dry run, start, finish or failure; a backlog run's every row; and the
+       ``updated_at`` of each of its chunks: every committed batch) is at least
+       ``import_days`` before ``now`` is purged (:func:`_purge_run`), whatever
+       its status: done, failed, checked and never started, or running but
+       stopped for that long (a live chunk commits every 100 rows).
+    2. Rows of purged runs kept for warnings then open are released once those
+       warnings are verified (their kept photo first, then the row), and rows
+       no warning refers to any longer (the warning was raised again on a later
+       list's row) are deleted.
+
+    Warnings are never deleted (their outcome, note, verifier and candidate are
+    the record of the verification, and a warning is not raised again for the
+    same pair, rescue.imports.services). A warning verified ``helped`` on a
+    person in care has already put the row's photo on the notice it made
+    (rescue.imports.services.verify), so the kept row photo is not needed
+    after verification.
+    """
+    from rescue.imports.services import row_photo_key
+    from rescue.imports.tables import ImportChunk, ImportRecord, ImportRun
+
+    cutoff = now - timedelta(days=settings.import_days)
+    due = await ImportRun.select(ImportRun.id, ImportRun.object_key, ImportRun.archive_key).where(
+        ImportRun.purged_at.is_null() & (ImportRun.updated_at <= cutoff)
+    )
+    if due:
+        busy = {
+            int(r["run"])
+            for r in await ImportChunk.select(ImportChunk.run).where(
+                ImportChunk.run.is_in([int(r["id"]) for r in due])
+                & (ImportChunk.updated_at > cutoff)
+            )
+        }
+        for run in sorted(due, key=lambda r: int(r["id"])):
+            if int(run["id"]) not in busy:
+                await _purge_run(run, store=store, now=now, report=report)
+    purged = ImportRun.select(ImportRun.id).where(ImportRun.purged_at.is_not_null())
+    rows = await ImportRecord.select(
+        ImportRecord.id, ImportRecord.row_number, ImportRecord.fields, ImportRecord.run.object_key
+    ).where(ImportRecord.run.is_in(purged) & ImportRecord.id.not_in(_open_records()))
+    for r in rows:  # objects first: a failure leaves the rows to retry with
+        if _loads(r["fields"]):
+            report.import_objects_deleted += await _remove_counted(
+                store, row_photo_key(r["run.object_key"], int(r["row_number"]))
+            )
+    async with ImportRun._meta.db.transaction():
+        deleted, emptied = await _release_records(ImportRecord.run.is_in(purged))
+    report.import_records_deleted += deleted
+    report.import_records_emptied += emptied
+
+
+async def prune_deletion_log(*, now: datetime) -> int:
+    """Prune entries of the face deletion log logged :data:`DELETION_LOG_DAYS`
+    or more before ``now``.
+
+    Every entry up to the newest old one is deleted, and that newest one
+    becomes a :data:`~rescue.matching.tables.RELOAD_MARKER`, in one
+    transaction. A gallery that read past it goes on incrementally; one whose
+    last entry read is older (an idle worker) would miss the deletions pruned,
+    but it reads the marker first and reloads its side from the faces table
+    (rescue.matching.services.SideGallery). Idempotent: an old marker alone is
+    left as it is.
+
+    Returns:
+        Entries pruned (the marker that replaces a deletion counts as one).
+    """
+    horizon = now - timedelta(days=DELETION_LOG_DAYS)
+    newest = (
+        await FaceDeletion.select(FaceDeletion.id, FaceDeletion.face_id)
+        .where(FaceDeletion.logged_at <= horizon)
+        .order_by(FaceDeletion.id, ascending=False)
+        .first()
+    )
+    if newest is None:
+        return 0
+    async with FaceDeletion._meta.db.transaction():
+        deleted = (
+            await FaceDeletion.delete()
+            .where(FaceDeletion.id < newest["id"])
+            .returning(FaceDeletion.id)
+        )
+        await FaceDeletion.update({FaceDeletion.face_id: RELOAD_MARKER}).where(
+            FaceDeletion.id == newest["id"]
+        )
+    return len(deleted) + (0 if int(newest["face_id"]) == RELOAD_MARKER else 1)
+
+
 async def run_retention(
     *, settings: RetentionSettings, store: ObjectStore, now: datetime | None = None
 ) -> RetentionReport:
-    """Delete face encodings, photos and search-request data whose retention has
-    passed (module docstring). Idempotent.
+    """Delete face encodings, photos, search-request data, import runs' lists and
+    rows, and old entries of the face deletion log, whose retention has passed
+    (module docstring). Idempotent.
 
     Args:
         now: the moment to judge by; defaults to ``rescue.clock.now()``.
@@ -434,6 +658,8 @@ async def run_retention(
     report.requests_closed, report.requests_purged = await retire_requests(
         settings=settings, store=store, now=now
     )
+    await retire_imports(settings=settings, store=store, now=now, report=report)
+    report.deletion_log_pruned = await prune_deletion_log(now=now)
     stale = (
         await LoginThrottle.delete()
         .where(LoginThrottle.last_failed_at < now - timedelta(days=1))
@@ -445,12 +671,18 @@ async def run_retention(
     report.sessions_deleted = await purge_expired(now=now)
     log.info(
         "retention: %s face encodings and %s photos deleted (%s cases, %s notices); "
-        "%s search requests closed, %s purged",
+        "%s search requests closed, %s purged; %s import runs purged (%s records "
+        "deleted, %s emptied, %s objects); %s deletion log entries pruned",
         report.faces_deleted,
         report.photos_deleted,
         len(report.cases),
         len(report.notices),
         report.requests_closed,
         report.requests_purged,
+        len(report.import_runs),
+        report.import_records_deleted,
+        report.import_records_emptied,
+        report.import_objects_deleted,
+        report.deletion_log_pruned,
     )
     return report

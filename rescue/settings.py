@@ -451,6 +451,16 @@ class RetentionSettings:
     #: retention run closes it (``FAMILY_REQUEST_STALE_DAYS``); a station policy,
     #: no regulation sets it: 90 days, three months without an answer.
     request_stale_days: int = 90
+    #: Days an import run of an external list (or a backlog run) may stay
+    #: without activity (finished, failed, stopped, or checked and never
+    #: started) before its list file, photos ZIP, kept row photos and row
+    #: records are deleted (``IMPORT_RETENTION_DAYS``; rescue.retention).
+    #: 30 days: departments send their lists monthly, so a month covers
+    #: resuming a stopped run, answering the sending department's questions
+    #: about a row and exporting the warnings; rows of warnings still open are
+    #: kept until verified whatever the period (PIPL art. 19 and 47 (1): kept
+    #: no longer than the comparison needs).
+    import_days: int = 30
 
     def photo_days_for(self, station: str) -> int:
         return self.photo_days_by_station.get(station, self.photo_days)
@@ -739,6 +749,7 @@ def load_settings() -> Settings:
             photo_days_by_station=_station_days(_env("PHOTO_RETENTION_DAYS_BY_STATION")),
             request_days=_int("FAMILY_REQUEST_RETENTION_DAYS", 30),
             request_stale_days=_int("FAMILY_REQUEST_STALE_DAYS", 90),
+            import_days=_int("IMPORT_RETENTION_DAYS", 30),
         ),
         pfif=PfifSettings(
             domain=_env("PFIF_DOMAIN", PfifSettings.domain) or PfifSettings.domain,

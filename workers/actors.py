@@ -117,7 +117,8 @@ async def rematch_owner(side: str, owner_id: int) -> None:
 
 @dramatiq.actor(queue_name="maintenance", max_retries=3, time_limit=60 * 60_000)
 async def apply_retention() -> None:
-    """Delete face encodings and photos past retention (rescue.retention; idempotent)."""
+    """Delete face encodings, photos, search-request data and import lists past
+    retention, and prune the face deletion log (rescue.retention; idempotent)."""
     from rescue.retention import run_retention
 
     await run_retention(settings=get_settings().retention, store=get_store())

@@ -121,7 +121,8 @@ class ImportController(Controller):
     async def start(self, run_id: PathId, request: Request[Any, Any, Any]) -> RunOut:
         """Queues the run on a worker; poll ``GET /api/import-runs/{id}``. A run that
         stopped (crash, failure) resumes after its last saved row without
-        duplicating anything. 409 when already done; 403 another station's."""
+        duplicating anything. 409 when already done, or when its list was deleted
+        under the retention rules (``purged_at``); 403 another station's."""
         return await services.start_run(run_id=run_id, enqueue=_enqueue, by=request.user)
 
     @get(

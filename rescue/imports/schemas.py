@@ -47,6 +47,11 @@ class RunOut(msgspec.Struct):
     finished_at: datetime | None
     failure_reason: str
     created_at: datetime
+    #: When the retention run deleted the list file, photos and rows
+    #: (``IMPORT_RETENTION_DAYS`` without activity; docs/privacy.md "Retention"):
+    #: the counts and dates stay, ``errors`` is empty, and the run can no longer
+    #: be started or resumed. None while they are kept.
+    purged_at: datetime | None = None
 
 
 class WarningTarget(msgspec.Struct):
@@ -56,7 +61,11 @@ class WarningTarget(msgspec.Struct):
 
 
 class WarningOut(msgspec.Struct):
-    """A warning to verify: the external record, whom it hit, and why."""
+    """A warning to verify: the external record, whom it hit, and why.
+
+    ``record`` is the list's row (its fields); it is empty once the warning is
+    verified and the retention run purged the list (docs/privacy.md
+    "Retention"): the outcome, note and verifier stay. Open warnings keep it."""
 
     id: int
     run_id: int

@@ -145,6 +145,7 @@ def _run_out(row: dict[str, Any]) -> RunOut:
         finished_at=row["finished_at"],
         failure_reason=row["failure_reason"],
         created_at=row["created_at"],
+        purged_at=row.get("purged_at"),
     )
 
 
@@ -362,9 +363,19 @@ async def start_run(
     Raises:
         NotFound: no such run.
         PermissionDenied: ``by`` does not see the run's station.
-        Conflict: the run is already done.
+        Conflict: the run is already done, or its list was deleted under the
+            retention rules (``purged_at``; rescue.retention).
     """
     run = await get_run(run_id=run_id, by=by)
+    if run.purged_at is not None:
+        raise Conflict(
+            _(
+                "the list of import run {run_id} was deleted under the retention rules; "
+                "upload it again to run it",
+                run_id=run_id,
+            ),
+            accepted={"purged_at": [None]},
+        )
     if run.status == RunStatus.done:
         raise Conflict(
             _("import run {run_id} is already done", run_id=run_id),
@@ -545,13 +556,14 @@ async def execute_run(
 
     Idempotent: rows up to a chunk's ``row_done`` are skipped; a row done twice
     (a crash between its work and the next save, or two workers given the same
-    chunk) stores nothing new (unique ``row_key`` and ``pair_key``).
+    chunk) stores nothing new (unique ``row_key`` and ``pair_key``). A run whose
+    list was purged by the retention run (a job queued before) does nothing.
     """
     run = await ImportRun.select().where(ImportRun.id == run_id).first()
     if run is None:
         raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
-    if run["status"] == RunStatus.done.value:
-        return await get_run(run_id=run_id)
+    if run["status"] == RunStatus.done.value or run["purged_at"] is not None:
+        return await get_run(run_id=run_id)  # a job queued before the run was purged
     if run["list_kind"] == ListKind.backlog.value:  # the station's own residents
         from rescue.backlog.services import execute_run as execute_backlog
 

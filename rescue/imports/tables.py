@@ -68,6 +68,11 @@ class ImportRun(Table, tablename="import_runs"):
     created_by = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    #: When the retention run deleted the run's list file, photos ZIP, kept row
+    #: photos and rows (rescue.retention.retire_imports); the counts, dates and
+    #: who stay. Rows of warnings still open are kept until verified. A purged
+    #: run cannot be started or resumed.
+    purged_at = Timestamptz(null=True, default=None)
 
 
 class ChunkStatus(StrEnum):

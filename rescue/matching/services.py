@@ -45,6 +45,7 @@ from rescue.matching.quality import of_detected as face_quality
 from rescue.matching.schemas import CandidateOut
 from rescue.matching.scoring import EvidenceInput, compute_score, excluded_by
 from rescue.matching.tables import (
+    RELOAD_MARKER,
     Candidate,
     CandidateStatus,
     FaceDeletion,
@@ -88,7 +89,13 @@ class SideGallery:
 
     - new faces: ids above the largest seen (index range scan);
     - deleted faces: the deletion log ``face_deletions`` (a trigger on ``faces``)
-      after the last entry read (face id 0: the table was truncated, reload);
+      after the last entry read. An entry with face id 0
+      (:data:`~rescue.matching.tables.RELOAD_MARKER`) means the log before it
+      is incomplete, and the gallery reloads: the faces table was truncated, or
+      the retention run pruned old entries (rescue.retention.prune_deletion_log
+      leaves the marker in place of the newest pruned entry, so a gallery whose
+      last entry read is older than that sees the marker, while one that read
+      past it goes on incrementally);
     - late commits: a face id under the largest seen that was not visible yet
       (another worker's insert still uncommitted, or rolled back) is a *gap*; gaps
       are looked up again by id on each refresh for :data:`GAP_SECONDS` (inserts
@@ -182,8 +189,10 @@ class SideGallery:
         )
         if not rows:
             return
-        if any(int(r["face_id"]) == 0 for r in rows):  # the table was truncated
-            log.info("%s gallery: faces table truncated, reloading", self.side)
+        if any(int(r["face_id"]) == RELOAD_MARKER for r in rows):
+            # The faces table was truncated, or entries this gallery had not read
+            # were pruned (rescue.retention): the log cannot say what went.
+            log.info("%s gallery: deletion log truncated or pruned, reloading", self.side)
             await self._reload()
             return
         self.gallery.remove([int(r["face_id"]) for r in rows])

@@ -210,13 +210,26 @@ class MatchCalibration(Table, tablename="match_calibrations"):
     created_at = Timestamptz(default=TimestamptzNow())
 
 
+#: ``face_deletions.face_id`` of an entry that means "the log before this entry is
+#: incomplete: reload the whole gallery": written by the truncate trigger (the
+#: faces table was emptied) and by the retention run when it prunes old entries
+#: (rescue.retention.prune_deletion_log). Face ids start at 1.
+RELOAD_MARKER = 0
+
+
 class FaceDeletion(Table, tablename="face_deletions"):
     """Ids of deleted faces, written by a database trigger on ``faces`` (migration
     2026-12-02T02:30): a worker's gallery drops them without counting the faces
-    table per job (rescue.matching.services.SideGallery.refresh)."""
+    table per job (rescue.matching.services.SideGallery.refresh). Entries older
+    than ``rescue.retention.DELETION_LOG_DAYS`` are pruned, leaving a
+    :data:`RELOAD_MARKER` entry in place of the newest pruned one."""
 
     id: Serial
     face_id = Integer()
+    #: When the face was deleted: set by the database (the column default on
+    #: PostgreSQL, the trigger on SQLite; migration 2026-12-03T01:00), never by
+    #: the application.
+    logged_at = Timestamptz(null=True, default=None)
 
 
 class MatchFilterRelaxation(Table, tablename="match_filter_relaxations"):

@@ -138,3 +138,52 @@ async def test_gallery_holds_only_faces_of_the_model_in_use():
     await Face.update({Face.model: "another-model"}).where(Face.id == min(later))
     await side.refresh()
     assert _held(side).keys() == current.keys() | {max(later)}
+
+
+async def test_a_worker_behind_the_pruned_deletion_log_reloads_and_drops_the_deleted_face():
+    """The retention run prunes the deletion log (rescue.retention.prune_deletion_log):
+    a gallery that had not read the pruned entries (an idle worker) must not keep a
+    face deleted meanwhile; one that had read them goes on incrementally."""
+    from datetime import timedelta
+
+    from rescue import clock
+    from rescue.matching.tables import RELOAD_MARKER, FaceDeletion
+    from rescue.retention import DELETION_LOG_DAYS, prune_deletion_log
+
+    await FaceDeletion.delete(force=True)  # the set-up's TRUNCATE logged a marker
+    rng = np.random.default_rng(3)
+    faces = await _notice_faces(4, rng)
+    first, second, third, _fourth = sorted(faces)
+    stale, current = SideGallery("notice"), SideGallery("notice")
+    assert _held(await stale.refresh()).keys() == faces.keys()
+    await Face.delete().where(Face.id == first)
+    stale_gallery = await stale.refresh()  # reads the entry of ``first``
+    await Face.delete().where(Face.id == second)  # the stale worker never reads this one
+    current_gallery = await current.refresh()
+    assert second in _held(stale)
+    assert second not in _held(current)
+    assert await FaceDeletion.count() == 2
+
+    later = clock.now() + timedelta(days=DELETION_LOG_DAYS, minutes=1)
+    assert await prune_deletion_log(now=clock.now()) == 0  # nothing old yet
+    assert await prune_deletion_log(now=later) == 2
+
+    # The stale gallery's position is under the pruned entries: it still drops
+    # ``second`` (by reloading).
+    reloaded = await stale.refresh()
+    assert _held(stale).keys() == faces.keys() - {first, second}
+    assert reloaded is not stale_gallery
+    # The current one read past the pruned entries: no reload, nothing missed.
+    assert await current.refresh() is current_gallery
+    assert _held(current).keys() == faces.keys() - {first, second}
+    # What is left of the log: the marker in place of the newest pruned entry.
+    (marker,) = await FaceDeletion.select()
+    assert marker["face_id"] == RELOAD_MARKER
+    assert await prune_deletion_log(now=later) == 0  # idempotent: the marker stays
+    assert await FaceDeletion.count() == 1
+    # Both go on incrementally from the log after the marker.
+    await Face.delete().where(Face.id == third)
+    assert await stale.refresh() is reloaded
+    assert await current.refresh() is current_gallery
+    assert third not in _held(stale)
+    assert third not in _held(current)
