@@ -716,17 +716,19 @@ async def _execute_chunk(
             }
         ).where(ImportRun.id == run_id)
         raise
-    await _finish_run(run_id)
+    if await _finish_run(run_id):
+        await _RunFiles.release(run["object_key"])
     return True
 
 
-async def _finish_run(run_id: int) -> None:
+async def _finish_run(run_id: int) -> bool:
     """Mark the run done once every chunk is (called after each chunk: the last
-    one to finish sees none left), with its totals summed over the chunks."""
+    one to finish sees none left), with its totals summed over the chunks.
+    True if every chunk is done."""
     if await ImportChunk.exists().where(
         (ImportChunk.run == run_id) & (ImportChunk.status != ChunkStatus.done.value)
     ):
-        return
+        return False
     done, raised = (await _chunk_sums([run_id])).get(run_id, (0, 0))
     await ImportRun.update(
         {
@@ -738,6 +740,7 @@ async def _finish_run(run_id: int) -> None:
             ImportRun.updated_at: clock.now(),
         }
     ).where((ImportRun.id == run_id) & (ImportRun.status != RunStatus.done.value))
+    return True
 
 
 def _chunk_rows(
@@ -837,9 +840,10 @@ class _ChunkState:
 class _RunFiles:
     """The list file and photos ZIP of the runs this process works on, copied from
     the object store to a private temporary folder once per process, not once
-    per chunk (a photos ZIP of a full-size list is gigabytes). Files of a run no
-    chunk is using are removed when another run's are fetched (at most the runs
-    in progress plus one are kept on disk)."""
+    per chunk (a photos ZIP of a full-size list is gigabytes). A run's files are
+    removed when it is done (:meth:`release`), and files of a run no chunk is
+    using when another run's are fetched (at most the runs in progress plus one,
+    a failed run's that may be resumed, are kept on disk)."""
 
     _folder: tempfile.TemporaryDirectory[str] | None = None
     _files: dict[str, tuple[Path, Path | None]] = {}  # noqa: RUF012
@@ -873,6 +877,21 @@ class _RunFiles:
         with zip_path.open("wb") as fh:
             await store.aget_into(photos_key(object_key), fh)
         return list_path, zip_path
+
+    @classmethod
+    async def release(cls, object_key: str) -> None:
+        """Remove this process's copies of a run's files once the run is done and
+        no chunk in this process uses them: the list and its photos hold other
+        departments' personal data, and a finished run needs them no more (the
+        object store's copies go by rescue.retention). Without this, an idle
+        worker kept its last run's copies until it fetched another run's."""
+        async with _loop_lock(f"files:{object_key}"):
+            if cls._users.get(object_key, 0) or object_key not in cls._files:
+                return
+            for path in cls._files.pop(object_key):
+                if path is not None:
+                    path.unlink(missing_ok=True)
+            cls._users.pop(object_key, None)
 
     @classmethod
     def _evict(cls) -> None:

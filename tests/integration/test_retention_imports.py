@@ -106,6 +106,11 @@ async def test_a_finished_list_goes_after_the_period_and_open_warnings_keep_thei
     assert response.json()["errors"]
     with clock.frozen(clock.now()):
         await _execute(run_id, store)
+        from rescue.imports.services import _RunFiles
+
+        run_row = await ImportRun.select(ImportRun.object_key).where(ImportRun.id == run_id)
+        # This process's copies of the list and ZIP went when the run was done.
+        assert run_row[0]["object_key"] not in _RunFiles._files
         warnings = {w["external_id"]: w for w in await ImportWarning.select()}
         assert set(warnings) == {"Z-1", "Z-8", "P-2"}
         for external_id, outcome, note in (
