@@ -40,7 +40,7 @@ __all__ = ["THREADS", "native", "scan_dense", "scan_within", "split_planes", "to
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_bf16scan.so")
-_VERSION = 2
+_VERSION = 3
 #: Threads per scan: the CPUs this process may use (as BLAS would), at most 8.
 THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 #: Rows per numpy step (the fallback) and the least a thread is given.
@@ -69,6 +69,8 @@ def _load() -> ctypes.CDLL | None:
     lib.rescue_scan_within.argtypes = [_P, sz, _P, sz, _P, ctypes.c_int, _P, _P, _P, _P]
     lib.rescue_scan_within.argtypes += [ctypes.c_int64, ctypes.POINTER(sz)]
     lib.rescue_scan_within.restype = ctypes.c_int64
+    lib.rescue_scan_force_path.argtypes = [ctypes.c_int]
+    lib.rescue_scan_force_path.restype = None
     return lib
 
 
@@ -76,9 +78,29 @@ _LIB = _load()
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    """A forked child has none of its parent's threads: it starts its own pool."""
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def native() -> bool:
     """Whether scans run in the native kernel (False: numpy)."""
     return _LIB is not None
+
+
+#: The kernel's paths (:func:`force_path`): the best the CPU has, or one of them.
+PATHS = {"best": 0, "portable": 1, "avx": 2, "fma": 3}
+
+
+def force_path(name: str) -> None:
+    """Make the kernel take one path (:data:`PATHS`; for tests: every path checked on
+    one machine; "best" again afterwards). A path the CPU lacks falls back."""
+    if _LIB is not None:
+        _LIB.rescue_scan_force_path(PATHS[name])
 
 
 def split_planes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -29,6 +29,9 @@ def test_planes_give_the_float32_values_back_exactly():
 
 def test_the_kernel_is_built():
     assert scan.native(), "rescue/matching/_bf16scan.so is missing: run make install"
+    assert scan.LIBRARY.stat().st_mtime >= scan.LIBRARY.with_suffix(".c").stat().st_mtime, (
+        "the kernel is older than its source: run make install"
+    )
 
 
 def _expected(high, tail, probes_head, probes_tail):
@@ -42,15 +45,33 @@ def _expected(high, tail, probes_head, probes_tail):
     return sq.astype(np.float32), sq[None, :] - 2 * dot
 
 
-# 96/32: the AVX path; 12/4 (not multiples of 8): the kernel's portable loop.
-@pytest.mark.parametrize(("head", "tail_dims"), [(96, 32), (96, 0), (12, 4)])
-@pytest.mark.parametrize("q", [1, 3, 9])
-@pytest.mark.parametrize("native", [True, False])
-def test_dense_scan_equals_float64_on_the_truncated_vectors(
-    monkeypatch, head, tail_dims, q, native
-):
-    if not native:
-        monkeypatch.setattr(scan, "_LIB", None)
+@pytest.fixture
+def kernel_path(request):
+    """The kernel's path for one test (``scan.PATHS``, or "numpy": the fallback)."""
+    if request.param == "numpy":
+        saved, scan._LIB = scan._LIB, None
+        yield request.param
+        scan._LIB = saved
+        return
+    scan.force_path(request.param)
+    yield request.param
+    scan.force_path("best")
+
+
+# 96: the gallery's head (its own AVX+FMA code), 64/16 the general one; 12/4 (not
+# multiples of 8) the portable loop whatever the path asked for.
+_DENSE = [
+    *(("best", shape, q) for shape in [(96, 32), (96, 0), (64, 16), (12, 4)] for q in (1, 3, 9)),
+    *((path, shape, 3) for path in ("fma", "avx") for shape in [(96, 32), (64, 16)]),
+    ("portable", (96, 32), 3),
+    ("numpy", (96, 32), 3),
+    ("numpy", (96, 0), 1),
+]
+
+
+@pytest.mark.parametrize(("kernel_path", "shape", "q"), _DENSE, indirect=["kernel_path"], ids=str)
+def test_dense_scan_equals_float64_on_the_truncated_vectors(kernel_path, shape, q):
+    head, tail_dims = shape
     n = 20_011
     _values, high = _planes(n, head, 1)
     rng = np.random.default_rng(2)
@@ -63,14 +84,22 @@ def test_dense_scan_equals_float64_on_the_truncated_vectors(
     np.testing.assert_allclose(got, want[:, 17 : n - 5], atol=2e-6)
 
 
-@pytest.mark.parametrize("q", [1, 3])
-@pytest.mark.parametrize("native", [True, False])
-@pytest.mark.parametrize("passing", [0.02, 1.0])
-def test_bounded_scan_returns_exactly_the_rows_within(monkeypatch, q, native, passing):
+@pytest.mark.parametrize(
+    ("kernel_path", "q", "passing"),
+    [
+        ("best", 1, 0.02),
+        ("best", 3, 0.02),
+        ("best", 3, 1.0),
+        ("avx", 3, 1.0),
+        ("portable", 3, 1.0),
+        ("numpy", 1, 0.02),
+        ("numpy", 3, 1.0),
+    ],
+    indirect=["kernel_path"],
+)
+def test_bounded_scan_returns_exactly_the_rows_within(kernel_path, q, passing):
     """Everything passing (1.0) overflows the first output buffer (1/64 of the
     rows): the kernel stops at a row and the scan resumes from it."""
-    if not native:
-        monkeypatch.setattr(scan, "_LIB", None)
     n = 50_000
     _values, high = _planes(n, 96, 3)
     rng = np.random.default_rng(4)
