@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
+# The gallery's scan kernel (built below).
+SCAN_LIB := rescue/matching/_bf16scan.so
 
 .PHONY: install system-packages run test lint fmt bench accuracy lock clean messages
 
@@ -28,7 +30,14 @@ $(STAMP): $(BIN)/python requirements.lock pyproject.toml package-lock.json
 	fi
 	touch $(STAMP)
 
-install: $(STAMP) system-packages  ## create .venv and install locked dependencies
+install: $(STAMP) $(SCAN_LIB) system-packages  ## create .venv and install locked dependencies
+
+# The gallery's scan kernel (rescue/matching/scan.py loads it with ctypes). Without
+# a C compiler the service still runs: scans fall back to numpy (slower; `rescue
+# doctor` says so).
+$(SCAN_LIB): rescue/matching/_bf16scan.c
+	$(CC) -O3 -fPIC -shared -Wall -o $@ $< \
+	  || echo "warning: could not build $@ (no C compiler?): gallery scans will use numpy"
 
 # Debian packages the project needs beyond Python's: wrk (make bench's HTTP load
 # generator). Installed only when missing; needs root and apt-get.
@@ -42,10 +51,10 @@ system-packages:
 	  else echo "missing Debian packages:$$missing (apt-get install$$missing as root); make bench refuses its API rows without wrk"; fi; \
 	fi
 
-run: $(STAMP)  ## serve the API on 127.0.0.1:8000 (SQLite + embedded S3 under ./var)
+run: $(STAMP) $(SCAN_LIB)  ## serve the API on 127.0.0.1:8000 (SQLite + embedded S3 under ./var)
 	$(BIN)/rescue serve
 
-lint: $(STAMP)
+lint: $(STAMP) $(SCAN_LIB)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -62,7 +71,7 @@ test: lint  ## linters, then the whole suite on real PostgreSQL, Redis and S3
 	$(BIN)/python -m tests.preflight
 	$(BIN)/pytest -n $(TEST_PROCESSES) --dist loadfile
 
-bench: $(STAMP)  ## benchmarks, each figure next to its same-run baseline -> docs/performance.md
+bench: $(STAMP) $(SCAN_LIB)  ## benchmarks, each figure next to its same-run baseline -> docs/performance.md
 	$(BIN)/python -m tests.preflight
 	$(BIN)/python -m bench.search
 	$(BIN)/python -m bench.embedding
@@ -72,7 +81,7 @@ bench: $(STAMP)  ## benchmarks, each figure next to its same-run baseline -> doc
 	$(BIN)/python -m bench.import_photos
 	$(BIN)/python -m bench.report
 
-accuracy: $(STAMP)  ## matching accuracy on ../shared/faces -> docs/accuracy.md
+accuracy: $(STAMP) $(SCAN_LIB)  ## matching accuracy on ../shared/faces -> docs/accuracy.md
 	$(BIN)/python -m bench.accuracy
 
 messages: $(STAMP)  ## add new msgids to rescue/i18n/locale/*/messages.po (then translate them)

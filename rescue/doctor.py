@@ -187,6 +187,16 @@ def _static_findings(settings: Settings) -> list[Finding]:
                 "use PostgreSQL with REDIS_URL, or unset REDIS_URL for the embedded set-up",
             )
         )
+    from rescue.matching import scan
+
+    found.append(
+        Finding(
+            "gallery scan",
+            scan.native(),
+            "native kernel" if scan.native() else f"{scan.LIBRARY.name} is missing: numpy (slower)",
+            "run make install on a machine with a C compiler (cc)",
+        )
+    )
     data_dir = settings.data_dir
     try:
         data_dir.mkdir(parents=True, exist_ok=True)

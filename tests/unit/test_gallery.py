@@ -8,6 +8,18 @@ import pytest
 from rescue.matching.gallery import DIM, FaceGallery
 
 
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def scan_implementation(request, monkeypatch):
+    """Every test runs on the native scan kernel and on the numpy fallback."""
+    from rescue.matching import scan
+
+    if request.param == "numpy":
+        monkeypatch.setattr(scan, "_LIB", None)
+    else:
+        assert scan.native(), "the scan kernel is not built: run make install"
+    return request.param
+
+
 def _faces(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((n, DIM)) * 0.05 + 0.1).astype(np.float32)
@@ -41,8 +53,8 @@ def test_top_k_equals_float64_brute_force(n):
 
 @pytest.mark.parametrize("picked", [[3], [3, 500], [3, 500, 19_999, 7, 8_192]])
 def test_search_returns_every_owner_within_threshold_and_its_best_face(picked):
-    # One probe: GEMV; 2-8 probes (a multi-face photo): per-probe GEMV on sub-blocks,
-    # 20,001 rows so the last sub-block is partial.
+    # One probe, a multi-face photo, five probes; 20,001 rows: the threads' ranges
+    # and the numpy fallback's steps end partial.
     vectors = _faces(20_001)
     gallery, ids = _gallery(vectors)
     probes = vectors[picked].astype(np.float64) + 0.003
@@ -153,7 +165,7 @@ def test_search_prefilter_loses_no_face_within_the_bound(threshold, probes):
     """``search`` scans the head dimensions only and finishes the rows whose partial
     distance is within the bound: exactly the owners and best faces of a float64
     brute force, also after removals moved rows, for one probe, a 3-face photo and
-    more probes than the per-probe GEMV path takes."""
+    nine probes (the truncated head's bound widened by the truncation)."""
     vectors = _dlib_like(6000, seed=probes)
     centre = vectors.mean(0)
     vectors = np.vstack([vectors, centre + (vectors[:200] - centre) * 0.4])  # near ones

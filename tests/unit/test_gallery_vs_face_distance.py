@@ -10,6 +10,18 @@ import pytest
 from rescue.matching.gallery import FaceGallery
 
 
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def scan_implementation(request, monkeypatch):
+    """Every test runs on the native scan kernel and on the numpy fallback."""
+    from rescue.matching import scan
+
+    if request.param == "numpy":
+        monkeypatch.setattr(scan, "_LIB", None)
+    else:
+        assert scan.native(), "the scan kernel is not built: run make install"
+    return request.param
+
+
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     v = rng.normal(0, 0.09, size=(n, 128))  # dlib encodings: components ~N(0, 0.09)

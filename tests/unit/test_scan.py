@@ -1,0 +1,119 @@
+"""rescue.matching.scan: the native kernel (its AVX and portable paths) and the
+numpy fallback give the same values, and a bound's scan returns exactly the rows
+within it, also when its output buffer fills and the scan resumes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rescue.matching import scan
+
+
+def _planes(n: int, dims: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    values = (rng.standard_normal((n, dims)) * 0.09).astype(np.float32)
+    high, _low = scan.split_planes(values)
+    return values, high
+
+
+def test_planes_give_the_float32_values_back_exactly():
+    values, high = _planes(1000, 96, 0)
+    _high, low = scan.split_planes(values)
+    np.testing.assert_array_equal(scan.to_float32(high, low), values)
+    truncated = scan.to_float32(high)
+    # bfloat16 truncation: the magnitude shrinks by less than 2^-7 of the value.
+    assert np.all(np.abs(truncated) <= np.abs(values))
+    assert np.all(np.abs(values - truncated) <= np.abs(values) * 2**-7)
+
+
+def test_the_kernel_is_built():
+    assert scan.native(), "rescue/matching/_bf16scan.so is missing: run make install"
+    assert scan.LIBRARY.stat().st_mtime >= scan.LIBRARY.with_suffix(".c").stat().st_mtime, (
+        "the kernel is older than its source: run make install"
+    )
+
+
+def _expected(high, tail, probes_head, probes_tail):
+    x = scan.to_float32(high).astype(np.float64)
+    sq = (x * x).sum(1)
+    dot = probes_head.astype(np.float64) @ x.T
+    if tail is not None:
+        t = tail.astype(np.float64)
+        sq = sq + (t * t).sum(1)
+        dot = dot + probes_tail.astype(np.float64) @ t.T
+    return sq.astype(np.float32), sq[None, :] - 2 * dot
+
+
+@pytest.fixture
+def kernel_path(request):
+    """The kernel's path for one test (``scan.PATHS``, or "numpy": the fallback)."""
+    if request.param == "numpy":
+        saved, scan._LIB = scan._LIB, None
+        yield request.param
+        scan._LIB = saved
+        return
+    scan.force_path(request.param)
+    yield request.param
+    scan.force_path("best")
+
+
+# 96: the gallery's head (its own AVX+FMA code), 64/16 the general one; 12/4 (not
+# multiples of 8) the portable loop whatever the path asked for.
+_DENSE = [
+    *(("best", shape, q) for shape in [(96, 32), (96, 0), (64, 16), (12, 4)] for q in (1, 3, 9)),
+    *((path, shape, 3) for path in ("fma", "avx") for shape in [(96, 32), (64, 16)]),
+    ("portable", (96, 32), 3),
+    ("numpy", (96, 32), 3),
+    ("numpy", (96, 0), 1),
+]
+
+
+@pytest.mark.parametrize(("kernel_path", "shape", "q"), _DENSE, indirect=["kernel_path"], ids=str)
+def test_dense_scan_equals_float64_on_the_truncated_vectors(kernel_path, shape, q):
+    head, tail_dims = shape
+    n = 20_011
+    _values, high = _planes(n, head, 1)
+    rng = np.random.default_rng(2)
+    tail = (rng.standard_normal((n, tail_dims)) * 0.09).astype(np.float32) if tail_dims else None
+    ph = (rng.standard_normal((q, head)) * 0.09).astype(np.float32)
+    pt = (rng.standard_normal((q, tail_dims)) * 0.09).astype(np.float32) if tail_dims else None
+    sq, want = _expected(high, tail, ph, pt)
+    got = scan.scan_dense(high, tail, sq, ph, pt, 17, n - 5)
+    assert got.shape == (q, n - 22)
+    np.testing.assert_allclose(got, want[:, 17 : n - 5], atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    ("kernel_path", "q", "passing"),
+    [
+        ("best", 1, 0.02),
+        ("best", 3, 0.02),
+        ("best", 3, 1.0),
+        ("avx", 3, 1.0),
+        ("portable", 3, 1.0),
+        ("numpy", 1, 0.02),
+        ("numpy", 3, 1.0),
+    ],
+    indirect=["kernel_path"],
+)
+def test_bounded_scan_returns_exactly_the_rows_within(kernel_path, q, passing):
+    """Everything passing (1.0) overflows the first output buffer (1/64 of the
+    rows): the kernel stops at a row and the scan resumes from it."""
+    n = 50_000
+    _values, high = _planes(n, 96, 3)
+    rng = np.random.default_rng(4)
+    ph = (rng.standard_normal((q, 96)) * 0.09).astype(np.float32)
+    sq, want = _expected(high, None, ph, None)
+    limit = np.quantile(want, passing, axis=1).astype(np.float32) + 1e-3
+    probe, rows, s = scan.scan_within(high, sq, ph, limit, 100, n)
+    # Near the limit float32 rounding may differ from float64: compare away from it.
+    inside = want[:, 100:] <= limit[:, None] - 1e-5
+    maybe = np.abs(want[:, 100:] - limit[:, None]) < 1e-5
+    got = np.zeros_like(inside)
+    got[probe, rows - 100] = True
+    assert np.all(got[inside])
+    assert not np.any(got[~inside & ~maybe])
+    assert len(rows) == len(set(zip(probe.tolist(), rows.tolist(), strict=True)))
+    assert np.all(np.diff(rows) >= 0)  # by row, whatever the threads
+    np.testing.assert_allclose(s, want[probe, rows], atol=2e-6)
