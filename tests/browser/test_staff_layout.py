@@ -16,7 +16,8 @@ import pytest
 
 from rescue import clock
 from tests.browser.conftest import make_user
-from tests.browser.pages import LoginPage
+from tests.browser.pages import CasePage, LoginPage
+from tests.browser.test_workbench_moves import _case, _police_candidate
 from tests.support import OBAMA_A, OBAMA_B, photo
 
 PHONE = {"width": 390, "height": 844}
@@ -195,5 +196,56 @@ async def test_moderation_page_is_laid_out_like_the_other_staff_pages(
             assert layout["pageWidth"] <= viewport["width"], (name, layout["pageWidth"])
             assert await page.inner_text("[data-field=relation]") == "儿子"
             assert await page.locator("a[href='/search-requests']").count() >= 2  # nav + back
+        finally:
+            await context.close()
+
+
+#: The candidate list's labels as drawn: their heights against the text's line
+#: height, and how wide the explanation may be.
+_CANDIDATES = """() => {
+    const list = document.querySelector('#candidate-list');
+    const visible = el => el.getClientRects().length > 0;
+    const labels = [...list.querySelectorAll('th, .cell-label')].filter(visible).map(el => {
+        const style = getComputedStyle(el);
+        return {text: el.innerText, height: el.getBoundingClientRect().height,
+                line: parseFloat(style.lineHeight)};
+    });
+    const why = [...list.querySelectorAll('tr')].at(-1).lastElementChild;  // 依据
+    return {labels, whyWidth: why.getBoundingClientRect().width,
+            listWidth: list.getBoundingClientRect().width,
+            pageWidth: document.documentElement.scrollWidth};
+}"""
+
+
+async def test_case_candidates_are_readable_on_a_phone_and_a_desk(
+    browser, live_server, station_morning
+):
+    from rescue.cases.tables import Sex
+
+    case_id = await _case(sex=Sex.male)
+    candidate_id = await _police_candidate(case_id)
+    username, password = await make_user("station_staff", "north")
+    for viewport, name in ((PHONE, "case-candidates-phone"), (DESK, "case-candidates-desk")):
+        context = await _context(browser, live_server, viewport)
+        try:
+            page = await context.new_page()
+            await (await LoginPage(page).open(f"/cases/{case_id}")).log_in(username, password)
+            await CasePage(page).open(case_id)
+            await page.locator("#candidate-list").scroll_into_view_if_needed()
+            sizes = await page.evaluate(_CANDIDATES)
+            await _shot(page, name)
+            await page.locator("#candidate-list").screenshot(path=str(SHOTS / f"{name}-list.png"))
+            texts = {label["text"] for label in sizes["labels"]}
+            # The names of the columns are shown (as headers or beside each value) ...
+            assert {"寻人启事", "状态", "得分", "依据"} <= texts, texts
+            # ... each on one line, never one character per line.
+            for label in sizes["labels"]:
+                assert label["height"] < 1.5 * label["line"], (name, label)
+            # The explanation gets most of the width, and nothing runs off the screen.
+            if viewport is PHONE:
+                assert sizes["whyWidth"] >= 0.5 * sizes["listWidth"], sizes
+            assert sizes["pageWidth"] <= viewport["width"], (name, sizes)
+            compare = page.locator(f"#candidate-list a[href='/candidates/{candidate_id}']")
+            assert await compare.count() == 1
         finally:
             await context.close()
