@@ -271,14 +271,57 @@ def create_user(name: str, role: str, station: str, scope: str) -> None:
     click.echo(token)
 
 
+def _read_password(given: str | None) -> str:
+    """The new password: ``--password`` if given; else typed at a terminal (hidden,
+    asked twice, through getpass); else the first line of standard input without its
+    line ending (a pipe or a file: getpass cannot hide what it does not show and
+    warns about it, so it is not used there).
+
+    Raises:
+        click.UsageError: standard input is not a terminal and its first line is empty.
+    """
+    from rescue.i18n import _
+
+    if given is not None:
+        return given
+    stdin = sys.stdin
+    if stdin.isatty():
+        return str(
+            click.prompt(
+                _("New password"),
+                hide_input=True,
+                confirmation_prompt=_("New password again"),
+            )
+        )
+    password = stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise click.UsageError(
+            _(
+                "No password on standard input: give it as the first line "
+                "(or run the command at a terminal to type it)."
+            )
+        )
+    return password
+
+
 @users.command("set-password")
 @click.argument("name")
-@click.password_option("--password", prompt="Password", help="read from the prompt or stdin")
-def set_password(name: str, password: str) -> None:
-    """Set user NAME's password (Argon2id-hashed; at least 12 characters)."""
+@click.option(
+    "--password",
+    default=None,
+    help="the password (default: typed at a terminal, or the first line of stdin)",
+)
+def set_password(name: str, password: str | None) -> None:
+    """Set user NAME's password (Argon2id-hashed; at least 12 characters).
+
+    At a terminal the password is typed twice, hidden; piped in (``printf '%s\\n'
+    "$PW" | rescue users set-password NAME``) the first line of standard input is
+    the password, without its line ending.
+    """
     from rescue.errors import DomainError
     from rescue.users.services import set_password as set_pw
 
+    password = _read_password(password)
     _migrate()
     try:
         asyncio.run(set_pw(username=name, password=password))
