@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import httpx
 
 from rescue.devservices import ROOT
 
@@ -126,3 +127,42 @@ async def test_set_password_at_a_terminal_is_typed_twice_hidden(client):
     assert "GetPassWarning" not in shown
     login = await client.post("/auth/login", json={"username": "tty-staff", "password": password})
     assert login.status_code == 201, login.text
+
+
+def test_first_serve_on_a_fresh_data_dir_says_once_what_the_migrations_did(tmp_path):
+    """The first ``make run`` (``rescue serve`` on an empty DATA_DIR, SQLite):
+    one line from the catalogue says the database was created with every
+    migration, none of Piccolo's contradictory counts ("N already complete", then
+    "N not yet run"); a second start says it is up to date, once."""
+    import re
+    import subprocess
+
+    from tests.servers import serve, sqlite_env
+
+    known = len(list((ROOT / "rescue" / "piccolo_migrations").glob("rescue_*.py")))
+    env = sqlite_env(tmp_path / "data")
+    log = tmp_path / "serve.log"
+    with serve(env, log, cli=CHECKOUT_CLI) as base:
+        assert httpx.get(f"{base}/health/live").status_code == 200
+    said = log.read_text()
+    lines = [line for line in said.splitlines() if "迁移" in line or "igration" in line]
+    assert lines == [f"数据库已创建：已执行 {known} 个迁移。"], said[:3000]
+    for piccolo in ("already complete", "not yet run", "No migrations", "Running", "ok!"):
+        assert piccolo not in said, said[:3000]
+
+    again = subprocess.run(
+        [*CHECKOUT_CLI, "migrate"], env=env, cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert again.stdout == f"数据库已是最新：全部 {known} 个迁移此前均已执行。\n"
+    assert not re.search(r"\S", again.stderr), again.stderr
+    # A command whose stdout is its result says nothing when nothing was applied.
+    token = subprocess.run(
+        [*CHECKOUT_CLI, "users", "create", "first", "--role", "admin", "--station", "north"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "\n" not in token.stdout.strip()
+    assert "迁移" not in token.stdout + token.stderr
