@@ -89,16 +89,62 @@ class _Group(click.Group):
             raise SystemExit(EXIT_SERVICE) from None
 
 
-def _migrate() -> None:
-    """Apply pending migrations; Piccolo's progress output goes to stderr."""
-    import contextlib
-
+async def _apply_migrations() -> tuple[bool, str, int, int]:
+    """Run the migrations not yet applied, once; ``(success, Piccolo's message,
+    applied now, known in all)``. Nothing is run when none is pending."""
+    from piccolo.apps.migrations.commands.check import CheckMigrationManager
     from piccolo.apps.migrations.commands.forwards import run_forwards
 
-    with contextlib.redirect_stdout(sys.stderr):
-        result = asyncio.run(run_forwards(app_name="all"))
-    if not result.success:
-        raise click.ClickException(f"migrations failed: {result.message}")
+    statuses = await CheckMigrationManager(app_name="all").get_migration_statuses()
+    pending = sum(1 for status in statuses if not status.has_ran)
+    if not pending:
+        return True, "", 0, len(statuses)
+    result = await run_forwards(app_name="all")
+    return result.success, result.message or "", pending, len(statuses)
+
+
+def _migrate(*, announce: bool = False) -> None:
+    """Apply pending migrations and say what was done in one line (the catalogue's).
+
+    Piccolo's own progress lines are held back: on a fresh database they contradict
+    each other ("32 migrations already complete", then "32 migrations not yet run":
+    Piccolo 1.x counts every known migration as complete). They go to stderr only
+    when a migration fails, with the error.
+
+    With ``announce`` (``rescue migrate``, ``rescue serve``) the line goes to
+    stdout whatever was done; otherwise to stderr and only when migrations were
+    applied (stdout is the command's result, e.g. the token of ``users create``).
+
+    Raises:
+        click.ClickException: a migration failed (Piccolo reported no success).
+    """
+    import contextlib
+    import io
+
+    from rescue.i18n import _
+
+    progress = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(progress):
+            success, message, applied, total = asyncio.run(_apply_migrations())
+    except BaseException:
+        sys.stderr.write(progress.getvalue())
+        raise
+    if not success:
+        sys.stderr.write(progress.getvalue())
+        raise click.ClickException(_("Database migration failed: {reason}", reason=message))
+    if applied and applied == total:
+        line = _("Database created: {count} migrations applied.", count=applied)
+    elif applied:
+        line = _(
+            "Database updated: {count} new migrations applied ({total} in all).",
+            count=applied,
+            total=total,
+        )
+    else:
+        line = _("Database up to date: all {total} migrations were applied before.", total=total)
+    if announce or applied:
+        click.echo(line, err=not announce)
 
 
 @click.group(cls=_Group)
@@ -108,9 +154,8 @@ def main() -> None:
 
 @main.command()
 def migrate() -> None:
-    """Apply database migrations (idempotent)."""
-    _migrate()
-    click.echo("database is up to date")
+    """Apply database migrations (idempotent); one line says what was done."""
+    _migrate(announce=True)
 
 
 @main.command()
@@ -143,7 +188,7 @@ def serve(host: str | None, port: int | None) -> None:
         )
     except AlreadyRunning as exc:
         raise click.ClickException(str(exc)) from exc
-    _migrate()
+    _migrate(announce=True)
     s3 = None
     if not settings.storage.endpoint:
         from media.s3server import EmbeddedS3
@@ -271,14 +316,57 @@ def create_user(name: str, role: str, station: str, scope: str) -> None:
     click.echo(token)
 
 
+def _read_password(given: str | None) -> str:
+    """The new password: ``--password`` if given; else typed at a terminal (hidden,
+    asked twice, through getpass); else the first line of standard input without its
+    line ending (a pipe or a file: getpass cannot hide what it does not show and
+    warns about it, so it is not used there).
+
+    Raises:
+        click.UsageError: standard input is not a terminal and its first line is empty.
+    """
+    from rescue.i18n import _
+
+    if given is not None:
+        return given
+    stdin = sys.stdin
+    if stdin.isatty():
+        return str(
+            click.prompt(
+                _("New password"),
+                hide_input=True,
+                confirmation_prompt=_("New password again"),
+            )
+        )
+    password = stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise click.UsageError(
+            _(
+                "No password on standard input: give it as the first line "
+                "(or run the command at a terminal to type it)."
+            )
+        )
+    return password
+
+
 @users.command("set-password")
 @click.argument("name")
-@click.password_option("--password", prompt="Password", help="read from the prompt or stdin")
-def set_password(name: str, password: str) -> None:
-    """Set user NAME's password (Argon2id-hashed; at least 12 characters)."""
+@click.option(
+    "--password",
+    default=None,
+    help="the password (default: typed at a terminal, or the first line of stdin)",
+)
+def set_password(name: str, password: str | None) -> None:
+    """Set user NAME's password (Argon2id-hashed; at least 12 characters).
+
+    At a terminal the password is typed twice, hidden; piped in (``printf '%s\\n'
+    "$PW" | rescue users set-password NAME``) the first line of standard input is
+    the password, without its line ending.
+    """
     from rescue.errors import DomainError
     from rescue.users.services import set_password as set_pw
 
+    password = _read_password(password)
     _migrate()
     try:
         asyncio.run(set_pw(username=name, password=password))

@@ -57,14 +57,17 @@ def cli_token(env: dict[str, str], name: str, role: str, station: str = "north")
 
 
 @contextmanager
-def serve(env: dict[str, str], log: Path, within: float = 120) -> Iterator[str]:
-    """``rescue serve`` with ``env`` on a free port; yields its base URL."""
+def serve(
+    env: dict[str, str], log: Path, within: float = 120, *, cli: list[str] | None = None
+) -> Iterator[str]:
+    """``rescue serve`` with ``env`` on a free port; yields its base URL. ``cli``:
+    how to call ``rescue`` (default the virtualenv's script)."""
     port = free_port()
     env = {**env, "PORT": str(port)}
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [str(BIN / "rescue"), "serve"],
+            [*(cli or [str(BIN / "rescue")]), "serve"],
             env=env,
             cwd=ROOT,
             stdout=out,
