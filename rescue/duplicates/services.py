@@ -15,6 +15,8 @@ One warning per pair of cases; a new kind of evidence is added to its
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -100,41 +102,78 @@ def _pair_key(a: int, b: int) -> str:
     return f"{min(a, b)}-{max(a, b)}"
 
 
-async def _raise(
-    *, case_id: int, other_case_id: int, reason: dict[str, Any], distance: float | None = None
-) -> int:
-    """Create or extend the pair's warning. Returns its id."""
-    key = _pair_key(case_id, other_case_id)
+@dataclass(frozen=True)
+class Evidence:
+    """One reason to think ``other_case_id`` is the same person (a ``reasons``
+    entry: ``{"kind": same_photo|face|id_number|attributes, ...}``), with the face
+    distance of a face hit."""
+
+    other_case_id: int
+    reason: dict[str, Any]
+    distance: float | None = None
+
+
+async def _raise(*, case_id: int, found: Sequence[Evidence]) -> None:
+    """The one writer of duplicate warnings: raise ``case_id``'s warning with each
+    case in ``found``, or add the evidence to the pair's warning.
+
+    In one transaction (joined when the caller has one open): the pairs without
+    a warning yet are inserted in one statement, in pair-key order (two checks
+    of overlapping pairs take the unique index's locks in the same order); a
+    pair that has its warning gets a reason of a kind it did not have (a
+    dismissed warning with some reason then opens again: new evidence) and the
+    smaller face distance. The same kind of evidence again changes nothing.
+    """
+    if not found:
+        return
+    ordered = sorted(found, key=lambda e: _pair_key(case_id, e.other_case_id))
     now = clock.now()
-    await DuplicateWarning.insert(
-        DuplicateWarning(
-            case=case_id,
-            other_case=other_case_id,
-            pair_key=key,
-            reasons=[],
-            status=DuplicateStatus.open.value,
-            created_at=now,
-            updated_at=now,
-        )
-    ).on_conflict(target=DuplicateWarning.pair_key, action="DO NOTHING")
     async with DuplicateWarning._meta.db.transaction():
-        row = await DuplicateWarning.select().where(DuplicateWarning.pair_key == key).first()
-        assert row is not None  # inserted above; warnings are never deleted
-        reasons = _loads(row["reasons"])
-        changes: dict[Any, Any] = {}
-        if reason["kind"] not in {r["kind"] for r in reasons}:
-            changes[DuplicateWarning.reasons] = [*reasons, reason]
-            if row["status"] == DuplicateStatus.dismissed.value and reasons:
-                # New kind of evidence after a dismissal: look again.
-                changes[DuplicateWarning.status] = DuplicateStatus.open.value
-        if distance is not None and (
-            row["best_distance"] is None or distance < row["best_distance"]
-        ):
-            changes[DuplicateWarning.best_distance] = distance
-        if changes:
-            changes[DuplicateWarning.updated_at] = now
-            await DuplicateWarning.update(changes).where(DuplicateWarning.id == row["id"])
-        return int(row["id"])
+        rows = (
+            await DuplicateWarning.insert(
+                *(
+                    DuplicateWarning(
+                        case=case_id,
+                        other_case=e.other_case_id,
+                        pair_key=_pair_key(case_id, e.other_case_id),
+                        reasons=[e.reason],
+                        best_distance=e.distance,
+                        status=DuplicateStatus.open.value,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    for e in ordered
+                )
+            )
+            .on_conflict(target=DuplicateWarning.pair_key, action="DO NOTHING")
+            .returning(DuplicateWarning.pair_key)
+        )
+        inserted = {str(r["pair_key"]) for r in rows}
+        for evidence in ordered:
+            key = _pair_key(case_id, evidence.other_case_id)
+            if key in inserted:
+                inserted.discard(key)  # made with this evidence (a repeat of the pair is added)
+                continue
+            await _add_evidence(key, evidence, now)
+
+
+async def _add_evidence(key: str, evidence: Evidence, now: Any) -> None:
+    """Add ``evidence`` to the existing warning of pair ``key`` (see :func:`_raise`)."""
+    row = await DuplicateWarning.select().where(DuplicateWarning.pair_key == key).first()
+    assert row is not None  # inserted by the caller or before; warnings are never deleted
+    reasons = _loads(row["reasons"])
+    changes: dict[Any, Any] = {}
+    if evidence.reason["kind"] not in {r["kind"] for r in reasons}:
+        changes[DuplicateWarning.reasons] = [*reasons, evidence.reason]
+        if row["status"] == DuplicateStatus.dismissed.value and reasons:
+            # New kind of evidence after a dismissal: look again.
+            changes[DuplicateWarning.status] = DuplicateStatus.open.value
+    distance = evidence.distance
+    if distance is not None and (row["best_distance"] is None or distance < row["best_distance"]):
+        changes[DuplicateWarning.best_distance] = distance
+    if changes:
+        changes[DuplicateWarning.updated_at] = now
+        await DuplicateWarning.update(changes).where(DuplicateWarning.id == row["id"])
 
 
 def _loads(value: Any) -> list[dict[str, Any]]:
@@ -165,11 +204,14 @@ async def check_new_case(*, case_id: int) -> list[DuplicateWarningOut]:
         same = await Case.select(Case.id, Case.status, Case.updated_at).where(
             (id_column == case["id_number"]) & (Case.id != case_id)
         )
-        for other in same:
-            if _eligible(other):
-                await _raise(
-                    case_id=case_id, other_case_id=int(other["id"]), reason={"kind": "id_number"}
-                )
+        await _raise(
+            case_id=case_id,
+            found=[
+                Evidence(int(other["id"]), {"kind": "id_number"})
+                for other in same
+                if _eligible(other)
+            ],
+        )
     name = _norm_name(case["reported_name"])
     if name:
         # Prefilter in SQL on the name's characters in order (spaces may differ);
@@ -178,14 +220,12 @@ async def check_new_case(*, case_id: int) -> list[DuplicateWarningOut]:
         others = await Case.select().where(
             (Case.id != case_id) & Case.reported_name.ilike(f"%{pattern}%")
         )
+        found = []
         for other in others:
             matched = attributes_match(case, other)
             if matched and _eligible(other):
-                await _raise(
-                    case_id=case_id,
-                    other_case_id=int(other["id"]),
-                    reason={"kind": "attributes", "matched": matched},
-                )
+                found.append(Evidence(int(other["id"]), {"kind": "attributes", "matched": matched}))
+        await _raise(case_id=case_id, found=found)
     return await _open_outs(case_id)
 
 
@@ -203,13 +243,17 @@ async def check_photo_bytes(*, photo_id: int) -> list[DuplicateWarningOut]:
         (Photo.sha256 == photo["sha256"]) & Photo.case.is_not_null() & (Photo.case != photo["case"])
     )
     eligible = await _eligible_cases([int(s["case"]) for s in same])
-    for other in same:
-        if int(other["case"]) in eligible:
-            await _raise(
-                case_id=int(photo["case"]),
-                other_case_id=int(other["case"]),
-                reason={"kind": "same_photo", "photo_id": photo_id, "other_photo_id": other["id"]},
+    await _raise(
+        case_id=int(photo["case"]),
+        found=[
+            Evidence(
+                int(other["case"]),
+                {"kind": "same_photo", "photo_id": photo_id, "other_photo_id": other["id"]},
             )
+            for other in same
+            if int(other["case"]) in eligible
+        ],
+    )
     return await _open_outs(int(photo["case"]))
 
 
@@ -236,49 +280,23 @@ async def check_photo_faces(*, photo_id: int, galleries: Any, threshold: float) 
     )
     eligible = await _eligible_cases([h.owner_id for h in hits])
     found = [h for h in hits if h.owner_id in eligible]
-    reasons = {
-        h.owner_id: {
-            "kind": "face",
-            "photo_id": photo_id,
-            "other_photo_id": h.photo_id,
-            "distance": round(h.distance, 4),
-            "threshold": threshold,
-        }
+    evidence = [
+        Evidence(
+            h.owner_id,
+            {
+                "kind": "face",
+                "photo_id": photo_id,
+                "other_photo_id": h.photo_id,
+                "distance": round(h.distance, 4),
+                "threshold": threshold,
+            },
+            h.distance,
+        )
         for h in found
-    }
-    # One transaction (one commit); pairs without a warning yet in one statement.
+    ]
+    # One transaction (one commit): the warnings and the photo's check mark.
     async with DuplicateWarning._meta.db.transaction():
-        new = set()
-        if found:
-            now = clock.now()
-            rows = (
-                await DuplicateWarning.insert(
-                    *(
-                        DuplicateWarning(
-                            case=case_id,
-                            other_case=h.owner_id,
-                            pair_key=_pair_key(case_id, h.owner_id),
-                            reasons=[reasons[h.owner_id]],
-                            best_distance=h.distance,
-                            status=DuplicateStatus.open.value,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                        for h in sorted(found, key=lambda h: _pair_key(case_id, h.owner_id))
-                    )
-                )
-                .on_conflict(target=DuplicateWarning.pair_key, action="DO NOTHING")
-                .returning(DuplicateWarning.pair_key)
-            )
-            new = {str(r["pair_key"]) for r in rows}
-        for hit in found:
-            if _pair_key(case_id, hit.owner_id) not in new:
-                await _raise(
-                    case_id=case_id,
-                    other_case_id=hit.owner_id,
-                    reason=reasons[hit.owner_id],
-                    distance=hit.distance,
-                )
+        await _raise(case_id=case_id, found=evidence)
         await DuplicateFaceCheck.insert(
             DuplicateFaceCheck(photo=photo_id, hits=len(found))
         ).on_conflict(target=DuplicateFaceCheck.photo, action="DO NOTHING")

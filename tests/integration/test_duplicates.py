@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -192,3 +193,70 @@ async def test_bad_decisions_are_clear(client):
         "warnings": [],
         "photos_pending_face_check": [],
     }
+
+
+async def test_one_writer_raises_new_pairs_and_adds_evidence_to_known_ones():
+    """rescue.duplicates.services._raise is the only writer of duplicate warnings
+    (tests/unit/test_one_writer.py): in one call, a pair without a warning is
+    made with its reason and face distance, a known pair gets a new kind of
+    evidence and the smaller distance (a dismissed one opens again), the same
+    kind of evidence again changes nothing (a dismissed pair stays dismissed),
+    and a pair named twice is made once."""
+    from rescue.cases.schemas import CaseCreate
+    from rescue.cases.services import create_case
+    from rescue.cases.tables import Sex
+    from rescue.duplicates.services import Evidence, _raise
+    from rescue.duplicates.tables import DuplicateWarning
+    from rescue.users.services import Principal
+    from rescue.users.tables import Role
+
+    setup = Principal(user_id=0, username="setup", role=Role.admin, station="north")
+    ids = [
+        (
+            await create_case(
+                data=CaseCreate(sex=Sex.male, estimated_age=40, found_place="G318"), by=setup
+            )
+        ).id
+        for _ in range(5)
+    ]
+    me, known, dismissed, same_again, new = ids
+    face = {"kind": "face", "photo_id": 1, "other_photo_id": 2, "distance": 0.3}
+    await _raise(
+        case_id=me,
+        found=[
+            Evidence(known, {"kind": "attributes", "matched": ["name", "sex"]}),
+            Evidence(dismissed, {"kind": "attributes", "matched": ["name", "sex"]}),
+            Evidence(same_again, {**face, "distance": 0.35}, 0.35),
+        ],
+    )
+    await DuplicateWarning.update({DuplicateWarning.status: "dismissed"}).where(
+        DuplicateWarning.other_case.is_in([dismissed, same_again])
+    )
+
+    await _raise(
+        case_id=me,
+        found=[
+            Evidence(new, face, 0.3),
+            Evidence(new, {**face, "other_photo_id": 3}, 0.31),  # the pair named twice
+            Evidence(known, face, 0.3),
+            Evidence(dismissed, face, 0.4),
+            Evidence(same_again, {**face, "distance": 0.2}, 0.2),
+        ],
+    )
+    rows = {
+        r["other_case"]: r
+        for r in await DuplicateWarning.select().where(DuplicateWarning.case == me)
+    }
+    assert len(rows) == 4
+
+    def kinds(other: int) -> list[str]:
+        reasons = rows[other]["reasons"]
+        reasons = json.loads(reasons) if isinstance(reasons, str) else reasons
+        return [r["kind"] for r in reasons]
+
+    assert (kinds(new), rows[new]["best_distance"], rows[new]["status"]) == (["face"], 0.3, "open")
+    assert (kinds(known), rows[known]["best_distance"]) == (["attributes", "face"], 0.3)
+    assert (kinds(dismissed), rows[dismissed]["status"]) == (["attributes", "face"], "open")
+    # The same kind again: still dismissed, only the smaller distance kept.
+    assert (kinds(same_again), rows[same_again]["status"]) == (["face"], "dismissed")
+    assert rows[same_again]["best_distance"] == 0.2
