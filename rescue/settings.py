@@ -248,6 +248,14 @@ class UploadSettings:
     #: chunks of one list are shared by the worker processes (default 1,000:
     #: docs/performance.md, issue 13).
     import_chunk_rows: int = 1000
+    #: ``IMPORT_LEASE_SECONDS``: how long a worker job's claim of an import chunk
+    #: holds after its last commit (default 900 s). The job renews it once it
+    #: has the list and its photos and at every commit of 100 rows (~30 s when
+    #: each row has a photo: 298 ms per photo row at 100,000 open notices,
+    #: docs/performance.md), so a job that is alive renews it long before it
+    #: ends; a ``running`` chunk past it is taken to be abandoned (its worker was
+    #: killed) and the next start/resume queues it again.
+    import_lease_seconds: int = 900
 
 
 @dataclass(frozen=True)
@@ -706,6 +714,7 @@ def load_settings() -> Settings:
             max_pixels=_int("UPLOAD_MAX_PIXELS", 50_000_000),
             import_max_bytes=_int("IMPORT_MAX_BYTES", 4 * 1024**3),
             import_chunk_rows=max(1, _int("IMPORT_CHUNK_ROWS", 1000)),
+            import_lease_seconds=max(1, _int("IMPORT_LEASE_SECONDS", 900)),
         ),
         deadlines=DeadlineSettings(overrides=_json_overrides("DEADLINE_OVERRIDES")),
         redis_url=redis_url,

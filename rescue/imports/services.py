@@ -6,17 +6,19 @@
    The dry run also cuts the rows into chunks of ``IMPORT_CHUNK_ROWS``
    (:class:`~rescue.imports.tables.ImportChunk`; for CSV with the byte offset
    of each chunk's first row).
-2. :func:`start_run` — queues one :func:`execute_run` job per unfinished chunk,
-   so the worker processes share one list (``rescue import`` runs the chunks
-   in order in the terminal with a progress bar).
+2. :func:`start_run` — queues one :func:`execute_run` job per chunk no job is
+   working on, so the worker processes share one list (``rescue import`` runs
+   the chunks in order in the terminal with a progress bar).
 3. :func:`execute_run` — stores each valid row of a chunk and compares it with
    the people in care and the open notices (:mod:`rescue.imports.compare`);
    each hit is a warning for the responsible station. A chunk's progress is
    saved every :data:`PROGRESS_EVERY` rows; the run's ``rows_done`` is the sum
-   over its chunks and it is done when every chunk is. After a crash a resumed
-   run queues only the unfinished chunks, each going on after its last saved
-   row, and rows done again are not stored or warned twice (unique ``row_key``
-   and ``pair_key``).
+   over its chunks and it is done when every chunk is. A job works on a chunk
+   only under its claim, whose lease each commit renews. After a crash a
+   resumed run queues only the chunks no job works on (pending, failed, or
+   running past their lease), each going on after its last saved row, and rows
+   done again are not stored or warned twice (unique ``row_key`` and
+   ``pair_key``).
 4. :func:`verify` — staff record the outcome; ``helped`` puts the pair in the
    candidate review ledger (``rescue.matching.ledger.submit_candidate``).
 
@@ -34,7 +36,9 @@ import hashlib
 import io
 import itertools
 import json
+import logging
 import os
+import secrets
 import socket
 import tempfile
 import time
@@ -93,6 +97,8 @@ __all__ = [
     "warning_summary",
     "warnings_csv",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Rows stored, compared and saved as progress in one transaction (a crash loses
 #: at most this many rows' work, which the resumed run redoes).
@@ -355,10 +361,16 @@ async def start_run(
 ) -> RunOut:
     """Start a dry-run-checked run, or resume one that stopped (running or failed).
 
-    ``enqueue(run_id, chunk_no)`` queues one worker job per chunk not yet done
-    (``chunk_no`` None: the whole run, for a backlog run), so that the worker
-    processes share the list; a resumed run queues only its unfinished chunks,
-    each going on after its last committed row.
+    ``enqueue(run_id, chunk_no)`` queues one worker job per chunk that no job is
+    working on (``chunk_no`` None: the whole run, for a backlog run), so that the
+    worker processes share the list; each goes on after its last committed row.
+    Queued: the ``pending`` chunks (not started, or queued earlier and not yet
+    taken), the ``failed`` ones, and the ``running`` ones whose claim's lease
+    (``IMPORT_LEASE_SECONDS`` after its job's last commit, read on
+    :func:`rescue.clock.now`) has run out: their job stopped (a worker killed),
+    and their claim is dropped so that a new job can take them. A chunk running
+    under a live lease is left to its job: starting a run that is still running
+    queues only what nobody works on, so no chunk is worked on twice at once.
 
     Raises:
         NotFound: no such run.
@@ -381,33 +393,47 @@ async def start_run(
             _("import run {run_id} is already done", run_id=run_id),
             accepted={"status": ["checked", "running", "failed"]},
         )
+    now = clock.now()
     await ImportRun.update(
         {
             ImportRun.status: RunStatus.running.value,
-            ImportRun.started_at: run.started_at or clock.now(),
+            ImportRun.started_at: run.started_at or now,
             ImportRun.failure_reason: "",
-            ImportRun.updated_at: clock.now(),
+            ImportRun.updated_at: now,
         }
     ).where(ImportRun.id == run_id)
     if run.list_kind == ListKind.backlog:
         await enqueue(run_id, None)
         return await get_run(run_id=run_id)
     await _ensure_chunks(run_id)
-    unfinished = (
-        await ImportChunk.select(ImportChunk.chunk_no)
-        .where((ImportChunk.run == run_id) & (ImportChunk.status != ChunkStatus.done.value))
-        .order_by(ImportChunk.chunk_no)
-    )
     await ImportChunk.update(
         {
             ImportChunk.status: ChunkStatus.pending.value,
+            ImportChunk.claim: "",
+            ImportChunk.lease_until: None,
             ImportChunk.failure_reason: "",
-            ImportChunk.updated_at: clock.now(),
+            ImportChunk.updated_at: now,
         }
-    ).where((ImportChunk.run == run_id) & (ImportChunk.status == ChunkStatus.failed.value))
-    for row in unfinished:
+    ).where(
+        (ImportChunk.run == run_id)
+        & (
+            (ImportChunk.status == ChunkStatus.failed.value)
+            | (
+                (ImportChunk.status == ChunkStatus.running.value)
+                & (ImportChunk.lease_until.is_null() | (ImportChunk.lease_until < now))
+            )
+        )
+    )
+    free = (
+        await ImportChunk.select(ImportChunk.chunk_no)
+        .where((ImportChunk.run == run_id) & (ImportChunk.status == ChunkStatus.pending.value))
+        .order_by(ImportChunk.chunk_no)
+    )
+    for row in free:
         await enqueue(run_id, int(row["chunk_no"]))
-    if not unfinished:  # every chunk done but the run not marked (a crash between)
+    if not await ImportChunk.exists().where(
+        (ImportChunk.run == run_id) & (ImportChunk.status != ChunkStatus.done.value)
+    ):  # every chunk done but the run not marked (a crash between)
         await _finish_run(run_id)
     return await get_run(run_id=run_id)
 
@@ -531,10 +557,21 @@ async def execute_run(
     on_progress: Callable[[int, int], None] | None = None,
     batch_size: int = PROGRESS_EVERY,
     fail_after_batches: int | None = None,
+    after_batch: Callable[[], Awaitable[None]] | None = None,
 ) -> RunOut:
     """Store and compare the valid rows of one chunk of the run (``chunk_no``, a
     worker job), or of every unfinished chunk in order (``chunk_no`` None: the
     command line, or a job queued before runs had chunks).
+
+    A job works on a chunk only under its claim: it claims the chunk if no job
+    works on it (``pending``, or ``failed``: a retry), in one statement, so a
+    chunk queued twice (start clicked twice, a message delivered again) is done
+    by one job while the other ends at once. Every commit of the chunk's
+    progress renews the claim's lease (``IMPORT_LEASE_SECONDS``) and is made
+    only while the claim is still the job's: once a resumed run gave a chunk
+    whose lease ran out to another job (:func:`start_run`), the first job's
+    next commit is rolled back and it leaves the chunk (at most one batch's
+    work done twice, and nothing stored twice).
 
     A chunk's rows are read from the list file (copied once per worker process
     from the object store to a temporary file, :class:`_RunFiles`) from the
@@ -545,7 +582,8 @@ async def execute_run(
 
     Args:
         stop_after: stop (as a crash would) after this many rows of this call;
-            the chunk stays ``running`` and resumes where it stopped.
+            the chunk stays ``running`` under its claim until the lease runs
+            out, then a resumed run queues it and it goes on where it stopped.
         on_progress: called with (rows_done, total_rows) at each save (CLI bar);
             rows_done is summed over the run's chunks.
         batch_size: rows per transaction (default :data:`PROGRESS_EVERY`).
@@ -553,11 +591,13 @@ async def execute_run(
             batches of this call were committed (a deterministic crash for tests);
             the chunk and the run are then ``failed`` and resume from the chunk's
             last committed row.
+        after_batch: awaited after each committed batch of this call (tests:
+            something happens while the job is in the middle of a chunk).
 
     Idempotent: rows up to a chunk's ``row_done`` are skipped; a row done twice
-    (a crash between its work and the next save, or two workers given the same
-    chunk) stores nothing new (unique ``row_key`` and ``pair_key``). A run whose
-    list was purged by the retention run (a job queued before) does nothing.
+    (a crash between its work and the next save, or a job that lost its claim)
+    stores nothing new (unique ``row_key`` and ``pair_key``). A run whose list
+    was purged by the retention run (a job queued before) does nothing.
     """
     run = await ImportRun.select().where(ImportRun.id == run_id).first()
     if run is None:
@@ -575,14 +615,16 @@ async def execute_run(
     if chunk_no is not None:
         where &= ImportChunk.chunk_no == chunk_no
     chunks = await ImportChunk.select().where(where).order_by(ImportChunk.chunk_no)
-    budget = _Budget(stop_after, fail_after_batches)
+    budget = _Budget(stop_after, fail_after_batches, after_batch)
     progress = None
     if on_progress is not None:
         sums = await _chunk_sums([run_id])
         others = sums.get(run_id, (0, 0))[0] - sum(int(c["rows_done"]) for c in chunks)
         progress = _Progress(on_progress, int(run["total_rows"]), others)
     for chunk in chunks:
-        finished = await _execute_chunk(run, chunk, store, budget, progress, batch_size)
+        finished = await _execute_chunk(
+            run, int(chunk["chunk_no"]), store, budget, progress, batch_size
+        )
         if not finished:
             return await get_run(run_id=run_id)
     await _finish_run(run_id)
@@ -594,10 +636,12 @@ async def execute_run(
 
 @dataclass
 class _Budget:
-    """How far one call may go (tests' crashes): rows and committed batches."""
+    """How far one call may go (tests' crashes): rows and committed batches; what
+    a test does after each committed batch."""
 
     stop_after: int | None
     fail_after_batches: int | None
+    after_batch: Callable[[], Awaitable[None]] | None = None
     rows: int = 0
     batches: int = 0
 
@@ -616,27 +660,88 @@ class _Progress:
         self.report(self.others + sum(self.mine.values()), self.total)
 
 
+class ClaimLost(RuntimeError):
+    """The chunk's claim is no longer this job's: its lease ran out and a resumed
+    run gave the chunk to another job (:func:`start_run`). The batch being
+    committed is rolled back and this job leaves the chunk to the other."""
+
+
+def _lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=get_settings().upload.import_lease_seconds)
+
+
+async def _claim(run_id: int, no: int) -> dict[str, Any] | None:
+    """Claim chunk ``no`` of the run for this job if no job works on it (``pending``,
+    or ``failed``: a retry); the chunk as claimed (its ``claim`` token), or None
+    when another job has it or it is done. One statement: of two jobs given the
+    same chunk at once, one claims it."""
+    now = clock.now()
+    claimed = (
+        await ImportChunk.update(
+            {
+                ImportChunk.status: ChunkStatus.running.value,
+                ImportChunk.claim: secrets.token_hex(16),
+                ImportChunk.lease_until: _lease_until(now),
+                ImportChunk.worked_by: _worker_name(),
+                ImportChunk.failure_reason: "",
+                ImportChunk.updated_at: now,
+            }
+        )
+        .where(
+            (ImportChunk.run == run_id)
+            & (ImportChunk.chunk_no == no)
+            & ImportChunk.status.is_in([ChunkStatus.pending.value, ChunkStatus.failed.value])
+        )
+        .returning(ImportChunk.id)
+    )
+    if not claimed:
+        return None
+    chunk = await ImportChunk.select().where(ImportChunk.id == claimed[0]["id"]).first()
+    assert chunk is not None
+    if chunk["started_at"] is None:
+        await ImportChunk.update({ImportChunk.started_at: now}).where(ImportChunk.id == chunk["id"])
+    return {**chunk, "started_at": chunk["started_at"] or now}
+
+
+async def _renew(state: _ChunkState, changes: dict[Any, Any] | None = None) -> None:
+    """Renew the chunk's lease (with ``changes`` to the chunk, e.g. its progress) if
+    its claim is still this job's; else :class:`ClaimLost` (inside a transaction:
+    rolled back with it)."""
+    now = clock.now()
+    renewed = (
+        await ImportChunk.update(
+            {
+                ImportChunk.lease_until: _lease_until(now),
+                ImportChunk.updated_at: now,
+                **(changes or {}),  # e.g. the lease ended with the chunk done
+            }
+        )
+        .where((ImportChunk.id == state.chunk_id) & (ImportChunk.claim == state.claim))
+        .returning(ImportChunk.id)
+    )
+    if not renewed:
+        raise ClaimLost(f"chunk {state.chunk_no}: claimed by another job")
+
+
 async def _execute_chunk(
     run: dict[str, Any],
-    chunk: dict[str, Any],
+    chunk_no: int,
     store: ObjectStore,
     budget: _Budget,
     progress: _Progress | None,
     batch_size: int,
 ) -> bool:
-    """Do one chunk from its last committed row. False if stopped (``stop_after``)."""
-    run_id, no = int(run["id"]), int(chunk["chunk_no"])
-    chunk_where = (ImportChunk.run == run_id) & (ImportChunk.chunk_no == no)
-    now = clock.now()
-    await ImportChunk.update(
-        {
-            ImportChunk.status: ChunkStatus.running.value,
-            ImportChunk.started_at: chunk["started_at"] or now,
-            ImportChunk.worked_by: _worker_name(),
-            ImportChunk.failure_reason: "",
-            ImportChunk.updated_at: now,
-        }
-    ).where(chunk_where)
+    """Claim chunk ``chunk_no`` (:func:`_claim`) and do it from its last committed
+    row. False if stopped (``stop_after``: the chunk stays ``running`` under its
+    claim, as after a crash). A chunk another job has claimed is left to it
+    (True: nothing to do here); so is one whose claim this job loses meanwhile
+    (:class:`ClaimLost`)."""
+    run_id, no = int(run["id"]), chunk_no
+    chunk = await _claim(run_id, no)
+    if chunk is None:
+        log.info("import run %s chunk %s: another job has it or it is done", run_id, no)
+        return True
+    chunk_where = ImportChunk.id == chunk["id"]
     # A failed chunk retried (Dramatiq's retry, or resumed): the run runs again
     # unless another chunk is still failed.
     if run["status"] == RunStatus.failed.value and not await ImportChunk.exists().where(
@@ -649,6 +754,8 @@ async def _execute_chunk(
         ).where((ImportRun.id == run_id) & (ImportRun.status == RunStatus.failed.value))
     state = _ChunkState(
         chunk_no=no,
+        chunk_id=int(chunk["id"]),
+        claim=str(chunk["claim"]),
         row_done=int(chunk["row_done"]),
         rows_done=int(chunk["rows_done"]),
         raised=int(chunk["warnings_raised"]),
@@ -660,6 +767,8 @@ async def _execute_chunk(
                 index = await _target_index(run_id)
                 faces = _FaceSearch.open(zip_path, store, stack, object_key=run["object_key"])
                 skip = await _skipped_rows(run["object_key"], store)
+                # The list and its photos fetched (minutes for a ZIP of gigabytes): still ours?
+                await _renew(state)
                 fh = stack.enter_context(list_path.open("rb"))
                 rows = _chunk_rows(run, chunk, fh, duplicates=skip is None, stack=stack)
                 batch: list[RowCheck] = []
@@ -679,6 +788,8 @@ async def _execute_chunk(
                         budget.batches += 1
                         if progress is not None:
                             progress(no, state.rows_done)
+                        if budget.after_batch is not None:
+                            await budget.after_batch()
                         if (
                             budget.fail_after_batches is not None
                             and budget.batches >= budget.fail_after_batches
@@ -692,29 +803,47 @@ async def _execute_chunk(
                     await _flush(run, state, batch, index, faces)
                     if progress is not None:
                         progress(no, state.rows_done)
-        await ImportChunk.update(
+        now = clock.now()
+        await _renew(
+            state,
             {
                 ImportChunk.status: ChunkStatus.done.value,
-                ImportChunk.finished_at: clock.now(),
-                ImportChunk.updated_at: clock.now(),
-            }
-        ).where(chunk_where)
+                ImportChunk.claim: "",
+                ImportChunk.lease_until: None,
+                ImportChunk.finished_at: now,
+            },
+        )
+    except ClaimLost:
+        log.warning(
+            "import run %s chunk %s: its lease ran out and another job took it; "
+            "this job leaves it (its last batch rolled back)",
+            run_id,
+            no,
+        )
+        return True
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"[:2000]
-        await ImportChunk.update(
-            {
-                ImportChunk.status: ChunkStatus.failed.value,
-                ImportChunk.failure_reason: reason,
-                ImportChunk.updated_at: clock.now(),
-            }
-        ).where(chunk_where)
-        await ImportRun.update(
-            {
-                ImportRun.status: RunStatus.failed.value,
-                ImportRun.failure_reason: f"chunk {no}: {reason}"[:2000],
-                ImportRun.updated_at: clock.now(),
-            }
-        ).where(ImportRun.id == run_id)
+        failed = (
+            await ImportChunk.update(
+                {
+                    ImportChunk.status: ChunkStatus.failed.value,
+                    ImportChunk.claim: "",
+                    ImportChunk.lease_until: None,
+                    ImportChunk.failure_reason: reason,
+                    ImportChunk.updated_at: clock.now(),
+                }
+            )
+            .where(chunk_where & (ImportChunk.claim == state.claim))
+            .returning(ImportChunk.id)
+        )
+        if failed:  # still this job's chunk: the run fails with it
+            await ImportRun.update(
+                {
+                    ImportRun.status: RunStatus.failed.value,
+                    ImportRun.failure_reason: f"chunk {no}: {reason}"[:2000],
+                    ImportRun.updated_at: clock.now(),
+                }
+            ).where(ImportRun.id == run_id)
         raise
     if await _finish_run(run_id):
         await _RunFiles.release(run["object_key"])
@@ -829,9 +958,12 @@ async def _target_index(run_id: int) -> TargetIndex:
 
 @dataclass
 class _ChunkState:
-    """A chunk's committed progress, carried from batch to batch."""
+    """A chunk's committed progress, carried from batch to batch, and the claim
+    it is done under."""
 
     chunk_no: int
+    chunk_id: int
+    claim: str
     row_done: int
     rows_done: int
     raised: int
@@ -1040,14 +1172,15 @@ async def _flush(
             for _key, c, hit in sorted(hits, key=lambda h: h[0]):
                 raised += await _raise_warning(run, ids[f"{run_id}:{c.row}"], c.fields, hit)
         rows_done = state.rows_done + len(batch)
-        await ImportChunk.update(
+        # Only under the job's claim (else ClaimLost rolls the batch back).
+        await _renew(
+            state,
             {
                 ImportChunk.row_done: batch[-1].row,
                 ImportChunk.rows_done: rows_done,
                 ImportChunk.warnings_raised: state.raised + raised,
-                ImportChunk.updated_at: clock.now(),
-            }
-        ).where((ImportChunk.run == run_id) & (ImportChunk.chunk_no == state.chunk_no))
+            },
+        )
     state.row_done, state.rows_done, state.raised = batch[-1].row, rows_done, state.raised + raised
 
 

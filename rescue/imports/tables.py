@@ -85,10 +85,12 @@ class ChunkStatus(StrEnum):
 class ImportChunk(Table, tablename="import_chunks"):
     """A stretch of a run's rows (``first_row`` to ``last_row``, row numbers as in
     the dry run) done by one worker job, with its own committed progress, so that
-    several worker processes share one list. ``chunk_key`` "run:chunk_no" is
-    unique. ``byte_offset``: where the chunk's first row starts in a CSV file (a
-    worker seeks there instead of reading the rows before it; None: an Excel file,
-    read from the start), checked against ``first_id`` (the row's 外部编号)."""
+    several worker processes share one list. A job works on a chunk only under
+    its ``claim`` (rescue.imports.services: one job at a time per chunk).
+    ``chunk_key`` "run:chunk_no" is unique. ``byte_offset``: where the chunk's
+    first row starts in a CSV file (a worker seeks there instead of reading the
+    rows before it; None: an Excel file, read from the start), checked against
+    ``first_id`` (the row's 外部编号)."""
 
     id: Serial
     run = ForeignKey(references=ImportRun, index=True)
@@ -107,6 +109,13 @@ class ImportChunk(Table, tablename="import_chunks"):
     warnings_raised = Integer(default=0)
     #: The worker process that last worked on the chunk ("host:pid").
     worked_by = Varchar(length=100, default="")
+    #: The claim of the job working on the chunk (a random token, "" when none):
+    #: every commit of its progress is made only while the claim is still its own.
+    claim = Varchar(length=40, default="")
+    #: Until when the claim holds (``IMPORT_LEASE_SECONDS`` after the job's last
+    #: commit); a ``running`` chunk past it is taken to be abandoned (a worker
+    #: killed) and is queued again by the next start/resume.
+    lease_until = Timestamptz(null=True, default=None)
     failure_reason = Text(default="")
     started_at = Timestamptz(null=True, default=None)
     finished_at = Timestamptz(null=True, default=None)

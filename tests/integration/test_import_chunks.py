@@ -294,3 +294,189 @@ async def test_excel_and_old_mac_csv_chunks_read_past_the_rows_before_them(
             ImportRecord.run == run["id"]
         )
         assert sorted(r["row_number"] for r in records) == list(range(1, 9))
+
+
+async def _wait_for(condition: Any, what: str, within: float = 120) -> Any:
+    """Poll ``condition()`` (async) until it returns something true; a generous
+    bound only against a hung worker, never a timing assumption."""
+    import time
+
+    from tests.conftest import worker_log
+
+    deadline = time.monotonic() + within
+    while not (found := await condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what}; worker log:\n{worker_log()}")
+        await asyncio.sleep(0.2)
+    return found
+
+
+async def test_start_on_a_running_run_queues_only_the_chunks_nobody_works_on(client, chunk_rows):
+    """A job is in the middle of chunk 0 (its claim's lease live); start is clicked
+    again: only the chunks no job works on are queued (the suite's real worker
+    does them), chunk 0 is not queued, and its job's claim and progress are
+    untouched; clicked again, nothing is queued. Once the lease ran out (the
+    job's worker was killed), start queues chunk 0 again and the worker goes on
+    after its last committed row: every row stored once."""
+    import os
+    import socket
+    from datetime import timedelta
+
+    from rescue import clock
+    from rescue.imports.services import execute_run, get_run, start_run
+    from rescue.imports.tables import ImportRecord, ImportRun, ImportWarning
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+    from workers.actors import send_import
+
+    chunk_rows(4)
+    north = await headers_of("north")
+    await people(client, north)
+    # 12 rows in chunks of 4; hits on row 1 (chunk 0) and row 8 (chunk 1).
+    rows = [ROWS[0], *filler(0, 6), ROWS[1], *filler(6, 4)]
+    run = (await dry_run(client, north, csv_bytes(rows))).json()
+    run_id = run["id"]
+    assert len(await chunks_of(run_id)) == 3
+    sent: list[int | None] = []
+
+    async def enqueue(run_id: int, chunk_no: int | None) -> None:
+        sent.append(chunk_no)
+        await send_import(run_id, chunk_no)
+
+    lease = timedelta(seconds=get_settings().upload.import_lease_seconds)
+    t0 = clock.now()
+    with clock.frozen(t0):
+        # A job (this process) has done 2 rows of chunk 0 and is still at it.
+        await ImportRun.update({ImportRun.status: "running"}).where(ImportRun.id == run_id)
+        await execute_run(run_id=run_id, store=get_store(), chunk_no=0, stop_after=2)
+    held = (await chunks_of(run_id))[0]
+    assert (held["status"], held["row_done"]) == ("running", 2)
+    assert held["claim"]
+    assert held["lease_until"] == t0 + lease
+    assert held["worked_by"] == f"{socket.gethostname()}:{os.getpid()}"
+
+    with clock.frozen(t0 + lease - timedelta(seconds=1)):  # the lease still holds
+        await start_run(run_id=run_id, enqueue=enqueue)
+        assert sent == [1, 2]
+
+        async def others_done() -> bool:
+            chunks = await chunks_of(run_id)
+            return all(c["status"] == "done" for c in chunks[1:])
+
+        await _wait_for(others_done, "chunks 1 and 2 done by the worker")
+        chunks = await chunks_of(run_id)
+        for name in ("status", "claim", "lease_until", "row_done", "rows_done", "worked_by"):
+            assert chunks[0][name] == held[name], name
+        assert (await get_run(run_id=run_id)).status.value == "running"
+        sent.clear()
+        await start_run(run_id=run_id, enqueue=enqueue)  # clicked again
+        assert sent == []
+
+    with clock.frozen(t0 + lease + timedelta(seconds=1)):  # the job is gone
+        await start_run(run_id=run_id, enqueue=enqueue)
+        assert sent == [0]
+
+        async def finished() -> Any:
+            out = await get_run(run_id=run_id)
+            return out if out.status.value in {"done", "failed"} else None
+
+        out = await _wait_for(finished, "the run done")
+    assert (out.status.value, out.rows_done, out.warnings_raised) == ("done", 12, 2)
+    chunks = await chunks_of(run_id)
+    assert chunks[0]["worked_by"] != held["worked_by"]  # the worker took it over
+    assert (chunks[0]["claim"], chunks[0]["lease_until"]) == ("", None)
+    keys = [r["row_key"] for r in await ImportRecord.select(ImportRecord.row_key)]
+    assert len(keys) == len(set(keys)) == 12
+    assert await ImportWarning.count() == 2
+
+
+async def test_a_job_whose_chunk_was_taken_over_commits_nothing_more(client, chunk_rows):
+    """Job A's lease runs out in the middle of a chunk (its worker stalled) and a
+    resumed run gives the chunk to job B, which does the rest. When A wakes up
+    its next commit is refused (the claim is B's): its batch is rolled back and
+    it leaves the chunk, so the chunk's progress is B's and no batch after the
+    takeover is done twice."""
+    from datetime import timedelta
+
+    from rescue import clock
+    from rescue.imports.services import execute_run, start_run
+    from rescue.imports.tables import ImportRecord, ImportRun
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+
+    chunk_rows(10)
+    north = await headers_of("north")
+    run_id = (await dry_run(client, north, csv_bytes(filler(0, 6)))).json()["id"]
+    await ImportRun.update({ImportRun.status: "running"}).where(ImportRun.id == run_id)
+    lease = timedelta(seconds=get_settings().upload.import_lease_seconds)
+    sent: list[int | None] = []
+    batches: dict[str, int] = {"A": 0, "B": 0}
+
+    async def enqueue(run_id: int, chunk_no: int | None) -> None:
+        sent.append(chunk_no)  # not queued: job B is run right here
+
+    async def b_committed() -> None:
+        batches["B"] += 1
+
+    async def a_committed() -> None:
+        batches["A"] += 1
+        if batches["A"] != 1:
+            return
+        # A stalls after its first batch (rows 1-2): its lease runs out, and a
+        # resumed run gives the chunk to B, which does the rest.
+        with clock.frozen(t0 + lease + timedelta(seconds=1)):
+            await start_run(run_id=run_id, enqueue=enqueue)
+            assert sent == [0]
+            await execute_run(
+                run_id=run_id, store=get_store(), chunk_no=0, batch_size=2, after_batch=b_committed
+            )
+
+    t0 = clock.now()
+    with clock.frozen(t0):
+        out = await execute_run(
+            run_id=run_id, store=get_store(), chunk_no=0, batch_size=2, after_batch=a_committed
+        )
+    # A's commits after the takeover were refused; B went on after A's row 2.
+    assert batches == {"A": 1, "B": 2}
+    assert (out.status.value, out.rows_done) == ("done", 6)
+    (chunk,) = await chunks_of(run_id)
+    assert (chunk["status"], chunk["row_done"], chunk["rows_done"]) == ("done", 6, 6)
+    assert await ImportRecord.count() == 6
+
+
+async def test_a_chunk_queued_twice_is_done_by_one_job(client, chunk_rows):
+    """Two jobs given the same chunk at once (start clicked twice before a worker
+    took it, a message delivered again): one claims it and does it, the other
+    ends at once without touching it."""
+    from rescue.imports.services import execute_run
+    from rescue.imports.tables import ImportRecord, ImportRun
+    from rescue.runtime import get_store
+
+    chunk_rows(10)
+    north = await headers_of("north")
+    run_id = (await dry_run(client, north, csv_bytes(filler(0, 6)))).json()["id"]
+    await ImportRun.update({ImportRun.status: "running"}).where(ImportRun.id == run_id)
+    batches = {"first": 0, "second": 0}
+
+    def counter(job: str) -> Any:
+        async def committed() -> None:
+            batches[job] += 1
+
+        return committed
+
+    await asyncio.gather(
+        *[
+            execute_run(
+                run_id=run_id,
+                store=get_store(),
+                chunk_no=0,
+                batch_size=2,
+                after_batch=counter(job),
+            )
+            for job in batches
+        ]
+    )
+    assert sorted(batches.values()) == [0, 3], batches
+    (chunk,) = await chunks_of(run_id)
+    assert (chunk["status"], chunk["rows_done"]) == ("done", 6)
+    assert await ImportRecord.count() == 6

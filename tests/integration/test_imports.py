@@ -168,7 +168,15 @@ async def test_a_run_that_stopped_resumes_without_duplicating(client):
     await ImportChunk.update({ImportChunk.row_done: 1, ImportChunk.rows_done: 1}).where(
         ImportChunk.run == run["id"]
     )
-    done = await run_to_end(client, north, run["id"])
+    # The stopped job's claim holds until its lease runs out; then start resumes it.
+    from datetime import timedelta
+
+    from rescue import clock
+    from rescue.settings import get_settings
+
+    lease = get_settings().upload.import_lease_seconds
+    with clock.frozen(clock.now() + timedelta(seconds=lease + 1)):
+        done = await run_to_end(client, north, run["id"])
     assert done["status"] == "done"
     assert await ImportRecord.count() == 3
     assert await ImportWarning.count() == 2
