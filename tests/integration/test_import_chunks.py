@@ -4,7 +4,7 @@ crash in a chunk without duplicates, progress summed over the chunks."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -45,15 +45,40 @@ async def chunks_of(run_id: int) -> list[dict[str, Any]]:
     )
 
 
+async def _wait_for(
+    condition: Any, what: str, within: float = 180, log: Callable[[], str] | None = None
+) -> Any:
+    """Poll ``condition()`` (async) until it returns something true. ``within``
+    (seconds) is a generous bound against a worker that hangs or never takes
+    the job, not a timing assumption: the test fails only when the condition
+    never comes. ``log``: the worker's log shown then (default the suite's)."""
+    import time
+
+    from tests.conftest import worker_log
+
+    deadline = time.monotonic() + within
+    while not (found := await condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting for {what}; worker log:\n{(log or worker_log)()}")
+        await asyncio.sleep(0.2)
+    return found
+
+
 async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_rows):
     """27 rows in chunks of 4 (7 chunks, a byte offset each; a photo in each
     chunk), run by a worker with two processes of its own (its own broker
     namespace, so the suite's worker takes none): both processes take chunks
     (one at a time each), and the run ends done with every valid row stored
-    once, the problem rows of the dry run left out, and one warning per hit."""
+    once, the problem rows of the dry run left out, and one warning per hit.
+
+    Whatever the machine's speed: the test holds chunk 0's row locked (as a
+    slow first chunk would), so the process that takes chunk 0 waits on it
+    while the other chunks can only be done by the other process; chunk 0 is
+    let go once they are. With one process taking chunks (one process, or a
+    process that took several messages at once), the other chunks are never
+    done while chunk 0 is held, and the test fails."""
     import dataclasses
     import io
-    import time
     import zipfile
 
     import anyio.to_thread
@@ -61,7 +86,7 @@ async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_
     from media.s3server import free_port
     from rescue.devservices import stop_process
     from rescue.imports.services import get_run, start_run
-    from rescue.imports.tables import ImportRecord, ImportWarning
+    from rescue.imports.tables import ImportChunk, ImportRecord, ImportWarning
     from rescue.settings import get_settings
     from tests.conftest import _state
     from tests.integration.test_imports import HEADER
@@ -124,16 +149,42 @@ async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_
             "dramatiq_worker_timeout": "100",  # an idle process polls every 0.1 s
         },
     )
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold_chunk_0() -> None:
+        """Chunk 0's row locked in a transaction of this task's own until ``release``:
+        a job's claim of chunk 0 (an UPDATE of the row) waits for it."""
+        async with ImportChunk._meta.db.transaction():
+            await (
+                ImportChunk.select(ImportChunk.id)
+                .where(ImportChunk.chunk_key == f"{run['id']}:0")
+                .lock_rows("UPDATE")
+            )
+            holding.set()
+            await release.wait()
+
+    async def others_done() -> bool:
+        return all(c["status"] == "done" for c in (await chunks_of(run["id"]))[1:])
+
+    async def run_ended() -> Any:
+        out = await get_run(run_id=run["id"])
+        return out if out.status.value in {"done", "failed"} else None
+
+    def log() -> str:
+        return str(services.log("worker-chunks.log"))
+
+    holder = asyncio.create_task(hold_chunk_0())
     try:
-        deadline = time.monotonic() + 120
-        while services.log("worker-chunks.log", tail=100_000).count("ready for action") < 2:
-            assert time.monotonic() < deadline, services.log("worker-chunks.log")
-            await asyncio.sleep(0.2)
+        await holding.wait()
         await start_run(run_id=run["id"], enqueue=enqueue)
-        while (out := await get_run(run_id=run["id"])).status.value not in {"done", "failed"}:
-            assert time.monotonic() < deadline, services.log("worker-chunks.log")
-            await asyncio.sleep(0.25)
+        await _wait_for(others_done, "chunks 1-6 done while chunk 0 is held", log=log)
+        assert (await chunks_of(run["id"]))[0]["status"] == "pending"  # its job waits
+        release.set()
+        await holder
+        out = await _wait_for(run_ended, "the run done", log=log)
     finally:
+        release.set()
+        await holder
         stop_process(worker)
         broker.close()
     assert (out.status.value, out.rows_done, out.total_rows) == ("done", 27, 27), out
@@ -294,21 +345,6 @@ async def test_excel_and_old_mac_csv_chunks_read_past_the_rows_before_them(
             ImportRecord.run == run["id"]
         )
         assert sorted(r["row_number"] for r in records) == list(range(1, 9))
-
-
-async def _wait_for(condition: Any, what: str, within: float = 120) -> Any:
-    """Poll ``condition()`` (async) until it returns something true; a generous
-    bound only against a hung worker, never a timing assumption."""
-    import time
-
-    from tests.conftest import worker_log
-
-    deadline = time.monotonic() + within
-    while not (found := await condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still waiting for {what}; worker log:\n{worker_log()}")
-        await asyncio.sleep(0.2)
-    return found
 
 
 async def test_start_on_a_running_run_queues_only_the_chunks_nobody_works_on(client, chunk_rows):
