@@ -34,7 +34,15 @@ from multipart import (  # type: ignore[import-untyped]
 from rescue.errors import InvalidInput, PayloadTooLarge
 from rescue.i18n import _
 
-__all__ = ["BODY_LIMIT", "form_middleware", "import_body_limit", "parse_form"]
+__all__ = [
+    "BODY_LIMIT",
+    "REFUSAL_ON_PAGE",
+    "form_head",
+    "form_middleware",
+    "import_body_limit",
+    "parse_form",
+    "refused_body",
+]
 
 
 def _is_text(segment: MultipartSegment) -> bool:
@@ -108,8 +116,23 @@ async def _with_end(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 #: route is set a little above it (rescue.app), 2 × ``UPLOAD_MAX_BYTES`` on
 #: every other route.
 BODY_LIMIT = "body_limit"
+#: Route option (``opt={REFUSAL_ON_PAGE: True}``) of a page taking an import
+#: upload: a body announced (``Content-Length``) over :func:`import_body_limit`
+#: is not read; the middleware reads only the text fields before its first file
+#: (the CSRF token, what was typed) and lets the handler answer, which finds the
+#: refusal with :func:`refused_body` and shows it next to the file field. Any
+#: other route refuses such a body at once (413 naming the limit).
+REFUSAL_ON_PAGE = "refusal_on_page"
 #: Bytes of a form beyond its files: the other fields and the parts' headers.
 FORM_OVERHEAD = 1 << 20
+#: Key in the request's state (``scope["state"]``) of a refused import body.
+_REFUSED = "rescue.refused_body"
+
+
+def refused_body(request: Any) -> PayloadTooLarge | None:
+    """The refusal of this request's body (:data:`REFUSAL_ON_PAGE`), or None."""
+    refused = request.scope.get("state", {}).get(_REFUSED)
+    return refused if isinstance(refused, PayloadTooLarge) else None
 
 
 def import_body_limit() -> int:
@@ -120,23 +143,41 @@ def import_body_limit() -> int:
     return 2 * get_settings().upload.import_max_bytes + FORM_OVERHEAD
 
 
+def _too_large(max_bytes: int, size: int | None = None) -> PayloadTooLarge:
+    """An import upload over ``max_bytes`` (:func:`import_body_limit`), naming
+    ``IMPORT_MAX_BYTES``; ``size``: the body's announced length, if known."""
+    from rescue.settings import get_settings
+
+    limit = get_settings().upload.import_max_bytes
+    accepted = {"max_file_bytes": limit, "max_body_bytes": max_bytes}
+    if size is None:
+        return PayloadTooLarge(
+            _(
+                "the request body is over {max_bytes} bytes; each file may be at most "
+                "{limit} bytes (IMPORT_MAX_BYTES)",
+                max_bytes=max_bytes,
+                limit=limit,
+            ),
+            accepted=accepted,
+        )
+    return PayloadTooLarge(
+        _(
+            "the upload is {size} bytes, over {max_bytes}; each file may be at most "
+            "{limit} bytes (IMPORT_MAX_BYTES)",
+            size=size,
+            max_bytes=max_bytes,
+            limit=limit,
+        ),
+        accepted=accepted,
+    )
+
+
 async def _limited(stream: AsyncIterator[bytes], max_bytes: int | None) -> AsyncIterator[bytes]:
     seen = 0
     async for chunk in stream:
         seen += len(chunk)
         if max_bytes is not None and seen > max_bytes:
-            from rescue.settings import get_settings
-
-            limit = get_settings().upload.import_max_bytes
-            raise PayloadTooLarge(
-                _(
-                    "the request body is over {max_bytes} bytes; each file may be at most "
-                    "{limit} bytes (IMPORT_MAX_BYTES)",
-                    max_bytes=max_bytes,
-                    limit=limit,
-                ),
-                accepted={"max_file_bytes": limit, "max_body_bytes": max_bytes},
-            )
+            raise _too_large(max_bytes)
         yield chunk
 
 
@@ -235,8 +276,66 @@ async def parse_form(
     return {k: v if len(v) > 1 else v[0] for k, v in fields.items()}
 
 
+async def _received(receive: Receive) -> AsyncIterator[bytes]:
+    """The body's chunks as they arrive (not Litestar's ``Request.stream``, which
+    refuses a body announced over the route's limit before reading any)."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # the client went away
+            return
+        if body := message.get("body", b""):
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+class _HeadEnds(Exception):
+    """The head of a form ends (:func:`form_head`): its first file part begins."""
+
+
+async def form_head(
+    stream: AsyncIterator[bytes], boundary: bytes, *, part_limit: int, max_bytes: int
+) -> dict[str, Any]:
+    """The text fields a multipart body starts with, up to its first file part,
+    reading at most about ``max_bytes``: what a page needs to answer a body it
+    will not read (the CSRF token, the values typed), without the files. Text
+    that is malformed or not in its charset ends the head there (no error: the
+    body is being refused anyway)."""
+    fields: defaultdict[str, list[str]] = defaultdict(list)
+    parser = PushMultipartParser(boundary, max_segment_count=part_limit)
+    segment: MultipartSegment | None = None
+    data = bytearray()
+    seen = 0
+    try:
+        async for chunk in stream:
+            for part in parser.parse(chunk):
+                if isinstance(part, MultipartSegment):
+                    if part.filename is not None or not part.name:
+                        raise _HeadEnds  # the first file
+                    segment, data = part, bytearray()
+                elif part:
+                    data.extend(part)
+                elif segment is not None:
+                    fields[segment.name].append(_text(segment, bytes(data)))
+                    segment = None
+            seen += len(chunk)
+            if seen >= max_bytes or parser.closed:
+                break
+    except (_HeadEnds, ParserError, InvalidInput):
+        pass
+    finally:
+        parser.close(check_complete=False)
+    return {k: v if len(v) > 1 else v[0] for k, v in fields.items()}
+
+
 class FormMiddleware:
-    """Reads a multipart body with :func:`parse_form` before Litestar's extractor."""
+    """Reads a multipart body with :func:`parse_form` before Litestar's extractor
+    (and before its CSRF check, which reads the form too). An import upload
+    (:data:`BODY_LIMIT`) whose ``Content-Length`` is over
+    :func:`import_body_limit` is refused before any of it is read, naming the
+    limit: 413 (Litestar's own limit of the route would answer a bare "Request
+    Entity Too Large"), or on a page (:data:`REFUSAL_ON_PAGE`) the handler's
+    answer, next to the file field."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -250,15 +349,28 @@ class FormMiddleware:
             request: Request[Any, Any, Any] = Request(scope, receive)
             content_type, options = request.content_type
             state = ScopeState.from_scope(scope)
-            if content_type == RequestEncodingType.MULTI_PART and state.form is Empty:
-                boundary = options.get("boundary")
-                if not boundary:
-                    raise InvalidInput(
-                        _("the multipart/form-data body has no boundary"),
-                        accepted=_("Content-Type: multipart/form-data; boundary=…"),
-                    )
-                handler = scope.get("route_handler")
-                big = handler is not None and handler.opt.get(BODY_LIMIT) == "import"
+            handler = scope.get("route_handler")
+            big = handler is not None and handler.opt.get(BODY_LIMIT) == "import"
+            multipart = content_type == RequestEncodingType.MULTI_PART
+            boundary = options.get("boundary")
+            if multipart and state.form is Empty and not boundary:
+                raise InvalidInput(
+                    _("the multipart/form-data body has no boundary"),
+                    accepted=_("Content-Type: multipart/form-data; boundary=…"),
+                )
+            announced = request.content_length if big else None
+            if announced is not None and announced > import_body_limit():
+                refused = _too_large(import_body_limit(), announced)
+                if not (multipart and boundary and handler.opt.get(REFUSAL_ON_PAGE)):
+                    raise refused
+                state.form = await form_head(
+                    _received(receive),
+                    boundary.encode(),
+                    part_limit=request.app.multipart_form_part_limit,
+                    max_bytes=FORM_OVERHEAD,
+                )
+                scope.setdefault("state", {})[_REFUSED] = refused
+            if multipart and boundary and state.form is Empty:
                 state.form = form = await parse_form(
                     request.stream(),
                     boundary.encode(),

@@ -17,7 +17,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 from rescue.errors import Conflict, InvalidInput, PayloadTooLarge, PermissionDenied
-from rescue.forms import BODY_LIMIT
+from rescue.forms import BODY_LIMIT, REFUSAL_ON_PAGE, refused_body
 from rescue.i18n import _, label
 from rescue.imports import services
 from rescue.imports.tables import ImportRun, ImportWarning, RunStatus, WarningOutcome
@@ -132,13 +132,21 @@ class ImportPages(Controller):
         media_type=MediaType.HTML,
         # Files up to IMPORT_MAX_BYTES each, counted by the form reader (rescue.forms).
         # (rescue.app._import_body_limits sets Litestar's limit of these routes).
-        opt={BODY_LIMIT: "import"},
+        # A body announced over it is not read: refused next to the file field.
+        opt={BODY_LIMIT: "import", REFUSAL_ON_PAGE: True},
     )
     async def create(self, request: Request[Any, Any, Any]) -> Any:
         """Upload a list: its dry run (same rules as ``POST /api/import-runs``); a
-        file that cannot be read is named next to the file field (400)."""
+        file that cannot be read is named next to the file field (400). An upload
+        over ``IMPORT_MAX_BYTES`` (a file, or a body beyond two files' worth whose
+        files are then not read: rescue.forms.REFUSAL_ON_PAGE) is refused next to
+        the file field too, naming the limit (413), keeping what was typed."""
         values, files = await read_form(request)
         errors: dict[str, str] = {}
+        refused = refused_body(request)
+        if refused is not None:
+            errors["file"] = refused.detail
+            return await _runs_page(request, errors=errors, values=values, status=413)
         kind_raw = values.get("list_kind", "")
         if kind_raw not in {k.value for k in ListKind}:
             errors["list_kind"] = _("Choose a list kind.")
@@ -165,7 +173,7 @@ class ImportPages(Controller):
             )
         except (InvalidInput, PayloadTooLarge) as exc:
             errors["file"] = str(exc.detail)
-            return await _runs_page(request, errors=errors, values=values, status=400)
+            return await _runs_page(request, errors=errors, values=values, status=exc.status_code)
         return Redirect(path=f"/imports/{run.id}", status_code=303)
 
     @get("/{run_id:int}", guards=[allow(Action.import_run)])

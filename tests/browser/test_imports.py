@@ -157,3 +157,44 @@ async def test_duplicate_intake_flag_on_the_case_page_and_link(page):
     flag = page.locator(f"#duplicate-{warning.id}")
     await flag.wait_for()
     assert await flag.get_attribute("data-status") == "linked"
+
+
+async def test_an_upload_over_the_limit_is_named_next_to_the_file_field(page, monkeypatch):
+    """IMPORT_MAX_BYTES set to 700,000 (read per request by the form reader): a
+    photos ZIP making the upload over two files' worth is refused without its
+    files being read, and the browser shows the import page again with the
+    limit named in Chinese next to the file field, the list name kept."""
+    import io
+    import os
+    import zipfile
+
+    from rescue.settings import get_settings
+
+    monkeypatch.setenv("IMPORT_MAX_BYTES", "700000")
+    get_settings.cache_clear()
+    try:
+        await _logged_in(page)
+        await page.goto("/imports/")
+        await page.fill("#f-list_name", "十一月名单")
+        body = ("\r\n".join([HEADER, *ROWS]) + "\r\n").encode("utf-8")
+        await page.set_input_files(
+            "#f-file", files=[{"name": "list.csv", "mimeType": "text/csv", "buffer": body}]
+        )
+        zipped = io.BytesIO()
+        with zipfile.ZipFile(zipped, "w", compression=zipfile.ZIP_STORED) as z:
+            z.writestr("filler.bin", os.urandom(4_000_000))
+        await page.set_input_files(
+            "#f-photos",
+            files=[
+                {"name": "photos.zip", "mimeType": "application/zip", "buffer": zipped.getvalue()}
+            ],
+        )
+        async with page.expect_navigation() as navigation:
+            await page.click("#import-form button[type=submit]")
+        assert (await navigation.value).status == 413
+        error = await page.inner_text("#e-file")
+        assert "每个文件最多 700000 字节（IMPORT_MAX_BYTES）" in error, error
+        assert await page.input_value("#f-list_name") == "十一月名单"
+    finally:
+        monkeypatch.delenv("IMPORT_MAX_BYTES")
+        get_settings.cache_clear()

@@ -122,3 +122,98 @@ def test_litestar_takes_import_sized_bodies_on_the_import_routes_only(monkeypatc
         "/imports (import)": big,
     }
     assert {v for p, v in limits.items() if not p.endswith("(import)")} == {2 * UPLOAD_MAX}
+
+
+async def test_the_import_page_names_the_limit_next_to_the_file_field(tmp_path):
+    """``rescue serve`` with IMPORT_MAX_BYTES=700,000 (Litestar's limit of the
+    import routes is then 2 x 700,000 + 2 MiB, fixed at start): an upload from
+    the import page over the limit is answered 413 on the page itself, the limit
+    named in Chinese next to the file field and the list name kept, whether a
+    file is over it, the body is over two files' worth, or the body is beyond
+    Litestar's own limit (announced by Content-Length: its files are not read).
+    The CSRF check still holds (the token is read from the fields before the
+    files), nothing is created, and the API names the limit for such a body too."""
+    import re
+
+    import httpx
+
+    from media.s3server import free_port
+    from rescue.forms import FORM_OVERHEAD
+    from rescue.imports.tables import ImportRun
+    from tests.browser.conftest import make_user
+    from tests.conftest import make_token
+    from tests.servers import serve
+
+    env = {k: v for k, v in os.environ.items() if k != "DB_POOL_MAX"}
+    env.update(
+        S3_BUCKET=f"import-limit-{free_port()}",
+        IMPORT_MAX_BYTES=str(IMPORT_MAX),
+        UPLOAD_MAX_BYTES=str(UPLOAD_MAX),
+    )
+    username, password = await make_user("station_staff")
+    token = await make_token("station_staff")
+    data = csv_bytes(["Z-1,某甲,男,,,,,,,,a.jpg"], header=HEADER + ",照片")
+    litestar_limit = 2 * IMPORT_MAX + 2 * FORM_OVERHEAD
+    over_a_file = photos_zip(IMPORT_MAX)  # the body is under two files' worth
+    over_the_reader = photos_zip(2 * IMPORT_MAX + FORM_OVERHEAD)
+    over_litestar = photos_zip(litestar_limit + 1000)
+    assert IMPORT_MAX < len(over_a_file) < len(over_the_reader) < litestar_limit
+    assert litestar_limit < len(over_litestar)
+
+    def files(zipped: bytes) -> dict[str, Any]:
+        return {
+            "file": ("list.csv", data, "text/csv"),
+            "photos": ("photos.zip", zipped, "application/zip"),
+        }
+
+    zh = {"Accept-Language": "zh-CN"}
+    with serve(env, tmp_path / "serve.log") as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60, headers=zh) as page:
+            await page.get("/login")
+            csrf = page.cookies.get("rescue_csrf")
+            assert csrf
+            logged_in = await page.post(
+                "/login",
+                data={"username": username, "password": password, "_csrf_token": csrf},
+            )
+            assert logged_in.status_code == 303, logged_in.text[:300]
+            for zipped, named in (
+                (over_a_file, "上限为 700000"),
+                (over_the_reader, "每个文件最多 700000 字节（IMPORT_MAX_BYTES）"),
+                (over_litestar, "每个文件最多 700000 字节（IMPORT_MAX_BYTES）"),
+            ):
+                # As a browser sends the form: the token is its first field.
+                answer = await page.post(
+                    "/imports/",
+                    files=files(zipped),
+                    data={
+                        "_csrf_token": csrf,
+                        "list_kind": "police_missing",
+                        "list_name": "十一月名单",
+                    },
+                )
+                assert answer.status_code == 413, (len(zipped), answer.text[:500])
+                error = re.search(r'id="e-file" role="alert">([^<]*)<', answer.text)
+                assert error, answer.text[:2000]
+                assert named in error.group(1), error.group(1)
+                assert 'id="f-list_name" name="list_name" type="text" value="十一月名单"' in (
+                    answer.text
+                )
+            # A forged token is refused before anything else, as on every form.
+            forged = await page.post(
+                "/imports/",
+                files=files(over_litestar),
+                data={"_csrf_token": "forged-token-value-1234567890", "list_kind": "x"},
+            )
+            assert forged.status_code == 403, forged.text[:300]
+        async with httpx.AsyncClient(base_url=base, timeout=60, headers=zh) as api:
+            answer = await api.post(
+                "/api/import-runs",
+                files=files(over_litestar),
+                data={"list_kind": "police_missing", "list_name": "十一月名单"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert answer.status_code == 413, answer.text[:300]
+            assert "每个文件最多 700000 字节（IMPORT_MAX_BYTES）" in answer.json()["detail"]
+            assert answer.json()["accepted"]["max_file_bytes"] == IMPORT_MAX
+    assert await ImportRun.count() == 0
