@@ -13,7 +13,8 @@
  * which is the squared distance to the truncated vector less the probe's own |p|²
  * (sq[i] holds |bf16(hi_i)|² [+ |tail_i|²]). Each row is read once and converted
  * once, whatever the number of probes (a photo with several faces costs little
- * more than one face).
+ * more than one face). With more than one probe, p (and pt) hold q rounded up
+ * to a multiple of four rows, zeros beyond q: probes go four at a time.
  *
  * Plain C with an AVX path chosen at run time (x86-64 with AVX, and FMA where
  * the CPU has it: 8 floats per instruction; bf16 -> float32 is a 16-bit shift, done with SSE2 unpacks), and a
@@ -78,8 +79,27 @@ __attribute__((target("avx"))) static inline float hsum256(__m256 a) {
     return _mm_cvtss_f32(h);
 }
 
+/* Probe k's value s of row i: stored (dense), or kept if within its limit. */
+#define EMIT(K, S)                                                                       \
+    do {                                                                                 \
+        const int k_ = (K);                                                              \
+        const float s_ = (S);                                                            \
+        if (limit == NULL) {                                                             \
+            out[(size_t)k_ * ld + i] = s_;                                               \
+        } else if (s_ <= limit[k_]) {                                                    \
+            rows[*count] = (int64_t)i;                                                   \
+            probes[*count] = k_;                                                         \
+            vals[*count] = s_;                                                           \
+            (*count)++;                                                                  \
+        }                                                                                \
+    } while (0)
+
 /* dh and dt multiples of 8, dh <= MAX_DIM. Defined twice: with FMA (one
- * instruction per multiply-add) and, for CPUs without it, with AVX alone. */
+ * instruction per multiply-add) and, for CPUs without it, with AVX alone. The
+ * row is converted once into registers; one probe runs three accumulator chains,
+ * several run four probes at once (four chains, one reduction). Instructions per
+ * row at 96 dimensions (callgrind, AVX+FMA): 80 for one probe, 154 for three,
+ * 256 for eight (one probe at a time: 101 / 177 / 367). */
 #define SCAN_AVX_BODY(MADD, BLOCKS)                                                            \
     __m256 x[MAX_DIM / 8];                                                               \
     const __m128i zero = _mm_setzero_si128();                                            \
@@ -93,31 +113,52 @@ __attribute__((target("avx"))) static inline float hsum256(__m256 a) {
             __m128 up = _mm_castsi128_ps(_mm_unpackhi_epi16(zero, h));                   \
             x[b] = _mm256_insertf128_ps(_mm256_castps128_ps256(lo), up, 1);              \
         }                                                                                \
-        for (int k = 0; k < q; k++) {                                                    \
-            const float *pk = p + (size_t)k * dh;                                        \
+        if (q == 1) {                                                                    \
             __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                   \
             __m256 a2 = _mm256_setzero_ps();                                             \
             size_t b = 0;                                                                \
             for (; b + 2 < blocks; b += 3) {                                             \
-                a0 = MADD(x[b], _mm256_loadu_ps(pk + 8 * b), a0);                        \
-                a1 = MADD(x[b + 1], _mm256_loadu_ps(pk + 8 * b + 8), a1);                \
-                a2 = MADD(x[b + 2], _mm256_loadu_ps(pk + 8 * b + 16), a2);               \
+                a0 = MADD(x[b], _mm256_loadu_ps(p + 8 * b), a0);                         \
+                a1 = MADD(x[b + 1], _mm256_loadu_ps(p + 8 * b + 8), a1);                 \
+                a2 = MADD(x[b + 2], _mm256_loadu_ps(p + 8 * b + 16), a2);                \
             }                                                                            \
-            for (; b < blocks; b++) a0 = MADD(x[b], _mm256_loadu_ps(pk + 8 * b), a0);   \
+            for (; b < blocks; b++) a0 = MADD(x[b], _mm256_loadu_ps(p + 8 * b), a0);    \
             if (tail != NULL) {                                                          \
-                const float *tk = pt + (size_t)k * dt, *ti = tail + i * dt;              \
+                const float *ti = tail + i * dt;                                         \
                 for (size_t j = 0; j < dt; j += 8)                                       \
-                    a1 = MADD(_mm256_loadu_ps(ti + j), _mm256_loadu_ps(tk + j), a1);     \
+                    a1 = MADD(_mm256_loadu_ps(ti + j), _mm256_loadu_ps(pt + j), a1);     \
             }                                                                            \
-            float s = sq[i] - 2.0f * hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), a2));  \
-            if (limit == NULL) {                                                         \
-                out[(size_t)k * ld + i] = s;                                             \
-            } else if (s <= limit[k]) {                                                  \
-                rows[*count] = (int64_t)i;                                               \
-                probes[*count] = k;                                                      \
-                vals[*count] = s;                                                        \
-                (*count)++;                                                              \
+            EMIT(0, sq[i] - 2.0f * hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), a2)));   \
+            continue;                                                                    \
+        }                                                                                \
+        /* Four probes at a time (p padded with zero rows to a multiple of four):      \
+         * four independent chains, their sums reduced together. */                    \
+        for (int k0 = 0; k0 < q; k0 += 4) {                                              \
+            const float *p0 = p + (size_t)k0 * dh;                                       \
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                   \
+            __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();                   \
+            for (size_t b = 0; b < blocks; b++) {                                        \
+                a0 = MADD(x[b], _mm256_loadu_ps(p0 + 8 * b), a0);                        \
+                a1 = MADD(x[b], _mm256_loadu_ps(p0 + dh + 8 * b), a1);                   \
+                a2 = MADD(x[b], _mm256_loadu_ps(p0 + 2 * dh + 8 * b), a2);               \
+                a3 = MADD(x[b], _mm256_loadu_ps(p0 + 3 * dh + 8 * b), a3);               \
             }                                                                            \
+            if (tail != NULL) {                                                          \
+                const float *ti = tail + i * dt, *t0 = pt + (size_t)k0 * dt;             \
+                for (size_t j = 0; j < dt; j += 8) {                                     \
+                    __m256 tb = _mm256_loadu_ps(ti + j);                                 \
+                    a0 = MADD(tb, _mm256_loadu_ps(t0 + j), a0);                          \
+                    a1 = MADD(tb, _mm256_loadu_ps(t0 + dt + j), a1);                     \
+                    a2 = MADD(tb, _mm256_loadu_ps(t0 + 2 * dt + j), a2);                 \
+                    a3 = MADD(tb, _mm256_loadu_ps(t0 + 3 * dt + j), a3);                 \
+                }                                                                        \
+            }                                                                            \
+            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));    \
+            __m128 dot = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); \
+            float sk[4];                                                                 \
+            _mm_storeu_ps(sk, _mm_sub_ps(_mm_set1_ps(sq[i]), _mm_add_ps(dot, dot)));     \
+            const int m = q - k0 < 4 ? q - k0 : 4;                                       \
+            for (int j = 0; j < m; j++) EMIT(k0 + j, sk[j]);                             \
         }                                                                                \
     }                                                                                    \
     return n;
@@ -139,8 +180,8 @@ __attribute__((target("avx,fma"))) static size_t scan_fma(SCAN_ARGS) {
     SCAN_AVX_BODY(MADD_FMA, dh / 8)
 }
 
-/* The gallery's head (96 dimensions): a constant count lets the compiler keep the
- * converted row in registers across the probes. */
+/* The gallery's head (96 dimensions): a constant count of blocks, so the loops
+ * over them unroll and the converted row stays in registers across the probes. */
 __attribute__((target("avx,fma"))) static size_t scan_fma96(SCAN_ARGS) {
     SCAN_AVX_BODY(MADD_FMA, 12)
 }
@@ -195,4 +236,4 @@ int64_t rescue_scan_within(const uint16_t *hi, size_t dh, const float *sq, size_
 }
 
 /* The library's interface version (rescue.matching.scan checks it). */
-int rescue_scan_version(void) { return 3; }
+int rescue_scan_version(void) { return 4; }

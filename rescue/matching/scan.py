@@ -40,7 +40,7 @@ __all__ = ["THREADS", "native", "scan_dense", "scan_within", "split_planes", "to
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_bf16scan.so")
-_VERSION = 3
+_VERSION = 4
 #: Threads per scan: the CPUs this process may use (as BLAS would), at most 8.
 THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 #: Rows per numpy step (the fallback) and the least a thread is given.
@@ -118,6 +118,16 @@ def to_float32(high: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
     return bits.view(np.float32)
 
 
+def _padded(probes: np.ndarray) -> np.ndarray:
+    """float32 probes, C order, with zero rows up to a multiple of four when there
+    are several (the kernel takes them four at a time)."""
+    q = len(probes)
+    rows = q if q <= 1 else -(-q // 4) * 4
+    out = np.zeros((rows, probes.shape[1]), dtype=np.float32)
+    out[:q] = probes
+    return out
+
+
 def _ranges(start: int, end: int) -> Iterator[tuple[int, int]]:
     for a in range(start, end, _TASK_ROWS):
         yield a, min(end, a + _TASK_ROWS)
@@ -160,13 +170,13 @@ def scan_dense(
     """
     q, rows = len(probes_head), end - start
     out = np.empty((q, rows), dtype=np.float32)
-    ph = np.ascontiguousarray(probes_head, dtype=np.float32)
-    pt = None if tail is None else np.ascontiguousarray(probes_tail, dtype=np.float32)
+    ph = _padded(probes_head)
+    pt = None if tail is None or probes_tail is None else _padded(probes_tail)
     if _LIB is None:
         for a, b in _ranges(start, end):
-            s = ph @ to_float32(high[a:b]).T
+            s = ph[:q] @ to_float32(high[a:b]).T
             if tail is not None and pt is not None:
-                s += pt @ tail[a:b].T
+                s += pt[:q] @ tail[a:b].T
             out[:, a - start : b - start] = sq[a:b] - 2.0 * s
         return out
     lib = _LIB
@@ -202,12 +212,12 @@ def scan_within(
     """Rows of start..end whose ``s`` (head only) is at or under each probe's
     ``limit``: (probe index int32, row int64, s float32), by row."""
     q = len(probes_head)
-    ph = np.ascontiguousarray(probes_head, dtype=np.float32)
+    ph = _padded(probes_head)
     lim = np.ascontiguousarray(limit, dtype=np.float32)
     if _LIB is None:
         found_p, found_r, found_s = [], [], []
         for a, b in _ranges(start, end):
-            s = sq[a:b] - 2.0 * (ph @ to_float32(high[a:b]).T)
+            s = sq[a:b] - 2.0 * (ph[:q] @ to_float32(high[a:b]).T)
             p, c = np.nonzero(s <= lim[:, None])
             order = np.lexsort((p, c))
             found_p.append(p[order].astype(np.int32))
