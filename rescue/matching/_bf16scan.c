@@ -97,9 +97,10 @@ __attribute__((target("avx"))) static inline float hsum256(__m256 a) {
 /* dh and dt multiples of 8, dh <= MAX_DIM. Defined twice: with FMA (one
  * instruction per multiply-add) and, for CPUs without it, with AVX alone. The
  * row is converted once into registers; one probe runs three accumulator chains,
- * several run four probes at once (four chains, one reduction). Instructions per
- * row at 96 dimensions (callgrind, AVX+FMA): 80 for one probe, 154 for three,
- * 256 for eight (one probe at a time: 101 / 177 / 367). */
+ * two and three probes their own code, more four probes at once (four chains,
+ * one reduction). Instructions per row at 96 dimensions (callgrind, AVX+FMA):
+ * 83 for one probe, 117 for three, 258 for eight (one probe at a time before:
+ * 101 / 177 / 367). */
 #define SCAN_AVX_BODY(MADD, BLOCKS)                                                            \
     __m256 x[MAX_DIM / 8];                                                               \
     const __m128i zero = _mm_setzero_si128();                                            \
@@ -129,6 +130,63 @@ __attribute__((target("avx"))) static inline float hsum256(__m256 a) {
                     a1 = MADD(_mm256_loadu_ps(ti + j), _mm256_loadu_ps(pt + j), a1);     \
             }                                                                            \
             EMIT(0, sq[i] - 2.0f * hsum256(_mm256_add_ps(_mm256_add_ps(a0, a1), a2)));   \
+            continue;                                                                    \
+        }                                                                                \
+        if (q == 2) { /* a photo with two faces */                                     \
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                   \
+            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();                   \
+            size_t b = 0;                                                                \
+            for (; b + 1 < blocks; b += 2) {                                             \
+                a0 = MADD(x[b], _mm256_loadu_ps(p + 8 * b), a0);                         \
+                a1 = MADD(x[b], _mm256_loadu_ps(p + dh + 8 * b), a1);                    \
+                c0 = MADD(x[b + 1], _mm256_loadu_ps(p + 8 * b + 8), c0);                 \
+                c1 = MADD(x[b + 1], _mm256_loadu_ps(p + dh + 8 * b + 8), c1);            \
+            }                                                                            \
+            for (; b < blocks; b++) {                                                    \
+                a0 = MADD(x[b], _mm256_loadu_ps(p + 8 * b), a0);                         \
+                a1 = MADD(x[b], _mm256_loadu_ps(p + dh + 8 * b), a1);                    \
+            }                                                                            \
+            if (tail != NULL) {                                                          \
+                const float *ti = tail + i * dt;                                         \
+                for (size_t j = 0; j < dt; j += 8) {                                     \
+                    __m256 tb = _mm256_loadu_ps(ti + j);                                 \
+                    a0 = MADD(tb, _mm256_loadu_ps(pt + j), a0);                          \
+                    a1 = MADD(tb, _mm256_loadu_ps(pt + dt + j), a1);                     \
+                }                                                                        \
+            }                                                                            \
+            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(c0, c1));    \
+            __m128 dot = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); \
+            dot = _mm_add_ps(dot, _mm_movehl_ps(dot, dot)); /* (a0+c0, a1+c1, ..) */     \
+            float sk[4];                                                                 \
+            _mm_storeu_ps(sk, _mm_sub_ps(_mm_set1_ps(sq[i]), _mm_add_ps(dot, dot)));     \
+            EMIT(0, sk[0]);                                                              \
+            EMIT(1, sk[1]);                                                              \
+            continue;                                                                    \
+        }                                                                                \
+        if (q == 3) { /* a photo with three faces: no padded fourth chain */          \
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();                   \
+            __m256 a2 = _mm256_setzero_ps();                                             \
+            for (size_t b = 0; b < blocks; b++) {                                        \
+                a0 = MADD(x[b], _mm256_loadu_ps(p + 8 * b), a0);                         \
+                a1 = MADD(x[b], _mm256_loadu_ps(p + dh + 8 * b), a1);                    \
+                a2 = MADD(x[b], _mm256_loadu_ps(p + 2 * dh + 8 * b), a2);                \
+            }                                                                            \
+            if (tail != NULL) {                                                          \
+                const float *ti = tail + i * dt;                                         \
+                for (size_t j = 0; j < dt; j += 8) {                                     \
+                    __m256 tb = _mm256_loadu_ps(ti + j);                                 \
+                    a0 = MADD(tb, _mm256_loadu_ps(pt + j), a0);                          \
+                    a1 = MADD(tb, _mm256_loadu_ps(pt + dt + j), a1);                     \
+                    a2 = MADD(tb, _mm256_loadu_ps(pt + 2 * dt + j), a2);                 \
+                }                                                                        \
+            }                                                                            \
+            __m256 h = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a2));    \
+            __m128 dot = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)); \
+            float sk[4];                                                                 \
+            _mm_storeu_ps(sk, _mm_sub_ps(_mm_set1_ps(sq[i]), _mm_add_ps(dot, dot)));     \
+            EMIT(0, sk[0]);                                                              \
+            EMIT(1, sk[1]);                                                              \
+            EMIT(2, sk[2]);                                                              \
             continue;                                                                    \
         }                                                                                \
         /* Four probes at a time (p padded with zero rows to a multiple of four):      \
@@ -236,4 +294,4 @@ int64_t rescue_scan_within(const uint16_t *hi, size_t dh, const float *sq, size_
 }
 
 /* The library's interface version (rescue.matching.scan checks it). */
-int rescue_scan_version(void) { return 4; }
+int rescue_scan_version(void) { return 5; }

@@ -40,7 +40,7 @@ __all__ = ["THREADS", "native", "scan_dense", "scan_within", "split_planes", "to
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_bf16scan.so")
-_VERSION = 4
+_VERSION = 5
 #: Threads per scan: the CPUs this process may use (as BLAS would), at most 8.
 THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 #: Rows per numpy step (the fallback) and the least a thread is given.
