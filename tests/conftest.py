@@ -81,6 +81,19 @@ async def clean_tables() -> AsyncIterator[None]:
             await asyncio.sleep(0.2)
 
 
+@pytest.fixture(params=["native", "numpy"])
+def scan_implementation(request: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The gallery's scan on the native kernel, then on the numpy fallback (a test
+    module that uses it runs every test on both; rescue.matching.scan)."""
+    from rescue.matching import scan
+
+    if request.param == "numpy":
+        monkeypatch.setattr(scan, "_LIB", None)
+    else:
+        assert scan.native(), "the scan kernel is not built: run make install"
+    return str(request.param)
+
+
 @pytest.fixture(scope="session")
 async def client() -> AsyncIterator[Any]:
     """An HTTP client on the app (lifespan run: PostgreSQL pool, object store)."""

@@ -9,17 +9,7 @@ import pytest
 
 from rescue.matching.gallery import FaceGallery
 
-
-@pytest.fixture(autouse=True, params=["native", "numpy"])
-def scan_implementation(request, monkeypatch):
-    """Every test runs on the native scan kernel and on the numpy fallback."""
-    from rescue.matching import scan
-
-    if request.param == "numpy":
-        monkeypatch.setattr(scan, "_LIB", None)
-    else:
-        assert scan.native(), "the scan kernel is not built: run make install"
-    return request.param
+pytestmark = pytest.mark.usefixtures("scan_implementation")
 
 
 def _vectors(n: int, seed: int = 0) -> np.ndarray:
