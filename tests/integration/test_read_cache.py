@@ -8,6 +8,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from media.s3server import free_port
 from rescue.changes import feed
 from rescue.notices.tables import Notice
 from rescue.read_cache import CACHED_TABLES
@@ -124,18 +125,28 @@ async def test_caches_are_bypassed_while_notifications_are_down(
 ) -> None:
     notice = await new_notice(client, staff, name="before")
     assert await _name(client, staff, notice["id"]) == "before"
-    pid = feed._connection.get_server_pid()
-    await _sql(f"SELECT pg_terminate_backend({pid})")
+    # Keep the feed down for the checks: its reconnects (every RECONNECT_SECONDS)
+    # go to a closed port until the address is given back. Without this, a
+    # reconnect falling right after the kill left no window to look through.
+    config = feed._config
+    assert config is not None
+    feed._config = {**config, "host": "127.0.0.1", "port": free_port()}
+    try:
+        pid = feed._connection.get_server_pid()
+        await _sql(f"SELECT pg_terminate_backend({pid})")
 
-    async def down() -> bool:
-        await _name(client, staff, notice["id"])
-        return not feed.live
+        async def down() -> bool:
+            return not feed.live
 
-    assert await _eventually(down)
-    async with _unnotified("notices"):
-        await Notice.update({Notice.name: "after"}).where(Notice.id == notice["id"])
-        if not feed.live:  # (it may already be back; then the next block checks it)
+        assert await _eventually(down)
+        async with _unnotified("notices"):
+            await Notice.update({Notice.name: "after"}).where(Notice.id == notice["id"])
+            # un-notified, yet read fresh: nothing is cached while the feed is down
             assert await _name(client, staff, notice["id"]) == "after"
+            assert await _name(client, staff, notice["id"]) == "after"
+        assert not feed.live
+    finally:
+        feed._config = config
 
     async def back() -> bool:
         return feed.live
