@@ -235,20 +235,14 @@ class ObjectStore:
 
     def keys_older_than(self, prefix: str, before: datetime) -> Iterator[str]:
         """Keys under ``prefix/`` last modified before ``before`` (aware UTC)."""
-
-        def listing() -> list[str]:
-            return [
-                str(obj.object_name)
-                for obj in self.client.list_objects(
-                    self.bucket, prefix=f"{prefix}/", recursive=True
-                )
-                if obj.object_name and obj.last_modified is not None and obj.last_modified < before
-            ]
-
-        yield from _bounded(listing, "list")
+        yield from self._keys(prefix, before)
 
     def keys_under(self, prefix: str) -> list[str]:
         """Every key under ``prefix/``, whatever its age."""
+        return self._keys(prefix, None)
+
+    def _keys(self, prefix: str, before: datetime | None) -> list[str]:
+        """Keys under ``prefix/`` (last modified before ``before``, unless None)."""
 
         def listing() -> list[str]:
             return [
@@ -257,6 +251,9 @@ class ObjectStore:
                     self.bucket, prefix=f"{prefix}/", recursive=True
                 )
                 if obj.object_name
+                and (
+                    before is None or (obj.last_modified is not None and obj.last_modified < before)
+                )
             ]
 
         return _bounded(listing, "list")
