@@ -195,6 +195,8 @@ async def test_moderation_page_is_laid_out_like_the_other_staff_pages(
             assert layout["photosSideBySide"], (name, layout)
             assert layout["pageWidth"] <= viewport["width"], (name, layout["pageWidth"])
             assert await page.inner_text("[data-field=relation]") == "儿子"
+            # a fact the family left out says so instead of an empty cell
+            assert await page.inner_text("[data-field=date_of_birth]") == "未填写"
             assert await page.locator("a[href='/search-requests']").count() >= 2  # nav + back
         finally:
             await context.close()
