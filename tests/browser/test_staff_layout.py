@@ -23,6 +23,8 @@ from tests.support import OBAMA_A, OBAMA_B, photo
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1280, "height": 900}
 SHOTS = Path("/tmp/rescue-screens")
+#: The phone-polish pictures (the staff menu), before and after.
+PHONE_SHOTS = Path("/tmp/phone-polish")
 
 
 @pytest.fixture
@@ -251,3 +253,53 @@ async def test_case_candidates_are_readable_on_a_phone_and_a_desk(
             assert await compare.count() == 1
         finally:
             await context.close()
+
+
+#: The staff menu as drawn: every item inside the viewport and not covered, the
+#: menu itself not scrolling sideways, how many rows it takes.
+_MENU = """() => {
+    const nav = document.querySelector('header.top nav');
+    const links = [...nav.querySelectorAll('a')].map(a => {
+        const r = a.getBoundingClientRect();
+        const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+        return {text: a.innerText, left: r.left, right: r.right, top: Math.round(r.top),
+                height: r.height, onTop: !!hit && (hit === a || a.contains(hit))};
+    });
+    const page = document.scrollingElement;
+    return {links, viewport: window.innerWidth,
+            navScroll: nav.scrollWidth, navClient: nav.clientWidth,
+            rows: new Set(links.map(l => l.top)).size,
+            header: document.querySelector('header.top').getBoundingClientRect().height,
+            pageScroll: page.scrollWidth, pageClient: page.clientWidth};
+}"""
+
+
+async def test_the_whole_staff_menu_is_in_view_on_a_phone(browser, live_server):
+    """Fresh-user trial: the menu scrolled sideways on a phone with nothing to say
+    that more items hid to the right. It wraps instead: every item in view."""
+    username, password = await make_user("admin")  # the longest menu
+    for viewport, name in ((PHONE, "menu-phone"), ({"width": 360, "height": 740}, "menu-360")):
+        context = await _context(browser, live_server, viewport)
+        try:
+            page = await context.new_page()
+            await (await LoginPage(page).open()).log_in(username, password)
+            menu = await page.evaluate(_MENU)
+            await _shot(page, name)
+            await page.screenshot(path=str(PHONE_SHOTS / f"{name}.png"))
+            texts = [link["text"] for link in menu["links"]]
+            assert {"今日工作", "受助人员", "统计", "用户管理"} <= set(texts), texts
+            for link in menu["links"]:
+                # inside the screen, and nothing (a scroll edge, the account) over it
+                assert link["left"] >= 0, (name, link)
+                assert link["right"] <= menu["viewport"], (name, link)
+                assert link["onTop"], (name, link)
+            # The menu does not scroll sideways: nothing hidden to reach by swiping.
+            assert menu["navScroll"] <= menu["navClient"], (name, menu)
+            assert menu["pageScroll"] <= menu["pageClient"], (name, menu)
+            # Wrapped, but still a short header: the admin's 15 items in a few rows.
+            assert menu["rows"] <= 4, (name, menu["rows"])
+            await page.click("header.top nav a[href='/stats']")  # the last item
+            assert page.url.endswith("/stats")
+        finally:
+            await context.close()
+
