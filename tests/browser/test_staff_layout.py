@@ -17,13 +17,13 @@ import pytest
 from rescue import clock
 from tests.browser.conftest import make_user
 from tests.browser.pages import CasePage, LoginPage
-from tests.browser.test_workbench_moves import _case, _police_candidate
+from tests.browser.test_workbench_moves import _case, _police_candidate, _principal
 from tests.support import OBAMA_A, OBAMA_B, photo
 
 PHONE = {"width": 390, "height": 844}
 DESK = {"width": 1280, "height": 900}
 SHOTS = Path("/tmp/rescue-screens")
-#: The phone-polish pictures (the staff menu), before and after.
+#: The phone-polish pictures (the staff menu, the placements), before and after.
 PHONE_SHOTS = Path("/tmp/phone-polish")
 
 
@@ -303,3 +303,91 @@ async def test_the_whole_staff_menu_is_in_view_on_a_phone(browser, live_server):
         finally:
             await context.close()
 
+
+async def _case_with_placements() -> int:
+    """Admitted at 09:00 (站内), in hospital from 10:00 with its admission paper,
+    back in the station from 11:00 (the current placement, open to documents)."""
+    from rescue.placements.schemas import PlacementCreate
+    from rescue.placements.services import add_document, create_placement
+    from rescue.placements.tables import PlacementKind
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+
+    case_id = await _case()
+    staff = await _principal("station_staff")
+    clock.advance(3600)
+    hospital = await create_placement(
+        case_id=case_id,
+        data=PlacementCreate(kind=PlacementKind.general_hospital, facility="市第一人民医院"),
+        by=staff,
+    )
+    await add_document(
+        placement_id=hospital.id,
+        title="入院证明",
+        data=photo(OBAMA_A),
+        by=staff,
+        store=get_store(),
+        limits=get_settings().upload,
+    )
+    clock.advance(3600)
+    await create_placement(
+        case_id=case_id,
+        data=PlacementCreate(kind=PlacementKind.in_station, facility="north"),
+        by=staff,
+    )
+    return case_id
+
+
+#: The placements as drawn: how many lines each placement's kind takes, the width
+#: of the document picker.
+_PLACEMENTS = """() => {
+    const section = document.querySelector('#placements');
+    const rows = [...section.querySelectorAll('table tr')].filter(tr => tr.querySelector('td'));
+    const lines = el => {
+        // the kind's own words (not a column name shown beside it)
+        const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+        const tops = new Set();
+        let text = '';
+        for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            if (!n.textContent.trim() || n.parentElement.closest('.cell-label')) continue;
+            text += n.textContent.trim();
+            const range = document.createRange();
+            range.selectNodeContents(n);
+            for (const r of range.getClientRects()) tops.add(Math.round(r.top));
+        }
+        return {text, lines: tops.size};
+    };
+    const kinds = rows.map(tr => lines(tr.querySelector('td')));
+    const file = section.querySelector('input[type=file]');
+    const page = document.scrollingElement;
+    return {kinds, fileWidth: file.getBoundingClientRect().width,
+            sectionRight: section.getBoundingClientRect().right, viewport: window.innerWidth,
+            pageScroll: page.scrollWidth, pageClient: page.clientWidth};
+}"""
+
+
+async def test_case_placements_are_readable_on_a_phone_and_a_desk(
+    browser, live_server, station_morning
+):
+    case_id = await _case_with_placements()
+    username, password = await make_user("station_staff", "north")
+    for viewport, name in ((PHONE, "placements-phone"), (DESK, "placements-desk")):
+        context = await _context(browser, live_server, viewport)
+        try:
+            page = await context.new_page()
+            await (await LoginPage(page).open(f"/cases/{case_id}")).log_in(username, password)
+            await CasePage(page).open(case_id)
+            await page.locator("#placements").scroll_into_view_if_needed()
+            drawn = await page.evaluate(_PLACEMENTS)
+            await _shot(page, name)
+            await page.locator("#placements").screenshot(path=str(PHONE_SHOTS / f"{name}.png"))
+            assert [k["text"] for k in drawn["kinds"]] == ["站内", "综合医院", "站内"], drawn
+            for kind in drawn["kinds"]:
+                assert kind["lines"] == 1, (name, kind)  # 站内 on one line
+            assert drawn["fileWidth"] >= 150, (name, drawn)  # a picker one can tap
+            assert drawn["sectionRight"] <= drawn["viewport"], (name, drawn)
+            assert drawn["pageScroll"] <= drawn["pageClient"], (name, drawn)
+            assert await page.locator("#placements a", has_text="入院证明").count() == 1
+            assert await page.locator("#placement-end").count() == 1  # the current one
+        finally:
+            await context.close()
