@@ -2,43 +2,41 @@
 
 A worker keeps one gallery per side (faces of notices, faces of cases) and
 refreshes it incrementally (:meth:`FaceGallery.add` / :meth:`FaceGallery.remove`)
-instead of reloading per job. Vectors are held as float32 (512 bytes per face),
-their dimensions in :data:`DIM_ORDER`: the head (the 96 dimensions of largest
-spread) as two uint16 planes, the high and the low halves of each float32
-value, and the tail (32) as float32, plus squared norms.
+instead of reloading per job. Vectors are held as float32 (512 bytes per face), as
+two uint16 planes: the high and the low halves of each value, plus the squared
+norms.
 
 The high plane alone is bfloat16, the value with its mantissa truncated, so a
-scan that reads it reads 192 bytes per face instead of 384 (the native kernel,
+scan that reads it reads 256 bytes per face instead of 512 (the native kernel,
 rescue.matching.scan). Every face's truncation moves it by at most
 :attr:`FaceGallery.truncation` (measured when it is added, ≤ ~0.01 on dlib
 encodings), so the distance to the truncated vector is within that of the true
 one: bounds are widened by it, and whatever may be within reach is re-measured
-exactly (float64 difference of the float32 values the planes give back
-exactly, in their own order), so the accept decision matches
-``face_recognition.face_distance`` to ~1e-7 and the answers equal a float64
-brute force.
+exactly (float64 difference of the float32 values the planes give back exactly),
+so the accept decision matches ``face_recognition.face_distance`` to ~1e-7 and the
+answers equal a float64 brute force.
 
-:meth:`FaceGallery.search` (a bound) reads the head's high plane only: the
-squared distance over the head's dimensions is a lower bound of the whole one,
-so a face whose partial distance is beyond the bound is out, and only the few
-within it are finished with their tail (issue 16). Each row is converted once
-for every probe, so a photo with several faces costs little more than one.
-:meth:`FaceGallery.top_k` (no bound known in advance) reads the high plane and
-the tail. Measured in bench/worker_step.py (docs/performance.md "Worker step at
-scale"). Rejected earlier: float16 storage through numpy (its float16→float32
-conversion ran at ~1.7 ns per value, slower than reading the float32 it saves;
-bench/search.py ``Float16Gallery``) and a PCA-rotated prefilter (on the bench's
-synthetic encodings the leading 32 / 64 dimensions hold 37 % / 63 % of the
-spread, and 97 % / 13 % of random faces survive a 0.6 bound on them).
+:meth:`FaceGallery.search` (a bound) and :meth:`FaceGallery.top_k` both read the
+high plane once; each row is converted once for every probe, so a photo with
+several faces costs little more than one. Measured in bench/worker_step.py
+(docs/performance.md "Worker step at scale"). Rejected: a head of the 96
+dimensions of largest spread scanned first, its tail read for the faces the head
+let through (2026-12-03: at the loose bound 0.64 a real face let ~1.7 % of 4 M
+synthetic faces through, and reading their tails, one page each, cost 9-16 ms, more
+than the 64 bytes per face the head saved); float16 storage through numpy (its
+float16→float32 conversion ran at ~1.7 ns per value, slower than reading the
+float32 it saves; bench/search.py ``Float16Gallery``); a PCA-rotated prefilter
+(on the bench's synthetic encodings the leading 32 / 64 dimensions hold 37 % /
+63 % of the spread, and 97 % / 13 % of random faces survive a 0.6 bound on them).
 
-Memory: 512 bytes of vector + 8 of squared norms (whole and head) + 24 of ids per
-face (+ 16 per distinct owner, for :attr:`FaceGallery.owner_count`), and no
-per-face Python objects (face ids are looked up in the ids column). A worker's
-first load reserves the exact size (:meth:`FaceGallery.reserve`); later growth
-adds 1/16 of the capacity at a time (at least 1024 rows), so the arrays stay
-≤ 1.13 × the raw float32 matrix (1.06 × after an exact load). bench/search.py
-measured 1.04 × RSS growth at 1 M faces (4 bytes per face fewer then); a 25 %
-growth step measured up to 1.32 × and missed the 1.2 × target.
+Memory: 512 bytes of vector + 4 of squared norm + 24 of ids per face (+ 16 per
+distinct owner, for :attr:`FaceGallery.owner_count`), and no per-face Python
+objects (face ids are looked up in the ids column). A worker's first load
+reserves the exact size (:meth:`FaceGallery.reserve`); later growth adds 1/16 of
+the capacity at a time (at least 1024 rows), so the arrays stay ≤ 1.13 × the raw
+float32 matrix (1.06 × after an exact load). bench/search.py measured 1.04 × RSS
+growth at 1 M faces; a 25 % growth step measured up to 1.32 × and missed the
+1.2 × target.
 """
 
 from __future__ import annotations
@@ -63,27 +61,6 @@ _MIN_ROWS, _MAX_ROWS = 8192, 131072
 #: Slack on float32 distances when selecting rows to re-measure exactly (float32
 #: rounding of d² is ~1e-6).
 _SLACK = 1e-3
-#: Dimensions in the order the matrix stores them: by decreasing standard deviation
-#: of real dlib encodings (80 LFW photos, bench/search.py ``encoding_shape``).
-#: Any order gives the same distances; this one puts most of a distance in the head.
-# fmt: off
-DIM_ORDER = np.array([
-    85, 41, 7, 28, 48, 109, 111, 116, 83, 74, 71, 18, 4, 96, 5, 81,
-    80, 125, 13, 76, 121, 23, 59, 54, 61, 39, 20, 29, 51, 33, 113, 95,
-    82, 43, 22, 10, 17, 60, 12, 49, 38, 84, 92, 16, 105, 100, 68, 62,
-    78, 63, 101, 89, 122, 67, 15, 55, 6, 31, 42, 64, 73, 123, 58, 124,
-    24, 52, 57, 9, 1, 45, 21, 110, 88, 108, 27, 2, 126, 103, 37, 35,
-    14, 36, 112, 77, 32, 117, 87, 107, 0, 8, 106, 75, 11, 119, 97, 104,
-    40, 70, 114, 79, 19, 46, 127, 47, 90, 102, 91, 65, 3, 50, 99, 120,
-    93, 115, 25, 44, 56, 86, 118, 53, 72, 69, 34, 30, 98, 66, 26, 94,
-], dtype=np.intp)
-# fmt: on
-#: Leading dimensions (of DIM_ORDER) held in the head planes; the other 32 in the tail.
-#: ``search`` scans the head's high plane only (192 of 512 bytes per face) and finishes the rows
-#: whose partial distance, a lower bound of the full one, is within the bound: on
-#: encodings shaped like dlib's, 2-3 % of random faces at the loose bound 0.64
-#: (bench/worker_step.py's synthetic gallery; 84 % of the variance is in the head).
-HEAD = 96
 
 
 @dataclass(frozen=True)
@@ -101,14 +78,11 @@ class FaceGallery:
     """Face vectors with owner ids; search returns the best face per owner."""
 
     def __init__(self, capacity: int = 1024) -> None:
-        # The vectors' columns in DIM_ORDER: head (N × HEAD) as the high and low
-        # 16 bits of its float32 values, tail (N × 32) float32.
-        self._high = np.zeros((capacity, HEAD), dtype=np.uint16)
-        self._low = np.zeros((capacity, HEAD), dtype=np.uint16)
-        self._tail = np.zeros((capacity, DIM - HEAD), dtype=np.float32)
-        # Squared norms of the truncated vector: |x̃_head|² + |tail|², and |x̃_head|².
+        # The vectors (N × 128) as the high and low 16 bits of their float32 values.
+        self._high = np.zeros((capacity, DIM), dtype=np.uint16)
+        self._low = np.zeros((capacity, DIM), dtype=np.uint16)
+        # Squared norms of the truncated vectors, |x̃|².
         self._sqnorms = np.zeros(capacity, dtype=np.float32)
-        self._head_sq = np.zeros(capacity, dtype=np.float32)
         self._ids = np.zeros((capacity, 3), dtype=np.int64)  # face, owner, photo
         self._size = 0
         self._truncation = 0.0
@@ -126,9 +100,7 @@ class FaceGallery:
         return (
             self._high.nbytes
             + self._low.nbytes
-            + self._tail.nbytes
             + self._sqnorms.nbytes
-            + self._head_sq.nbytes
             + self._ids.nbytes
             + self._owners.nbytes
             + self._owner_faces.nbytes
@@ -173,8 +145,7 @@ class FaceGallery:
         """Rows' vectors in their own dimension order, float64 (exact: the stored
         float32 values)."""
         out = np.empty((len(rows), DIM), dtype=np.float64)
-        out[:, DIM_ORDER[:HEAD]] = to_float32(self._high[rows], self._low[rows])
-        out[:, DIM_ORDER[HEAD:]] = self._tail[rows]
+        out[:] = to_float32(self._high[rows], self._low[rows])
         return out
 
     def reserve(self, total: int) -> None:
@@ -190,8 +161,8 @@ class FaceGallery:
             out[: self._size] = a[: self._size]
             return out
 
-        self._high, self._low, self._tail = grown(self._high), grown(self._low), grown(self._tail)
-        self._sqnorms, self._head_sq = grown(self._sqnorms), grown(self._head_sq)
+        self._high, self._low = grown(self._high), grown(self._low)
+        self._sqnorms = grown(self._sqnorms)
         self._ids = grown(self._ids)
 
     def _grow_for(self, extra: int) -> None:
@@ -225,15 +196,11 @@ class FaceGallery:
         n = len(face_ids)
         self._grow_for(n)
         start, end = self._size, self._size + n
-        head = vectors[:, DIM_ORDER[:HEAD]]
-        tail = self._tail[start:end]
-        tail[:] = vectors[:, DIM_ORDER[HEAD:]]
-        high, low = split_planes(head)
+        high, low = split_planes(vectors)
         self._high[start:end], self._low[start:end] = high, low
         truncated = to_float32(high)
-        self._head_sq[start:end] = np.einsum("ij,ij->i", truncated, truncated)
-        self._sqnorms[start:end] = self._head_sq[start:end] + np.einsum("ij,ij->i", tail, tail)
-        moved = head.astype(np.float64) - truncated
+        self._sqnorms[start:end] = np.einsum("ij,ij->i", truncated, truncated)
+        moved = vectors.astype(np.float64) - truncated
         self._truncation = max(
             self._truncation, float(np.sqrt(np.einsum("ij,ij->i", moved, moved).max()))
         )
@@ -254,7 +221,7 @@ class FaceGallery:
         new_size = size - count
         holes = np.flatnonzero(gone[:new_size])
         movers = new_size + np.flatnonzero(~gone[new_size:size])
-        for a in (self._high, self._low, self._tail, self._sqnorms, self._head_sq, self._ids):
+        for a in (self._high, self._low, self._sqnorms, self._ids):
             a[holes] = a[movers]
         self._size = new_size
 
@@ -283,7 +250,7 @@ class FaceGallery:
     def top_k(self, probes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` nearest faces per probe: (face ids (q, k), distances (q, k)), best first.
 
-        Exact: the scan (truncated head and tail, float32) keeps every row that may
+        Exact: the scan (truncated vectors, float32) keeps every row that may
         be as near as each probe's k-th best (see :meth:`_reach`), and those are
         re-measured in float64, so the answer equals a float64 brute force.
         """
@@ -292,7 +259,7 @@ class FaceGallery:
         k = min(k, self._size)
         if k == 0 or q == 0:
             return np.zeros((q, 0), dtype=np.int64), np.zeros((q, 0))
-        p32 = p64[:, DIM_ORDER].astype(np.float32)
+        p32 = p64.astype(np.float32)
         pn = np.einsum("ij,ij->i", p32.astype(np.float64), p32.astype(np.float64))
         # Bounds are on s = d² − |p|² of the truncated vectors.
         bound = np.full(q, np.inf, dtype=np.float32)
@@ -301,15 +268,7 @@ class FaceGallery:
         pool_len = np.zeros(q, dtype=np.int64)
         size = self._size
         for start, end in self._blocks(q):
-            s = scan_dense(
-                self._high[:size],
-                self._tail[:size],
-                self._sqnorms[:size],
-                p32[:, :HEAD],
-                p32[:, HEAD:],
-                start,
-                end,
-            )
+            s = scan_dense(self._high[:size], self._sqnorms[:size], p32, start, end)
             if start == 0 and s.shape[1] >= k:
                 # A first bound from a sample of the first block; pruning tightens it.
                 sample = s[:, : max(64 * k, 2048)]
@@ -347,35 +306,24 @@ class FaceGallery:
         Returns:
             One hit per owner (its closest face over all probes), nearest first.
 
-        Reads the head's high plane, then the tail of the faces whose partial
-        distance may be within ``threshold`` (see the module docstring); the same
-        hits as an exact scan of whole vectors.
+        Reads the high plane once; the faces whose truncated vector may be within
+        ``threshold`` are re-measured exactly (see the module docstring): the same
+        hits as an exact scan.
         """
         if self._size == 0:
             return []
         size = self._size
         probes = np.asarray(probes, dtype=np.float64).reshape(-1, DIM)
-        p32 = probes[:, DIM_ORDER].astype(np.float32)
-        head_p, tail_p = p32[:, :HEAD], p32[:, HEAD:]
-        # The head's partial distance is a lower bound of the distance, and the
-        # truncated head's is within `truncation` of the true head's: a face whose
-        # truncated partial distance exceeds threshold + truncation (+ slack for
-        # float32 rounding) is out. Limits are on s = partial d² − |p_head|².
+        p32 = probes.astype(np.float32)
+        # The truncated vector is within `truncation` of the true one: a face whose
+        # truncated vector is beyond threshold + truncation (+ slack for float32
+        # rounding) is out. Limits are on s = d² − |p|² of the truncated vectors.
         reach = threshold + _SLACK
-        head_pn = np.einsum("ij,ij->i", head_p.astype(np.float64), head_p.astype(np.float64))
-        limit = ((reach + self._truncation) ** 2 - head_pn).astype(np.float32)
-        probe_idx, rows, s = scan_within(
-            self._high[:size], self._head_sq[:size], head_p, limit, 0, size
+        pn = np.einsum("ij,ij->i", p32.astype(np.float64), p32.astype(np.float64))
+        limit = ((reach + self._truncation) ** 2 - pn).astype(np.float32)
+        probe_idx, rows, _s = scan_within(
+            self._high[:size], self._sqnorms[:size], p32, limit, 0, size
         )
-        if len(rows) == 0:
-            return []
-        # Finish the survivors: the tail's squared distance added to the head's
-        # lower bound (its truncated partial distance less the truncation).
-        head_d = np.sqrt(np.maximum(s.astype(np.float64) + head_pn[probe_idx], 0.0))
-        lower = np.maximum(head_d - self._truncation, 0.0)
-        t = self._tail[rows] - tail_p[probe_idx]
-        near = lower**2 + np.einsum("ij,ij->i", t, t) <= reach**2
-        probe_idx, rows = probe_idx[near], rows[near]
         if len(rows) == 0:
             return []
         diff = self._rows(rows) - probes[probe_idx]

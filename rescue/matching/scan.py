@@ -1,10 +1,10 @@
-"""Scanning a gallery's head planes: the native kernel, or numpy when it is missing.
+"""Scanning a gallery's high plane: the native kernel, or numpy when it is missing.
 
-The gallery (rescue.matching.gallery) keeps each face's head as two uint16 planes,
-the high and low halves of its float32 values. The high plane is bfloat16: a
-scan reads it alone (2 bytes per dimension instead of 4) and gets, for every row
-and probe, ``s = |x̃|² − 2 p·x̃`` for the truncated vector ``x̃``; the gallery
-bounds the truncation's effect and re-measures survivors exactly.
+The gallery (rescue.matching.gallery) keeps each face's vector as two uint16
+planes, the high and low halves of its float32 values. The high plane is
+bfloat16: a scan reads it alone (2 bytes per dimension instead of 4) and gets, for
+every row and probe, ``s = |x̃|² − 2 p·x̃`` for the truncated vector ``x̃``; the
+gallery bounds the truncation's effect and re-measures survivors exactly.
 
 Two implementations, same values up to float32 summation order:
 
@@ -16,9 +16,7 @@ Two implementations, same values up to float32 summation order:
   library is missing (no C compiler at install; ``rescue doctor`` says so);
   slower (the conversion costs more than the bytes it saves), never different.
 
-Measured (bench/worker_step.py, docs/performance.md "Worker step at scale", third
-run, 2026-12-03): one probe over 4 M faces 26-32 ms (the float32 head: 55-77 ms),
-1 M 6.7 ms; a 3-face photo 1.47× one face at 1 M and 1.61× at 4 M (was 2.3-3.6×).
+Measured: docs/performance.md "Worker step at scale" (bench/worker_step.py).
 """
 
 from __future__ import annotations
@@ -35,12 +33,19 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["THREADS", "native", "scan_dense", "scan_within", "split_planes", "to_float32"]
+__all__ = [
+    "THREADS",
+    "native",
+    "scan_dense",
+    "scan_within",
+    "split_planes",
+    "to_float32",
+]
 
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_bf16scan.so")
-_VERSION = 5
+_VERSION = 7
 #: Threads per scan: the CPUs this process may use (as BLAS would), at most 8.
 THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 #: Rows per numpy step (the fallback) and the least a thread is given.
@@ -64,7 +69,7 @@ def _load() -> ctypes.CDLL | None:
         log.warning("%s is out of date (run make install); gallery scans use numpy", LIBRARY)
         return None
     sz = ctypes.c_size_t
-    lib.rescue_scan_dense.argtypes = [_P, sz, _P, sz, _P, sz, _P, _P, ctypes.c_int, _P, sz]
+    lib.rescue_scan_dense.argtypes = [_P, sz, _P, sz, _P, ctypes.c_int, _P, sz]
     lib.rescue_scan_dense.restype = None
     lib.rescue_scan_within.argtypes = [_P, sz, _P, sz, _P, ctypes.c_int, _P, _P, _P, _P]
     lib.rescue_scan_within.argtypes += [ctypes.c_int64, ctypes.POINTER(sz)]
@@ -93,7 +98,7 @@ def native() -> bool:
 
 
 #: The kernel's paths (:func:`force_path`): the best the CPU has, or one of them.
-PATHS = {"best": 0, "portable": 1, "avx": 2, "fma": 3}
+PATHS = {"best": 0, "portable": 1, "avx": 2, "fma": 3, "avx2": 4}
 
 
 def force_path(name: str) -> None:
@@ -153,45 +158,30 @@ def _parallel(tasks: list[Callable[[], _T]]) -> list[_T]:
 
 
 def scan_dense(
-    high: np.ndarray,
-    tail: np.ndarray | None,
-    sq: np.ndarray,
-    probes_head: np.ndarray,
-    probes_tail: np.ndarray | None,
-    start: int,
-    end: int,
+    high: np.ndarray, sq: np.ndarray, probes: np.ndarray, start: int, end: int
 ) -> np.ndarray:
     """``s`` for rows start..end and every probe: float32 (q, end − start).
 
     Args:
-        high: (N, h) uint16 high plane; tail: (N, t) float32 or None (head only).
-        sq: (N,) float32, ``|x̃_head|²`` (+ ``|tail|²`` when ``tail`` is given).
-        probes_head: (q, h) float32; probes_tail: (q, t) float32 (with ``tail``).
+        high: (N, d) uint16 high plane; sq: (N,) float32, ``|x̃|²``.
+        probes: (q, d) float32.
     """
-    q, rows = len(probes_head), end - start
+    q, rows = len(probes), end - start
     out = np.empty((q, rows), dtype=np.float32)
-    ph = _padded(probes_head)
-    pt = None if tail is None or probes_tail is None else _padded(probes_tail)
+    ph = _padded(probes)
     if _LIB is None:
         for a, b in _ranges(start, end):
-            s = ph[:q] @ to_float32(high[a:b]).T
-            if tail is not None and pt is not None:
-                s += pt[:q] @ tail[a:b].T
-            out[:, a - start : b - start] = sq[a:b] - 2.0 * s
+            out[:, a - start : b - start] = sq[a:b] - 2.0 * (ph[:q] @ to_float32(high[a:b]).T)
         return out
-    lib = _LIB
-    dh, dt = high.shape[1], 0 if tail is None else tail.shape[1]
+    lib, dh = _LIB, high.shape[1]
 
     def task(a: int, b: int) -> None:
         lib.rescue_scan_dense(
             high[a:].ctypes.data,
             dh,
-            None if tail is None else tail[a:].ctypes.data,
-            dt,
             sq[a:].ctypes.data,
             b - a,
             ph.ctypes.data,
-            None if pt is None else pt.ctypes.data,
             q,
             out[:, a - start :].ctypes.data,
             rows,
@@ -204,15 +194,15 @@ def scan_dense(
 def scan_within(
     high: np.ndarray,
     sq: np.ndarray,
-    probes_head: np.ndarray,
+    probes: np.ndarray,
     limit: np.ndarray,
     start: int,
     end: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows of start..end whose ``s`` (head only) is at or under each probe's
-    ``limit``: (probe index int32, row int64, s float32), by row."""
-    q = len(probes_head)
-    ph = _padded(probes_head)
+    """Rows of start..end whose ``s`` is at or under each probe's ``limit``:
+    (probe index int32, row int64, s float32), by row."""
+    q = len(probes)
+    ph = _padded(probes)
     lim = np.ascontiguousarray(limit, dtype=np.float32)
     if _LIB is None:
         found_p, found_r, found_s = [], [], []
@@ -227,9 +217,9 @@ def scan_within(
     lib, dh = _LIB, high.shape[1]
 
     def task(a: int, b: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-        # Room for 1/64 of the rows' pairs at first (a bound passes ~2-4 % of random
-        # faces), doubled while it fills: the scan resumes where it stopped.
-        cap = max(4 * q, (b - a) * q // 64)
+        # Room for 1/256 of the rows' pairs at first (a bound on whole vectors passes
+        # few random faces), doubled while it fills: the scan resumes where it stopped.
+        cap = max(4 * q, (b - a) * q // 256)
         next_row = ctypes.c_size_t(0)
         out: tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]] = ([], [], [])
         while a < b:

@@ -34,15 +34,10 @@ def test_the_kernel_is_built():
     )
 
 
-def _expected(high, tail, probes_head, probes_tail):
+def _expected(high, probes):
     x = scan.to_float32(high).astype(np.float64)
     sq = (x * x).sum(1)
-    dot = probes_head.astype(np.float64) @ x.T
-    if tail is not None:
-        t = tail.astype(np.float64)
-        sq = sq + (t * t).sum(1)
-        dot = dot + probes_tail.astype(np.float64) @ t.T
-    return sq.astype(np.float32), sq[None, :] - 2 * dot
+    return sq.astype(np.float32), sq[None, :] - 2 * (probes.astype(np.float64) @ x.T)
 
 
 @pytest.fixture
@@ -58,29 +53,29 @@ def kernel_path(request):
     scan.force_path("best")
 
 
-# 96: the gallery's head (its own AVX+FMA code), 64/16 the general one; 12/4 (not
-# multiples of 8) the portable loop whatever the path asked for.
+# 128: the gallery's vectors (the AVX2 path, its own code per group of 1-4 probes,
+# at most 64 probes); 64 and 96 the general AVX one; 12 (not a multiple of 8) the
+# portable loop whatever the path asked for.
 _DENSE = [
-    *(("best", shape, q) for shape in [(96, 32), (64, 16)] for q in (1, 2, 3, 5, 9)),
-    *(("best", shape, q) for shape in [(96, 0), (12, 4)] for q in (1, 3, 9)),
-    *((path, shape, 3) for path in ("fma", "avx") for shape in [(96, 32), (64, 16)]),
-    ("portable", (96, 32), 3),
-    ("numpy", (96, 32), 3),
-    ("numpy", (96, 0), 1),
+    *(("best", dims, q) for dims in (128, 96, 64) for q in (1, 2, 3, 4, 5, 9)),
+    *(("best", 12, q) for q in (1, 3, 9)),
+    *(("avx2", 128, q) for q in (1, 2, 3, 4, 7, 64)),
+    ("avx2", 128, 65),  # more probes than the AVX2 path takes: the FMA one
+    *((path, dims, q) for path in ("fma", "avx") for dims in (128, 64) for q in (1, 3, 6)),
+    ("portable", 128, 3),
+    ("numpy", 128, 3),
+    ("numpy", 128, 1),
 ]
 
 
-@pytest.mark.parametrize(("kernel_path", "shape", "q"), _DENSE, indirect=["kernel_path"], ids=str)
-def test_dense_scan_equals_float64_on_the_truncated_vectors(kernel_path, shape, q):
-    head, tail_dims = shape
+@pytest.mark.parametrize(("kernel_path", "dims", "q"), _DENSE, indirect=["kernel_path"], ids=str)
+def test_dense_scan_equals_float64_on_the_truncated_vectors(kernel_path, dims, q):
     n = 20_011
-    _values, high = _planes(n, head, 1)
+    _values, high = _planes(n, dims, 1)
     rng = np.random.default_rng(2)
-    tail = (rng.standard_normal((n, tail_dims)) * 0.09).astype(np.float32) if tail_dims else None
-    ph = (rng.standard_normal((q, head)) * 0.09).astype(np.float32)
-    pt = (rng.standard_normal((q, tail_dims)) * 0.09).astype(np.float32) if tail_dims else None
-    sq, want = _expected(high, tail, ph, pt)
-    got = scan.scan_dense(high, tail, sq, ph, pt, 17, n - 5)
+    probes = (rng.standard_normal((q, dims)) * 0.09).astype(np.float32)
+    sq, want = _expected(high, probes)
+    got = scan.scan_dense(high, sq, probes, 17, n - 5)
     assert got.shape == (q, n - 22)
     np.testing.assert_allclose(got, want[:, 17 : n - 5], atol=2e-6)
 
@@ -93,6 +88,10 @@ def test_dense_scan_equals_float64_on_the_truncated_vectors(kernel_path, shape, 
         ("best", 3, 1.0),
         ("best", 2, 1.0),
         ("best", 6, 1.0),
+        ("avx2", 5, 1.0),
+        ("avx2", 1, 0.5),
+        ("fma", 1, 0.02),
+        ("fma", 3, 1.0),
         ("avx", 3, 1.0),
         ("portable", 3, 1.0),
         ("numpy", 1, 0.02),
@@ -101,15 +100,16 @@ def test_dense_scan_equals_float64_on_the_truncated_vectors(kernel_path, shape, 
     indirect=["kernel_path"],
 )
 def test_bounded_scan_returns_exactly_the_rows_within(kernel_path, q, passing):
-    """Everything passing (1.0) overflows the first output buffer (1/64 of the
-    rows): the kernel stops at a row and the scan resumes from it."""
+    """Everything passing (1.0) overflows the first output buffer (1/256 of the
+    rows): the kernel stops at a row, also inside one of its tiles, and the scan
+    resumes from it."""
     n = 50_000
-    _values, high = _planes(n, 96, 3)
+    _values, high = _planes(n, 128, 3)
     rng = np.random.default_rng(4)
-    ph = (rng.standard_normal((q, 96)) * 0.09).astype(np.float32)
-    sq, want = _expected(high, None, ph, None)
+    probes = (rng.standard_normal((q, 128)) * 0.09).astype(np.float32)
+    sq, want = _expected(high, probes)
     limit = np.quantile(want, passing, axis=1).astype(np.float32) + 1e-3
-    probe, rows, s = scan.scan_within(high, sq, ph, limit, 100, n)
+    probe, rows, s = scan.scan_within(high, sq, probes, limit, 100, n)
     # Near the limit float32 rounding may differ from float64: compare away from it.
     inside = want[:, 100:] <= limit[:, None] - 1e-5
     maybe = np.abs(want[:, 100:] - limit[:, None]) < 1e-5
