@@ -178,7 +178,6 @@ def load_text() -> str:
 async def run(report: Report, sizes: list[int]) -> None:
     from rescue.cases.tables import Case
     from rescue.db import start_pool
-    from rescue.duplicates.services import check_photo_faces
     from rescue.matching import gallery as gallery_module
     from rescue.matching import services as matching
     from rescue.matching.embedding import MODEL_NAME
@@ -234,11 +233,8 @@ async def run(report: Report, sizes: list[int]) -> None:
 
     async def worker_step(photo_id: int) -> None:
         """What the ``process_photo`` actor runs (workers.actors)."""
-        await matching.process_photo(
+        await matching.process_photo_job(
             photo_id=photo_id, store=store, settings=settings, galleries=galleries
-        )
-        await check_photo_faces(
-            photo_id=photo_id, galleries=galleries, threshold=settings.matching.threshold
         )
 
     # The notice of the person in the case photo (a real face, a real candidate).

@@ -36,15 +36,8 @@ async def process_photo(photo_id: int) -> None:
     back-off (2 s, 4 s … ≤ 60 s); a permanent one ends the photo ``failed`` with
     its reason and returns (nothing to retry).
     """
-    from rescue.duplicates.services import check_photo_faces
-
-    settings, galleries = get_settings(), get_galleries()
-    await matching.process_photo(
-        photo_id=photo_id, store=get_store(), settings=settings, galleries=galleries
-    )
-    # Duplicate intake: is this person already registered as another case?
-    await check_photo_faces(
-        photo_id=photo_id, galleries=galleries, threshold=settings.matching.threshold
+    await matching.process_photo_job(
+        photo_id=photo_id, store=get_store(), settings=get_settings(), galleries=get_galleries()
     )
 
 
