@@ -6,8 +6,9 @@ One run, gallery sizes 1 M then 4 M notice faces (``--faces``, repeatable):
    actor runs (workers.actors): read the original from the object store, decode,
    detect, encode, store the face, match the case against every open notice
    (deletion log and new faces read, the notices gallery searched, eligibility,
-   scoring, the candidate ledger written), mark the photo processed, then the
-   duplicate-intake check against the other cases. Baseline, alternated with it
+   scoring, the candidate ledger written), mark the photo processed, and the
+   duplicate-intake check against the other cases, alongside the match
+   (``rescue.matching.services.process_photo_job``). Baseline, alternated with it
    in the same run: the worker's detection + encoding of the same photo alone
    (``rescue.matching.services.detect_faces``: decode, detect, encode, quality).
    Target: ≤ 1.15×. The step's time is split into gallery refresh, search and the
