@@ -8,6 +8,8 @@ saves screenshots under /tmp for a person to look at."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +47,26 @@ async def _context(browser: Any, live_server: str, viewport: dict[str, int]) -> 
     )
     context.set_default_timeout(20_000)
     return context
+
+
+@contextlib.asynccontextmanager
+async def _signed_in(
+    browser: Any,
+    live_server: str,
+    viewport: dict[str, int],
+    username: str,
+    password: str,
+    path: str = "/",
+) -> AsyncIterator[Any]:
+    """A page at ``viewport`` signed in as ``username``, on ``path``; its browser
+    context closed afterwards."""
+    context = await _context(browser, live_server, viewport)
+    try:
+        page = await context.new_page()
+        await (await LoginPage(page).open(path)).log_in(username, password)
+        yield page
+    finally:
+        await context.close()
 
 
 async def _shot(page: Any, name: str) -> None:
@@ -156,12 +178,9 @@ async def test_moderation_page_is_laid_out_like_the_other_staff_pages(
     request_id = await _request_waiting_for_more_information()
     username, password = await make_user("station_staff", "north")
     for viewport, name in ((DESK, "moderation-desk"), (PHONE, "moderation-phone")):
-        context = await _context(browser, live_server, viewport)
-        try:
-            page = await context.new_page()
-            await (await LoginPage(page).open(f"/search-requests/{request_id}")).log_in(
-                username, password
-            )
+        async with _signed_in(
+            browser, live_server, viewport, username, password, f"/search-requests/{request_id}"
+        ) as page:
             assert page.url.endswith(f"/search-requests/{request_id}"), page.url
             await page.wait_for_function(
                 "[...document.querySelectorAll('#request-photos img')]"
@@ -200,8 +219,6 @@ async def test_moderation_page_is_laid_out_like_the_other_staff_pages(
             # a fact the family left out says so instead of an empty cell
             assert await page.inner_text("[data-field=date_of_birth]") == "未填写"
             assert await page.locator("a[href='/search-requests']").count() >= 2  # nav + back
-        finally:
-            await context.close()
 
 
 #: The candidate list's labels as drawn: their heights against the text's line
@@ -230,10 +247,9 @@ async def test_case_candidates_are_readable_on_a_phone_and_a_desk(
     candidate_id = await _police_candidate(case_id)
     username, password = await make_user("station_staff", "north")
     for viewport, name in ((PHONE, "case-candidates-phone"), (DESK, "case-candidates-desk")):
-        context = await _context(browser, live_server, viewport)
-        try:
-            page = await context.new_page()
-            await (await LoginPage(page).open(f"/cases/{case_id}")).log_in(username, password)
+        async with _signed_in(
+            browser, live_server, viewport, username, password, f"/cases/{case_id}"
+        ) as page:
             await CasePage(page).open(case_id)
             await page.locator("#candidate-list").scroll_into_view_if_needed()
             sizes = await page.evaluate(_CANDIDATES)
@@ -251,8 +267,6 @@ async def test_case_candidates_are_readable_on_a_phone_and_a_desk(
             assert sizes["pageWidth"] <= viewport["width"], (name, sizes)
             compare = page.locator(f"#candidate-list a[href='/candidates/{candidate_id}']")
             assert await compare.count() == 1
-        finally:
-            await context.close()
 
 
 #: The staff menu as drawn: every item inside the viewport and not covered, the
@@ -279,10 +293,7 @@ async def test_the_whole_staff_menu_is_in_view_on_a_phone(browser, live_server):
     that more items hid to the right. It wraps instead: every item in view."""
     username, password = await make_user("admin")  # the longest menu
     for viewport, name in ((PHONE, "menu-phone"), ({"width": 360, "height": 740}, "menu-360")):
-        context = await _context(browser, live_server, viewport)
-        try:
-            page = await context.new_page()
-            await (await LoginPage(page).open()).log_in(username, password)
+        async with _signed_in(browser, live_server, viewport, username, password) as page:
             menu = await page.evaluate(_MENU)
             await _shot(page, name)
             await page.screenshot(path=str(PHONE_SHOTS / f"{name}.png"))
@@ -300,8 +311,6 @@ async def test_the_whole_staff_menu_is_in_view_on_a_phone(browser, live_server):
             assert menu["rows"] <= 4, (name, menu["rows"])
             await page.click("header.top nav a[href='/stats']")  # the last item
             assert page.url.endswith("/stats")
-        finally:
-            await context.close()
 
 
 async def _case_with_placements() -> int:
@@ -372,10 +381,9 @@ async def test_case_placements_are_readable_on_a_phone_and_a_desk(
     case_id = await _case_with_placements()
     username, password = await make_user("station_staff", "north")
     for viewport, name in ((PHONE, "placements-phone"), (DESK, "placements-desk")):
-        context = await _context(browser, live_server, viewport)
-        try:
-            page = await context.new_page()
-            await (await LoginPage(page).open(f"/cases/{case_id}")).log_in(username, password)
+        async with _signed_in(
+            browser, live_server, viewport, username, password, f"/cases/{case_id}"
+        ) as page:
             await CasePage(page).open(case_id)
             await page.locator("#placements").scroll_into_view_if_needed()
             drawn = await page.evaluate(_PLACEMENTS)
@@ -389,5 +397,3 @@ async def test_case_placements_are_readable_on_a_phone_and_a_desk(
             assert drawn["pageScroll"] <= drawn["pageClient"], (name, drawn)
             assert await page.locator("#placements a", has_text="入院证明").count() == 1
             assert await page.locator("#placement-end").count() == 1  # the current one
-        finally:
-            await context.close()
