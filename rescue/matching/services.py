@@ -126,10 +126,10 @@ class SideGallery:
       has the same race: its ids are taken when a face is deleted but seen when
       the deletion commits, so a deletion committed after a later one would
       otherwise be passed over for good (the face kept until the worker
-      restarts). Log ids under the largest read that were not visible yet are
-      *deletion gaps*, read again with the new entries on each refresh and
-      forgotten after :data:`GAP_SECONDS` (a deletion rolled back leaves a hole
-      for good).
+      restarts). Log ids under the largest read that were not visible yet (at a
+      reload too) are *deletion gaps*, read again with the new entries on each
+      refresh and forgotten after :data:`GAP_SECONDS` (a deletion rolled back
+      leaves a hole for good).
 
     Only the first load counts the side's faces, to size the gallery exactly.
 
@@ -237,14 +237,19 @@ class SideGallery:
     async def _reload(self) -> None:
         """Load the whole side into a new gallery sized exactly (no growth slack)."""
         # The log position first: a deletion during the load is applied next time
-        # (removing a face not held is a no-op).
-        last = (
-            await FaceDeletion.select(FaceDeletion.id)
+        # (removing a face not held is a no-op). Ids under it not visible yet are
+        # deletion gaps, except under a reload marker: a truncate waits for every
+        # deletion in progress, and pruned entries are days old.
+        tail = (
+            await FaceDeletion.select(FaceDeletion.id, FaceDeletion.face_id)
             .order_by(FaceDeletion.id, ascending=False)
-            .first()
+            .limit(GAP_WINDOW)
         )
-        self.last_deletion_id = int(last["id"]) if last else 0
+        ids = [int(r["id"]) for r in tail]
+        self.last_deletion_id = ids[0] if ids else 0
+        markers = [int(r["id"]) for r in tail if int(r["face_id"]) == RELOAD_MARKER]
         self.deletion_gaps = {}
+        _note_skipped(self.deletion_gaps, max(markers, default=0), self.last_deletion_id, ids)
         total = await Face.count().where(
             self.owner_column.is_not_null() & (Face.model == MODEL_NAME)
         )

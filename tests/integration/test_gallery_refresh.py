@@ -266,3 +266,37 @@ async def test_a_rolled_back_deletion_leaves_a_hole_forgotten_after_gap_seconds(
     await Face.delete().where(Face.id == kept)  # later deletions still arrive
     await side.refresh()
     assert _held(side).keys() == {a}
+
+
+async def test_a_deletion_uncommitted_at_the_first_load_still_removes_its_face():
+    """The same race at a (re)load: the log position is the largest entry visible,
+    and an entry under it still uncommitted is a deletion gap; the holes under a
+    reload marker (the set-up's TRUNCATE left one) are not."""
+    from rescue.matching.tables import RELOAD_MARKER, FaceDeletion
+
+    rng = np.random.default_rng(6)
+    await _notice_faces(2, rng)
+    await Face.delete(force=True)  # two log entries, then emptied: holes under the marker
+    await Face._meta.db.run_ddl("TRUNCATE faces, face_deletions")
+    (marker,) = await FaceDeletion.select()
+    assert marker["face_id"] == RELOAD_MARKER
+    faces = await _notice_faces(3, rng)
+    a, b, kept = sorted(faces)
+    t1, t2 = await _connection(), await _connection()
+    try:
+        first = t1.transaction()
+        await first.start()
+        await t1.execute("DELETE FROM faces WHERE id = $1", a)
+        async with t2.transaction():
+            await t2.execute("DELETE FROM faces WHERE id = $1", b)
+        side = SideGallery("notice")  # a worker starting now
+        await side.refresh()
+        assert _held(side).keys() == {a, kept}
+        await first.commit()
+    finally:
+        await t1.close()
+        await t2.close()
+    assert side.deletion_gaps.keys() == {await _log_id(a)}
+    await side.refresh()
+    assert _held(side).keys() == {kept}
+    assert not side.deletion_gaps
