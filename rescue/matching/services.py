@@ -776,8 +776,10 @@ async def _current_model(
 ) -> tuple[list[GalleryHit], dict[int, dict[str, Any]]]:
     """Drop hits on faces no longer encoded by the model in use: a worker started
     before the faces' model was changed may still hold them (its gallery drops them
-    when a re-encoding run replaces them). Also returns the kept faces' quality by
-    face id (read in the same statement)."""
+    when a re-encoding run replaces them); and on faces deleted that a gallery
+    still holds (a deletion not read yet). Also returns the kept faces' quality by
+    face id (read in the same statement). Used by the duplicate-intake search too
+    (rescue.matching.duplicates)."""
     if not hits:
         return hits, {}
     current = {
