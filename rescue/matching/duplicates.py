@@ -15,7 +15,7 @@ import numpy as np
 
 from rescue.matching.embedding import MODEL_NAME
 from rescue.matching.gallery import GalleryHit
-from rescue.matching.services import GallerySet
+from rescue.matching.services import GallerySet, _current_model
 from rescue.photos.tables import Face, Photo
 
 __all__ = ["same_person_faces"]
@@ -32,8 +32,9 @@ async def same_person_faces(
         case_id: the photo's case, when the caller has just read it (not read again).
 
     Returns:
-        One hit per other case (its best face), closest first; empty when the
-        photo has no face, is not a case photo or no longer exists.
+        One hit per other case (its best face still in the faces table), closest
+        first; empty when the photo has no face, is not a case photo or no longer
+        exists.
     """
     if case_id is None:
         photo = await Photo.select(Photo.case).where(Photo.id == photo_id).first()
@@ -50,11 +51,11 @@ async def same_person_faces(
     probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
     gallery = await galleries.cases.refresh()
     hits = await anyio.to_thread.run_sync(gallery.search, probes, threshold)
-    own = case_id
+    # Only faces that still exist (one query by id, as the matcher does): a gallery
+    # that missed a deletion must never warn on a deleted face.
+    hits, _quality = await _current_model([h for h in hits if h.owner_id != case_id])
     best: dict[int, GalleryHit] = {}
     for hit in hits:
-        if hit.owner_id == own:
-            continue
         if hit.owner_id not in best or hit.distance < best[hit.owner_id].distance:
             best[hit.owner_id] = hit
     return sorted(best.values(), key=lambda h: h.distance)

@@ -84,6 +84,26 @@ GAP_WINDOW = 10_000
 POOL_PER_CANDIDATE = 20
 
 
+def _note_skipped(gaps: dict[int, float], after: int, upto: int, present: list[int]) -> None:
+    """Remember in ``gaps`` (first seen now, rescue.clock.monotonic) the ids in
+    (``after``, ``upto``] not in ``present``; only the top :data:`GAP_WINDOW` ids
+    (writes in flight hold the newest ids; older holes are deleted faces, or
+    writes rolled back)."""
+    after = max(after, upto - GAP_WINDOW)
+    missing = np.setdiff1d(
+        np.arange(after + 1, upto + 1, dtype=np.int64), np.array(present, dtype=np.int64)
+    )
+    first_seen = clock.monotonic()
+    for gap in missing.tolist():
+        gaps.setdefault(int(gap), first_seen)
+
+
+def _recent(gaps: dict[int, float]) -> dict[int, float]:
+    """The gaps first seen less than :data:`GAP_SECONDS` ago (older ones: rolled back)."""
+    cutoff = clock.monotonic() - GAP_SECONDS
+    return {k: v for k, v in gaps.items() if v >= cutoff}
+
+
 @dataclass
 class SideGallery:
     """The gallery of one side (``case`` or ``notice``), kept in step with the faces table.
@@ -102,7 +122,14 @@ class SideGallery:
     - late commits: a face id under the largest seen that was not visible yet
       (another worker's insert still uncommitted, or rolled back) is a *gap*; gaps
       are looked up again by id on each refresh for :data:`GAP_SECONDS` (inserts
-      commit within milliseconds), then forgotten (rolled back).
+      commit within milliseconds), then forgotten (rolled back). The deletion log
+      has the same race: its ids are taken when a face is deleted but seen when
+      the deletion commits, so a deletion committed after a later one would
+      otherwise be passed over for good (the face kept until the worker
+      restarts). Log ids under the largest read that were not visible yet (at a
+      reload too) are *deletion gaps*, read again with the new entries on each
+      refresh and forgotten after :data:`GAP_SECONDS` (a deletion rolled back
+      leaves a hole for good).
 
     Only the first load counts the side's faces, to size the gallery exactly.
 
@@ -118,6 +145,8 @@ class SideGallery:
     last_deletion_id: int = 0
     #: Face ids not visible when a larger one was loaded → first seen (rescue.clock.monotonic).
     gaps: dict[int, float] = field(default_factory=dict)
+    #: Deletion-log ids not visible when a larger one was read → first seen (the same).
+    deletion_gaps: dict[int, float] = field(default_factory=dict)
     lock: asyncio.Lock | None = None
 
     @property
@@ -155,21 +184,14 @@ class SideGallery:
             await self._note_gaps(start, self.last_face_id)
 
     async def _note_gaps(self, after: int, upto: int) -> None:
-        """Remember ids in (``after``, ``upto``] that no face has (on either side) now;
-        only the top :data:`GAP_WINDOW` ids (in-flight inserts hold the newest ids;
-        older holes are deleted faces)."""
+        """Remember ids in (``after``, ``upto``] that no face has (on either side) now
+        (:func:`_note_skipped`)."""
         after = max(after, upto - GAP_WINDOW)
-        present = np.array(
-            [
-                int(r["id"])
-                for r in await Face.select(Face.id).where((Face.id > after) & (Face.id <= upto))
-            ],
-            dtype=np.int64,
-        )
-        missing = np.setdiff1d(np.arange(after + 1, upto + 1, dtype=np.int64), present)
-        first_seen = clock.monotonic()
-        for face_id in missing.tolist():
-            self.gaps.setdefault(int(face_id), first_seen)
+        present = [
+            int(r["id"])
+            for r in await Face.select(Face.id).where((Face.id > after) & (Face.id <= upto))
+        ]
+        _note_skipped(self.gaps, after, upto, present)
 
     async def _fill_gaps(self) -> None:
         """Load faces that appeared under ids noted as gaps; forget old gaps."""
@@ -181,36 +203,53 @@ class SideGallery:
         self._add_rows(rows)
         for r in rows:
             self.gaps.pop(int(r["id"]), None)
-        cutoff = clock.monotonic() - GAP_SECONDS
-        self.gaps = {k: v for k, v in self.gaps.items() if v >= cutoff}
+        self.gaps = _recent(self.gaps)
 
     async def _apply_deletions(self) -> None:
+        """Remove the faces of the log entries after the last one read and of those
+        that appeared under ids noted as deletion gaps (one query); note the ids
+        skipped under the largest read as deletion gaps, forget old ones."""
+        after = self.last_deletion_id
+        where: Any = FaceDeletion.id > after
+        if self.deletion_gaps:
+            where = where | FaceDeletion.id.is_in(list(self.deletion_gaps))
         rows = (
             await FaceDeletion.select(FaceDeletion.id, FaceDeletion.face_id)
-            .where(FaceDeletion.id > self.last_deletion_id)
+            .where(where)
             .order_by(FaceDeletion.id)
         )
-        if not rows:
-            return
         if any(int(r["face_id"]) == RELOAD_MARKER for r in rows):
             # The faces table was truncated, or entries this gallery had not read
             # were pruned (rescue.retention): the log cannot say what went.
             log.info("%s gallery: deletion log truncated or pruned, reloading", self.side)
             await self._reload()
             return
-        self.gallery.remove([int(r["face_id"]) for r in rows])
-        self.last_deletion_id = int(rows[-1]["id"])
+        ids = [int(r["id"]) for r in rows]
+        if rows:
+            self.gallery.remove([int(r["face_id"]) for r in rows])
+        for entry_id in ids:
+            self.deletion_gaps.pop(entry_id, None)
+        if ids and ids[-1] > after:
+            self.last_deletion_id = ids[-1]
+            _note_skipped(self.deletion_gaps, after, ids[-1], ids)
+        self.deletion_gaps = _recent(self.deletion_gaps)
 
     async def _reload(self) -> None:
         """Load the whole side into a new gallery sized exactly (no growth slack)."""
         # The log position first: a deletion during the load is applied next time
-        # (removing a face not held is a no-op).
-        last = (
-            await FaceDeletion.select(FaceDeletion.id)
+        # (removing a face not held is a no-op). Ids under it not visible yet are
+        # deletion gaps, except under a reload marker: a truncate waits for every
+        # deletion in progress, and pruned entries are days old.
+        tail = (
+            await FaceDeletion.select(FaceDeletion.id, FaceDeletion.face_id)
             .order_by(FaceDeletion.id, ascending=False)
-            .first()
+            .limit(GAP_WINDOW)
         )
-        self.last_deletion_id = int(last["id"]) if last else 0
+        ids = [int(r["id"]) for r in tail]
+        self.last_deletion_id = ids[0] if ids else 0
+        markers = [int(r["id"]) for r in tail if int(r["face_id"]) == RELOAD_MARKER]
+        self.deletion_gaps = {}
+        _note_skipped(self.deletion_gaps, max(markers, default=0), self.last_deletion_id, ids)
         total = await Face.count().where(
             self.owner_column.is_not_null() & (Face.model == MODEL_NAME)
         )
@@ -737,8 +776,10 @@ async def _current_model(
 ) -> tuple[list[GalleryHit], dict[int, dict[str, Any]]]:
     """Drop hits on faces no longer encoded by the model in use: a worker started
     before the faces' model was changed may still hold them (its gallery drops them
-    when a re-encoding run replaces them). Also returns the kept faces' quality by
-    face id (read in the same statement)."""
+    when a re-encoding run replaces them); and on faces deleted that a gallery
+    still holds (a deletion not read yet). Also returns the kept faces' quality by
+    face id (read in the same statement). Used by the duplicate-intake search too
+    (rescue.matching.duplicates)."""
     if not hits:
         return hits, {}
     current = {

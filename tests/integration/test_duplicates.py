@@ -260,3 +260,87 @@ async def test_one_writer_raises_new_pairs_and_adds_evidence_to_known_ones():
     # The same kind again: still dismissed, only the smaller distance kept.
     assert (kinds(same_again), rows[same_again]["status"]) == (["face"], "dismissed")
     assert rows[same_again]["best_distance"] == 0.2
+
+
+async def test_a_gallery_that_missed_a_deletion_warns_on_no_deleted_face():
+    """Defence in depth: a worker's gallery can still hold a deleted face (a
+    deletion-log entry not read yet); the duplicate-intake search checks that the
+    faces it found still exist, so no warning names a deleted face."""
+    import secrets
+
+    import numpy as np
+
+    from rescue import clock
+    from rescue.cases.schemas import CaseCreate
+    from rescue.cases.services import create_case
+    from rescue.cases.tables import Sex
+    from rescue.duplicates.services import check_photo_faces
+    from rescue.duplicates.tables import DuplicateWarning
+    from rescue.matching.duplicates import same_person_faces
+    from rescue.matching.embedding import MODEL_NAME
+    from rescue.matching.gallery import DIM
+    from rescue.matching.services import GallerySet
+    from rescue.matching.tables import FaceDeletion
+    from rescue.photos.tables import Face, Photo
+    from rescue.users.services import Principal
+    from rescue.users.tables import Role
+
+    setup = Principal(user_id=0, username="setup", role=Role.admin, station="north")
+    me, twin, other = [
+        (
+            await create_case(
+                data=CaseCreate(sex=Sex.male, estimated_age=40, found_place="G318"), by=setup
+            )
+        ).id
+        for _ in range(3)
+    ]
+    rng = np.random.default_rng(7)
+    probe = rng.normal(0.0, 0.05, DIM)
+
+    def near(distance: float) -> np.ndarray:
+        step = rng.normal(0.0, 1.0, DIM)
+        return probe + distance * step / np.linalg.norm(step)
+
+    async def photo_with_face(case_id: int, encoding: np.ndarray) -> tuple[int, int]:
+        (photo,) = await Photo.insert(
+            Photo(
+                case=case_id,
+                object_key=f"test/{secrets.token_hex(8)}",
+                sha256=secrets.token_hex(32),
+                size_bytes=1,
+                media_type="image/jpeg",
+                width=1,
+                height=1,
+                status="processed",
+                encoded_at=clock.now(),
+            )
+        ).returning(Photo.id)
+        (face,) = await Face.insert(
+            Face(
+                photo=photo["id"],
+                case=case_id,
+                top=0,
+                right=1,
+                bottom=1,
+                left=0,
+                encoding=encoding.astype("<f8").tobytes(),
+                model=MODEL_NAME,
+            )
+        ).returning(Face.id)
+        return int(photo["id"]), int(face["id"])
+
+    mine, _ = await photo_with_face(me, probe)
+    _, twin_face = await photo_with_face(twin, near(0.1))
+    await photo_with_face(other, near(0.3))
+    galleries = GallerySet()
+    found = await same_person_faces(photo_id=mine, galleries=galleries, threshold=0.53)
+    assert [h.owner_id for h in found] == [twin, other]
+
+    # The twin's face is deleted, and its log entry lost to this gallery.
+    await Face.delete().where(Face.id == twin_face)
+    await FaceDeletion.delete().where(FaceDeletion.face_id == twin_face)
+    await galleries.cases.refresh()
+    assert twin_face in galleries.cases.gallery.face_ids  # stale
+    assert await check_photo_faces(photo_id=mine, galleries=galleries, threshold=0.53) == 1
+    warned = await DuplicateWarning.select(DuplicateWarning.case, DuplicateWarning.other_case)
+    assert [{w["case"], w["other_case"]} for w in warned] == [{me, other}]
