@@ -129,3 +129,50 @@ async def admitted_days_ago(case_id: int, days: float) -> None:
     when = clock.now() - timedelta(days=days)
     await Case.update({Case.admitted_at: when}).where(Case.id == case_id)
     await Placement.update({Placement.started_at: when}).where(Placement.case == case_id)
+
+
+async def stored_faces(
+    vectors: Any, *, case: int | None = None, notice: int | None = None
+) -> tuple[int, list[int]]:
+    """One processed photo of a case or a notice with a face per row of ``vectors``
+    ((n, 128) encodings, the model in use), written straight to the tables (no
+    image, no worker): (photo id, face ids in the rows' order)."""
+    import secrets
+
+    import numpy as np
+
+    from rescue import clock
+    from rescue.matching.embedding import MODEL_NAME
+    from rescue.photos.tables import Face, Photo
+
+    (photo,) = await Photo.insert(
+        Photo(
+            case=case,
+            notice=notice,
+            object_key=f"test/{secrets.token_hex(8)}",
+            sha256=secrets.token_hex(32),
+            size_bytes=1,
+            media_type="image/jpeg",
+            width=1,
+            height=1,
+            status="processed",
+            encoded_at=clock.now(),
+        )
+    ).returning(Photo.id)
+    inserted = await Face.insert(
+        *[
+            Face(
+                photo=photo["id"],
+                case=case,
+                notice=notice,
+                top=0,
+                right=1,
+                bottom=1,
+                left=0,
+                encoding=np.asarray(v, dtype="<f8").tobytes(),
+                model=MODEL_NAME,  # galleries hold only the model in use
+            )
+            for v in vectors
+        ]
+    ).returning(Face.id)
+    return int(photo["id"]), [int(r["id"]) for r in inserted]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from tests.conftest import make_token, wait_for_photo, worker_log
-from tests.integration.helpers import new_case, upload, upload_file
+from tests.integration.helpers import new_case, stored_faces, upload, upload_file
 from tests.support import BIDEN, OBAMA_A, OBAMA_B, photo
 
 
@@ -266,22 +266,19 @@ async def test_a_gallery_that_missed_a_deletion_warns_on_no_deleted_face():
     """Defence in depth: a worker's gallery can still hold a deleted face (a
     deletion-log entry not read yet); the duplicate-intake search checks that the
     faces it found still exist, so no warning names a deleted face."""
-    import secrets
 
     import numpy as np
 
-    from rescue import clock
     from rescue.cases.schemas import CaseCreate
     from rescue.cases.services import create_case
     from rescue.cases.tables import Sex
     from rescue.duplicates.services import check_photo_faces
     from rescue.duplicates.tables import DuplicateWarning
     from rescue.matching.duplicates import same_person_faces
-    from rescue.matching.embedding import MODEL_NAME
     from rescue.matching.gallery import DIM
     from rescue.matching.services import GallerySet
     from rescue.matching.tables import FaceDeletion
-    from rescue.photos.tables import Face, Photo
+    from rescue.photos.tables import Face
     from rescue.users.services import Principal
     from rescue.users.tables import Role
 
@@ -302,32 +299,8 @@ async def test_a_gallery_that_missed_a_deletion_warns_on_no_deleted_face():
         return probe + distance * step / np.linalg.norm(step)
 
     async def photo_with_face(case_id: int, encoding: np.ndarray) -> tuple[int, int]:
-        (photo,) = await Photo.insert(
-            Photo(
-                case=case_id,
-                object_key=f"test/{secrets.token_hex(8)}",
-                sha256=secrets.token_hex(32),
-                size_bytes=1,
-                media_type="image/jpeg",
-                width=1,
-                height=1,
-                status="processed",
-                encoded_at=clock.now(),
-            )
-        ).returning(Photo.id)
-        (face,) = await Face.insert(
-            Face(
-                photo=photo["id"],
-                case=case_id,
-                top=0,
-                right=1,
-                bottom=1,
-                left=0,
-                encoding=encoding.astype("<f8").tobytes(),
-                model=MODEL_NAME,
-            )
-        ).returning(Face.id)
-        return int(photo["id"]), int(face["id"])
+        photo_id, (face_id,) = await stored_faces([encoding], case=case_id)
+        return photo_id, face_id
 
     mine, _ = await photo_with_face(me, probe)
     _, twin_face = await photo_with_face(twin, near(0.1))

@@ -2,50 +2,21 @@
 
 from __future__ import annotations
 
-import secrets
-
 import numpy as np
 
 from rescue.matching import services
-from rescue.matching.embedding import MODEL_NAME
 from rescue.matching.gallery import DIM, FaceGallery
 from rescue.matching.services import SideGallery
 from rescue.notices.tables import Notice
-from rescue.photos.tables import Face, Photo
+from rescue.photos.tables import Face
+from tests.integration.helpers import stored_faces
 
 
 async def _notice_faces(count: int, rng: np.random.Generator) -> dict[int, np.ndarray]:
     rows = await Notice.insert(Notice(name="王五", source="family")).returning(Notice.id)
-    notice_id = rows[0]["id"]
-    rows = await Photo.insert(
-        Photo(
-            notice=notice_id,
-            object_key=f"test/{secrets.token_hex(8)}",
-            sha256="0" * 64,
-            size_bytes=1,
-            media_type="image/jpeg",
-            width=1,
-            height=1,
-            status="processed",
-        )
-    ).returning(Photo.id)
     vectors = rng.normal(0.0, 0.05, (count, DIM))
-    inserted = await Face.insert(
-        *[
-            Face(
-                photo=rows[0]["id"],
-                notice=notice_id,
-                top=0,
-                right=1,
-                bottom=1,
-                left=0,
-                encoding=v.astype("<f8").tobytes(),
-                model=MODEL_NAME,  # galleries hold only the model in use
-            )
-            for v in vectors
-        ]
-    ).returning(Face.id)
-    return {int(r["id"]): v for r, v in zip(inserted, vectors, strict=True)}
+    _photo, ids = await stored_faces(vectors, notice=rows[0]["id"])
+    return dict(zip(ids, vectors, strict=True))
 
 
 def _held(side: SideGallery | FaceGallery) -> dict[int, np.ndarray]:
