@@ -15,7 +15,7 @@ import numpy as np
 
 from rescue.matching.embedding import MODEL_NAME
 from rescue.matching.gallery import GalleryHit
-from rescue.matching.services import GallerySet, _current_model
+from rescue.matching.services import GallerySet, hits_on_current_faces
 from rescue.photos.tables import Face, Photo
 
 __all__ = ["same_person_faces"]
@@ -53,7 +53,7 @@ async def same_person_faces(
     hits = await anyio.to_thread.run_sync(gallery.search, probes, threshold)
     # Only faces that still exist (one query by id, as the matcher does): a gallery
     # that missed a deletion must never warn on a deleted face.
-    hits, _quality = await _current_model([h for h in hits if h.owner_id != case_id])
+    hits, _quality = await hits_on_current_faces([h for h in hits if h.owner_id != case_id])
     best: dict[int, GalleryHit] = {}
     for hit in hits:
         if hit.owner_id not in best or hit.distance < best[hit.owner_id].distance:

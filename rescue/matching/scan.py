@@ -33,14 +33,7 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = [
-    "THREADS",
-    "native",
-    "scan_dense",
-    "scan_within",
-    "split_planes",
-    "to_float32",
-]
+__all__ = ["THREADS", "native", "scan_dense", "scan_within", "split_planes", "to_float32"]
 
 log = logging.getLogger(__name__)
 

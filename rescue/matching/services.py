@@ -62,6 +62,7 @@ __all__ = [
     "GallerySet",
     "detect_faces",
     "face_rows",
+    "hits_on_current_faces",
     "list_candidates",
     "match_photo",
     "process_photo",
@@ -683,7 +684,7 @@ async def _plan_matches(
     bound = matching.loose_bound or (calibration.loose_bound if calibration else matching.threshold)
     gallery = await side.refresh()
     hits = await anyio.to_thread.run_sync(gallery.search, probes, bound)
-    hits, qualities = await _current_model(hits[: POOL_PER_CANDIDATE * matching.candidates])
+    hits, qualities = await hits_on_current_faces(hits[: POOL_PER_CANDIDATE * matching.candidates])
     others = await _eligible_rows(is_case=is_case, ids=[h.owner_id for h in hits])
     own_side, other_side = ("case", "notice") if is_case else ("notice", "case")
     relaxed = await relaxed_filters_of(
@@ -771,7 +772,7 @@ async def _plan_matches(
     return write
 
 
-async def _current_model(
+async def hits_on_current_faces(
     hits: list[GalleryHit],
 ) -> tuple[list[GalleryHit], dict[int, dict[str, Any]]]:
     """Drop hits on faces no longer encoded by the model in use: a worker started
