@@ -138,15 +138,13 @@ class FaceGallery:
 
     @property
     def vectors(self) -> np.ndarray:
-        """The (N, 128) float32 vectors in their own dimension order (a copy)."""
-        return self._rows(np.arange(self._size)).astype(np.float32)
+        """The (N, 128) float32 vectors (a copy)."""
+        size = self._size
+        return to_float32(self._high[:size], self._low[:size])
 
     def _rows(self, rows: np.ndarray) -> np.ndarray:
-        """Rows' vectors in their own dimension order, float64 (exact: the stored
-        float32 values)."""
-        out = np.empty((len(rows), DIM), dtype=np.float64)
-        out[:] = to_float32(self._high[rows], self._low[rows])
-        return out
+        """Rows' vectors, float64 (exact: the stored float32 values)."""
+        return to_float32(self._high[rows], self._low[rows]).astype(np.float64)
 
     def reserve(self, total: int) -> None:
         """Make room for ``total`` faces in all (no-op if there is room already).
