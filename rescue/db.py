@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -36,6 +37,7 @@ log = logging.getLogger("rescue.db")
 __all__ = [
     "StationPostgresEngine",
     "StationSQLiteEngine",
+    "concurrently",
     "lock_rows",
     "make_engine",
     "postgres_config",
@@ -181,6 +183,56 @@ async def lock_rows(table: Any, ids: Any, *, strength: str = "NO KEY UPDATE") ->
     await (
         table.select(table.id).where(table.id.is_in(wanted)).order_by(table.id).lock_rows(strength)  # type: ignore[arg-type]
     )
+
+
+async def concurrently(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
+    """Await ``calls`` at once where the database allows it, else one after the other.
+
+    At once on PostgreSQL outside a transaction: each query then takes its own
+    pooled connection, so independent reads cost one round trip between them, not
+    one each (a photo job's reads before and after its gallery search, issue 16).
+    One after the other, in order, on SQLite (one connection at a time gains
+    nothing; writers take the whole database) and inside a transaction (its one
+    connection runs one statement at a time).
+
+    Returns:
+        The calls' results, in the order of ``calls``.
+
+    Raises:
+        The first failure as itself, never wrapped in an ``ExceptionGroup``, so that
+        callers still recognise a database that went away
+        (rescue.errors.is_unavailable: a worker then retries without counting the
+        attempt). The other calls are cancelled.
+    """
+    from rescue.cases.tables import Case
+
+    engine = Case._meta.db
+    if (
+        len(calls) < 2
+        or not isinstance(engine, PostgresEngine)
+        or engine.current_transaction.get() is not None
+    ):
+        return [await call() for call in calls]
+    import anyio
+
+    results: list[Any] = [None] * len(calls)
+
+    async def run(index: int, call: Callable[[], Awaitable[Any]]) -> None:
+        results[index] = await call()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for index, call in enumerate(calls):
+                group.start_soon(run, index, call)
+    except BaseExceptionGroup as failed:
+        raise _first(failed) from None
+    return results
+
+
+def _first(group: BaseExceptionGroup) -> BaseException:
+    """The first exception of a (possibly nested) exception group."""
+    first = group.exceptions[0]
+    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def postgres_config(url: str) -> dict[str, object]:

@@ -128,3 +128,64 @@ async def test_a_failed_duplicate_check_leaves_the_photo_matched_and_the_retry_c
         DuplicateFaceCheck.photo == later
     )
     assert check == [{"hits": 1}]  # the earlier case
+
+
+async def test_a_database_gone_while_matching_is_raised_as_itself_and_nothing_is_half_written(
+    client, staff, monkeypatch
+):
+    """The database stops answering once the photo's faces are being searched (its
+    address is now a closed port, as when PostgreSQL goes away). The job raises the
+    connection's own error, which rescue.errors.is_unavailable recognises, so the
+    worker retries it as transient; with the duplicate check alongside, it used to
+    come wrapped in an ExceptionGroup and count as a failed attempt (after
+    PHOTO_MAX_ATTEMPTS the photo ended failed). Nothing is half-written, and the
+    retry, once the database is back, finishes the photo."""
+    from media.s3server import free_port
+    from rescue.cases.tables import Case
+    from rescue.duplicates.tables import DuplicateFaceCheck
+    from rescue.errors import is_unavailable
+    from rescue.matching.gallery import FaceGallery
+    from rescue.matching.services import GallerySet, process_photo_job
+    from rescue.matching.tables import Candidate
+    from rescue.photos.tables import Photo
+    from rescue.runtime import get_store
+    from rescue.settings import get_settings
+
+    settings, store, galleries = get_settings(), get_store(), GallerySet()
+    earlier = await _pending_case_photo(client, staff, OBAMA_A)
+    await process_photo_job(photo_id=earlier, store=store, settings=settings, galleries=galleries)
+    later = await _pending_case_photo(client, staff, OBAMA_B)
+
+    engine = Case._meta.db
+    address = dict(engine.config)
+    search = FaceGallery.search
+
+    def search_then_lose_the_database(self, probes, threshold):
+        engine.config.update(host="127.0.0.1", port=free_port())
+        return search(self, probes, threshold)
+
+    monkeypatch.setattr(FaceGallery, "search", search_then_lose_the_database)
+    try:
+        with pytest.raises(Exception) as raised:
+            await process_photo_job(
+                photo_id=later, store=store, settings=settings, galleries=galleries
+            )
+    finally:
+        engine.config.update(address)
+        monkeypatch.setattr(FaceGallery, "search", search)
+    assert not isinstance(raised.value, BaseExceptionGroup), repr(raised.value)
+    assert is_unavailable(raised.value), repr(raised.value)
+
+    row = await Photo.select(Photo.status, Photo.processed_at).where(Photo.id == later).first()
+    assert (row["status"], row["processed_at"]) == ("pending", None)
+    assert not await Candidate.exists().where(Candidate.case_photo == later)
+    assert not await DuplicateFaceCheck.exists().where(DuplicateFaceCheck.photo == later)
+
+    status = await process_photo_job(
+        photo_id=later, store=store, settings=settings, galleries=galleries
+    )
+    assert status == "processed"
+    check = await DuplicateFaceCheck.select(DuplicateFaceCheck.hits).where(
+        DuplicateFaceCheck.photo == later
+    )
+    assert check == [{"hits": 1}]  # the earlier case
