@@ -293,6 +293,7 @@ async def run(report: Report, sizes: list[int]) -> None:
             import asyncpg
 
             spent: dict[str, list[float]] = defaultdict(list)
+            timeline: list[tuple[float, float, str]] = []
             originals = {m: getattr(asyncpg.Connection, m) for m in ("fetch", "execute")}
 
             def timed_sql(
@@ -303,27 +304,55 @@ async def run(report: Report, sizes: list[int]) -> None:
                     try:
                         return await method(self, query, *args, **kwargs)
                     finally:
-                        spent[" ".join(query.split())[:150]].append(time.perf_counter() - t0)
+                        t1 = time.perf_counter()
+                        spent[" ".join(query.split())[:150]].append(t1 - t0)
+                        timeline.append((t0, t1, " ".join(query.split())[:90]))
+
+                return wrapped
+
+            traced = {
+                "search": (gallery_module.FaceGallery, "search"),
+                "detect": (matching, "detect_faces"),
+            }
+            untraced = {k: getattr(o, a) for k, (o, a) in traced.items()}
+
+            def traced_call(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+                def wrapped(*args: Any, **kwargs: Any) -> Any:
+                    t0 = time.perf_counter()
+                    try:
+                        return fn(*args, **kwargs)
+                    finally:
+                        timeline.append((t0, time.perf_counter(), f"[{name}]"))
 
                 return wrapped
 
             for _ in range(3):
                 spent.clear()
+                timeline.clear()
                 for m, fn in originals.items():
                     setattr(asyncpg.Connection, m, timed_sql(fn))
+                for k, (o, a) in traced.items():
+                    setattr(o, a, traced_call(k, untraced[k]))
                 case_id = await new_case()
                 photo_id = await new_photo("case", case_id, data)
                 prof = cProfile.Profile()
                 prof.enable()
+                job_t0 = time.perf_counter()
                 await worker_step(photo_id)
+                job_t1 = time.perf_counter()
                 prof.disable()
                 for m, fn in originals.items():
                     setattr(asyncpg.Connection, m, fn)
+                for k, (o, a) in traced.items():
+                    setattr(o, a, untraced[k])
             pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
             total = sum(sum(v) for v in spent.values())
             print(f"SQL: {sum(len(v) for v in spent.values())} statements, {total * 1e3:.1f} ms")
             for sql, times in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
                 print(f"{sum(times) * 1e3:8.1f} ms {len(times):3d}x  {sql}")
+            print(f"timeline of the last job ({(job_t1 - job_t0) * 1e3:.1f} ms; start-end ms):")
+            for t0, t1, what in sorted(timeline):
+                print(f"{(t0 - job_t0) * 1e3:7.1f} {(t1 - job_t0) * 1e3:7.1f}  {what}")
 
         # 1. the whole worker step against detection + encoding alone.
         timers = Timers()
