@@ -31,6 +31,15 @@ there on its refreshes are the service's own incremental ones. Synthetic
 encodings are drawn as bench/search.py draws them. The cases gallery (duplicate
 intake) holds only this bench's cases.
 
+Baseline noise: detection alone varies by ±20 % from one call to the next on this
+VM, so the step over a separate detection call (the row's median of 21 per-round
+ratios) moves by several hundredths between runs. The next row divides each step
+by the detection + encoding it ran itself (timed inside the step), which leaves
+only the work the service adds around detection in the variation.
+``BENCH_AB=1`` alternates rounds, in pairs, between the service as it is and
+``rescue.db.concurrently`` replaced by calls one after the other, and prints each
+variant's time beyond detection (``BENCH_ROUNDS`` sets the rounds).
+
 Run (needs PostgreSQL and Redis as ``make test``; ~15 min, ~8 GB RAM and ~6 GB of
 PostgreSQL disk at 4 M; part of ``make bench``): ``.venv/bin/python -m bench.worker_step``
 (``--faces N`` repeatable, growing; ``BENCH_PROFILE=1`` prints every SQL
@@ -63,7 +72,7 @@ PERSON_NOTICE = "face_recognition_repo/examples/knn_examples/train/obama/obama2.
 _COPY_BATCH = 250_000
 #: Rounds of the worker step against detection alone, in alternating order (each
 #: round costs ~1 s; 7 rounds left the 4 M median 0.1× apart between runs).
-ROUNDS = 21
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "21"))
 
 
 async def copy_notice_faces(database_url: str, matrix: np.ndarray, model: str) -> np.ndarray:
@@ -297,7 +306,9 @@ async def run(report: Report, sizes: list[int]) -> None:
             originals = {m: getattr(asyncpg.Connection, m) for m in ("fetch", "execute")}
 
             def timed_sql(
-                method: Callable[..., Any], spent: dict[str, list[float]] = spent
+                method: Callable[..., Any],
+                spent: dict[str, list[float]] = spent,
+                timeline: list[tuple[float, float, str]] = timeline,
             ) -> Callable[..., Any]:
                 async def wrapped(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
                     t0 = time.perf_counter()
@@ -316,7 +327,11 @@ async def run(report: Report, sizes: list[int]) -> None:
             }
             untraced = {k: getattr(o, a) for k, (o, a) in traced.items()}
 
-            def traced_call(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+            def traced_call(
+                name: str,
+                fn: Callable[..., Any],
+                timeline: list[tuple[float, float, str]] = timeline,
+            ) -> Callable[..., Any]:
                 def wrapped(*args: Any, **kwargs: Any) -> Any:
                     t0 = time.perf_counter()
                     try:
@@ -358,8 +373,21 @@ async def run(report: Report, sizes: list[int]) -> None:
         timers = Timers()
         orig_refresh = SideGallery.refresh
         orig_search = gallery_module.FaceGallery.search
+        orig_detect = matching.detect_faces
         SideGallery.refresh = timers.wrap_async("refresh", orig_refresh)  # type: ignore[method-assign]
         gallery_module.FaceGallery.search = timers.wrap("search", orig_search)  # type: ignore[method-assign]
+        matching.detect_faces = timers.wrap("detect", orig_detect)  # type: ignore[assignment]
+        ab = os.environ.get("BENCH_AB")
+        orig_concurrently = matching.concurrently
+
+        async def sequentially(*calls: Any) -> list[Any]:
+            return [await c() for c in calls]
+
+        # Per round: the step's time beyond the detection it ran itself, by variant
+        # (BENCH_AB: rounds alternate between rescue.db.concurrently and calls one
+        # after the other, in pairs), and the step over its own detection.
+        ab_over: dict[bool, list[float]] = {True: [], False: []}
+        own_ratios: list[float] = []
         steps: list[float] = []
         detects: list[float] = []
         parts: dict[str, list[float]] = defaultdict(list)
@@ -369,6 +397,8 @@ async def run(report: Report, sizes: list[int]) -> None:
                 case_id = await new_case()
                 photo_id = await new_photo("case", case_id, data)
                 before = dict(timers.spent)
+                variant = bool(round_ // 2 % 2) if ab else True
+                matching.concurrently = orig_concurrently if variant else sequentially  # type: ignore[assignment]
                 # Alternate which goes first, so that neither gets the other's caches.
                 if round_ % 2:
                     t0 = time.perf_counter()
@@ -388,6 +418,9 @@ async def run(report: Report, sizes: list[int]) -> None:
                     continue  # warm-up
                 steps.append(step_s)
                 detects.append(detect_s)
+                in_step = timers.spent["detect"] - before.get("detect", 0.0)
+                ab_over[variant].append(step_s - in_step)
+                own_ratios.append(step_s / in_step)
                 spent = {k: timers.spent[k] - before.get(k, 0.0) for k in ("refresh", "search")}
                 for k, v in spent.items():
                     parts[k].append(v)
@@ -403,6 +436,8 @@ async def run(report: Report, sizes: list[int]) -> None:
         finally:
             SideGallery.refresh = orig_refresh  # type: ignore[method-assign]
             gallery_module.FaceGallery.search = orig_search  # type: ignore[method-assign]
+            matching.detect_faces = orig_detect  # type: ignore[assignment]
+            matching.concurrently = orig_concurrently  # type: ignore[assignment]
         ratios = sorted(s / d for s, d in zip(steps, detects, strict=True))
         ratio = float(np.median(ratios))
         step, detect = float(np.median(steps)), float(np.median(detects))
@@ -414,6 +449,27 @@ async def run(report: Report, sizes: list[int]) -> None:
             "≤ 1.15×",
             ratio <= 1.15,
         )
+        own = float(np.median(own_ratios))
+        beyond = float(np.median([o for xs in ab_over.values() for o in xs]))
+        report.row(
+            "the same steps ÷ the detection + encoding each ran itself (paired, same call)",
+            fmt_seconds(beyond),
+            "beyond the step's own detection (median)",
+            f"{own:.2f}×",
+            "≤ 1.15×",
+            own <= 1.15,
+        )
+        report.note(
+            f"{n:,} faces, worker step / its own detection per round: "
+            + ", ".join(f"{r:.2f}" for r in sorted(own_ratios))
+        )
+        if ab:
+            for v, xs in ab_over.items():
+                report.note(
+                    f"BENCH_AB: {'rescue.db.concurrently' if v else 'one after the other'}: "
+                    f"step beyond its own detection, median {np.median(xs) * 1e3:.1f} ms "
+                    f"over {len(xs)} rounds: " + ", ".join(f"{x * 1e3:.0f}" for x in sorted(xs))
+                )
         # Each part's median over the rounds (the rest: step − detection − both,
         # round by round), so that one slow round moves none of them.
         per = {k: float(np.median(v)) for k, v in parts.items()}

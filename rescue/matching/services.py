@@ -637,23 +637,11 @@ async def _plan_matches(
     is_case = photo["case"] is not None
     owner_id = int(photo["case"] if is_case else photo["notice"])
     owner_column = Face.case if is_case else Face.notice
-    owner_table: type[Case] | type[Notice] = Case if is_case else Notice
-    side = galleries.notices if is_case else galleries.cases
-    # Independent reads at once (rescue.db.concurrently): every face of the owner,
-    # once (this photo's: all too poor? and the probes); the owner; the calibration
-    # in force; the other side's gallery brought up to date (after this photo's
-    # faces were committed, so that of two photos stored at once on either side,
-    # the later refresh sees the other's faces).
-    owner_faces, own, calibration, gallery = await concurrently(
-        lambda: (
-            Face.select(Face.photo, Face.encoding, Face.quality, Face.retake, Face.model)
-            .where(owner_column == owner_id)
-            .order_by(Face.id)
-            .run()
-        ),
-        lambda: owner_table.select().where(owner_table.id == owner_id).first().run(),
-        lambda: calibration_for(MODEL_NAME),
-        side.refresh,
+    # Every face of the owner, once: this photo's (all too poor?) and the probes.
+    owner_faces = (
+        await Face.select(Face.photo, Face.encoding, Face.quality, Face.retake, Face.model)
+        .where(owner_column == owner_id)
+        .order_by(Face.id)
     )
     own_faces = [f for f in owner_faces if f["photo"] == photo_id]
     if not own_faces:
@@ -669,9 +657,16 @@ async def _plan_matches(
         log.info("photo %s: every face too poor to match (%s)", photo_id, reasons)
         return None
     matching = settings.matching
-    matchable = {s.value for s in IN_CARE_STATUSES} if is_case else {NoticeStatus.open.value}
-    if own is None or own["status"] not in matchable:
-        return None
+    if is_case:
+        own = await Case.select().where(Case.id == owner_id).first()
+        if own is None or own["status"] not in {s.value for s in IN_CARE_STATUSES}:
+            return None
+        side = galleries.notices
+    else:
+        own = await Notice.select().where(Notice.id == owner_id).first()
+        if own is None or own["status"] != NoticeStatus.open.value:
+            return None
+        side = galleries.cases
     faces = [f for f in owner_faces if not f["retake"] and f["model"] == MODEL_NAME]
     if not faces:
         log.info("photo %s: no face of its owner encoded by %s yet", photo_id, MODEL_NAME)
@@ -679,16 +674,15 @@ async def _plan_matches(
     probes = np.stack([np.frombuffer(f["encoding"], dtype="<f8") for f in faces])
     probe_photos = [int(f["photo"]) for f in faces]
     probe_quality = [loads(f["quality"]) or {} for f in faces]
+    calibration = await calibration_for(MODEL_NAME)
     bound = matching.loose_bound or (calibration.loose_bound if calibration else matching.threshold)
-    pool = (await anyio.to_thread.run_sync(gallery.search, probes, bound))[
-        : POOL_PER_CANDIDATE * matching.candidates
-    ]
-    pool_owners = [h.owner_id for h in pool]
+    gallery = await side.refresh()
+    hits = await anyio.to_thread.run_sync(gallery.search, probes, bound)
+    hits, qualities = await hits_on_current_faces(hits[: POOL_PER_CANDIDATE * matching.candidates])
+    others = await _eligible_rows(is_case=is_case, ids=[h.owner_id for h in hits])
     own_side, other_side = ("case", "notice") if is_case else ("notice", "case")
-    (hits, qualities), others, relaxed = await concurrently(
-        lambda: hits_on_current_faces(pool),
-        lambda: _eligible_rows(is_case=is_case, ids=pool_owners),
-        lambda: relaxed_filters_of({own_side: [owner_id], other_side: pool_owners}),
+    relaxed = await relaxed_filters_of(
+        {own_side: [owner_id], other_side: list(others)} if others else {own_side: [owner_id]}
     )
     own_relaxed = relaxed[own_side].get(owner_id, set())
     other_relaxed = relaxed[other_side]
@@ -731,7 +725,7 @@ async def _plan_matches(
         len(gallery),
         len(hits),
         bound,
-        sum(h.owner_id in others for h in hits),
+        len(others),
         filtered,
         len(chosen),
     )
