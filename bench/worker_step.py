@@ -360,7 +360,8 @@ async def run(report: Report, sizes: list[int]) -> None:
                     setattr(asyncpg.Connection, m, fn)
                 for k, (o, a) in traced.items():
                     setattr(o, a, untraced[k])
-            pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+            order = os.environ.get("BENCH_PROFILE_SORT", "cumulative")
+            pstats.Stats(prof).sort_stats(order).print_stats(40)
             total = sum(sum(v) for v in spent.values())
             print(f"SQL: {sum(len(v) for v in spent.values())} statements, {total * 1e3:.1f} ms")
             for sql, times in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
