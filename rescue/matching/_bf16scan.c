@@ -266,19 +266,39 @@ static int forced_path = 0;
 
 void rescue_scan_force_path(int path) { forced_path = path; }
 
-static size_t scan(SCAN_ARGS) {
+/* The path scan() takes for rows of dh values and q probes: 1 portable, 2 AVX,
+ * 3 AVX+FMA, 4 AVX2 (the CPU's best, unless forced_path says otherwise). */
+static int choose(size_t dh, int q) {
 #ifdef SCAN_X86
     const int f = forced_path;
     int fits = dh % 8 == 0 && dh <= MAX_DIM && f != 1;
     int avx = fits && __builtin_cpu_supports("avx");
     int fma = avx && __builtin_cpu_supports("fma") && f != 2;
     int avx2 = fma && __builtin_cpu_supports("avx2") && (f == 0 || f == 4);
-    if (avx2 && dh == WIDTH && q <= MAX_PERMUTED) return scan_avx2(hi, dh, sq, n, p, q, o);
-    if (fma) return scan_fma(hi, dh, sq, n, p, q, o);
-    if (avx) return scan_avx(hi, dh, sq, n, p, q, o);
+    if (avx2 && dh == WIDTH && q <= MAX_PERMUTED) return 4;
+    if (fma) return 3;
+    if (avx) return 2;
+#else
+    (void)dh;
+    (void)q;
 #endif
-    return scan_portable(hi, dh, sq, n, p, q, o);
+    return 1;
 }
+
+static size_t scan(SCAN_ARGS) {
+    switch (choose(dh, q)) {
+#ifdef SCAN_X86
+    case 4: return scan_avx2(hi, dh, sq, n, p, q, o);
+    case 3: return scan_fma(hi, dh, sq, n, p, q, o);
+    case 2: return scan_avx(hi, dh, sq, n, p, q, o);
+#endif
+    default: return scan_portable(hi, dh, sq, n, p, q, o);
+    }
+}
+
+/* The path a search of the gallery's vectors (128 values, one probe) takes, as
+ * choose() numbers them (rescue doctor names it). */
+int rescue_scan_path(void) { return choose(MAX_DIM, 1); }
 
 /* Every value: out[k * ld + i] for i < n, k < q. */
 void rescue_scan_dense(const uint16_t *hi, size_t dh, const float *sq, size_t n, const float *p,
@@ -299,4 +319,4 @@ int64_t rescue_scan_within(const uint16_t *hi, size_t dh, const float *sq, size_
 }
 
 /* The library's interface version (rescue.matching.scan checks it). */
-int rescue_scan_version(void) { return 7; }
+int rescue_scan_version(void) { return 8; }

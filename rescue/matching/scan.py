@@ -38,7 +38,7 @@ __all__ = ["THREADS", "native", "scan_dense", "scan_within", "split_planes", "to
 log = logging.getLogger(__name__)
 
 LIBRARY = Path(__file__).with_name("_bf16scan.so")
-_VERSION = 7
+_VERSION = 8
 #: Threads per scan: the CPUs this process may use (as BLAS would), at most 8.
 THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 #: Rows per numpy step (the fallback) and the least a thread is given.
@@ -69,6 +69,8 @@ def _load() -> ctypes.CDLL | None:
     lib.rescue_scan_within.restype = ctypes.c_int64
     lib.rescue_scan_force_path.argtypes = [ctypes.c_int]
     lib.rescue_scan_force_path.restype = None
+    lib.rescue_scan_path.argtypes = []
+    lib.rescue_scan_path.restype = ctypes.c_int
     return lib
 
 
@@ -99,6 +101,15 @@ def force_path(name: str) -> None:
     one machine; "best" again afterwards). A path the CPU lacks falls back."""
     if _LIB is not None:
         _LIB.rescue_scan_force_path(PATHS[name])
+
+
+def path() -> str | None:
+    """The kernel's path for a search of the gallery (one of :data:`PATHS` but
+    "best": what the CPU, or :func:`force_path`, gives); None on the numpy fallback."""
+    if _LIB is None:
+        return None
+    code = int(_LIB.rescue_scan_path())
+    return next(name for name, value in PATHS.items() if value == code)
 
 
 def split_planes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

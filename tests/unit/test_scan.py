@@ -34,6 +34,26 @@ def test_the_kernel_is_built():
     )
 
 
+def test_the_kernel_names_the_path_it_takes():
+    """What rescue doctor prints: the CPU's best path, or the one forced."""
+    import platform
+
+    best = scan.path()
+    if platform.machine() in {"x86_64", "AMD64"}:
+        assert best in {"avx2", "fma", "avx"}  # every x86-64 server CPU since 2013
+    try:
+        for name in ("portable", "avx", "fma", "avx2"):
+            scan.force_path(name)
+            taken = scan.path()
+            # a path the CPU lacks falls back to the next best, never to a better one
+            assert taken == name or scan.PATHS[taken] < scan.PATHS[name], (name, taken)
+        scan.force_path("portable")
+        assert scan.path() == "portable"
+    finally:
+        scan.force_path("best")
+    assert scan.path() == best
+
+
 def _expected(high, probes):
     x = scan.to_float32(high).astype(np.float64)
     sq = (x * x).sum(1)
