@@ -376,7 +376,20 @@ async def run(report: Report, sizes: list[int]) -> None:
         orig_search = gallery_module.FaceGallery.search
         orig_detect = matching.detect_faces
         SideGallery.refresh = timers.wrap_async("refresh", orig_refresh)  # type: ignore[method-assign]
-        gallery_module.FaceGallery.search = timers.wrap("search", orig_search)  # type: ignore[method-assign]
+        # The match's search of the notices only: the duplicate check's search of
+        # the cases runs alongside it (and waits for the scan's threads), so
+        # summing both counted the same milliseconds twice.
+        timed_search = timers.wrap("search", orig_search)
+
+        def search(
+            gallery: Any,
+            *args: Any,
+            timed: Callable[..., Any] = timed_search,
+            untimed: Callable[..., Any] = orig_search,
+        ) -> Any:
+            return (timed if gallery is galleries.notices.gallery else untimed)(gallery, *args)
+
+        gallery_module.FaceGallery.search = search  # type: ignore[method-assign]
         matching.detect_faces = timers.wrap("detect", orig_detect)  # type: ignore[assignment]
         ab = os.environ.get("BENCH_AB")
         orig_concurrently = matching.concurrently
@@ -425,7 +438,7 @@ async def run(report: Report, sizes: list[int]) -> None:
                 spent = {k: timers.spent[k] - before.get(k, 0.0) for k in ("refresh", "search")}
                 for k, v in spent.items():
                     parts[k].append(v)
-                parts["rest"].append(step_s - detect_s - sum(spent.values()))
+                parts["rest"].append(step_s - in_step - sum(spent.values()))
                 status = await Photo.select(Photo.status).where(Photo.id == photo_id).first()
                 assert status is not None
                 assert status["status"] == "processed", status
@@ -482,14 +495,14 @@ async def run(report: Report, sizes: list[int]) -> None:
             f"{per.get('refresh', 0) / detect:.3f}×",
         )
         report.row(
-            "of which: gallery searches (notices N, cases)",
+            "of which: the match's gallery search (notices N)",
             fmt_seconds(per.get("search", 0)),
             f"detection + encoding {fmt_seconds(detect)}",
             f"{per.get('search', 0) / detect:.3f}×",
         )
         report.row(
             "of which: the rest (object store, DB reads and ledger writes; median of "
-            "step − detection − refreshes − searches per round)",
+            "step − its own detection − refreshes − the match's search per round)",
             fmt_seconds(rest),
             f"detection + encoding {fmt_seconds(detect)}",
             f"{rest / detect:.3f}×",
