@@ -20,7 +20,7 @@ from rescue.backlog.controllers import BacklogController, HistoryController
 from rescue.cases.controllers import CaseController, ReportController
 from rescue.changes import feed, local_writes_middleware
 from rescue.duplicates.controllers import CaseDuplicatesController, DuplicateController
-from rescue.errors import StationRequest, exception_handlers
+from rescue.errors import StationRequest, answer_errors_middleware, exception_handlers
 from rescue.escorts.controllers import EscortController
 from rescue.family_requests.controllers import FamilyRequestController
 from rescue.forms import form_middleware
@@ -161,14 +161,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *web.static_routers(settings),
         ],
         # Order matters: the request id and metrics see every answer; the request's
-        # language (messages of every layer); a write advances the read caches'
-        # versions before its answer leaves; authentication, the caller's id in the
-        # log context, then the audit trail (which needs the caller); a
-        # multipart body is read last, by the one reader that answers 400s.
+        # language (messages of every layer); an error raised by a middleware
+        # below is answered here, so those above see its status; a write advances
+        # the read caches' versions before its answer leaves; authentication, the
+        # caller's id in the log context, then the audit trail (which needs the
+        # caller); a multipart body is read last, by the one reader that answers 400s.
         middleware=[
             request_id_middleware,
             prometheus_config().middleware,
             locale_middleware,
+            answer_errors_middleware,
             local_writes_middleware,
             auth_middleware,
             request_context_middleware,

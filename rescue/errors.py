@@ -41,6 +41,7 @@ from typing import Any
 
 import asyncpg.exceptions as pg
 from litestar import Request, Response
+from litestar._asgi.utils import wrap_in_exception_handler
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
@@ -61,6 +62,7 @@ __all__ = [
     "StationRequest",
     "TooManyRequests",
     "UnsupportedMedia",
+    "answer_errors_middleware",
     "clean_quote",
     "exception_handlers",
     "is_unavailable",
@@ -420,3 +422,17 @@ exception_handlers: dict[Any, Any] = {
     HTTPException: _http_handler,
     HTTP_500_INTERNAL_SERVER_ERROR: _internal_handler,
 }
+
+#: Litestar's own exception handling (the ``ExceptionHandlerMiddleware`` it puts
+#: between a route's middleware and its handler, and around the router), as an
+#: entry of the app's middleware list (takes ``app``, returns the wrapped ASGI
+#: app). Litestar answers an error raised *by a middleware* (authentication's
+#: 401, CSRF's 403, the form reader's 400 and 413, Litestar's body limit met
+#: there) only in its outermost layer, outside every middleware of the list:
+#: that answer passes through none of their ``send`` wrappers, so the request
+#: log line (rescue.logs) said 500, the request metrics 200, and the answer had
+#: no ``X-Request-ID``. Put right after
+#: the middleware that must see every answer, such an error is answered here,
+#: with the same handlers (:data:`exception_handlers`, resolved per route), and
+#: its answer goes out through them.
+answer_errors_middleware = wrap_in_exception_handler

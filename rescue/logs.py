@@ -158,7 +158,11 @@ _access = logging.getLogger("rescue.request")
 
 class _RequestId:
     """Outermost: gives the request an id (``X-Request-ID``) and logs one line
-    when it is answered: method, route template, status, duration."""
+    when it is answered: method, route template, status, duration.
+
+    The status is the one its ``send`` passed on. Errors raised by a middleware
+    are answered below this one (rescue.errors.answer_errors_middleware), so
+    that holds for them too; 500 only when no answer was started."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
