@@ -265,3 +265,31 @@ async def test_each_worker_process_sweeps_its_copies_periodically(client, env):
         worker.stop()
         broker.close()
     assert not copies[0].exists()
+
+
+async def test_a_sweep_without_the_database_still_removes_idle_copies(client, env, monkeypatch):
+    """The database does not answer the sweep's question about run states (here:
+    its query raises as a refused connection would): copies unused for the
+    idle time still go, others stay until a sweep can ask; nothing is raised."""
+    from rescue.imports.services import InjectedFailure, execute_run, sweep_temp_copies
+    from rescue.imports.tables import ImportRun
+    from rescue.runtime import get_store
+
+    run_id, key = await _run(client, filler(8))
+    with clock.frozen(clock.now()):
+        with pytest.raises(InjectedFailure):
+            await execute_run(run_id=run_id, store=get_store(), batch_size=4, fail_after_batches=1)
+        copies = _copies(key)
+        assert copies
+
+        def refused(*args: Any, **kwargs: Any) -> Any:
+            raise ConnectionRefusedError("database down")
+
+        await ImportRun.update({ImportRun.status: "done"}).where(ImportRun.id == run_id)
+        monkeypatch.setattr(ImportRun, "select", refused)
+        assert await sweep_temp_copies() == 0  # done, but the sweep cannot tell
+        assert _copies(key) == copies
+        clock.advance(IDLE)
+        assert await sweep_temp_copies() == 1
+        assert _copies(key) == []
+        assert not copies[0].exists()
