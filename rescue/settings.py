@@ -256,6 +256,19 @@ class UploadSettings:
     #: ends; a ``running`` chunk past it is taken to be abandoned (its worker was
     #: killed) and the next start/resume queues it again.
     import_lease_seconds: int = 900
+    #: ``IMPORT_TEMP_IDLE_SECONDS``: a worker process's private temporary copies of
+    #: an import run's list file and photos ZIP (fetched once per process for the
+    #: run's chunks) are removed once no chunk of that process has used them for
+    #: this long (default 3600 s; 0: at the next sweep after their last use).
+    #: Each worker process sweeps its copies every 60 s
+    #: (``workers.lifecycle.TEMP_SWEEP_SECONDS``), so they outlive their last use
+    #: by at most this plus 60 s; copies of a run that is done, or purged by the
+    #: retention run, go at the next sweep whatever this is. An hour lets a failed
+    #: run resumed soon reuse the copies (a full-size photos ZIP is gigabytes and
+    #: takes minutes to fetch); resumed later, they are fetched again. The copies
+    #: hold other departments' personal data (PIPL arts. 28-29; docs/privacy.md,
+    #: "Retention").
+    import_temp_idle_seconds: int = 3600
 
 
 @dataclass(frozen=True)
@@ -715,6 +728,7 @@ def load_settings() -> Settings:
             import_max_bytes=_int("IMPORT_MAX_BYTES", 4 * 1024**3),
             import_chunk_rows=max(1, _int("IMPORT_CHUNK_ROWS", 1000)),
             import_lease_seconds=max(1, _int("IMPORT_LEASE_SECONDS", 900)),
+            import_temp_idle_seconds=max(0, _int("IMPORT_TEMP_IDLE_SECONDS", 3600)),
         ),
         deadlines=DeadlineSettings(overrides=_json_overrides("DEADLINE_OVERRIDES")),
         redis_url=redis_url,

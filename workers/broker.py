@@ -7,8 +7,10 @@ photos left ``pending`` by a restart are re-queued at start-up.
 Workers: ``rescue worker`` (or ``dramatiq workers.broker workers.actors``). Each worker process logs
 in the service's one format with the job id (rescue.logs), stops within
 ``WORKER_STOP_SECONDS`` of SIGTERM, handing unfinished jobs back
-(workers.lifecycle), and counts jobs for Prometheus (Dramatiq's middleware,
-served at ``WORKER_METRICS_HOST:WORKER_METRICS_PORT``).
+(workers.lifecycle), sweeps its temporary copies of import runs' files
+(``IMPORT_TEMP_IDLE_SECONDS``, workers.lifecycle.TempCopySweep), and counts
+jobs for Prometheus (Dramatiq's middleware, served at
+``WORKER_METRICS_HOST:WORKER_METRICS_PORT``).
 
 Every Redis call is bounded by ``BROKER_TIMEOUT_SECONDS`` (connect and reply),
 so an unreachable broker costs an upload at most that long (it then answers
@@ -36,7 +38,7 @@ from dramatiq.middleware import AsyncIO
 from rescue.audit.unit import after_commit
 from rescue.logs import configure_logging
 from rescue.settings import Settings, SettingsError, get_settings
-from workers.lifecycle import DatabasePool, JobContext, JobMetrics, StopWithin
+from workers.lifecycle import DatabasePool, JobContext, JobMetrics, StopWithin, TempCopySweep
 
 __all__ = ["LONG_JOB_QUEUES", "broker", "broker_reachable", "redis_broker"]
 
@@ -100,6 +102,8 @@ def redis_broker(settings: Settings) -> RedisBroker:
 broker: dramatiq.Broker = redis_broker(_settings) if _settings.redis_url else StationStubBroker()
 broker.add_middleware(AsyncIO())
 broker.add_middleware(JobContext())
+# Every process that runs import jobs (embedded mode's too) sweeps its temp copies.
+broker.add_middleware(TempCopySweep())
 if _settings.redis_url:
     # Worker processes of their own (embedded mode's worker runs in the API process).
     broker.add_middleware(DatabasePool(_settings.database.worker_pool_max_size))

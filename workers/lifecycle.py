@@ -24,6 +24,14 @@ connection pool (``WORKER_DB_POOL_MAX``) on the event loop its async jobs run on
 once at boot; without it every query of a job opened its own connection
 (bench.worker_step: 2.3x the photo's detection + encoding time per job).
 
+**Temporary copies of import runs.** :class:`TempCopySweep` runs, in each worker
+process, the sweep of that process's private copies of import runs' list files
+and photos ZIPs (rescue.imports.services.sweep_temp_copies) every
+:data:`TEMP_SWEEP_SECONDS`, on the event loop its async jobs run on: copies no
+chunk used for ``IMPORT_TEMP_IDLE_SECONDS``, and those of runs done or purged
+by the retention run, are removed. Every process holds copies of its own, so
+one scheduler's job could not reach them.
+
 **Job context.** :class:`JobContext` binds the message id and actor name to
 structlog's context variables for the duration of each job, so every log line
 written by the job names it (rescue.logs).
@@ -42,7 +50,15 @@ from typing import Any
 import dramatiq
 from dramatiq.middleware import Middleware
 
-__all__ = ["DatabasePool", "JobContext", "JobMetrics", "StopWithin", "serve_job_metrics"]
+__all__ = [
+    "TEMP_SWEEP_SECONDS",
+    "DatabasePool",
+    "JobContext",
+    "JobMetrics",
+    "StopWithin",
+    "TempCopySweep",
+    "serve_job_metrics",
+]
 
 log = logging.getLogger("rescue.worker")
 
@@ -83,6 +99,57 @@ class DatabasePool(Middleware):
             loop_thread.run_coroutine(asyncio.wait_for(close_pool(), 5))
         except Exception:  # noqa: BLE001
             log.warning("worker: the database pool did not close in time")
+
+
+#: How often each worker process sweeps its temporary copies of import runs'
+#: files (seconds): a copy outlives its last use by at most
+#: ``IMPORT_TEMP_IDLE_SECONDS`` plus this, and a done or purged run's by this.
+TEMP_SWEEP_SECONDS = 60.0
+
+
+class TempCopySweep(Middleware):
+    """Each worker process sweeps its temporary copies of import runs' list files
+    and photos ZIPs (rescue.imports.services.sweep_temp_copies) every ``every``
+    seconds, on the AsyncIO middleware's event loop (the one its import jobs
+    run on, whose locks the sweep shares with them; add this middleware after
+    ``AsyncIO``). A daemon thread waits between sweeps; it stops with the
+    worker. A failing sweep is logged and tried again at the next tick.
+
+    Args:
+        every: seconds between sweeps (:data:`TEMP_SWEEP_SECONDS`).
+    """
+
+    def __init__(self, every: float = TEMP_SWEEP_SECONDS) -> None:
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        from dramatiq.asyncio import get_event_loop_thread
+
+        loop_thread = get_event_loop_thread()
+        if loop_thread is None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._sweep_every, args=(loop_thread,), name="import-temp-sweep", daemon=True
+        )
+        self._thread.start()
+
+    def _sweep_every(self, loop_thread: Any) -> None:
+        from rescue.imports.services import sweep_temp_copies
+
+        while not self._stop.wait(self.every):
+            try:
+                loop_thread.run_coroutine(sweep_temp_copies())
+            except Exception:  # e.g. the loop stopping: next tick
+                log.warning("worker: sweep of import temp copies failed", exc_info=True)
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout=10)
 
 
 class StopWithin(Middleware):

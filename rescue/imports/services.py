@@ -93,6 +93,7 @@ __all__ = [
     "get_run",
     "list_warnings",
     "start_run",
+    "sweep_temp_copies",
     "verify",
     "warning_summary",
     "warnings_csv",
@@ -972,14 +973,30 @@ class _ChunkState:
 class _RunFiles:
     """The list file and photos ZIP of the runs this process works on, copied from
     the object store to a private temporary folder once per process, not once
-    per chunk (a photos ZIP of a full-size list is gigabytes). A run's files are
-    removed when it is done (:meth:`release`), and files of a run no chunk is
-    using when another run's are fetched (at most the runs in progress plus one,
-    a failed run's that may be resumed, are kept on disk)."""
+    per chunk (a photos ZIP of a full-size list is gigabytes).
+
+    A run's copies are removed (never while a chunk of this process uses them):
+
+    - when the run is done (:meth:`release`, by the job that finished it);
+    - when another run's files are fetched (:meth:`_evict`);
+    - by :meth:`sweep` (each worker process, every
+      ``workers.lifecycle.TEMP_SWEEP_SECONDS``): once unused for
+      ``IMPORT_TEMP_IDLE_SECONDS`` on :mod:`rescue.clock` (a failed run that
+      may be resumed, a running run whose other chunks other processes do),
+      and at once when the run is done (finished by another process), purged
+      by the retention run, or gone.
+
+    The copies hold other departments' personal data (PIPL arts. 28-29): an
+    idle worker kept a failed run's list and photos until it fetched another
+    run's, even after rescue.retention had deleted the run's records and
+    objects (docs/privacy.md, "Retention").
+    """
 
     _folder: tempfile.TemporaryDirectory[str] | None = None
     _files: dict[str, tuple[Path, Path | None]] = {}  # noqa: RUF012
     _users: dict[str, int] = {}  # noqa: RUF012
+    #: When a chunk of this process last took or let go of each run's copies.
+    _last_use: dict[str, datetime] = {}  # noqa: RUF012
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -991,10 +1008,12 @@ class _RunFiles:
                 cls._evict()
                 cls._files[object_key] = await cls._fetch(object_key, store)
             cls._users[object_key] = cls._users.get(object_key, 0) + 1
+            cls._last_use[object_key] = clock.now()
         try:
             yield cls._files[object_key]
         finally:
             cls._users[object_key] -= 1
+            cls._last_use[object_key] = clock.now()
 
     @classmethod
     async def _fetch(cls, object_key: str, store: ObjectStore) -> tuple[Path, Path | None]:
@@ -1020,18 +1039,76 @@ class _RunFiles:
         async with _loop_lock(f"files:{object_key}"):
             if cls._users.get(object_key, 0) or object_key not in cls._files:
                 return
-            for path in cls._files.pop(object_key):
-                if path is not None:
-                    path.unlink(missing_ok=True)
-            cls._users.pop(object_key, None)
+            cls._drop(object_key)
+
+    @classmethod
+    async def sweep(cls, *, idle_seconds: float, now: datetime) -> list[str]:
+        """Remove the copies no chunk of this process uses that were last used
+        ``idle_seconds`` or more before ``now`` (seconds; aware datetime), and
+        those of runs done, purged (``purged_at``) or deleted. Copies in use
+        are never removed.
+
+        Returns the object keys whose copies were removed. A database that does
+        not answer leaves the run-state rule to the next sweep (the idle rule
+        needs no database): logged, not raised."""
+        unused = [k for k, n in cls._users.items() if n == 0 and k in cls._files]
+        if not unused:
+            return []
+        ended: set[str] = set()
+        try:
+            live = {
+                str(r["object_key"])
+                for r in await ImportRun.select(ImportRun.object_key).where(
+                    ImportRun.object_key.is_in(unused)
+                    & ImportRun.purged_at.is_null()
+                    & (ImportRun.status != RunStatus.done.value)
+                )
+            }
+            ended = set(unused) - live
+        except Exception:  # the database is down: the idle rule still applies
+            log.warning("import temp copies: run states not read; next sweep", exc_info=True)
+        removed = []
+        for key in unused:
+            async with _loop_lock(f"files:{key}"):
+                if cls._users.get(key, 0) or key not in cls._files:
+                    continue  # a chunk took them up meanwhile, or they went already
+                last = cls._last_use.get(key, now)
+                if last > now:  # the clock went back: count the idle time from now
+                    cls._last_use[key] = last = now
+                if key in ended or (now - last).total_seconds() >= idle_seconds:
+                    cls._drop(key)
+                    removed.append(key)
+        return removed
 
     @classmethod
     def _evict(cls) -> None:
         for key in [k for k, n in cls._users.items() if n == 0]:
-            for path in cls._files.pop(key, (None, None)):
-                if path is not None:
-                    path.unlink(missing_ok=True)
-            del cls._users[key]
+            cls._drop(key)
+
+    @classmethod
+    def _drop(cls, key: str) -> None:
+        """Delete the copies of run ``key`` from disk and forget them (the caller
+        checked that no chunk uses them)."""
+        for path in cls._files.pop(key, (None, None)):
+            if path is not None:
+                path.unlink(missing_ok=True)
+        cls._users.pop(key, None)
+        cls._last_use.pop(key, None)
+
+
+async def sweep_temp_copies() -> int:
+    """Remove this process's temporary copies of import runs' list files and
+    photos ZIPs that no chunk uses and that were unused for
+    ``IMPORT_TEMP_IDLE_SECONDS`` (on :mod:`rescue.clock`), or whose run is
+    done, purged by the retention run or deleted (:meth:`_RunFiles.sweep`).
+    Each worker process calls it periodically (workers.lifecycle.TempCopySweep):
+    every process holds copies of its own. Returns how many runs' copies went."""
+    removed = await _RunFiles.sweep(
+        idle_seconds=get_settings().upload.import_temp_idle_seconds, now=clock.now()
+    )
+    if removed:
+        log.info("import temp copies removed: %s run(s)", len(removed))
+    return len(removed)
 
 
 def skip_key(run_object_key: str) -> str:
