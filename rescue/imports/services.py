@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import socket
 import tempfile
 import time
@@ -92,6 +93,7 @@ __all__ = [
     "execute_run",
     "get_run",
     "list_warnings",
+    "remove_orphan_folders",
     "start_run",
     "sweep_temp_copies",
     "verify",
@@ -970,6 +972,39 @@ class _ChunkState:
     raised: int
 
 
+#: Name of a worker process's private folder of run copies: this, its pid, "-",
+#: and random letters (tempfile), under the system's temporary directory.
+_TEMP_PREFIX = "rescue-import-"
+
+
+def remove_orphan_folders(parent: Path | None = None) -> list[Path]:
+    """Delete the run-copy folders (:data:`_TEMP_PREFIX`) under ``parent`` (default:
+    the system's temporary directory) of worker processes that no longer run: a
+    process killed, or ended past ``WORKER_STOP_SECONDS``, skips its own clean-up,
+    and its folder holds other departments' lists and photos (docs/privacy.md).
+
+    Only folders of this user named with a pid are touched, and only when no
+    process has that pid (a pid taken again by a new process keeps the folder
+    until that one ends, never the other way round). Returns the folders deleted.
+    """
+    parent = Path(parent or tempfile.gettempdir())
+    removed = []
+    for folder in parent.glob(f"{_TEMP_PREFIX}*-*"):
+        pid_text = folder.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            if folder.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:  # nobody has that pid: its owner is gone
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except OSError:  # alive under another user, or the folder vanished
+            continue
+    return removed
+
+
 class _RunFiles:
     """The list file and photos ZIP of the runs this process works on, copied from
     the object store to a private temporary folder once per process, not once
@@ -1016,10 +1051,16 @@ class _RunFiles:
             cls._last_use[object_key] = clock.now()
 
     @classmethod
-    async def _fetch(cls, object_key: str, store: ObjectStore) -> tuple[Path, Path | None]:
+    def folder(cls) -> Path:
+        """This process's private folder of copies (made on first use), named with
+        its pid so that :func:`remove_orphan_folders` knows when it is left behind."""
         if cls._folder is None:
-            cls._folder = tempfile.TemporaryDirectory(prefix="rescue-import-")
-        base = Path(cls._folder.name) / hashlib.sha256(object_key.encode()).hexdigest()[:16]
+            cls._folder = tempfile.TemporaryDirectory(prefix=f"{_TEMP_PREFIX}{os.getpid()}-")
+        return Path(cls._folder.name)
+
+    @classmethod
+    async def _fetch(cls, object_key: str, store: ObjectStore) -> tuple[Path, Path | None]:
+        base = cls.folder() / hashlib.sha256(object_key.encode()).hexdigest()[:16]
         list_path, zip_path = base.with_suffix(".list"), base.with_suffix(".zip")
         with list_path.open("wb") as fh:
             await store.aget_into(object_key, fh)
@@ -1102,12 +1143,17 @@ async def sweep_temp_copies() -> int:
     ``IMPORT_TEMP_IDLE_SECONDS`` (on :mod:`rescue.clock`), or whose run is
     done, purged by the retention run or deleted (:meth:`_RunFiles.sweep`).
     Each worker process calls it periodically (workers.lifecycle.TempCopySweep):
-    every process holds copies of its own. Returns how many runs' copies went."""
+    every process holds copies of its own. Also deletes the folders that worker
+    processes ended at once left behind (:func:`remove_orphan_folders`). Returns
+    how many runs' copies of this process went."""
     removed = await _RunFiles.sweep(
         idle_seconds=get_settings().upload.import_temp_idle_seconds, now=clock.now()
     )
     if removed:
         log.info("import temp copies removed: %s run(s)", len(removed))
+    orphans = await anyio.to_thread.run_sync(remove_orphan_folders)
+    if orphans:
+        log.info("import temp folders of ended worker processes removed: %s", len(orphans))
     return len(removed)
 
 

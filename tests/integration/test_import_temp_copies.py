@@ -293,3 +293,31 @@ async def test_a_sweep_without_the_database_still_removes_idle_copies(client, en
         assert await sweep_temp_copies() == 1
         assert _copies(key) == []
         assert not copies[0].exists()
+
+
+async def test_folders_left_by_ended_worker_processes_go_at_the_next_sweep(tmp_path, monkeypatch):
+    """A worker process killed mid-chunk cannot clean up; its folder, named with its
+    pid, goes at the next sweep of any process once no process has that pid. A
+    live process's folder, and folders not named so, stay."""
+    import os
+    import sys
+    import tempfile
+
+    from rescue.imports import services
+
+    ended = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await ended.wait()  # reaped: no process has this pid now
+    gone = tmp_path / f"rescue-import-{ended.pid}-x1y2"
+    alive = tmp_path / f"rescue-import-{os.getpid()}-a9b8"
+    unnamed = tmp_path / "rescue-import-k3j4h5"  # no pid in the name: not ours to judge
+    for folder in (gone, alive, unnamed):
+        folder.mkdir()
+        (folder / "0123.list").write_bytes(b"name,id\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    assert await services.sweep_temp_copies() == 0  # no copies of this process's runs
+    assert not gone.exists()
+    assert (alive / "0123.list").exists()
+    assert unnamed.exists()
+    # The folders a worker process makes are named so (the sweep can tell).
+    assert services._RunFiles.folder().name.startswith(f"rescue-import-{os.getpid()}-")
