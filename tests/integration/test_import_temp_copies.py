@@ -305,6 +305,8 @@ async def test_folders_left_by_ended_worker_processes_go_at_the_next_sweep(tmp_p
 
     from rescue.imports import services
 
+    # The folders a worker process makes are named so (the sweep can tell).
+    assert services._RunFiles.folder().name.startswith(f"rescue-import-{os.getpid()}-")
     ended = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await ended.wait()  # reaped: no process has this pid now
     gone = tmp_path / f"rescue-import-{ended.pid}-x1y2"
@@ -319,5 +321,3 @@ async def test_folders_left_by_ended_worker_processes_go_at_the_next_sweep(tmp_p
     assert not gone.exists()
     assert (alive / "0123.list").exists()
     assert unnamed.exists()
-    # The folders a worker process makes are named so (the sweep can tell).
-    assert services._RunFiles.folder().name.startswith(f"rescue-import-{os.getpid()}-")
