@@ -78,8 +78,6 @@ async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_
     process that took several messages at once), the other chunks are never
     done while chunk 0 is held, and the test fails."""
     import dataclasses
-    import io
-    import zipfile
 
     import anyio.to_thread
 
@@ -101,21 +99,11 @@ async def test_a_list_in_chunks_is_shared_by_two_worker_processes(client, chunk_
     # are problem rows (bad date, a duplicate of row 1's id, bad ID number).
     lines = [ROWS[0], *filler(0, 20), ROWS[2], ROWS[1], *ROWS[3:], "F-99,某99,男,,40,,,,,"]
     lines = [line + (",a.jpg" if i % 4 == 1 else ",") for i, line in enumerate(lines)]
-    zipped = io.BytesIO()
-    with zipfile.ZipFile(zipped, "w") as z:
-        z.writestr("a.jpg", photo(OBAMA_B))
-    created = await client.post(
-        "/api/import-runs",
-        files={
-            "file": (
-                "list.csv",
-                csv_bytes(lines, encoding="gbk", header=HEADER + ",照片"),
-                "text/csv",
-            ),
-            "photos": ("photos.zip", zipped.getvalue(), "application/zip"),
-        },
-        data={"list_kind": "police_missing", "list_name": "2026年11月公安失踪人员"},
-        headers=north,
+    created = await dry_run(
+        client,
+        north,
+        csv_bytes(lines, encoding="gbk", header=HEADER + ",照片"),
+        photos={"a.jpg": photo(OBAMA_B)},
     )
     assert created.status_code == 201, created.text
     run = created.json()

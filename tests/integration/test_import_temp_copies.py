@@ -11,9 +11,7 @@ The sweep is called here in the test process, which runs the chunks itself
 from __future__ import annotations
 
 import asyncio
-import io
 import time
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -61,17 +59,12 @@ async def _run(client: Any, rows: list[str], *, with_photo: bool = False) -> tup
 
     north = await headers_of("north")
     if with_photo:
-        zipped = io.BytesIO()
-        with zipfile.ZipFile(zipped, "w") as z:
-            z.writestr("奥巴马.jpg", photo(OBAMA_B))
-        response = await client.post(
-            "/api/import-runs",
-            files={
-                "file": ("list.csv", csv_bytes(rows, header=HEADER + ",照片"), "text/csv"),
-                "photos": ("photos.zip", zipped.getvalue(), "application/zip"),
-            },
-            data={"list_kind": "police_missing", "list_name": "临时副本"},
-            headers=north,
+        response = await dry_run(
+            client,
+            north,
+            csv_bytes(rows, header=HEADER + ",照片"),
+            photos={"奥巴马.jpg": photo(OBAMA_B)},
+            list_name="临时副本",
         )
     else:
         response = await dry_run(client, north, csv_bytes(rows))

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import time
+import zipfile
 from typing import Any
 
 from tests.conftest import make_token, wait_for_photo, worker_log
@@ -31,11 +32,25 @@ async def headers_of(station: str, role: str = "station_staff") -> dict[str, str
 
 
 async def dry_run(
-    client: Any, headers: dict[str, str], data: bytes, *, name: str = "list.csv", **form: str
+    client: Any,
+    headers: dict[str, str],
+    data: bytes,
+    *,
+    name: str = "list.csv",
+    photos: dict[str, bytes] | None = None,
+    **form: str,
 ) -> Any:
+    """POST a list for its dry run; ``photos``: a ZIP of these files sent with it."""
+    files: dict[str, Any] = {"file": (name, data, "application/octet-stream")}
+    if photos is not None:
+        zipped = io.BytesIO()
+        with zipfile.ZipFile(zipped, "w") as z:
+            for filename, content in photos.items():
+                z.writestr(filename, content)
+        files["photos"] = ("photos.zip", zipped.getvalue(), "application/zip")
     return await client.post(
         "/api/import-runs",
-        files={"file": (name, data, "application/octet-stream")},
+        files=files,
         data={"list_kind": "police_missing", "list_name": "2026年11月公安失踪人员", **form},
         headers=headers,
     )

@@ -5,9 +5,7 @@ verified; the run's summary, the warnings' outcomes and the audit trail stay."""
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -82,9 +80,6 @@ async def test_a_finished_list_goes_after_the_period_and_open_warnings_keep_thei
         age_when_missing=70,
         last_seen_place="城北汽车站",
     )
-    zipped = io.BytesIO()
-    with zipfile.ZipFile(zipped, "w") as z:
-        z.writestr("奥巴马.jpg", photo(OBAMA_B))
     rows = [
         "Z-1,某甲,男,,,11010519491231002X,,,,,奥巴马.jpg",  # face hit: stays open
         "Z-8,某乙,男,,,,,,,,奥巴马.jpg",  # face hit: verified not_same
@@ -92,14 +87,12 @@ async def test_a_finished_list_goes_after_the_period_and_open_warnings_keep_thei
         "P-3,王五,男,1980-01-01,,,,,,,",  # raises nothing
         "P-4,赵六,男,1980-13-01,,,,,,,",  # a problem row (bad date)
     ]
-    response = await client.post(
-        "/api/import-runs",
-        files={
-            "file": ("list.csv", csv_bytes(rows, header=HEADER + ",照片"), "text/csv"),
-            "photos": ("photos.zip", zipped.getvalue(), "application/zip"),
-        },
-        data={"list_kind": "police_missing", "list_name": "保留期名单"},
-        headers=north,
+    response = await dry_run(
+        client,
+        north,
+        csv_bytes(rows, header=HEADER + ",照片"),
+        photos={"奥巴马.jpg": photo(OBAMA_B)},
+        list_name="保留期名单",
     )
     assert response.status_code == 201, response.text
     run_id = response.json()["id"]
