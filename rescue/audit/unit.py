@@ -17,7 +17,9 @@ What must not happen before the commit is registered on the unit:
   stored in the object store for a row that was rolled back).
 
 Outside a request (CLI, workers, scheduler) no unit is open: ``after_commit``
-runs its work at once and ``after_rollback`` does nothing.
+runs its work at once and ``after_rollback`` does nothing. One exception: a
+backlog run loads each row in a unit of its own (rescue.backlog.services), so
+that the row's photos are queued after it commits and removed if it rolls back.
 """
 
 from __future__ import annotations

@@ -159,6 +159,10 @@ class BacklogController(Controller):
     async def start(self, run_id: PathId, request: Request[Any, Any, Any]) -> RunOut:
         """Queues the run on a worker; poll ``GET /api/backlog-runs/{id}``. Rows
         already loaded (their 编号) are skipped, so resuming or starting the same
-        file again creates no duplicates. 409 when already done."""
+        file again creates no duplicates. While a job is loading the run (its
+        lease, ``IMPORT_LEASE_SECONDS`` after its last row, still holds) nothing
+        more is queued and the answer is the run as it is, ``running``; a run
+        whose job went silent for longer, or failed, is queued again
+        (rescue.imports.services.start_run). 409 when already done."""
         await _run_row(run_id, request)
         return await start_run(run_id=run_id, enqueue=_enqueue)

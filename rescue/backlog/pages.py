@@ -110,7 +110,8 @@ class BacklogPages(Controller):
         media_type=MediaType.HTML,
     )
     async def start(self, run_id: PathId, request: Request[Any, Any, Any]) -> Redirect:
-        """Confirm: load the checked rows (a stopped run resumes)."""
+        """Confirm: load the checked rows (a stopped run resumes; one a job is
+        loading is left to it: nothing more is queued)."""
         await _run(run_id, request)
         await start_run(run_id=run_id, enqueue=_enqueue)
         return Redirect(path=f"/backlog/{run_id}", status_code=303)

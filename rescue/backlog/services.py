@@ -11,26 +11,37 @@ and rows (rescue.backlog.rows):
    run would create (``plan``). Rows whose 编号 was loaded before are counted
    ``already_loaded`` and will be skipped.
 2. ``POST …/start`` (rescue.imports.services.start_run) queues the run on the
-   worker (the ``run_import`` actor dispatches backlog runs here).
-3. :func:`execute_run` — per row, in one transaction: the case with its real
-   admission (entered at the run's start), the earlier placements, the current
-   placement and the status path (rescue.backlog.history: marked entered later,
-   by the user who uploaded); then its photos through the photo pipeline (the
-   same checks, stored and queued for faces and matching). ``rows_done`` is
-   saved after every row; a resumed or repeated run skips rows whose 编号 is
-   loaded (``cases.backlog_key`` is unique) and adds only photos not yet there.
+   worker (the ``run_import`` actor dispatches backlog runs here) unless a job
+   is loading it: the run is one chunk (chunk 0) with the claim and lease of
+   every import chunk, and start queues it when it is checked or failed, or
+   when its job has saved no row for ``IMPORT_LEASE_SECONDS`` (a worker killed
+   or stalled); while its job is at it, start queues nothing and answers the
+   run as it is.
+3. :func:`execute_run` — one job at a time (the run's claim); per row, in one
+   transaction with the row's progress: the case with its real admission
+   (entered at the run's start), the earlier placements, the current placement
+   and the status path (rescue.backlog.history: marked entered later, by the
+   user who uploaded), then its photos through the photo pipeline (the same
+   checks, stored, and queued for faces and matching once the row committed).
+   ``rows_done`` is saved with every row; a resumed or repeated run skips rows
+   whose 编号 is loaded (``cases.backlog_key`` is unique) and adds only photos
+   not yet there. Two jobs never load the same row at once: each row first
+   renews the job's claim and holds the run's chunk locked until it commits.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
+import logging
 import zipfile
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import msgspec
 
@@ -38,6 +49,7 @@ from media.images import ImageRejected, inspect_image
 from media.storage import ObjectStore, new_object_key
 from rescue import clock
 from rescue.alerts.rules import rules_for
+from rescue.audit import unit
 from rescue.backlog import history
 from rescue.backlog.rows import RowPlan, check_rows, path_to
 from rescue.backlog.schemas import HistoryPlacementIn, HistoryStatusIn
@@ -56,8 +68,18 @@ from rescue.errors import (
 from rescue.i18n import _
 from rescue.imports.reader import FileRefused, open_rows
 from rescue.imports.schemas import RunOut
-from rescue.imports.services import MAX_ERRORS_KEPT, MEDIA_TYPES, _refuse, get_run
-from rescue.imports.tables import ImportRun, RunStatus
+from rescue.imports.services import (
+    MAX_ERRORS_KEPT,
+    MEDIA_TYPES,
+    ClaimLost,
+    _ChunkState,
+    _claim,
+    _ensure_chunks,
+    _refuse,
+    _renew,
+    get_run,
+)
+from rescue.imports.tables import ChunkStatus, ImportChunk, ImportRun, RunStatus
 from rescue.imports.templates import ListKind
 from rescue.placements.tables import PlacementKind
 from rescue.settings import get_settings
@@ -65,6 +87,8 @@ from rescue.users.services import Principal
 from rescue.users.tables import Role
 
 __all__ = ["check_access", "create_run", "execute_run"]
+
+log = logging.getLogger(__name__)
 
 #: Most files a photo ZIP may hold (a station's backlog is hundreds of people).
 MAX_ARCHIVE_MEMBERS = 20_000
@@ -245,62 +269,166 @@ async def execute_run(
     store: ObjectStore,
     stop_after: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    after_row: Callable[[], Awaitable[None]] | None = None,
 ) -> RunOut:
     """Load the run's valid rows from ``rows_done`` on (see the module docstring).
 
+    One job at a time: the run is one chunk (rescue.imports.tables.ImportChunk,
+    chunk 0), and a job loads rows only under its claim
+    (rescue.imports.services: the claim and lease of every import chunk). A job
+    given a run another job has claimed (start clicked while it runs, a message
+    delivered again) ends at once without loading a row. Each row is loaded in
+    one transaction that first renews the claim's lease
+    (``IMPORT_LEASE_SECONDS``) and holds the chunk's row locked until the row
+    and its progress are committed; once a start after the lease ran out (the
+    job silent, e.g. stalled) gave the run to another job, this job's next row
+    finds the claim gone and it stops (:class:`ClaimLost`), so two jobs never
+    load the same row at once.
+
     Args:
         stop_after: stop (as a crash would) after this many rows of this call;
-            the run stays ``running`` and resumes where it stopped.
+            the run stays ``running`` under this job's claim until the lease
+            runs out, then a start queues it again and it resumes where it
+            stopped.
         on_progress: called with (rows_done, total_rows) after each row.
+        after_row: awaited after each committed row of this call (tests:
+            something happens between two rows).
 
     A row the rules refuse on loading (e.g. a history order the transitions
     table does not allow) is left out with its reason added to ``errors``.
+    Any other failure rolls the row back (its stored photo objects removed),
+    marks the run (and its chunk) ``failed`` and raises; a start resumes it.
     """
     run = await ImportRun.select().where(ImportRun.id == run_id).first()
     if run is None:
         raise NotFound(_("import run {run_id} does not exist", run_id=run_id))
     if run["status"] == RunStatus.done.value:
         return await get_run(run_id=run_id)
+    await _ensure_chunks(run_id)
+    chunk = await _claim(run_id, 0)
+    if chunk is None:
+        log.info("backlog run %s: another job is loading it, or it is done", run_id)
+        return await get_run(run_id=run_id)
+    # A failed run retried (Dramatiq's retry) runs again.
+    await ImportRun.update(
+        {ImportRun.status: RunStatus.running.value, ImportRun.failure_reason: ""}
+    ).where((ImportRun.id == run_id) & (ImportRun.status == RunStatus.failed.value))
+    state = _ChunkState(
+        chunk_no=0,
+        chunk_id=int(chunk["id"]),
+        claim=str(chunk["claim"]),
+        row_done=int(chunk["row_done"]),
+        rows_done=int(chunk["rows_done"]),
+        raised=0,
+    )
     try:
         by = await _principal(run["created_by"])
         data = await store.aget(run["object_key"])
         archive = _archive(await store.aget(run["archive_key"]) if run["archive_key"] else None, 0)
         rules = rules_for(run["station"], get_settings().deadlines.overrides)
         entered_at = run["started_at"] or clock.now()
-        done, this_call = int(run["rows_done"]), 0
+        this_call = 0
         plans = check_rows(open_rows(data, COLUMNS, KEY), rules=rules, archive=_names(archive))
         for plan in plans:
-            if plan.row <= done:
+            if plan.row <= state.row_done:
                 continue
-            problem = None
-            if not plan.errors:
-                try:
-                    await _load_row(plan, run, by, entered_at, archive, store)
-                except DomainError as exc:
-                    problem = {"row": plan.row, "column": "", "reason": exc.detail}
-            await _progress(run_id, plan.row, problem)
-            done, this_call = plan.row, this_call + 1
+            async with _one_transaction():
+                await _renew(state)  # still ours? (and the chunk's row locked till the commit)
+                problem = None
+                if not plan.errors:
+                    try:
+                        await _load_row(plan, run, by, entered_at, archive, store)
+                    except DomainError as exc:
+                        problem = {"row": plan.row, "column": "", "reason": exc.detail}
+                await _progress(run_id, plan.row, problem)
+                await _renew(
+                    state, {ImportChunk.row_done: plan.row, ImportChunk.rows_done: plan.row}
+                )
+            state.row_done = state.rows_done = plan.row
+            this_call += 1
             if on_progress:
-                on_progress(done, run["total_rows"])
+                on_progress(plan.row, run["total_rows"])
+            if after_row is not None:
+                await after_row()
             if stop_after is not None and this_call >= stop_after:
                 return await get_run(run_id=run_id)
-        await ImportRun.update(
-            {
-                ImportRun.status: RunStatus.done.value,
-                ImportRun.finished_at: clock.now(),
-                ImportRun.updated_at: clock.now(),
-            }
-        ).where(ImportRun.id == run_id)
+        async with ImportRun._meta.db.transaction():
+            now = clock.now()
+            await _renew(
+                state,
+                {
+                    ImportChunk.status: ChunkStatus.done.value,
+                    ImportChunk.claim: "",
+                    ImportChunk.lease_until: None,
+                    ImportChunk.finished_at: now,
+                },
+            )
+            await ImportRun.update(
+                {
+                    ImportRun.status: RunStatus.done.value,
+                    ImportRun.failure_reason: "",
+                    ImportRun.finished_at: now,
+                    ImportRun.updated_at: now,
+                }
+            ).where(ImportRun.id == run_id)
+    except ClaimLost:
+        log.warning(
+            "backlog run %s: its lease ran out and another job took it; this job stops "
+            "(the row it was at rolled back)",
+            run_id,
+        )
+        return await get_run(run_id=run_id)
     except Exception as exc:
-        await ImportRun.update(
-            {
-                ImportRun.status: RunStatus.failed.value,
-                ImportRun.failure_reason: f"{type(exc).__name__}: {exc}"[:2000],
-                ImportRun.updated_at: clock.now(),
-            }
-        ).where(ImportRun.id == run_id)
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        failed = (
+            await ImportChunk.update(
+                {
+                    ImportChunk.status: ChunkStatus.failed.value,
+                    ImportChunk.claim: "",
+                    ImportChunk.lease_until: None,
+                    ImportChunk.failure_reason: reason,
+                    ImportChunk.updated_at: clock.now(),
+                }
+            )
+            .where((ImportChunk.id == state.chunk_id) & (ImportChunk.claim == state.claim))
+            .returning(ImportChunk.id)
+        )
+        if failed:  # still this job's run (not handed on meanwhile)
+            await ImportRun.update(
+                {
+                    ImportRun.status: RunStatus.failed.value,
+                    ImportRun.failure_reason: reason,
+                    ImportRun.updated_at: clock.now(),
+                }
+            ).where(ImportRun.id == run_id)
         raise
     return await get_run(run_id=run_id)
+
+
+@contextlib.asynccontextmanager
+async def _one_transaction() -> AsyncIterator[None]:
+    """One row's work in one transaction: a unit (rescue.audit.unit) as a
+    request's write has, outside a request, so that the photos stored in it
+    follow it: their objects are removed if it rolls back, and their face jobs
+    are queued only once it has committed (workers.broker)."""
+    opened = await unit.open_unit(ImportRun._meta.db)
+    try:
+        yield
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await opened.rollback()
+            await opened.close()
+        raise
+    try:
+        await opened.commit()
+    except BaseException:
+        # Committed or not is unknown: the row is done again on resume (its case
+        # and photos are found then); an orphan object goes with the recovery sweep.
+        with anyio.CancelScope(shield=True):
+            await opened.close()
+        raise
+    await opened.close()
+    opened.run_committed()
 
 
 async def _progress(run_id: int, row: int, problem: dict[str, Any] | None) -> None:

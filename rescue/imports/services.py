@@ -8,7 +8,8 @@
    of each chunk's first row).
 2. :func:`start_run` — queues one :func:`execute_run` job per chunk no job is
    working on, so the worker processes share one list (``rescue import`` runs
-   the chunks in order in the terminal with a progress bar).
+   the chunks in order in the terminal with a progress bar). A backlog run
+   (rescue.backlog) is one chunk under the same rules, loaded whole by one job.
 3. :func:`execute_run` — stores each valid row of a chunk and compares it with
    the people in care and the open notices (:mod:`rescue.imports.compare`);
    each hit is a warning for the responsible station. A chunk's progress is
@@ -51,6 +52,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import anyio.to_thread
+from piccolo.engine.postgres import PostgresEngine
 
 from media.storage import ObjectMissing, ObjectStore, new_object_key
 from rescue import clock
@@ -365,15 +367,22 @@ async def start_run(
     """Start a dry-run-checked run, or resume one that stopped (running or failed).
 
     ``enqueue(run_id, chunk_no)`` queues one worker job per chunk that no job is
-    working on (``chunk_no`` None: the whole run, for a backlog run), so that the
-    worker processes share the list; each goes on after its last committed row.
-    Queued: the ``pending`` chunks (not started, or queued earlier and not yet
-    taken), the ``failed`` ones, and the ``running`` ones whose claim's lease
-    (``IMPORT_LEASE_SECONDS`` after its job's last commit, read on
-    :func:`rescue.clock.now`) has run out: their job stopped (a worker killed),
-    and their claim is dropped so that a new job can take them. A chunk running
-    under a live lease is left to its job: starting a run that is still running
-    queues only what nobody works on, so no chunk is worked on twice at once.
+    working on, so that the worker processes share the list; each goes on after
+    its last committed row. Queued: the ``pending`` chunks (not started, or
+    queued earlier and not yet taken), the ``failed`` ones, and the ``running``
+    ones whose claim's lease (``IMPORT_LEASE_SECONDS`` after its job's last
+    commit, read on :func:`rescue.clock.now`) has run out: their job stopped (a
+    worker killed), and their claim is dropped so that a new job can take them
+    (:func:`_hand_back`). A chunk running under a live lease is left to its
+    job: starting a run that is still running queues only what nobody works
+    on, so no chunk is worked on twice at once; the answer is the run as it
+    is, still ``running``.
+
+    A backlog run (``ListKind.backlog``, rescue.backlog.services.execute_run) is
+    one chunk (chunk 0, all its rows) done whole by one job under the same
+    claim and lease, which every loaded row renews: it is queued as
+    ``enqueue(run_id, None)`` under the same rules (checked, failed, or its job
+    silent for longer than the lease), and not while its job is loading.
 
     Raises:
         NotFound: no such run.
@@ -405,35 +414,16 @@ async def start_run(
             ImportRun.updated_at: now,
         }
     ).where(ImportRun.id == run_id)
-    if run.list_kind == ListKind.backlog:
-        await enqueue(run_id, None)
-        return await get_run(run_id=run_id)
     await _ensure_chunks(run_id)
-    await ImportChunk.update(
-        {
-            ImportChunk.status: ChunkStatus.pending.value,
-            ImportChunk.claim: "",
-            ImportChunk.lease_until: None,
-            ImportChunk.failure_reason: "",
-            ImportChunk.updated_at: now,
-        }
-    ).where(
-        (ImportChunk.run == run_id)
-        & (
-            (ImportChunk.status == ChunkStatus.failed.value)
-            | (
-                (ImportChunk.status == ChunkStatus.running.value)
-                & (ImportChunk.lease_until.is_null() | (ImportChunk.lease_until < now))
-            )
-        )
-    )
+    await _hand_back(run_id, now)
     free = (
         await ImportChunk.select(ImportChunk.chunk_no)
         .where((ImportChunk.run == run_id) & (ImportChunk.status == ChunkStatus.pending.value))
         .order_by(ImportChunk.chunk_no)
     )
+    whole = run.list_kind == ListKind.backlog  # its one chunk: the whole run
     for row in free:
-        await enqueue(run_id, int(row["chunk_no"]))
+        await enqueue(run_id, None if whole else int(row["chunk_no"]))
     if not await ImportChunk.exists().where(
         (ImportChunk.run == run_id) & (ImportChunk.status != ChunkStatus.done.value)
     ):  # every chunk done but the run not marked (a crash between)
@@ -441,9 +431,45 @@ async def start_run(
     return await get_run(run_id=run_id)
 
 
+async def _hand_back(run_id: int, now: datetime) -> None:
+    """Make ``pending`` again (claim dropped) the run's chunks no live job works
+    on: ``failed``, or ``running`` with the lease run out before ``now``.
+
+    A chunk whose row a job holds locked in an open transaction (a backlog row
+    being loaded, rescue.backlog.services) is skipped (``SKIP LOCKED``): its job
+    is alive, and waiting for it would hold the request for the row's time, or
+    deadlock with it (the job locks the chunk, then the run; a request here
+    has updated the run already). On SQLite a write holds the whole database:
+    nothing to skip."""
+    stale = (ImportChunk.run == run_id) & (
+        (ImportChunk.status == ChunkStatus.failed.value)
+        | (
+            (ImportChunk.status == ChunkStatus.running.value)
+            & (ImportChunk.lease_until.is_null() | (ImportChunk.lease_until < now))
+        )
+    )
+    async with ImportChunk._meta.db.transaction():
+        query = ImportChunk.select(ImportChunk.id).where(stale)
+        if isinstance(ImportChunk._meta.db, PostgresEngine):
+            query = query.lock_rows("UPDATE", skip_locked=True)
+        ids = [int(r["id"]) for r in await query]
+        if not ids:
+            return
+        await ImportChunk.update(
+            {
+                ImportChunk.status: ChunkStatus.pending.value,
+                ImportChunk.claim: "",
+                ImportChunk.lease_until: None,
+                ImportChunk.failure_reason: "",
+                ImportChunk.updated_at: now,
+            }
+        ).where(ImportChunk.id.is_in(ids) & stale)
+
+
 async def _ensure_chunks(run_id: int) -> None:
-    """A run checked before runs had chunks gets one chunk for all its rows,
-    going on after the run's saved row."""
+    """A run checked before runs had chunks, or a backlog run (rescue.backlog:
+    the dry run makes none), gets one chunk (0) for all its rows, going on
+    after the run's saved row."""
     if await ImportChunk.exists().where(ImportChunk.run == run_id):
         return
     run = await ImportRun.select(ImportRun.rows_done).where(ImportRun.id == run_id).first()
