@@ -77,6 +77,7 @@ from rescue.imports.services import (
     _ensure_chunks,
     _refuse,
     _renew,
+    fail_claimed_chunk,
     get_run,
 )
 from rescue.imports.tables import ChunkStatus, ImportChunk, ImportRun, RunStatus
@@ -379,28 +380,7 @@ async def execute_run(
         )
         return await get_run(run_id=run_id)
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:2000]
-        failed = (
-            await ImportChunk.update(
-                {
-                    ImportChunk.status: ChunkStatus.failed.value,
-                    ImportChunk.claim: "",
-                    ImportChunk.lease_until: None,
-                    ImportChunk.failure_reason: reason,
-                    ImportChunk.updated_at: clock.now(),
-                }
-            )
-            .where((ImportChunk.id == state.chunk_id) & (ImportChunk.claim == state.claim))
-            .returning(ImportChunk.id)
-        )
-        if failed:  # still this job's run (not handed on meanwhile)
-            await ImportRun.update(
-                {
-                    ImportRun.status: RunStatus.failed.value,
-                    ImportRun.failure_reason: reason,
-                    ImportRun.updated_at: clock.now(),
-                }
-            ).where(ImportRun.id == run_id)
+        await fail_claimed_chunk(run_id, state, exc)
         raise
     return await get_run(run_id=run_id)
 

@@ -93,6 +93,7 @@ from rescue.users.services import Principal
 __all__ = [
     "create_run",
     "execute_run",
+    "fail_claimed_chunk",
     "get_run",
     "list_warnings",
     "remove_orphan_folders",
@@ -770,7 +771,6 @@ async def _execute_chunk(
     if chunk is None:
         log.info("import run %s chunk %s: another job has it or it is done", run_id, no)
         return True
-    chunk_where = ImportChunk.id == chunk["id"]
     # A failed chunk retried (Dramatiq's retry, or resumed): the run runs again
     # unless another chunk is still failed.
     if run["status"] == RunStatus.failed.value and not await ImportChunk.exists().where(
@@ -851,28 +851,7 @@ async def _execute_chunk(
         )
         return True
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}"[:2000]
-        failed = (
-            await ImportChunk.update(
-                {
-                    ImportChunk.status: ChunkStatus.failed.value,
-                    ImportChunk.claim: "",
-                    ImportChunk.lease_until: None,
-                    ImportChunk.failure_reason: reason,
-                    ImportChunk.updated_at: clock.now(),
-                }
-            )
-            .where(chunk_where & (ImportChunk.claim == state.claim))
-            .returning(ImportChunk.id)
-        )
-        if failed:  # still this job's chunk: the run fails with it
-            await ImportRun.update(
-                {
-                    ImportRun.status: RunStatus.failed.value,
-                    ImportRun.failure_reason: f"chunk {no}: {reason}"[:2000],
-                    ImportRun.updated_at: clock.now(),
-                }
-            ).where(ImportRun.id == run_id)
+        await fail_claimed_chunk(run_id, state, exc, run_reason=f"chunk {no}: ")
         raise
     if await _finish_run(run_id):
         await _RunFiles.release(run["object_key"])
@@ -1029,6 +1008,37 @@ def remove_orphan_folders(parent: Path | None = None) -> list[Path]:
         except OSError:  # alive under another user, or the folder vanished
             continue
     return removed
+
+
+async def fail_claimed_chunk(
+    run_id: int, state: _ChunkState, exc: BaseException, *, run_reason: str = ""
+) -> None:
+    """A job's chunk (a backlog run's one chunk, too) ends ``failed`` with ``exc`` as
+    its reason and its claim released, and the run with it (``run_reason`` before
+    the reason, e.g. "chunk 3: "): only while the claim is still this job's (not
+    handed on to another job after its lease ran out)."""
+    reason = f"{type(exc).__name__}: {exc}"[:2000]
+    failed = (
+        await ImportChunk.update(
+            {
+                ImportChunk.status: ChunkStatus.failed.value,
+                ImportChunk.claim: "",
+                ImportChunk.lease_until: None,
+                ImportChunk.failure_reason: reason,
+                ImportChunk.updated_at: clock.now(),
+            }
+        )
+        .where((ImportChunk.id == state.chunk_id) & (ImportChunk.claim == state.claim))
+        .returning(ImportChunk.id)
+    )
+    if failed:
+        await ImportRun.update(
+            {
+                ImportRun.status: RunStatus.failed.value,
+                ImportRun.failure_reason: f"{run_reason}{reason}"[:2000],
+                ImportRun.updated_at: clock.now(),
+            }
+        ).where(ImportRun.id == run_id)
 
 
 class _RunFiles:
