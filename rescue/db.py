@@ -203,10 +203,13 @@ async def concurrently(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
         The calls' results, in the order of ``calls``.
 
     Raises:
-        The first failure as itself, never wrapped in an ``ExceptionGroup``, so that
-        callers still recognise a database that went away
-        (rescue.errors.is_unavailable: a worker then retries without counting the
-        attempt). The other calls are cancelled.
+        The first failure (in the order of ``calls``) as itself, never wrapped in
+        an ``ExceptionGroup``, so that callers still recognise a database that
+        went away (rescue.errors.is_unavailable: a worker then retries without
+        counting the attempt). Run at once, the other calls run to their end
+        first (one cancelled while it opened a connection would leave the
+        connection unclosed: asyncpg warns when it is collected); one after the
+        other, the later calls are not started.
     """
     from rescue.cases.tables import Case
 
@@ -220,23 +223,21 @@ async def concurrently(*calls: Callable[[], Awaitable[Any]]) -> list[Any]:
     import anyio
 
     results: list[Any] = [None] * len(calls)
+    failures: list[Exception | None] = [None] * len(calls)
 
     async def run(index: int, call: Callable[[], Awaitable[Any]]) -> None:
-        results[index] = await call()
+        try:
+            results[index] = await call()
+        except Exception as exc:  # noqa: BLE001 - raised below, once all have ended
+            failures[index] = exc
 
-    try:
-        async with anyio.create_task_group() as group:
-            for index, call in enumerate(calls):
-                group.start_soon(run, index, call)
-    except BaseExceptionGroup as failed:
-        raise _first(failed) from None
+    async with anyio.create_task_group() as group:
+        for index, call in enumerate(calls):
+            group.start_soon(run, index, call)
+    for failure in failures:
+        if failure is not None:
+            raise failure
     return results
-
-
-def _first(group: BaseExceptionGroup) -> BaseException:
-    """The first exception of a (possibly nested) exception group."""
-    first = group.exceptions[0]
-    return _first(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 def postgres_config(url: str) -> dict[str, object]:
