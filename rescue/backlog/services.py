@@ -78,9 +78,10 @@ from rescue.imports.services import (
     _refuse,
     _renew,
     fail_claimed_chunk,
+    finish_claimed_chunk,
     get_run,
 )
-from rescue.imports.tables import ChunkStatus, ImportChunk, ImportRun, RunStatus
+from rescue.imports.tables import ImportChunk, ImportRun, RunStatus
 from rescue.imports.templates import ListKind
 from rescue.placements.tables import PlacementKind
 from rescue.settings import get_settings
@@ -355,15 +356,7 @@ async def execute_run(
                 return await get_run(run_id=run_id)
         async with ImportRun._meta.db.transaction():
             now = clock.now()
-            await _renew(
-                state,
-                {
-                    ImportChunk.status: ChunkStatus.done.value,
-                    ImportChunk.claim: "",
-                    ImportChunk.lease_until: None,
-                    ImportChunk.finished_at: now,
-                },
-            )
+            await finish_claimed_chunk(state, now)
             await ImportRun.update(
                 {
                     ImportRun.status: RunStatus.done.value,

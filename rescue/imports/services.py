@@ -94,6 +94,7 @@ __all__ = [
     "create_run",
     "execute_run",
     "fail_claimed_chunk",
+    "finish_claimed_chunk",
     "get_run",
     "list_warnings",
     "remove_orphan_folders",
@@ -832,16 +833,7 @@ async def _execute_chunk(
                     await _flush(run, state, batch, index, faces)
                     if progress is not None:
                         progress(no, state.rows_done)
-        now = clock.now()
-        await _renew(
-            state,
-            {
-                ImportChunk.status: ChunkStatus.done.value,
-                ImportChunk.claim: "",
-                ImportChunk.lease_until: None,
-                ImportChunk.finished_at: now,
-            },
-        )
+        await finish_claimed_chunk(state, clock.now())
     except ClaimLost:
         log.warning(
             "import run %s chunk %s: its lease ran out and another job took it; "
@@ -1008,6 +1000,20 @@ def remove_orphan_folders(parent: Path | None = None) -> list[Path]:
         except OSError:  # alive under another user, or the folder vanished
             continue
     return removed
+
+
+async def finish_claimed_chunk(state: _ChunkState, now: datetime) -> None:
+    """A job's chunk (a backlog run's one chunk, too) ends ``done`` at ``now``, its
+    claim released. Raises ClaimLost if the claim is no longer this job's."""
+    await _renew(
+        state,
+        {
+            ImportChunk.status: ChunkStatus.done.value,
+            ImportChunk.claim: "",
+            ImportChunk.lease_until: None,
+            ImportChunk.finished_at: now,
+        },
+    )
 
 
 async def fail_claimed_chunk(
