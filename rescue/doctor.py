@@ -27,7 +27,7 @@ EXIT_CONFIG = 2
 #: Exit status when a backing service is unreachable (as `rescue doctor` with a problem).
 EXIT_SERVICE = 1
 #: The scan kernel's paths as `rescue doctor` names them (rescue.matching.scan.path).
-_KERNEL_PATHS = {"avx2": "AVX2", "fma": "AVX+FMA", "avx": "AVX", "portable": "portable C"}
+KERNEL_PATH_NAMES = {"avx2": "AVX2", "fma": "AVX+FMA", "avx": "AVX", "portable": "portable C"}
 
 
 def exit_with(exc: SettingsError) -> NoReturn:
@@ -195,7 +195,7 @@ def _static_findings(settings: Settings) -> list[Finding]:
         Finding(
             "gallery scan",
             scan.native(),
-            f"native kernel ({_KERNEL_PATHS[scan.path() or 'portable']})"
+            f"native kernel ({KERNEL_PATH_NAMES[scan.path() or 'portable']})"
             if scan.native()
             else f"{scan.LIBRARY.name} is missing: numpy (slower)",
             "run make install on a machine with a C compiler (cc)",

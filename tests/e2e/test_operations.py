@@ -303,10 +303,11 @@ def test_ready_is_503_when_the_broker_is_down_and_doctor_says_how_to_fix(tmp_pat
     assert good.returncode == 0, good.stdout + good.stderr
     assert "PROBLEM" not in good.stdout
     # make test built the gallery's scan kernel: doctor names it and its path.
+    from rescue.doctor import KERNEL_PATH_NAMES
     from rescue.matching import scan
 
-    named = {"avx2": "AVX2", "fma": "AVX+FMA", "avx": "AVX", "portable": "portable C"}
-    expected = rf"^ok\s+gallery scan: native kernel \({re.escape(named[scan.path() or ''])}\)$"
+    named = re.escape(KERNEL_PATH_NAMES[scan.path() or ""])
+    expected = rf"^ok\s+gallery scan: native kernel \({named}\)$"
     assert re.search(expected, good.stdout, re.M), good.stdout
 
 
