@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV := $(BIN)/uv
 STAMP := $(VENV)/.installed
 # The gallery's scan kernel (built below).
-SCAN_LIB := rescue/matching/_bf16scan.so
+SCAN_LIB := rescue/matching/_scan.so
 
 .PHONY: install system-packages run test lint fmt bench accuracy lock clean messages
 
@@ -35,7 +35,7 @@ install: $(STAMP) $(SCAN_LIB) system-packages  ## create .venv and install locke
 # The gallery's scan kernel (rescue/matching/scan.py loads it with ctypes). Without
 # a C compiler the service still runs: scans fall back to numpy (slower; `rescue
 # doctor` says so).
-$(SCAN_LIB): rescue/matching/_bf16scan.c
+$(SCAN_LIB): rescue/matching/_scan.c
 	$(CC) -O3 -fPIC -shared -Wall -o $@ $< \
 	  || echo "warning: could not build $@ (no C compiler?): gallery scans will use numpy"
 

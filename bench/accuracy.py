@@ -450,9 +450,10 @@ def main() -> int:
     lines += openset.report(enc, _sexes(), _ages())
     lines += [
         "Sex labels of the LFW people (used in the *sex known* rows): bench/lfw_sex.csv, "
-        "from the annotator's knowledge of the public figures, and, for the 26 people whose "
+        "**labelled by an AI assistant, not a human annotator** (the annotator its `basis` "
+        "column names): from its knowledge of the public figures, and, for the 26 people whose "
         "name is not widely known or ambiguous, by looking at their photo (its `basis` "
-        "column says which).",
+        "column says which). No person has checked them.",
         "",
         "Age labels (used in the *age known* rows): bench/lfw_age.csv, the approximate age "
         "at photo time of each person as a band, **estimated by an AI assistant, not a "

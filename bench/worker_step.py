@@ -39,6 +39,8 @@ only the work the service adds around detection in the variation.
 ``BENCH_AB=1`` alternates rounds, in pairs, between the service as it is and
 ``rescue.db.concurrently`` replaced by calls one after the other, and prints each
 variant's time beyond detection (``BENCH_ROUNDS`` sets the rounds).
+``BENCH_SCAN_PATH`` (one of ``rescue.matching.scan.PATHS``, e.g. ``avx2``) makes the
+scan kernel take that path, to measure a CPU without the best one.
 
 Run (needs PostgreSQL and Redis as ``make test``; ~15 min, ~8 GB RAM and ~6 GB of
 PostgreSQL disk at 4 M; part of ``make bench``): ``.venv/bin/python -m bench.worker_step``
@@ -675,6 +677,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = Report("worker_step", "Worker step at scale")
         report.note(f"{load_text()} when the run began")
+        from rescue.matching import scan
+
+        scan.force_path(os.environ.get("BENCH_SCAN_PATH", "best"))
+        report.note(f"gallery scan: {scan.path() or 'numpy'} path, {scan.THREADS} thread(s)")
         asyncio.run(run(report, sizes))
         report.note(f"{load_text()} when the run ended")
         report.save()

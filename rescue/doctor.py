@@ -27,7 +27,12 @@ EXIT_CONFIG = 2
 #: Exit status when a backing service is unreachable (as `rescue doctor` with a problem).
 EXIT_SERVICE = 1
 #: The scan kernel's paths as `rescue doctor` names them (rescue.matching.scan.path).
-KERNEL_PATH_NAMES = {"avx2": "AVX2", "fma": "AVX+FMA", "avx": "AVX", "portable": "portable C"}
+KERNEL_PATH_NAMES = {
+    "avxvnni": "AVX-VNNI",
+    "avx512vnni": "AVX512-VNNI",
+    "avx2": "AVX2",
+    "portable": "portable C",
+}
 
 
 def exit_with(exc: SettingsError) -> NoReturn:

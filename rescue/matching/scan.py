@@ -1,20 +1,24 @@
 """Scanning a gallery's high plane: the native kernel, or numpy when it is missing.
 
-The gallery (rescue.matching.gallery) keeps each face's vector as two uint16
-planes, the high and low halves of its float32 values. The high plane is
-bfloat16: a scan reads it alone (2 bytes per dimension instead of 4) and gets, for
-every row and probe, ``s = |x̃|² − 2 p·x̃`` for the truncated vector ``x̃``; the
-gallery bounds the truncation's effect and re-measures survivors exactly.
+The gallery (rescue.matching.gallery) keeps each face's vector as 32-bit fixed
+point of the face's own scale (:func:`encode_rows`): every value is
+``scale × (high + low / 2²⁴)``, ``high`` a signed byte (the value rounded to a
+step of ``scale`` = the face's largest magnitude / 127) and ``low`` the 24 bits
+below it. A scan reads the high plane alone (1 byte per dimension instead of 4)
+and gets, for every row and probe, ``s = |x̃|² − 2 p·x̃`` for the rounded vector
+``x̃ = scale × high``, up to the probe's own rounding to int16 (at most
+``step × |x̃|₁``, :func:`probe_steps`); the gallery bounds both and re-measures
+survivors exactly.
 
-Two implementations, same values up to float32 summation order:
+Two implementations, the same values up to that bound:
 
-- the native kernel ``_bf16scan.c`` (built by ``make install`` next to this file;
+- the native kernel ``_scan.c`` (built by ``make install`` next to this file;
   loaded with ctypes, which releases the GIL), run on row ranges by
-  :data:`THREADS` threads; it converts each row once for all probes and, for a
-  bound, returns only the rows within it;
-- numpy: the block's high plane shifted into float32, then BLAS. Used when the
-  library is missing (no C compiler at install; ``rescue doctor`` says so);
-  slower (the conversion costs more than the bytes it saves), never different.
+  :data:`THREADS` threads; integer dot products (int8 rows × int16 probes), each
+  row widened once for all probes; for a bound, only the rows within it;
+- numpy: the block's high plane times its scales in float32, then BLAS. Used when
+  the library is missing (no C compiler at install; ``rescue doctor`` says so);
+  slower, never different in what the gallery answers.
 
 Measured: docs/performance.md "Worker step at scale" (bench/worker_step.py).
 """
@@ -33,12 +37,21 @@ from typing import TypeVar
 
 import numpy as np
 
-__all__ = ["THREADS", "native", "scan_dense", "scan_within", "split_planes", "to_float32"]
+__all__ = [
+    "THREADS",
+    "decode_rows",
+    "encode_rows",
+    "native",
+    "probe_steps",
+    "rounded",
+    "scan_dense",
+    "scan_within",
+]
 
 log = logging.getLogger(__name__)
 
-LIBRARY = Path(__file__).with_name("_bf16scan.so")
-_VERSION = 8
+LIBRARY = Path(__file__).with_name("_scan.so")
+_VERSION = 9
 #: Threads per scan: the CPUs this process may use (as BLAS would), at most 8.
 THREADS = max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1))
 #: Rows per numpy step (the fallback) and the least a thread is given.
@@ -62,9 +75,9 @@ def _load() -> ctypes.CDLL | None:
         log.warning("%s is out of date (run make install); gallery scans use numpy", LIBRARY)
         return None
     sz = ctypes.c_size_t
-    lib.rescue_scan_dense.argtypes = [_P, sz, _P, sz, _P, ctypes.c_int, _P, sz]
+    lib.rescue_scan_dense.argtypes = [_P, sz, _P, _P, sz, _P, _P, ctypes.c_int, _P, sz]
     lib.rescue_scan_dense.restype = None
-    lib.rescue_scan_within.argtypes = [_P, sz, _P, sz, _P, ctypes.c_int, _P, _P, _P, _P]
+    lib.rescue_scan_within.argtypes = [_P, sz, _P, _P, sz, _P, _P, ctypes.c_int, _P, _P, _P, _P]
     lib.rescue_scan_within.argtypes += [ctypes.c_int64, ctypes.POINTER(sz)]
     lib.rescue_scan_within.restype = ctypes.c_int64
     lib.rescue_scan_force_path.argtypes = [ctypes.c_int]
@@ -93,7 +106,7 @@ def native() -> bool:
 
 
 #: The kernel's paths (:func:`force_path`): the best the CPU has, or one of them.
-PATHS = {"best": 0, "portable": 1, "avx": 2, "fma": 3, "avx2": 4}
+PATHS = {"best": 0, "portable": 1, "avx2": 2, "avx512vnni": 3, "avxvnni": 4}
 
 
 def force_path(name: str) -> None:
@@ -112,29 +125,86 @@ def path() -> str | None:
     return next(name for name, value in PATHS.items() if value == code)
 
 
-def split_planes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """float32 array → (high, low) uint16 planes of the same shape."""
-    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
-    return (bits >> 16).astype(np.uint16), (bits & 0xFFFF).astype(np.uint16)
+#: Fixed point: a value is ``scale × (high + low / 2**FRACTION_BITS)``.
+FRACTION_BITS = 24
+#: The high byte's reach: |high| ≤ 127, so ``scale`` = the row's largest |value| / 127.
+HIGH_MAX = 127
+#: Probes as int16: |P| ≤ 32767, so a probe's step is its largest |value| / 32767.
+PROBE_MAX = 32767
+#: Longest rows the kernel takes: MAX_DIM × 32767 × 127 < 2³¹ (its int32 sums).
+MAX_DIM = 512
 
 
-def to_float32(high: np.ndarray, low: np.ndarray | None = None) -> np.ndarray:
-    """The float32 values of a high plane (truncated, bfloat16) or, with the low
-    plane, the exact ones."""
-    bits = high.astype(np.uint32) << 16
-    if low is not None:
-        bits |= low
-    return bits.view(np.float32)
+def encode_rows(
+    values: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(n, d) float values → (high int8, mid int8, low uint16, scale float32).
+
+    Each row as 32-bit fixed point of its own scale: ``q = round(x × 2²⁴ / scale)``
+    (|q| < 2³¹), ``high = round(q / 2²⁴)``, the 24 bits below it split into ``mid``
+    (signed, the upper 8) and ``low`` (16). :func:`decode_rows` gives back every
+    value within ``scale / 2²⁵`` (~1e-10 for dlib encodings: finer than float32's
+    rounding of any value above ~0.002).
+    """
+    x = np.asarray(values, dtype=np.float64)
+    top = np.abs(x).max(axis=1) if x.size else np.zeros(len(x))
+    scale = (np.where(top > 0, top, 1.0) / HIGH_MAX).astype(np.float32)
+    q = np.rint(x * (float(1 << FRACTION_BITS) / scale.astype(np.float64))[:, None]).astype(
+        np.int64
+    )
+    high = (q + (1 << (FRACTION_BITS - 1))) >> FRACTION_BITS
+    rest = q - (high << FRACTION_BITS)  # −2²³ ≤ rest < 2²³
+    return (
+        high.astype(np.int8),
+        (rest >> 16).astype(np.int8),
+        (rest & 0xFFFF).astype(np.uint16),
+        scale,
+    )
 
 
-def _padded(probes: np.ndarray) -> np.ndarray:
-    """float32 probes, C order, with zero rows up to a multiple of four when there
-    are several (the kernel takes them four at a time)."""
-    q = len(probes)
+def decode_rows(
+    high: np.ndarray, mid: np.ndarray, low: np.ndarray, scale: np.ndarray
+) -> np.ndarray:
+    """The float64 values of rows kept by :func:`encode_rows`."""
+    q = (high.astype(np.int64) << FRACTION_BITS) + (mid.astype(np.int64) << 16) + low
+    return q * (scale.astype(np.float64) / float(1 << FRACTION_BITS))[:, None]
+
+
+def rounded(high: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """The rounded vectors ``scale × high`` (float64) that a scan measures."""
+    return high.astype(np.float64) * scale.astype(np.float64)[:, None]
+
+
+def probe_steps(probes: np.ndarray) -> np.ndarray:
+    """Each probe's int16 step (float64, (q,)): ``s`` from a scan is within
+    ``step × |x̃|₁`` (+ float32 rounding) of its value for the unrounded probe."""
+    p = np.asarray(probes, dtype=np.float64).reshape(len(probes), -1)
+    top = np.abs(p).max(axis=1) if p.size else np.zeros(len(p))
+    return np.where(top > 0, top, 1.0) / PROBE_MAX
+
+
+def _quantized(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(int16 probes, factors c = −2 × step, float32), C order, with zero rows up to
+    a multiple of four when there are several (the kernel takes them four at a time)."""
+    p = np.asarray(probes, dtype=np.float64)
+    if p.shape[1] > MAX_DIM:
+        raise ValueError(f"rows of {p.shape[1]} values: the kernel's int32 sums take {MAX_DIM}")
+    q = len(p)
     rows = q if q <= 1 else -(-q // 4) * 4
-    out = np.zeros((rows, probes.shape[1]), dtype=np.float32)
-    out[:q] = probes
-    return out
+    step = probe_steps(p)
+    out = np.zeros((rows, p.shape[1]), dtype=np.int16)
+    out[:q] = np.rint(p / step[:, None])
+    c = np.zeros(rows, dtype=np.float32)
+    c[:q] = -2.0 * step
+    return out, c
+
+
+def _numpy_s(
+    high: np.ndarray, sq: np.ndarray, scale: np.ndarray, probes: np.ndarray, a: int, b: int
+) -> np.ndarray:
+    """The fallback: ``s`` for rows a..b, float32 (q, b − a)."""
+    x = high[a:b].astype(np.float32) * scale[a:b, None]
+    return sq[a:b] - 2.0 * (np.asarray(probes, dtype=np.float32) @ x.T)
 
 
 def _ranges(start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -162,30 +232,37 @@ def _parallel(tasks: list[Callable[[], _T]]) -> list[_T]:
 
 
 def scan_dense(
-    high: np.ndarray, sq: np.ndarray, probes: np.ndarray, start: int, end: int
+    high: np.ndarray,
+    sq: np.ndarray,
+    scale: np.ndarray,
+    probes: np.ndarray,
+    start: int,
+    end: int,
 ) -> np.ndarray:
     """``s`` for rows start..end and every probe: float32 (q, end − start).
 
     Args:
-        high: (N, d) uint16 high plane; sq: (N,) float32, ``|x̃|²``.
-        probes: (q, d) float32.
+        high: (N, d) int8 high plane; sq: (N,) float32, ``|x̃|²``; scale: (N,) float32.
+        probes: (q, d) float.
     """
     q, rows = len(probes), end - start
     out = np.empty((q, rows), dtype=np.float32)
-    ph = _padded(probes)
     if _LIB is None:
         for a, b in _ranges(start, end):
-            out[:, a - start : b - start] = sq[a:b] - 2.0 * (ph[:q] @ to_float32(high[a:b]).T)
+            out[:, a - start : b - start] = _numpy_s(high, sq, scale, probes, a, b)
         return out
     lib, dh = _LIB, high.shape[1]
+    ph, c = _quantized(probes)
 
     def task(a: int, b: int) -> None:
         lib.rescue_scan_dense(
             high[a:].ctypes.data,
             dh,
             sq[a:].ctypes.data,
+            scale[a:].ctypes.data,
             b - a,
             ph.ctypes.data,
+            c.ctypes.data,
             q,
             out[:, a - start :].ctypes.data,
             rows,
@@ -198,6 +275,7 @@ def scan_dense(
 def scan_within(
     high: np.ndarray,
     sq: np.ndarray,
+    scale: np.ndarray,
     probes: np.ndarray,
     limit: np.ndarray,
     start: int,
@@ -206,12 +284,11 @@ def scan_within(
     """Rows of start..end whose ``s`` is at or under each probe's ``limit``:
     (probe index int32, row int64, s float32), by row."""
     q = len(probes)
-    ph = _padded(probes)
     lim = np.ascontiguousarray(limit, dtype=np.float32)
     if _LIB is None:
         found_p, found_r, found_s = [], [], []
         for a, b in _ranges(start, end):
-            s = sq[a:b] - 2.0 * (ph[:q] @ to_float32(high[a:b]).T)
+            s = _numpy_s(high, sq, scale, probes, a, b)
             p, c = np.nonzero(s <= lim[:, None])
             order = np.lexsort((p, c))
             found_p.append(p[order].astype(np.int32))
@@ -219,6 +296,7 @@ def scan_within(
             found_s.append(s[p[order], c[order]])
         return _joined(found_p, found_r, found_s)
     lib, dh = _LIB, high.shape[1]
+    ph, factors = _quantized(probes)
 
     def task(a: int, b: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
         # Room for 1/256 of the rows' pairs at first (a bound on whole vectors passes
@@ -234,8 +312,10 @@ def scan_within(
                 high[a:].ctypes.data,
                 dh,
                 sq[a:].ctypes.data,
+                scale[a:].ctypes.data,
                 b - a,
                 ph.ctypes.data,
+                factors.ctypes.data,
                 q,
                 lim.ctypes.data,
                 rows.ctypes.data,
