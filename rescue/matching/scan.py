@@ -133,6 +133,9 @@ HIGH_MAX = 127
 PROBE_MAX = 32767
 #: Longest rows the kernel takes: MAX_DIM × 32767 × 127 < 2³¹ (its int32 sums).
 MAX_DIM = 512
+#: Probes per kernel call (its AVX2 paths keep a tile's values for at most 64 on
+#: the stack; more are scanned in groups of this many, each group reading the rows).
+KERNEL_PROBES = 64
 
 
 def encode_rows(
@@ -246,6 +249,13 @@ def scan_dense(
         probes: (q, d) float.
     """
     q, rows = len(probes), end - start
+    if _LIB is not None and q > KERNEL_PROBES:
+        return np.vstack(
+            [
+                scan_dense(high, sq, scale, probes[k : k + KERNEL_PROBES], start, end)
+                for k in range(0, q, KERNEL_PROBES)
+            ]
+        )
     out = np.empty((q, rows), dtype=np.float32)
     if _LIB is None:
         for a, b in _ranges(start, end):
@@ -285,6 +295,24 @@ def scan_within(
     (probe index int32, row int64, s float32), by row."""
     q = len(probes)
     lim = np.ascontiguousarray(limit, dtype=np.float32)
+    if _LIB is not None and q > KERNEL_PROBES:
+        groups = [
+            scan_within(
+                high,
+                sq,
+                scale,
+                probes[k : k + KERNEL_PROBES],
+                lim[k : k + KERNEL_PROBES],
+                start,
+                end,
+            )
+            for k in range(0, q, KERNEL_PROBES)
+        ]
+        starts = range(0, q, KERNEL_PROBES)
+        p = np.concatenate([g[0] + k for g, k in zip(groups, starts, strict=True)])
+        r = np.concatenate([g[1] for g in groups])
+        order = np.lexsort((p, r))
+        return p[order], r[order], np.concatenate([g[2] for g in groups])[order]
     if _LIB is None:
         found_p, found_r, found_s = [], [], []
         for a, b in _ranges(start, end):

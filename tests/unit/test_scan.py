@@ -105,7 +105,8 @@ _DENSE = [
     *(("best", dims, q) for dims in (128, 96) for q in (1, 2, 3, 4, 5, 6, 9)),
     *(("best", 12, q) for q in (1, 3, 9)),
     *((path, 128, q) for path in ("avx2", "avx512vnni", "avxvnni") for q in (1, 2, 3, 4, 7, 64)),
-    ("avx2", 128, 65),  # more probes than the AVX2 paths take: the portable one
+    ("avx2", 128, 65),  # more probes than one kernel call takes: groups of 64
+    ("best", 128, 130),
     *(("portable", 128, q) for q in (1, 3, 6)),
     ("numpy", 128, 3),
     ("numpy", 128, 1),
@@ -140,6 +141,7 @@ def test_dense_scan_equals_float64_on_the_rounded_vectors(kernel_path, dims, q):
         ("avx2", 5, 1.0),
         ("avx2", 1, 0.5),
         ("avx2", 2, 0.3),
+        ("best", 70, 0.3),  # two kernel calls (64 + 6 probes), merged by row
         ("avx512vnni", 3, 1.0),
         ("avxvnni", 1, 0.02),
         ("avxvnni", 3, 1.0),
