@@ -56,8 +56,9 @@ less. `BENCH_SCALE=0.1 make bench` runs a quick, smaller version (smaller galler
 fewer repeats); the figures below are from a full run unless the scale says otherwise.
 
 How to read the targets:
-- *1:N search, one probe* is memory-bound: the matcher streams the float32 gallery
-  once, so its floor is one bare pass over the same matrix (`matrix.sum()`), and its
+- *1:N search, one probe* is memory-bound: the matcher streams the gallery's scan
+  plane once (one byte per value since 2026-12-04; the float32 gallery before), so
+  the bare pass over the float32 matrix (`matrix.sum()`) is a floor it can now beat; its
   speed-up over `face_recognition.face_distance` (float64 gallery, a temporary of the
   whole gallery per probe) can be no larger than face_distance's time over that floor.
 - *1:N search, 100 probes* is compute-bound: its floor is the bare SGEMM of the same

@@ -20,7 +20,7 @@ Measured per gallery size, for one probe and for a batch of 100 probes:
 Also per size: the float16-storage variant (:class:`Float16Gallery`, answers
 asserted identical to float64 exact) and FAISS ``IndexFlatL2`` (when faiss-cpu is
 installed; as shipped and with BLAS for every query count, same threads), each
-against the float32 ``FaceGallery.top_k`` timed in alternation; memory per
+against the service's ``FaceGallery.top_k`` timed in alternation; memory per
 million faces.
 
 Run: ``.venv/bin/python -m bench.search`` (``BENCH_SCALE=0.1`` for a quick run;
@@ -376,7 +376,7 @@ _F16_ROWS = 2048
 
 def bench_float16(report: Report, n: int, mean: np.ndarray, std: np.ndarray) -> None:
     """float16 storage with an exact re-check, and FAISS IndexFlatL2, against the
-    service's float32 FaceGallery measured in the same run on the same data."""
+    service's FaceGallery measured in the same run on the same data."""
     rng = np.random.default_rng(n + 16)
     matrix = synthetic(n, mean, std, rng)
     ids = np.arange(1, n + 1, dtype=np.int64)
@@ -387,7 +387,7 @@ def bench_float16(report: Report, n: int, mean: np.ndarray, std: np.ndarray) -> 
     gallery.add(ids, ids // 3, ids, matrix)
     CACHE.mkdir(parents=True, exist_ok=True)
     f16 = Float16Gallery(matrix, CACHE / f"originals-{n}.npy")
-    report.section(f"{n:,} faces: float16 storage and FAISS, against the float32 gallery")
+    report.section(f"{n:,} faces: float16 storage and FAISS, against the service's gallery")
 
     want_rows, want_dist = exact_top_k(matrix, probes, K)
     got_rows, got_dist = f16.top_k(probes, K)
@@ -411,7 +411,7 @@ def bench_float16(report: Report, n: int, mean: np.ndarray, std: np.ndarray) -> 
     report.row(
         "memory per million faces (resident arrays)",
         f"float16 {f16.nbytes * per_million / 2**20:.0f} MiB",
-        f"float32 gallery {gallery.nbytes * per_million / 2**20:.0f} MiB",
+        f"service's gallery {gallery.nbytes * per_million / 2**20:.0f} MiB",
         f"{f16.nbytes / gallery.nbytes:.2f}×",
         "",
     )
@@ -433,7 +433,7 @@ def bench_float16(report: Report, n: int, mean: np.ndarray, std: np.ndarray) -> 
         report.row(
             f"{what}: float16 top_k",
             fmt_seconds(timing.value),
-            f"float32 FaceGallery.top_k {fmt_seconds(timing.baseline)}",
+            f"FaceGallery.top_k {fmt_seconds(timing.baseline)}",
             f"{timing.ratio:.2f}× the time",
             "< 1 to adopt",
             None,
@@ -467,7 +467,7 @@ def bench_float16(report: Report, n: int, mean: np.ndarray, std: np.ndarray) -> 
             report.row(
                 f"{what}: FAISS IndexFlatL2 ({label})",
                 fmt_seconds(timing.value),
-                f"float32 FaceGallery.top_k {fmt_seconds(timing.baseline)}",
+                f"FaceGallery.top_k {fmt_seconds(timing.baseline)}",
                 f"gallery {timing.ratio:.2f}× as fast",
                 "gallery ≥ 1×",
                 timing.ratio >= 1,
