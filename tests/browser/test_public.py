@@ -260,6 +260,27 @@ async def test_no_consent_no_image_and_wrong_code(phone):
     assert await phone.locator("#status").count() == 0
 
 
+async def test_empty_request_gets_the_chinese_errors_next_to_the_fields(phone):
+    """The browser's own (English) "Please fill out this field." bubble never
+    stops the submit: the form is sent and the station's errors stand next to
+    each field, on the phone."""
+    from rescue.family_requests.tables import SearchRequest
+
+    form = await (await SearchRequestFormPage(phone).open()).fill()
+    assert await phone.get_attribute("#request", "novalidate") is not None
+    await form.submit()  # would wait for a navigation that never comes
+    assert await form.field_error("missing_name") == "此项必填。"
+    assert await form.field_error("reporter_contact") == "此项必填。"
+    for name in ("missing_name", "reporter_contact"):
+        marked = await phone.locator(f"#f-{name}").evaluate(
+            "el => el.parentElement.classList.contains('has-error')"
+        )
+        assert marked, name
+    assert await phone.locator("#form-problems a[href='#f-missing_name']").count() == 1
+    assert "同意" in await form.field_error("consent_personal")
+    assert await SearchRequest.count() == 0
+
+
 async def test_status_lookups_are_rate_limited(phone):
     from rescue.settings import get_settings
 
