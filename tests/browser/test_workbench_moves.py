@@ -199,6 +199,10 @@ async def _police_candidate(case_id: int) -> int:
     return detail.candidate.id
 
 
+async def _border(page: Any, selector: str) -> str:
+    return str(await page.eval_on_selector(selector, "el => getComputedStyle(el).borderColor"))
+
+
 async def test_reviewer_takes_a_candidate_on_and_sees_only_allowed_moves(page, station_morning):
     from rescue.cases.tables import Sex
 
@@ -218,7 +222,11 @@ async def test_reviewer_takes_a_candidate_on_and_sees_only_allowed_moves(page, s
 
     async with page.expect_navigation():
         await page.click("#decide-start_review button[type=submit]")
-    assert "此项必填" in await page.inner_text("#decide")  # the reason
+    assert await page.inner_text("#e-reason-start_review") == "此项必填。"  # the reason
+    # Marked like every other form's field: in red, only the one that was sent.
+    assert await page.locator("#decide-start_review .has-error #reason-start_review").count() == 1
+    assert await page.locator("#decide-reject .has-error").count() == 0
+    assert await _border(page, "#reason-start_review") != await _border(page, "#reason-reject")
     await page.fill("#reason-start_review", "由我审核")
     async with page.expect_navigation():
         await page.click("#decide-start_review button[type=submit]")
