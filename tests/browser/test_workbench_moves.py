@@ -244,3 +244,16 @@ async def test_reviewer_takes_a_candidate_on_and_sees_only_allowed_moves(page, s
     assert await page.locator("#decide").count() == 0  # no decision is left
     # A further family confirmation (the visit) is still allowed, not offered first.
     assert not await page.is_visible("#family-form")
+
+
+async def test_review_queue_says_what_each_empty_section_lacks(page, station_morning):
+    from rescue.cases.tables import Sex
+
+    await _police_candidate(await _case(sex=Sex.male))
+    username, password = await make_user("reviewer")
+    await (await LoginPage(page).open("/review")).log_in(username, password)
+    assert await page.locator("#proposed table.queue tr").count() == 2  # header + 1
+    assert await page.locator("#proposed .empty").count() == 0
+    assert await page.inner_text("#in-review .empty") == "没有审核中的候选。"
+    await page.goto("/review?lang=en")
+    assert await page.inner_text("#in-review .empty") == "No candidate is under review."
