@@ -138,6 +138,18 @@ async def test_family_finds_an_announcement_by_filters_and_opens_it(phone, live_
     assert "Family-search announcements" in await phone.inner_text("h1")
 
 
+async def test_announcement_count_is_singular_for_one(phone):
+    await _publish(await _case(sex="male", estimated_age=60), found_place="城西区", name="甲")
+    await AnnouncementListPage(phone).open("?lang=en")
+    assert await phone.inner_text("#count") == "1 announcement"
+    await AnnouncementListPage(phone).open()
+    assert await phone.inner_text("#count") == "共 1 条公告"
+    await _publish(await _case(sex="male", estimated_age=61), found_place="城东区", name="乙")
+    # Another address: the list is cached for a minute (Cache-Control), this one is not.
+    await AnnouncementListPage(phone).open("?lang=en&sex=male")
+    assert await phone.inner_text("#count") == "2 announcements"
+
+
 async def test_list_page_is_small_without_photos(phone):
     for n in range(20):
         case = await _case(sex="male", estimated_age=40 + n, dialect="河南话")
