@@ -267,6 +267,8 @@ async def test_no_consent_no_image_and_wrong_code(phone):
     assert await SearchRequest.count() == 0
 
     status = RequestStatusPage(phone)
+    await status.check("")  # said in Chinese by the station, not the browser's bubble
+    assert await phone.inner_text("#status-error") == "请输入登记时得到的查询码。"
     await status.check("x" * 22)
     assert "没有与此查询码对应的登记" in await phone.inner_text("#status-error")
     assert await phone.locator("#status").count() == 0
