@@ -28,7 +28,7 @@ from rescue.family_requests import limits, services
 from rescue.family_requests.controllers import enqueue
 from rescue.family_requests.schemas import Decision, DecisionIn, ReplyIn, SearchRequestIn
 from rescue.family_requests.tables import RequestStatus
-from rescue.i18n import label
+from rescue.i18n import _, label
 from rescue.permissions import Action, allow
 from rescue.runtime import get_store
 from rescue.schemas import PathId
@@ -268,6 +268,8 @@ class PublicPages(Controller):
         """The request's status and the station's message to the family, nothing
         else; the same answer for every wrong code; rate-limited per address."""
         values, _files = await read_form(request)
+        if not values.get("code", "").strip():  # not a try: nothing to look up
+            return _status_page(None, _("Enter the tracking code of your request."), status=400)
         try:
             result = await services.status_for_code(
                 code=values.get("code", "")[:100],

@@ -6,6 +6,10 @@ reads them at start-up, no compile step). Use:
 
 - ``_("case {case_id} does not exist", case_id=7)``: the text in the active
   locale, formatted with ``str.format`` when parameters are given.
+- ``ngettext("{n} announcement", "{n} announcements", n)``: the form of the
+  active locale's plural rule (the catalogue's ``Plural-Forms``) for ``n``,
+  formatted with ``n`` and any further parameters; English's two forms are the
+  msgids themselves, zh_CN has one.
 - ``N_("...")``: marks a module-level constant for extraction; translate it
   with ``_()`` where it is shown.
 - :func:`label`: the name of an enum member (msgid ``"<Enum>.<value>"``, e.g.
@@ -21,7 +25,8 @@ message or an enum value has no zh_CN text.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gettext
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import Enum
@@ -37,6 +42,8 @@ __all__ = [
     "catalogue",
     "label",
     "negotiate",
+    "ngettext",
+    "plurals",
     "use_locale",
 ]
 
@@ -46,20 +53,45 @@ _active: ContextVar[str | None] = ContextVar("rescue_locale", default=None)
 
 
 @lru_cache(maxsize=8)
-def catalogue(locale: str) -> dict[str, str]:
-    """msgid → text of ``locale`` (untranslated entries left out)."""
+def _read(locale: str) -> Any:
+    """The Babel catalog of ``locale``, or None when it has none."""
     from babel.messages.pofile import read_po
 
     path = LOCALE_DIR / locale / "LC_MESSAGES" / "messages.po"
     if not path.exists():
-        return {}
+        return None
     with path.open("rb") as fh:
-        catalog = read_po(fh, locale=locale)
+        return read_po(fh, locale=locale)
+
+
+@lru_cache(maxsize=8)
+def catalogue(locale: str) -> dict[str, str]:
+    """msgid → text of ``locale`` (untranslated entries left out)."""
+    catalog = _read(locale)
+    if catalog is None:
+        return {}
     return {
         str(m.id): str(m.string)
         for m in catalog
         if m.id and isinstance(m.id, str) and m.string and not m.fuzzy
     }
+
+
+@lru_cache(maxsize=8)
+def plurals(
+    locale: str,
+) -> tuple[dict[tuple[str, str], tuple[str, ...]], Callable[[int], int]]:
+    """(singular, plural) msgid → the forms of ``locale`` (entries with any form
+    untranslated left out), and the rule choosing a form's index for a count."""
+    catalog = _read(locale)
+    if catalog is None:
+        return {}, _english
+    forms = {
+        (str(m.id[0]), str(m.id[1])): tuple(str(s) for s in m.string)
+        for m in catalog
+        if isinstance(m.id, tuple) and isinstance(m.string, tuple) and all(m.string) and not m.fuzzy
+    }
+    return forms, gettext.c2py(catalog.plural_expr)
 
 
 def _default_locale() -> str:
@@ -89,6 +121,21 @@ def _(msgid: str, /, **params: Any) -> str:
     A msgid missing from the catalogue is shown as written (English)."""
     text = catalogue(active_locale()).get(msgid, msgid)
     return text.format(**params) if params else text
+
+
+def ngettext(singular: str, plural: str, n: int, /, **params: Any) -> str:
+    """The form of ``singular``/``plural`` for the count ``n`` in the active
+    locale, formatted with ``n`` and ``params`` (``str.format``).
+
+    Untranslated: English's rule, the msgids as written."""
+    forms, rule = plurals(active_locale())
+    texts = forms.get((singular, plural)) or (singular, plural)
+    rule = rule if (singular, plural) in forms else _english
+    return texts[min(rule(n), len(texts) - 1)].format(n=n, **params)
+
+
+def _english(n: int) -> int:
+    return int(n != 1)
 
 
 def N_(msgid: str, /) -> str:

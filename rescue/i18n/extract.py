@@ -72,7 +72,11 @@ def main() -> None:
         catalog.revision_date = _FIXED_DATE
         with path.open("wb") as fh:
             write_po(fh, catalog, width=100, omit_header=False, ignore_obsolete=True)
-        missing = sum(1 for m in catalog if m.id and not m.string)
+        missing = sum(
+            1
+            for m in catalog
+            if m.id and not (all(m.string) if isinstance(m.string, tuple) else m.string)
+        )
         print(f"{path.relative_to(ROOT)}: {len(catalog)} messages, {missing} untranslated")
 
 

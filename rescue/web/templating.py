@@ -26,7 +26,7 @@ from litestar.template.config import TemplateConfig
 
 from rescue import clock
 from rescue.cases.events import event_label, event_summary
-from rescue.i18n import _, active_locale, label
+from rescue.i18n import _, active_locale, label, ngettext
 from rescue.permissions import permitted
 
 __all__ = ["TEMPLATE_DIR", "environment", "template_config"]
@@ -87,6 +87,7 @@ def _configure(engine: JinjaTemplateEngine) -> None:
     env.globals.update(
         _=_,
         gettext=_,
+        ngettext=ngettext,
         label=_label,
         active_locale=active_locale,
         event_label=event_label,

@@ -171,3 +171,15 @@ async def test_announcement_form_offers_the_case_photos_and_what_the_case_says(p
 
     row = await Announcement.select().where(Announcement.case == case_id).first()
     assert str(row["photo"]) == photo_id
+
+
+async def test_empty_password_change_gets_the_server_errors_next_to_the_fields(page):
+    """No browser bubble ("Please fill out this field.") in place of the
+    station's Chinese error next to the field."""
+    await _logged_in(page)
+    await page.goto("/account")
+    assert await page.get_attribute("#password-form", "novalidate") is not None
+    async with page.expect_navigation():
+        await page.click("#password-form button[type=submit]")
+    assert await page.inner_text("#e-new_password") == "至少 12 个字符。"
+    assert await page.locator("#password-form .has-error #f-new_password").count() == 1

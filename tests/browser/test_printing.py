@@ -50,6 +50,15 @@ def _check_poster(pdf: Path) -> None:
     assert "寻亲公告" in text
     assert "左眉有疤" in text
     assert "010-12345678" in text
+    # The contact once, after a Chinese colon; no table label broken over two lines.
+    assert text.count("010-12345678") == 1, text
+    assert "联系救助站：010-12345678" in "".join(text.split()), text
+    assert "联系救助站:" not in text
+    layout = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True
+    ).stdout
+    for label in ("估计年龄", "体貌特征", "发现地点"):
+        assert label in layout, layout
     fonts = subprocess.run(["pdffonts", str(pdf)], capture_output=True, text=True).stdout
     assert "CJK" in fonts, fonts  # the Chinese font is embedded
     images = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True)

@@ -138,6 +138,18 @@ async def test_family_finds_an_announcement_by_filters_and_opens_it(phone, live_
     assert "Family-search announcements" in await phone.inner_text("h1")
 
 
+async def test_announcement_count_is_singular_for_one(phone):
+    await _publish(await _case(sex="male", estimated_age=60), found_place="城西区", name="甲")
+    await AnnouncementListPage(phone).open("?lang=en")
+    assert await phone.inner_text("#count") == "1 announcement"
+    await AnnouncementListPage(phone).open()
+    assert await phone.inner_text("#count") == "共 1 条公告"
+    await _publish(await _case(sex="male", estimated_age=61), found_place="城东区", name="乙")
+    # Another address: the list is cached for a minute (Cache-Control), this one is not.
+    await AnnouncementListPage(phone).open("?lang=en&sex=male")
+    assert await phone.inner_text("#count") == "2 announcements"
+
+
 async def test_list_page_is_small_without_photos(phone):
     for n in range(20):
         case = await _case(sex="male", estimated_age=40 + n, dialect="河南话")
@@ -255,9 +267,32 @@ async def test_no_consent_no_image_and_wrong_code(phone):
     assert await SearchRequest.count() == 0
 
     status = RequestStatusPage(phone)
+    await status.check("")  # said in Chinese by the station, not the browser's bubble
+    assert await phone.inner_text("#status-error") == "请输入登记时得到的查询码。"
     await status.check("x" * 22)
     assert "没有与此查询码对应的登记" in await phone.inner_text("#status-error")
     assert await phone.locator("#status").count() == 0
+
+
+async def test_empty_request_gets_the_chinese_errors_next_to_the_fields(phone):
+    """The browser's own (English) "Please fill out this field." bubble never
+    stops the submit: the form is sent and the station's errors stand next to
+    each field, on the phone."""
+    from rescue.family_requests.tables import SearchRequest
+
+    form = await (await SearchRequestFormPage(phone).open()).fill()
+    assert await phone.get_attribute("#request", "novalidate") is not None
+    await form.submit()  # would wait for a navigation that never comes
+    assert await form.field_error("missing_name") == "此项必填。"
+    assert await form.field_error("reporter_contact") == "此项必填。"
+    for name in ("missing_name", "reporter_contact"):
+        marked = await phone.locator(f"#f-{name}").evaluate(
+            "el => el.parentElement.classList.contains('has-error')"
+        )
+        assert marked, name
+    assert await phone.locator("#form-problems a[href='#f-missing_name']").count() == 1
+    assert "同意" in await form.field_error("consent_personal")
+    assert await SearchRequest.count() == 0
 
 
 async def test_status_lookups_are_rate_limited(phone):

@@ -397,3 +397,16 @@ async def test_case_placements_are_readable_on_a_phone_and_a_desk(
             assert drawn["pageScroll"] <= drawn["pageClient"], (name, drawn)
             assert await page.locator("#placements a", has_text="入院证明").count() == 1
             assert await page.locator("#placement-end").count() == 1  # the current one
+
+
+async def test_my_account_and_log_out_stand_apart(browser, live_server):
+    """Fresh-user trial: 我的账户 sat flush against the 退出登录 button."""
+    username, password = await make_user("station_staff")
+    for viewport in (DESK, PHONE):
+        async with _signed_in(browser, live_server, viewport, username, password) as page:
+            account = await page.locator("header.top .who a[href='/account']").bounding_box()
+            logout = await page.locator("header.top .who button").bounding_box()
+            assert account is not None
+            assert logout is not None
+            gap = logout["x"] - (account["x"] + account["width"])
+            assert gap >= 10, (viewport, account, logout)

@@ -145,6 +145,8 @@ async def test_intake_on_a_phone_with_a_photo_then_moves(page):
     assert "searching" in await case.moves()
     await case.move("left_self", reason="")  # reason is required
     assert "此项必填" in await page.inner_text("details.move[data-move='left_self']")
+    assert await page.inner_text("#e-m-left_self-reason") == "此项必填。"
+    assert await page.locator("details.move[data-move='left_self'] .has-error").count() == 1
     await case.move("searching", reason="身份不明")
     assert await case.status() == "寻亲中"
     await page.goto("/")

@@ -199,6 +199,10 @@ async def _police_candidate(case_id: int) -> int:
     return detail.candidate.id
 
 
+async def _border(page: Any, selector: str) -> str:
+    return str(await page.eval_on_selector(selector, "el => getComputedStyle(el).borderColor"))
+
+
 async def test_reviewer_takes_a_candidate_on_and_sees_only_allowed_moves(page, station_morning):
     from rescue.cases.tables import Sex
 
@@ -218,7 +222,11 @@ async def test_reviewer_takes_a_candidate_on_and_sees_only_allowed_moves(page, s
 
     async with page.expect_navigation():
         await page.click("#decide-start_review button[type=submit]")
-    assert "此项必填" in await page.inner_text("#decide")  # the reason
+    assert await page.inner_text("#e-reason-start_review") == "此项必填。"  # the reason
+    # Marked like every other form's field: in red, only the one that was sent.
+    assert await page.locator("#decide-start_review .has-error #reason-start_review").count() == 1
+    assert await page.locator("#decide-reject .has-error").count() == 0
+    assert await _border(page, "#reason-start_review") != await _border(page, "#reason-reject")
     await page.fill("#reason-start_review", "由我审核")
     async with page.expect_navigation():
         await page.click("#decide-start_review button[type=submit]")
@@ -236,3 +244,16 @@ async def test_reviewer_takes_a_candidate_on_and_sees_only_allowed_moves(page, s
     assert await page.locator("#decide").count() == 0  # no decision is left
     # A further family confirmation (the visit) is still allowed, not offered first.
     assert not await page.is_visible("#family-form")
+
+
+async def test_review_queue_says_what_each_empty_section_lacks(page, station_morning):
+    from rescue.cases.tables import Sex
+
+    await _police_candidate(await _case(sex=Sex.male))
+    username, password = await make_user("reviewer")
+    await (await LoginPage(page).open("/review")).log_in(username, password)
+    assert await page.locator("#proposed table.queue tr").count() == 2  # header + 1
+    assert await page.locator("#proposed .empty").count() == 0
+    assert await page.inner_text("#in-review .empty") == "没有审核中的候选。"
+    await page.goto("/review?lang=en")
+    assert await page.inner_text("#in-review .empty") == "No candidate is under review."

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from rescue.i18n import _, catalogue, label, negotiate, use_locale
+from rescue.i18n import _, catalogue, label, negotiate, ngettext, plurals, use_locale
 from rescue.i18n.enums import visible_enums
 from rescue.i18n.extract import template
 
 
 def test_every_message_has_zh_cn_text() -> None:
     zh = catalogue("zh_CN")
+    zh_plurals, _rule = plurals("zh_CN")
     missing = sorted(
         f"{m.id!r} ({', '.join(f'{f}:{n}' for f, n in m.locations) or 'enum'})"
         for m in template()
-        if m.id and m.id not in zh
+        if m.id and (m.id not in zh_plurals if isinstance(m.id, tuple) else m.id not in zh)
     )
     assert not missing, "no zh_CN text (run `make messages`, then translate):\n" + "\n".join(
         missing
@@ -43,6 +44,19 @@ def test_labels_follow_the_active_locale() -> None:
 def test_unknown_msgid_is_shown_as_written_and_formatted() -> None:
     with use_locale("zh_CN"):
         assert _("no such text {n}", n=3) == "no such text 3"
+
+
+def test_counts_take_the_plural_form_of_the_locale() -> None:
+    """English: one announcement, 2 announcements; zh_CN has one form."""
+    with use_locale("en"):
+        assert ngettext("{n} announcement", "{n} announcements", 1) == "1 announcement"
+        assert ngettext("{n} announcement", "{n} announcements", 0) == "0 announcements"
+        assert ngettext("{n} announcement", "{n} announcements", 2) == "2 announcements"
+    with use_locale("zh_CN"):
+        assert ngettext("{n} announcement", "{n} announcements", 1) == "共 1 条公告"
+        assert ngettext("{n} announcement", "{n} announcements", 5) == "共 5 条公告"
+        # Not in the catalogue: the msgids by English's rule, formatted.
+        assert ngettext("{n} cat of {who}", "{n} cats of {who}", 1, who="A") == "1 cat of A"
 
 
 def test_negotiation_prefers_user_setting_then_quality_then_default() -> None:
