@@ -150,8 +150,7 @@ def encode_rows(
     rounding of any value above ~0.002).
     """
     x = np.asarray(values, dtype=np.float64)
-    top = np.abs(x).max(axis=1) if x.size else np.zeros(len(x))
-    scale = (np.where(top > 0, top, 1.0) / HIGH_MAX).astype(np.float32)
+    scale = _steps(x, HIGH_MAX).astype(np.float32)
     q = np.rint(x * (float(1 << FRACTION_BITS) / scale.astype(np.float64))[:, None]).astype(
         np.int64
     )
@@ -181,9 +180,14 @@ def rounded(high: np.ndarray, scale: np.ndarray) -> np.ndarray:
 def probe_steps(probes: np.ndarray) -> np.ndarray:
     """Each probe's int16 step (float64, (q,)): ``s`` from a scan is within
     ``step × |x̃|₁`` (+ float32 rounding) of its value for the unrounded probe."""
-    p = np.asarray(probes, dtype=np.float64).reshape(len(probes), -1)
-    top = np.abs(p).max(axis=1) if p.size else np.zeros(len(p))
-    return np.where(top > 0, top, 1.0) / PROBE_MAX
+    return _steps(np.asarray(probes, dtype=np.float64).reshape(len(probes), -1), PROBE_MAX)
+
+
+def _steps(rows: np.ndarray, levels: int) -> np.ndarray:
+    """Per row, the step that spans its largest |value| in ``levels`` (1 / levels
+    for a zero row), float64 (n,)."""
+    top = np.abs(rows).max(axis=1) if rows.size else np.zeros(len(rows))
+    return np.where(top > 0, top, 1.0) / levels
 
 
 def _quantized(probes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
